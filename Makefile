@@ -1,0 +1,39 @@
+# Keyshard developer entry points. Every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench fuzz clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: set up and run the emulated cluster demo (the main job)
+demo: $(STAMP)
+	$(BIN)/keyshard dev demo
+
+## test: the whole test suite, derandomised (what CI runs)
+test: $(STAMP)
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest
+
+## lint: ruff, mypy --strict and the import-direction contracts
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## bench: throughput and latency benchmarks (timings live here, never in tests)
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+## fuzz: property tests with fresh randomness and more examples
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

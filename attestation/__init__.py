@@ -1,0 +1,1 @@
+"""Nitro attestation documents: codec, verifier, policy, NSM interface, KMS recipient envelope."""

@@ -1,0 +1,1 @@
+"""The trusted enclave runtime. ``enclave.mpc`` is the pure cryptographic core."""

@@ -1,0 +1,1 @@
+"""Pure MPC protocols: no I/O, no clocks, no OS randomness (all are parameters)."""

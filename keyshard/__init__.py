@@ -1,0 +1,1 @@
+"""Keyshard client: the SDK and the ``keyshard`` command line."""

@@ -1,0 +1,64 @@
+"""``keyshard <group> <verb> [flags] [args]`` — the command line, in the manner of Vault's CLI.
+
+Each command group lives in its own module exposing ``register(subparsers)``; the group's verbs set
+``handler`` on their parser. A handler returns an exit code:
+
+* ``0`` — success;
+* ``1`` — a local error (bad arguments, unreadable file, a check that failed on this machine);
+* ``2`` — a remote error (a node, the KMS or a peer refused or failed).
+
+Results go to stdout, diagnostics to stderr. Commands stay thin: parse, call the library, render.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+
+EXIT_OK = 0
+EXIT_LOCAL_ERROR = 1
+EXIT_REMOTE_ERROR = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _command_groups() -> list[ModuleType]:
+    """The command-group modules, imported lazily so ``--help`` stays fast."""
+    from keyshard.cli import attestation_cmd
+
+    return [attestation_cmd]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keyshard",
+        description=(
+            "Keyshard: threshold keys held by attested enclaves. No node ever holds a whole key; "
+            "every secret reaches an enclave only after its attestation document is verified."
+        ),
+        epilog="Exit codes: 0 success, 1 local error, 2 remote error.",
+    )
+    groups = parser.add_subparsers(dest="group", metavar="<group>", required=True)
+    for module in _command_groups():
+        module.register(groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "--help"])
+        return EXIT_LOCAL_ERROR
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("keyshard: interrupted", file=sys.stderr)
+        return EXIT_LOCAL_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

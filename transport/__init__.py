@@ -1,0 +1,1 @@
+"""The shared leaf: addresses, framing and the vsock / Unix-socket transports."""
