@@ -16,6 +16,8 @@ secrets carry nothing but a fixed message and are raised ``from None``.
     ├── PolicyViolation                   verified document does not satisfy the policy (rule, ...)
     │   └── PcrMismatch                   one PCR is not among the allowed values (index, ...)
     ├── NsmError                          an NSM answered an error code or the device failed
+    │   └── (refined in attestation.nsm.errors: refused with a code, bad message, device failure)
+    ├── MeasurementError                  an enclave image could not be measured (path, reason)
     ├── RecipientEnvelopeError            malformed CMS EnvelopedData from KMS (public, detailed)
     └── RecipientDecryptionError          opening the envelope failed (secret: fixed message)
 
@@ -33,6 +35,7 @@ __all__ = [
     "CertificateNotValidAt",
     "ChainInvalid",
     "DocumentFormatError",
+    "MeasurementError",
     "NsmError",
     "PcrMismatch",
     "PolicyViolation",
@@ -149,6 +152,14 @@ class NsmError(AttestationError):
 
     The NSM's answers are public; subclasses may carry the NSM error code.
     """
+
+
+class MeasurementError(AttestationError):
+    """An enclave image could not be measured into PCRs (missing package, symlink, bad name)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class RecipientEnvelopeError(AttestationError):
