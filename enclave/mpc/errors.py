@@ -11,6 +11,7 @@ Zcash Foundation ``frost`` error enum does::
     │   ├── InvalidShare             a dealt share does not match the dealer's commitments
     │   ├── InvalidProof             a proof of possession / DLEQ proof does not verify
     │   ├── InvalidSignatureShare    a signature share does not verify against its commitments
+    │   ├── InvalidCommitment        a dealer's commitment breaks the protocol's public rule
     │   └── InconsistentTranscript   parties saw different protocol transcripts (equivocation)
     ├── MisuseError              the caller misused the API (a secret state used twice, ...)
     │   ├── NonceReuse               a FROST signing nonce was used a second time
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EncodingError",
     "InconsistentTranscript",
+    "InvalidCommitment",
     "InvalidParameters",
     "InvalidProof",
     "InvalidShare",
@@ -86,6 +88,12 @@ class InvalidProof(ProtocolAbort):
 
 class InvalidSignatureShare(ProtocolAbort):
     """A signature share does not verify against the signer's commitments and public share."""
+
+
+class InvalidCommitment(ProtocolAbort):
+    """A dealer's public commitment breaks a rule everyone can check: wrong degree, a refresh
+    zero-sharing whose constant term is not the identity, a reshare constant term that is not
+    ``lambda_i * Y_i``."""
 
 
 class InconsistentTranscript(ProtocolAbort):
