@@ -184,9 +184,9 @@ def test_dealer_with_wrong_degree_or_bad_sub_share_is_named(group: Group) -> Non
         sub = deals[three][1][victim]
         deals[three][1][victim] = SubShare(Renewal.RESHARE, SESSION, sub.value + group.one())
 
-    with pytest.raises(InvalidShare) as err:
+    with pytest.raises(InvalidShare) as share_err:
         run_reshare(context, old, 11, bad_sub_share)
-    assert err.value.culprits == frozenset({three})
+    assert share_err.value.culprits == frozenset({three})
 
 
 @SUITES
