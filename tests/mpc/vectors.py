@@ -95,7 +95,7 @@ class ZfDkgParticipant:
     coefficient: bytes  # a_1 (the vectors are 2-of-3: degree 1)
     vss_commitments: tuple[bytes, ...]
     proof_of_knowledge: bytes  # R || mu
-    signing_shares: dict[int, bytes]  # shares this dealer sends, by recipient
+    signing_shares: dict[int, bytes]  # shares this participant RECEIVES, by dealer
     verifying_share: bytes  # the participant's final Y_i
     signing_share: bytes  # the participant's final s_i
 
