@@ -16,6 +16,7 @@ from enclave.mpc.ecdsa import (
     Phase,
     Presignature,
     PresignatureInfo,
+    PresignaturePool,
     PresignContext,
     PresignSession,
     SigningRequest,
@@ -231,3 +232,68 @@ def test_session_error_in_a_round_leaves_it_failed() -> None:
     assert session.phase is Phase.FAILED
     with pytest.raises(MisuseError):
         session.receive_deals({})
+
+
+# -- the pool and the coordinator's request -----------------------------------------------------
+
+
+def test_pool_hands_out_each_presignature_once_and_empties_on_refresh() -> None:
+    rng = SeededRandom("pool")
+    _, shares = deal_key(1, 3, rng)
+    public = shares[ids(1)[0]].public
+    me = ids(1)[0]
+    pool = PresignaturePool()
+    made = []
+    for k in range(3):
+        context = PresignContext.create(public, ids(1, 2, 3), SID + bytes([k]))
+        made.append(presignatures(run_presign(context, shares, rng))[me])
+    for p in made:
+        pool.add(p)
+    assert len(pool) == 3
+    with pytest.raises(InvalidParameters, match="already in the pool"):
+        pool.add(made[0])
+    first = pool.take(made[0].info.presignature_id)
+    assert first is made[0]
+    with pytest.raises(PresignatureReuse):
+        pool.take(made[0].info.presignature_id)
+    with pytest.raises(PresignatureReuse):
+        pool.add(made[0])  # a taken id never comes back
+    with pytest.raises(InvalidParameters, match="no such presignature"):
+        pool.take(b"\x00" * 32)
+    assert pool.discard_all() == 2  # refresh / reshare / restore
+    assert len(pool) == 0
+    assert all(p.consumed for p in made[1:])
+    request = SigningRequest.create(made[1].info, hashlib.sha256(b"x").digest(), rng)
+    with pytest.raises(PresignatureReuse):
+        sign(made[1], request)
+
+
+def test_request_create_draws_fresh_entropy() -> None:
+    presigs, info = _one_presignature_set("create")
+    rng = SeededRandom("entropy")
+    digest = hashlib.sha256(b"m").digest()
+    first = SigningRequest.create(info, digest, rng)
+    second = SigningRequest.create(info, digest, rng)
+    assert first.entropy != second.entropy
+    assert first.digest() != second.digest()
+    assert first.tweak == SECP256K1.zero()
+    signature = combine(info, first, sign_all(presigs, first))
+    _check_signature(signature, info.group_public_key.to_bytes(), digest)
+
+
+def test_key_share_of_another_key_refused() -> None:
+    rng = SeededRandom("other-key")
+    _, shares = deal_key(1, 3, rng)
+    _, other = deal_key(1, 3, rng)
+    context = PresignContext.create(shares[ids(1)[0]].public, ids(1, 2, 3), SID)
+    with pytest.raises(InvalidParameters, match="another key"):
+        PresignSession(context, other[ids(1)[0]]).start(rng)
+
+
+def test_misuse_message_names_the_phase_it_happened_in() -> None:
+    rng = SeededRandom("phase-name")
+    _, shares = deal_key(1, 3, rng)
+    context = PresignContext.create(shares[ids(1)[0]].public, ids(1, 2, 3), SID)
+    session = PresignSession(context, shares[ids(1)[0]])
+    with pytest.raises(MisuseError, match="not allowed in phase new"):
+        session.receive_mask_openings({})

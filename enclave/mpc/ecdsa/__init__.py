@@ -15,6 +15,7 @@ Flow, for a key shared with degree ``t`` among ``n >= 2t + 1`` parties:
 from enclave.mpc.ecdsa.combine import EcdsaSignature, combine
 from enclave.mpc.ecdsa.context import PresignContext
 from enclave.mpc.ecdsa.messages import DealMessage, MaskOpening, NonceOpening, SignatureShare
+from enclave.mpc.ecdsa.pool import PresignaturePool
 from enclave.mpc.ecdsa.presignature import Presignature, PresignatureInfo
 from enclave.mpc.ecdsa.session import Phase, PresignSession
 from enclave.mpc.ecdsa.sign import SigningRequest, sign
@@ -29,6 +30,7 @@ __all__ = [
     "PresignSession",
     "Presignature",
     "PresignatureInfo",
+    "PresignaturePool",
     "SignatureShare",
     "SigningRequest",
     "combine",

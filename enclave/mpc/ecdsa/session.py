@@ -74,8 +74,8 @@ class PresignSession:
     def _step(self, event: Event, action: Callable[[], _T]) -> _T:
         target = TRANSITIONS.get((self._phase, event))
         if target is None:
-            self._phase = Phase.FAILED
-            raise MisuseError(f"event {event.value} not allowed in phase {self._phase.value}")
+            phase, self._phase, self._state = self._phase, Phase.FAILED, None
+            raise MisuseError(f"event {event.value} not allowed in phase {phase.value}")
         try:
             result = action()
         except BaseException:

@@ -38,6 +38,7 @@ from enclave.mpc.ecdsa.presignature import Presignature, PresignatureInfo
 from enclave.mpc.encoding import lp_join
 from enclave.mpc.errors import InvalidParameters, MpcError
 from enclave.mpc.groups import SECP256K1, Group, Point, Scalar
+from enclave.mpc.randomness import RandomSource
 from enclave.mpc.transcript import PREFIX, hash_to_scalar
 
 __all__ = [
@@ -75,6 +76,22 @@ class SigningRequest:
             raise InvalidParameters("tweak must be a secp256k1 scalar")
         if int.from_bytes(self.message_hash, "big") % SECP256K1.order == 0:
             raise InvalidParameters("refusing to sign a zero message hash")
+
+    @classmethod
+    def create(
+        cls,
+        info: PresignatureInfo,
+        message_hash: bytes,
+        rng: RandomSource,
+        tweak: Scalar | None = None,
+    ) -> SigningRequest:
+        """The coordinator's request: fresh entropy drawn from ``rng`` for this signature only."""
+        return cls(
+            info.presignature_id,
+            message_hash,
+            rng.random_bytes(ENTROPY_LENGTH),
+            SECP256K1.zero() if tweak is None else tweak,
+        )
 
     @property
     def h(self) -> Scalar:
