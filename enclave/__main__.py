@@ -1,0 +1,68 @@
+"""``python -m enclave --mode emulated|nitro --node-id ... --kms-key-id ... --region ... --cid ...``
+
+The process boundary of the enclave: configure JSON logging to stderr, read the measured image's
+trust anchors, check the launch arguments against them, pick the mode's seams (the one place modes
+differ), and run until SIGTERM or SIGINT. Exit codes: 0 after a clean stop (whatever the boot
+reached — ``status`` reported it), 2 when the configuration is refused before anything started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from attestation.errors import AttestationError
+from enclave.boot import EnclaveRuntime
+from enclave.config import ImageConfig, parse_launch_args, select_seams
+from enclave.errors import EnclaveError
+from enclave.image import image_root
+from enclave.logs import configure_logging
+
+log = logging.getLogger("enclave")
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+
+
+async def _serve(runtime: EnclaveRuntime) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await runtime.run(stop)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging()
+    try:
+        launch = parse_launch_args(sys.argv[1:] if argv is None else argv)
+        image = ImageConfig.load(image_root())
+        launch.check_against(image)
+        seams = select_seams(launch)
+    except (EnclaveError, AttestationError) as error:
+        log.error(
+            "refused to start",
+            extra={"fields": {"event": "config_refused", "error": str(error)}},
+        )
+        return EXIT_CONFIG
+    log.info(
+        "starting",
+        extra={
+            "fields": {
+                "event": "starting",
+                "mode": launch.mode.value,
+                "node_id": launch.node_id,
+                "cid": launch.cid,
+                "image_root": str(image_root()),
+            }
+        },
+    )
+    return asyncio.run(_serve(EnclaveRuntime(launch, image, seams)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""The enclave's boot sequence: attest, obtain the data key from KMS, unseal the node state.
+
+Steps (each names itself in the ``failed`` status if it raises):
+
+1. ``image`` — every project module was loaded from the measured image (:mod:`enclave.image`).
+2. ``attest`` — generate an RSA-2048 key; ask the NSM for a document binding its public key (DER
+   SubjectPublicKeyInfo) and a fresh random nonce; verify that document against the image's pinned
+   root and check that it echoes our nonce and key and is fresh. This is the enclave's own check of
+   what came back from the NSM (in emulation the answer travels over a socket); KMS checks the same
+   document again, against its key policy.
+3. ``credentials`` — temporary AWS credentials from the parent (host services).
+4. ``kms`` — through the loopback tunnel to the parent's outbound proxy: ``GenerateDataKey`` on first
+   boot (its public ``CiphertextBlob`` stored at the parent), ``Decrypt`` of that blob afterwards,
+   both with ``Recipient``; open ``CiphertextForRecipient`` with the RSA key inside the enclave.
+5. ``unseal`` — load the sealed manifest and node state with that data key, or create and seal a
+   fresh node identity on first boot.
+
+Only then is the node ``ready``. Nothing secret leaves unsealed: the parent sees the document (public),
+the ``CiphertextBlob`` (KMS ciphertext), the recipient envelope (sealed to our RSA key) and sealed
+blobs. The RSA key lives for one boot; the data key lives in the sealer only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from attestation.errors import AttestationError
+from attestation.nsm.client import NsmClient
+from attestation.policy import AttestationPolicy
+from attestation.recipient import decrypt_for_recipient
+from attestation.roots import TrustedRoots
+from attestation.verifier import AttestationVerifier
+from enclave.config import KMS_PROXY_PORT, ImageConfig, LaunchConfig, Seams
+from enclave.errors import BlobMissingError, BootError, EnclaveError, KmsError
+from enclave.image import check_loaded_modules, image_root
+from enclave.kms import EnclaveKms, StaticCredentials
+from enclave.kms_tunnel import KmsTunnel
+from enclave.node_state import STATE_BLOB, NodeIdentity
+from enclave.sealing import MANIFEST_NAME, SealedStore, Sealer
+from enclave.secretbytes import SecretBytes
+from enclave.status import CLIENT_PORT, NodeState, NodeStatus, handle_status_connection
+from transport.address import ANY_CID, PARENT_CID, VsockAddress
+from transport.errors import TransportError
+from transport.hostclient import HostClient
+
+__all__ = ["DATA_KEY_BLOB", "EnclaveRuntime"]
+
+log = logging.getLogger("enclave.boot")
+
+#: The KMS ``CiphertextBlob`` of the data key, kept at the parent (KMS ciphertext: not secret).
+DATA_KEY_BLOB = "kms-data-key"
+_NONCE_SIZE = 32
+_DATA_KEY_SIZE = 32
+
+Clock = Callable[[], dt.datetime]
+_T = TypeVar("_T")
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Attested:
+    private_key: rsa.RSAPrivateKey
+    document: bytes
+    pcrs: Mapping[int, bytes]
+
+
+class EnclaveRuntime:
+    """One enclave's lifetime: serve status, boot, then wait for a stop request."""
+
+    def __init__(
+        self,
+        launch: LaunchConfig,
+        image: ImageConfig,
+        seams: Seams,
+        *,
+        clock: Clock = _utc_now,
+    ) -> None:
+        self._launch = launch
+        self._image = image
+        self._seams = seams
+        self._clock = clock
+        self._host = HostClient(seams.transport)
+        root = x509.load_pem_x509_certificate(image.attestation_root_pem)
+        self._verifier = AttestationVerifier(TrustedRoots.of([root]), clock=clock)
+        self._state = NodeState.BOOTING
+        self._reason: str | None = None
+        self._pcrs: Mapping[int, bytes] = MappingProxyType({})
+        self._identity: NodeIdentity | None = None
+        self._data_key_id: str | None = None
+        self._tunnel: KmsTunnel | None = None
+        self.store: SealedStore | None = None
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self) -> NodeStatus:
+        return NodeStatus(
+            state=self._state,
+            node_id=self._launch.node_id,
+            reason=self._reason,
+            pcrs=self._pcrs,
+            sealed_version=0 if self.store is None else self.store.epoch,
+            identity_public_key=None if self._identity is None else self._identity.public_key,
+            data_key_id=self._data_key_id,
+        )
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> NodeState:
+        """Serve status, boot, and keep serving until ``stop`` is set. Returns the final state."""
+        server = await self._seams.transport.listen(
+            VsockAddress(ANY_CID, CLIENT_PORT),
+            lambda reader, writer: handle_status_connection(reader, writer, self.status),
+        )
+        log.info("status listening", extra={"fields": {"event": "listening", "port": CLIENT_PORT}})
+        boot = asyncio.create_task(self._boot_reporting())
+        try:
+            await stop.wait()
+        finally:
+            boot.cancel()
+            await asyncio.gather(boot, return_exceptions=True)
+            server.close()
+            await server.wait_closed()
+            if self._tunnel is not None:
+                await self._tunnel.close()
+            if self._identity is not None:
+                self._identity.wipe()
+            log.info("stopped", extra={"fields": {"event": "stopped", "state": self._state.value}})
+        return self._state
+
+    async def _boot_reporting(self) -> None:
+        try:
+            await self.boot()
+        except BootError as error:
+            self._fail(error.step, error.reason)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # process boundary: report the type only
+            self._fail("internal", type(error).__name__)
+
+    def _fail(self, step: str, reason: str) -> None:
+        self._state = NodeState.FAILED
+        self._reason = f"{step}: {reason}"[:2000]
+        log.error("boot failed", extra={"fields": {"event": "boot_failed", "step": step}})
+
+    async def boot(self) -> None:
+        """Run the boot steps; raise :class:`BootError` naming the step that failed."""
+        await self._step("image", self._check_image())
+        attested = await self._step("attest", self._attest())
+        self._pcrs = attested.pcrs
+        credentials = await self._step("credentials", self._credentials())
+        data_key = await self._step("kms", self._data_key(attested, credentials))
+        try:
+            await self._step("unseal", self._unseal(data_key))
+        finally:
+            data_key.wipe()
+        await self._step("image", self._check_image())
+        self._state = NodeState.READY
+        log.info(
+            "ready",
+            extra={"fields": {"event": "ready", "sealed_version": self.status().sealed_version}},
+        )
+
+    async def _step(self, name: str, work: Awaitable[_T]) -> _T:
+        log.info("boot step", extra={"fields": {"event": "boot_step", "step": name}})
+        try:
+            return await work
+        except (EnclaveError, AttestationError, TransportError, OSError) as error:
+            raise BootError(name, f"{type(error).__name__}: {error}") from None
+
+    # -- steps ----------------------------------------------------------------------------
+
+    async def _check_image(self) -> None:
+        check_loaded_modules(image_root())
+
+    async def _attest(self) -> _Attested:
+        private_key = await asyncio.to_thread(rsa.generate_private_key, 65537, 2048)
+        public_der = private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        nonce = os.urandom(_NONCE_SIZE)
+        client = NsmClient(self._seams.nsm)
+        document = await asyncio.to_thread(client.get_attestation_document, None, nonce, public_der)
+        now = self._clock()
+        verified = self._verifier.verify(document, at=now)
+        AttestationPolicy(
+            nonce=nonce,
+            public_key=public_der,
+            max_age=dt.timedelta(seconds=self._image.max_document_age_seconds),
+        ).check(verified, now=now)
+        log.info(
+            "attested",
+            extra={"fields": {"event": "attested", "document_size": len(document)}},
+        )
+        return _Attested(private_key, document, MappingProxyType(dict(verified.pcrs)))
+
+    async def _credentials(self) -> StaticCredentials:
+        relayed = await self._host.get_credentials()
+        return StaticCredentials(
+            relayed.access_key_id, relayed.secret_access_key, relayed.session_token
+        )
+
+    async def _data_key(self, attested: _Attested, credentials: StaticCredentials) -> SecretBytes:
+        self._tunnel = KmsTunnel(
+            self._seams.transport,
+            VsockAddress(PARENT_CID, KMS_PROXY_PORT),
+            listen_port=self._seams.kms_listen_port,
+        )
+        port = await self._tunnel.start()
+        kms = EnclaveKms(self._seams.kms_endpoint_url(port), self._launch.region, credentials)
+        key_id, node_id = self._launch.kms_key_id, self._launch.node_id
+        blob = await self._host.get_blob(DATA_KEY_BLOB)
+        if blob is None:
+            if await self._host.get_blob(MANIFEST_NAME) is not None:
+                # Sealed state exists but its data key is gone: a new key could never open it.
+                raise BlobMissingError(DATA_KEY_BLOB, 1)
+            response = await asyncio.to_thread(
+                kms.generate_data_key, key_id, node_id, attested.document
+            )
+            await self._host.put_blob(DATA_KEY_BLOB, response.ciphertext_blob)
+            operation = "GenerateDataKey"
+        else:
+            response = await asyncio.to_thread(
+                kms.decrypt, key_id, node_id, blob, attested.document
+            )
+            operation = "Decrypt"
+        if response.key_id != key_id:
+            raise KmsError(operation, "WrongKey", f"answered for {response.key_id}")
+        data_key = SecretBytes(
+            decrypt_for_recipient(response.ciphertext_for_recipient, attested.private_key)
+        )
+        if len(data_key) != _DATA_KEY_SIZE:
+            data_key.wipe()
+            raise KmsError(operation, "WrongKeySize", "the data key is not 32 bytes")
+        self._data_key_id = hashlib.sha256(response.ciphertext_blob).hexdigest()
+        log.info("data key obtained", extra={"fields": {"event": "data_key", "via": operation}})
+        return data_key
+
+    async def _unseal(self, data_key: SecretBytes) -> None:
+        store = SealedStore(Sealer(data_key, self._launch.node_id), self._host)
+        existing = await store.load()
+        plaintext = await store.get(STATE_BLOB)
+        if plaintext is None:
+            identity = NodeIdentity.generate()
+            await store.put(STATE_BLOB, identity.encode())
+            event = "sealed_new_state"
+        else:
+            identity = NodeIdentity.decode(plaintext)
+            event = "unsealed_state"
+        self.store = store
+        self._identity = identity
+        log.info(
+            "node state",
+            extra={"fields": {"event": event, "manifest": existing, "epoch": store.epoch}},
+        )

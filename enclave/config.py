@@ -1,0 +1,204 @@
+"""The enclave's configuration and the ONE place where emulated and real mode differ.
+
+Two inputs, trusted differently:
+
+* :class:`ImageConfig` — ``enclave/image.json`` in the enclave image, written by the image builder.
+  It is part of the measured image (PCR0 in the EIF; the emulated measurement of the image directory), so
+  KMS releases the data key only to an enclave running with exactly these values. It holds the trust
+  anchors: the attestation root the enclave pins, and the KMS key ARN prefix (account and region)
+  it accepts keys from.
+* :class:`LaunchConfig` — the command line: node id, KMS key id, mode, CID, runtime directory. In
+  emulation it comes from the untrusted parent's launcher; in a Nitro EIF it is the image's baked-in
+  command (measured). Either way it is checked against the image config: a key outside the trusted
+  account/region is refused, because a parent that could point the enclave at a key *it* controls
+  could decrypt the data key itself.
+
+:func:`select_seams` is the single switch: transport, NSM and KMS endpoint are chosen here from
+``mode`` and nowhere else (the fourth seam, the launcher, lives in the parent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from attestation.nsm.dev import DeviceOs, DevNsm
+from attestation.nsm.raw import RawNsm
+from enclave.errors import ConfigError
+from enclave.nsm_socket import SocketNsm
+from transport.address import FIRST_ENCLAVE_CID, U32_MAX
+from transport.base import Transport
+from transport.unix import UnixSocketTransport
+from transport.vsock import SocketFactory, VsockTransport
+
+__all__ = [
+    "IMAGE_CONFIG_PATH",
+    "ImageConfig",
+    "LaunchConfig",
+    "Mode",
+    "Seams",
+    "parse_launch_args",
+    "select_seams",
+]
+
+#: Inside the ``enclave`` package, so the measurement (PCR0 and PCR2) covers it.
+IMAGE_CONFIG_PATH = "enclave/image.json"
+#: The KMS TCP port the parent's outbound proxy listens on for this enclave (vsock port).
+KMS_PROXY_PORT = 8000
+_NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+
+
+class Mode(enum.Enum):
+    EMULATED = "emulated"
+    NITRO = "nitro"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageConfig:
+    """Trust anchors baked into the measured image."""
+
+    kms_key_arn_prefix: str
+    attestation_root_pem: bytes
+    max_document_age_seconds: int = 300
+
+    @classmethod
+    def load(cls, image_root: Path) -> ImageConfig:
+        path = image_root / IMAGE_CONFIG_PATH
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise ConfigError("image.json", f"cannot read {path}") from None
+        if not isinstance(raw, dict) or set(raw) - {
+            "kms_key_arn_prefix",
+            "attestation_root_pem",
+            "max_document_age_seconds",
+        }:
+            raise ConfigError("image.json", "unknown or missing fields")
+        prefix = raw.get("kms_key_arn_prefix")
+        root = raw.get("attestation_root_pem")
+        age = raw.get("max_document_age_seconds", 300)
+        if not isinstance(prefix, str) or not prefix.startswith("arn:aws:kms:"):
+            raise ConfigError("kms_key_arn_prefix", "must be a KMS ARN prefix")
+        if not isinstance(root, str) or "BEGIN CERTIFICATE" not in root:
+            raise ConfigError("attestation_root_pem", "must be a PEM certificate")
+        if type(age) is not int or not 1 <= age <= 3600:
+            raise ConfigError("max_document_age_seconds", "must be an integer in 1..3600")
+        return cls(prefix, root.encode("ascii"), age)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "kms_key_arn_prefix": self.kms_key_arn_prefix,
+                "attestation_root_pem": self.attestation_root_pem.decode("ascii"),
+                "max_document_age_seconds": self.max_document_age_seconds,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchConfig:
+    """Per-node parameters from the command line, validated on construction."""
+
+    mode: Mode
+    node_id: str
+    kms_key_id: str
+    region: str
+    cid: int
+    runtime_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not _NODE_ID.fullmatch(self.node_id):
+            raise ConfigError("node_id", "must be 1-64 of [A-Za-z0-9._-]")
+        if not _REGION.fullmatch(self.region):
+            raise ConfigError("region", f"{self.region!r} is not an AWS region name")
+        if not FIRST_ENCLAVE_CID <= self.cid < U32_MAX:
+            raise ConfigError("cid", f"{self.cid} is not an enclave CID")
+        if (self.mode is Mode.EMULATED) != (self.runtime_dir is not None):
+            raise ConfigError("runtime_dir", "required in emulated mode, refused in nitro mode")
+
+    def check_against(self, image: ImageConfig) -> None:
+        """Refuse a KMS key outside the account/region the measured image trusts."""
+        if not self.kms_key_id.startswith(image.kms_key_arn_prefix):
+            raise ConfigError(
+                "kms_key_id",
+                f"{self.kms_key_id!r} is not under the trusted prefix {image.kms_key_arn_prefix!r}",
+            )
+        if f":{self.region}:" not in image.kms_key_arn_prefix:
+            raise ConfigError("region", "differs from the trusted key prefix's region")
+
+
+def parse_launch_args(argv: Sequence[str]) -> LaunchConfig:
+    parser = argparse.ArgumentParser(prog="python -m enclave", exit_on_error=False)
+    parser.add_argument("--mode", choices=[m.value for m in Mode], required=True)
+    parser.add_argument("--node-id", required=True)
+    parser.add_argument("--kms-key-id", required=True)
+    parser.add_argument("--region", required=True)
+    parser.add_argument("--cid", type=int, required=True)
+    parser.add_argument("--runtime-dir")
+    try:
+        args = parser.parse_args(list(argv))
+    except (argparse.ArgumentError, SystemExit) as error:
+        raise ConfigError("argv", str(error)) from None
+    return LaunchConfig(
+        mode=Mode(args.mode),
+        node_id=args.node_id,
+        kms_key_id=args.kms_key_id,
+        region=args.region,
+        cid=args.cid,
+        runtime_dir=None if args.runtime_dir is None else Path(args.runtime_dir),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Seams:
+    """What differs between modes, as seen from inside the enclave."""
+
+    transport: Transport
+    nsm: RawNsm
+    #: Loopback port boto3 talks to; 0 picks a free one (emulated), 443 keeps TLS names (Nitro).
+    kms_listen_port: int
+    #: ``None``: plain HTTP to the loopback listener (emulated KMS); else the real KMS URL,
+    #: whose host name the image's ``/etc/hosts`` maps to 127.0.0.1 so TLS stays end to end.
+    kms_public_url: str | None
+
+    def kms_endpoint_url(self, bound_port: int) -> str:
+        if self.kms_public_url is not None:
+            return self.kms_public_url
+        return f"http://127.0.0.1:{bound_port}"
+
+
+def select_seams(
+    config: LaunchConfig,
+    *,
+    nsm_device: DeviceOs | None = None,
+    vsock_socket_factory: SocketFactory | None = None,
+) -> Seams:
+    """Choose transport, NSM and KMS endpoint for ``config.mode`` — the only mode switch.
+
+    ``nsm_device`` and ``vsock_socket_factory`` replace the operating system at the real mode's
+    system boundary (``/dev/nsm`` and ``AF_VSOCK``) so tests can drive the real-mode wiring.
+    """
+    if config.mode is Mode.EMULATED:
+        if config.runtime_dir is None:  # pragma: no cover -- LaunchConfig refuses it
+            raise ConfigError("runtime_dir", "required in emulated mode")
+        unix = UnixSocketTransport(config.runtime_dir, local_cid=config.cid)
+        return Seams(unix, SocketNsm(unix), 0, None)
+    vsock = (
+        VsockTransport()
+        if vsock_socket_factory is None
+        else VsockTransport(socket_factory=vsock_socket_factory)
+    )
+    return Seams(
+        vsock,
+        DevNsm(device=nsm_device),
+        443,
+        f"https://kms.{config.region}.amazonaws.com",
+    )

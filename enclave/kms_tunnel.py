@@ -1,0 +1,88 @@
+"""The enclave's only way to KMS: a loopback TCP listener tunnelled over the transport.
+
+An enclave has no network interface. boto3 connects to ``127.0.0.1:<port>`` inside the enclave; each
+accepted connection is spliced, byte for byte, onto a transport connection to the parent's outbound
+proxy (``(PARENT_CID, KMS_PROXY_PORT)``), which forwards it to the one KMS endpoint on its allow-list.
+In real mode the bytes are TLS end to end between boto3 and KMS; the parent sees ciphertext only. In
+emulation they are plain HTTP to the emulated KMS — still nothing secret: every secret KMS returns
+is inside ``CiphertextForRecipient``, sealed to the enclave's RSA key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from transport.address import PARENT_CID, VsockAddress
+from transport.base import Transport
+from transport.pump import splice
+
+__all__ = ["KmsTunnel"]
+
+log = logging.getLogger("enclave.kms_tunnel")
+
+
+class KmsTunnel:
+    """Listen on loopback; forward each connection to ``upstream`` over the transport."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        upstream: VsockAddress,
+        *,
+        listen_port: int = 0,
+        idle_timeout: float = 60.0,
+    ) -> None:
+        if upstream.cid != PARENT_CID:
+            log.warning("event=kms_tunnel_unusual_upstream upstream=%s", upstream)
+        self._transport = transport
+        self._upstream = upstream
+        self._listen_port = listen_port
+        self._idle_timeout = idle_timeout
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the tunnel is not started")
+        sockname = self._server.sockets[0].getsockname()
+        return int(sockname[1])
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self._listen_port)
+        return self.port
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            try:
+                up_reader, up_writer = await self._transport.connect(self._upstream)
+            except OSError as error:
+                log.warning(
+                    "event=kms_tunnel_connect_failed upstream=%s error=%s",
+                    self._upstream,
+                    type(error).__name__,
+                )
+                writer.close()
+                return
+            await splice(reader, writer, up_reader, up_writer, idle_timeout=self._idle_timeout)
+        except (ConnectionError, OSError):
+            writer.close()
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,69 @@
+"""The node state the enclave seals at the parent, and the identity it carries.
+
+For now the state is the node identity: a 32-byte Ed25519 seed created on first boot. Its public key
+is reported by ``status`` so that anyone can see a restarted node recovered the same state; the
+seed itself only ever exists inside the enclave or sealed. The MPC layer stores its shares as further
+named blobs of the same :class:`~enclave.sealing.SealedStore`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import cbor2
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from enclave.errors import BlobFormatError
+from enclave.secretbytes import SecretBytes
+
+__all__ = ["STATE_BLOB", "NodeIdentity"]
+
+STATE_BLOB = "node-state"
+_VERSION = 1
+_SEED_SIZE = 32
+
+
+class NodeIdentity:
+    """The node's long-term identity key (secret seed, public key)."""
+
+    __slots__ = ("_seed",)
+
+    def __init__(self, seed: SecretBytes) -> None:
+        if len(seed) != _SEED_SIZE:
+            raise BlobFormatError(STATE_BLOB, "identity seed must be 32 bytes")
+        self._seed = seed
+
+    @classmethod
+    def generate(cls) -> NodeIdentity:
+        return cls(SecretBytes(os.urandom(_SEED_SIZE)))
+
+    @property
+    def public_key(self) -> bytes:
+        key = Ed25519PrivateKey.from_private_bytes(self._seed.expose())
+        return key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+    def encode(self) -> bytes:
+        """The plaintext to seal. Secret: only ever passed to the sealer."""
+        return cbor2.dumps({"v": _VERSION, "seed": self._seed.expose()}, canonical=True)
+
+    @classmethod
+    def decode(cls, plaintext: bytes) -> NodeIdentity:
+        try:
+            value = cbor2.loads(plaintext)
+        except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError):
+            raise BlobFormatError(STATE_BLOB, "not CBOR") from None
+        if not isinstance(value, dict) or set(value) != {"v", "seed"} or value["v"] != _VERSION:
+            raise BlobFormatError(STATE_BLOB, "unknown node state layout")
+        seed = value["seed"]
+        if type(seed) is not bytes:
+            raise BlobFormatError(STATE_BLOB, "seed must be bytes")
+        return cls(SecretBytes(seed))
+
+    def wipe(self) -> None:
+        self._seed.wipe()
+
+    def __repr__(self) -> str:
+        return f"NodeIdentity(public_key={self.public_key.hex()})"

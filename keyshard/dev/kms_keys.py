@@ -1,0 +1,74 @@
+"""The key policy that lets only the measured enclave image obtain a node's data key.
+
+One KMS key per node. The administrator may manage the key but never use it; the node's role may
+call ``Decrypt`` and ``GenerateDataKey`` only with a ``Recipient`` attestation document whose
+measurements equal the released image's (``kms:RecipientAttestation:ImageSha384`` = PCR0, plus
+PCR1 and PCR2). The condition keys exist only when KMS verified a document, so a call without
+``Recipient`` — for instance by the parent, which holds the same role credentials — is refused. This
+is the policy shape AWS documents for Nitro Enclaves; the emulated KMS evaluates it the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from attestation.measure import Measurements
+
+__all__ = ["create_node_key", "enclave_key_policy"]
+
+_ADMIN_ACTIONS = [
+    "kms:Describe*",
+    "kms:Get*",
+    "kms:List*",
+    "kms:PutKeyPolicy",
+    "kms:TagResource",
+    "kms:ScheduleKeyDeletion",
+]
+
+
+def enclave_key_policy(admin_arn: str, node_arn: str, measurements: Measurements) -> str:
+    condition = {
+        "StringEqualsIgnoreCase": {
+            "kms:RecipientAttestation:ImageSha384": measurements.image_sha384.hex(),
+            "kms:RecipientAttestation:PCR1": measurements.pcr1.hex(),
+            "kms:RecipientAttestation:PCR2": measurements.pcr2.hex(),
+        }
+    }
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "KeyAdministration",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": admin_arn},
+                    "Action": _ADMIN_ACTIONS,
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "OnlyTheMeasuredEnclave",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": node_arn},
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                    "Resource": "*",
+                    "Condition": condition,
+                },
+            ],
+        },
+        indent=2,
+    )
+
+
+def create_node_key(
+    kms: Any, admin_arn: str, node_arn: str, measurements: Measurements, node_id: str
+) -> str:
+    """Create the node's key with its pinned policy (``kms`` is a boto3 KMS client); its ARN."""
+    response = kms.create_key(
+        Policy=enclave_key_policy(admin_arn, node_arn, measurements),
+        Description=f"Keyshard node {node_id} sealing key (enclave-only)",
+        KeyUsage="ENCRYPT_DECRYPT",
+        KeySpec="SYMMETRIC_DEFAULT",
+        Tags=[{"TagKey": "keyshard:node", "TagValue": node_id}],
+    )
+    return str(response["KeyMetadata"]["Arn"])
