@@ -8,6 +8,9 @@ import pickle
 
 import coincurve
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,10 +38,12 @@ SID = b"ecdsa-test-session-0001"
 
 
 def _check_signature(sig: EcdsaSignature, public_key: bytes, digest: bytes) -> None:
-    """What an ordinary verifier (libsecp256k1 via coincurve) must accept."""
+    """What ordinary verifiers accept: libsecp256k1 (coincurve) and OpenSSL (cryptography)."""
     assert 0 < sig.s <= Q // 2  # low-S
     key = coincurve.PublicKey(public_key)
     assert key.verify(sig.to_der(), digest, hasher=None)
+    openssl_key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), public_key)
+    openssl_key.verify(sig.to_der(), digest, ec.ECDSA(Prehashed(hashes.SHA256())))  # raises
     recovered = coincurve.PublicKey.from_signature_and_message(
         sig.to_recoverable(), digest, hasher=None
     )
