@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID
 
@@ -76,9 +76,12 @@ class LeafChain:
 
 def _load(step: int, der: bytes) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError:
+        cert = x509.load_der_x509_certificate(der)
+    except (ValueError, x509.InvalidVersion):
         raise ChainInvalid(step, "not a valid DER X.509 certificate") from None
+    if cert.serial_number <= 0:  # RFC 5280 §4.1.2.2; cryptography only warns (for now)
+        raise ChainInvalid(step, "serial number is not positive")
+    return cert
 
 
 def _window(cert: x509.Certificate) -> ValidityWindow:
@@ -130,7 +133,7 @@ def _check_signed_by(step: int, cert: x509.Certificate, issuer: x509.Certificate
         cert.verify_directly_issued_by(issuer)
     except InvalidSignature:
         raise ChainInvalid(step, f"signature by step {step + 1} does not verify") from None
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise ChainInvalid(step, f"not issued by step {step + 1} ({exc})") from None
 
 
@@ -155,7 +158,9 @@ def verify_intermediates(
         window = window.intersect(_check_valid_at(step, certs[step], instant))
     for step in range(depth, 0, -1):
         _check_ca(step, certs[step], cas_below=step - 1)
-    for step in range(1, depth):
+    # Top-down, as trust flows: a forged certificate fails at its own link, never after
+    # verifying the (more expensive to reach) links below it.
+    for step in range(depth - 1, 0, -1):
         _check_signed_by(step, certs[step], certs[step + 1])
     return IntermediateChain(
         issuer=certs[1], depth=depth, root_fingerprint=fingerprint, window=window
@@ -185,7 +190,7 @@ def link_leaf(leaf: x509.Certificate, chain: IntermediateChain) -> LeafChain:
         raise ChainInvalid(0, "leaf keyUsage lacks digitalSignature")
     try:
         public_key = leaf.public_key()
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise ChainInvalid(0, "leaf public key cannot be parsed") from None
     if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(
         public_key.curve, ec.SECP384R1

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_NONCE_SIZE",
     "MAX_PCR_INDEX",
     "MAX_PUBLIC_KEY_SIZE",
+    "MAX_TIMESTAMP_MS",
     "MAX_USER_DATA_SIZE",
     "PAYLOAD_KEYS",
     "PCR_LENGTHS",
@@ -65,7 +66,8 @@ MAX_CABUNDLE_ENTRIES = 8
 MAX_MODULE_ID_LENGTH = 256
 #: A debug-mode enclave reports these PCRs as all zero.
 DEBUG_PCR_INDICES: tuple[int, ...] = (0, 1, 2, 8)
-_MAX_TIMESTAMP = 2**64 - 1
+#: 9999-12-31T23:59:59.999Z: the last instant a ``datetime`` (and so any validity check) can hold.
+MAX_TIMESTAMP_MS = 253_402_300_799_999
 
 
 def _check_optional(name: str, value: object, limit: int) -> None:
@@ -139,8 +141,10 @@ class AttestationPayload:
             raise DocumentFormatError("digest", "must be a text string")
         if self.digest != DIGEST_SHA384:
             raise DocumentFormatError("digest", f"{self.digest!r} is not 'SHA384'")
-        if type(self.timestamp_ms) is not int or not 0 < self.timestamp_ms <= _MAX_TIMESTAMP:
-            raise DocumentFormatError("timestamp", "must be a positive 64-bit integer (ms)")
+        if type(self.timestamp_ms) is not int or not 0 < self.timestamp_ms <= MAX_TIMESTAMP_MS:
+            raise DocumentFormatError(
+                "timestamp", f"must be an integer number of ms in 1..{MAX_TIMESTAMP_MS}"
+            )
         object.__setattr__(self, "pcrs", _frozen_pcrs(self.pcrs))
         _check_certificate("certificate", self.certificate)
         if not isinstance(self.cabundle, tuple | list):

@@ -160,6 +160,8 @@ def _payload_variant(**changes: object) -> bytes:
         ({"timestamp": 0}, "timestamp"),
         ({"timestamp": 1.5}, "timestamp"),
         ({"timestamp": True}, "timestamp"),
+        ({"timestamp": 253_402_300_800_000}, "timestamp"),
+        ({"timestamp": 2**64 - 1}, "timestamp"),
         ({"pcrs": {32: b"\x00" * 48}}, "pcrs"),
         ({"pcrs": {-1: b"\x00" * 48}}, "pcrs"),
         ({"pcrs": {"0": b"\x00" * 48}}, "pcrs"),
