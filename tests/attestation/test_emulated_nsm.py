@@ -14,6 +14,8 @@ import cbor2
 import pytest
 from attestation_vectors import SAMPLE_BY_NAME, VALID_SAMPLES, Sample
 from cryptography import x509
+from hypothesis import given
+from hypothesis import strategies as st
 
 from attestation.codec import decode_document
 from attestation.emulated_ca import LEAF_LIFETIME, EmulatedCa
@@ -403,3 +405,42 @@ def test_client_refuses_garbage_from_the_device() -> None:
     client = NsmClient(ScriptedDevice(b"\xff\xff"))
     with pytest.raises(NsmMessageError):
         client.get_random()
+
+
+# ---- the emulator never raises on enclave input ------------------------------------------------
+
+_CA = EmulatedCa.ephemeral(clock=FixedClock(START))
+_EMULATOR = EmulatedNsm(_CA, pcr_map(MEASURED), clock=FixedClock(START))
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_request_bytes_always_get_a_decodable_response(data: bytes) -> None:
+    response = decode_response(_EMULATOR.call(data))
+    assert isinstance(response, ErrorResponse)
+
+
+def _expected_error(tag: str, index: int) -> ErrorCode | None:
+    """The NSM's answer for a fresh module, from the rules in the emulator's docstring."""
+    if tag == "LockPCRs":
+        return ErrorCode.INVALID_INDEX if index > 32 else None
+    if index >= 32:
+        return ErrorCode.INVALID_INDEX
+    if tag == "ExtendPCR" and index < 16:
+        return ErrorCode.READ_ONLY_INDEX
+    return None
+
+
+@pytest.mark.parametrize("tag", ["DescribePCR", "ExtendPCR", "LockPCR", "LockPCRs"])
+def test_every_pcr_index_follows_the_nsm_rules(tag: str) -> None:
+    """Exhaustive over 0..40 and the u16 edge, each on a fresh module."""
+    for index in [*range(41), 0xFFFE, 0xFFFF]:
+        nsm = EmulatedNsm(_CA, pcr_map(MEASURED), clock=FixedClock(START))
+        body: dict[str, object] = {"range" if tag == "LockPCRs" else "index": index}
+        if tag == "ExtendPCR":
+            body["data"] = b"x"
+        response = decode_response(nsm.call(cbor2.dumps({tag: body})))
+        expected = _expected_error(tag, index)
+        if expected is None:
+            assert tag == response.TAG, index
+        else:
+            assert response == ErrorResponse(expected), index
