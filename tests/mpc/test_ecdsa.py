@@ -200,6 +200,8 @@ def test_presignatures_cannot_be_copied_or_pickled_and_print_redacted() -> None:
     for attempt in (lambda: copy.copy(p), lambda: copy.deepcopy(p), lambda: pickle.dumps(p)):
         with pytest.raises(TypeError):
             attempt()
+    with pytest.raises(AttributeError):
+        p.info = presigs[ids(2)[0]].info
     secret = p.consume()
     text = repr(p) + repr(secret) + str(secret)
     for value in (secret.k_inv_share, secret.k_inv_x_share, secret.mask_share):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from typing import Any
 
 import pytest
@@ -250,3 +251,31 @@ def test_deal_messages_print_redacted() -> None:
         text = repr(message) + str(message)
         for value in (message.k_share, message.a_share, message.b_share, message.e_share):
             assert value.to_bytes().hex() not in text
+
+
+def test_secrecy_canary_no_secret_in_errors_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Run honest and failing sessions with DEBUG logging; no secret's hex may surface anywhere."""
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    secrets_hex: list[str] = []
+    for field, round_ in (("big_r_share", 2), ("w_share", 2), ("e_share", 1)):
+        context, shares, rng = _setup(1, 3, f"canary-{field}")
+        secrets_hex += [s.secret_share.to_bytes().hex() for s in shares.values()]
+        delta = G.generator() if field == "big_r_share" else ONE
+        outcome = run_presign(context, shares, rng, _tamper_field(round_, field, delta))
+        for result in outcome.values():
+            texts.append(repr(result) + str(result))
+            if isinstance(result, Presignature):
+                info = result.info
+                request = SigningRequest(info.presignature_id, b"\x05" * 32, bytes(32))
+                partial = {i: p for i, p in outcome.items() if isinstance(p, Presignature)}
+                try:
+                    combine(info, request, sign_all(partial, request))
+                except MpcError as exc:
+                    texts.append(repr(exc) + str(exc))
+                break
+    texts += [record.getMessage() for record in caplog.records]
+    blob = "\n".join(texts)
+    assert secrets_hex
+    for value in secrets_hex:
+        assert value not in blob

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from enclave.mpc.ecdsa import DealMessage, MaskOpening, NonceOpening, SignatureShare
 from enclave.mpc.errors import EncodingError, InvalidParameters
@@ -114,3 +116,30 @@ def test_short_session_id_refused_on_decode() -> None:
 def test_construction_validates(build: Callable[[], object]) -> None:
     with pytest.raises(InvalidParameters):
         build()
+
+
+@settings(max_examples=200)
+@given(data=st.binary(max_size=200), kind=st.sampled_from([type(m) for m in SAMPLES]))
+def test_random_bytes_are_refused_or_round_trip(data: bytes, kind: Any) -> None:
+    try:
+        message = kind.from_bytes(data, G)
+    except EncodingError:
+        return
+    assert message.to_bytes() == data
+
+
+@settings(max_examples=200)
+@given(
+    index=st.integers(min_value=0, max_value=10_000),
+    flip=st.integers(min_value=1, max_value=255),
+    sample=st.sampled_from(SAMPLES),
+)
+def test_corrupted_samples_are_refused_or_canonical(index: int, flip: int, sample: Any) -> None:
+    data = bytearray(sample.to_bytes())
+    data[index % len(data)] ^= flip
+    try:
+        message = type(sample).from_bytes(bytes(data), G)
+    except EncodingError:
+        return
+    assert message.to_bytes() == bytes(data)
+    assert message != sample

@@ -71,10 +71,18 @@ class Presignature:
     def __init__(
         self, identifier: Identifier, info: PresignatureInfo, secret: PresignatureSecret
     ) -> None:
-        self.identifier = identifier
-        self.info = info
-        self._secret: PresignatureSecret | None = secret
-        self._lock = threading.Lock()
+        object.__setattr__(self, "identifier", identifier)
+        object.__setattr__(self, "info", info)
+        object.__setattr__(self, "_secret", secret)
+        object.__setattr__(self, "_lock", threading.Lock())
+
+    identifier: Identifier
+    info: PresignatureInfo
+    _secret: PresignatureSecret | None
+    _lock: threading.Lock
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a presignature's fields are fixed; its secret only leaves by consume")
 
     @property
     def consumed(self) -> bool:
@@ -84,7 +92,7 @@ class Presignature:
         """Take the secret shares out, exactly once; the object keeps no reference to them."""
         with self._lock:
             secret = self._secret
-            self._secret = None
+            object.__setattr__(self, "_secret", None)
         if secret is None:
             raise PresignatureReuse("this presignature has already been used")
         return secret
@@ -92,7 +100,7 @@ class Presignature:
     def discard(self) -> None:
         """Drop the secret without signing (refresh, reshare, restore, or an abandoned request)."""
         with self._lock:
-            self._secret = None
+            object.__setattr__(self, "_secret", None)
 
     def __repr__(self) -> str:
         state = "consumed" if self.consumed else "unused"
