@@ -43,9 +43,9 @@ class SpliceEnd(enum.Enum):
     """A connection failed (reset, broken pipe); both were aborted."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class SpliceStats:
-    """Live counters of one splice (or, summed by the caller, of many)."""
+    """Live counters of one splice; compared and hashed by identity (callers keep sets of them)."""
 
     a_to_b: int = 0
     b_to_a: int = 0

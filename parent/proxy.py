@@ -1,0 +1,315 @@
+"""The parent's byte proxy: inbound TCP -> enclave, enclave -> allow-listed TCP. It never parses.
+
+Everything that crosses it is either TLS (KMS, end to end from inside the enclave) or an attested
+channel terminating in an enclave, so the proxy needs no insight into the bytes — and must not have
+any: it is untrusted (architecture invariant 2). Its jobs are availability and containment:
+
+* **Inbound routes** — a TCP listener (client API, peer traffic) spliced to an enclave
+  ``(cid, port)`` over the transport.
+* **Outbound routes** — a listener at the parent's ``(cid, port)`` spliced to a TCP ``host:port``.
+  The target must be on the :class:`AllowList` when the route is added *and* when each connection
+  arrives (revoking an entry refuses new connections at once: closed, logged, counted). A port with
+  no route has no listener at all, so the enclave's connect is refused by the kernel.
+* **Containment** — a per-route connection limit (excess connections are accepted and closed at once,
+  so a flood cannot fill the listen backlog), an idle timeout, a connect timeout, and back-pressure
+  through :func:`transport.pump.splice`, so memory per connection stays bounded.
+* **Metrics** — :meth:`Proxy.metrics` sums finished and live connections (bytes each way,
+  refusals, failures, idle timeouts, the peak write-buffer occupancy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, fields
+
+from parent.errors import ConfigError
+from transport.address import ANY_CID, VsockAddress
+from transport.base import STREAM_LIMIT, Transport
+from transport.pump import DEFAULT_CHUNK, SpliceEnd, SpliceStats, splice
+
+log = logging.getLogger(__name__)
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyLimits:
+    """Containment settings, per route."""
+
+    max_connections: int = 256
+    idle_timeout: float | None = 300.0
+    connect_timeout: float = 10.0
+    chunk: int = DEFAULT_CHUNK
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1:
+            raise ConfigError("max_connections", "must be at least 1")
+        if self.idle_timeout is not None and self.idle_timeout <= 0:
+            raise ConfigError("idle_timeout", "must be positive (or null for none)")
+        if self.connect_timeout <= 0:
+            raise ConfigError("connect_timeout", "must be positive")
+        if self.chunk < 1024:
+            raise ConfigError("chunk", "must be at least 1024 bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRoute:
+    """``listen_host:listen_port`` (TCP on the host) -> ``target`` (an enclave's vsock address)."""
+
+    name: str
+    listen_host: str
+    listen_port: int
+    target: VsockAddress
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRoute:
+    """Enclave connects to the parent at vsock ``port`` -> TCP ``host:target_port``."""
+
+    name: str
+    port: int
+    host: str
+    target_port: int
+
+
+class AllowList:
+    """The TCP endpoints enclaves may reach (KMS, peer parents). Mutable: entries can be revoked."""
+
+    def __init__(self, entries: set[tuple[str, int]] | None = None) -> None:
+        self._entries: set[tuple[str, int]] = set(entries or ())
+
+    def permits(self, host: str, port: int) -> bool:
+        return (host.lower(), port) in self._entries
+
+    def allow(self, host: str, port: int) -> None:
+        self._entries.add((host.lower(), port))
+
+    def revoke(self, host: str, port: int) -> None:
+        self._entries.discard((host.lower(), port))
+
+    def entries(self) -> frozenset[tuple[str, int]]:
+        return frozenset(self._entries)
+
+
+@dataclass(slots=True)
+class ProxyMetrics:
+    """Counters; ``bytes_in`` flows towards the target, ``bytes_out`` back to the connecting side."""
+
+    accepted: int = 0
+    active: int = 0
+    completed: int = 0
+    refused_limit: int = 0
+    refused_not_allowed: int = 0
+    connect_failed: int = 0
+    idle_timeouts: int = 0
+    resets: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    backpressure_waits: int = 0
+    peak_buffered: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(slots=True)
+class _RouteState:
+    name: str
+    dial: Callable[[], Awaitable[Streams]]
+    check: Callable[[], str | None]
+    """Returns a refusal reason, or None to proceed (evaluated per connection)."""
+    metrics: ProxyMetrics = field(default_factory=ProxyMetrics)
+    live: set[SpliceStats] = field(default_factory=set)
+
+
+class Proxy:
+    """A set of inbound and outbound routes sharing one transport, allow-list and limits."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        allow: AllowList | None = None,
+        limits: ProxyLimits | None = None,
+        outbound_cid: int = ANY_CID,
+    ) -> None:
+        self._transport = transport
+        self.allow_list = allow if allow is not None else AllowList()
+        self.limits = limits or ProxyLimits()
+        self._outbound_cid = outbound_cid
+        self._servers: list[asyncio.AbstractServer] = []
+        self._routes: dict[str, _RouteState] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def add_inbound(self, route: InboundRoute) -> int:
+        """Start listening; returns the bound TCP port (useful with ``listen_port=0``)."""
+        state = self._new_route(
+            route.name, lambda: self._transport.connect(route.target), lambda: None
+        )
+        server = await asyncio.start_server(
+            lambda r, w: self._serve(state, r, w),
+            route.listen_host,
+            route.listen_port,
+            limit=STREAM_LIMIT,
+            backlog=1024,
+        )
+        self._servers.append(server)
+        port: int = server.sockets[0].getsockname()[1]
+        log.info(
+            "event=route_up route=%s kind=inbound listen=%s:%d target=%s",
+            route.name,
+            route.listen_host,
+            port,
+            route.target,
+        )
+        return port
+
+    async def add_outbound(self, route: OutboundRoute) -> None:
+        """Listen at the parent's vsock ``route.port``; the target must be allow-listed now."""
+        if not self.allow_list.permits(route.host, route.target_port):
+            raise ConfigError(
+                f"outbound.{route.name}", f"{route.host}:{route.target_port} is not allow-listed"
+            )
+
+        def check() -> str | None:
+            if self.allow_list.permits(route.host, route.target_port):
+                return None
+            return "not_allowed"
+
+        async def dial() -> Streams:
+            return await asyncio.open_connection(route.host, route.target_port, limit=STREAM_LIMIT)
+
+        state = self._new_route(route.name, dial, check)
+        server = await self._transport.listen(
+            VsockAddress(self._outbound_cid, route.port), lambda r, w: self._serve(state, r, w)
+        )
+        self._servers.append(server)
+        log.info(
+            "event=route_up route=%s kind=outbound port=%d target=%s:%d",
+            route.name,
+            route.port,
+            route.host,
+            route.target_port,
+        )
+
+    def _new_route(
+        self,
+        name: str,
+        dial: Callable[[], Awaitable[Streams]],
+        check: Callable[[], str | None],
+    ) -> _RouteState:
+        if name in self._routes:
+            raise ConfigError(f"route.{name}", "duplicate route name")
+        state = _RouteState(name, dial, check)
+        self._routes[name] = state
+        return state
+
+    def metrics(self, route: str | None = None) -> ProxyMetrics:
+        """A snapshot: finished connections plus the live ones, for one route or all."""
+        states = [self._routes[route]] if route is not None else list(self._routes.values())
+        total = ProxyMetrics()
+        for state in states:
+            m = state.metrics
+            for f in fields(ProxyMetrics):
+                if f.name != "peak_buffered":
+                    setattr(total, f.name, getattr(total, f.name) + getattr(m, f.name))
+            total.peak_buffered = max(total.peak_buffered, m.peak_buffered)
+            for live in state.live:
+                total.bytes_in += live.a_to_b
+                total.bytes_out += live.b_to_a
+                total.backpressure_waits += live.backpressure_waits
+                total.peak_buffered = max(total.peak_buffered, live.peak_buffered)
+        return total
+
+    async def _serve(
+        self, state: _RouteState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None  # start_server runs each handler in its own task
+        self._tasks.add(task)
+        m = state.metrics
+        m.accepted += 1
+        try:
+            reason = "limit" if m.active >= self.limits.max_connections else state.check()
+            if reason is not None:
+                if reason == "limit":
+                    m.refused_limit += 1
+                else:
+                    m.refused_not_allowed += 1
+                log.warning("event=refused route=%s reason=%s", state.name, reason)
+                writer.transport.abort()
+                return
+            m.active += 1
+            try:
+                await self._forward(state, reader, writer)
+            finally:
+                m.active -= 1
+        finally:
+            self._tasks.discard(task)
+
+    async def _forward(
+        self, state: _RouteState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        m = state.metrics
+        try:
+            async with asyncio.timeout(self.limits.connect_timeout):
+                target_reader, target_writer = await state.dial()
+        except BaseException as exc:
+            writer.transport.abort()  # never leave the accepted connection open
+            if not isinstance(exc, (OSError, TimeoutError)):
+                raise
+            m.connect_failed += 1
+            log.warning("event=connect_failed route=%s error=%s", state.name, type(exc).__name__)
+            return
+        stats = SpliceStats()
+        state.live.add(stats)
+        try:
+            await splice(
+                reader,
+                writer,
+                target_reader,
+                target_writer,
+                idle_timeout=self.limits.idle_timeout,
+                buffer=self.limits.chunk,
+                stats=stats,
+            )
+        finally:
+            state.live.discard(stats)
+            m.bytes_in += stats.a_to_b
+            m.bytes_out += stats.b_to_a
+            m.backpressure_waits += stats.backpressure_waits
+            m.peak_buffered = max(m.peak_buffered, stats.peak_buffered)
+            m.completed += 1
+            if stats.end is SpliceEnd.IDLE_TIMEOUT:
+                m.idle_timeouts += 1
+            elif stats.end is SpliceEnd.RESET:
+                m.resets += 1
+        log.debug(
+            "event=closed route=%s in=%d out=%d end=%s",
+            state.name,
+            stats.a_to_b,
+            stats.b_to_a,
+            stats.end and stats.end.value,
+        )
+
+    async def close(self) -> None:
+        """Stop listening, abort every live connection, and wait until all handlers are done."""
+        for server in self._servers:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for server in self._servers:
+            await server.wait_closed()
+        if self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._servers.clear()
+
+    async def __aenter__(self) -> Proxy:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
