@@ -71,7 +71,7 @@ def test_admin_manages_but_cannot_decrypt() -> None:
 
 
 def test_explicit_deny_wins_over_allow() -> None:
-    deny = {
+    deny: dict[str, object] = {
         "Effect": "Deny",
         "Principal": "*",
         "Action": "kms:*",

@@ -1,0 +1,437 @@
+"""The emulated KMS: AWS KMS's JSON protocol on a local port, with attested ``Recipient`` requests.
+
+Why moto underneath: moto's KMS already speaks ``TrentService`` JSON exactly as boto3 expects (key
+creation, aliases, key policies, Encrypt/Decrypt/GenerateDataKey ciphertext blobs, AWS's error shapes)
+and is maintained against botocore's models. It ignores two things Keyshard depends on, and this
+module adds exactly those as a WSGI layer in front of moto:
+
+1. **Key-policy evaluation with conditions** (:mod:`keyshard.dev.kms_policy`). Every key-scoped
+   request is decided on the key's policy for the calling principal; the attestation condition keys
+   ``kms:RecipientAttestation:ImageSha384`` and ``kms:RecipientAttestation:PCR<n>`` are present only
+   when the request carried a verified attestation document.
+2. **``Recipient``** on ``Decrypt``, ``GenerateDataKey`` and ``GenerateRandom``: the attestation
+   document is verified against the *pinned emulated root* (never anything the caller sends), must be
+   fresh and must bind an RSA public key; the plaintext is then sealed to that key as CMS
+   EnvelopedData (:func:`attestation.recipient.seal_for_recipient`) in ``CiphertextForRecipient`` and
+   ``Plaintext`` is omitted — as AWS does.
+
+Callers are identified by the access key id of their SigV4 ``Authorization`` header, mapped to a
+principal ARN by configuration; an unknown key id gets ``UnrecognizedClientException`` like AWS.
+Signatures themselves are not checked: the emulator authorises, it does not authenticate (it listens on
+loopback only, and emulation is not a security boundary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import datetime as dt
+import io
+import json
+import logging
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from attestation.errors import AttestationError
+from attestation.recipient import seal_for_recipient
+from attestation.roots import TrustedRoots, load_pem_root
+from attestation.verifier import AttestationVerifier
+from keyshard.dev.kms_policy import (
+    ATTESTATION_KEY_PREFIX,
+    Decision,
+    RequestContext,
+    evaluate,
+)
+
+__all__ = [
+    "KmsServer",
+    "RecipientKms",
+    "attestation_condition_keys",
+    "start_kms_server",
+]
+
+log = logging.getLogger("keyshard.dev.kms")
+
+WsgiEnviron = dict[str, Any]
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[WsgiEnviron, StartResponse], Iterable[bytes]]
+
+#: Operations that accept ``Recipient`` (those Keyshard uses; AWS also has DeriveSharedSecret and
+#: GenerateDataKeyPair).
+RECIPIENT_OPERATIONS = frozenset({"Decrypt", "GenerateDataKey", "GenerateRandom"})
+#: Operations not scoped to one key: the key policy does not apply (IAM would decide in AWS).
+ACCOUNT_OPERATIONS = frozenset({"CreateKey", "ListKeys", "ListAliases", "GenerateRandom"})
+RECIPIENT_ALGORITHM = "RSAES_OAEP_SHA_256"
+#: How old an attestation document KMS accepts. AWS does not publish its window; documents are
+#: requested just before the call, so five minutes leaves room for clock skew only.
+DEFAULT_MAX_DOCUMENT_AGE = dt.timedelta(minutes=5)
+
+_CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/\d{8}/([a-z0-9-]+)/kms/aws4_request")
+
+
+class KmsError(Exception):
+    """An error answered to the caller in AWS's JSON error shape."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def attestation_condition_keys(pcrs: Mapping[int, bytes]) -> dict[str, str]:
+    """The ``kms:RecipientAttestation:*`` condition keys for a verified document's PCRs.
+
+    ``ImageSha384`` is PCR0, the measurement of the whole enclave image file.
+    """
+    keys = {f"{ATTESTATION_KEY_PREFIX}PCR{index}": value.hex() for index, value in pcrs.items()}
+    if 0 in pcrs:
+        keys[f"{ATTESTATION_KEY_PREFIX}ImageSha384"] = pcrs[0].hex()
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class _Recipient:
+    public_key: rsa.RSAPublicKey
+    condition_keys: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    principal_arn: str
+    region: str
+
+
+@dataclass
+class RecipientKms:
+    """WSGI middleware adding key-policy conditions and ``Recipient`` to moto's KMS."""
+
+    inner: WsgiApp
+    verifier: AttestationVerifier
+    principals: Mapping[str, str]
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    max_document_age: dt.timedelta = DEFAULT_MAX_DOCUMENT_AGE
+
+    def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith("TrentService."):
+            return self.inner(environ, start_response)
+        operation = target.removeprefix("TrentService.")
+        try:
+            status, body = self._handle(operation, environ)
+        except KmsError as error:
+            log.info("kms refused %s: %s", operation, error.code)
+            status, body = error.status, {"__type": error.code, "message": error.message}
+        payload = json.dumps(body).encode()
+        start_response(
+            f"{status} {'OK' if status == 200 else 'Bad Request'}",
+            [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(payload)))],
+        )
+        return [payload]
+
+    # -- request handling -------------------------------------------------------------------------
+
+    def _handle(self, operation: str, environ: WsgiEnviron) -> tuple[int, dict[str, Any]]:
+        caller = self._caller(environ)
+        request = _read_json(environ)
+        recipient = self._recipient(operation, request.pop("Recipient", None))
+        condition_keys = recipient.condition_keys if recipient else {}
+
+        key_id = request.get("KeyId")
+        if operation not in ACCOUNT_OPERATIONS and isinstance(key_id, str):
+            key_arn = self._key_arn(key_id, caller)
+            if key_arn is not None:
+                self._authorise(operation, caller, key_arn, condition_keys)
+
+        status, response = self._forward(operation, request, environ)
+        if status != 200:
+            return status, response
+        if operation == "Decrypt" and not isinstance(key_id, str):
+            # The key is named only inside the ciphertext: decide before anything is returned.
+            self._authorise(operation, caller, str(response.get("KeyId")), condition_keys)
+        if recipient is not None:
+            response = _seal_response(response, recipient.public_key)
+        return status, response
+
+    def _caller(self, environ: WsgiEnviron) -> _Caller:
+        match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        principal = self.principals.get(match.group(1)) if match else None
+        if match is None or principal is None:
+            raise KmsError(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        return _Caller(principal, match.group(2))
+
+    def _recipient(self, operation: str, recipient: object) -> _Recipient | None:
+        if recipient is None:
+            return None
+        if operation not in RECIPIENT_OPERATIONS:
+            raise KmsError("ValidationException", f"{operation} does not accept Recipient")
+        if not isinstance(recipient, dict):
+            raise KmsError("ValidationException", "Recipient must be a structure")
+        if recipient.get("KeyEncryptionAlgorithm") != RECIPIENT_ALGORITHM:
+            raise KmsError(
+                "ValidationException", f"KeyEncryptionAlgorithm must be {RECIPIENT_ALGORITHM}"
+            )
+        try:
+            document = base64.b64decode(recipient.get("AttestationDocument", ""), validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise KmsError("ValidationException", "AttestationDocument is not base64") from None
+        now = self.clock()
+        try:
+            verified = self.verifier.verify(document, at=now)
+        except AttestationError as error:
+            raise KmsError(
+                "ValidationException", f"Invalid attestation document: {error}"
+            ) from None
+        payload = verified.payload
+        age = now - payload.timestamp
+        if age > self.max_document_age or age < -self.max_document_age:
+            raise KmsError(
+                "ValidationException",
+                f"Invalid attestation document: timestamp {payload.timestamp.isoformat()} is "
+                f"outside the accepted window of {self.max_document_age}",
+            )
+        return _Recipient(
+            _rsa_public_key(payload.public_key), attestation_condition_keys(payload.pcrs)
+        )
+
+    def _authorise(
+        self, operation: str, caller: _Caller, key_arn: str, condition_keys: Mapping[str, str]
+    ) -> None:
+        policy = self._inner_json(
+            "GetKeyPolicy", {"KeyId": key_arn, "PolicyName": "default"}, caller
+        )
+        document = policy.get("Policy") if isinstance(policy, dict) else None
+        context = RequestContext(
+            principal_arn=caller.principal_arn,
+            action=f"kms:{operation}",
+            resource_arn=key_arn,
+            condition_keys=condition_keys,
+        )
+        decision = evaluate(document if isinstance(document, str) else "", context)
+        if decision is not Decision.ALLOW:
+            reason = (
+                "with an explicit deny in a resource-based policy"
+                if decision is Decision.EXPLICIT_DENY
+                else "because no resource-based policy allows the kms:" + operation + " action"
+            )
+            raise KmsError(
+                "AccessDeniedException",
+                f"User: {caller.principal_arn} is not authorized to perform: kms:{operation} "
+                f"on resource: {key_arn} {reason}",
+            )
+
+    def _key_arn(self, key_id: str, caller: _Caller) -> str | None:
+        """The ARN of ``key_id`` (id, ARN, alias), or None to let moto answer its own NotFound."""
+        described = self._inner_json("DescribeKey", {"KeyId": key_id}, caller)
+        metadata = described.get("KeyMetadata") if isinstance(described, dict) else None
+        arn = metadata.get("Arn") if isinstance(metadata, dict) else None
+        return arn if isinstance(arn, str) else None
+
+    # -- talking to moto --------------------------------------------------------------------------
+
+    def _forward(
+        self, operation: str, request: dict[str, Any], environ: WsgiEnviron
+    ) -> tuple[int, dict[str, Any]]:
+        body = json.dumps(request).encode()
+        forwarded = dict(environ)
+        forwarded["wsgi.input"] = io.BytesIO(body)
+        forwarded["CONTENT_LENGTH"] = str(len(body))
+        return self._call_inner(forwarded)
+
+    def _inner_json(self, operation: str, request: dict[str, Any], caller: _Caller) -> Any:
+        """A call to moto that bypasses authorisation: the emulator's own bookkeeping."""
+        body = json.dumps(request).encode()
+        environ: WsgiEnviron = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/",
+            "QUERY_STRING": "",
+            "SERVER_NAME": "localhost",
+            "SERVER_PORT": "80",
+            "HTTP_HOST": f"kms.{caller.region}.amazonaws.com",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "CONTENT_TYPE": "application/x-amz-json-1.1",
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_X_AMZ_TARGET": f"TrentService.{operation}",
+            "HTTP_AUTHORIZATION": (
+                "AWS4-HMAC-SHA256 Credential=KEYSHARDEMULATOR/20260101/"
+                f"{caller.region}/kms/aws4_request, SignedHeaders=host, Signature=0"
+            ),
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        status, response = self._call_inner(environ)
+        return response if status == 200 else None
+
+    def _call_inner(self, environ: WsgiEnviron) -> tuple[int, dict[str, Any]]:
+        captured: dict[str, int] = {}
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> None:
+            captured["status"] = int(status.split(" ", 1)[0])
+
+        chunks = self.inner(environ, start_response)
+        try:
+            raw = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {"__type": "InternalFailure", "message": "the emulated KMS answered non-JSON"}
+        return captured.get("status", 500), body if isinstance(body, dict) else {}
+
+
+def _read_json(environ: WsgiEnviron) -> dict[str, Any]:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise KmsError("SerializationException", "bad Content-Length") from None
+    raw = environ["wsgi.input"].read(length) if length else b""
+    try:
+        request = json.loads(raw) if raw else {}
+    except ValueError:
+        raise KmsError("SerializationException", "the request body is not JSON") from None
+    if not isinstance(request, dict):
+        raise KmsError("SerializationException", "the request body must be a JSON object")
+    return request
+
+
+def _rsa_public_key(public_key: bytes | None) -> rsa.RSAPublicKey:
+    if public_key is None:
+        raise KmsError("ValidationException", "Invalid attestation document: no public_key")
+    try:
+        key = serialization.load_der_public_key(public_key)
+    except ValueError:
+        raise KmsError(
+            "ValidationException", "Invalid attestation document: public_key is not a DER key"
+        ) from None
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size < 2048:
+        raise KmsError(
+            "ValidationException",
+            "Invalid attestation document: public_key must be an RSA key of at least 2048 bits",
+        )
+    return key
+
+
+def _seal_response(response: dict[str, Any], public_key: rsa.RSAPublicKey) -> dict[str, Any]:
+    """Replace ``Plaintext`` by ``CiphertextForRecipient`` sealed to the enclave's key."""
+    sealed = dict(response)
+    plaintext_b64 = sealed.pop("Plaintext", None)
+    if not isinstance(plaintext_b64, str):
+        raise KmsError("InternalFailure", "no plaintext to seal for the recipient", 500)
+    envelope = seal_for_recipient(base64.b64decode(plaintext_b64), public_key)
+    sealed["CiphertextForRecipient"] = base64.b64encode(envelope).decode()
+    return sealed
+
+
+@dataclass
+class KmsServer:
+    """A running emulated KMS (a WSGI server on a thread); stop it with :meth:`stop`."""
+
+    server: BaseWSGIServer
+    thread: threading.Thread
+
+    @property
+    def endpoint_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+    def __enter__(self) -> KmsServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_kms_server(
+    verifier: AttestationVerifier,
+    principals: Mapping[str, str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    clock: Callable[[], dt.datetime] | None = None,
+    max_document_age: dt.timedelta = DEFAULT_MAX_DOCUMENT_AGE,
+) -> KmsServer:
+    """Serve the emulated KMS on ``host:port`` (0 picks a free port) in a background thread."""
+    from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 -- moto is an emulation-only dependency
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+
+    app = RecipientKms(
+        inner=DomainDispatcherApplication(create_backend_app),
+        verifier=verifier,
+        principals=dict(principals),
+        max_document_age=max_document_age,
+    )
+    if clock is not None:
+        app.clock = clock
+    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="emulated-kms", daemon=True)
+    thread.start()
+    return KmsServer(server, thread)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m keyshard.dev.kms_server``: run the emulated KMS in the foreground."""
+    parser = argparse.ArgumentParser(
+        prog="python -m keyshard.dev.kms_server",
+        description=(
+            "The emulated AWS KMS: moto's KMS plus key-policy conditions and attested Recipient "
+            "requests verified against a pinned emulated Nitro root."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default: loopback)")
+    parser.add_argument("--port", type=int, default=0, help="listen port (0: pick a free one)")
+    parser.add_argument("--root", required=True, help="PEM file of the emulated root to pin")
+    parser.add_argument(
+        "--principal",
+        action="append",
+        default=[],
+        metavar="ACCESS_KEY_ID=ARN",
+        help="map a caller's access key id to its principal ARN (repeatable)",
+    )
+    parser.add_argument("--port-file", help="write the bound port here once listening")
+    args = parser.parse_args(argv)
+    principals = dict(item.split("=", 1) for item in args.principal)
+    verifier = AttestationVerifier(TrustedRoots.of([load_pem_root(args.root)]))
+    server = start_kms_server(verifier, principals, host=args.host, port=args.port)
+    if args.port_file:
+        with open(args.port_file, "w", encoding="ascii") as handle:
+            handle.write(str(server.server.server_address[1]))
+    print(f"emulated KMS listening on {server.endpoint_url}", file=sys.stderr)
+    try:
+        server.thread.join()
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
