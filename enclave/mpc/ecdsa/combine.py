@@ -12,6 +12,10 @@ the presignature is gone, and the caller must start again with a new one — nev
 same presignature. Before interpolating, every share must carry the same presignature id and
 request digest as the combiner's; differing ones are named (:class:`InconsistentTranscript`).
 
+The recovery check matters on its own: shares of ``-s`` give ``(r, -s)``, which plain
+verification accepts once low-S normalised, but the recovery id derived from ``R'`` then recovers
+another key — so the released signature always matches the nonce point actually used.
+
 The output is low-S normalised (``s <= q/2``, BIP-62 / libsecp256k1's verifier requires it) with
 the recovery id adjusted accordingly (negating ``s`` is signing with ``-k``, whose point has the
 opposite y parity).
