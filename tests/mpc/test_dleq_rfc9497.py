@@ -2,26 +2,30 @@
 
 RFC 9497 (OPRFs) ships DLEQ proofs for ristretto255, decaf448, P-256, P-384 and P-521 — none of
 Keyshard's groups. The proof algebra in ``enclave.mpc.dleq`` is written against the abstract
-``Group``, so these tests plug in test-only NIST groups (point arithmetic from python-ecdsa, a
-dependency of pycose and declared for tests) and the RFC's own challenge and composite hashing
-(RFC 9497 §2.2.1, hash-to-scalar per RFC 9380 §5.2 with expand_message_xmd). The very same
+``Group``, so these tests plug in test-only groups — P-256/P-384/P-521 with python-ecdsa's
+point arithmetic, ristretto255 through the system libsodium via ctypes (PyNaCl binds none of
+its ristretto255 functions) — and the RFC's own challenge and composite hashing (RFC 9497
+§2.2.1, hash-to-scalar per RFC 9380 §5 with expand_message_xmd). The very same
 ``generate_proof`` / ``check_proof`` / ``composite_statement`` then must:
 
 * reproduce every proof of modes 1 (VOPRF) and 2 (POPRF), batch 1 and 2, from the vector's
   nonce ``r`` byte for byte, and
 * accept each published proof, and refuse it with any single bit flipped.
 
-ristretto255 and decaf448 are not exercised: PyNaCl binds no ristretto255 operations and
-nothing vetted in the environment offers decaf448. Mode 0 (OPRF) has no proof.
+decaf448 is not exercised: nothing vetted in the environment offers its arithmetic. Mode 0
+(OPRF) has no proof. If the system libsodium lacks ristretto255 its 6 cases drop out and
+``test_ristretto255_vectors_are_included`` is skipped, saying why.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import ecdsa  # type: ignore[import-untyped]
 import pytest
@@ -124,14 +128,118 @@ class _NistGroup(Group):
         return self._wrap(cast(Any, p._impl) * int(k))
 
 
+def _load_libsodium() -> ctypes.CDLL | None:
+    """The system libsodium (>= 1.0.18 has ristretto255), which PyNaCl does not bind."""
+    name = ctypes.util.find_library("sodium")
+    if name is None:
+        return None
+    lib = ctypes.CDLL(name)
+    if not hasattr(lib, "crypto_scalarmult_ristretto255") or lib.sodium_init() < 0:
+        return None
+    return lib
+
+
+_SODIUM = _load_libsodium()
+_RISTRETTO_L = 2**252 + 27742317777372353535851937790883648493
+
+
+class _RistrettoGroup(Group):
+    """ristretto255 for tests only, through the system libsodium via ctypes.
+
+    PyNaCl exposes no ``crypto_core_ristretto255_*`` function, so this group exists only to run
+    RFC 9497's ristretto255 vectors through the generic DLEQ code. Scalars are 32 bytes
+    little-endian; the identity is the all-zero encoding (libsodium's multiplication refuses to
+    output it, so it is handled here).
+    """
+
+    name = "ristretto255"
+    order = _RISTRETTO_L
+    scalar_length = 32
+    element_length = 32
+    _identity_bytes = bytes(32)
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self._lib = lib
+        self._identity = Point(self, self._identity_bytes, None)
+        out = ctypes.create_string_buffer(32)
+        if lib.crypto_scalarmult_ristretto255_base(out, self._s_from_int(1)) != 0:
+            raise RuntimeError("libsodium ristretto255 base multiplication failed")
+        self._generator = Point(self, out.raw, None)
+
+    def _s_to_int(self, a: bytes) -> int:
+        return int.from_bytes(a, "little")
+
+    def _s_from_int(self, value: int) -> bytes:
+        return value.to_bytes(32, "little")
+
+    def _s_add(self, a: bytes, b: bytes) -> bytes:
+        return self._s_from_int((self._s_to_int(a) + self._s_to_int(b)) % self.order)
+
+    def _s_sub(self, a: bytes, b: bytes) -> bytes:
+        return self._s_from_int((self._s_to_int(a) - self._s_to_int(b)) % self.order)
+
+    def _s_mul(self, a: bytes, b: bytes) -> bytes:
+        return self._s_from_int((self._s_to_int(a) * self._s_to_int(b)) % self.order)
+
+    def _s_neg(self, a: bytes) -> bytes:
+        return self._s_from_int(-self._s_to_int(a) % self.order)
+
+    def _s_inv(self, a: bytes) -> bytes:
+        return self._s_from_int(pow(self._s_to_int(a), -1, self.order))
+
+    def _s_reduce_wide(self, data: bytes) -> bytes:
+        return self._s_from_int(int.from_bytes(data, "little") % self.order)
+
+    def decode_point(self, data: bytes) -> Point:
+        if len(data) != 32 or data == self._identity_bytes:
+            raise EncodingError("point", "expected a non-identity 32-byte ristretto255 element")
+        if self._lib.crypto_core_ristretto255_is_valid_point(bytes(data)) != 1:
+            raise EncodingError("point", "not a canonical ristretto255 encoding")
+        return Point(self, bytes(data), None)
+
+    def generator(self) -> Point:
+        return self._generator
+
+    def identity(self) -> Point:
+        return self._identity
+
+    def base_mul(self, k: Scalar) -> Point:
+        return self._p_mul(self._generator, k)
+
+    def _p_add(self, a: Point, b: Point) -> Point:
+        if a.is_identity():
+            return b
+        if b.is_identity():
+            return a
+        out = ctypes.create_string_buffer(32)
+        self._lib.crypto_core_ristretto255_add(out, a.to_bytes(), b.to_bytes())
+        return Point(self, out.raw, None)
+
+    def _p_neg(self, a: Point) -> Point:
+        if a.is_identity():
+            return a
+        out = ctypes.create_string_buffer(32)
+        self._lib.crypto_core_ristretto255_sub(out, self._identity_bytes, a.to_bytes())
+        return Point(self, out.raw, None)
+
+    def _p_mul(self, p: Point, k: Scalar) -> Point:
+        if p.is_identity() or k.is_zero():
+            return self._identity
+        out = ctypes.create_string_buffer(32)
+        if self._lib.crypto_scalarmult_ristretto255(out, k.to_bytes(), p.to_bytes()) != 0:
+            return self._identity  # libsodium refuses an identity result
+        return Point(self, out.raw, None)
+
+
 @dataclass(frozen=True)
 class _Suite:
     """An RFC 9497 suite: its group, hash and hash-to-scalar parameters (RFC 9497 §4)."""
 
-    group: _NistGroup
+    group: Group
     hash_name: str
     block_size: int  # expand_message_xmd's s_in_bytes
     field_length: int  # hash_to_field's L
+    byte_order: Literal["big", "little"] = "big"  # how HashToScalar reads the uniform bytes
 
 
 SUITES = {
@@ -139,6 +247,11 @@ SUITES = {
     "P384-SHA384": _Suite(_NistGroup("P-384", ecdsa.NIST384p), "sha384", 128, 72),
     "P521-SHA512": _Suite(_NistGroup("P-521", ecdsa.NIST521p), "sha512", 128, 98),
 }
+if _SODIUM is not None:
+    # RFC 9497 §4.1: HashToScalar reads 64 uniform bytes little-endian, reduced mod L.
+    SUITES["ristretto255-SHA512"] = _Suite(
+        _RistrettoGroup(_SODIUM), "sha512", 128, 64, byte_order="little"
+    )
 
 
 def _i2osp(value: int, length: int) -> bytes:
@@ -179,7 +292,7 @@ class _Rfc9497:
         uniform = _expand_message_xmd(
             self.suite, msg, b"HashToScalar-" + self.context, self.suite.field_length
         )
-        return self.group.scalar(int.from_bytes(uniform, "big"))
+        return self.group.scalar(int.from_bytes(uniform, self.suite.byte_order))
 
     def statement(self, public: Point, cs: list[Point], ds: list[Point]) -> DleqStatement:
         """§2.2.1 ComputeComposites: the RFC's weights, our composite_statement."""
@@ -260,10 +373,15 @@ def _cases() -> list[_Case]:
 CASES = _cases()
 
 
-def test_vectors_cover_three_suites_two_modes_and_batching() -> None:
-    assert len(CASES) == 18
+def test_vectors_cover_four_suites_two_modes_and_batching() -> None:
     assert {c.name.split("-mode")[0] for c in CASES} == set(SUITES)
+    assert len(CASES) == 6 * len(SUITES)
     assert any("batch2" in c.name for c in CASES)
+
+
+@pytest.mark.skipif(_SODIUM is None, reason="system libsodium with ristretto255 not found")
+def test_ristretto255_vectors_are_included() -> None:
+    assert sum(c.name.startswith("ristretto255") for c in CASES) == 6
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
