@@ -9,7 +9,9 @@ argument is ``struct nsm_raw``::
 
 32 bytes on every architecture (the fields are fixed-width ``__u64``, matching ``struct iovec`` on
 64-bit). The kernel copies the request in, forwards it to the NSM over virtio, writes the response
-into the response buffer and stores its length back into ``response.len``.
+into the response buffer and stores its length back into ``response.len`` (it copies the whole
+struct back to user space). The raw ioctl needs ``CAP_SYS_ADMIN`` inside the enclave; a request over
+``NSM_REQUEST_MAX_SIZE`` is refused here, before the kernel would answer ``EMSGSIZE``.
 
 The ioctl number is ``_IOWR(0x0A, 0, struct nsm_raw)``. With the generic ``_IOC`` layout used by
 x86-64 and arm64 (the only Nitro architectures) -- ``dir << 30 | size << 16 | type << 8 | nr``,
