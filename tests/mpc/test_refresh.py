@@ -19,11 +19,20 @@ from enclave.mpc.errors import (
     InvalidParameters,
     InvalidProof,
     InvalidShare,
+    InvalidSignatureShare,
     MisuseError,
 )
+from enclave.mpc.frost.aggregate import aggregate
+from enclave.mpc.frost.ciphersuite import (
+    FROST_ED25519_SHA512,
+    FROST_SECP256K1_SHA256,
+    Ciphersuite,
+)
+from enclave.mpc.frost.round1 import commit
+from enclave.mpc.frost.round2 import SigningPackage, sign
 from enclave.mpc.groups import ED25519, SECP256K1, Group
 from enclave.mpc.identifiers import Identifier
-from enclave.mpc.keys import KeyShare
+from enclave.mpc.keys import KeyShare, PublicKeyPackage
 from enclave.mpc.refresh import Phase, RefreshSession
 from enclave.mpc.renewal import Confirmation, DealerCommitment, Renewal, SubShare
 from enclave.mpc.shamir import Polynomial, reconstruct
@@ -265,3 +274,37 @@ def test_renewal_messages_round_trip_and_decode_strictly(group: Group) -> None:
     identity_high = VssCommitment(group, (group.identity(), group.identity()))
     with pytest.raises(EncodingError):
         DealerCommitment(Renewal.REFRESH, SESSION, identity_high).to_bytes()
+
+
+FROST_SUITES = pytest.mark.parametrize(
+    "suite", [FROST_ED25519_SHA512, FROST_SECP256K1_SHA256], ids=lambda s: s.name
+)
+
+
+def _frost_sign(
+    suite: Ciphersuite, signers: dict[Identifier, KeyShare], public: PublicKeyPackage, seed: int
+) -> bytes:
+    """One FROST run (RFC 9591) by ``signers``, each with whatever share it holds."""
+    rng = SeededRandom(seed)
+    rounds = {i: commit(suite, k, b"sign-1", rng) for i, k in signers.items()}
+    package = SigningPackage(suite, b"sign-1", {i: c for i, (_, c) in rounds.items()}, b"msg")
+    shares = {i: sign(package, rounds[i][0], k) for i, k in signers.items()}
+    return aggregate(package, shares, public)
+
+
+@FROST_SUITES
+def test_new_shares_sign_and_old_new_mixes_sign_nothing(suite: Ciphersuite) -> None:
+    group = suite.group
+    _, old = deal(group, 2, 4, SeededRandom(30))
+    sessions, confirmations = run_refresh(old, 31)
+    new = {i: sess.confirm(confirmations) for i, sess in sessions.items()}
+    new_public = next(iter(new.values())).public
+    ids = sorted(new)
+    signature = _frost_sign(suite, {i: new[i] for i in ids[:3]}, new_public, 32)
+    assert suite.verify(new_public.group_public_key, b"msg", signature)
+    # Signers 1 and 2 refreshed, signer 3 still holds its old share: the coordinator (with the
+    # new package) names the stale signer and outputs no signature.
+    mixed = {ids[0]: new[ids[0]], ids[1]: new[ids[1]], ids[2]: old[ids[2]]}
+    with pytest.raises(InvalidSignatureShare) as err:
+        _frost_sign(suite, mixed, new_public, 33)
+    assert err.value.culprits == frozenset({ids[2]})
