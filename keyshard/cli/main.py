@@ -26,9 +26,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _command_groups() -> list[ModuleType]:
     """The command-group modules, imported lazily so ``--help`` stays fast."""
-    from keyshard.cli import attestation_cmd
+    from keyshard.cli import attestation_cmd, dev_cmd
 
-    return [attestation_cmd]
+    return [attestation_cmd, dev_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,16 +8,20 @@ enclave runs from (:func:`attestation.measure.measure_image`), holds an
 answers the enclave's :class:`~enclave.nsm_socket.SocketNsm` frames — one CBOR request, one CBOR
 response per connection — on the fixed NSM address of that enclave's own vsock bus.
 
-The measurement is taken when the module is first used and re-taken on every new connection: if
-the image changed (an enclave restarted from a modified image), a fresh module with the new PCRs
-replaces the old one, as a relaunch would. Emulation is not a security boundary: this process holds
+What runs is described by a :class:`VmSpec` (image directory, debug mode), read from a callable on
+every new connection — the emulated ``nitro-cli run-enclave`` arguments. The image is re-measured
+each time: if it changed (a node relaunched from a modified image, or in debug mode), a fresh module
+with the new PCRs replaces the old one, as a relaunch would. Emulation is not a security boundary: this process holds
 the emulated CA key, and anything running as the same user could reach the socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from attestation.emulated_ca import EmulatedCa
@@ -31,42 +35,60 @@ from transport.base import Transport
 from transport.errors import FramingError
 from transport.framing import FramedStream, write_frame
 
-__all__ = ["NsmHypervisor"]
+__all__ = ["NsmHypervisor", "VmSpec", "read_vm_spec", "write_vm_spec"]
 
 log = logging.getLogger("keyshard.dev.hypervisor")
 
 
+@dataclass(frozen=True, slots=True)
+class VmSpec:
+    """What the emulated hypervisor runs for one node: the image directory, and debug mode."""
+
+    image_dir: Path
+    debug: bool = False
+
+
+def write_vm_spec(path: Path, spec: VmSpec) -> None:
+    """Persist a node's spec atomically (the cluster writes it before (re)launching the node)."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(
+        json.dumps({"image_dir": str(spec.image_dir), "debug": spec.debug}), encoding="utf-8"
+    )
+    temporary.replace(path)
+
+
+def read_vm_spec(path: Path) -> VmSpec:
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return VmSpec(Path(raw["image_dir"]), bool(raw["debug"]))
+
+
 class NsmHypervisor:
-    """Serve the emulated NSM of the enclave whose image lives in ``image_dir``."""
+    """Serve the emulated NSM of one enclave, for the image and mode ``spec()`` names."""
 
     def __init__(
         self,
         transport: Transport,
         ca: EmulatedCa,
-        image_dir: Path,
+        spec: Callable[[], VmSpec],
         *,
-        debug: bool = False,
         address: VsockAddress = EMULATED_NSM_ADDRESS,
     ) -> None:
         self._transport = transport
         self._ca = ca
-        self._image_dir = image_dir
-        self._debug = debug
+        self._spec = spec
         self._address = address
-        self._measured: Measurements | None = None
+        self._running: tuple[Measurements, bool] | None = None
         self._nsm: EmulatedNsm | None = None
         self._server: asyncio.AbstractServer | None = None
 
-    def measure(self) -> Measurements:
-        return measure_image(self._image_dir, IMAGE_PACKAGES)
-
     def current_nsm(self) -> EmulatedNsm:
-        """The module for the image as it is now (a new one if the image changed)."""
-        measured = self.measure()
-        if self._nsm is None or measured != self._measured:
-            self._nsm = EmulatedNsm(self._ca, pcr_map(measured), debug=self._debug)
-            self._measured = measured
-            log.info("measured image pcr0=%s debug=%s", measured.pcr0.hex()[:16], self._debug)
+        """The module for the image as it is now (a new one if the image or mode changed)."""
+        spec = self._spec()
+        running = (measure_image(spec.image_dir.resolve(), IMAGE_PACKAGES), spec.debug)
+        if self._nsm is None or running != self._running:
+            self._nsm = EmulatedNsm(self._ca, pcr_map(running[0]), debug=spec.debug)
+            self._running = running
+            log.info("measured image pcr0=%s debug=%s", running[0].pcr0.hex()[:16], spec.debug)
         return self._nsm
 
     async def start(self) -> None:

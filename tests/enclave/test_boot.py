@@ -43,7 +43,7 @@ from enclave.status import (
     decode_status,
     encode_request,
 )
-from keyshard.dev.hypervisor import NsmHypervisor
+from keyshard.dev.hypervisor import NsmHypervisor, VmSpec
 from transport.address import VsockAddress
 from transport.framing import FramedStream
 from transport.unix import UnixSocketTransport
@@ -84,9 +84,8 @@ async def boot_node(
     seams: Seams | None = None,
 ) -> NodeStatus:
     """Boot one enclave until it leaves ``booting`` (bounded), stop it, return its last status."""
-    hypervisor = NsmHypervisor(
-        UnixSocketTransport(rundir), cloud.ca, image_dir or cloud.image.root, debug=debug
-    )
+    spec = VmSpec(image_dir or cloud.image.root, debug)
+    hypervisor = NsmHypervisor(UnixSocketTransport(rundir), cloud.ca, lambda: spec)
     await hypervisor.start()
     launch = LaunchConfig(Mode.EMULATED, "n1", cloud.key_arn, REGION, CID, rundir)
     runtime = EnclaveRuntime(launch, cloud.image_config, seams or select_seams(launch))

@@ -1,0 +1,523 @@
+"""The emulated cluster: ``keyshard dev up | status | down`` as a library.
+
+Layout of a cluster directory (default ``.keyshard/dev``)::
+
+    cluster.json            what is running: ports, pids, key ARNs (this module's state)
+    profile.json            what clients use: endpoints, pinned root, expected PCRs
+    ca/                     the emulated attestation root of this local cloud (root.pem is public)
+    image/                  the built enclave image (transport, attestation, enclave + image.json)
+    cloud.json              the emulated cloud process's configuration (KMS + hypervisors)
+    nodes/<i>/run/          node i's vsock bus (Unix sockets); nodes/<i>/blobs/ its sealed blobs
+    nodes/<i>/node.json     node i's parent configuration; nodes/<i>/vm.json what its hypervisor runs
+    pids/*.pid, logs/*.log  background processes and their logs
+
+:meth:`Cluster.up` builds and measures the image, starts the emulated cloud (KMS and the per-node
+hypervisor NSMs), creates one KMS key per node whose policy is pinned to the image's PCR0/1/2,
+starts one parent per node (each launches its enclave from the image), then polls every node's
+status protocol until all are ``ready`` or one has ``failed`` (it says why) or the deadline passes.
+Every process runs in its own session so :meth:`Cluster.down` can stop each process group: nothing
+is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from cryptography.hazmat.primitives import serialization
+
+from attestation.emulated_ca import ROOT_CERT_FILE, EmulatedCa
+from attestation.measure import Measurements
+from attestation.roots import certificate_fingerprint
+from enclave.config import ImageConfig
+from enclave.status import CLIENT_PORT, NodeState, NodeStatus, fetch_status
+from keyshard.dev.cloud import CloudConfig
+from keyshard.dev.hypervisor import VmSpec, read_vm_spec, write_vm_spec
+from keyshard.dev.image import BuiltImage, build_image
+from keyshard.dev.kms_keys import create_node_key
+from keyshard.dev.node_config import NodeLayout, parent_command, write_parent_config
+
+__all__ = ["Cluster", "ClusterError", "NodeView"]
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ENCLAVE_CID = 16
+ADMIN_ARN = f"arn:aws:iam::{ACCOUNT}:role/keyshard-dev-admin"
+ADMIN_ACCESS_KEY = "AKIAKSDEVADMIN000000"
+#: Emulated credentials: the emulated KMS maps access key ids to principals and checks no signature.
+FAKE_SECRET = "emulated-not-a-secret"  # noqa: S105 -- emulation only, not a credential
+STOP_GRACE = 10.0
+
+Progress = Callable[[str], None]
+
+
+class ClusterError(Exception):
+    """The cluster could not be brought up, or is not running; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """One node as ``dev status`` shows it: its process and, if reachable, its enclave's status."""
+
+    index: int
+    node_id: str
+    client_port: int
+    running: bool
+    status: NodeStatus | None
+    error: str | None = None
+
+    @property
+    def state(self) -> str:
+        if self.status is not None:
+            return self.status.state.value
+        return "unreachable" if self.running else "stopped"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "node_id": self.node_id,
+            "endpoint": f"127.0.0.1:{self.client_port}",
+            "process": "running" if self.running else "stopped",
+            "state": self.state,
+            "error": self.error,
+            "status": None if self.status is None else self.status.to_json(),
+        }
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is dead for our purposes
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class Cluster:
+    """A local emulated cluster in ``directory``; use as a context manager to always tear down."""
+
+    def __init__(
+        self,
+        directory: Path,
+        nodes: int = 3,
+        *,
+        progress: Progress | None = None,
+        python: str = sys.executable,
+    ) -> None:
+        if not 1 <= nodes <= 16:
+            raise ClusterError("--nodes must be between 1 and 16")
+        self.directory = directory.absolute()
+        self.nodes = nodes
+        self._progress = progress or (lambda message: None)
+        self._python = python
+        self._state: dict[str, Any] = {}
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self.image: BuiltImage | None = None
+
+    # -- paths --------------------------------------------------------------------------
+
+    @property
+    def state_file(self) -> Path:
+        return self.directory / "cluster.json"
+
+    @property
+    def profile_file(self) -> Path:
+        return self.directory / "profile.json"
+
+    def node_layout(self, index: int) -> NodeLayout:
+        return NodeLayout(self.directory / "nodes" / str(index))
+
+    def _pid_file(self, name: str) -> Path:
+        return self.directory / "pids" / f"{name}.pid"
+
+    def _log_file(self, name: str) -> Path:
+        return self.directory / "logs" / f"{name}.log"
+
+    # -- attach to a running cluster (CLI status/down) -----------------------------------
+
+    @classmethod
+    def attach(cls, directory: Path, *, progress: Progress | None = None) -> Cluster:
+        state_file = directory.absolute() / "cluster.json"
+        try:
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise ClusterError(f"no cluster in {directory} (run `keyshard dev up`)") from None
+        cluster = cls(directory, int(state["nodes"]), progress=progress)
+        cluster._state = state
+        return cluster
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # -- up ------------------------------------------------------------------------------
+
+    def up(self, *, timeout: float = 90.0) -> list[NodeView]:
+        """Bring the cluster up; return every node's view once all are ready.
+
+        Raises :class:`ClusterError` naming the first node that failed (with its reason) or that
+        was not ready by ``timeout`` seconds; the processes stay up for inspection, ``down`` stops
+        them.
+        """
+        if self.state_file.exists() and self._any_process_alive():
+            raise ClusterError(f"a cluster is already running in {self.directory}")
+        for sub in ("pids", "logs", "nodes"):
+            (self.directory / sub).mkdir(parents=True, exist_ok=True)
+        self._progress("creating the emulated attestation root")
+        ca = EmulatedCa.load_or_create(self.directory / "ca", region=REGION)
+        root_pem = ca.root_certificate.public_bytes(serialization.Encoding.PEM)
+        self._progress("building and measuring the enclave image")
+        image_config = ImageConfig(f"arn:aws:kms:{REGION}:{ACCOUNT}:key/", root_pem)
+        self.image = build_image(self.directory / "image", image_config)
+        measurements = self.image.measurements
+        self._progress(f"image PCR0 {measurements.pcr0.hex()[:24]}...")
+
+        node_ids = [f"node-{index}" for index in range(1, self.nodes + 1)]
+        principals = {ADMIN_ACCESS_KEY: ADMIN_ARN}
+        for index, node_id in enumerate(node_ids, start=1):
+            principals[_node_access_key(index)] = _node_role(node_id)
+            layout = self.node_layout(index)
+            layout.create()
+            write_vm_spec(layout.vm_file, VmSpec(self.image.root))
+        self._state = {
+            "nodes": self.nodes,
+            "region": REGION,
+            "node_ids": node_ids,
+            "client_ports": [_free_port() for _ in node_ids],
+            "root_fingerprint": certificate_fingerprint(ca.root_der),
+        }
+        self._start_cloud(principals)
+        self._progress(f"emulated KMS on 127.0.0.1:{self._state['kms_port']}")
+        admin = self.kms_client(ADMIN_ACCESS_KEY)
+        key_arns = []
+        for node_id in node_ids:
+            key_arns.append(
+                create_node_key(admin, ADMIN_ARN, _node_role(node_id), measurements, node_id)
+            )
+        self._state["key_arns"] = key_arns
+        self._progress(f"created {len(key_arns)} KMS keys pinned to the image's PCR0/1/2")
+        self._save_state()
+        for index in range(1, self.nodes + 1):
+            self.start_node(index)
+        self._progress(f"started {self.nodes} parents; waiting for enclaves to attest and unseal")
+        views = self.wait_ready(timeout=timeout)
+        self._write_profile(measurements, root_pem)
+        self._progress(f"cluster ready; profile written to {self.profile_file}")
+        return views
+
+    def kms_client(self, access_key: str) -> Any:
+        return boto3.session.Session().client(
+            "kms",
+            endpoint_url=f"http://127.0.0.1:{self._state['kms_port']}",
+            region_name=REGION,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=FAKE_SECRET,
+        )
+
+    def _start_cloud(self, principals: Mapping[str, str]) -> None:
+        ready = self.directory / "cloud.ready"
+        ready.unlink(missing_ok=True)
+        config = CloudConfig(
+            ca_dir=self.directory / "ca",
+            region=REGION,
+            kms_port=0,
+            principals=dict(principals),
+            nodes=tuple(
+                (self.node_layout(i).run_dir, self.node_layout(i).vm_file)
+                for i in range(1, self.nodes + 1)
+            ),
+            ready_file=ready,
+        )
+        config_file = self.directory / "cloud.json"
+        config_file.write_text(config.to_json(), encoding="utf-8")
+        self._spawn(
+            "cloud", [self._python, "-m", "keyshard.dev.cloud", "--config", str(config_file)]
+        )
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            if not self._alive("cloud"):
+                raise ClusterError(f"the emulated cloud exited; see {self._log_file('cloud')}")
+            if time.monotonic() > deadline:
+                raise ClusterError("the emulated cloud did not start within 30 s")
+            time.sleep(0.05)
+        self._state["kms_port"] = int(json.loads(ready.read_text(encoding="utf-8"))["kms_port"])
+
+    # -- nodes ---------------------------------------------------------------------------
+
+    def start_node(self, index: int) -> None:
+        layout = self.node_layout(index)
+        node_id = self._state["node_ids"][index - 1]
+        config_file = write_parent_config(
+            layout,
+            node_id=node_id,
+            enclave_cid=ENCLAVE_CID,
+            client_port=self._state["client_ports"][index - 1],
+            kms_port=self._state["kms_port"],
+            access_key_id=_node_access_key(index),
+            secret_access_key=FAKE_SECRET,
+            python=self._python,
+            image_dir=self._image_dir(index),
+            enclave_argv=[
+                "--mode",
+                "emulated",
+                "--node-id",
+                node_id,
+                "--kms-key-id",
+                self._state["key_arns"][index - 1],
+                "--region",
+                REGION,
+                "--cid",
+                str(ENCLAVE_CID),
+                "--runtime-dir",
+                str(layout.run_dir),
+            ],
+        )
+        self._spawn(f"node-{index}", parent_command(self._python, config_file))
+
+    def stop_node(self, index: int) -> None:
+        self._stop(f"node-{index}")
+
+    def restart_node(
+        self, index: int, *, image_dir: Path | None = None, debug: bool = False
+    ) -> None:
+        """Stop node ``index`` and start it again, optionally from another image or in debug mode.
+
+        The node's sealed blobs stay with its parent (on disk), as they would across a reboot.
+        """
+        self.stop_node(index)
+        spec_image = image_dir if image_dir is not None else self.directory / "image"
+        write_vm_spec(self.node_layout(index).vm_file, VmSpec(spec_image, debug))
+        self.start_node(index)
+
+    def _image_dir(self, index: int) -> Path:
+        """The image node ``index`` runs: what its VM spec names (the launcher and the
+        hypervisor must agree, as the EIF path given to nitro-cli is the image it measures)."""
+        return read_vm_spec(self.node_layout(index).vm_file).image_dir
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(self, *, timeout: float = 3.0) -> list[NodeView]:
+        return asyncio.run(self._status(timeout))
+
+    async def _status(self, timeout: float) -> list[NodeView]:
+        async def one(index: int) -> NodeView:
+            node_id = self._state["node_ids"][index - 1]
+            port = int(self._state["client_ports"][index - 1])
+            running = self._alive(f"node-{index}")
+            try:
+                status = await fetch_status("127.0.0.1", port, timeout=timeout)
+            except (OSError, TimeoutError, EOFError) as error:
+                return NodeView(index, node_id, port, running, None, type(error).__name__)
+            except Exception as error:  # process boundary: a malformed reply is shown, not raised
+                return NodeView(index, node_id, port, running, None, str(error))
+            return NodeView(index, node_id, port, running, status)
+
+        return list(await asyncio.gather(*(one(i) for i in range(1, self.nodes + 1))))
+
+    def wait_ready(
+        self, *, timeout: float = 90.0, nodes: list[int] | None = None
+    ) -> list[NodeView]:
+        """Poll status until the given nodes are ready; raise on a failed node or the deadline."""
+        wanted = set(nodes or range(1, self.nodes + 1))
+        deadline = time.monotonic() + timeout
+        while True:
+            views = self.status(timeout=2.0)
+            for view in views:
+                if view.index not in wanted:
+                    continue
+                if view.status is not None and view.status.state is NodeState.FAILED:
+                    raise ClusterError(f"{view.node_id} failed: {view.status.reason}")
+                if not view.running:
+                    raise ClusterError(
+                        f"{view.node_id}'s parent exited; see {self._log_file(f'node-{view.index}')}"
+                    )
+            if all(
+                v.status is not None and v.status.state is NodeState.READY
+                for v in views
+                if v.index in wanted
+            ):
+                return views
+            if time.monotonic() > deadline:
+                waiting = [v.node_id for v in views if v.index in wanted and v.state != "ready"]
+                raise ClusterError(f"not ready after {timeout:.0f} s: {', '.join(waiting)}")
+            time.sleep(0.1)
+
+    def wait_state(self, index: int, state: NodeState, *, timeout: float = 60.0) -> NodeView:
+        """Poll node ``index`` until it reports ``state`` (bounded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.status(timeout=2.0)[index - 1]
+            if view.status is not None and view.status.state is state:
+                return view
+            if time.monotonic() > deadline:
+                raise ClusterError(f"node {index} is {view.state}, not {state.value}")
+            time.sleep(0.1)
+
+    # -- down ----------------------------------------------------------------------------
+
+    def down(self) -> None:
+        """Stop every process of the cluster (nodes first, then the cloud); idempotent."""
+        for index in range(self.nodes, 0, -1):
+            self._stop(f"node-{index}")
+        self._stop("cloud")
+        self._progress("cluster stopped")
+
+    def pids(self) -> dict[str, int]:
+        found = {}
+        for pid_file in sorted((self.directory / "pids").glob("*.pid")):
+            with contextlib.suppress(OSError, ValueError):
+                found[pid_file.stem] = int(pid_file.read_text(encoding="ascii"))
+        return found
+
+    # -- processes -----------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = self._log_file(name).open("ab")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONUNBUFFERED": "1",
+            "HOME": os.environ.get("HOME", "/"),
+        }
+        try:
+            child = subprocess.Popen(  # noqa: S603 -- argv built here from our own paths
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                env=env,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        self._children[name] = child
+        self._pid_file(name).write_text(str(child.pid), encoding="ascii")
+
+    def _alive(self, name: str) -> bool:
+        child = self._children.get(name)
+        if child is not None:
+            return child.poll() is None
+        pid = self.pids().get(name)
+        return pid is not None and _pid_alive(pid)
+
+    def _any_process_alive(self) -> bool:
+        return any(_pid_alive(pid) for pid in self.pids().values())
+
+    def _stop(self, name: str) -> None:
+        """SIGTERM the process, wait, then SIGKILL its whole process group; remove its pid file."""
+        pid_file = self._pid_file(name)
+        pid = self.pids().get(name)
+        if pid is None:
+            return
+        child = self._children.pop(name, None)
+        if _pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE
+            while time.monotonic() < deadline:
+                if child is not None and child.poll() is not None:
+                    break
+                if child is None and not _pid_alive(pid):
+                    break
+                time.sleep(0.05)
+        # The session leader's group: anything it left behind (an enclave child) goes too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        if child is not None:
+            child.wait()
+        pid_file.unlink(missing_ok=True)
+
+    # -- state and profile ---------------------------------------------------------------
+
+    def _save_state(self) -> None:
+        temporary = self.state_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self._state, indent=2), encoding="utf-8")
+        temporary.replace(self.state_file)
+
+    def _write_profile(self, measurements: Measurements, root_pem: bytes) -> None:
+        profile = {
+            "version": 1,
+            "mode": "emulated",
+            "region": REGION,
+            "kms_endpoint": f"http://127.0.0.1:{self._state['kms_port']}",
+            "attestation_root": {
+                "sha256": self._state["root_fingerprint"],
+                "pem": root_pem.decode("ascii"),
+                "path": str(self.directory / "ca" / ROOT_CERT_FILE),
+            },
+            "expected_pcrs": {
+                "0": measurements.pcr0.hex(),
+                "1": measurements.pcr1.hex(),
+                "2": measurements.pcr2.hex(),
+            },
+            "nodes": [
+                {
+                    "node_id": node_id,
+                    "endpoint": f"127.0.0.1:{port}",
+                    "enclave": {"cid": ENCLAVE_CID, "port": CLIENT_PORT},
+                    "kms_key_arn": arn,
+                }
+                for node_id, port, arn in zip(
+                    self._state["node_ids"],
+                    self._state["client_ports"],
+                    self._state["key_arns"],
+                    strict=True,
+                )
+            ],
+        }
+        temporary = self.profile_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(profile, indent=2), encoding="utf-8")
+        temporary.replace(self.profile_file)
+
+    def tampered_image(self, name: str = "tampered") -> Path:
+        """A copy of the image with one byte changed in the enclave's code (for tests and demos)."""
+        source = self.directory / "image"
+        target = self.directory / name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        victim = target / "enclave" / "status.py"
+        content = bytearray(victim.read_bytes())
+        position = content.index(b"The status")  # inside the module docstring: still valid code
+        content[position] = ord("t")
+        victim.write_bytes(bytes(content))
+        return target
+
+
+def _node_role(node_id: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role/keyshard-{node_id}"
+
+
+def _node_access_key(index: int) -> str:
+    return f"AKIAKSDEVNODE{index:07d}"
+
+
+def iter_views(views: list[NodeView]) -> Iterator[dict[str, Any]]:
+    for view in views:
+        yield view.to_json()
