@@ -39,6 +39,7 @@ __all__ = [
     "check_confirmations",
     "check_senders",
     "combined_commitment",
+    "read_session_id",
     "transcript_digest",
 ]
 
@@ -61,6 +62,14 @@ class Renewal(enum.Enum):
 def _check_session_id(session_id: bytes) -> None:
     if not 0 < len(session_id) <= MAX_SESSION_ID:
         raise InvalidParameters(f"session id must be 1..{MAX_SESSION_ID} bytes")
+
+
+def read_session_id(dec: Decoder) -> bytes:
+    """Decode a session id (1..MAX_SESSION_ID bytes); anything else is an encoding error."""
+    session_id = dec.var_bytes("session_id", max_length=MAX_SESSION_ID)
+    if not session_id:
+        raise EncodingError("session_id", "empty")
+    return session_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +114,7 @@ class DealerCommitment:
         cls, data: bytes, renewal: Renewal, group: Group | None = None
     ) -> DealerCommitment:
         dec = Decoder(data, f"{renewal.value}-commitment", group)
-        session_id = dec.var_bytes("session_id", max_length=MAX_SESSION_ID)
+        session_id = read_session_id(dec)
         n = dec.count("count", minimum=2, maximum=_MAX_DEGREE + 1)
         flag = dec.u8("constant flag")
         if flag not in (0, 1):
@@ -142,7 +151,7 @@ class SubShare:
     @classmethod
     def from_bytes(cls, data: bytes, renewal: Renewal, group: Group | None = None) -> SubShare:
         dec = Decoder(data, f"{renewal.value}-subshare", group)
-        session_id = dec.var_bytes("session_id", max_length=MAX_SESSION_ID)
+        session_id = read_session_id(dec)
         value = dec.scalar("value")
         dec.finish()
         return cls(renewal, session_id, value)
@@ -169,7 +178,7 @@ class Confirmation:
     @classmethod
     def from_bytes(cls, data: bytes, renewal: Renewal, group: Group | None = None) -> Confirmation:
         dec = Decoder(data, f"{renewal.value}-confirmation", group)
-        session_id = dec.var_bytes("session_id", max_length=MAX_SESSION_ID)
+        session_id = read_session_id(dec)
         digest = dec.var_bytes("digest", max_length=_DIGEST_LENGTH)
         dec.finish()
         if len(digest) != _DIGEST_LENGTH:

@@ -36,7 +36,7 @@ from enclave.mpc.groups import Group, Point, Scalar
 from enclave.mpc.identifiers import Identifier, validate_identifiers
 from enclave.mpc.keys import KeyShare, PublicKeyPackage
 from enclave.mpc.randomness import RandomSource
-from enclave.mpc.renewal import MAX_SESSION_ID, check_senders
+from enclave.mpc.renewal import MAX_SESSION_ID, check_senders, read_session_id
 from enclave.mpc.shamir import lagrange_coefficient
 
 __all__ = [
@@ -82,7 +82,7 @@ class RepairValue:
     @classmethod
     def from_bytes(cls, data: bytes, step: RepairStep, group: Group | None = None) -> RepairValue:
         dec = Decoder(data, step.value, group)
-        session_id = dec.var_bytes("session_id", max_length=MAX_SESSION_ID)
+        session_id = read_session_id(dec)
         value = dec.scalar("value")
         dec.finish()
         return cls(step, session_id, value)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enclave.mpc.decryption.ecies import Ciphertext
 from enclave.mpc.dleq import DleqProof, DleqStatement, ProofContext, prove, verify
 from enclave.mpc.encoding import Decoder, Encoder
-from enclave.mpc.errors import InvalidParameters, InvalidProof
+from enclave.mpc.errors import EncodingError, InvalidParameters, InvalidProof
 from enclave.mpc.groups import Group, Point
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import KeyShare, PublicKeyPackage
@@ -48,8 +48,8 @@ class PartialDecryption:
     proof: DleqProof
 
     def __post_init__(self) -> None:
-        if len(self.session_id) > MAX_SESSION_ID:
-            raise InvalidParameters("session id too long")
+        if not 0 < len(self.session_id) <= MAX_SESSION_ID:
+            raise InvalidParameters(f"session id must be 1..{MAX_SESSION_ID} bytes")
         if self.share.group is not self.group or self.proof.group is not self.group:
             raise InvalidParameters("partial decryption mixes groups")
         if self.share.is_identity():
@@ -63,6 +63,8 @@ class PartialDecryption:
     def from_bytes(cls, data: bytes, group: Group | None = None) -> PartialDecryption:
         dec = Decoder(data, _KIND, group)
         session_id = dec.var_bytes("session_id", max_length=MAX_SESSION_ID)
+        if not session_id:
+            raise EncodingError("session_id", "empty")
         share = dec.point("share")
         proof = DleqProof(dec.scalar("proof.challenge"), dec.scalar("proof.response"))
         dec.finish()
