@@ -1,0 +1,106 @@
+# Example environment: three nodes (t = 1) in two AWS accounts and one GCP project, in three
+# regions, fed from the release manifest on disk and wired by the mesh module so each node's peer
+# ingress admits exactly the two other declared nodes.
+
+locals {
+  manifest = jsondecode(file(var.manifest_path))
+  previous = var.previous_manifest_path == "" ? null : jsondecode(file(var.previous_manifest_path))
+
+  # Newest first: the node modules deploy releases[0] and admit every entry in the key policies.
+  releases = [for m in compact([var.manifest_path, var.previous_manifest_path]) : {
+    version      = jsondecode(file(m)).version
+    image_digest = jsondecode(file(m)).image_digest
+    pcrs         = jsondecode(file(m)).pcrs
+  }]
+
+  eif_uri        = "s3://${var.release_bucket}/keyshard-${local.manifest.version}.eif"
+  parent_package = { uri = "s3://${var.release_bucket}/keyshard-parent-${local.manifest.version}.tar", sha256 = var.parent_package_sha256 }
+
+  # The declared peers: the only ranges that will ever be admitted to a peer port.
+  declared_nodes = [
+    { id = "a", host = var.node_a.public_ip, network_range = "${var.node_a.public_ip}/32" },
+    { id = "b", host = var.node_b.public_ip, network_range = "${var.node_b.public_ip}/32" },
+    { id = "c", host = var.node_c.public_ip, network_range = "${var.node_c.public_ip}/32" },
+  ]
+}
+
+# Refuse the example manifest unless explicitly allowed, and refuse a manifest with the wrong schema.
+resource "terraform_data" "release_guard" {
+  input = local.manifest.version
+
+  lifecycle {
+    precondition {
+      condition     = try(local.manifest.schema, "") == "keyshard.release-manifest.v1"
+      error_message = "The manifest is not a keyshard.release-manifest.v1 document."
+    }
+    precondition {
+      condition     = !try(local.manifest.example, true) || var.allow_example_manifest
+      error_message = "This manifest is marked as an example: its PCRs match no real image. Build a release (make eif) or set allow_example_manifest for a dry run."
+    }
+    precondition {
+      condition     = local.previous == null || try(local.previous.version, "") != local.manifest.version
+      error_message = "The previous manifest must be a different release."
+    }
+  }
+}
+
+module "mesh" {
+  source = "../../modules/mesh"
+
+  nodes     = local.declared_nodes
+  peer_port = 7400
+}
+
+module "node_a" {
+  source    = "../../modules/node-aws-nitro"
+  providers = { aws = aws.node_a }
+
+  cluster_name         = var.cluster_name
+  node_id              = "a"
+  releases             = local.releases
+  artifact_uri         = local.eif_uri
+  parent_package       = local.parent_package
+  network              = { network_id = var.node_a.vpc_id, subnet_id = var.node_a.subnet_id, address_id = var.node_a.eip_allocation_id }
+  peer_port            = 7400
+  client_port          = 7443
+  peers                = module.mesh.peers_of["a"]
+  client_cidrs         = var.client_cidrs
+  key_admin_principals = var.node_a.key_admins
+  machine_type         = var.node_a.instance_type
+}
+
+module "node_b" {
+  source    = "../../modules/node-aws-nitro"
+  providers = { aws = aws.node_b }
+
+  cluster_name         = var.cluster_name
+  node_id              = "b"
+  releases             = local.releases
+  artifact_uri         = local.eif_uri
+  parent_package       = local.parent_package
+  network              = { network_id = var.node_b.vpc_id, subnet_id = var.node_b.subnet_id, address_id = var.node_b.eip_allocation_id }
+  peer_port            = 7400
+  client_port          = 7443
+  peers                = module.mesh.peers_of["b"]
+  client_cidrs         = var.client_cidrs
+  key_admin_principals = var.node_b.key_admins
+  machine_type         = var.node_b.instance_type
+}
+
+module "node_c" {
+  source    = "../../modules/node-gcp-confidential"
+  providers = { google = google.node_c }
+
+  cluster_name         = var.cluster_name
+  node_id              = "c"
+  releases             = local.releases
+  artifact_uri         = "${var.image_repository}@${local.manifest.image_digest}"
+  parent_package       = local.parent_package
+  network              = { network_id = var.node_c.network, subnet_id = var.node_c.subnetwork, address_id = var.node_c.public_ip }
+  peer_port            = 7400
+  client_port          = 7443
+  peers                = module.mesh.peers_of["c"]
+  client_cidrs         = var.client_cidrs
+  key_admin_principals = var.node_c.key_admins
+  machine_type         = var.node_c.machine_type
+}

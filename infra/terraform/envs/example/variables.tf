@@ -1,0 +1,92 @@
+variable "cluster_name" {
+  description = "Name of the cluster."
+  type        = string
+  default     = "ks-example"
+}
+
+variable "threshold" {
+  description = "t: any t+1 nodes sign; t nodes learn nothing. With three nodes, t = 1."
+  type        = number
+  default     = 1
+}
+
+variable "manifest_path" {
+  description = "The release manifest of the release being deployed (read from disk, never fetched)."
+  type        = string
+  default     = "../../../../release/manifest.json"
+}
+
+variable "previous_manifest_path" {
+  description = "During an upgrade only: the manifest of the release still running, admitted alongside the new one."
+  type        = string
+  default     = ""
+}
+
+variable "allow_example_manifest" {
+  description = "Accept a manifest marked \"example\": true (its PCRs match no real image). Never in production."
+  type        = bool
+  default     = false
+}
+
+variable "release_bucket" {
+  description = "S3 bucket holding the release EIFs and parent wheel tarballs (read by the AWS nodes at boot)."
+  type        = string
+}
+
+variable "parent_package_sha256" {
+  description = "SHA-256 of the parent wheel tarball of this release."
+  type        = string
+}
+
+variable "image_repository" {
+  description = "The container repository of the enclave image (the GCP node runs it pinned by digest)."
+  type        = string
+}
+
+variable "client_cidrs" {
+  description = "Ranges the clients connect from."
+  type        = list(string)
+}
+
+variable "node_a" {
+  description = "Node a: AWS account, region, deploy role, network and administrators."
+  type = object({
+    account_id        = string
+    region            = string
+    deploy_role_arn   = string
+    vpc_id            = string
+    subnet_id         = string
+    eip_allocation_id = string
+    public_ip         = string
+    key_admins        = list(string)
+    instance_type     = string
+  })
+}
+
+variable "node_b" {
+  description = "Node b: a second AWS account in another region."
+  type = object({
+    account_id        = string
+    region            = string
+    deploy_role_arn   = string
+    vpc_id            = string
+    subnet_id         = string
+    eip_allocation_id = string
+    public_ip         = string
+    key_admins        = list(string)
+    instance_type     = string
+  })
+}
+
+variable "node_c" {
+  description = "Node c: a GCP project (Confidential Space)."
+  type = object({
+    project_id   = string
+    region       = string
+    network      = string
+    subnetwork   = string
+    public_ip    = string
+    key_admins   = list(string)
+    machine_type = string
+  })
+}

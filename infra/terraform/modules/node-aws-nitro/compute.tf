@@ -1,0 +1,114 @@
+# The instance: Nitro Enclaves enabled, IMDSv2 only (hop limit 1, so nothing past the host reaches the
+# credentials), encrypted root volume, no SSH key. User data sizes the enclave allocator, installs the
+# parent service from a hash-checked package, fetches the EIF, and starts the parent under systemd
+# with its outbound allow-list: the peers' endpoints and this region's KMS endpoint.
+
+data "aws_ssm_parameter" "al2023" {
+  name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+}
+
+locals {
+  artifact_object_arn = replace(var.artifact_uri, "s3://", "arn:${local.partition}:s3:::")
+  parent_object_arn   = replace(var.parent_package.uri, "s3://", "arn:${local.partition}:s3:::")
+
+  outbound_allow_list = concat(
+    sort([for p in var.peers : p.endpoint]),
+    ["kms.${local.region}.amazonaws.com:443"],
+  )
+
+  user_data = templatefile("${path.module}/templates/user_data.sh.tftpl", {
+    cluster_name        = var.cluster_name
+    node_id             = var.node_id
+    release_version     = local.current.version
+    artifact_uri        = var.artifact_uri
+    parent_uri          = var.parent_package.uri
+    parent_sha256       = var.parent_package.sha256
+    enclave_cpus        = var.enclave_cpus
+    enclave_memory_mib  = var.enclave_memory_mib
+    peer_port           = var.peer_port
+    client_port         = var.client_port
+    blob_bucket         = aws_s3_bucket.blobs.id
+    sealing_key_arn     = aws_kms_key.sealing.arn
+    region              = local.region
+    log_group           = aws_cloudwatch_log_group.node.name
+    outbound_allow_list = join(",", local.outbound_allow_list)
+  })
+}
+
+resource "aws_launch_template" "node" {
+  name_prefix            = "${local.name}-"
+  image_id               = data.aws_ssm_parameter.al2023.value
+  instance_type          = var.machine_type
+  update_default_version = true
+  user_data              = base64encode(local.user_data)
+  vpc_security_group_ids = [aws_security_group.node.id]
+
+  enclave_options {
+    enabled = true
+  }
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "disabled"
+  }
+
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.node.arn
+  }
+
+  block_device_mappings {
+    device_name = "/dev/xvda"
+    ebs {
+      volume_size           = 30
+      volume_type           = "gp3"
+      encrypted             = true
+      delete_on_termination = true
+    }
+  }
+
+  monitoring {
+    enabled = true
+  }
+
+  tag_specifications {
+    resource_type = "instance"
+    tags          = local.tags
+  }
+
+  tag_specifications {
+    resource_type = "volume"
+    tags          = local.tags
+  }
+
+  tags = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = can(regex("^s3://", var.artifact_uri)) && can(regex("^s3://", var.parent_package.uri))
+      error_message = "On AWS, artifact_uri and parent_package.uri must be s3:// URIs."
+    }
+  }
+}
+
+resource "aws_instance" "node" {
+  #checkov:skip=CKV_AWS_79:IMDSv2 only is set in aws_launch_template.node (http_tokens = required, CKV_KS_5)
+  #checkov:skip=CKV_AWS_8:The root volume is encrypted in aws_launch_template.node (CKV_KS_5)
+  #checkov:skip=CKV_AWS_126:Detailed monitoring is enabled in aws_launch_template.node
+  #checkov:skip=CKV2_AWS_41:The instance profile is attached in aws_launch_template.node
+  subnet_id     = var.network.subnet_id
+  ebs_optimized = true
+
+  launch_template {
+    id      = aws_launch_template.node.id
+    version = aws_launch_template.node.latest_version
+  }
+
+  tags = local.tags
+
+  lifecycle {
+    # A new AMI does not replace a running node by itself: nodes are rolled one at a time (README).
+    ignore_changes = [ami]
+  }
+}
