@@ -21,6 +21,7 @@ from enclave.mpc.groups import ED25519, SECP256K1, Group
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import KeyShare
 
+from .dkg_helpers import run_dkg
 from .rng import SeededRandom
 from .threshold_keys import deal
 
@@ -284,3 +285,13 @@ def test_key_share_and_partial_reprs_hold_no_secret() -> None:
     for text in (repr(share), str(share), repr(share.secret_share)):
         assert share.secret_share.to_bytes().hex() not in text
         assert secret.to_bytes().hex() not in text
+
+
+@SUITES
+def test_keys_from_the_real_dkg_decrypt(group: Group) -> None:
+    """End to end with DKG output (no dealer): encrypt to the DKG key, any t+1 decrypt."""
+    shares = run_dkg(group, 2, 5, SeededRandom(40))
+    public = next(iter(shares.values())).public
+    ct = encrypt(public.group_public_key, b"from the dkg", SeededRandom(41))
+    who = [Identifier.from_int(group, v) for v in (5, 2, 4)]
+    assert combine(public, ct, _partials(shares, ct, who), SESSION) == b"from the dkg"
