@@ -1,0 +1,134 @@
+"""Serves ``transport.hostproto`` to the enclave, backed by a BlobStore and a credentials provider.
+
+Trust: the enclave is the client and the parent is untrusted *by the enclave*, but the parent still
+protects itself — every request is decoded strictly (closed types, canonical CBOR, frame limit), and
+any malformed request is answered ``Error(bad_request)`` and the connection closed. Blob contents
+are never looked at or logged (only names and sizes). Store and IMDS calls are blocking, so they run
+in a worker thread and never stall the proxy sharing this event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from parent.blobstore import BlobStore
+from parent.credentials import CredentialsProvider
+from parent.errors import BlobNameError, BlobStoreError, CredentialsError
+from transport.address import ANY_CID, VsockAddress
+from transport.base import Transport
+from transport.errors import FramingError, HostProtoError
+from transport.framing import FramedStream
+from transport.hostproto import (
+    HOST_SERVICES_PORT,
+    MAX_MESSAGE,
+    Blob,
+    BlobNames,
+    Error,
+    ErrorCode,
+    GetBlob,
+    GetCredentials,
+    ListBlobs,
+    Ok,
+    PutBlob,
+    Request,
+    Response,
+    decode_request,
+    encode_response,
+)
+
+log = logging.getLogger(__name__)
+
+LISTEN_ADDR = VsockAddress(ANY_CID, HOST_SERVICES_PORT)
+"""Where the parent serves host services: its own CID, port 9000."""
+
+
+class HostServices:
+    """The parent's host-services endpoint (one instance per enclave)."""
+
+    def __init__(self, store: BlobStore, credentials: CredentialsProvider | None) -> None:
+        self._store = store
+        self._credentials = credentials
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.AbstractServer | None = None
+
+    async def serve(
+        self, transport: Transport, addr: VsockAddress = LISTEN_ADDR
+    ) -> asyncio.AbstractServer:
+        self._server = await transport.listen(addr, self.handle)
+        return self._server
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer requests on one connection until the enclave closes it or misbehaves."""
+        task = asyncio.current_task()
+        assert task is not None  # a connection handler always runs in its own task
+        self._tasks.add(task)
+        stream = FramedStream(reader, writer, MAX_MESSAGE)
+        try:
+            while True:
+                try:
+                    payload = await stream.recv()  # closes the stream itself on framing errors
+                except FramingError:
+                    return
+                try:
+                    request = decode_request(payload)
+                except HostProtoError as exc:
+                    log.warning("event=host_request_refused error=%s", type(exc).__name__)
+                    await stream.send(encode_response(Error(ErrorCode.BAD_REQUEST, str(exc))))
+                    return
+                response = await self.dispatch(request)
+                await stream.send(encode_response(response))
+        except (ConnectionError, OSError):
+            return
+        finally:
+            await stream.close()
+            self._tasks.discard(task)
+
+    async def dispatch(self, request: Request) -> Response:
+        """The response to one request; failures become ``Error`` responses with a public reason."""
+        try:
+            response = await asyncio.to_thread(self._dispatch_blocking, request)
+        except BlobNameError as exc:
+            response = Error(ErrorCode.BAD_NAME, exc.reason)
+        except BlobStoreError as exc:
+            response = Error(ErrorCode.STORAGE_FAILED, f"{exc.operation} failed: {exc.reason}")
+        except CredentialsError as exc:
+            response = Error(ErrorCode.CREDENTIALS_UNAVAILABLE, str(exc))
+        except Exception as exc:  # process boundary: never let one request kill the server
+            log.exception("event=host_request_failed type=%s", type(request).__name__)
+            response = Error(ErrorCode.INTERNAL, type(exc).__name__)
+        log.info(
+            "event=host_request type=%s name=%s size=%s result=%s",
+            type(request).__name__,
+            getattr(request, "name", "-"),
+            len(request.data) if isinstance(request, PutBlob) else "-",
+            type(response).__name__
+            if not isinstance(response, Error)
+            else f"Error:{response.code.value}",
+        )
+        return response
+
+    def _dispatch_blocking(self, request: Request) -> Response:
+        match request:
+            case PutBlob(name=name, data=data):
+                self._store.put(name, data)
+                return Ok()
+            case GetBlob(name=name):
+                return Blob(self._store.get(name))
+            case ListBlobs():
+                return BlobNames(tuple(self._store.names()))
+            case GetCredentials():
+                if self._credentials is None:
+                    raise CredentialsError("this parent relays no credentials")
+                return self._credentials.get()
+        raise AssertionError(f"unhandled request type {type(request).__name__}")  # closed set
