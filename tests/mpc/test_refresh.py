@@ -33,7 +33,7 @@ from enclave.mpc.frost.round2 import SigningPackage, sign
 from enclave.mpc.groups import ED25519, SECP256K1, Group
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import KeyShare, PublicKeyPackage
-from enclave.mpc.refresh import Phase, RefreshSession
+from enclave.mpc.refresh import Phase, RefreshSession, refresh_deal, refresh_receive
 from enclave.mpc.renewal import Confirmation, DealerCommitment, Renewal, SubShare
 from enclave.mpc.shamir import Polynomial, reconstruct
 from enclave.mpc.vss import VssCommitment
@@ -308,3 +308,38 @@ def test_new_shares_sign_and_old_new_mixes_sign_nothing(suite: Ciphersuite) -> N
     with pytest.raises(InvalidSignatureShare) as err:
         _frost_sign(suite, mixed, new_public, 33)
     assert err.value.culprits == frozenset({ids[2]})
+
+
+@SUITES
+def test_no_secret_appears_in_reprs_or_errors(group: Group) -> None:
+    """Secrecy canary: shares, sub-shares and pending state never print their values."""
+    _, old = deal(group, 1, 3, SeededRandom(40))
+    cheat, victim = Identifier.from_int(group, 1), Identifier.from_int(group, 2)
+    seen: list[str] = []
+    secrets_hex = {s.secret_share.to_bytes().hex() for s in old.values()}
+
+    def tamper(deals: Deals) -> None:
+        for _, subs in deals.values():
+            secrets_hex.update(s.value.to_bytes().hex() for s in subs.values())
+            seen.extend(repr(s) for s in subs.values())
+        bad = deals[cheat][1][victim]
+        deals[cheat][1][victim] = SubShare(bad.renewal, SESSION, bad.value + group.one())
+        secrets_hex.add(deals[cheat][1][victim].value.to_bytes().hex())
+
+    with pytest.raises(InvalidShare) as err:
+        run_refresh(old, 41, tamper)
+    seen += [str(err.value), repr(err.value)]
+    rng = SeededRandom(42)
+    deals = {i: refresh_deal(s, SESSION, rng) for i, s in old.items()}
+    for j, share in old.items():
+        pending = refresh_receive(
+            share,
+            SESSION,
+            {i: d[0] for i, d in deals.items()},
+            {i: d[1][j] for i, d in deals.items()},
+        )
+        secrets_hex.add(pending.new.secret_share.to_bytes().hex())
+        seen += [repr(pending), str(pending), repr(pending.new), repr(share)]
+    for text in seen:
+        for secret in secrets_hex:
+            assert secret not in text
