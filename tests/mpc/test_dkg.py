@@ -56,7 +56,7 @@ def public_package_round_trips(public) -> bool:  # type: ignore[no-untyped-def]
 
 
 @SUITES
-@settings(max_examples=8)
+@settings(max_examples=20)
 @given(
     tn=st.integers(min_value=2, max_value=7).flatmap(
         lambda n: st.tuples(st.integers(min_value=1, max_value=n - 1), st.just(n))
