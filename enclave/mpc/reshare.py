@@ -23,6 +23,9 @@ The new shares lie on ``sum_i g_i``, a fresh degree-``t_new`` polynomial through
 independent of the old one: old shares and new shares do not combine. Each old party's share
 stays hidden behind its random ``g_i``. A party may be both an old dealer and a new recipient.
 
+On commit (new parties) and retire (old dealers) the node must also delete every ECDSA
+presignature made with the old share: presignatures are tied to the sharing they came from.
+
 Trust: new parties must obtain the old :class:`PublicKeyPackage` from an authenticated source
 (e.g. the key's record signed by the old committee); everything is checked against it.
 """
