@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from attestation.recipient import decrypt_for_recipient
 from enclave.boot import DATA_KEY_BLOB, EnclaveRuntime
 from enclave.config import LaunchConfig, Mode, Seams, select_seams
 from enclave.kms import encryption_context
+from enclave.logs import JsonFormatter
 from enclave.node_state import STATE_BLOB
 from enclave.sealing import Sealer
 from enclave.secretbytes import SecretBytes
@@ -144,7 +146,10 @@ def genuine_data_key(cloud: Cloud, ciphertext_blob: bytes) -> bytes:
     return decrypt_for_recipient(response["CiphertextForRecipient"], private_key)
 
 
-def test_first_boot_seals_and_restart_unseals_the_same_state(cloud: Cloud, rundir: Path) -> None:
+def test_first_boot_seals_and_restart_unseals_the_same_state(
+    cloud: Cloud, rundir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     first, parent = run_boot(cloud, rundir)
     assert first.state is NodeState.READY, first.reason
     assert first.sealed_version == 1
@@ -168,6 +173,12 @@ def test_first_boot_seals_and_restart_unseals_the_same_state(cloud: Cloud, rundi
         for secret in (data_key, plaintext, plaintext[-32:]):
             assert secret not in seen
             assert base64.b64encode(secret)[:40] not in seen
+    # Nor do the enclave's logs (which leave through the parent too).
+    lines = "\n".join(JsonFormatter().format(entry) for entry in caplog.records)
+    assert "data_key" in lines  # the events are there...
+    for secret in (data_key, plaintext):
+        assert secret.hex() not in lines  # ...the secrets are not
+        assert base64.b64encode(secret).decode() not in lines
 
 
 def test_modified_image_is_refused_by_kms(cloud: Cloud, rundir: Path) -> None:
