@@ -45,9 +45,7 @@ def _share_ok(
     g = package.suite.group
     comm = package.commitments[ident]
     lam = lagrange_coefficient(g, ident, package.signers)
-    expected = g.multi_mul(
-        [(g.one(), comm.hiding), (rho[ident], comm.binding), (c * lam, verifying_share)]
-    )
+    expected = comm.hiding + g.multi_mul([(rho[ident], comm.binding), (c * lam, verifying_share)])
     return g.base_mul(z_i) == expected
 
 

@@ -64,9 +64,7 @@ def compute_group_commitment(
 ) -> Point:
     """§4.5 compute_group_commitment: ``R = sum D_i + rho_i * E_i``."""
     g = suite.group
-    pairs: list[tuple[Scalar, Point]] = []
-    one = g.one()
+    acc = g.multi_mul([(binding_factors[i], commitments[i].binding) for i in sorted(commitments)])
     for i in sorted(commitments):
-        pairs.append((one, commitments[i].hiding))
-        pairs.append((binding_factors[i], commitments[i].binding))
-    return g.multi_mul(pairs)
+        acc = acc + commitments[i].hiding  # an addition, not a multiplication by one
+    return acc
