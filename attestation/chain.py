@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -41,7 +42,14 @@ from attestation.chain_cache import ValidityWindow
 from attestation.errors import CertificateNotValidAt, ChainInvalid, UntrustedRoot
 from attestation.roots import TrustedRoots, certificate_fingerprint
 
-__all__ = ["IntermediateChain", "LeafChain", "link_leaf", "load_leaf", "verify_intermediates"]
+__all__ = [
+    "IntermediateChain",
+    "LeafChain",
+    "leaf_public_key",
+    "link_leaf",
+    "load_leaf",
+    "verify_intermediates",
+]
 
 _HANDLED_CRITICAL = frozenset({ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE})
 
@@ -138,9 +146,15 @@ def _check_signed_by(step: int, cert: x509.Certificate, issuer: x509.Certificate
 
 
 def verify_intermediates(
-    cabundle: Sequence[bytes], roots: TrustedRoots, instant: _dt.datetime
+    cabundle: Sequence[bytes],
+    roots: TrustedRoots,
+    instant: _dt.datetime,
+    executor: Executor | None = None,
 ) -> IntermediateChain:
-    """Verify steps 1..n (``cabundle``, root first) at ``instant``; raise :class:`ChainInvalid`."""
+    """Verify steps 1..n (``cabundle``, root first) at ``instant``; raise :class:`ChainInvalid`.
+
+    With an ``executor``, the link signatures are checked concurrently (same result and errors).
+    """
     depth = len(cabundle)
     if depth == 0:
         raise ChainInvalid(1, "empty cabundle")
@@ -159,9 +173,17 @@ def verify_intermediates(
     for step in range(depth, 0, -1):
         _check_ca(step, certs[step], cas_below=step - 1)
     # Top-down, as trust flows: a forged certificate fails at its own link, never after
-    # verifying the (more expensive to reach) links below it.
-    for step in range(depth - 1, 0, -1):
-        _check_signed_by(step, certs[step], certs[step + 1])
+    # verifying the links below it.
+    links = [(step, certs[step], certs[step + 1]) for step in range(depth - 1, 0, -1)]
+    if executor is None:
+        for step, cert, issuer in links:
+            _check_signed_by(step, cert, issuer)
+    else:
+        # The signature checks are independent and release the GIL: run them side by side, then
+        # report the first failure in the same top-down order as the serial path.
+        futures = [executor.submit(_check_signed_by, *link) for link in links]
+        for future in futures:
+            future.result()
     return IntermediateChain(
         issuer=certs[1], depth=depth, root_fingerprint=fingerprint, window=window
     )
@@ -174,8 +196,8 @@ def load_leaf(der: bytes, instant: _dt.datetime) -> x509.Certificate:
     return leaf
 
 
-def link_leaf(leaf: x509.Certificate, chain: IntermediateChain) -> LeafChain:
-    """Check the leaf's own constraints and that step 1 issued it; the chain is then complete."""
+def leaf_public_key(leaf: x509.Certificate) -> ec.EllipticCurvePublicKey:
+    """The leaf's own constraints (not a CA, may sign, P-384 key); returns its key."""
     extensions = _extensions(0, leaf)
     try:
         if extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
@@ -196,6 +218,13 @@ def link_leaf(leaf: x509.Certificate, chain: IntermediateChain) -> LeafChain:
         public_key.curve, ec.SECP384R1
     ):
         raise ChainInvalid(0, "leaf key is not a P-384 EC key (ES384 needs one)")
+    return public_key
+
+
+def link_leaf(
+    leaf: x509.Certificate, public_key: ec.EllipticCurvePublicKey, chain: IntermediateChain
+) -> LeafChain:
+    """Check that step 1 issued the leaf (whose key :func:`leaf_public_key` vetted)."""
     _check_signed_by(0, leaf, chain.issuer)
     leaf_window = _window(leaf)
     return LeafChain(

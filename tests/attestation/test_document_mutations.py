@@ -61,6 +61,19 @@ def test_flipping_any_single_byte_never_verifies(sample: Sample, mask: int) -> N
     verifier.verify(sample.data)  # the genuine document still verifies afterwards
 
 
+def test_flipping_bytes_with_a_parallel_verifier() -> None:
+    # Every 7th position: the threaded path must refuse exactly like the serial one.
+    serial = _primed_verifier(SAMPLE)
+    with AttestationVerifier(clock=lambda: SAMPLE.instant, workers=2) as parallel:
+        data = bytearray(SAMPLE.data)
+        for position in range(0, len(data), 7):
+            data[position] ^= 0xFF
+            parallel.clear_cache()
+            kind = _assert_never_verifies(parallel, bytes(data))
+            assert kind is _assert_never_verifies(serial, bytes(data))
+            data[position] ^= 0xFF
+
+
 def test_every_truncation_is_refused_by_the_decoder() -> None:
     verifier = _primed_verifier(SAMPLE)
     for length in range(len(SAMPLE.data)):

@@ -64,18 +64,21 @@ def _ids(sample: Sample) -> str:
     return sample.name
 
 
+@pytest.mark.parametrize("workers", [0, 2])
 @pytest.mark.parametrize("sample", VALID_SAMPLES, ids=_ids)
-def test_genuine_documents_verify_at_their_own_timestamp(sample: Sample) -> None:
-    verified = AttestationVerifier().verify(sample.data, at="document")
+def test_genuine_documents_verify_at_their_own_timestamp(sample: Sample, workers: int) -> None:
+    with AttestationVerifier(workers=workers) as verifier:
+        verified = verifier.verify(sample.data, at="document")
     assert verified.root_fingerprint == AWS_ROOT_SHA256
     assert verified.checked_at == sample.instant
     assert verified.payload.module_id == sample.module_id
     assert verified.is_debug_mode is sample.debug_mode
 
 
-def test_invalid_sample_is_refused_for_its_signature() -> None:
-    with pytest.raises(SignatureInvalid):
-        AttestationVerifier().verify(SAMPLE_BY_NAME[INVALID_SAMPLE].data, at="document")
+@pytest.mark.parametrize("workers", [0, 2])
+def test_invalid_sample_is_refused_for_its_signature(workers: int) -> None:
+    with AttestationVerifier(workers=workers) as verifier, pytest.raises(SignatureInvalid):
+        verifier.verify(SAMPLE_BY_NAME[INVALID_SAMPLE].data, at="document")
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=_ids)
@@ -207,9 +210,12 @@ def test_verified_document_cannot_be_forged(chain: CaChain) -> None:
         (with_spec("leaf", curve=ec.SECP256R1()), 0, "P-384"),
     ],
 )
-def test_chain_faults_name_their_step(overrides: dict[str, object], step: int, words: str) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_chain_faults_name_their_step(
+    overrides: dict[str, object], step: int, words: str, workers: int
+) -> None:
     bad = make_chain(**overrides)  # type: ignore[arg-type]
-    verifier = AttestationVerifier(TrustedRoots.of([bad.root]), clock=lambda: T0)
+    verifier = AttestationVerifier(TrustedRoots.of([bad.root]), clock=lambda: T0, workers=workers)
     # A P-256 leaf cannot sign ES384; sign with a P-384 key: the chain check comes first anyway.
     data = encode_document(make_payload(bad), ec.generate_private_key(ec.SECP384R1()))
     with pytest.raises(ChainInvalid) as info:
@@ -288,7 +294,7 @@ def test_cache_serves_a_stream_and_honours_validity(chain: CaChain) -> None:
     verifier = AttestationVerifier(TrustedRoots.of([chain.root]), clock=lambda: now[0])
     data = make_document(chain)
     verifier.verify(data)
-    assert (len(verifier._intermediates), len(verifier._leaves)) == (1, 1)
+    assert verifier.cache_sizes() == (1, 1)
     second = make_document(chain, nonce=b"\x33" * 20)
     assert verifier.verify(second).payload.nonce == b"\x33" * 20
     # The leaf expires at T0 + 2h: past it, the cached chain must not be served.
@@ -321,13 +327,29 @@ def test_cache_is_bounded(chain: CaChain) -> None:
     verifier = AttestationVerifier(roots, cache_entries=2, clock=lambda: T0)
     for c in leaves:
         verifier.verify(make_document(c))
-    assert len(verifier._intermediates) == 2
-    assert len(verifier._leaves) == 2
+    assert verifier.cache_sizes() == (2, 2)
     verifier.clear_cache()
-    assert len(verifier._leaves) == 0
+    assert verifier.cache_sizes() == (0, 0)
 
 
 def test_only_attestation_errors_escape(chain: CaChain, test_verifier: AttestationVerifier) -> None:
     for data in (b"", b"\x84", make_document(chain)[:-1], b"\xff" * 100):
         with pytest.raises(AttestationError):
             test_verifier.verify(data)
+
+
+def test_parallel_verifier_prefers_chain_errors_over_signature_errors() -> None:
+    bad = make_chain(**with_spec("zonal", ca=False))
+    forged = encode_document(make_payload(bad), ec.generate_private_key(ec.SECP384R1()))
+    for workers in (0, 2):
+        verifier = AttestationVerifier(
+            TrustedRoots.of([bad.root]), clock=lambda: T0, workers=workers
+        )
+        with verifier, pytest.raises(ChainInvalid) as info:
+            verifier.verify(forged)
+        assert info.value.step == 2
+
+
+def test_negative_workers_are_refused() -> None:
+    with pytest.raises(ValueError, match="workers"):
+        AttestationVerifier(workers=-1)
