@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass
 from typing import Literal
 
 from cryptography.exceptions import InvalidSignature
@@ -72,10 +72,11 @@ class VerifiedDocument:
     document: SignedDocument
     checked_at: _dt.datetime
     root_fingerprint: str
-    _mint: object = field(repr=False, compare=False)
+    # An InitVar, not a field: dataclasses.replace() cannot carry it over to a forged copy.
+    _mint: InitVar[object]
 
-    def __post_init__(self) -> None:
-        if self._mint is not _MINT:
+    def __post_init__(self, _mint: object) -> None:
+        if _mint is not _MINT:
             raise TypeError("VerifiedDocument is only issued by AttestationVerifier.verify")
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -186,10 +187,18 @@ def test_naive_or_bogus_instant_is_refused(
         test_verifier.verify(data, at="yesterday")  # type: ignore[arg-type]
 
 
-def test_verified_document_cannot_be_forged(chain: CaChain) -> None:
+def test_verified_document_cannot_be_forged(
+    chain: CaChain, test_verifier: AttestationVerifier
+) -> None:
     doc = decode_document(make_document(chain))
     with pytest.raises(TypeError):
         VerifiedDocument(document=doc, checked_at=T0, root_fingerprint="x", _mint=object())
+    genuine = test_verifier.verify(make_document(chain))
+    forged = decode_document(
+        encode_document(make_payload(chain), ec.generate_private_key(ec.SECP384R1()))
+    )
+    with pytest.raises(ValueError, match="_mint"):
+        dataclasses.replace(genuine, document=forged)  # type: ignore[call-arg]
 
 
 # ---- one broken property per certificate: refused at exactly that step ----------------------
