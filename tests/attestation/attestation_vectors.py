@@ -10,6 +10,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import cbor2
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "attestation"
 AWS_ROOT_PEM = DATA_DIR / "aws_nitro_root_g1.pem"
 AWS_ROOT_SHA256 = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b"
@@ -60,3 +64,29 @@ def load_samples() -> list[Sample]:
 SAMPLES = load_samples()
 VALID_SAMPLES = [s for s in SAMPLES if s.valid]
 SAMPLE_BY_NAME = {s.name: s for s in SAMPLES}
+
+
+def shape_of(data: bytes) -> tuple[object, ...]:
+    """The structure of a document, independent of its values: envelope item types, payload keys
+    in order with their CBOR types, PCR indices and lengths, chain depth and certificate curves.
+
+    Emulated documents must have the shape of real ones: ``shape_of(emulated) == shape_of(real)``
+    for a real document with the same optional fields present.
+    """
+    envelope = cbor2.loads(data)
+    payload = cbor2.loads(envelope[2])
+    certs = [payload["certificate"], *payload["cabundle"]]
+    curves = []
+    for der in certs:
+        key = x509.load_der_x509_certificate(der).public_key()
+        curves.append(key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else "?")
+    return (
+        data[0],
+        [type(item).__name__ for item in envelope],
+        envelope[0],
+        len(envelope[3]),
+        [(key, type(value).__name__) for key, value in payload.items()],
+        sorted((index, len(value)) for index, value in payload["pcrs"].items()),
+        len(payload["cabundle"]),
+        curves,
+    )

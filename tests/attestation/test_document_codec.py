@@ -6,7 +6,8 @@ from types import MappingProxyType
 
 import cbor2
 import pytest
-from attestation_vectors import SAMPLE_BY_NAME, SAMPLES, Sample
+from attestation_test_ca import make_chain, make_document
+from attestation_vectors import SAMPLE_BY_NAME, SAMPLES, Sample, shape_of
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -296,3 +297,12 @@ def test_payload_constructor_validates() -> None:
             cabundle=payload.cabundle,
         )
     assert info.value.field == "digest"
+
+
+def test_encoded_documents_have_the_shape_of_real_ones() -> None:
+    chain = make_chain()
+    real = SAMPLE_BY_NAME["base_nitro_validator_2024-11-30.bin"]
+    ours = make_document(chain, public_key=b"\x04" * 65, user_data=None, nonce=None)
+    assert shape_of(ours) == shape_of(real.data)
+    # and the helper does see differences
+    assert shape_of(make_document(chain, nonce=b"n")) != shape_of(real.data)
