@@ -18,7 +18,7 @@ from enclave.mpc.keys import KeyShare, PublicKeyPackage
 from enclave.mpc.shamir import Polynomial
 
 from .rng import FixedBytes
-from .vectors import FrostRfcVector, frost_rfc9591
+from .vectors import FrostRfcVector, frost_rfc9591, zf_big_identifier
 
 SESSION = b"rfc9591-vector"
 
@@ -90,3 +90,8 @@ def check_rfc9591(suite: Ciphersuite, v: FrostRfcVector) -> None:
 )
 def test_rfc9591_vectors(suite: Ciphersuite, group_name: str) -> None:
     check_rfc9591(suite, frost_rfc9591(group_name))
+
+
+def test_zf_big_identifier_vector() -> None:
+    """Same checks on ZF's vector whose signers are 129, 256 and 257 (multi-byte identifiers)."""
+    check_rfc9591(FROST_ED25519_SHA512, zf_big_identifier())

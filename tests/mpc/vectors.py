@@ -56,7 +56,16 @@ RFC9591_FILES = {
 
 
 def frost_rfc9591(group_name: str) -> FrostRfcVector:
-    raw = _json(RFC9591_FILES[group_name])
+    return _frost_signing(RFC9591_FILES[group_name])
+
+
+def zf_big_identifier() -> FrostRfcVector:
+    """ZF's Ed25519 signing vector with multi-byte identifiers (129, 256, 257 of 257)."""
+    return _frost_signing("frost-zf/ed25519-vectors-big-identifier.json")
+
+
+def _frost_signing(relative: str) -> FrostRfcVector:
+    raw = _json(relative)
     cfg, inp = raw["config"], raw["inputs"]
     r1 = tuple(
         FrostRound1(
@@ -70,7 +79,7 @@ def frost_rfc9591(group_name: str) -> FrostRfcVector:
         min_participants=int(cfg["MIN_PARTICIPANTS"]),
         participant_list=tuple(inp["participant_list"]),
         group_secret_key=bytes.fromhex(inp["group_secret_key"]),
-        group_public_key=bytes.fromhex(inp["group_public_key"]),
+        group_public_key=bytes.fromhex(inp.get("group_public_key") or inp["verifying_key_key"]),
         message=bytes.fromhex(inp["message"]),
         share_polynomial_coefficients=tuple(
             bytes.fromhex(c) for c in inp["share_polynomial_coefficients"]
