@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TypeVar
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -95,8 +94,7 @@ class EnclaveRuntime:
         self._seams = seams
         self._clock = clock
         self._host = HostClient(seams.transport)
-        root = x509.load_pem_x509_certificate(image.attestation_root_pem)
-        self._verifier = AttestationVerifier(TrustedRoots.of([root]), clock=clock)
+        self._verifier = AttestationVerifier(TrustedRoots.of([image.attestation_root]), clock=clock)
         self._state = NodeState.BOOTING
         self._reason: str | None = None
         self._pcrs: Mapping[int, bytes] = MappingProxyType({})

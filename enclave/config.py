@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+
 from attestation.nsm.dev import DeviceOs, DevNsm
 from attestation.nsm.raw import RawNsm
 from enclave.errors import ConfigError
@@ -66,6 +68,16 @@ class ImageConfig:
     kms_key_arn_prefix: str
     attestation_root_pem: bytes
     max_document_age_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        try:
+            x509.load_pem_x509_certificate(self.attestation_root_pem)
+        except (ValueError, TypeError):
+            raise ConfigError("attestation_root_pem", "not a PEM X.509 certificate") from None
+
+    @property
+    def attestation_root(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.attestation_root_pem)
 
     @classmethod
     def load(cls, image_root: Path) -> ImageConfig:

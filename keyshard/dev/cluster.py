@@ -127,13 +127,17 @@ class Cluster:
         *,
         progress: Progress | None = None,
         python: str = sys.executable,
+        kms_route: Callable[[int], int] | None = None,
     ) -> None:
+        """``kms_route`` maps the emulated KMS port to the port the parents' outbound proxies
+        should forward to (default: the same). Tests interpose a recording relay with it."""
         if not 1 <= nodes <= 16:
             raise ClusterError("--nodes must be between 1 and 16")
         self.directory = directory.absolute()
         self.nodes = nodes
         self._progress = progress or (lambda message: None)
         self._python = python
+        self._kms_route = kms_route or (lambda port: port)
         self._state: dict[str, Any] = {}
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self.image: BuiltImage | None = None
@@ -214,6 +218,7 @@ class Cluster:
         }
         self._start_cloud(principals)
         self._progress(f"emulated KMS on 127.0.0.1:{self._state['kms_port']}")
+        self._state["parent_kms_port"] = self._kms_route(self._state["kms_port"])
         admin = self.kms_client(ADMIN_ACCESS_KEY)
         key_arns = []
         for node_id in node_ids:
@@ -278,7 +283,7 @@ class Cluster:
             node_id=node_id,
             enclave_cid=ENCLAVE_CID,
             client_port=self._state["client_ports"][index - 1],
-            kms_port=self._state["kms_port"],
+            kms_port=self._state["parent_kms_port"],
             access_key_id=_node_access_key(index),
             secret_access_key=FAKE_SECRET,
             python=self._python,
@@ -302,6 +307,11 @@ class Cluster:
 
     def stop_node(self, index: int) -> None:
         self._stop(f"node-{index}")
+        # The parent stops its enclave; should it have died without doing so, the enclave (in its
+        # own session) is found by the runtime directory in its arguments and stopped too.
+        for pid in _processes_with_argument(str(self.node_layout(index).run_dir)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
     def restart_node(
         self, index: int, *, image_dir: Path | None = None, debug: bool = False
@@ -384,7 +394,7 @@ class Cluster:
     def down(self) -> None:
         """Stop every process of the cluster (nodes first, then the cloud); idempotent."""
         for index in range(self.nodes, 0, -1):
-            self._stop(f"node-{index}")
+            self.stop_node(index)
         self._stop("cloud")
         self._progress("cluster stopped")
 
@@ -508,6 +518,22 @@ class Cluster:
         content[position] = ord("t")
         victim.write_bytes(bytes(content))
         return target
+
+
+def _processes_with_argument(argument: str) -> list[int]:
+    """Live processes of this user with ``argument`` as one of their command-line arguments."""
+    wanted = os.fsencode(argument)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if wanted in arguments and _pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
 
 
 def _node_role(node_id: str) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from attestation.codec import decode_document
 from attestation.emulated_ca import EmulatedCa
@@ -26,7 +27,7 @@ from transport.unix import UnixSocketTransport
 from transport.vsock import VsockTransport
 
 ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-PEM = "-----BEGIN CERTIFICATE-----\nMII=\n-----END CERTIFICATE-----\n"
+PEM = EmulatedCa.ephemeral().root_certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def args(**overrides: str) -> list[str]:
@@ -86,6 +87,11 @@ def test_image_config_roundtrip_and_refusals(tmp_path: Path) -> None:
     (tmp_path / "enclave" / "image.json").write_text('{"kms_key_arn_prefix": "x"}')
     with pytest.raises(ConfigError):
         ImageConfig.load(tmp_path)
+    broken = image.to_json().replace("MII", "XYZ", 1)
+    (tmp_path / "enclave" / "image.json").write_text(broken)
+    with pytest.raises(ConfigError) as info:
+        ImageConfig.load(tmp_path)
+    assert info.value.field == "attestation_root_pem"
     (tmp_path / "enclave" / "image.json").unlink()
     with pytest.raises(ConfigError) as info:
         ImageConfig.load(tmp_path)

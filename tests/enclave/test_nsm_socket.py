@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from enclave_harness import short_tmpdir
 
 from attestation.codec import decode_document
@@ -50,7 +51,8 @@ class Hypervisor:
 
 def test_documents_over_the_socket_reflect_the_current_image(workdir: Path) -> None:
     ca = EmulatedCa.ephemeral()
-    config = ImageConfig("arn:aws:kms:us-east-1:123456789012:key/", b"-----BEGIN CERTIFICATE-----")
+    root = ca.root_certificate.public_bytes(serialization.Encoding.PEM)
+    config = ImageConfig("arn:aws:kms:us-east-1:123456789012:key/", root)
     image = build_image(workdir / "image", config)
     spec_file = workdir / "vm.json"
     write_vm_spec(spec_file, VmSpec(image.root))
