@@ -20,12 +20,14 @@ from enclave.mpc.dkg.pop import ProofOfPossession
 from enclave.mpc.dkg.round1 import part1
 from enclave.mpc.dkg.round2 import part2
 from enclave.mpc.dkg.round3 import finalize, part3
+from enclave.mpc.dkg.session import DkgPhase, DkgSession
 from enclave.mpc.errors import (
     EncodingError,
     InconsistentTranscript,
     InvalidParameters,
     InvalidProof,
     InvalidShare,
+    MisuseError,
     ProtocolAbort,
 )
 from enclave.mpc.groups import ED25519, SECP256K1, Group
@@ -240,3 +242,31 @@ def test_messages_round_trip_and_decode_strictly(group: Group) -> None:
     assert TranscriptConfirmation.from_bytes(conf.to_bytes()) == conf
     with pytest.raises(EncodingError):
         Round2Package.from_bytes(Round1Package.KIND.encode() + share.to_bytes())
+
+
+@SUITES
+def test_session_runs_in_order_and_fails_for_good(group: Group) -> None:
+    ids = identifiers(group, 3)
+    params = DkgParameters(group, 1, ids, b"session")
+    rng = SeededRandom(9)
+    sessions = {i: DkgSession(params, i) for i in ids}
+    with pytest.raises(MisuseError):
+        sessions[ids[0]].receive_round1({})
+    assert sessions[ids[0]].phase is DkgPhase.START
+    r1 = {i: s.begin(rng) for i, s in sessions.items()}
+    r2 = {i: s.receive_round1({j: r1[j] for j in ids if j != i}) for i, s in sessions.items()}
+    # Party 3 receives a bad share: its session fails and stays failed.
+    bad = {j: r2[j][ids[2]] for j in ids if j != ids[2]}
+    bad[ids[0]] = dataclasses.replace(bad[ids[0]], share=bad[ids[0]].share + group.one())
+    with pytest.raises(InvalidShare):
+        sessions[ids[2]].receive_round2(bad)
+    assert sessions[ids[2]].phase is DkgPhase.FAILED
+    with pytest.raises(MisuseError):
+        sessions[ids[2]].receive_round2({j: r2[j][ids[2]] for j in ids if j != ids[2]})
+    # The others complete.
+    conf = {i: sessions[i].receive_round2({j: r2[j][i] for j in ids if j != i}) for i in ids[:2]}
+    # (Party 3 never confirms; its slot is filled with an equal digest to reach the final step.)
+    key = sessions[ids[0]].receive_confirmations({ids[1]: conf[ids[1]], ids[2]: conf[ids[1]]})
+    assert sessions[ids[0]].phase is DkgPhase.DONE
+    assert group.base_mul(key.secret_share) == key.verifying_share
+    assert "redacted" not in repr(sessions[ids[0]])  # no secret state printed at all

@@ -8,4 +8,5 @@
 * ``round3``   — check every share, derive the key, hash the transcript (broadcast); then
   ``finalize`` compares all parties' transcript hashes before the key may be used.
 * ``complaints`` — a public complaint against a dealer whose share did not verify.
+* ``session``  — one participant's run behind a phase-checked, fail-for-good interface.
 """
