@@ -195,6 +195,8 @@ class EnclaveRuntime:
         document = await asyncio.to_thread(client.get_attestation_document, None, nonce, public_der)
         now = self._clock()
         verified = self._verifier.verify(document, at=now)
+        # Public, and what an operator needs to see when the policy below or KMS refuses.
+        self._pcrs = MappingProxyType(dict(verified.pcrs))
         AttestationPolicy(
             nonce=nonce,
             public_key=public_der,

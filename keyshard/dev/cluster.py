@@ -280,7 +280,6 @@ class Cluster:
         node_id = self._state["node_ids"][index - 1]
         config_file = write_parent_config(
             layout,
-            node_id=node_id,
             enclave_cid=ENCLAVE_CID,
             client_port=self._state["client_ports"][index - 1],
             kms_port=self._state["parent_kms_port"],
@@ -288,6 +287,7 @@ class Cluster:
             secret_access_key=FAKE_SECRET,
             python=self._python,
             image_dir=self._image_dir(index),
+            enclave_log=self._log_file(f"enclave-{index}"),
             enclave_argv=[
                 "--mode",
                 "emulated",

@@ -35,6 +35,11 @@ class NodeLayout:
         return self.root / "vm.json"
 
     @property
+    def enclave_home(self) -> Path:
+        """The enclave child's (empty) working directory."""
+        return self.root / "enclave-home"
+
+    @property
     def config_file(self) -> Path:
         return self.root / "node.json"
 
@@ -46,7 +51,6 @@ class NodeLayout:
 def write_parent_config(
     layout: NodeLayout,
     *,
-    node_id: str,
     enclave_cid: int,
     client_port: int,
     kms_port: int,
@@ -55,35 +59,37 @@ def write_parent_config(
     python: str,
     image_dir: Path,
     enclave_argv: list[str],
+    enclave_log: Path,
 ) -> Path:
-    """Write ``node.json`` for the node's parent; returns its path."""
+    """Write ``node.json`` for the node's parent (schema: :mod:`parent.config`); returns its path.
+
+    The enclave child starts in an empty working directory with a scrubbed environment; the only
+    code it can import is the image's, put on ``PYTHONPATH`` (the launcher's "EIF path").
+    """
+    kms = f"127.0.0.1:{kms_port}"
     config = {
-        "node_id": node_id,
         "mode": "emulated",
         "runtime_dir": str(layout.run_dir),
         "enclave_cid": enclave_cid,
         "inbound": [
-            {
-                "name": "client",
-                "listen_host": "127.0.0.1",
-                "listen_port": client_port,
-                "target_port": CLIENT_PORT,
-            }
+            {"name": "client", "listen": f"127.0.0.1:{client_port}", "enclave_port": CLIENT_PORT}
         ],
-        "outbound": [
-            {"name": "kms", "port": KMS_PROXY_PORT, "host": "127.0.0.1", "target_port": kms_port}
-        ],
+        "outbound": [{"name": "kms", "port": KMS_PROXY_PORT, "target": kms}],
+        "allow": [kms],
         "blob_store": {"kind": "local", "dir": str(layout.blob_dir)},
         "credentials": {
             "kind": "static",
             "access_key_id": access_key_id,
             "secret_access_key": secret_access_key,
+            "session_token": "emulated",
+            "expiration": "2099-01-01T00:00:00Z",
         },
         "launcher": {
             "kind": "child",
-            "python": python,
-            "image_dir": str(image_dir),
-            "argv": enclave_argv,
+            "argv": [python, "-m", "enclave", *enclave_argv],
+            "workdir": str(layout.enclave_home),
+            "env": {"PYTHONPATH": str(image_dir)},
+            "output": str(enclave_log),
         },
     }
     layout.config_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
