@@ -45,6 +45,7 @@ from attestation.roots import TrustedRoots, certificate_fingerprint
 __all__ = [
     "IntermediateChain",
     "LeafChain",
+    "complete_chain",
     "leaf_public_key",
     "link_leaf",
     "load_leaf",
@@ -150,10 +151,14 @@ def verify_intermediates(
     roots: TrustedRoots,
     instant: _dt.datetime,
     executor: Executor | None = None,
+    leaf: x509.Certificate | None = None,
 ) -> IntermediateChain:
     """Verify steps 1..n (``cabundle``, root first) at ``instant``; raise :class:`ChainInvalid`.
 
     With an ``executor``, the link signatures are checked concurrently (same result and errors).
+    With a ``leaf``, its link to step 1 is checked in the same batch (last, so a broken
+    intermediate is reported first); then finish with :func:`complete_chain`, not
+    :func:`link_leaf`. The result does not depend on the leaf and may be cached for other leaves.
     """
     depth = len(cabundle)
     if depth == 0:
@@ -175,6 +180,8 @@ def verify_intermediates(
     # Top-down, as trust flows: a forged certificate fails at its own link, never after
     # verifying the links below it.
     links = [(step, certs[step], certs[step + 1]) for step in range(depth - 1, 0, -1)]
+    if leaf is not None:
+        links.append((0, leaf, certs[1]))
     if executor is None:
         for step, cert, issuer in links:
             _check_signed_by(step, cert, issuer)
@@ -226,6 +233,13 @@ def link_leaf(
 ) -> LeafChain:
     """Check that step 1 issued the leaf (whose key :func:`leaf_public_key` vetted)."""
     _check_signed_by(0, leaf, chain.issuer)
+    return complete_chain(leaf, public_key, chain)
+
+
+def complete_chain(
+    leaf: x509.Certificate, public_key: ec.EllipticCurvePublicKey, chain: IntermediateChain
+) -> LeafChain:
+    """Assemble the verified whole; only after the leaf's link was checked (see above)."""
     leaf_window = _window(leaf)
     return LeafChain(
         leaf=leaf,

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from attestation.chain import (
     IntermediateChain,
     LeafChain,
+    complete_chain,
     leaf_public_key,
     link_leaf,
     load_leaf,
@@ -190,10 +191,12 @@ class AttestationVerifier:
             intermediates = self._intermediates.get(intermediate_key, instant)
             if intermediates is None:
                 intermediates = verify_intermediates(
-                    payload.cabundle, self._roots, instant, self._executor
+                    payload.cabundle, self._roots, instant, self._executor, leaf=leaf
                 )
                 self._intermediates.put(intermediate_key, intermediates.window, intermediates)
-            chain = link_leaf(leaf, public_key, intermediates)
+                chain = complete_chain(leaf, public_key, intermediates)
+            else:
+                chain = link_leaf(leaf, public_key, intermediates)
             self._leaves.put(leaf_key, chain.window, chain)
         stamp = payload.timestamp
         if not chain.leaf_window.contains(stamp):
