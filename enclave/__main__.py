@@ -39,8 +39,8 @@ async def _serve(runtime: EnclaveRuntime) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     try:
-        launch = parse_launch_args(sys.argv[1:] if argv is None else argv)
         image = ImageConfig.load(image_root())
+        launch = parse_launch_args(sys.argv[1:] if argv is None else argv, image.launch)
         launch.check_against(image)
         seams = select_seams(launch)
     except (EnclaveError, AttestationError) as error:

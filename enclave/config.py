@@ -23,9 +23,10 @@ import argparse
 import enum
 import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from cryptography import x509
 
@@ -52,6 +53,7 @@ __all__ = [
 IMAGE_CONFIG_PATH = "enclave/image.json"
 #: The KMS TCP port the parent's outbound proxy listens on for this enclave (vsock port).
 KMS_PROXY_PORT = 8000
+_LAUNCH_KEYS = frozenset({"node_id", "kms_key_id", "region", "cid"})
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 
@@ -68,8 +70,14 @@ class ImageConfig:
     kms_key_arn_prefix: str
     attestation_root_pem: bytes
     max_document_age_seconds: int = 300
+    #: Launch parameters baked into the image (a Nitro EIF's command line cannot be given at run
+    #: time): ``node_id``, ``kms_key_id``, ``region``, ``cid``. Command-line values take precedence.
+    launch: Mapping[str, str | int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.launch, Mapping) or set(self.launch) - _LAUNCH_KEYS:
+            raise ConfigError("launch", f"keys must be among {sorted(_LAUNCH_KEYS)}")
+        object.__setattr__(self, "launch", MappingProxyType(dict(self.launch)))
         try:
             x509.load_pem_x509_certificate(self.attestation_root_pem)
         except (ValueError, TypeError):
@@ -90,8 +98,14 @@ class ImageConfig:
             "kms_key_arn_prefix",
             "attestation_root_pem",
             "max_document_age_seconds",
+            "launch",
         }:
             raise ConfigError("image.json", "unknown or missing fields")
+        launch = raw.get("launch", {})
+        if not isinstance(launch, dict) or not all(
+            isinstance(value, str | int) for value in launch.values()
+        ):
+            raise ConfigError("launch", "must map names to strings or integers")
         prefix = raw.get("kms_key_arn_prefix")
         root = raw.get("attestation_root_pem")
         age = raw.get("max_document_age_seconds", 300)
@@ -101,7 +115,7 @@ class ImageConfig:
             raise ConfigError("attestation_root_pem", "must be a PEM certificate")
         if type(age) is not int or not 1 <= age <= 3600:
             raise ConfigError("max_document_age_seconds", "must be an integer in 1..3600")
-        return cls(prefix, root.encode("ascii"), age)
+        return cls(prefix, root.encode("ascii"), age, launch)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -109,6 +123,7 @@ class ImageConfig:
                 "kms_key_arn_prefix": self.kms_key_arn_prefix,
                 "attestation_root_pem": self.attestation_root_pem.decode("ascii"),
                 "max_document_age_seconds": self.max_document_age_seconds,
+                "launch": dict(self.launch),
             },
             indent=2,
             sort_keys=True,
@@ -147,24 +162,41 @@ class LaunchConfig:
             raise ConfigError("region", "differs from the trusted key prefix's region")
 
 
-def parse_launch_args(argv: Sequence[str]) -> LaunchConfig:
+def parse_launch_args(
+    argv: Sequence[str], defaults: Mapping[str, str | int] | None = None
+) -> LaunchConfig:
+    """Parse the command line; missing values come from ``defaults`` (the image's ``launch``)."""
     parser = argparse.ArgumentParser(prog="python -m enclave", exit_on_error=False)
     parser.add_argument("--mode", choices=[m.value for m in Mode], required=True)
-    parser.add_argument("--node-id", required=True)
-    parser.add_argument("--kms-key-id", required=True)
-    parser.add_argument("--region", required=True)
-    parser.add_argument("--cid", type=int, required=True)
+    parser.add_argument("--node-id")
+    parser.add_argument("--kms-key-id")
+    parser.add_argument("--region")
+    parser.add_argument("--cid", type=int)
     parser.add_argument("--runtime-dir")
     try:
         args = parser.parse_args(list(argv))
     except (argparse.ArgumentError, SystemExit) as error:
         raise ConfigError("argv", str(error)) from None
+    baked = defaults or {}
+    values: dict[str, str | int] = {}
+    for name in ("node_id", "kms_key_id", "region", "cid"):
+        value = getattr(args, name)
+        if value is None:
+            value = baked.get(name)
+        if value is None:
+            raise ConfigError(name, "required (on the command line or in the image's launch)")
+        values[name] = value
+    if type(values["cid"]) is not int:
+        raise ConfigError("cid", "must be an integer")
+    for name in ("node_id", "kms_key_id", "region"):
+        if not isinstance(values[name], str):
+            raise ConfigError(name, "must be text")
     return LaunchConfig(
         mode=Mode(args.mode),
-        node_id=args.node_id,
-        kms_key_id=args.kms_key_id,
-        region=args.region,
-        cid=args.cid,
+        node_id=str(values["node_id"]),
+        kms_key_id=str(values["kms_key_id"]),
+        region=str(values["region"]),
+        cid=int(values["cid"]),
         runtime_dir=None if args.runtime_dir is None else Path(args.runtime_dir),
     )
 

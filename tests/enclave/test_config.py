@@ -60,6 +60,7 @@ def test_parse_launch_args() -> None:
         ({"--mode": "nitro"}, "runtime_dir"),
         ({"--mode": "bogus"}, "argv"),
         ({"--cid": "x"}, "argv"),
+        ({"--node-id": ""}, "node_id"),
     ],
 )
 def test_bad_launch_args_are_refused_naming_the_field(
@@ -68,6 +69,19 @@ def test_bad_launch_args_are_refused_naming_the_field(
     with pytest.raises(ConfigError) as info:
         parse_launch_args(args(**overrides))
     assert info.value.field == field
+
+
+def test_missing_arguments_come_from_the_image_launch_section() -> None:
+    baked = {"node_id": "node-9", "kms_key_id": ARN, "region": "us-east-1", "cid": 20}
+    config = parse_launch_args(["--mode", "nitro"], baked)
+    assert config == LaunchConfig(Mode.NITRO, "node-9", ARN, "us-east-1", 20)
+    assert parse_launch_args(["--mode", "nitro", "--cid", "21"], baked).cid == 21
+    with pytest.raises(ConfigError) as info:
+        parse_launch_args(["--mode", "nitro"], {"node_id": "n"})
+    assert info.value.field == "kms_key_id"
+    with pytest.raises(ConfigError) as info:
+        parse_launch_args(["--mode", "nitro"], {**baked, "cid": "20"})
+    assert info.value.field == "cid"
 
 
 def test_key_outside_the_trusted_account_is_refused() -> None:
@@ -80,7 +94,9 @@ def test_key_outside_the_trusted_account_is_refused() -> None:
 
 
 def test_image_config_roundtrip_and_refusals(tmp_path: Path) -> None:
-    image = ImageConfig("arn:aws:kms:us-east-1:123456789012:key/", PEM.encode(), 120)
+    image = ImageConfig(
+        "arn:aws:kms:us-east-1:123456789012:key/", PEM.encode(), 120, {"region": "us-east-1"}
+    )
     (tmp_path / "enclave").mkdir()
     (tmp_path / "enclave" / "image.json").write_text(image.to_json())
     assert ImageConfig.load(tmp_path) == image
