@@ -43,9 +43,9 @@ from attestation.chain import (
     verify_intermediates,
 )
 from attestation.chain_cache import ChainCache, chain_key
-from attestation.codec import decode_document, sig_structure
+from attestation.codec import decode_document, encode_envelope, sig_structure
 from attestation.document import AttestationPayload, SignedDocument
-from attestation.errors import ChainInvalid, SignatureInvalid
+from attestation.errors import ChainInvalid, DocumentFormatError, SignatureInvalid
 from attestation.roots import TrustedRoots
 
 __all__ = ["AttestationVerifier", "Instant", "VerifiedDocument"]
@@ -176,7 +176,7 @@ class AttestationVerifier:
         :class:`~attestation.errors.SignatureInvalid`. Chain errors take precedence over a bad
         signature: the signature is only meaningful once the key is trusted.
         """
-        signed = document if isinstance(document, SignedDocument) else decode_document(document)
+        signed = _decoded(document)
         instant = self._instant(at, signed)
         payload = signed.payload
         intermediate_key = chain_key(b"cabundle", payload.cabundle)
@@ -216,6 +216,22 @@ class AttestationVerifier:
             root_fingerprint=chain.root_fingerprint,
             _mint=_MINT,
         )
+
+
+def _decoded(document: bytes | SignedDocument) -> SignedDocument:
+    """Decode bytes; re-derive a given SignedDocument from its own signed bytes.
+
+    A SignedDocument is a plain dataclass anyone can build, with a ``payload`` that need not be
+    what ``payload_bytes`` (the signed part) says. Trust only the bytes.
+    """
+    if not isinstance(document, SignedDocument):
+        return decode_document(document)
+    rebuilt = decode_document(
+        encode_envelope(document.protected, document.payload_bytes, document.signature)
+    )
+    if rebuilt.payload != document.payload:
+        raise DocumentFormatError("payload", "decoded payload differs from the signed bytes")
+    return rebuilt
 
 
 def _check_signature(public_key: ec.EllipticCurvePublicKey, signed: SignedDocument) -> None:

@@ -38,6 +38,7 @@ from attestation.errors import (
     AttestationError,
     CertificateNotValidAt,
     ChainInvalid,
+    DocumentFormatError,
     SignatureInvalid,
     UntrustedRoot,
 )
@@ -362,3 +363,15 @@ def test_parallel_verifier_prefers_chain_errors_over_signature_errors() -> None:
 def test_negative_workers_are_refused() -> None:
     with pytest.raises(ValueError, match="workers"):
         AttestationVerifier(workers=-1)
+
+
+def test_a_signed_document_with_a_substituted_payload_is_refused(
+    chain: CaChain, test_verifier: AttestationVerifier
+) -> None:
+    genuine = decode_document(make_document(chain))
+    assert test_verifier.verify(genuine).payload == genuine.payload
+    other = decode_document(make_document(chain, nonce=b"attacker")).payload
+    forged = dataclasses.replace(genuine, payload=other)
+    with pytest.raises(DocumentFormatError) as info:
+        test_verifier.verify(forged)
+    assert info.value.field == "payload"
