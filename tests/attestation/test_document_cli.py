@@ -215,3 +215,28 @@ def test_cli_as_a_process_reads_stdin() -> None:
     )
     assert refused.returncode == 1
     assert refused.stderr.decode().startswith("refused: chain step 0: certificate expired")
+
+
+def test_inspect_shows_unparseable_certificates(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = tmp_path / "doc.bin"
+    doc.write_bytes(make_document(make_chain(), certificate=b"\x30\x00"))
+    code, out, _ = _run(capsys, "inspect", str(doc), "--json")
+    assert code == 0
+    assert json.loads(out)["certificates"][0] == {
+        "step": 0,
+        "error": "not a valid DER certificate",
+        "length": 2,
+    }
+    code, out, _ = _run(capsys, "inspect", str(doc))
+    assert "step 0      not a valid DER certificate" in out
+
+
+def test_group_help_lists_both_verbs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["attestation", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "inspect" in out
+    assert "verify" in out
