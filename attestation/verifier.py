@@ -5,7 +5,8 @@ policy accepts nothing else, so "checked the policy but forgot the signature" ca
 
 Steps, in order (each refusal is a typed :class:`~attestation.errors.AttestationError`):
 
-1. decode strictly (:func:`attestation.codec.decode_document`);
+1. decode strictly (:func:`attestation.codec.decode_document`); a ``SignedDocument`` passed in is
+   re-derived from its own signed bytes, never trusted for its decoded fields;
 2. the leaf certificate is valid at the chosen instant — ``"now"`` (default, from the verifier's
    clock), ``"document"`` (the document's own timestamp: for stored documents, whose leaf lives
    only about three hours), or an explicit aware datetime;
