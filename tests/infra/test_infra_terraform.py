@@ -416,7 +416,8 @@ def test_user_data_checks_the_parent_package_hash() -> None:
     assert "sha256sum --check --strict" in template
     assert template.index("sha256sum --check") < template.index("pip install")
     assert "/etc/nitro_enclaves/allocator.yaml" in template
-    assert "KEYSHARD_OUTBOUND_ALLOW=" in template
+    assert "python -m parent --config /etc/keyshard/parent.json" in template
+    assert "${parent_config_json}" in template
 
 
 def test_every_tf_file_parses() -> None:
@@ -424,3 +425,15 @@ def test_every_tf_file_parses() -> None:
     assert len(files) > 20
     for directory in {f.parent for f in files}:
         load_module(Path(directory))
+
+
+def test_parent_allow_list_is_rendered_from_the_declared_peers(aws: Module) -> None:
+    call = aws.modules["parent_config"]
+    assert call["source"] == "../parent-config"
+    assert call["peers"] == "${var.peers}"
+    parent = load_module(MODULES / "parent-config")
+    assert not parent.resources
+    assert not parent.data
+    allow = parent.locals["config"]["allow"]
+    assert allow == "${concat([local.kms_target], [for p in local.peers : p.endpoint])}"
+    assert parent.locals["kms_target"] == "kms.${var.region}.amazonaws.com:443"

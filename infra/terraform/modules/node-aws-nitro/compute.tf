@@ -1,7 +1,8 @@
 # The instance: Nitro Enclaves enabled, IMDSv2 only (hop limit 1, so nothing past the host reaches the
 # credentials), encrypted root volume, no SSH key. User data sizes the enclave allocator, installs the
-# parent service from a hash-checked package, fetches the EIF, and starts the parent under systemd
-# with its outbound allow-list: the peers' endpoints and this region's KMS endpoint.
+# parent service from a hash-checked package, fetches the EIF, writes the parent's configuration
+# (module parent_config: outbound allow-list = the peers' endpoints and this region's KMS endpoint)
+# and starts the parent under systemd.
 
 data "aws_ssm_parameter" "al2023" {
   name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -11,28 +12,34 @@ locals {
   artifact_object_arn = replace(var.artifact_uri, "s3://", "arn:${local.partition}:s3:::")
   parent_object_arn   = replace(var.parent_package.uri, "s3://", "arn:${local.partition}:s3:::")
 
-  outbound_allow_list = concat(
-    sort([for p in var.peers : p.endpoint]),
-    ["kms.${local.region}.amazonaws.com:443"],
-  )
-
   user_data = templatefile("${path.module}/templates/user_data.sh.tftpl", {
-    cluster_name        = var.cluster_name
-    node_id             = var.node_id
-    release_version     = local.current.version
-    artifact_uri        = var.artifact_uri
-    parent_uri          = var.parent_package.uri
-    parent_sha256       = var.parent_package.sha256
-    enclave_cpus        = var.enclave_cpus
-    enclave_memory_mib  = var.enclave_memory_mib
-    peer_port           = var.peer_port
-    client_port         = var.client_port
-    blob_bucket         = aws_s3_bucket.blobs.id
-    sealing_key_arn     = aws_kms_key.sealing.arn
-    region              = local.region
-    log_group           = aws_cloudwatch_log_group.node.name
-    outbound_allow_list = join(",", local.outbound_allow_list)
+    cluster_name       = var.cluster_name
+    node_id            = var.node_id
+    release_version    = local.current.version
+    artifact_uri       = var.artifact_uri
+    parent_uri         = var.parent_package.uri
+    parent_sha256      = var.parent_package.sha256
+    enclave_cpus       = var.enclave_cpus
+    enclave_memory_mib = var.enclave_memory_mib
+    region             = local.region
+    log_group          = aws_cloudwatch_log_group.node.name
+    parent_config_json = module.parent_config.config_json
   })
+}
+
+# The parent's configuration (parent/config.py schema): inbound client and peer listeners, outbound
+# routes and allow-list limited to this region's KMS endpoint and the declared peers.
+module "parent_config" {
+  source = "../parent-config"
+
+  region             = local.region
+  eif_path           = "/opt/keyshard/enclave.eif"
+  enclave_cpus       = var.enclave_cpus
+  enclave_memory_mib = var.enclave_memory_mib
+  peer_port          = var.peer_port
+  client_port        = var.client_port
+  peers              = var.peers
+  blob_bucket        = aws_s3_bucket.blobs.id
 }
 
 resource "aws_launch_template" "node" {
