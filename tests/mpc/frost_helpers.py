@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+import coincurve
 import ecdsa  # independent secp256k1 arithmetic (tests only)
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -43,9 +44,13 @@ def frost_sign(
 def independent_verify(suite: Ciphersuite, public_key: bytes, message: bytes, sig: bytes) -> bool:
     """Verification with curve arithmetic independent of ``enclave.mpc.groups``.
 
-    Ed25519: ``cryptography`` (RFC 8032). secp256k1: python-ecdsa points; only the RFC 9591 H2
+    Ed25519: ``cryptography`` (RFC 8032). BIP-340 (tr suite): libsecp256k1 via coincurve.
+    secp256k1: python-ecdsa points; only the RFC 9591 H2
     hash (expand_message_xmd, checked against the RFC vectors) is shared with the code under test.
     """
+    if suite.signature_length() == 64 and suite.group.name == "secp256k1":
+        # BIP-340 output (tr suite): libsecp256k1's schnorrsig_verify against x(Y).
+        return bool(coincurve.PublicKeyXOnly(public_key[1:]).verify(sig, message))
     if suite.group.name == "ed25519":
         try:
             Ed25519PublicKey.from_public_bytes(public_key).verify(sig, message)

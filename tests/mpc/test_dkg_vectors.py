@@ -21,6 +21,7 @@ from enclave.mpc.errors import InvalidProof
 from enclave.mpc.frost.ciphersuite import (
     FROST_ED25519_SHA512,
     FROST_SECP256K1_SHA256,
+    FROST_SECP256K1_SHA256_TR,
     Ciphersuite,
 )
 from enclave.mpc.identifiers import Identifier
@@ -42,7 +43,8 @@ def check_zf_dkg(suite: Ciphersuite, v: ZfDkgVector) -> None:
     packages = {}
     for k, p in v.participants.items():
         commitment = VssCommitment(g, tuple(g.decode_point(c) for c in p.vss_commitments))
-        proof = ProofOfPossession.from_bytes(g, p.proof_of_knowledge)
+        # ZF serialises the proof as a signature of the suite (x-only R for the tr suite).
+        proof = ProofOfPossession(*suite.decode_signature(p.proof_of_knowledge))
         packages[ids[k]] = Round1Package(g, SESSION, commitment, proof)
 
     round2, outgoing = {}, {}
@@ -68,7 +70,7 @@ def check_zf_dkg(suite: Ciphersuite, v: ZfDkgVector) -> None:
     for k, p in v.participants.items():
         me = ids[k]
         others = {j: c for j, c in confirmations.items() if j != me}
-        key = finalize(pending[me], others)
+        key = suite.post_dkg(finalize(pending[me], others))  # BIP-341 tweak for the tr suite
         assert key.secret_share.to_bytes() == p.signing_share
         assert key.verifying_share.to_bytes() == p.verifying_share
         assert key.group_public_key.to_bytes() == v.verifying_key
@@ -85,8 +87,12 @@ def check_zf_dkg(suite: Ciphersuite, v: ZfDkgVector) -> None:
 
 @pytest.mark.parametrize(
     ("suite", "group_name"),
-    [(FROST_ED25519_SHA512, "ed25519"), (FROST_SECP256K1_SHA256, "secp256k1")],
-    ids=["ed25519", "secp256k1"],
+    [
+        (FROST_ED25519_SHA512, "ed25519"),
+        (FROST_SECP256K1_SHA256, "secp256k1"),
+        (FROST_SECP256K1_SHA256_TR, "secp256k1-tr"),
+    ],
+    ids=["ed25519", "secp256k1", "secp256k1-tr"],
 )
 def test_zf_dkg_vectors(suite: Ciphersuite, group_name: str) -> None:
     check_zf_dkg(suite, zf_dkg(group_name))

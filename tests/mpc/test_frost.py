@@ -19,6 +19,7 @@ from enclave.mpc.frost.aggregate import aggregate, verify_signature_share
 from enclave.mpc.frost.ciphersuite import (
     FROST_ED25519_SHA512,
     FROST_SECP256K1_SHA256,
+    FROST_SECP256K1_SHA256_TR,
     Ciphersuite,
 )
 from enclave.mpc.frost.round1 import SigningCommitments, commit
@@ -30,14 +31,16 @@ from .frost_helpers import frost_sign, independent_verify
 from .rng import SeededRandom
 
 SUITES = pytest.mark.parametrize(
-    "suite", [FROST_ED25519_SHA512, FROST_SECP256K1_SHA256], ids=["ed25519", "secp256k1"]
+    "suite",
+    [FROST_ED25519_SHA512, FROST_SECP256K1_SHA256, FROST_SECP256K1_SHA256_TR],
+    ids=["ed25519", "secp256k1", "secp256k1-tr"],
 )
 MAX_SUBSETS = 6
 
 
 def check_dkg_then_sign(suite: Ciphersuite, t: int, n: int, seed: int) -> None:
     rng = SeededRandom(seed)
-    keys = run_dkg(suite.group, t, n, rng)
+    keys = {i: suite.post_dkg(k) for i, k in run_dkg(suite.group, t, n, rng).items()}
     y = next(iter(keys.values())).group_public_key.to_bytes()
     ids = sorted(keys)
     subsets = [s for k in range(t + 1, n + 1) for s in itertools.combinations(ids, k)]

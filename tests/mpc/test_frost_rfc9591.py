@@ -9,6 +9,7 @@ from enclave.mpc.frost.binding import binding_factor_inputs, compute_binding_fac
 from enclave.mpc.frost.ciphersuite import (
     FROST_ED25519_SHA512,
     FROST_SECP256K1_SHA256,
+    FROST_SECP256K1_SHA256_TR,
     Ciphersuite,
 )
 from enclave.mpc.frost.round1 import SigningCommitments, commit, nonce_generate
@@ -18,7 +19,7 @@ from enclave.mpc.keys import KeyShare, PublicKeyPackage
 from enclave.mpc.shamir import Polynomial
 
 from .rng import FixedBytes
-from .vectors import FrostRfcVector, frost_rfc9591, zf_big_identifier
+from .vectors import FrostRfcVector, frost_rfc9591, zf_big_identifier, zf_taproot
 
 SESSION = b"rfc9591-vector"
 
@@ -95,3 +96,8 @@ def test_rfc9591_vectors(suite: Ciphersuite, group_name: str) -> None:
 def test_zf_big_identifier_vector() -> None:
     """Same checks on ZF's vector whose signers are 129, 256 and 257 (multi-byte identifiers)."""
     check_rfc9591(FROST_ED25519_SHA512, zf_big_identifier())
+
+
+def test_zf_taproot_vector() -> None:
+    """ZF's BIP-340 ("tr") suite: every value, and the signature verifies under BIP-340."""
+    check_rfc9591(FROST_SECP256K1_SHA256_TR, zf_taproot())

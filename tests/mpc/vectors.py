@@ -64,6 +64,11 @@ def zf_big_identifier() -> FrostRfcVector:
     return _frost_signing("frost-zf/ed25519-vectors-big-identifier.json")
 
 
+def zf_taproot() -> FrostRfcVector:
+    """ZF's FROST(secp256k1, SHA-256) BIP-340 ("tr") signing vector."""
+    return _frost_signing("frost-zf/secp256k1-tr-vectors.json")
+
+
 def _frost_signing(relative: str) -> FrostRfcVector:
     raw = _json(relative)
     cfg, inp = raw["config"], raw["inputs"]
@@ -120,6 +125,7 @@ class ZfDkgVector:
 ZF_DKG_FILES = {
     "ed25519": "frost-zf/ed25519-vectors_dkg.json",
     "secp256k1": "frost-zf/secp256k1-vectors_dkg.json",
+    "secp256k1-tr": "frost-zf/secp256k1-tr-vectors_dkg.json",
 }
 
 

@@ -3,7 +3,8 @@
 Modules follow the protocol, as the Zcash Foundation ``frost`` crates do:
 
 * ``ciphersuite`` — FROST(Ed25519, SHA-512) and FROST(secp256k1, SHA-256): hashes H1..H5,
-  signature encoding and verification; a suite is a few lines.
+  signature encoding and verification; a suite is a few lines. Plus ZF's
+  FROST(secp256k1, SHA-256)-TR (BIP-340 output through three small hooks).
 * ``round1`` — hedged nonce generation and the public commitments (single-use nonces).
 * ``binding`` — binding factors, group commitment and challenge (shared by round2/aggregate).
 * ``round2`` — the signing package and each signer's signature share.

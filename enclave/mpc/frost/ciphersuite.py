@@ -10,6 +10,10 @@ hashes; the protocol modules are written once against it. Two suites are defined
   §5.2, expand_message_xmd with SHA-256, L = 48, DST = context || tag); ``H4, H5 =
   SHA-256(context || tag || m)``.
 
+A third suite, ``FROST-secp256k1-SHA256-TR-v1`` (ZF ``frost-secp256k1-tr``), produces BIP-340
+signatures through three hooks (:meth:`Ciphersuite.prepare_public`, ``prepare_share``,
+``nonce_sign``) that are the identity for the RFC suites.
+
 ``hdkg`` / ``hid`` are the extra hashes of the Zcash Foundation implementation (tags ``dkg`` and
 ``id``), used only to reproduce its DKG vectors (see ``enclave.mpc.dkg.pop``).
 """
@@ -19,15 +23,18 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 
+import coincurve
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from enclave.mpc.errors import EncodingError
 from enclave.mpc.groups import ED25519, SECP256K1, Group, Point, Scalar
+from enclave.mpc.keys import KeyShare, PublicKeyPackage
 
 __all__ = [
     "FROST_ED25519_SHA512",
     "FROST_SECP256K1_SHA256",
+    "FROST_SECP256K1_SHA256_TR",
     "SUITES",
     "Ciphersuite",
     "expand_message_xmd_sha256",
@@ -106,6 +113,23 @@ class Ciphersuite(ABC):
         c = self.challenge(r, public_key, message)
         return self.group.base_mul(z) == r + public_key * c
 
+    # -- hooks for BIP-340 output (identity for the RFC 9591 suites) -------------------------
+    def prepare_public(self, public: PublicKeyPackage) -> PublicKeyPackage:
+        """The key package signing actually uses (BIP-340: negated if ``Y`` has odd y)."""
+        return public
+
+    def prepare_share(self, share: KeyShare) -> KeyShare:
+        """The signer's key as signing uses it (consistent with :meth:`prepare_public`)."""
+        return share
+
+    def nonce_sign(self, group_commitment: Point) -> Scalar:
+        """``1``, or ``-1`` where BIP-340 needs an even-y ``R`` (nonces are negated)."""
+        return self.group.one()
+
+    def post_dkg(self, share: KeyShare) -> KeyShare:
+        """The key share as this suite uses it after a DKG (identity for the RFC suites)."""
+        return share
+
     def __repr__(self) -> str:
         return f"Ciphersuite({self.name})"
 
@@ -173,9 +197,99 @@ class _Secp256k1Sha256(Ciphersuite):
         return self._field(b"dkg", m)
 
 
+def _has_even_y(p: Point) -> bool:
+    return p.to_bytes()[0] == 2
+
+
+def _tagged_hash(tag: bytes, m: bytes) -> bytes:
+    """BIP-340 tagged hash."""
+    t = hashlib.sha256(tag).digest()
+    return hashlib.sha256(t + t + m).digest()
+
+
+class _Secp256k1Sha256Tr(_Secp256k1Sha256):
+    """FROST(secp256k1, SHA-256) with BIP-340 output, as the ZF ``frost-secp256k1-tr`` crate.
+
+    RFC 9591 signing with three BIP-340 changes: the challenge is the tagged hash
+    ``BIP0340/challenge(x(R) || x(Y) || msg)``; the key is used with even y (``Y``, the shares
+    and verification shares negated when ``Y`` has odd y); and the nonces are negated when the
+    group commitment ``R`` has odd y. Signatures are ``x(R) || z`` and verify as plain BIP-340
+    (checked with libsecp256k1). BIP-445 (``bip340.py``) is the standard protocol for this job;
+    this suite reproduces the ZF reference vectors as a second reference.
+    """
+
+    name = "FROST-secp256k1-SHA256-TR-v1"
+    context = b"FROST-secp256k1-SHA256-TR-v1"
+
+    def h2(self, m: bytes) -> Scalar:
+        return self.group.scalar_from_digest(_tagged_hash(b"BIP0340/challenge", m))
+
+    def challenge(self, r: Point, public_key: Point, message: bytes) -> Scalar:
+        return self.h2(r.to_bytes()[1:] + public_key.to_bytes()[1:] + message)
+
+    def signature_length(self) -> int:
+        return 64
+
+    def encode_signature(self, r: Point, z: Scalar) -> bytes:
+        return r.to_bytes()[1:] + z.to_bytes()
+
+    def decode_signature(self, data: bytes) -> tuple[Point, Scalar]:
+        if len(data) != 64:
+            raise EncodingError("signature", "expected 64 bytes")
+        return self.group.decode_point(b"\x02" + data[:32]), self.group.decode_scalar(data[32:])
+
+    def verify(self, public_key: Point, message: bytes, signature: bytes) -> bool:
+        """BIP-340 verification by libsecp256k1 (coincurve), against ``x(Y)``."""
+        try:
+            key = coincurve.PublicKeyXOnly(public_key.to_bytes()[1:])
+            return bool(key.verify(signature, message))
+        except ValueError:
+            return False
+
+    def prepare_public(self, public: PublicKeyPackage) -> PublicKeyPackage:
+        if _has_even_y(public.group_public_key):
+            return public
+        return PublicKeyPackage(
+            public.group,
+            -public.group_public_key,
+            {i: -p for i, p in public.verifying_shares.items()},
+            public.threshold,
+        )
+
+    def prepare_share(self, share: KeyShare) -> KeyShare:
+        if _has_even_y(share.group_public_key):
+            return share
+        return KeyShare(share.identifier, -share.secret_share, self.prepare_public(share.public))
+
+    def nonce_sign(self, group_commitment: Point) -> Scalar:
+        return self.group.one() if _has_even_y(group_commitment) else -self.group.one()
+
+    def post_dkg(self, share: KeyShare) -> KeyShare:
+        """BIP-341 key-path-only output key, as ZF's ``post_dkg``.
+
+        ``Q = even(Y) + t*G`` with ``t = H_TapTweak(x(Y))`` commits the key to an unspendable
+        script path, so no participant can have slipped a hidden script tweak into the group
+        key. Every share becomes ``±s_i + t`` (Lagrange weights sum to one).
+        """
+        even = self.prepare_share(share)
+        y = even.group_public_key
+        t = self.group.scalar_from_digest(_tagged_hash(b"TapTweak", y.to_bytes()[1:]))
+        tg = self.group.base_mul(t)
+        public = PublicKeyPackage(
+            self.group,
+            y + tg,
+            {i: p + tg for i, p in even.verifying_shares.items()},
+            even.threshold,
+        )
+        return KeyShare(even.identifier, even.secret_share + t, public)
+
+
 FROST_ED25519_SHA512: Ciphersuite = _Ed25519Sha512()
 FROST_SECP256K1_SHA256: Ciphersuite = _Secp256k1Sha256()
-SUITES: dict[str, Ciphersuite] = {s.name: s for s in (FROST_ED25519_SHA512, FROST_SECP256K1_SHA256)}
+FROST_SECP256K1_SHA256_TR: Ciphersuite = _Secp256k1Sha256Tr()
+SUITES: dict[str, Ciphersuite] = {
+    s.name: s for s in (FROST_ED25519_SHA512, FROST_SECP256K1_SHA256, FROST_SECP256K1_SHA256_TR)
+}
 
 
 def suite_by_name(name: str) -> Ciphersuite:

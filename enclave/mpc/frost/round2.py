@@ -146,6 +146,7 @@ def sign(package: SigningPackage, nonces: SigningNonces, key_share: KeyShare) ->
     if mine.suite is not suite or mine.session_id != package.session_id:
         raise InvalidParameters("the nonces belong to another suite or session")
     package.check_signers(key_share.public)
+    key_share = suite.prepare_share(key_share)
     me = key_share.identifier
     if package.commitments.get(me) != mine:
         raise InvalidParameters("the package does not carry this signer's own commitment")
@@ -156,5 +157,5 @@ def sign(package: SigningPackage, nonces: SigningNonces, key_share: KeyShare) ->
     lam = lagrange_coefficient(suite.group, me, package.signers)
     c = suite.challenge(r, public_key, package.message)
     d, e = nonces.consume()
-    z = d + e * rho[me] + lam * key_share.secret_share * c
+    z = suite.nonce_sign(r) * (d + e * rho[me]) + lam * key_share.secret_share * c
     return SignatureShare(suite, package.session_id, z)
