@@ -16,6 +16,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import NoReturn
 
 EXIT_OK = 0
 EXIT_LOCAL_ERROR = 1
@@ -31,8 +32,16 @@ def _command_groups() -> list[ModuleType]:
     return [attestation_cmd, dev_cmd]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; here 2 means a *remote* error, so usage errors exit 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_LOCAL_ERROR, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keyshard",
         description=(
             "Keyshard: threshold keys held by attested enclaves. No node ever holds a whole key; "
