@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import NoReturn
 
+from keyshard.cli import attestation_cmd, dev_cmd
+
 EXIT_OK = 0
 EXIT_LOCAL_ERROR = 1
 EXIT_REMOTE_ERROR = 2
@@ -26,9 +28,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _command_groups() -> list[ModuleType]:
-    """The command-group modules, imported lazily so ``--help`` stays fast."""
-    from keyshard.cli import attestation_cmd, dev_cmd
-
+    """The command-group modules, in the order ``--help`` lists them."""
     return [attestation_cmd, dev_cmd]
 
 
