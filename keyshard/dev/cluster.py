@@ -191,6 +191,9 @@ class Cluster:
         """
         if self.state_file.exists() and self._any_process_alive():
             raise ClusterError(f"a cluster is already running in {self.directory}")
+        # The emulated KMS keeps its keys in memory: sealed state of an earlier run could never be
+        # unsealed again, so every `up` starts from fresh nodes (the CA root is kept).
+        shutil.rmtree(self.directory / "nodes", ignore_errors=True)
         for sub in ("pids", "logs", "nodes"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
         self._progress("creating the emulated attestation root")

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cluster_processes import cluster_processes
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -90,23 +91,6 @@ class RecordingRelay:
     def close(self) -> None:
         self._closed = True
         self._listener.close()
-
-
-def cluster_processes(directory: Path) -> list[int]:
-    """Every live process whose command line mentions the cluster directory."""
-    found = []
-    marker = str(directory).encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture(scope="module")
