@@ -18,7 +18,7 @@ from enclave.mpc.encoding import Decoder, Encoder
 from enclave.mpc.errors import EncodingError, InvalidParameters, SecretError
 from enclave.mpc.groups import Group, Point, Scalar
 from enclave.mpc.identifiers import Identifier, validate_identifiers
-from enclave.mpc.shamir import check_threshold
+from enclave.mpc.shamir import check_threshold, lagrange_coefficient
 
 __all__ = ["KeyShare", "PublicKeyPackage"]
 
@@ -53,6 +53,26 @@ class PublicKeyPackage:
     def identifiers(self) -> tuple[Identifier, ...]:
         return tuple(self.verifying_shares)
 
+    def check_consistency(self) -> None:
+        """Every ``Y_i`` lies on one degree-``t`` polynomial in the exponent with value ``Y`` at 0.
+
+        Packages produced by the DKG are consistent by construction; this is for packages that
+        arrive as bytes. Interpolates from the first ``t + 1`` shares (Lagrange in the exponent).
+        """
+        ids = self.identifiers
+        base = ids[: self.threshold + 1]
+        points = [self.verifying_shares[i] for i in base]
+
+        def at(x: int) -> Point:
+            coeffs = [lagrange_coefficient(self.group, i, base, at=x) for i in base]
+            return self.group.multi_mul(list(zip(coeffs, points, strict=True)))
+
+        if at(0) != self.group_public_key:
+            raise InvalidParameters("verification shares do not match the group key")
+        for j in ids[self.threshold + 1 :]:
+            if at(int(j)) != self.verifying_shares[j]:
+                raise InvalidParameters(f"verification share of {int(j)} is inconsistent")
+
     def _encode(self, enc: Encoder) -> Encoder:
         enc.count(self.threshold).point(self.group_public_key).count(len(self.verifying_shares))
         for i, p in self.verifying_shares.items():
@@ -79,9 +99,14 @@ class PublicKeyPackage:
 
     @classmethod
     def from_bytes(cls, data: bytes, group: Group | None = None) -> PublicKeyPackage:
+        """Strict decoding, including :meth:`check_consistency`."""
         dec = Decoder(data, _PUBLIC_KIND, group)
         pkg = cls._decode(dec)
         dec.finish()
+        try:
+            pkg.check_consistency()
+        except InvalidParameters as exc:
+            raise EncodingError("public-key-package", str(exc)) from None
         return pkg
 
 

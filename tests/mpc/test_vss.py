@@ -85,6 +85,19 @@ def test_key_share_and_package(group: Group) -> None:
         group, commitment.constant, {i: commitment.evaluate(i) for i in shares}, 1
     )
     assert PublicKeyPackage.from_bytes(public.to_bytes()) == public
+    # A package whose shares do not interpolate to its key is refused when decoded.
+    ids = list(shares)
+    forged = PublicKeyPackage(
+        group,
+        commitment.constant,
+        {**public.verifying_shares, ids[-1]: group.generator()},
+        1,
+    )
+    with pytest.raises(EncodingError, match="inconsistent"):
+        PublicKeyPackage.from_bytes(forged.to_bytes())
+    wrong_key = PublicKeyPackage(group, group.generator(), public.verifying_shares, 1)
+    with pytest.raises(EncodingError, match="group key"):
+        PublicKeyPackage.from_bytes(wrong_key.to_bytes())
     one = Identifier.from_int(group, 1)
     share = KeyShare(one, shares[one], public)
     assert "redacted" in repr(share)
