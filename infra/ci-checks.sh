@@ -4,6 +4,7 @@
 #   1. terraform fmt -check -recursive infra/terraform
 #   2. checkov over infra/terraform with the built-in policies and ours (infra/checkov): any failure
 #      fails CI; justified exceptions are inline `#checkov:skip=ID:reason` comments
+#      (and over infra/image/Dockerfile)
 #   3. checkov over tests/infra/fixtures/bad-terraform: every CKV_KS policy must FAIL there, which
 #      proves the custom policies were loaded (checkov only logs a check that fails to import)
 #   4. our terraform validation blocks, run by terraform itself on provider-free roots (offline):
@@ -64,6 +65,10 @@ step "checkov infra/terraform (built-in + Keyshard policies)"
 "$VENV/bin/checkov" --directory infra/terraform --framework terraform --skip-download \
     --external-checks-dir infra/checkov --compact --quiet --output cli \
     || fail "checkov found violations in infra/terraform"
+
+step "checkov infra/image/Dockerfile"
+"$VENV/bin/checkov" --file infra/image/Dockerfile --framework dockerfile --skip-download --compact --quiet \
+    --output cli || fail "checkov found violations in infra/image/Dockerfile"
 
 step "checkov bites: every Keyshard policy fails on tests/infra/fixtures/bad-terraform"
 REPORT=$(mktemp)
