@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import coincurve
-import ecdsa  # independent secp256k1 arithmetic (tests only)
+import ecdsa  # type: ignore[import-untyped]  # independent secp256k1 arithmetic (tests)
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 

@@ -100,7 +100,7 @@ def pubnonces(group: dict[str, Any], case: dict[str, Any]) -> dict[Identifier, b
 
 
 def groups(name: str) -> list[tuple[dict[str, Any], dict[str, Any], str]]:
-    out = []
+    out: list[tuple[dict[str, Any], dict[str, Any], str]] = []
     for g in bip445(name)["test_groups"]:
         for kind, cases in g.items():
             if kind.endswith("tests"):

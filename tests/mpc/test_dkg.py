@@ -32,6 +32,7 @@ from enclave.mpc.errors import (
 )
 from enclave.mpc.groups import ED25519, SECP256K1, Group
 from enclave.mpc.identifiers import Identifier
+from enclave.mpc.keys import PublicKeyPackage
 from enclave.mpc.shamir import reconstruct
 from enclave.mpc.vss import VssCommitment
 
@@ -53,8 +54,8 @@ def check_honest_dkg(group: Group, t: int, n: int, seed: int) -> None:
     assert public_package_round_trips(public)
 
 
-def public_package_round_trips(public) -> bool:  # type: ignore[no-untyped-def]
-    return type(public).from_bytes(public.to_bytes()) == public
+def public_package_round_trips(public: PublicKeyPackage) -> bool:
+    return PublicKeyPackage.from_bytes(public.to_bytes()) == public
 
 
 @SUITES
@@ -129,10 +130,10 @@ def test_equivocating_commitment_is_caught_by_transcript_check(group: Group) -> 
     alt_share = alt_secret.polynomial.evaluate(fooled)
     r3 = {}
     for i in ids:
-        received = {j: r2[j][1][i] for j in ids if j != i}
+        dealt = {j: r2[j][1][i] for j in ids if j != i}
         if i == fooled:
-            received[cheater] = Round2Package(group, params.session_id, alt_share)
-        r3[i] = part3(r2[i][0], received)  # every local check passes
+            dealt[cheater] = Round2Package(group, params.session_id, alt_share)
+        r3[i] = part3(r2[i][0], dealt)  # every local check passes
     confirmations = {i: r3[i][1] for i in ids}
     for i in ids:
         with pytest.raises(InconsistentTranscript) as info:

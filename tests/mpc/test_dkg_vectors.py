@@ -69,12 +69,12 @@ def check_zf_dkg(suite: Ciphersuite, v: ZfDkgVector) -> None:
         pending[me], confirmations[me] = part3(round2[me], received)
     for k, p in v.participants.items():
         me = ids[k]
-        others = {j: c for j, c in confirmations.items() if j != me}
-        key = suite.post_dkg(finalize(pending[me], others))  # BIP-341 tweak for the tr suite
+        peers = {j: c for j, c in confirmations.items() if j != me}
+        key = suite.post_dkg(finalize(pending[me], peers))  # BIP-341 tweak for the tr suite
         assert key.secret_share.to_bytes() == p.signing_share
         assert key.verifying_share.to_bytes() == p.verifying_share
         assert key.group_public_key.to_bytes() == v.verifying_key
-        assert all(isinstance(c, TranscriptConfirmation) for c in others.values())
+        assert all(isinstance(c, TranscriptConfirmation) for c in peers.values())
 
     # The same proofs do not verify under the session-bound default: it binds more context.
     me = ids[1]

@@ -68,12 +68,12 @@ def check_rfc9591(suite: Ciphersuite, v: FrostRfcVector) -> None:
     # Round two: signature shares; round-trip the package through its wire encoding.
     package = SigningPackage(suite, SESSION, commitments, v.message)
     assert SigningPackage.from_bytes(package.to_bytes()) == package
-    shares = {}
-    for i, n in nonces.items():
-        share = sign(package, n, keys[int(i)])
-        assert share.share.to_bytes() == v.sig_shares[int(i)]
-        assert SignatureShare.from_bytes(share.to_bytes()) == share
-        shares[i] = share
+    shares: dict[Identifier, SignatureShare] = {}
+    for ident, n in nonces.items():
+        sig_share = sign(package, n, keys[int(ident)])
+        assert sig_share.share.to_bytes() == v.sig_shares[int(ident)]
+        assert SignatureShare.from_bytes(sig_share.to_bytes()) == sig_share
+        shares[ident] = sig_share
 
     # Aggregation: the final signature, accepted by the suite's independent verifier.
     signature = aggregate(package, shares, public)

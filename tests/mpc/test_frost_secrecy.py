@@ -44,10 +44,10 @@ def test_no_secret_leaks_into_reprs_logs_or_errors(
         secrets.extend(c.to_bytes() for c in state.polynomial.coefficients)
         printable.extend([state, state.polynomial])
     r2 = {i: part2(r1[i][0], {j: r1[j][1] for j in ids if j != i}) for i in ids}
-    for state, out in r2.values():
-        secrets.append(state.own_share.to_bytes())
+    for state2, out in r2.values():
+        secrets.append(state2.own_share.to_bytes())
         secrets.extend(p.share.to_bytes() for p in out.values())
-        printable.extend([state, *out.values()])
+        printable.extend([state2, *out.values()])
     # A tampered share: the resulting error must not carry the share either.
     victim, dealer = ids[0], ids[1]
     bad = dataclasses.replace(r2[dealer][1][victim], share=g.scalar(987654321))

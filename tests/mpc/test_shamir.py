@@ -38,8 +38,8 @@ def test_any_t_plus_1_shares_reconstruct(group: Group, tn: tuple[int, int], seed
     for subset in itertools.combinations(shares, t + 1):
         assert reconstruct(group, {i: shares[i] for i in subset}) == secret
     # t shares interpolate to something else (the polynomial has degree t, not t - 1).
-    subset = list(shares)[:t]
-    assert reconstruct(group, {i: shares[i] for i in subset}) != secret
+    too_few = list(shares)[:t]
+    assert reconstruct(group, {i: shares[i] for i in too_few}) != secret
 
 
 @SUITES
