@@ -14,12 +14,16 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from attestation.errors import AttestationError
-from enclave.boot import EnclaveRuntime
-from enclave.config import ImageConfig, parse_launch_args, select_seams
-from enclave.errors import EnclaveError
-from enclave.image import image_root
-from enclave.logs import configure_logging
+# Before any other project import: from here on, project code resolves inside the image only.
+from enclave.image import ImageOnlyFinder, image_root
+
+ImageOnlyFinder.install()
+
+from attestation.errors import AttestationError  # noqa: E402 -- after the import guard
+from enclave.boot import EnclaveRuntime  # noqa: E402
+from enclave.config import ImageConfig, parse_launch_args, select_seams  # noqa: E402
+from enclave.errors import EnclaveError  # noqa: E402
+from enclave.logs import configure_logging  # noqa: E402
 
 log = logging.getLogger("enclave")
 

@@ -4,8 +4,14 @@ The image root is the directory holding the ``transport``, ``attestation`` and `
 packages the enclave runs; the emulated hypervisor measures exactly that directory into PCR0/PCR2
 (:mod:`attestation.measure`), as ``nitro-cli`` measures an EIF. The measurement means something only
 if every line of project code the enclave executes was loaded from there. In emulation the same
-interpreter may also know a development checkout (an editable install), so :func:`check_loaded_modules`
-refuses to run if any project module was loaded from anywhere else.
+interpreter may also know a development checkout (an editable install), so two checks keep the enclave honest:
+
+* :class:`ImageOnlyFinder`, installed first on ``sys.meta_path`` by the entry point before any other
+  project import, resolves project modules *only* inside the image: a module missing from the image
+  is a ``ModuleNotFoundError``, never a silent import from the checkout (which the editable
+  install's finder would otherwise provide, even for a single missing submodule);
+* :func:`check_loaded_modules` re-checks every loaded project module at boot, and the boot
+  sequence refuses to run if any came from anywhere else.
 
 The image's trust anchors (:class:`enclave.config.ImageConfig`) live *inside* the ``enclave``
 package (``enclave/image.json``), so they are covered by PCR0 and PCR2 too.
@@ -14,13 +20,15 @@ package (``enclave/image.json``), so they are covered by PCR0 and PCR2 too.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from importlib.abc import MetaPathFinder
+from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
 from types import ModuleType
 
 from enclave.errors import ImageIntegrityError
 
-__all__ = ["IMAGE_PACKAGES", "check_loaded_modules", "image_root"]
+__all__ = ["IMAGE_PACKAGES", "ImageOnlyFinder", "check_loaded_modules", "image_root"]
 
 #: The packages an image holds (the measured set).
 IMAGE_PACKAGES: tuple[str, ...] = ("transport", "attestation", "enclave")
@@ -60,3 +68,39 @@ def check_loaded_modules(
             raise ImageIntegrityError(name, str(path))
         checked += 1
     return checked
+
+
+class ImageOnlyFinder(MetaPathFinder):
+    """A meta-path finder that resolves the image's packages inside the image root, or not at all."""
+
+    def __init__(self, root: Path, packages: Iterable[str] = IMAGE_PACKAGES) -> None:
+        self._root = root.resolve()
+        self._packages = frozenset(packages)
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> ModuleSpec | None:
+        if fullname.split(".", 1)[0] not in self._packages:
+            return None
+        search = [str(self._root)] if "." not in fullname else list(path or [])
+        spec = PathFinder.find_spec(fullname, search)
+        if spec is None:
+            raise ModuleNotFoundError(f"{fullname} is not part of the enclave image", name=fullname)
+        locations = [spec.origin] if spec.origin else list(spec.submodule_search_locations or [])
+        for location in locations:
+            if not Path(location).resolve().is_relative_to(self._root):
+                raise ImportError(f"{fullname} resolves outside the enclave image", name=fullname)
+        return spec
+
+    @classmethod
+    def install(cls, root: Path | None = None) -> ImageOnlyFinder:
+        """Put the guard first on ``sys.meta_path`` (idempotent)."""
+        for finder in sys.meta_path:
+            if isinstance(finder, cls):
+                return finder
+        finder = cls(image_root() if root is None else root)
+        sys.meta_path.insert(0, finder)
+        return finder

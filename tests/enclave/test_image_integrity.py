@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from enclave.errors import ImageIntegrityError
-from enclave.image import check_loaded_modules, image_root
+from enclave.image import ImageOnlyFinder, check_loaded_modules, image_root
 
 
 def module(name: str, path: str | None) -> types.ModuleType:
@@ -62,3 +62,28 @@ def test_code_without_a_file_is_refused_but_namespace_packages_pass(tmp_path: Pa
 
 def test_this_test_process_runs_the_checkout() -> None:
     assert check_loaded_modules(image_root()) >= 3
+
+
+def test_import_guard_resolves_inside_the_image_only(tmp_path: Path) -> None:
+    image = tmp_path / "image"
+    (image / "enclave").mkdir(parents=True)
+    (image / "enclave" / "__init__.py").write_text("")
+    (image / "enclave" / "present.py").write_text("")
+    outside = tmp_path / "outside.py"
+    outside.write_text("")
+    (image / "enclave" / "escape.py").symlink_to(outside)
+    finder = ImageOnlyFinder(image)
+    package = finder.find_spec("enclave", None)
+    assert package is not None
+    assert package.origin == str(image / "enclave" / "__init__.py")
+    search = [str(image / "enclave")]
+    present = finder.find_spec("enclave.present", search)
+    assert present is not None
+    assert present.origin == str(image / "enclave" / "present.py")
+    with pytest.raises(ModuleNotFoundError, match="not part of the enclave image"):
+        finder.find_spec("enclave.absent", search)
+    with pytest.raises(ModuleNotFoundError):
+        finder.find_spec("transport", None)
+    with pytest.raises(ImportError, match="outside the enclave image"):
+        finder.find_spec("enclave.escape", search)
+    assert finder.find_spec("json", None) is None  # not a project package: not its business
