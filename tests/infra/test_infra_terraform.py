@@ -14,6 +14,9 @@ import re
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 from infra_hcl import (
     ENVS,
     MODULES,
@@ -100,6 +103,9 @@ def test_every_node_module_has_the_same_outputs(node_modules: dict[str, Module])
     names = {name: set(m.outputs) for name, m in node_modules.items()}
     reference = next(iter(names.values()))
     assert {"node_id", "kind", "peer_endpoint", "client_endpoint", "profile_entry"} <= reference
+    for module in node_modules.values():
+        entry = module.outputs["profile_entry"]["value"]
+        assert set(entry) == {"node_id", "kind", "endpoint", "peer_endpoint", "sealing_key"}
     assert all(outputs == reference for outputs in names.values()), names
 
 
@@ -437,3 +443,16 @@ def test_parent_allow_list_is_rendered_from_the_declared_peers(aws: Module) -> N
     allow = parent.locals["config"]["allow"]
     assert allow == "${concat([local.kms_target], [for p in local.peers : p.endpoint])}"
     assert parent.locals["kms_target"] == "kms.${var.region}.amazonaws.com:443"
+
+
+def test_cluster_profile_pins_the_shipped_aws_root_and_the_manifest(env: Module) -> None:
+    """The profile's root fingerprint is the SHA-256 of the AWS Nitro root the package ships."""
+    pem = (REPO / "attestation" / "aws_nitro_root_g1.pem").read_bytes()
+    der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(der)
+    profile = env.outputs["cluster_profile"]["value"]
+    assert f'sha256 = "{digest.finalize().hex()}"' in profile
+    assert "expected_pcrs = local.releases[0].pcrs" in profile
+    assert "[for n in local.nodes : n.profile_entry]" in profile
+    assert env.locals["nodes"] == "${[module.node_a, module.node_b, module.node_c]}"

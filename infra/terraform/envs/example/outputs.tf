@@ -3,15 +3,22 @@ locals {
 }
 
 output "cluster_profile" {
-  description = "The client's cluster profile (JSON): save it as the cluster's profile file."
+  description = <<-EOT
+    The client's cluster profile (JSON), in the shape `keyshard dev up` writes for an emulated
+    cluster (version 1), with mode "real": save it as the cluster's profile file. expected_pcrs is the
+    current release; accepted_releases also lists the previous one while an upgrade rolls.
+  EOT
   value = jsonencode({
-    format    = "keyshard.cluster-profile.v1"
+    version   = 1
+    mode      = "real"
     cluster   = var.cluster_name
     threshold = var.threshold
+    release   = local.manifest.version
     # SHA-256 of the DER of the AWS Nitro Enclaves root (CN=aws.nitro-enclaves), pinned by clients.
-    aws_nitro_root_sha256 = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b"
-    release               = local.manifest.version
-    nodes                 = [for n in local.nodes : n.profile_entry]
+    attestation_root  = { sha256 = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b" }
+    expected_pcrs     = local.releases[0].pcrs
+    accepted_releases = local.releases
+    nodes             = [for n in local.nodes : n.profile_entry]
   })
 }
 

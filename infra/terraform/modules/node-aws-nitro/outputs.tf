@@ -51,12 +51,12 @@ output "accepted_releases" {
 }
 
 output "profile_entry" {
-  description = "This node's entry in the client's cluster profile."
+  description = "This node's entry in the client's cluster profile (the shape keyshard dev writes)."
   value = {
-    id              = var.node_id
-    kind            = "aws-nitro"
-    client_endpoint = "${data.aws_eip.node.public_ip}:${var.client_port}"
-    peer_endpoint   = "${data.aws_eip.node.public_ip}:${var.peer_port}"
-    releases        = var.releases
+    node_id       = var.node_id
+    kind          = "aws-nitro"
+    endpoint      = "${data.aws_eip.node.public_ip}:${var.client_port}"
+    peer_endpoint = "${data.aws_eip.node.public_ip}:${var.peer_port}"
+    sealing_key   = aws_kms_key.sealing.arn
   }
 }

@@ -46,12 +46,12 @@ output "accepted_releases" {
 }
 
 output "profile_entry" {
-  description = "This node's entry in the client's cluster profile."
+  description = "This node's entry in the client's cluster profile (the shape keyshard dev writes)."
   value = {
-    id              = var.node_id
-    kind            = "gcp-confidential-space"
-    client_endpoint = "${var.network.address_id}:${var.client_port}"
-    peer_endpoint   = "${var.network.address_id}:${var.peer_port}"
-    releases        = var.releases
+    node_id       = var.node_id
+    kind          = "gcp-confidential-space"
+    endpoint      = "${var.network.address_id}:${var.client_port}"
+    peer_endpoint = "${var.network.address_id}:${var.peer_port}"
+    sealing_key   = google_kms_crypto_key.sealing.id
   }
 }
