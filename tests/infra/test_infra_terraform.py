@@ -455,4 +455,4 @@ def test_cluster_profile_pins_the_shipped_aws_root_and_the_manifest(env: Module)
     assert f'sha256 = "{digest.finalize().hex()}"' in profile
     assert "expected_pcrs = local.releases[0].pcrs" in profile
     assert "[for n in local.nodes : n.profile_entry]" in profile
-    assert env.locals["nodes"] == "${[module.node_a, module.node_b, module.node_c]}"
+    assert env.locals["nodes"] == ["${module.node_a}", "${module.node_b}", "${module.node_c}"]
