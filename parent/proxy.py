@@ -12,27 +12,29 @@ any: it is untrusted (architecture invariant 2). Its jobs are availability and c
   no route has no listener at all, so the enclave's connect is refused by the kernel.
 * **Containment** — a per-route connection limit (excess connections are accepted and closed at once,
   so a flood cannot fill the listen backlog), an idle timeout, a connect timeout, and back-pressure
-  through :func:`transport.pump.splice`, so memory per connection stays bounded.
+  (reading pauses while the other side's write buffer is full), so memory per connection stays
+  bounded.
 * **Metrics** — :meth:`Proxy.metrics` sums finished and live connections (bytes each way,
   refusals, failures, idle timeouts, the peak write-buffer occupancy).
+
+The bytes move through :class:`transport.relay.Relay` (protocol to protocol, no task per chunk);
+each connection costs one short-lived task only while its target is being connected.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 
 from parent.errors import ConfigError
 from transport.address import ANY_CID, VsockAddress
-from transport.base import STREAM_LIMIT, Transport
-from transport.pump import DEFAULT_CHUNK, SpliceEnd, SpliceStats, splice
+from transport.base import Transport
+from transport.pump import SpliceEnd
+from transport.relay import Relay
 
 log = logging.getLogger(__name__)
-
-Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,6 @@ class ProxyLimits:
     max_connections: int = 256
     idle_timeout: float | None = 300.0
     connect_timeout: float = 10.0
-    chunk: int = DEFAULT_CHUNK
 
     def __post_init__(self) -> None:
         if self.max_connections < 1:
@@ -51,8 +52,6 @@ class ProxyLimits:
             raise ConfigError("idle_timeout", "must be positive (or null for none)")
         if self.connect_timeout <= 0:
             raise ConfigError("connect_timeout", "must be positive")
-        if self.chunk < 1024:
-            raise ConfigError("chunk", "must be at least 1024 bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +117,12 @@ class ProxyMetrics:
 @dataclass(slots=True)
 class _RouteState:
     name: str
-    dial: Callable[[], Awaitable[Streams]]
+    open_target: Callable[[Relay], Awaitable[object]]
+    """Connects the relay's target side (inbound: to the enclave; outbound: to TCP)."""
     check: Callable[[], str | None]
     """Returns a refusal reason, or None to proceed (evaluated per connection)."""
     metrics: ProxyMetrics = field(default_factory=ProxyMetrics)
-    live: set[SpliceStats] = field(default_factory=set)
+    live: set[Relay] = field(default_factory=set)
 
 
 class Proxy:
@@ -142,19 +142,18 @@ class Proxy:
         self._outbound_cid = outbound_cid
         self._servers: list[asyncio.AbstractServer] = []
         self._routes: dict[str, _RouteState] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def add_inbound(self, route: InboundRoute) -> int:
         """Start listening; returns the bound TCP port (useful with ``listen_port=0``)."""
-        state = self._new_route(
-            route.name, lambda: self._transport.connect(route.target), lambda: None
-        )
-        server = await asyncio.start_server(
-            lambda r, w: self._serve(state, r, w),
-            route.listen_host,
-            route.listen_port,
-            limit=STREAM_LIMIT,
-            backlog=1024,
+
+        async def open_target(relay: Relay) -> object:
+            return await self._transport.connect_protocol(route.target, relay.target_side)
+
+        state = self._new_route(route.name, open_target, lambda: None)
+        server = await asyncio.get_running_loop().create_server(
+            lambda: self._new_relay(state), route.listen_host, route.listen_port, backlog=1024
         )
         self._servers.append(server)
         port: int = server.sockets[0].getsockname()[1]
@@ -179,12 +178,13 @@ class Proxy:
                 return None
             return "not_allowed"
 
-        async def dial() -> Streams:
-            return await asyncio.open_connection(route.host, route.target_port, limit=STREAM_LIMIT)
+        async def open_target(relay: Relay) -> object:
+            loop = asyncio.get_running_loop()
+            return await loop.create_connection(relay.target_side, route.host, route.target_port)
 
-        state = self._new_route(route.name, dial, check)
-        server = await self._transport.listen(
-            VsockAddress(self._outbound_cid, route.port), lambda r, w: self._serve(state, r, w)
+        state = self._new_route(route.name, open_target, check)
+        server = await self._transport.listen_protocol(
+            VsockAddress(self._outbound_cid, route.port), lambda: self._new_relay(state)
         )
         self._servers.append(server)
         log.info(
@@ -198,12 +198,12 @@ class Proxy:
     def _new_route(
         self,
         name: str,
-        dial: Callable[[], Awaitable[Streams]],
+        open_target: Callable[[Relay], Awaitable[object]],
         check: Callable[[], str | None],
     ) -> _RouteState:
         if name in self._routes:
             raise ConfigError(f"route.{name}", "duplicate route name")
-        state = _RouteState(name, dial, check)
+        state = _RouteState(name, open_target, check)
         self._routes[name] = state
         return state
 
@@ -217,95 +217,91 @@ class Proxy:
                 if f.name != "peak_buffered":
                     setattr(total, f.name, getattr(total, f.name) + getattr(m, f.name))
             total.peak_buffered = max(total.peak_buffered, m.peak_buffered)
-            for live in state.live:
+            for relay in state.live:
+                live = relay.stats
                 total.bytes_in += live.a_to_b
                 total.bytes_out += live.b_to_a
                 total.backpressure_waits += live.backpressure_waits
                 total.peak_buffered = max(total.peak_buffered, live.peak_buffered)
         return total
 
-    async def _serve(
-        self, state: _RouteState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None  # start_server runs each handler in its own task
-        self._tasks.add(task)
+    # ------------------------------------------------------------------ per-connection flow ----
+
+    def _new_relay(self, state: _RouteState) -> asyncio.Protocol:
+        relay = Relay(
+            idle_timeout=self.limits.idle_timeout,
+            on_accept=lambda r: self._admit(state, r),
+            on_done=lambda r: self._finished(state, r),
+        )
+        return relay.accepting_side()
+
+    def _admit(self, state: _RouteState, relay: Relay) -> bool:
         m = state.metrics
         m.accepted += 1
-        try:
-            reason = "limit" if m.active >= self.limits.max_connections else state.check()
-            if reason is not None:
-                if reason == "limit":
-                    m.refused_limit += 1
-                else:
-                    m.refused_not_allowed += 1
-                log.warning("event=refused route=%s reason=%s", state.name, reason)
-                writer.transport.abort()
-                return
-            m.active += 1
-            try:
-                await self._forward(state, reader, writer)
-            finally:
-                m.active -= 1
-        finally:
-            self._tasks.discard(task)
+        reason = "limit" if m.active >= self.limits.max_connections else state.check()
+        if reason is not None:
+            if reason == "limit":
+                m.refused_limit += 1
+            else:
+                m.refused_not_allowed += 1
+            log.warning("event=refused route=%s reason=%s", state.name, reason)
+            return False
+        m.active += 1
+        state.live.add(relay)
+        self._idle.clear()
+        timeout = self.limits.connect_timeout
 
-    async def _forward(
-        self, state: _RouteState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        m = state.metrics
-        try:
-            async with asyncio.timeout(self.limits.connect_timeout):
-                target_reader, target_writer = await state.dial()
-        except BaseException as exc:
-            writer.transport.abort()  # never leave the accepted connection open
-            if not isinstance(exc, (OSError, TimeoutError)):
-                raise
-            m.connect_failed += 1
-            log.warning("event=connect_failed route=%s error=%s", state.name, type(exc).__name__)
+        async def open_with_timeout() -> None:
+            async with asyncio.timeout(timeout):
+                await state.open_target(relay)
+
+        relay.connect_target(open_with_timeout)
+        return True
+
+    def _finished(self, state: _RouteState, relay: Relay) -> None:
+        if relay.refused:
             return
-        stats = SpliceStats()
-        state.live.add(stats)
-        try:
-            await splice(
-                reader,
-                writer,
-                target_reader,
-                target_writer,
-                idle_timeout=self.limits.idle_timeout,
-                buffer=self.limits.chunk,
-                stats=stats,
+        m = state.metrics
+        m.active -= 1
+        state.live.discard(relay)
+        if not any(s.live for s in self._routes.values()):
+            self._idle.set()
+        if relay.connect_error is not None:
+            m.connect_failed += 1
+            log.warning(
+                "event=connect_failed route=%s error=%s",
+                state.name,
+                type(relay.connect_error).__name__,
             )
-        finally:
-            state.live.discard(stats)
-            m.bytes_in += stats.a_to_b
-            m.bytes_out += stats.b_to_a
-            m.backpressure_waits += stats.backpressure_waits
-            m.peak_buffered = max(m.peak_buffered, stats.peak_buffered)
-            m.completed += 1
-            if stats.end is SpliceEnd.IDLE_TIMEOUT:
-                m.idle_timeouts += 1
-            elif stats.end is SpliceEnd.RESET:
-                m.resets += 1
+            return
+        stats = relay.stats
+        m.bytes_in += stats.a_to_b
+        m.bytes_out += stats.b_to_a
+        m.backpressure_waits += stats.backpressure_waits
+        m.peak_buffered = max(m.peak_buffered, stats.peak_buffered)
+        m.completed += 1
+        if stats.end is SpliceEnd.IDLE_TIMEOUT:
+            m.idle_timeouts += 1
+        elif stats.end is SpliceEnd.RESET:
+            m.resets += 1
         log.debug(
             "event=closed route=%s in=%d out=%d end=%s",
             state.name,
             stats.a_to_b,
             stats.b_to_a,
-            stats.end and stats.end.value,
+            stats.end.value if stats.end else "-",
         )
 
     async def close(self) -> None:
-        """Stop listening, abort every live connection, and wait until all handlers are done."""
+        """Stop listening, abort every live connection, and wait until all of them are gone."""
         for server in self._servers:
             server.close()
-        for task in list(self._tasks):
-            task.cancel()
+        for state in self._routes.values():
+            for relay in list(state.live):
+                relay.abort()
         for server in self._servers:
             await server.wait_closed()
-        if self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._idle.wait()
         self._servers.clear()
 
     async def __aenter__(self) -> Proxy:

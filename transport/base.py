@@ -14,6 +14,9 @@ from typing import Protocol
 
 from transport.address import VsockAddress
 
+ProtocolFactory = Callable[[], asyncio.Protocol]
+"""Builds the protocol of one connection (the low-level API, used by the proxy's relay)."""
+
 ConnectionHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 """Called once per accepted connection with its streams (as ``asyncio.start_server`` does)."""
 
@@ -34,4 +37,16 @@ class Transport(Protocol):
         self, addr: VsockAddress, handler: ConnectionHandler
     ) -> asyncio.AbstractServer:
         """Accept connections on ``addr``, calling ``handler`` for each; the server is serving."""
+        ...
+
+    async def connect_protocol(
+        self, addr: VsockAddress, factory: ProtocolFactory
+    ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
+        """Like :meth:`connect`, but drives an ``asyncio.Protocol`` instead of streams."""
+        ...
+
+    async def listen_protocol(
+        self, addr: VsockAddress, factory: ProtocolFactory
+    ) -> asyncio.AbstractServer:
+        """Like :meth:`listen`, but each connection gets a protocol from ``factory``."""
         ...

@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 
 from transport.address import ANY_CID, ANY_PORT, VsockAddress
-from transport.base import STREAM_LIMIT, ConnectionHandler
+from transport.base import STREAM_LIMIT, ConnectionHandler, ProtocolFactory
 from transport.errors import AddressError
 
 SUN_PATH_MAX = 107
@@ -68,6 +68,23 @@ class UnixSocketTransport:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         _remove_stale_socket(path)
         return await asyncio.start_unix_server(handler, path=path, limit=STREAM_LIMIT)
+
+    async def connect_protocol(
+        self, addr: VsockAddress, factory: ProtocolFactory
+    ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
+        path = self.path_for(addr)
+        try:
+            return await asyncio.get_running_loop().create_unix_connection(factory, os.fspath(path))
+        except FileNotFoundError:
+            raise ConnectionRefusedError(errno.ECONNREFUSED, f"nothing listens on {addr}") from None
+
+    async def listen_protocol(
+        self, addr: VsockAddress, factory: ProtocolFactory
+    ) -> asyncio.AbstractServer:
+        path = self.path_for(addr)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _remove_stale_socket(path)
+        return await asyncio.get_running_loop().create_unix_server(factory, path)
 
 
 def _remove_stale_socket(path: Path) -> None:

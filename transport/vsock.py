@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable
 
 from transport.address import VsockAddress
-from transport.base import STREAM_LIMIT, ConnectionHandler
+from transport.base import STREAM_LIMIT, ConnectionHandler, ProtocolFactory
 
 SocketFactory = Callable[[int, int], socket.socket]
 """``(family, type) -> socket``; ``socket.socket`` in production."""
@@ -53,6 +53,33 @@ class VsockTransport:
             # asyncio calls listen(backlog) itself when the server starts serving.
             return await asyncio.start_server(
                 handler, sock=sock, limit=STREAM_LIMIT, backlog=LISTEN_BACKLOG
+            )
+        except BaseException:
+            sock.close()
+            raise
+
+    async def connect_protocol(
+        self, addr: VsockAddress, factory: ProtocolFactory
+    ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
+        sock = self._new_socket()
+        try:
+            sock.setblocking(False)
+            loop = asyncio.get_running_loop()
+            await loop.sock_connect(sock, (addr.cid, addr.port))
+            return await loop.create_connection(factory, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+
+    async def listen_protocol(
+        self, addr: VsockAddress, factory: ProtocolFactory
+    ) -> asyncio.AbstractServer:
+        sock = self._new_socket()
+        try:
+            sock.bind((addr.cid, addr.port))
+            sock.setblocking(False)
+            return await asyncio.get_running_loop().create_server(
+                factory, sock=sock, backlog=LISTEN_BACKLOG
             )
         except BaseException:
             sock.close()
