@@ -51,7 +51,7 @@ class RecordingRelay:
         self.chunks: list[bytes] = []
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
+        self.port: int = self._listener.getsockname()[1]
         self._target = 0
         self._threads: list[threading.Thread] = []
         self._closed = False

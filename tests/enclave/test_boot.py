@@ -112,13 +112,24 @@ async def boot_node(
         await hypervisor.close()
 
 
-def run_boot(cloud: Cloud, rundir: Path, **kwargs: object) -> tuple[NodeStatus, FakeParent]:
+def run_boot(
+    cloud: Cloud,
+    rundir: Path,
+    *,
+    blobs: dict[str, bytes] | None = None,
+    image_dir: Path | None = None,
+    debug: bool = False,
+    seams: Seams | None = None,
+) -> tuple[NodeStatus, FakeParent]:
     async def scenario() -> tuple[NodeStatus, FakeParent]:
         parent = FakeParent(UnixSocketTransport(rundir), _port(cloud))
-        parent.blobs.update(kwargs.pop("blobs", {}))  # type: ignore[arg-type]
+        parent.blobs.update(blobs or {})
         await parent.start()
         try:
-            return await boot_node(cloud, rundir, parent, **kwargs), parent  # type: ignore[arg-type]
+            status = await boot_node(
+                cloud, rundir, parent, image_dir=image_dir, debug=debug, seams=seams
+            )
+            return status, parent
         finally:
             await parent.close()
 

@@ -72,7 +72,12 @@ def test_bad_launch_args_are_refused_naming_the_field(
 
 
 def test_missing_arguments_come_from_the_image_launch_section() -> None:
-    baked = {"node_id": "node-9", "kms_key_id": ARN, "region": "us-east-1", "cid": 20}
+    baked: dict[str, str | int] = {
+        "node_id": "node-9",
+        "kms_key_id": ARN,
+        "region": "us-east-1",
+        "cid": 20,
+    }
     config = parse_launch_args(["--mode", "nitro"], baked)
     assert config == LaunchConfig(Mode.NITRO, "node-9", ARN, "us-east-1", 20)
     assert parse_launch_args(["--mode", "nitro", "--cid", "21"], baked).cid == 21

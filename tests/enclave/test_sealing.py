@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given
@@ -18,6 +20,8 @@ from enclave.errors import (
 )
 from enclave.sealing import MANIFEST_NAME, BlobHeader, SealedStore, Sealer
 from enclave.secretbytes import SecretBytes
+
+T = TypeVar("T")
 
 
 class DictBlobs:
@@ -37,7 +41,7 @@ def key() -> SecretBytes:
     return SecretBytes(os.urandom(32))
 
 
-def run(coro):  # type: ignore[no-untyped-def]
+def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
