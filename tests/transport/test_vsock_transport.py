@@ -117,3 +117,34 @@ def test_default_factory_creates_a_real_vsock_socket() -> None:
         assert sock.family == socket.AF_VSOCK
     finally:
         sock.close()
+
+
+def test_protocol_api_takes_the_same_real_mode_path(tmp_path: Path) -> None:
+    rec = _Recorder(tmp_path)
+    transport = VsockTransport(socket_factory=rec.factory)
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Sink(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            received.put_nowait(data)
+
+    async def main() -> bytes:
+        server = await transport.listen_protocol(VsockAddress(ANY_CID, 8443), Sink)
+        async with server:
+            sender, _ = await transport.connect_protocol(
+                VsockAddress(PARENT_CID, 8443), asyncio.Protocol
+            )
+            assert isinstance(sender, asyncio.WriteTransport)
+            sender.write(b"relay")
+            data = await received.get()
+            sender.close()
+            return data
+
+    assert asyncio.run(main()) == b"relay"
+    assert rec.calls == [
+        ("socket", socket.AF_VSOCK, socket.SOCK_STREAM),
+        ("bind", (ANY_CID, 8443)),
+        ("listen", LISTEN_BACKLOG),
+        ("socket", socket.AF_VSOCK, socket.SOCK_STREAM),
+        ("connect", (PARENT_CID, 8443)),
+    ]
