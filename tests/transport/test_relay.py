@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -76,10 +77,8 @@ def test_refused_and_unreachable(short_dir: Path) -> None:
         done: list[Relay] = []
         front = await _serve_relay(t, done, admit=admit)
         reader, writer = await t.connect(FRONT)
-        try:
+        with contextlib.suppress(ConnectionResetError):  # a hang-up may arrive as a reset
             assert await reader.read() == b""
-        except ConnectionResetError:
-            pass
         writer.close()
         while not done:
             await asyncio.sleep(0)
