@@ -185,6 +185,41 @@ def test_debug_mode_enclave_is_refused(cluster: Cluster) -> None:
     cluster.wait_ready(nodes=[1], timeout=60)
 
 
+@pytest.mark.parametrize(
+    ("blob", "reason"),
+    [
+        (
+            STATE_BLOB,
+            "unseal: BlobMismatchError: sealed blob node_id is 'node-2', expected 'node-1'",
+        ),
+        (DATA_KEY_BLOB, "kms: KmsError: KMS Decrypt failed with"),
+    ],
+)
+def test_a_parent_swapping_in_another_nodes_blob_is_refused(
+    cluster: Cluster, blob: str, reason: str
+) -> None:
+    victim = cluster.node_layout(1).blob_dir / blob
+    original = victim.read_bytes()
+    before = cluster.status()[0].status
+    assert before is not None
+    try:
+        cluster.stop_node(1)
+        victim.write_bytes((cluster.node_layout(2).blob_dir / blob).read_bytes())
+        cluster.start_node(1)
+        view = cluster.wait_state(1, NodeState.FAILED, timeout=60)
+        assert view.status is not None
+        assert view.status.reason is not None
+        assert view.status.reason.startswith(reason)
+        assert view.status.identity_public_key is None
+    finally:
+        cluster.stop_node(1)
+        victim.write_bytes(original)
+        cluster.start_node(1)
+    after = cluster.wait_ready(nodes=[1], timeout=60)[0].status
+    assert after is not None
+    assert after.identity_public_key == before.identity_public_key
+
+
 def test_a_second_cluster_cannot_start_in_the_same_directory(cluster: Cluster) -> None:
     with pytest.raises(ClusterError, match="already running"):
         Cluster(cluster.directory, NODES).up(timeout=5)
