@@ -182,15 +182,7 @@ def _process(argv: list[str], ready_line: bool = False) -> Iterator[subprocess.P
         proc.wait(timeout=10)
 
 
-def measure(name: str, sink: object, echo: object, mib: int, rounds: int) -> dict[str, float]:
-    times = [bulk(sink, mib) for _ in range(3)]  # type: ignore[arg-type]
-    rtt = ping_pong(echo, rounds)  # type: ignore[arg-type]
-    result = {"mib_s": mib / min(times), "rtt_us": rtt * 1e6}
-    print(
-        f"  measured {name:<14} {result['mib_s']:8.0f} MiB/s  rtt {result['rtt_us']:7.1f} us",
-        file=sys.stderr,
-    )
-    return result
+Target = str | tuple[str, int]
 
 
 def main() -> int:
@@ -199,6 +191,7 @@ def main() -> int:
     )
     parser.add_argument("--mib", type=int, default=256, help="bulk transfer size in MiB (256)")
     parser.add_argument("--rounds", type=int, default=5000, help="ping-pong rounds (5000)")
+    parser.add_argument("--trials", type=int, default=3, help="interleaved trials, best kept (3)")
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -212,77 +205,65 @@ def main() -> int:
     me = [sys.executable, __file__, "--serve"]
     sink_path = f"{runtime}/vsock/{ENCLAVE_CID}-{SINK_PORT}.sock"
     echo_path = f"{runtime}/vsock/{ENCLAVE_CID}-{ECHO_PORT}.sock"
-    results: dict[str, dict[str, float]] = {}
-    try:
-        with _process([*me, "servers", runtime]):
-            results["direct"] = measure("direct", sink_path, echo_path, args.mib, args.rounds)
-            ports = (_free_port(), _free_port())
-            with _process([*me, "proxy", runtime, str(ports[0]), str(ports[1])], ready_line=True):
-                results["keyshard"] = measure(
-                    "keyshard",
-                    ("127.0.0.1", ports[0]),
-                    ("127.0.0.1", ports[1]),
-                    args.mib,
-                    args.rounds,
-                )
-            socat = shutil.which("socat")
-            if socat is None:
+    socat = shutil.which("socat")
+    if socat is None:
+        print(
+            "socat not found: install it with `apt-get install -y socat` to compare; "
+            "skipping the socat rows.",
+            file=sys.stderr,
+        )
+    # Every contender runs at once; trials interleave them so that load from other processes on
+    # this machine hits all of them alike. Best throughput and lowest median RTT are kept.
+    contenders: dict[str, tuple[Target, Target]] = {"direct": (sink_path, echo_path)}
+    best: dict[str, dict[str, float]] = {}
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, runtime, True)
+        stack.enter_context(_process([*me, "servers", runtime]))
+        ports = (_free_port(), _free_port())
+        stack.enter_context(
+            _process([*me, "proxy", runtime, str(ports[0]), str(ports[1])], ready_line=True)
+        )
+        contenders["keyshard"] = (("127.0.0.1", ports[0]), ("127.0.0.1", ports[1]))
+        if socat is not None:
+            for label, extra in (("socat", []), ("socat -b256K", ["-b", "262144"])):
+                ports = (_free_port(), _free_port())
+                for port, path in zip(ports, (sink_path, echo_path), strict=True):
+                    listen = f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"
+                    stack.enter_context(_process([socat, *extra, listen, f"UNIX-CONNECT:{path}"]))
+                contenders[label] = (("127.0.0.1", ports[0]), ("127.0.0.1", ports[1]))
+        for trial in range(args.trials):
+            for name, (sink, echo) in contenders.items():
+                mib_s = args.mib / bulk(sink, args.mib)
+                rtt_us = ping_pong(echo, args.rounds) * 1e6
                 print(
-                    "socat not found: install it with `apt-get install -y socat` to compare; "
-                    "skipping the socat rows.",
+                    f"  trial {trial + 1} {name:<14} {mib_s:8.0f} MiB/s  rtt {rtt_us:7.1f} us",
                     file=sys.stderr,
                 )
-            else:
-                for label, extra in (("socat", []), ("socat -b256K", ["-b", "262144"])):
-                    ports = (_free_port(), _free_port())
-                    spec = [
-                        [
-                            socat,
-                            *extra,
-                            f"TCP-LISTEN:{ports[0]},bind=127.0.0.1,fork,reuseaddr",
-                            f"UNIX-CONNECT:{sink_path}",
-                        ],
-                        [
-                            socat,
-                            *extra,
-                            f"TCP-LISTEN:{ports[1]},bind=127.0.0.1,fork,reuseaddr",
-                            f"UNIX-CONNECT:{echo_path}",
-                        ],
-                    ]
-                    with _process(spec[0]), _process(spec[1]):
-                        results[label] = measure(
-                            label,
-                            ("127.0.0.1", ports[0]),
-                            ("127.0.0.1", ports[1]),
-                            args.mib,
-                            args.rounds,
-                        )
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+                prev = best.setdefault(name, {"mib_s": 0.0, "rtt_us": float("inf")})
+                prev["mib_s"] = max(prev["mib_s"], mib_s)
+                prev["rtt_us"] = min(prev["rtt_us"], rtt_us)
 
-    direct = results["direct"]
+    direct = best["direct"]
     print(
-        f"\nparent proxy benchmark: {args.mib} MiB bulk (best of 3), "
-        f"{args.rounds} x 64-byte round trips (median)"
+        f"\nparent proxy benchmark: TCP -> forwarder -> Unix socket; {args.mib} MiB bulk, "
+        f"{args.rounds} x 64-byte round trips (median); best of {args.trials} interleaved trials"
     )
     print(f"{'forwarder':<14} {'MiB/s':>9} {'RTT us':>9} {'added us':>9}")
-    for name, r in results.items():
+    for name, r in best.items():
         added = r["rtt_us"] - direct["rtt_us"]
         print(f"{name:<14} {r['mib_s']:9.0f} {r['rtt_us']:9.1f} {added:9.1f}")
-    ours = results["keyshard"]
+    ours = best["keyshard"]
     added = ours["rtt_us"] - direct["rtt_us"]
-    print(
-        f"\ngoal: added latency < 100 us per round trip  -> measured {added:.1f} us  "
-        f"[{'met' if added < 100 else 'MISSED'}]"
-    )
-    if "socat" in results:
-        ratio = ours["mib_s"] / results["socat"]["mib_s"]
-        print(
-            f"goal: throughput >= 0.8 x socat           -> measured {ratio:.2f} x  "
-            f"[{'met' if ratio >= 0.8 else 'MISSED'}]"
-        )
-        ratio_b = ours["mib_s"] / results["socat -b256K"]["mib_s"]
-        print(f"      (vs socat -b 262144: {ratio_b:.2f} x)")
+    verdict = "met" if added < 100 else "MISSED"
+    print(f"\ngoal: added latency < 100 us per round trip -> measured {added:.1f} us [{verdict}]")
+    if "socat" in best:
+        ratio = ours["mib_s"] / best["socat"]["mib_s"]
+        verdict = "met" if ratio >= 0.8 else "MISSED"
+        print(f"goal: throughput >= 0.8 x socat          -> measured {ratio:.2f} x [{verdict}]")
+        ratio_b = ours["mib_s"] / best["socat -b256K"]["mib_s"]
+        print(f"      (against socat -b 262144, same buffer size as ours: {ratio_b:.2f} x)")
+        socat_added = best["socat"]["rtt_us"] - direct["rtt_us"]
+        print(f"      (socat's own added latency: {socat_added:.1f} us)")
     return 0
 
 
