@@ -49,6 +49,7 @@ from keyshard.dev.hypervisor import VmSpec, read_vm_spec, write_vm_spec
 from keyshard.dev.image import BuiltImage, build_image
 from keyshard.dev.kms_keys import create_node_key
 from keyshard.dev.node_config import NodeLayout, parent_command, write_parent_config
+from keyshard.dev.profile import ClusterProfile, NodeEntry
 
 __all__ = ["Cluster", "ClusterError", "NodeView"]
 
@@ -474,39 +475,28 @@ class Cluster:
         temporary.replace(self.state_file)
 
     def _write_profile(self, measurements: Measurements, root_pem: bytes) -> None:
-        profile = {
-            "version": 1,
-            "mode": "emulated",
-            "region": REGION,
-            "kms_endpoint": f"http://127.0.0.1:{self._state['kms_port']}",
-            "attestation_root": {
-                "sha256": self._state["root_fingerprint"],
-                "pem": root_pem.decode("ascii"),
-                "path": str(self.directory / "ca" / ROOT_CERT_FILE),
-            },
-            "expected_pcrs": {
-                "0": measurements.pcr0.hex(),
-                "1": measurements.pcr1.hex(),
-                "2": measurements.pcr2.hex(),
-            },
-            "nodes": [
-                {
-                    "node_id": node_id,
-                    "endpoint": f"127.0.0.1:{port}",
-                    "enclave": {"cid": ENCLAVE_CID, "port": CLIENT_PORT},
-                    "kms_key_arn": arn,
-                }
+        ClusterProfile(
+            mode="emulated",
+            region=REGION,
+            kms_endpoint=f"http://127.0.0.1:{self._state['kms_port']}",
+            root_pem=root_pem,
+            root_sha256=self._state["root_fingerprint"],
+            root_path=str(self.directory / "ca" / ROOT_CERT_FILE),
+            expected_pcrs={0: measurements.pcr0, 1: measurements.pcr1, 2: measurements.pcr2},
+            nodes=tuple(
+                NodeEntry(node_id, "127.0.0.1", port, ENCLAVE_CID, CLIENT_PORT, arn)
                 for node_id, port, arn in zip(
                     self._state["node_ids"],
                     self._state["client_ports"],
                     self._state["key_arns"],
                     strict=True,
                 )
-            ],
-        }
-        temporary = self.profile_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(profile, indent=2), encoding="utf-8")
-        temporary.replace(self.profile_file)
+            ),
+        ).write(self.profile_file)
+
+    def profile(self) -> ClusterProfile:
+        """The profile clients use (written by :meth:`up`)."""
+        return ClusterProfile.load(self.profile_file)
 
     def tampered_image(self, name: str = "tampered") -> Path:
         """A copy of the image with one byte changed in the enclave's code (for tests and demos)."""

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from attestation.emulated_ca import EmulatedCa
+from attestation.errors import PcrMismatch, UntrustedRoot
 from attestation.measure import pcr_map
 from attestation.nsm.client import NsmClient
 from attestation.nsm.emulated import EmulatedNsm
@@ -34,6 +35,7 @@ from enclave.sealing import Sealer
 from enclave.secretbytes import SecretBytes
 from enclave.status import NodeState
 from keyshard.dev.cluster import Cluster, ClusterError
+from keyshard.dev.profile import ClusterProfile, ProfileError
 
 pytestmark = pytest.mark.slow
 
@@ -131,6 +133,29 @@ def test_three_nodes_are_ready_with_the_released_measurements(cluster: Cluster) 
         profile["attestation_root"]["sha256"]
         == EmulatedCa.load_or_create(cluster.directory / "ca").root_fingerprint
     )
+
+
+def test_the_profile_gives_clients_the_trust_to_pin(cluster: Cluster) -> None:
+    profile = cluster.profile()
+    assert [node.node_id for node in profile.nodes] == [f"node-{i}" for i in range(1, NODES + 1)]
+    assert cluster.image is not None
+    ca = EmulatedCa.load_or_create(cluster.directory / "ca")
+    genuine = NsmClient(EmulatedNsm(ca, pcr_map(cluster.image.measurements)))
+    document = genuine.get_attestation_document(nonce=b"challenge")
+    profile.policy(nonce=b"challenge").check(profile.verifier().verify(document))
+    tampered = cluster.image.measurements.pcr0[:-1] + b"\x00"
+    pcrs = {**pcr_map(cluster.image.measurements), 0: tampered}
+    other = NsmClient(EmulatedNsm(ca, pcrs)).get_attestation_document()
+    with pytest.raises(PcrMismatch):
+        profile.policy().check(profile.verifier().verify(other))
+    foreign = EmulatedNsm(EmulatedCa.ephemeral(), pcr_map(cluster.image.measurements))
+    with pytest.raises(UntrustedRoot):
+        profile.verifier().verify(NsmClient(foreign).get_attestation_document())
+    text = cluster.profile_file.read_text().replace(profile.root_sha256, "00" * 32)
+    broken = cluster.directory / "broken-profile.json"
+    broken.write_text(text)
+    with pytest.raises(ProfileError, match="pins"):
+        ClusterProfile.load(broken)
 
 
 def test_enclave_code_runs_from_the_image(cluster: Cluster) -> None:

@@ -1,0 +1,154 @@
+"""The cluster profile: what a client needs to reach and trust an emulated cluster's nodes.
+
+``keyshard dev up`` writes it (``<dir>/profile.json``); clients load it with
+:meth:`ClusterProfile.load`. It names each node's endpoint and the trust a client must pin before
+talking to any of them: the attestation root (by SHA-256 fingerprint, with its PEM) and the PCRs the
+released image measured to. :meth:`ClusterProfile.verifier` and :meth:`ClusterProfile.policy` turn
+those into the attestation library's objects, so a client never assembles trust by hand.
+
+Format (version 1)::
+
+    {"version": 1, "mode": "emulated", "region": ..., "kms_endpoint": "http://127.0.0.1:P",
+     "attestation_root": {"sha256": hex, "pem": text, "path": file},
+     "expected_pcrs": {"0": hex, "1": hex, "2": hex},
+     "nodes": [{"node_id": ..., "endpoint": "127.0.0.1:P", "enclave": {"cid": 16, "port": 5000},
+                "kms_key_arn": ...}]}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from attestation.policy import AttestationPolicy
+from attestation.roots import TrustedRoots, certificate_fingerprint
+from attestation.verifier import AttestationVerifier
+
+__all__ = ["ClusterProfile", "NodeEntry", "ProfileError"]
+
+PROFILE_VERSION = 1
+
+
+class ProfileError(Exception):
+    """The profile file is missing, malformed, or inconsistent (its root is not the pinned one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEntry:
+    node_id: str
+    host: str
+    port: int
+    enclave_cid: int
+    enclave_port: int
+    kms_key_arn: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterProfile:
+    mode: str
+    region: str
+    kms_endpoint: str
+    root_pem: bytes
+    root_sha256: str
+    root_path: str
+    expected_pcrs: Mapping[int, bytes]
+    nodes: tuple[NodeEntry, ...]
+
+    def __post_init__(self) -> None:
+        try:
+            root = x509.load_pem_x509_certificate(self.root_pem)
+        except ValueError:
+            raise ProfileError("attestation root is not a PEM certificate") from None
+        actual = certificate_fingerprint(root.public_bytes(Encoding.DER))
+        if actual != self.root_sha256:
+            raise ProfileError(f"attestation root is {actual}, profile pins {self.root_sha256}")
+
+    def verifier(self) -> AttestationVerifier:
+        """A verifier pinned to this cluster's (emulated) attestation root only."""
+        return AttestationVerifier(TrustedRoots.of([x509.load_pem_x509_certificate(self.root_pem)]))
+
+    def policy(self, **checks: Any) -> AttestationPolicy:
+        """The released image's PCRs, plus any further checks (nonce, public_key, max_age...)."""
+        return AttestationPolicy(
+            pcrs={index: [value] for index, value in self.expected_pcrs.items()}, **checks
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": PROFILE_VERSION,
+                "mode": self.mode,
+                "region": self.region,
+                "kms_endpoint": self.kms_endpoint,
+                "attestation_root": {
+                    "sha256": self.root_sha256,
+                    "pem": self.root_pem.decode("ascii"),
+                    "path": self.root_path,
+                },
+                "expected_pcrs": {
+                    str(index): value.hex() for index, value in sorted(self.expected_pcrs.items())
+                },
+                "nodes": [
+                    {
+                        "node_id": node.node_id,
+                        "endpoint": f"{node.host}:{node.port}",
+                        "enclave": {"cid": node.enclave_cid, "port": node.enclave_port},
+                        "kms_key_arn": node.kms_key_arn,
+                    }
+                    for node in self.nodes
+                ],
+            },
+            indent=2,
+        )
+
+    def write(self, path: Path) -> None:
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(self.to_json(), encoding="utf-8")
+        temporary.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> ClusterProfile:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ProfileError(f"cannot read {path}: {type(error).__name__}") from None
+        try:
+            if raw["version"] != PROFILE_VERSION:
+                raise ProfileError(f"unknown profile version {raw['version']!r}")
+            root = raw["attestation_root"]
+            nodes = []
+            for entry in raw["nodes"]:
+                host, _, port = str(entry["endpoint"]).rpartition(":")
+                nodes.append(
+                    NodeEntry(
+                        str(entry["node_id"]),
+                        host,
+                        int(port),
+                        int(entry["enclave"]["cid"]),
+                        int(entry["enclave"]["port"]),
+                        str(entry["kms_key_arn"]),
+                    )
+                )
+            return cls(
+                mode=str(raw["mode"]),
+                region=str(raw["region"]),
+                kms_endpoint=str(raw["kms_endpoint"]),
+                root_pem=str(root["pem"]).encode("ascii"),
+                root_sha256=str(root["sha256"]),
+                root_path=str(root["path"]),
+                expected_pcrs={
+                    int(index): bytes.fromhex(value)
+                    for index, value in raw["expected_pcrs"].items()
+                },
+                nodes=tuple(nodes),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ProfileError(
+                f"malformed profile {path}: {type(error).__name__} {error}"
+            ) from None
