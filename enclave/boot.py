@@ -153,7 +153,10 @@ class EnclaveRuntime:
     def _fail(self, step: str, reason: str) -> None:
         self._state = NodeState.FAILED
         self._reason = f"{step}: {reason}"[:2000]
-        log.error("boot failed", extra={"fields": {"event": "boot_failed", "step": step}})
+        log.error(
+            "boot failed",
+            extra={"fields": {"event": "boot_failed", "step": step, "reason": self._reason}},
+        )
 
     async def boot(self) -> None:
         """Run the boot steps; raise :class:`BootError` naming the step that failed."""

@@ -27,12 +27,16 @@ _SEED_SIZE = 32
 class NodeIdentity:
     """The node's long-term identity key (secret seed, public key)."""
 
-    __slots__ = ("_seed",)
+    __slots__ = ("_public_key", "_seed")
 
     def __init__(self, seed: SecretBytes) -> None:
         if len(seed) != _SEED_SIZE:
             raise BlobFormatError(STATE_BLOB, "identity seed must be 32 bytes")
         self._seed = seed
+        key = Ed25519PrivateKey.from_private_bytes(seed.expose())
+        self._public_key = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
 
     @classmethod
     def generate(cls) -> NodeIdentity:
@@ -40,10 +44,7 @@ class NodeIdentity:
 
     @property
     def public_key(self) -> bytes:
-        key = Ed25519PrivateKey.from_private_bytes(self._seed.expose())
-        return key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        return self._public_key
 
     def encode(self) -> bytes:
         """The plaintext to seal. Secret: only ever passed to the sealer."""
