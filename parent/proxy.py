@@ -135,11 +135,15 @@ class Proxy:
         allow: AllowList | None = None,
         limits: ProxyLimits | None = None,
         outbound_cid: int = ANY_CID,
+        tap: Callable[[str, str, bytes], None] | None = None,
     ) -> None:
+        """``tap(route, direction, data)``, direction ``"in"`` (towards the target) or ``"out"``,
+        sees every forwarded chunk — a test hook for "what does the untrusted parent see"."""
         self._transport = transport
         self.allow_list = allow if allow is not None else AllowList()
         self.limits = limits or ProxyLimits()
         self._outbound_cid = outbound_cid
+        self._tap = tap
         self._servers: list[asyncio.AbstractServer] = []
         self._routes: dict[str, _RouteState] = {}
         self._idle = asyncio.Event()
@@ -230,10 +234,17 @@ class Proxy:
     def _new_relay(self, state: _RouteState) -> asyncio.Protocol:
         relay = Relay(
             idle_timeout=self.limits.idle_timeout,
+            tap=self._route_tap(state.name),
             on_accept=lambda r: self._admit(state, r),
             on_done=lambda r: self._finished(state, r),
         )
         return relay.accepting_side()
+
+    def _route_tap(self, route: str) -> Callable[[bool, bytes], None] | None:
+        tap = self._tap
+        if tap is None:
+            return None
+        return lambda a_to_b, data: tap(route, "in" if a_to_b else "out", data)
 
     def _admit(self, state: _RouteState, relay: Relay) -> bool:
         m = state.metrics

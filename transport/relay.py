@@ -40,6 +40,11 @@ SOCKET_SEND_BUFFER = 1 << 20
 write would otherwise be split across two event-loop turns. The kernel caps it at ``wmem_max``."""
 
 
+Tap = Callable[[bool, bytes], None]
+"""Observer of every forwarded chunk: ``(a_to_b, data)``. For tests that must see exactly what an
+untrusted parent sees (the secrecy acceptance test); production passes none."""
+
+
 class _Side(asyncio.Protocol):
     """One socket of a relay; forwards its events to the relay."""
 
@@ -70,6 +75,8 @@ class _Side(asyncio.Protocol):
         assert out is not None  # reading starts only once the sides are linked
         out.write(data)
         relay = self.relay
+        if relay.tap is not None:
+            relay.tap(self.forward, data)
         relay.last_activity = relay.loop.time()
         stats = relay.stats
         if self.forward:
@@ -110,6 +117,7 @@ class Relay:
         stats: SpliceStats | None = None,
         on_done: Callable[[Relay], None] | None = None,
         on_accept: Callable[[Relay], bool] | None = None,
+        tap: Tap | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.stats = stats if stats is not None else SpliceStats()
@@ -119,6 +127,7 @@ class Relay:
         self.b = _Side(self, forward=False)
         self._on_done = on_done
         self._on_accept = on_accept
+        self.tap = tap
         self._timer: asyncio.TimerHandle | None = None
         self._failed = False
         self._timed_out = False

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
+import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -103,12 +105,15 @@ def test_inbound_bytes_flow_both_ways_with_half_close(runtime_dir: Path) -> None
 
 
 def test_outbound_route_reaches_an_allow_listed_tcp_target(runtime_dir: Path) -> None:
+    seen: list[tuple[str, str, bytes]] = []
+
     async def main() -> None:
         kms = await asyncio.start_server(_reply_after_eof, "127.0.0.1", 0)
         kms_port = kms.sockets[0].getsockname()[1]
         proxy = Proxy(
             UnixSocketTransport(runtime_dir, local_cid=PARENT_CID),
             allow=AllowList({("127.0.0.1", kms_port)}),
+            tap=lambda route, direction, data: seen.append((route, direction, data)),
         )
         await proxy.add_outbound(OutboundRoute("kms", 8443, "127.0.0.1", kms_port))
         enclave = UnixSocketTransport(runtime_dir, local_cid=ENCLAVE)
@@ -122,6 +127,9 @@ def test_outbound_route_reaches_an_allow_listed_tcp_target(runtime_dir: Path) ->
         await kms.wait_closed()
 
     asyncio.run(main())
+    # The tap sees exactly the bytes the parent forwarded, each way.
+    assert b"".join(d for r, way, d in seen if (r, way) == ("kms", "in")) == b"client hello"
+    assert b"".join(d for r, way, d in seen if way == "out") == b"got:" + b"client hello"[::-1]
 
 
 def test_allow_list_refuses_what_is_not_listed(
@@ -249,12 +257,21 @@ def test_burst_of_1000_connections_without_leaks(runtime_dir: Path) -> None:
         fds_before = _fds()
         async with _inbound(runtime_dir, _reply_after_eof) as (proxy, port):
             fds, tasks = _fds(), len(asyncio.all_tasks())
-            for batch in range(10):
-                await asyncio.gather(*(one(port, batch * 100 + i) for i in range(100)))
-            while proxy.metrics().active:
-                await asyncio.sleep(0)
-            for _ in range(3):
-                await asyncio.sleep(0)
+            await asyncio.gather(*(one(port, i) for i in range(100)))  # warm caches first
+            gc.collect()
+            tracemalloc.start()
+            try:
+                for batch in range(1, 10):
+                    await asyncio.gather(*(one(port, batch * 100 + i) for i in range(100)))
+                while proxy.metrics().active:
+                    await asyncio.sleep(0)
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                gc.collect()
+                grown, _ = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            assert grown < 256 * 1024, f"{grown} bytes still allocated after 900 connections"
             m = proxy.metrics()
             assert (m.accepted, m.completed, m.refused_limit, m.connect_failed) == (
                 1000,
