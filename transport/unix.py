@@ -96,11 +96,14 @@ def _remove_stale_socket(path: Path) -> None:
     if not stat.S_ISSOCK(mode):
         raise AddressError(f"{str(path)!r} exists and is not a socket")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)  # a live listener with a full backlog answers EAGAIN, not a hang
     try:
         probe.connect(os.fspath(path))
     except ConnectionRefusedError:
         path.unlink(missing_ok=True)
         return
+    except BlockingIOError:
+        pass  # someone is listening, just busy
     finally:
         probe.close()
     raise OSError(errno.EADDRINUSE, f"another process already listens on {str(path)!r}")
