@@ -15,7 +15,8 @@ USE_ROLES = (
 
 class GcpKmsBindingAttested(BaseResourceCheck):
     """On GCP a decrypting role goes only to an attested workload (a workload identity principal set
-    selected by image digest) or to the Cloud Storage service agent (CMEK of the blob bucket)."""
+    selected by image digest) or to a Google service agent doing CMEK: Cloud Storage (the blob
+    bucket) or Compute Engine (the boot disk)."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -37,10 +38,10 @@ class GcpKmsBindingAttested(BaseResourceCheck):
         members = [str(m) for m in flatten(conf.get("member", [])) + flatten(conf.get("members", []))]
         for member in members:
             attested = member.startswith("principalSet://") and "/attribute.image_digest/" in member
-            storage_agent = "google_storage_project_service_account" in member or member.endswith(
-                "@gs-project-accounts.iam.gserviceaccount.com"
+            service_agent = "google_storage_project_service_account" in member or member.endswith(
+                ("@gs-project-accounts.iam.gserviceaccount.com", "@compute-system.iam.gserviceaccount.com")
             )
-            if not (attested or storage_agent):
+            if not (attested or service_agent):
                 return CheckResult.FAILED
         return CheckResult.PASSED
 

@@ -69,6 +69,8 @@ resource "google_compute_instance" "node" {
     "enable-oslogin"                  = "true"
   }
 
+  depends_on = [google_kms_crypto_key_iam_member.compute_agent]
+
   lifecycle {
     precondition {
       condition     = can(regex("@${local.current.image_digest}$", var.artifact_uri))

@@ -41,7 +41,8 @@ resource "google_kms_key_ring_iam_member" "admins" {
   member      = each.value
 }
 
-# CMEK for the blob bucket, used by the Cloud Storage service agent only.
+# CMEK for the blob bucket and the boot disk, used by the Cloud Storage and Compute Engine service
+# agents only (the disk holds Google's public Confidential Space image, the bucket sealed blobs).
 data "google_storage_project_service_account" "gcs" {}
 
 resource "google_kms_crypto_key" "storage" {
@@ -60,4 +61,10 @@ resource "google_kms_crypto_key_iam_member" "gcs_agent" {
   crypto_key_id = google_kms_crypto_key.storage.id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+}
+
+resource "google_kms_crypto_key_iam_member" "compute_agent" {
+  crypto_key_id = google_kms_crypto_key.storage.id
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = "serviceAccount:service-${data.google_project.current.number}@compute-system.iam.gserviceaccount.com"
 }
