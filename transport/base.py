@@ -2,8 +2,9 @@
 
 Two implementations exist — :class:`transport.vsock.VsockTransport` (real ``AF_VSOCK``) and
 :class:`transport.unix.UnixSocketTransport` (emulation over Unix sockets). Both hand back ordinary
-asyncio streams and servers, so nothing above this seam knows which one is in use (architecture
-invariant 5: the transport is one of the four seams where the modes differ).
+asyncio streams and servers (or, for the proxy's hot path, drive ``asyncio.Protocol`` objects), so
+nothing above this seam knows which one is in use (architecture invariant 5: the transport is one of
+the four seams where the modes differ).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Splice two byte streams together without looking at the bytes.
 
-Used by the parent's proxies and by the enclave's loopback-to-vsock forwarder. Properties:
+For code that holds asyncio streams — the enclave's loopback-to-vsock forwarder for boto3, tests.
+(The parent's proxy uses :mod:`transport.relay`, the same guarantees at the protocol level, which
+saves a copy and two task switches per chunk.) Properties:
 
 * **Full duplex** — each direction runs independently.
 * **Half-close** — end of stream on one side becomes ``write_eof`` on the other; the opposite
