@@ -350,7 +350,7 @@ def test_environment_instantiates_each_declared_node_once_with_its_peers(env: Mo
 def test_environment_releases_come_from_manifest_files(env: Module) -> None:
     releases = env.locals["releases"]
     assert "jsondecode(file(m)).pcrs" in releases
-    assert "var.manifest_path, var.previous_manifest_path" in releases
+    assert "var.manifest_path, var.also_admit_manifest_path" in releases
 
 
 def test_mesh_gives_each_node_everyone_but_itself() -> None:

@@ -3,11 +3,11 @@
 # ingress admits exactly the two other declared nodes.
 
 locals {
-  manifest = jsondecode(file(var.manifest_path))
-  previous = var.previous_manifest_path == "" ? null : jsondecode(file(var.previous_manifest_path))
+  manifest   = jsondecode(file(var.manifest_path))
+  also_admit = var.also_admit_manifest_path == "" ? null : jsondecode(file(var.also_admit_manifest_path))
 
-  # Newest first: the node modules deploy releases[0] and admit every entry in the key policies.
-  releases = [for m in compact([var.manifest_path, var.previous_manifest_path]) : {
+  # The node modules deploy releases[0] and admit every entry in the key policies.
+  releases = [for m in compact([var.manifest_path, var.also_admit_manifest_path]) : {
     version      = jsondecode(file(m)).version
     image_digest = jsondecode(file(m)).image_digest
     pcrs         = jsondecode(file(m)).pcrs
@@ -38,8 +38,8 @@ resource "terraform_data" "release_guard" {
       error_message = "This manifest is marked as an example: its PCRs match no real image. Build a release (make eif) or set allow_example_manifest for a dry run."
     }
     precondition {
-      condition     = local.previous == null || try(local.previous.version, "") != local.manifest.version
-      error_message = "The previous manifest must be a different release."
+      condition     = local.also_admit == null || try(local.also_admit.version, "") != local.manifest.version
+      error_message = "The also-admitted manifest must be a different release."
     }
   }
 }

@@ -11,13 +11,17 @@ variable "threshold" {
 }
 
 variable "manifest_path" {
-  description = "The release manifest of the release being deployed (read from disk, never fetched)."
+  description = "The manifest of the release the nodes run (read from disk, never fetched)."
   type        = string
   default     = "../../../../release/manifest.json"
 }
 
-variable "previous_manifest_path" {
-  description = "During an upgrade only: the manifest of the release still running, admitted alongside the new one."
+variable "also_admit_manifest_path" {
+  description = <<-EOT
+    During an upgrade only: a second release the key policies admit without deploying it. Before the
+    nodes move, the new release (admitted early); after they moved, the old one (kept for rollback
+    until every node has unsealed on the new one). Empty otherwise.
+  EOT
   type        = string
   default     = ""
 }
