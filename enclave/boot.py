@@ -218,13 +218,19 @@ class EnclaveRuntime:
         )
 
     async def _data_key(self, attested: _Attested, credentials: StaticCredentials) -> SecretBytes:
+        route = self._seams.kms
         self._tunnel = KmsTunnel(
             self._seams.transport,
             VsockAddress(PARENT_CID, KMS_PROXY_PORT),
-            listen_port=self._seams.kms_listen_port,
+            connect_target=route.connect_target,
         )
         port = await self._tunnel.start()
-        kms = EnclaveKms(self._seams.kms_endpoint_url(port), self._launch.region, credentials)
+        kms = EnclaveKms(
+            route.endpoint_url(port),
+            self._launch.region,
+            credentials,
+            proxy_url=route.proxy_url(port),
+        )
         key_id, node_id = self._launch.kms_key_id, self._launch.node_id
         blob = await self._host.get_blob(DATA_KEY_BLOB)
         if blob is None:

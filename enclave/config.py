@@ -42,6 +42,7 @@ from transport.vsock import SocketFactory, VsockTransport
 __all__ = [
     "IMAGE_CONFIG_PATH",
     "ImageConfig",
+    "KmsRoute",
     "LaunchConfig",
     "Mode",
     "Seams",
@@ -202,21 +203,38 @@ def parse_launch_args(
 
 
 @dataclass(frozen=True, slots=True)
+class KmsRoute:
+    """How boto3 inside the enclave reaches KMS through the loopback tunnel.
+
+    Emulated (``public_host`` is ``None``): plain HTTP to the tunnel, which forwards the bytes to the
+    emulated KMS. Nitro: boto3 speaks HTTPS to the real ``kms.<region>.amazonaws.com`` through the
+    tunnel used as an HTTP ``CONNECT`` proxy — TLS runs end to end between boto3 and KMS with the real
+    host name, and the enclave needs no DNS, no ``/etc/hosts`` entry and no privileged port. The
+    tunnel accepts ``CONNECT`` to that one host only.
+    """
+
+    public_host: str | None = None
+
+    def endpoint_url(self, tunnel_port: int) -> str:
+        if self.public_host is None:
+            return f"http://127.0.0.1:{tunnel_port}"
+        return f"https://{self.public_host}"
+
+    def proxy_url(self, tunnel_port: int) -> str | None:
+        return None if self.public_host is None else f"http://127.0.0.1:{tunnel_port}"
+
+    @property
+    def connect_target(self) -> tuple[str, int] | None:
+        return None if self.public_host is None else (self.public_host, 443)
+
+
+@dataclass(frozen=True, slots=True)
 class Seams:
     """What differs between modes, as seen from inside the enclave."""
 
     transport: Transport
     nsm: RawNsm
-    #: Loopback port boto3 talks to; 0 picks a free one (emulated), 443 keeps TLS names (Nitro).
-    kms_listen_port: int
-    #: ``None``: plain HTTP to the loopback listener (emulated KMS); else the real KMS URL,
-    #: whose host name the image's ``/etc/hosts`` maps to 127.0.0.1 so TLS stays end to end.
-    kms_public_url: str | None
-
-    def kms_endpoint_url(self, bound_port: int) -> str:
-        if self.kms_public_url is not None:
-            return self.kms_public_url
-        return f"http://127.0.0.1:{bound_port}"
+    kms: KmsRoute
 
 
 def select_seams(
@@ -234,15 +252,10 @@ def select_seams(
         if config.runtime_dir is None:  # pragma: no cover -- LaunchConfig refuses it
             raise ConfigError("runtime_dir", "required in emulated mode")
         unix = UnixSocketTransport(config.runtime_dir, local_cid=config.cid)
-        return Seams(unix, SocketNsm(unix), 0, None)
+        return Seams(unix, SocketNsm(unix), KmsRoute())
     vsock = (
         VsockTransport()
         if vsock_socket_factory is None
         else VsockTransport(socket_factory=vsock_socket_factory)
     )
-    return Seams(
-        vsock,
-        DevNsm(device=nsm_device),
-        443,
-        f"https://kms.{config.region}.amazonaws.com",
-    )
+    return Seams(vsock, DevNsm(device=nsm_device), KmsRoute(f"kms.{config.region}.amazonaws.com"))

@@ -65,6 +65,7 @@ class EnclaveKms:
         region: str,
         credentials: StaticCredentials,
         *,
+        proxy_url: str | None = None,
         timeout: float = 10.0,
     ) -> None:
         self._client: Any = boto3.session.Session().client(
@@ -78,6 +79,7 @@ class EnclaveKms:
                 connect_timeout=timeout,
                 read_timeout=timeout,
                 retries={"max_attempts": 2, "mode": "standard"},
+                proxies={"https": proxy_url} if proxy_url is not None else None,
             ),
         )
 

@@ -6,6 +6,12 @@ proxy (``(PARENT_CID, KMS_PROXY_PORT)``), which forwards it to the one KMS endpo
 In real mode the bytes are TLS end to end between boto3 and KMS; the parent sees ciphertext only. In
 emulation they are plain HTTP to the emulated KMS — still nothing secret: every secret KMS returns
 is inside ``CiphertextForRecipient``, sealed to the enclave's RSA key.
+
+In real mode boto3 uses the tunnel as an HTTPS proxy: each connection starts with
+``CONNECT kms.<region>.amazonaws.com:443 HTTP/1.1``; the tunnel accepts exactly that target (any other
+is answered ``403`` and closed), answers ``200`` once the parent's route is connected, and from then
+on splices the TLS bytes. The preamble is parsed here, inside the enclave; the parent still sees
+only opaque bytes (TLS).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ __all__ = ["KmsTunnel"]
 
 log = logging.getLogger("enclave.kms_tunnel")
 
+_PREAMBLE_TIMEOUT = 10.0
+
 
 class KmsTunnel:
     """Listen on loopback; forward each connection to ``upstream`` over the transport."""
@@ -33,6 +41,7 @@ class KmsTunnel:
         *,
         listen_port: int = 0,
         idle_timeout: float = 60.0,
+        connect_target: tuple[str, int] | None = None,
     ) -> None:
         if upstream.cid != PARENT_CID:
             log.warning("event=kms_tunnel_unusual_upstream upstream=%s", upstream)
@@ -40,6 +49,7 @@ class KmsTunnel:
         self._upstream = upstream
         self._listen_port = listen_port
         self._idle_timeout = idle_timeout
+        self._connect_target = connect_target
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -59,6 +69,9 @@ class KmsTunnel:
         if task is not None:
             self._tasks.add(task)
         try:
+            if self._connect_target is not None and not await self._accept_connect(reader, writer):
+                writer.close()
+                return
             try:
                 up_reader, up_writer = await self._transport.connect(self._upstream)
             except OSError as error:
@@ -67,14 +80,39 @@ class KmsTunnel:
                     self._upstream,
                     type(error).__name__,
                 )
+                if self._connect_target is not None:
+                    writer.write(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
                 writer.close()
                 return
+            if self._connect_target is not None:
+                writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                await writer.drain()
             await splice(reader, writer, up_reader, up_writer, idle_timeout=self._idle_timeout)
         except (ConnectionError, OSError):
             writer.close()
         finally:
             if task is not None:
                 self._tasks.discard(task)
+
+    async def _accept_connect(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Read an HTTP CONNECT preamble; True if it names the one allowed target."""
+        try:
+            preamble = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _PREAMBLE_TIMEOUT)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            return False
+        request_line = preamble.split(b"\r\n", 1)[0].decode("latin-1")
+        parts = request_line.split(" ")
+        assert self._connect_target is not None  # checked by the caller
+        host, port = self._connect_target
+        if len(parts) == 3 and parts[0] == "CONNECT" and parts[2].startswith("HTTP/1."):
+            target_host, _, target_port = parts[1].rpartition(":")
+            if target_host.lower() == host.lower() and target_port == str(port):
+                return True
+        log.warning("event=kms_tunnel_refused_connect request=%r", request_line[:200])
+        writer.write(b"HTTP/1.1 403 Forbidden\r\n\r\n")
+        return False
 
     async def close(self) -> None:
         if self._server is not None:

@@ -251,7 +251,7 @@ def test_replayed_document_with_wrong_nonce_is_refused(cloud: Cloud, rundir: Pat
     captured = genuine.call(nsm_request(Attestation(nonce=b"old" * 8, public_key=public_der)))
     launch = LaunchConfig(Mode.EMULATED, "n1", cloud.key_arn, REGION, CID, rundir)
     base = select_seams(launch)
-    seams = Seams(base.transport, ReplayingNsm(captured), 0, None)
+    seams = Seams(base.transport, ReplayingNsm(captured), base.kms)
     status, _ = run_boot(cloud, rundir, seams=seams)
     assert status.state is NodeState.FAILED
     assert status.reason is not None
@@ -268,7 +268,7 @@ def test_stale_document_is_refused_by_the_enclave_and_by_kms(cloud: Cloud, rundi
         def call(self, request: bytes) -> bytes:
             return stale_nsm.call(request)
 
-    status, _ = run_boot(cloud, rundir, seams=Seams(base.transport, StaleNsm(), 0, None))
+    status, _ = run_boot(cloud, rundir, seams=Seams(base.transport, StaleNsm(), base.kms))
     assert status.state is NodeState.FAILED
     assert status.reason is not None
     assert status.reason.startswith("attest: PolicyViolation: policy rule 'max_age'")

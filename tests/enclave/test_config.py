@@ -129,7 +129,9 @@ def test_emulated_seams() -> None:
     seams = select_seams(parse_launch_args(args()))
     assert isinstance(seams.transport, UnixSocketTransport)
     assert isinstance(seams.nsm, SocketNsm)
-    assert seams.kms_endpoint_url(4321) == "http://127.0.0.1:4321"
+    assert seams.kms.endpoint_url(4321) == "http://127.0.0.1:4321"
+    assert seams.kms.proxy_url(4321) is None
+    assert seams.kms.connect_target is None
 
 
 @dataclass
@@ -182,8 +184,9 @@ def test_nitro_seams_use_dev_nsm_and_vsock_at_the_system_boundary() -> None:
     with pytest.raises(OSError):
         asyncio.run(seams.transport.connect(VsockAddress(PARENT_CID, 9000)))
     assert factory.families == [socket.AF_VSOCK]
-    assert seams.kms_listen_port == 443
-    assert seams.kms_endpoint_url(443) == "https://kms.us-east-1.amazonaws.com"
+    assert seams.kms.endpoint_url(4321) == "https://kms.us-east-1.amazonaws.com"
+    assert seams.kms.proxy_url(4321) == "http://127.0.0.1:4321"
+    assert seams.kms.connect_target == ("kms.us-east-1.amazonaws.com", 443)
 
 
 def test_nitro_mode_without_the_device_fails_typed() -> None:
