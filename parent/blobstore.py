@@ -103,7 +103,9 @@ class LocalDirBlobStore:
 
     def names(self) -> list[str]:
         return sorted(
-            p.name for p in self.directory.iterdir() if not p.name.startswith(".") and p.is_file()
+            p.name
+            for p in self.directory.iterdir()
+            if not p.name.startswith(".") and not p.is_symlink() and p.is_file()
         )
 
     def _fsync_directory(self) -> None:

@@ -35,7 +35,9 @@ from typing import Any
 
 from parent.errors import ConfigError
 from parent.proxy import ProxyLimits
-from transport.address import FIRST_ENCLAVE_CID, U32_MAX
+from transport.address import FIRST_ENCLAVE_CID, U32_MAX, VsockAddress
+from transport.errors import AddressError
+from transport.unix import UnixSocketTransport
 
 
 class Mode(enum.Enum):
@@ -192,6 +194,8 @@ def parse_config(raw: object) -> ParentConfig:
             "runtime_dir", "is required in emulated mode (the Unix sockets live there)"
         )
     cid = root.port("enclave_cid", low=FIRST_ENCLAVE_CID, high=U32_MAX - 1)
+    if runtime:
+        _check_runtime_dir(Path(runtime))
 
     inbound = []
     for f in _objects(root.get("inbound", list, default=[]), "inbound"):
@@ -215,32 +219,9 @@ def parse_config(raw: object) -> ParentConfig:
         if (spec.host, spec.target_port) not in allow:
             raise ConfigError(f"outbound[{i}].target", "is not in the allow list")
 
-    limits_f = _Fields(root.get("limits", dict, default={}), "limits")
-    try:
-        limits = ProxyLimits(
-            max_connections=limits_f.get("max_connections", int, default=256),
-            idle_timeout=limits_f.get("idle_timeout", float, default=300.0, nullable=True),
-            connect_timeout=limits_f.get("connect_timeout", float, default=10.0),
-        )
-    except ConfigError as exc:
-        raise ConfigError(f"limits.{exc.field}", exc.reason) from None
-    limits_f.done()
+    limits = _limits(root.get("limits", dict, default={}))
 
-    store_f = _Fields(root.get("blob_store", dict), "blob_store")
-    kind = store_f.text("kind")
-    store: LocalStoreSpec | S3StoreSpec
-    if kind == "local":
-        store = LocalStoreSpec(Path(store_f.text("dir")))
-    elif kind == "s3":
-        store = S3StoreSpec(
-            store_f.text("bucket"),
-            store_f.get("prefix", str, default=""),
-            store_f.get("region", str, default=None, nullable=True),
-            store_f.get("endpoint_url", str, default=None, nullable=True),
-        )
-    else:
-        raise ConfigError("blob_store.kind", "must be 'local' or 's3'")
-    store_f.done()
+    store = _store(root.get("blob_store", dict))
 
     credentials = _credentials(root.get("credentials", dict, default=None, nullable=True), mode)
     launcher = _launcher(root.get("launcher", dict, default=None, nullable=True), mode)
@@ -257,6 +238,47 @@ def parse_config(raw: object) -> ParentConfig:
         credentials=credentials,
         launcher=launcher,
     )
+
+
+def _check_runtime_dir(runtime: Path) -> None:
+    """The longest socket path this directory can produce must fit ``sun_path``."""
+    try:
+        UnixSocketTransport(runtime).path_for(VsockAddress(U32_MAX - 1, U32_MAX - 1))
+    except AddressError as exc:
+        raise ConfigError("runtime_dir", str(exc)) from None
+
+
+def _limits(raw: object) -> ProxyLimits:
+    f = _Fields(raw, "limits")
+    try:
+        limits = ProxyLimits(
+            max_connections=f.get("max_connections", int, default=256),
+            idle_timeout=f.get("idle_timeout", float, default=300.0, nullable=True),
+            connect_timeout=f.get("connect_timeout", float, default=10.0),
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"limits.{exc.field}", exc.reason) from None
+    f.done()
+    return limits
+
+
+def _store(raw: object) -> LocalStoreSpec | S3StoreSpec:
+    f = _Fields(raw, "blob_store")
+    kind = f.text("kind")
+    store: LocalStoreSpec | S3StoreSpec
+    if kind == "local":
+        store = LocalStoreSpec(Path(f.text("dir")))
+    elif kind == "s3":
+        store = S3StoreSpec(
+            f.text("bucket"),
+            f.get("prefix", str, default=""),
+            f.get("region", str, default=None, nullable=True),
+            f.get("endpoint_url", str, default=None, nullable=True),
+        )
+    else:
+        raise ConfigError("blob_store.kind", "must be 'local' or 's3'")
+    f.done()
+    return store
 
 
 def _credentials(raw: object, mode: Mode) -> ImdsSpec | StaticCredentialsSpec | None:

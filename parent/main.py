@@ -18,6 +18,7 @@ from pathlib import Path
 from parent.config import load_config
 from parent.errors import ParentError
 from parent.node import ParentNode
+from transport.errors import TransportError
 
 EXIT_OK = 0
 EXIT_LOCAL_ERROR = 1
@@ -124,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     try:
         return asyncio.run(_run(ParentNode(config), args.metrics_interval))
-    except ParentError as exc:
-        print(f"parent: {exc}", file=sys.stderr)
+    except (ParentError, TransportError, OSError) as exc:
+        # Process boundary: a launch failure, an address in use, an unusable runtime directory.
+        print(f"parent: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_LOCAL_ERROR

@@ -136,6 +136,7 @@ def test_local_files_are_private_and_symlinks_not_followed(tmp_path: Path) -> No
     (tmp_path / "b" / "link").symlink_to(tmp_path / "secret")
     with pytest.raises(BlobStoreError):
         store.get("link")
+    assert store.names() == ["state"]  # a planted symlink is not one of ours
 
 
 def test_s3_keys_live_under_the_prefix(s3_store: S3BlobStore) -> None:

@@ -93,6 +93,7 @@ def _broken(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     [
         (EMULATED, "mode", "test", "mode"),
         (EMULATED, "runtime_dir", KeyError, "runtime_dir"),
+        (EMULATED, "runtime_dir", "/tmp/" + "r" * 80, "runtime_dir"),
         (EMULATED, "enclave_cid", 3, "enclave_cid"),
         (EMULATED, "enclave_cid", "16", "enclave_cid"),
         (EMULATED, "inbound.0.listen", "7000", "inbound[0].listen"),
