@@ -151,7 +151,7 @@ def test_sealing_key_policy_admits_the_node_role_only_with_attestation(aws: Modu
         assert pinned[0]["test"] in ("StringEquals", "StringEqualsIgnoreCase")
         assert pinned[0]["values"] == "${local.image_sha384}"
     # ... and the values are PCR0 of the releases handed in, not something else.
-    assert aws.locals["image_sha384"] == '${distinct([for r in var.releases : r.pcrs["0"]])}'
+    assert aws.locals["image_sha384"] == '${sort(distinct([for r in var.releases : r.pcrs["0"]]))}'
     assert 'r.pcrs["8"]' in aws.locals["pcr8"]
 
 

@@ -13,10 +13,11 @@ locals {
   name    = "${var.cluster_name}-${var.node_id}"
   current = var.releases[0]
 
-  # PCR0 is what KMS calls ImageSha384. Every release in var.releases is admitted (upgrade window).
-  image_sha384 = distinct([for r in var.releases : r.pcrs["0"]])
+  # PCR0 is what KMS calls ImageSha384. Every release in var.releases is admitted (upgrade window);
+  # sorted, so swapping which release is deployed leaves the key policy unchanged.
+  image_sha384 = sort(distinct([for r in var.releases : r.pcrs["0"]]))
   signed       = contains(keys(local.current.pcrs), "8")
-  pcr8         = local.signed ? distinct([for r in var.releases : r.pcrs["8"]]) : []
+  pcr8         = local.signed ? sort(distinct([for r in var.releases : r.pcrs["8"]])) : []
 
   peer_ranges = sort(distinct([for p in var.peers : p.network_range]))
   account_id  = data.aws_caller_identity.current.account_id

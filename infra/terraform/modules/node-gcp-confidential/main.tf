@@ -20,7 +20,7 @@ locals {
   short   = substr(replace(local.name, "/[^a-z0-9-]/", ""), 0, 24)
   current = var.releases[0]
 
-  image_digests = distinct([for r in var.releases : r.image_digest])
+  image_digests = sort(distinct([for r in var.releases : r.image_digest]))
   region        = data.google_client_config.current.region
   peer_ranges   = sort(distinct([for p in var.peers : p.network_range]))
 
