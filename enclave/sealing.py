@@ -34,6 +34,7 @@ than the manifest says is accepted (a crash between the two writes), never an ol
 
 from __future__ import annotations
 
+import asyncio
 import os
 import struct
 from collections.abc import Mapping
@@ -221,6 +222,8 @@ class SealedStore:
         self._listed: dict[str, int] = {}
         self._seen: dict[str, int] = {}
         self._loaded = False
+        # One writer at a time: each put takes the next epoch and rewrites the manifest.
+        self._lock = asyncio.Lock()
 
     @property
     def epoch(self) -> int:
@@ -269,16 +272,18 @@ class SealedStore:
         """Seal ``plaintext`` as ``name`` at the next epoch; returns that epoch."""
         self._require_loaded()
         self._check_name(name)
-        epoch = self._epoch + 1
-        await self._host.put_blob(name, self._sealer.seal(name, epoch, plaintext))
-        listed = {**self._listed, name: epoch}
-        manifest = cbor2.dumps({"epoch": epoch, "blobs": listed}, canonical=True)
-        await self._host.put_blob(MANIFEST_NAME, self._sealer.seal(MANIFEST_NAME, epoch, manifest))
-        self._epoch = epoch
-        self._listed = listed
-        self._seen[name] = epoch
-        self._seen[MANIFEST_NAME] = epoch
-        return epoch
+        async with self._lock:
+            epoch = self._epoch + 1
+            await self._host.put_blob(name, self._sealer.seal(name, epoch, plaintext))
+            listed = {**self._listed, name: epoch}
+            manifest = cbor2.dumps({"epoch": epoch, "blobs": listed}, canonical=True)
+            sealed_manifest = self._sealer.seal(MANIFEST_NAME, epoch, manifest)
+            await self._host.put_blob(MANIFEST_NAME, sealed_manifest)
+            self._epoch = epoch
+            self._listed = listed
+            self._seen[name] = epoch
+            self._seen[MANIFEST_NAME] = epoch
+            return epoch
 
     def _require_loaded(self) -> None:
         if not self._loaded:

@@ -237,3 +237,29 @@ def test_secret_bytes_redacts_and_wipes() -> None:
     assert secret == SecretBytes(b"\x01" * 32)
     secret.wipe()
     assert secret.expose() == bytes(32)
+
+
+class YieldingBlobs(DictBlobs):
+    """Like the real host client, every call suspends, so concurrent puts interleave."""
+
+    async def put_blob(self, name: str, data: bytes) -> None:
+        await asyncio.sleep(0)
+        await super().put_blob(name, data)
+
+
+def test_concurrent_puts_take_distinct_epochs_and_stay_consistent() -> None:
+    host = YieldingBlobs()
+    data_key = key()
+
+    async def scenario() -> None:
+        store = SealedStore(Sealer(data_key, "n"), host)
+        await store.load()
+        epochs = await asyncio.gather(*(store.put(f"blob-{i}", bytes([i])) for i in range(10)))
+        assert sorted(epochs) == list(range(1, 11))
+        restarted = SealedStore(Sealer(data_key, "n"), host)
+        await restarted.load()
+        assert restarted.epoch == 10
+        for i in range(10):
+            assert await restarted.get(f"blob-{i}") == bytes([i])
+
+    run(scenario())
