@@ -223,6 +223,10 @@ def encode_response(response: Response) -> bytes:
 
 
 def _decode_map(payload: bytes) -> dict[str, object]:
+    # Every message is a definite-length map of at most 23 entries (major type 5, short count);
+    # refusing anything else before decoding keeps the decoder away from hostile shapes.
+    if not payload or not 0xA0 <= payload[0] <= 0xB7:
+        raise MalformedMessageError("message", "expected a definite-length map")
     stream = io.BytesIO(payload)
     try:
         value = cbor2.CBORDecoder(stream).decode()

@@ -6,12 +6,17 @@ import asyncio
 import gc
 import logging
 import os
+import random
+import shutil
+import tempfile
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parent.errors import ConfigError
 from parent.proxy import AllowList, InboundRoute, OutboundRoute, Proxy, ProxyLimits
@@ -102,6 +107,34 @@ def test_inbound_bytes_flow_both_ways_with_half_close(runtime_dir: Path) -> None
             assert (m.bytes_in, m.bytes_out) == (len(payload), len(payload) + 4)
 
     asyncio.run(main())
+
+
+@settings(max_examples=25)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=300_000), min_size=1, max_size=6))
+def test_any_chunking_arrives_intact(sizes: list[int]) -> None:
+    """Whatever the write pattern, the bytes arrive in order, complete, and are counted."""
+    rng = random.Random(len(sizes))
+    chunks = [rng.randbytes(n) for n in sizes]
+    runtime = Path(tempfile.mkdtemp(prefix="ksh", dir="/tmp"))
+
+    async def main() -> None:
+        async with _inbound(runtime, _reply_after_eof) as (proxy, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for chunk in chunks:
+                writer.write(chunk)
+                await writer.drain()
+            writer.write_eof()
+            body = b"".join(chunks)
+            assert await reader.read() == b"got:" + body[::-1]
+            writer.close()
+            while proxy.metrics().completed < 1:
+                await asyncio.sleep(0)
+            assert proxy.metrics().bytes_in == len(body)
+
+    try:
+        asyncio.run(main())
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def test_outbound_route_reaches_an_allow_listed_tcp_target(runtime_dir: Path) -> None:

@@ -111,6 +111,9 @@ def _raw(body: object) -> bytes:
             bytes.fromhex("a4617601646e616d656162646e616d656173647479706567476574426c6f62"),
             "message",
         ),
+        # deeply nested arrays, and a map too large to be any of ours
+        (b"\x81" * 100_000 + b"\x00", "message"),
+        (b"\xb8\x18" + b"\x00" * 48, "message"),
         # indefinite-length map
         (bytes.fromhex("bf617601646e616d656173647479706567476574426c6f62ff"), "message"),
         # a CBOR tag (epoch datetime) where text is expected
