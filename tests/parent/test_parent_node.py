@@ -1,7 +1,7 @@
 """Real mode assembled end to end through fakes at the system boundaries only.
 
 AF_VSOCK sockets come from an injected constructor that carries bytes over Unix sockets, nitro-cli
-is the fake script on PATH (see test_launcher.py), S3 is moto. Everything else — config parsing,
+is the fake script on PATH (see test_parent_launcher.py), S3 is moto. Everything else — config parsing,
 ParentNode, proxy, host services, the enclave's HostClient — is the production code.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from test_launcher import ENCLAVE_ID, FAKE_NITRO
+from test_parent_launcher import ENCLAVE_ID, FAKE_NITRO
 
 from parent.blobstore import S3BlobStore
 from parent.config import parse_config
