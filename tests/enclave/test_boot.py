@@ -6,6 +6,7 @@ import asyncio
 import base64
 import datetime as dt
 import logging
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from enclave_harness import (
     short_tmpdir,
 )
 
+from attestation.errors import RecipientDecryptionError
 from attestation.measure import pcr_map
 from attestation.nsm.client import NsmClient
 from attestation.nsm.emulated import EmulatedNsm
@@ -289,3 +291,27 @@ def test_stale_document_is_refused_by_the_enclave_and_by_kms(cloud: Cloud, rundi
             },
         )
     assert info.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_a_parent_replaying_the_enclaves_document_gets_nothing_it_can_open(
+    cloud: Cloud, rundir: Path
+) -> None:
+    status, parent = run_boot(cloud, rundir)
+    assert status.state is NodeState.READY, status.reason
+    # In emulation the parent sees the KMS request in the clear: it lifts the document...
+    match = re.search(rb'"AttestationDocument":\s*"([A-Za-z0-9+/=]+)"', parent.recorder.all_bytes())
+    assert match is not None
+    document = base64.b64decode(match.group(1))
+    # ...and replays it to KMS with the node's own credentials, within the freshness window.
+    response = kms_client(cloud.kms.endpoint_url, NODE_KEY).decrypt(
+        KeyId=cloud.key_arn,
+        CiphertextBlob=parent.blobs[DATA_KEY_BLOB],
+        EncryptionContext=encryption_context("n1"),
+        Recipient={"AttestationDocument": document, "KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256"},
+    )
+    assert "Plaintext" not in response
+    # KMS sealed the answer to the enclave's boot key, which never left the enclave.
+    with pytest.raises(RecipientDecryptionError):
+        decrypt_for_recipient(
+            response["CiphertextForRecipient"], rsa.generate_private_key(65537, 2048)
+        )
