@@ -35,8 +35,9 @@ from typing import Any
 
 from parent.errors import ConfigError
 from parent.proxy import ProxyLimits
-from transport.address import FIRST_ENCLAVE_CID, U32_MAX, VsockAddress
+from transport.address import FIRST_ENCLAVE_CID, PARENT_CID, U32_MAX, VsockAddress
 from transport.errors import AddressError
+from transport.hostproto import HOST_SERVICES_PORT
 from transport.unix import UnixSocketTransport
 
 
@@ -194,8 +195,6 @@ def parse_config(raw: object) -> ParentConfig:
             "runtime_dir", "is required in emulated mode (the Unix sockets live there)"
         )
     cid = root.port("enclave_cid", low=FIRST_ENCLAVE_CID, high=U32_MAX - 1)
-    if runtime:
-        _check_runtime_dir(Path(runtime))
 
     inbound = []
     for f in _objects(root.get("inbound", list, default=[]), "inbound"):
@@ -220,6 +219,13 @@ def parse_config(raw: object) -> ParentConfig:
             raise ConfigError(f"outbound[{i}].target", "is not in the allow list")
 
     limits = _limits(root.get("limits", dict, default={}))
+    if runtime:
+        _check_runtime_dir(
+            Path(runtime),
+            [VsockAddress(PARENT_CID, HOST_SERVICES_PORT)]
+            + [VsockAddress(PARENT_CID, r.port) for r in outbound]
+            + [VsockAddress(cid, r.enclave_port) for r in inbound],
+        )
 
     store = _store(root.get("blob_store", dict))
 
@@ -240,12 +246,14 @@ def parse_config(raw: object) -> ParentConfig:
     )
 
 
-def _check_runtime_dir(runtime: Path) -> None:
-    """The longest socket path this directory can produce must fit ``sun_path``."""
-    try:
-        UnixSocketTransport(runtime).path_for(VsockAddress(U32_MAX - 1, U32_MAX - 1))
-    except AddressError as exc:
-        raise ConfigError("runtime_dir", str(exc)) from None
+def _check_runtime_dir(runtime: Path, addresses: list[VsockAddress]) -> None:
+    """Every socket path this parent will use must fit ``sun_path`` (fail now, not at listen)."""
+    transport = UnixSocketTransport(runtime)
+    for addr in addresses:
+        try:
+            transport.path_for(addr)
+        except AddressError as exc:
+            raise ConfigError("runtime_dir", str(exc)) from None
 
 
 def _limits(raw: object) -> ProxyLimits:

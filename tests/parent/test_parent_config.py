@@ -93,7 +93,7 @@ def _broken(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     [
         (EMULATED, "mode", "test", "mode"),
         (EMULATED, "runtime_dir", KeyError, "runtime_dir"),
-        (EMULATED, "runtime_dir", "/tmp/" + "r" * 80, "runtime_dir"),
+        (EMULATED, "runtime_dir", "/tmp/" + "r" * 90, "runtime_dir"),
         (EMULATED, "enclave_cid", 3, "enclave_cid"),
         (EMULATED, "enclave_cid", "16", "enclave_cid"),
         (EMULATED, "inbound.0.listen", "7000", "inbound[0].listen"),
@@ -127,6 +127,17 @@ def test_errors_name_the_culprit(base: dict[str, Any], path: str, value: Any, fi
     with pytest.raises(ConfigError) as info:
         parse_config(_broken(base, path, value))
     assert info.value.field == field
+
+
+def test_runtime_dir_is_checked_against_the_paths_actually_used() -> None:
+    # 85 + len("/vsock/16-5000.sock") = 104 bytes: fits, though a 10-digit CID and port would not.
+    doc = copy.deepcopy(EMULATED)
+    doc["runtime_dir"] = "/tmp/" + "r" * 80
+    assert parse_config(doc).runtime_dir == Path(doc["runtime_dir"])
+    doc["outbound"][0]["port"] = 4_000_000_000  # now a path would be 110 bytes
+    with pytest.raises(ConfigError, match="sun_path") as info:
+        parse_config(doc)
+    assert info.value.field == "runtime_dir"
 
 
 def test_duplicate_route_names() -> None:
