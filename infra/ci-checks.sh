@@ -113,6 +113,23 @@ cp infra/terraform/modules/node-aws-nitro/variables.tf "$WORK/node-interface/var
 plan_root mesh
 plan_root node-interface
 
+step "the mesh gives each declared node exactly the other declared nodes"
+"$TF" -chdir="$WORK/mesh" apply -auto-approve -input=false -no-color -var-file=good.tfvars >/dev/null
+"$TF" -chdir="$WORK/mesh" output -json peers_of > "$WORK/mesh/peers_of.json"
+"$TF" -chdir="$WORK/mesh" output -json declared > "$WORK/mesh/declared.json"
+"$VENV/bin/python" - "$WORK/mesh/peers_of.json" "$WORK/mesh/declared.json" <<'PY' || fail "the mesh wired other peers than the declared ones"
+import json, sys
+peers_of, declared = (json.load(open(p)) for p in sys.argv[1:])
+ids = {n["id"] for n in declared}
+ranges = {n["id"]: n["network_range"] for n in declared}
+assert set(peers_of) == ids, peers_of
+for node, peers in peers_of.items():
+    assert {p["id"] for p in peers} == ids - {node}, (node, peers)
+    assert all(p["network_range"] == ranges[p["id"]] for p in peers), (node, peers)
+    assert all(p["endpoint"].endswith(":7400") for p in peers), (node, peers)
+print(f"{len(ids)} nodes, each wired to exactly the {len(ids) - 1} others")
+PY
+
 step "the parent configuration terraform renders is the one tests/infra validates"
 mkdir -p "$WORK/render"
 cp -r tests/infra/fixtures/tf-render/parent-config/. "$WORK/render/"
