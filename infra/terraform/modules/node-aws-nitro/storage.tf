@@ -6,7 +6,7 @@ resource "aws_s3_bucket" "blobs" {
   #checkov:skip=CKV_AWS_18:Objects are opaque sealed blobs; access is audited with CloudTrail data events, not a second bucket
   #checkov:skip=CKV_AWS_144:Durability comes from the threshold scheme (t+1 of n nodes, share repair), not replication of one node's blobs
   #checkov:skip=CKV2_AWS_62:No consumer for event notifications; the parent is the only writer
-  bucket_prefix = "${local.name}-blobs-"
+  bucket_prefix = "${substr(local.name, 0, 29)}-blobs-" # S3 allows at most 37 characters here
   force_destroy = false
   tags          = local.tags
 }

@@ -3,7 +3,7 @@
 
 resource "google_storage_bucket" "blobs" {
   #checkov:skip=CKV_GCP_62:Objects are opaque sealed blobs; data access is audited with Cloud Audit Logs, not a second bucket
-  name                        = "keyshard-${local.name}-blobs-${data.google_project.current.number}"
+  name                        = "keyshard-${local.short}-blobs-${data.google_project.current.number}" # <= 63 characters
   location                    = upper(local.region)
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
