@@ -12,6 +12,7 @@
 #      and refuse all-zero, short or uppercase PCRs, missing PCRs, mixed signing, world-open ranges
 #   5. modules/parent-config renders exactly tests/data/infra/parent_config_rendered.json (which
 #      tests/infra parses with the parent's own parser)
+#      and the AWS user data renders to a script that `bash -n` accepts
 #   6. release/manifest.json is a valid manifest (the committed one is marked as an example)
 #
 # Installs what it needs into .venv-infra on first use (checkov, python-hcl2, and a pinned
@@ -145,6 +146,17 @@ if rendered != golden:
     sys.exit("rendered:\n" + json.dumps(rendered, indent=2, sort_keys=True))
 print("rendered parent configuration matches the validated golden file")
 PY
+
+step "the AWS node's user data renders to a script bash accepts"
+mkdir -p "$WORK/user-data"
+cp -r tests/infra/fixtures/tf-render/user-data/. "$WORK/user-data/"
+sed -i "s#@TEMPLATE@#$ROOT/infra/terraform/modules/node-aws-nitro/templates/user_data.sh.tftpl#" "$WORK/user-data/main.tf"
+"$TF" -chdir="$WORK/user-data" init -backend=false -input=false -no-color >/dev/null
+"$TF" -chdir="$WORK/user-data" apply -auto-approve -input=false -no-color >/dev/null
+"$TF" -chdir="$WORK/user-data" output -raw user_data > "$WORK/user-data/user_data.sh"
+bash -n "$WORK/user-data/user_data.sh" || fail "the rendered user data is not valid bash"
+grep -q '^{"mode":"real"}$' "$WORK/user-data/user_data.sh" || fail "the parent configuration is not written verbatim"
+echo "user data renders and parses"
 
 step "release manifest"
 "$PY" tools/release_manifest.py check release/manifest.json --allow-example
