@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from parent.blobstore import BlobStore
 from parent.credentials import CredentialsProvider
@@ -46,7 +47,15 @@ LISTEN_ADDR = VsockAddress(ANY_CID, HOST_SERVICES_PORT)
 class HostServices:
     """The parent's host-services endpoint (one instance per enclave)."""
 
-    def __init__(self, store: BlobStore, credentials: CredentialsProvider | None) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        credentials: CredentialsProvider | None,
+        *,
+        tap: Callable[[str, str, bytes], None] | None = None,
+    ) -> None:
+        """``tap("hostservices", "in"|"out", payload)`` sees every request and response frame."""
+        self._tap = tap
         self._store = store
         self._credentials = credentials
         self._tasks: set[asyncio.Task[None]] = set()
@@ -80,14 +89,18 @@ class HostServices:
                     payload = await stream.recv()  # closes the stream itself on framing errors
                 except FramingError:
                     return
+                if self._tap is not None:
+                    self._tap("hostservices", "in", payload)
                 try:
                     request = decode_request(payload)
                 except HostProtoError as exc:
                     log.warning("event=host_request_refused error=%s", type(exc).__name__)
                     await stream.send(encode_response(Error(ErrorCode.BAD_REQUEST, str(exc))))
                     return
-                response = await self.dispatch(request)
-                await stream.send(encode_response(response))
+                encoded = encode_response(await self.dispatch(request))
+                if self._tap is not None:
+                    self._tap("hostservices", "out", encoded)
+                await stream.send(encoded)
         except (ConnectionError, OSError):
             return
         finally:

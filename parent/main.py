@@ -18,6 +18,7 @@ from pathlib import Path
 from parent.config import load_config
 from parent.errors import ParentError
 from parent.node import ParentNode
+from parent.recorder import TrafficRecorder
 from transport.errors import TransportError
 
 EXIT_OK = 0
@@ -54,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log verbosity on stderr (default INFO)",
+    )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="DIR",
+        help=(
+            "testing aid: append every byte this parent forwards or serves to DIR/<route>-<in|out>"
+            ".bin (the parent's whole view, for secrecy tests; never in production)"
+        ),
     )
     parser.add_argument(
         "--metrics-interval",
@@ -123,9 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
         return EXIT_OK
+    recorder = TrafficRecorder(args.record) if args.record is not None else None
     try:
-        return asyncio.run(_run(ParentNode(config), args.metrics_interval))
+        return asyncio.run(_run(ParentNode(config, tap=recorder), args.metrics_interval))
     except (ParentError, TransportError, OSError) as exc:
         # Process boundary: a launch failure, an address in use, an unusable runtime directory.
         print(f"parent: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_LOCAL_ERROR
+    finally:
+        if recorder is not None:
+            recorder.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import boto3
@@ -109,13 +110,18 @@ class ParentNode:
         transport: Transport | None = None,
         store: BlobStore | None = None,
         launcher: Launcher | None = None,
+        tap: Callable[[str, str, bytes], None] | None = None,
     ) -> None:
+        """``tap(route, direction, data)`` sees every byte forwarded or served (see
+        :mod:`parent.recorder`); ``transport``, ``store`` and ``launcher`` override the config's."""
         self.config = config
         self.transport = transport or build_transport(config)
         self.store = store or build_store(config)
         self.launcher = launcher if launcher is not None else build_launcher(config)
-        self.proxy = Proxy(self.transport, allow=AllowList(set(config.allow)), limits=config.limits)
-        self.host_services = HostServices(self.store, build_credentials(config))
+        self.proxy = Proxy(
+            self.transport, allow=AllowList(set(config.allow)), limits=config.limits, tap=tap
+        )
+        self.host_services = HostServices(self.store, build_credentials(config), tap=tap)
         self.inbound_ports: dict[str, int] = {}
         self.launch_info: LaunchInfo | None = None
         self._closed = False

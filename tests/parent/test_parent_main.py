@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from parent.main import EXIT_LOCAL_ERROR, EXIT_OK, main
+from transport.hostproto import PutBlob, decode_request, encode_request
 
 # The "enclave": serves an echo on vsock (16, 5000), fetches credentials and stores a blob through
 # host services, then waits to be stopped. Its only channel is the transport.
@@ -66,7 +67,7 @@ def _config(runtime: Path, mode: str) -> dict[str, Any]:
     }
 
 
-async def _start(runtime: Path, mode: str) -> asyncio.subprocess.Process:
+async def _start(runtime: Path, mode: str, *extra: str) -> asyncio.subprocess.Process:
     path = runtime / "node.json"
     path.write_text(json.dumps(_config(runtime, mode)))
     return await asyncio.create_subprocess_exec(
@@ -77,6 +78,7 @@ async def _start(runtime: Path, mode: str) -> asyncio.subprocess.Process:
         str(path),
         "--metrics-interval",
         "0",
+        *extra,
         stderr=asyncio.subprocess.PIPE,
     )
 
@@ -91,7 +93,7 @@ async def _until(proc: asyncio.subprocess.Process, pattern: str) -> re.Match[str
 
 def test_parent_process_end_to_end(runtime_dir: Path) -> None:
     async def scenario() -> tuple[int, int]:
-        proc = await _start(runtime_dir, "serve")
+        proc = await _start(runtime_dir, "serve", "--record", str(runtime_dir / "seen"))
         try:
             pid = int((await _until(proc, r"event=enclave_started id=child-(\d+)"))[1])
             port = json.loads((await _until(proc, r"event=parent_ready inbound=(\{.*\})"))[1])[
@@ -114,8 +116,19 @@ def test_parent_process_end_to_end(runtime_dir: Path) -> None:
     code, enclave_pid = asyncio.run(scenario())
     assert code == EXIT_OK
     assert (runtime_dir / "blobs" / "ready").read_bytes() == b"AKIDEMU"
+    # The recording is the parent's whole view: both directions of each route, and host services.
+    seen = runtime_dir / "seen"
+    assert (seen / "api-in.bin").read_bytes() == b"through the parent"
+    assert (seen / "api-out.bin").read_bytes() == b"through the parent"
+    requests = decode_request((seen / "hostservices-in.bin").read_bytes()[-len(_put_ready()) :])
+    assert requests == PutBlob("ready", b"AKIDEMU")
+    assert b"AKIDEMU" in (seen / "hostservices-out.bin").read_bytes()  # the Credentials answer
     with pytest.raises(ProcessLookupError):
         os.kill(enclave_pid, 0)
+
+
+def _put_ready() -> bytes:
+    return encode_request(PutBlob("ready", b"AKIDEMU"))
 
 
 def test_parent_exits_2_when_the_enclave_dies(runtime_dir: Path) -> None:
