@@ -53,8 +53,10 @@ from enclave.mpc.frost.round2 import SigningPackage, sign
 from enclave.mpc.groups import ED25519
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import KeyShare
+from enclave.status import NodeState, NodeStatus
+from keyshard.dev.cluster import Cluster, ClusterError, NodeView
 
-__all__ = ["DemoFailedError", "run_demo"]
+__all__ = ["DemoFailedError", "act_attestation", "act_cluster", "act_mpc_core", "run_demo"]
 
 #: The packages that make up the enclave image (what PCR0 measures in emulation).
 IMAGE_PACKAGES = ("transport", "attestation", "enclave")
@@ -182,6 +184,47 @@ def _modified_image(workdir: Path, original: Measurements) -> Measurements:
     return modified
 
 
+def act_cluster(narrator: _Narrator, workdir: Path, nodes: int = 3) -> None:
+    """Act 2: nodes that get their sealing keys only through attestation, and keep them."""
+    narrator.act(f"2. The emulated cluster: {nodes} nodes, each a parent and an enclave")
+    with Cluster(workdir / "cluster", nodes, progress=narrator.note) as cluster:
+        views = cluster.up(timeout=120.0)
+        for view in views:
+            status = _ready_status(view)
+            narrator.ok(
+                f"{view.node_id}: ready, sealed state v{status.sealed_version}, "
+                f"PCR0 {status.pcrs[0].hex()[:16]}..., data-key id {(status.data_key_id or '-')[:16]}..."
+            )
+        narrator.note("each enclave got its data key as CiphertextForRecipient, opened inside it;")
+        narrator.note("the parents only ever held sealed blobs and KMS ciphertext")
+
+        restarted = views[1]
+        before = _ready_status(restarted).identity_public_key
+        cluster.restart_node(restarted.index)
+        after = _ready_status(cluster.wait_ready(nodes=[restarted.index])[restarted.index - 1])
+        if after.identity_public_key != before:
+            raise DemoFailedError(f"{restarted.node_id} did not recover its sealed state")
+        narrator.ok(
+            f"{restarted.node_id} restarted: re-attested, unsealed its state from the parent's blob "
+            "(same node identity)"
+        )
+
+        victim = views[-1]
+        cluster.restart_node(victim.index, image_dir=cluster.tampered_image())
+        failed = cluster.wait_state(victim.index, NodeState.FAILED).status
+        reason = failed.reason if failed is not None else "unknown"
+        narrator.refused(
+            f"{victim.node_id} rebooted from an image with one byte changed", str(reason)
+        )
+        narrator.note("stopping the cluster")
+
+
+def _ready_status(view: NodeView) -> NodeStatus:
+    if view.status is None or view.status.state is not NodeState.READY:
+        raise DemoFailedError(f"{view.node_id} is {view.state}, expected ready")
+    return view.status
+
+
 def act_mpc_core(narrator: _Narrator) -> None:
     """Act 3: DKG, FROST signing and threshold decryption with the enclave's own MPC code."""
     narrator.act("3. The MPC core: a key that never exists whole (in one process)")
@@ -242,8 +285,9 @@ def run_demo(out: TextIO, workdir: Path | None = None) -> int:
         base = workdir or Path(scratch)
         try:
             act_attestation(narrator, base)
+            act_cluster(narrator, base)
             act_mpc_core(narrator)
-        except (DemoFailedError, AttestationError) as error:
+        except (DemoFailedError, AttestationError, ClusterError) as error:
             print(f"\ndemo FAILED: {error}", file=out)
             return 1
     print("\nDemo complete: every check above behaved as the security model requires.", file=out)
