@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench fuzz clean
+.PHONY: demo test lint infra-check eif bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+## infra-check: terraform fmt, checkov with Keyshard's own policies, offline terraform checks
+infra-check:
+	bash infra/ci-checks.sh
+
+## eif: build the enclave image with nitro-cli and record its PCRs in release/manifest.json
+eif:
+	bash infra/image/build-eif.sh $(EIF_ARGS)
+
 ## bench: throughput and latency benchmarks (timings live here, never in tests)
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
@@ -36,4 +44,4 @@ fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m "not slow"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-infra .pytest_cache .mypy_cache .ruff_cache .hypothesis
