@@ -193,21 +193,28 @@ class Relay:
 
     def connect_target(self, opener: Callable[[], Awaitable[object]]) -> None:
         """Run ``opener`` (which must use :meth:`target_side` as its protocol) in a task."""
-        self.connect_task = self.loop.create_task(self._connect(opener))
+        task = self.loop.create_task(self._connect(opener))
+        self.connect_task = task
+        # A done-callback, not a ``finally``: a task cancelled before its first step never runs
+        # its body, and the relay must still finish.
+        task.add_done_callback(self._connect_done)
 
     async def _connect(self, opener: Callable[[], Awaitable[object]]) -> None:
         try:
             await opener()
-        except BaseException as exc:
+        except Exception as exc:
+            self.connect_error = exc
             self._failed = True
             if self.a.transport is not None:
                 self.a.transport.abort()
-            if not isinstance(exc, Exception):
-                raise
-            self.connect_error = exc
-        finally:
-            self.connect_task = None
-            self._maybe_finish()
+
+    def _connect_done(self, task: asyncio.Task[None]) -> None:
+        self.connect_task = None
+        if task.cancelled():
+            self._failed = True
+            if self.a.transport is not None:
+                self.a.transport.abort()
+        self._maybe_finish()
 
     def abort(self) -> None:
         """Abort both connections now (shutdown)."""

@@ -117,3 +117,85 @@ def test_idle_relay_is_aborted(short_dir: Path) -> None:
         return done[0]
 
     assert asyncio.run(main()).stats.end is SpliceEnd.IDLE_TIMEOUT
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_client_leaving_while_the_target_connects(short_dir: Path) -> None:
+    """The target connects after the client is gone: it is dropped, nothing leaks."""
+    t = UnixSocketTransport(short_dir)
+
+    async def main() -> Relay:
+        back = await t.listen(BACK, _reply_after_eof)
+        proceed = asyncio.Event()
+        done: list[Relay] = []
+        relays: list[Relay] = []
+
+        def factory() -> asyncio.Protocol:
+            def on_accept(relay: Relay) -> bool:
+                async def slow_open() -> object:
+                    await proceed.wait()
+                    return await t.connect_protocol(BACK, relay.target_side)
+
+                relay.connect_target(slow_open)
+                return True
+
+            relay = Relay(idle_timeout=None, on_accept=on_accept, on_done=done.append)
+            relays.append(relay)
+            return relay.accepting_side()
+
+        front = await t.listen_protocol(FRONT, factory)
+        fds = _fds()
+        reader, writer = await t.connect(FRONT)
+        writer.write(b"never delivered")
+        while not relays or relays[0].connect_task is None:
+            await asyncio.sleep(0)
+        writer.transport.abort()  # the client gives up while we connect
+        proceed.set()
+        while not done:
+            await asyncio.sleep(0)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert _fds() == fds
+        front.close()
+        back.close()
+        return done[0]
+
+    relay = asyncio.run(main())
+    # What the client sent before leaving is still delivered (as TCP would), then all is closed.
+    assert relay.stats.a_to_b in (0, len(b"never delivered"))
+    assert relay.stats.end is not None
+
+
+def test_abort_during_connect_finishes_the_relay(short_dir: Path) -> None:
+    t = UnixSocketTransport(short_dir)
+
+    async def main() -> Relay:
+        done: list[Relay] = []
+        relays: list[Relay] = []
+
+        def factory() -> asyncio.Protocol:
+            def on_accept(relay: Relay) -> bool:
+                relay.connect_target(lambda: asyncio.Event().wait())  # never connects
+                return True
+
+            relay = Relay(idle_timeout=None, on_accept=on_accept, on_done=done.append)
+            relays.append(relay)
+            return relay.accepting_side()
+
+        front = await t.listen_protocol(FRONT, factory)
+        reader, writer = await t.connect(FRONT)
+        while not relays or relays[0].connect_task is None:
+            await asyncio.sleep(0)
+        relays[0].abort()  # what Proxy.close() does
+        assert await reader.read() == b""
+        while not done:
+            await asyncio.sleep(0)
+        writer.close()
+        front.close()
+        return done[0]
+
+    relay = asyncio.run(main())
+    assert relay.stats.end is SpliceEnd.RESET
