@@ -148,7 +148,7 @@ def test_client_leaving_while_the_target_connects(short_dir: Path) -> None:
 
         front = await t.listen_protocol(FRONT, factory)
         fds = _fds()
-        reader, writer = await t.connect(FRONT)
+        _, writer = await t.connect(FRONT)
         writer.write(b"never delivered")
         while not relays or relays[0].connect_task is None:
             await asyncio.sleep(0)
