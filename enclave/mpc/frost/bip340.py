@@ -249,7 +249,14 @@ class SecNonce:
         return cls(k1, k2)
 
     def to_bytes(self) -> bytes:
-        """``k1 || k2`` — secret; for vectors and the sealed store only."""
+        """``k1 || k2`` — secret; for vectors and the sealed store only.
+
+        A consumed nonce raises :class:`NonceReuse`: its bytes, restored with :meth:`from_bytes`,
+        would be a second usable nonce (and the placeholder left by :meth:`consume` is a public
+        value, which would hand out the share in the next partial signature).
+        """
+        if self._used:
+            raise NonceReuse("this secret nonce was already used")
         return self._k1.to_bytes() + self._k2.to_bytes()
 
     def consume(self) -> tuple[Scalar, Scalar]:
