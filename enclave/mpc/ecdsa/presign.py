@@ -24,10 +24,17 @@ terminal for the session (``session.py`` does). Security is "with abort": an abo
 since nothing about the key is opened before the checks pass.
 
 Input validation happens before any arithmetic: exact sender set, session id, group.
+
+Every state is single-use (:class:`_Spent`): a round function marks its input state spent before
+it looks at the messages, so a state cannot be fed twice — not by a retry, a copy, or
+``dataclasses.replace`` (all share the guard). Replaying round 2 with one dealer's deal shifted by
+a known polynomial would open ``w' = a·(k + delta)`` beside ``w = a·k`` and make the nonce public;
+running ``finish`` twice would hand out two presignatures over one nonce.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -36,7 +43,12 @@ from enclave.mpc.ecdsa.context import PresignContext
 from enclave.mpc.ecdsa.messages import DIGEST_LENGTH, DealMessage, MaskOpening, NonceOpening
 from enclave.mpc.ecdsa.opening import open_in_exponent, open_scalar
 from enclave.mpc.ecdsa.presignature import Presignature, PresignatureInfo, PresignatureSecret
-from enclave.mpc.errors import InconsistentTranscript, InvalidParameters, ProtocolAbort
+from enclave.mpc.errors import (
+    InconsistentTranscript,
+    InvalidParameters,
+    MisuseError,
+    ProtocolAbort,
+)
 from enclave.mpc.groups import Point, Scalar
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import KeyShare
@@ -59,6 +71,28 @@ _PROTOCOL = b"keyshard/ecdsa/djnpo20/presign"
 _M = TypeVar("_M", DealMessage, NonceOpening, MaskOpening)
 
 
+class _Spent:
+    """A once-only latch shared by a state and every copy of it (copies are shallow)."""
+
+    __slots__ = ("_lock", "_spent")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spent = False
+
+    def spend(self, what: str) -> None:
+        with self._lock:
+            spent, self._spent = self._spent, True
+        if spent:
+            raise MisuseError(f"{what} was already used: each presigning state feeds one round")
+
+    def __deepcopy__(self, memo: object) -> _Spent:
+        raise TypeError("presigning states cannot be deep-copied")
+
+    def __reduce__(self) -> str:
+        raise TypeError("presigning states are not picklable")
+
+
 @dataclass(frozen=True, slots=True)
 class DealState:
     """After round 1: what this party dealt to itself (its own contribution)."""
@@ -66,6 +100,7 @@ class DealState:
     context: PresignContext
     key_share: KeyShare = field(repr=False)
     own_deal: DealMessage = field(repr=False)
+    spent: _Spent = field(default_factory=_Spent, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +113,7 @@ class NonceState:
     a_share: Scalar = field(repr=False)
     e_share: Scalar = field(repr=False)
     own_opening: NonceOpening
+    spent: _Spent = field(default_factory=_Spent, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +127,7 @@ class MaskState:
     big_r: Point
     nonce_openings: Mapping[Identifier, NonceOpening]
     own_opening: MaskOpening
+    spent: _Spent = field(default_factory=_Spent, repr=False, compare=False)
 
 
 def _check_key_share(context: PresignContext, key_share: KeyShare) -> Identifier:
@@ -149,6 +186,7 @@ def open_nonce(
     state: DealState, received: Mapping[Identifier, DealMessage]
 ) -> tuple[NonceState, NonceOpening]:
     """Round 2: sum the dealt shares; broadcast ``R_i = k_i·G`` and ``w_i = a_i·k_i + b_i``."""
+    state.spent.spend("this deal state")
     context = state.context
     me = state.key_share.identifier
     deals = _collect(context, me, state.own_deal, received, DealMessage)
@@ -164,6 +202,7 @@ def open_mask(
     state: NonceState, received: Mapping[Identifier, NonceOpening]
 ) -> tuple[MaskState, MaskOpening]:
     """Round 3: open ``R`` in the exponent (degree t, with redundancy); broadcast ``W_i = a_i·R``."""
+    state.spent.spend("this nonce state")
     context = state.context
     me = state.key_share.identifier
     openings = _collect(context, me, state.own_opening, received, NonceOpening)
@@ -201,6 +240,7 @@ def _presignature_id(
 
 def finish(state: MaskState, received: Mapping[Identifier, MaskOpening]) -> Presignature:
     """Output: open ``W``, interpolate ``w``, check ``W == w·G``, derive the presignature."""
+    state.spent.spend("this mask state")
     context = state.context
     me = state.key_share.identifier
     masks = _collect(context, me, state.own_opening, received, MaskOpening)
