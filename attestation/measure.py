@@ -29,8 +29,13 @@ Exact definitions (all hashes SHA-384; ``u32``/``u64`` are big-endian lengths)::
     PCR2 = SHA384("keyshard/pcr2/application/v1" || u32(1) || listing(("enclave",)))
 
 where the files of a package are every regular file under ``<root_dir>/<package>/``, skipping
-``__pycache__`` directories, compiled ``.pyc``/``.pyo`` files, and names starting with ``.`` (editor
-and VCS droppings are not part of an installed package). ``p`` includes the package name, so moving
+``__pycache__`` directories and names starting with ``.`` (editor and VCS droppings are not part of
+an installed package). A ``.pyc``/``.pyo`` anywhere else is refused: Python imports such a file as a
+sourceless module, so it is code, and leaving it unmeasured would let it run under the released
+PCR0. ``__pycache__`` holds caches of measured sources, which CPython loads when their header
+matches the source's size and mtime — a header anyone who can write the image can forge — so a
+runtime that trusts this measurement must not read an image's caches (``sys.pycache_prefix`` set
+to a private directory before the first project import). ``p`` includes the package name, so moving
 a file between packages changes PCR0. Symbolic links are refused: a link could point outside the
 measured tree. One changed byte, one added, removed or renamed file changes PCR0 (and PCR2 if it is
 in ``enclave``). The domain strings keep the three registers from ever colliding.
@@ -63,7 +68,7 @@ DEFAULT_PACKAGES: tuple[str, ...] = ("transport", "attestation", "enclave")
 APPLICATION_PACKAGE = "enclave"
 PCR_SIZE = 48
 _BOOT_PCRS = 16
-_SKIPPED_SUFFIXES = (".pyc", ".pyo")
+_BYTECODE_SUFFIXES = (".pyc", ".pyo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +99,12 @@ def _files(root: Path, package: str) -> Iterable[tuple[str, Path]]:
             continue
         if path.is_symlink():
             raise MeasurementError(f"refusing to measure symbolic link {relative.as_posix()}")
-        if path.is_dir() or path.suffix in _SKIPPED_SUFFIXES:
+        if path.is_dir():
             continue
+        if path.suffix in _BYTECODE_SUFFIXES:
+            # Outside __pycache__ (skipped above) bytecode is importable on its own (a sourceless
+            # module): skipping it would leave code the enclave can run out of PCR0.
+            raise MeasurementError(f"refusing to measure sourceless bytecode {relative.as_posix()}")
         if not path.is_file():
             raise MeasurementError(f"{relative.as_posix()} is not a regular file")
         yield relative.as_posix(), path

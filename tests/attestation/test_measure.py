@@ -147,7 +147,6 @@ def test_caches_dotfiles_and_bytecode_are_ignored(tmp_path: Path) -> None:
     noisy = {
         **BASE,
         "enclave/__pycache__/frost.cpython-311.pyc": b"\x00bytecode",
-        "enclave/mpc/frost.pyc": b"\x00bytecode",
         "enclave/.frost.py.swp": b"editor",
         "transport/.hidden/x.py": b"x = 1",
     }
