@@ -27,6 +27,7 @@ import coincurve
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from enclave.mpc.encoding import Decoder, Encoder
 from enclave.mpc.errors import EncodingError
 from enclave.mpc.groups import ED25519, SECP256K1, Group, Point, Scalar
 from enclave.mpc.keys import KeyShare, PublicKeyPackage
@@ -39,7 +40,11 @@ __all__ = [
     "Ciphersuite",
     "expand_message_xmd_sha256",
     "suite_by_name",
+    "suite_decoder",
+    "suite_encoder",
 ]
+
+_MAX_SUITE_NAME = 64
 
 
 def expand_message_xmd_sha256(msg: bytes, dst: bytes, length: int) -> bytes:
@@ -297,3 +302,15 @@ def suite_by_name(name: str) -> Ciphersuite:
         return SUITES[name]
     except KeyError:
         raise EncodingError("suite", f"unknown ciphersuite {name!r}") from None
+
+
+def suite_encoder(kind: str, suite: Ciphersuite) -> Encoder:
+    """An encoder for one FROST message of ``kind``: the group header, then the suite's name."""
+    return Encoder(kind, suite.group).var_bytes(suite.name.encode())
+
+
+def suite_decoder(data: bytes, kind: str) -> tuple[Decoder, Ciphersuite]:
+    """The inverse of :func:`suite_encoder`'s header: a decoder past it, and the named suite."""
+    dec = Decoder(data, kind)
+    name = dec.var_bytes("ciphersuite", max_length=_MAX_SUITE_NAME)
+    return dec, suite_by_name(name.decode("ascii", "replace"))

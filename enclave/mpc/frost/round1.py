@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from enclave.mpc.encoding import Decoder, Encoder
 from enclave.mpc.errors import InvalidParameters, NonceReuse
-from enclave.mpc.frost.ciphersuite import Ciphersuite, suite_by_name
+from enclave.mpc.frost.ciphersuite import Ciphersuite, suite_decoder, suite_encoder
 from enclave.mpc.groups import Point, Scalar
 from enclave.mpc.keys import KeyShare
 from enclave.mpc.randomness import RandomSource
@@ -56,16 +55,13 @@ class SigningCommitments:
                 raise InvalidParameters("commitments must be non-identity points of the suite")
 
     def to_bytes(self) -> bytes:
-        enc = Encoder(_KIND, self.suite.group).var_bytes(self.suite.name.encode())
+        enc = suite_encoder(_KIND, self.suite)
         enc.var_bytes(self.session_id).point(self.hiding).point(self.binding)
         return enc.finish()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SigningCommitments:
-        dec = Decoder(data, _KIND)
-        suite = suite_by_name(
-            dec.var_bytes("ciphersuite", max_length=64).decode("ascii", "replace")
-        )
+        dec, suite = suite_decoder(data, _KIND)
         session_id = dec.var_bytes("session_id", max_length=MAX_SESSION_ID)
         hiding, binding = dec.point("hiding"), dec.point("binding")
         dec.finish()

@@ -18,10 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from enclave.mpc.encoding import Decoder, Encoder
 from enclave.mpc.errors import EncodingError, InvalidParameters, NonceReuse
 from enclave.mpc.frost.binding import compute_binding_factors, compute_group_commitment
-from enclave.mpc.frost.ciphersuite import Ciphersuite, suite_by_name
+from enclave.mpc.frost.ciphersuite import Ciphersuite, suite_decoder, suite_encoder
 from enclave.mpc.frost.round1 import (
     MAX_SESSION_ID,
     SigningCommitments,
@@ -80,7 +79,7 @@ class SigningPackage:
             )
 
     def to_bytes(self) -> bytes:
-        enc = Encoder(_PACKAGE_KIND, self.suite.group).var_bytes(self.suite.name.encode())
+        enc = suite_encoder(_PACKAGE_KIND, self.suite)
         enc.var_bytes(self.session_id).var_bytes(self.message).count(len(self.commitments))
         for i, c in self.commitments.items():
             enc.identifier(i).point(c.hiding).point(c.binding)
@@ -88,10 +87,7 @@ class SigningPackage:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SigningPackage:
-        dec = Decoder(data, _PACKAGE_KIND)
-        suite = suite_by_name(
-            dec.var_bytes("ciphersuite", max_length=64).decode("ascii", "replace")
-        )
+        dec, suite = suite_decoder(data, _PACKAGE_KIND)
         session_id = dec.var_bytes("session_id", max_length=MAX_SESSION_ID)
         message = dec.var_bytes("message", max_length=MAX_MESSAGE)
         n = dec.count("count", minimum=1)
@@ -122,15 +118,12 @@ class SignatureShare:
             raise InvalidParameters("share from a different group")
 
     def to_bytes(self) -> bytes:
-        enc = Encoder(_SHARE_KIND, self.suite.group).var_bytes(self.suite.name.encode())
+        enc = suite_encoder(_SHARE_KIND, self.suite)
         return enc.var_bytes(self.session_id).scalar(self.share).finish()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SignatureShare:
-        dec = Decoder(data, _SHARE_KIND)
-        suite = suite_by_name(
-            dec.var_bytes("ciphersuite", max_length=64).decode("ascii", "replace")
-        )
+        dec, suite = suite_decoder(data, _SHARE_KIND)
         session_id = dec.var_bytes("session_id", max_length=MAX_SESSION_ID)
         share = dec.scalar("share")
         dec.finish()
