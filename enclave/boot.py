@@ -49,6 +49,9 @@ from enclave.kms_tunnel import KmsTunnel
 from enclave.node_state import STATE_BLOB, NodeIdentity
 from enclave.sealing import MANIFEST_NAME, SealedStore, Sealer
 from enclave.secretbytes import SecretBytes
+from enclave.service.binding import PeerVerifier
+from enclave.service.identity import ServiceIdentity
+from enclave.service.server import SERVICE_PORT, NodeService
 from enclave.status import CLIENT_PORT, NodeState, NodeStatus, handle_status_connection
 from transport.address import ANY_CID, PARENT_CID, VsockAddress
 from transport.errors import TransportError
@@ -101,6 +104,7 @@ class EnclaveRuntime:
         self._identity: NodeIdentity | None = None
         self._data_key_id: str | None = None
         self._tunnel: KmsTunnel | None = None
+        self._service_server: asyncio.AbstractServer | None = None
         self.store: SealedStore | None = None
 
     # -- status ---------------------------------------------------------------------------
@@ -133,6 +137,9 @@ class EnclaveRuntime:
             await asyncio.gather(boot, return_exceptions=True)
             server.close()
             await server.wait_closed()
+            if self._service_server is not None:
+                self._service_server.close()
+                await self._service_server.wait_closed()
             if self._tunnel is not None:
                 await self._tunnel.close()
             if self._identity is not None:
@@ -170,6 +177,7 @@ class EnclaveRuntime:
         finally:
             data_key.wipe()
         await self._step("image", self._check_image())
+        await self._step("service", self._start_service())
         self._state = NodeState.READY
         log.info(
             "ready",
@@ -210,6 +218,34 @@ class EnclaveRuntime:
             extra={"fields": {"event": "attested", "document_size": len(document)}},
         )
         return _Attested(private_key, document, MappingProxyType(dict(verified.pcrs)))
+
+    async def _start_service(self) -> None:
+        """Per-boot TLS and box keys, then the node service on :data:`SERVICE_PORT`.
+
+        Skipped when the image authorises no client (nobody could connect)."""
+        if not self._image.authorized_clients or self.store is None:
+            return
+        identity = await asyncio.to_thread(
+            ServiceIdentity.generate, self._launch.node_id, self._clock()
+        )
+        service = NodeService(
+            identity=identity,
+            authorized_clients=self._image.authorized_clients,
+            nsm=self._seams.nsm,
+            store=self.store,
+            peers=PeerVerifier(
+                self._verifier,
+                self._pcrs,
+                dt.timedelta(seconds=self._image.max_document_age_seconds),
+                self._clock,
+            ),
+        )
+        self._service_server = await self._seams.transport.listen(
+            VsockAddress(ANY_CID, SERVICE_PORT), service.handle
+        )
+        log.info(
+            "service listening", extra={"fields": {"event": "listening", "port": SERVICE_PORT}}
+        )
 
     async def _credentials(self) -> StaticCredentials:
         relayed = await self._host.get_credentials()

@@ -74,6 +74,10 @@ class ImageConfig:
     #: Launch parameters baked into the image (a Nitro EIF's command line cannot be given at run
     #: time): ``node_id``, ``kms_key_id``, ``region``, ``cid``. Command-line values take precedence.
     launch: Mapping[str, str | int] = field(default_factory=dict)
+    #: PEM certificates of the clients the node service accepts (TLS client authentication pinned
+    #: by value). Measured with the image, so a parent cannot add its own client without changing
+    #: PCR0. Empty: the node service is not started.
+    authorized_clients: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.launch, Mapping) or set(self.launch) - _LAUNCH_KEYS:
@@ -83,6 +87,13 @@ class ImageConfig:
             x509.load_pem_x509_certificate(self.attestation_root_pem)
         except (ValueError, TypeError):
             raise ConfigError("attestation_root_pem", "not a PEM X.509 certificate") from None
+        clients = tuple(self.authorized_clients)
+        for pem in clients:
+            try:
+                x509.load_pem_x509_certificate(pem)
+            except (ValueError, TypeError):
+                raise ConfigError("authorized_clients", "not a PEM X.509 certificate") from None
+        object.__setattr__(self, "authorized_clients", clients)
 
     @property
     def attestation_root(self) -> x509.Certificate:
@@ -100,6 +111,7 @@ class ImageConfig:
             "attestation_root_pem",
             "max_document_age_seconds",
             "launch",
+            "authorized_clients",
         }:
             raise ConfigError("image.json", "unknown or missing fields")
         launch = raw.get("launch", {})
@@ -116,7 +128,12 @@ class ImageConfig:
             raise ConfigError("attestation_root_pem", "must be a PEM certificate")
         if type(age) is not int or not 1 <= age <= 3600:
             raise ConfigError("max_document_age_seconds", "must be an integer in 1..3600")
-        return cls(prefix, root.encode("ascii"), age, launch)
+        clients = raw.get("authorized_clients", [])
+        if not isinstance(clients, list) or not all(isinstance(c, str) for c in clients):
+            raise ConfigError("authorized_clients", "must be a list of PEM certificates")
+        return cls(
+            prefix, root.encode("ascii"), age, launch, tuple(c.encode("ascii") for c in clients)
+        )
 
     def to_json(self) -> str:
         return json.dumps(
@@ -125,6 +142,7 @@ class ImageConfig:
                 "attestation_root_pem": self.attestation_root_pem.decode("ascii"),
                 "max_document_age_seconds": self.max_document_age_seconds,
                 "launch": dict(self.launch),
+                "authorized_clients": [pem.decode("ascii") for pem in self.authorized_clients],
             },
             indent=2,
             sort_keys=True,

@@ -3,6 +3,8 @@
 Layout of a cluster directory (default ``.keyshard/dev``)::
 
     cluster.json            what is running: ports, pids, key ARNs (this module's state)
+    client/                 the cluster's admin client TLS key (0600) and certificate; the
+                            certificate is written into the image config before measuring
     profile.json            what clients use: endpoints, pinned root, expected PCRs
     ca/                     the emulated attestation root of this local cloud (root.pem is public)
     image/                  the built enclave image (transport, attestation, enclave + image.json)
@@ -44,6 +46,7 @@ from attestation.measure import Measurements
 from attestation.roots import certificate_fingerprint
 from enclave.config import ImageConfig
 from enclave.status import CLIENT_PORT, NodeState, NodeStatus, fetch_status
+from keyshard.client.credentials import ClientCredentials
 from keyshard.dev.cloud import CloudConfig
 from keyshard.dev.hypervisor import VmSpec, read_vm_spec, write_vm_spec
 from keyshard.dev.image import BuiltImage, build_image
@@ -150,6 +153,14 @@ class Cluster:
         return self.directory / "cluster.json"
 
     @property
+    def client_dir(self) -> Path:
+        return self.directory / "client"
+
+    def credentials(self) -> ClientCredentials:
+        """The admin client's TLS credentials (the image authorises exactly this client)."""
+        return ClientCredentials.in_directory(self.client_dir)
+
+    @property
     def profile_file(self) -> Path:
         return self.directory / "profile.json"
 
@@ -200,8 +211,13 @@ class Cluster:
         self._progress("creating the emulated attestation root")
         ca = EmulatedCa.load_or_create(self.directory / "ca", region=REGION)
         root_pem = ca.root_certificate.public_bytes(serialization.Encoding.PEM)
-        self._progress("building and measuring the enclave image")
-        image_config = ImageConfig(f"arn:aws:kms:{REGION}:{ACCOUNT}:key/", root_pem)
+        credentials = ClientCredentials.load_or_create(self.client_dir)
+        self._progress("building and measuring the enclave image (admin client certificate pinned)")
+        image_config = ImageConfig(
+            f"arn:aws:kms:{REGION}:{ACCOUNT}:key/",
+            root_pem,
+            authorized_clients=(credentials.certificate_pem,),
+        )
         self.image = build_image(self.directory / "image", image_config)
         measurements = self.image.measurements
         self._progress(f"image PCR0 {measurements.pcr0.hex()[:24]}...")
@@ -218,6 +234,7 @@ class Cluster:
             "region": REGION,
             "node_ids": node_ids,
             "client_ports": [_free_port() for _ in node_ids],
+            "service_ports": [_free_port() for _ in node_ids],
             "root_fingerprint": certificate_fingerprint(ca.root_der),
         }
         self._start_cloud(principals)
@@ -286,6 +303,7 @@ class Cluster:
             layout,
             enclave_cid=ENCLAVE_CID,
             client_port=self._state["client_ports"][index - 1],
+            service_port=self._state["service_ports"][index - 1],
             kms_port=self._state["parent_kms_port"],
             access_key_id=_node_access_key(index),
             secret_access_key=FAKE_SECRET,
@@ -484,11 +502,12 @@ class Cluster:
             root_path=str(self.directory / "ca" / ROOT_CERT_FILE),
             expected_pcrs={0: measurements.pcr0, 1: measurements.pcr1, 2: measurements.pcr2},
             nodes=tuple(
-                NodeEntry(node_id, "127.0.0.1", port, ENCLAVE_CID, CLIENT_PORT, arn)
-                for node_id, port, arn in zip(
+                NodeEntry(node_id, "127.0.0.1", port, ENCLAVE_CID, CLIENT_PORT, arn, service)
+                for node_id, port, arn, service in zip(
                     self._state["node_ids"],
                     self._state["client_ports"],
                     self._state["key_arns"],
+                    self._state["service_ports"],
                     strict=True,
                 )
             ),

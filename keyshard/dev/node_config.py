@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from enclave.config import KMS_PROXY_PORT
+from enclave.service.server import SERVICE_PORT
 from enclave.status import CLIENT_PORT
 
 __all__ = ["NodeLayout", "parent_command", "write_parent_config"]
@@ -54,6 +55,7 @@ def write_parent_config(
     enclave_cid: int,
     client_port: int,
     kms_port: int,
+    service_port: int | None = None,
     access_key_id: str,
     secret_access_key: str,
     python: str,
@@ -67,13 +69,19 @@ def write_parent_config(
     code it can import is the image's, put on ``PYTHONPATH`` (the launcher's "EIF path").
     """
     kms = f"127.0.0.1:{kms_port}"
+    inbound = [
+        {"name": "client", "listen": f"127.0.0.1:{client_port}", "enclave_port": CLIENT_PORT}
+    ]
+    if service_port is not None:
+        # The node service: the parent forwards TLS records it cannot read.
+        inbound.append(
+            {"name": "service", "listen": f"127.0.0.1:{service_port}", "enclave_port": SERVICE_PORT}
+        )
     config = {
         "mode": "emulated",
         "runtime_dir": str(layout.run_dir),
         "enclave_cid": enclave_cid,
-        "inbound": [
-            {"name": "client", "listen": f"127.0.0.1:{client_port}", "enclave_port": CLIENT_PORT}
-        ],
+        "inbound": inbound,
         "outbound": [{"name": "kms", "port": KMS_PROXY_PORT, "target": kms}],
         "allow": [kms],
         "blob_store": {"kind": "local", "dir": str(layout.blob_dir)},

@@ -47,6 +47,8 @@ class NodeEntry:
     enclave_cid: int
     enclave_port: int
     kms_key_arn: str
+    #: The node service's TCP endpoint port (attested TLS channel), if the node serves it.
+    service_port: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,11 @@ class ClusterProfile:
                         "enclave": {"cid": node.enclave_cid, "port": node.enclave_port},
                         "kms_key_arn": node.kms_key_arn,
                     }
+                    | (
+                        {}
+                        if node.service_port is None
+                        else {"service_endpoint": f"{node.host}:{node.service_port}"}
+                    )
                     for node in self.nodes
                 ],
             },
@@ -125,6 +132,7 @@ class ClusterProfile:
             nodes = []
             for entry in raw["nodes"]:
                 host, _, port = str(entry["endpoint"]).rpartition(":")
+                service = entry.get("service_endpoint")
                 nodes.append(
                     NodeEntry(
                         str(entry["node_id"]),
@@ -133,6 +141,7 @@ class ClusterProfile:
                         int(entry["enclave"]["cid"]),
                         int(entry["enclave"]["port"]),
                         str(entry["kms_key_arn"]),
+                        None if service is None else int(str(service).rpartition(":")[2]),
                     )
                 )
             return cls(

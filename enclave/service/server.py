@@ -1,0 +1,240 @@
+"""The node service's listener: TLS 1.3 with client certificates, then framed requests.
+
+One connection: accept on the transport (the parent forwards TCP to vsock port
+:data:`SERVICE_PORT`, seeing only TLS records), ``start_tls`` with the pinned-client context (an
+unlisted client fails the handshake), then the client's first request must be ``Hello``; the answer
+is a fresh NSM document echoing its nonce and binding this boot's TLS key and box key
+(:mod:`enclave.service.binding`). After that the connection carries any number of requests, each
+answered by exactly one reply; a refused request gets an ``error`` reply naming the error type, and
+the connection stays usable. Malformed frames close the connection.
+
+ECDSA, approvals and refresh/reshare are not served yet (the MPC core has them; their network
+drivers are future work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+from collections.abc import Sequence
+
+from attestation.errors import AttestationError
+from attestation.nsm.client import NsmClient
+from attestation.nsm.raw import RawNsm
+from enclave.errors import EnclaveError
+from enclave.mpc.decryption.ecies import Ciphertext
+from enclave.mpc.decryption.partial import partial_decrypt
+from enclave.mpc.errors import MpcError
+from enclave.mpc.keys import KeyShare
+from enclave.service.binding import PeerVerifier
+from enclave.service.dkg import KeyCreation, KeyCreationPhase
+from enclave.service.errors import (
+    KeyExistsError,
+    PeerRefusedError,
+    ServiceError,
+    SessionError,
+    UnexpectedMessageError,
+)
+from enclave.service.identity import ServiceIdentity
+from enclave.service.keystore import FROST_SUITES, GROUPS, KeyStore, SealedBlobs, suite_name
+from enclave.service.messages import (
+    MAX_FRAME,
+    Commitments,
+    DecryptPartial,
+    DkgOutbox,
+    DkgStep,
+    ErrorReply,
+    Hello,
+    HelloReply,
+    KeyCreate,
+    KeyCreated,
+    KeyInfo,
+    KeyInfoReply,
+    Message,
+    Partial,
+    SignatureShareReply,
+    SignCommit,
+    SignShare,
+    decode,
+    encode,
+)
+from enclave.service.signing import SigningSessions
+from transport.errors import FramingError, StreamClosedError
+from transport.framing import FramedStream
+
+__all__ = ["SERVICE_PORT", "NodeService", "OsRandom"]
+
+log = logging.getLogger("enclave.service")
+
+#: The vsock port of the node service (the status protocol keeps port 5000).
+SERVICE_PORT = 5001
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class OsRandom:
+    """The enclave's randomness for the MPC core (the kernel's CSPRNG; NSM-seeded on Nitro)."""
+
+    def random_bytes(self, n: int) -> bytes:
+        return os.urandom(n)
+
+
+class NodeService:
+    def __init__(
+        self,
+        *,
+        identity: ServiceIdentity,
+        authorized_clients: Sequence[bytes],
+        nsm: RawNsm,
+        store: SealedBlobs,
+        peers: PeerVerifier,
+    ) -> None:
+        self._identity = identity
+        self._node_id = identity.node_id
+        self._context = identity.server_context(authorized_clients)
+        self._nsm = NsmClient(nsm)
+        self._keys = KeyStore(store)
+        self._peers = peers
+        self._rng = OsRandom()
+        self._creations: dict[str, KeyCreation] = {}
+        self._signing = SigningSessions()
+
+    # -- connections --------------------------------------------------------------------
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(writer.start_tls(self._context), HANDSHAKE_TIMEOUT)
+        except (ssl.SSLError, OSError, TimeoutError, EOFError) as error:
+            log.info(
+                "handshake refused",
+                extra={"fields": {"event": "tls_refused", "error": type(error).__name__}},
+            )
+            writer.close()
+            return
+        stream = FramedStream(reader, writer, MAX_FRAME)
+        try:
+            first = decode(await stream.recv())
+            if not isinstance(first, Hello):
+                refusal = UnexpectedMessageError("the first request must be hello")
+                await stream.send(encode(ErrorReply(refusal.code, str(refusal))))
+                return
+            await stream.send(encode(HelloReply(await self._document(first.nonce))))
+            while True:
+                try:
+                    payload = await stream.recv()
+                except StreamClosedError:
+                    return
+                await stream.send(encode(await self._reply(payload)))
+        except (FramingError, ConnectionError, ssl.SSLError, ServiceError) as error:
+            log.info(
+                "connection closed",
+                extra={"fields": {"event": "connection_error", "error": type(error).__name__}},
+            )
+        finally:
+            with contextlib.suppress(ConnectionError, ssl.SSLError, OSError):
+                await stream.close()
+
+    async def _document(self, nonce: bytes) -> bytes:
+        binding = self._identity.binding().encode()
+        return await asyncio.to_thread(self._nsm.get_attestation_document, binding, nonce, None)
+
+    async def _reply(self, payload: bytes) -> Message:
+        request = decode(payload)  # malformed: ServiceError closes the connection
+        try:
+            return await self.dispatch(request)
+        except (ServiceError, MpcError, AttestationError, EnclaveError) as error:
+            log.info(
+                "request refused",
+                extra={
+                    "fields": {
+                        "event": "request_refused",
+                        "op": request.OP,
+                        "error": type(error).__name__,
+                    }
+                },
+            )
+            return ErrorReply(type(error).__name__, str(error)[:2000])
+        except Exception as error:  # process boundary of one request: the type only
+            log.error(
+                "request failed",
+                extra={"fields": {"event": "request_failed", "error": type(error).__name__}},
+            )
+            return ErrorReply("InternalError", type(error).__name__)
+
+    # -- requests -----------------------------------------------------------------------
+
+    async def dispatch(self, request: Message) -> Message:
+        if isinstance(request, KeyCreate):
+            return await self._key_create(request)
+        if isinstance(request, DkgStep):
+            return await self._dkg_step(request)
+        if isinstance(request, KeyInfo):
+            share = await self._keys.load(request.key_name)
+            return KeyInfoReply(
+                suite_name(share.group), int(share.identifier), share.public.to_bytes()
+            )
+        if isinstance(request, SignCommit):
+            share = await self._keys.load(request.key_name)
+            suite = FROST_SUITES[suite_name(share.group)]
+            return Commitments(
+                self._signing.commit(request.key_name, suite, share, request.session_id, self._rng)
+            )
+        if isinstance(request, SignShare):
+            return SignatureShareReply(self._signing.sign(request.session_id, request.package))
+        if isinstance(request, DecryptPartial):
+            share = await self._keys.load(request.key_name)
+            ciphertext = Ciphertext.from_bytes(request.ciphertext, share.group)
+            partial = partial_decrypt(share, ciphertext, request.session_id, self._rng)
+            return Partial(partial.to_bytes())
+        raise UnexpectedMessageError(f"{request.OP} is not a request")
+
+    async def _key_create(self, request: KeyCreate) -> Message:
+        name = request.key_name
+        running = self._creations.get(name)
+        if running is not None and running.phase is not KeyCreationPhase.FAILED:
+            raise SessionError(f"key creation {name!r} is already running")
+        if await self._keys.exists(name):
+            raise KeyExistsError(name)
+        if self._node_id not in request.participants:
+            raise PeerRefusedError(self._node_id, "this node is not among the participants")
+        bindings = {
+            node_id: self._peers.verify(node_id, document)
+            for node_id, document in sorted(request.participants.items())
+        }
+        if bindings[self._node_id].box_public_key != bytes(self._identity.box_key.public_key):
+            raise PeerRefusedError(self._node_id, "this node's document is from another boot")
+        creation = KeyCreation(
+            key_name=name,
+            group=GROUPS[request.suite],
+            threshold=request.threshold,
+            session_id=request.session_id,
+            me=self._node_id,
+            box_key=self._identity.box_key,
+            peer_box_keys={
+                node_id: binding.box_public_key
+                for node_id, binding in bindings.items()
+                if node_id != self._node_id
+            },
+        )
+        self._creations[name] = creation
+        log.info(
+            "key creation started",
+            extra={"fields": {"event": "dkg_start", "key": name, "n": len(bindings)}},
+        )
+        return DkgOutbox(creation.start(self._rng))
+
+    async def _dkg_step(self, request: DkgStep) -> Message:
+        creation = self._creations.get(request.key_name)
+        if creation is None:
+            raise SessionError(f"no key creation {request.key_name!r} on this node")
+        result = creation.step(request.inbox)
+        if isinstance(result, KeyShare):
+            await self._keys.save(request.key_name, result)  # sealed before success is reported
+            del self._creations[request.key_name]
+            log.info(
+                "key created", extra={"fields": {"event": "dkg_done", "key": request.key_name}}
+            )
+            return KeyCreated(result.public.to_bytes())
+        return DkgOutbox(result)
