@@ -310,7 +310,14 @@ def suite_encoder(kind: str, suite: Ciphersuite) -> Encoder:
 
 
 def suite_decoder(data: bytes, kind: str) -> tuple[Decoder, Ciphersuite]:
-    """The inverse of :func:`suite_encoder`'s header: a decoder past it, and the named suite."""
+    """The inverse of :func:`suite_encoder`'s header: a decoder past it, and the named suite.
+
+    The suite must be over the header's group (the fields after it are decoded in that group):
+    a mismatch is the sender's malformed encoding, so an :class:`EncodingError`.
+    """
     dec = Decoder(data, kind)
     name = dec.var_bytes("ciphersuite", max_length=_MAX_SUITE_NAME)
-    return dec, suite_by_name(name.decode("ascii", "replace"))
+    suite = suite_by_name(name.decode("ascii", "replace"))
+    if suite.group is not dec.group:
+        raise EncodingError("ciphersuite", f"{suite.name} is not a suite over {dec.group.name}")
+    return dec, suite
