@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import secrets
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 TEMP_PREFIX = ".tmp-"
+_READ_CHUNK = 1 << 20
 
 
 def check_name(name: object) -> str:
@@ -91,15 +93,27 @@ class LocalDirBlobStore:
             raise BlobStoreError("put", name, exc.strerror or type(exc).__name__) from None
 
     def get(self, name: str) -> bytes | None:
+        """The blob, or None. Only a regular file is a blob: the open never blocks (a FIFO would
+        wait for a writer) and anything else — a directory, a device — is a ``BlobStoreError``."""
         check_name(name)
         try:
-            fd = os.open(self.directory / name, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(self.directory / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise BlobStoreError("get", name, exc.strerror or type(exc).__name__) from None
-        with os.fdopen(fd, "rb") as f:
-            return f.read()
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise BlobStoreError("get", name, "not a regular file")
+            os.set_blocking(fd, True)
+            chunks = []
+            while chunk := os.read(fd, _READ_CHUNK):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except OSError as exc:
+            raise BlobStoreError("get", name, exc.strerror or type(exc).__name__) from None
+        finally:
+            os.close(fd)
 
     def names(self) -> list[str]:
         return sorted(
