@@ -53,6 +53,7 @@ __all__ = [
 HARDENED = 0x80000000
 CHAIN_CODE_LENGTH = 32
 _MAX_DEPTH = 255  # BIP-32 serialises the depth in one byte
+_MAX_INDEX_DIGITS = 10  # 2^32 - 1 has ten digits: checked before int() parses untrusted text
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,21 +106,28 @@ def default_chain_code(public_key: Point) -> bytes:
 
 def parse_path(path: str) -> tuple[int, ...]:
     """``"m"``, ``"m/0/1"`` -> ``(0, 1)``. Refuses hardened steps and anything non-canonical."""
-    parts = path.split("/")
+    parts = path.split("/", _MAX_DEPTH + 1)  # bounded work whatever the path's length
     if parts[0] != "m":
         raise InvalidParameters("a derivation path starts with 'm'")
+    if len(parts) - 1 > _MAX_DEPTH:
+        raise InvalidParameters("path too deep")
     indices = []
     for part in parts[1:]:
         if part[-1:] in ("'", "h", "H"):
             raise InvalidParameters("hardened derivation needs the whole private key: refused")
-        if not part.isascii() or not part.isdigit() or (len(part) > 1 and part[0] == "0"):
-            raise InvalidParameters(f"path component {part!r} is not a canonical decimal index")
+        if (
+            not part.isascii()
+            or not part.isdigit()
+            or (len(part) > 1 and part[0] == "0")
+            or len(part) > _MAX_INDEX_DIGITS
+        ):
+            raise InvalidParameters(
+                f"path component {part[:16]!r} is not a canonical decimal index"
+            )
         index = int(part)
         if index >= HARDENED:
             raise InvalidParameters("hardened derivation needs the whole private key: refused")
         indices.append(index)
-    if len(indices) > _MAX_DEPTH:
-        raise InvalidParameters("path too deep")
     return tuple(indices)
 
 
