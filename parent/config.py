@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ from transport.address import FIRST_ENCLAVE_CID, PARENT_CID, U32_MAX, VsockAddre
 from transport.errors import AddressError
 from transport.hostproto import HOST_SERVICES_PORT
 from transport.unix import UnixSocketTransport
+
+_PORT_RE = re.compile(r"0|[1-9][0-9]{0,4}")
+"""A TCP port as canonical ASCII decimal (checked before ``int()`` sees the text)."""
 
 
 class Mode(enum.Enum):
@@ -171,7 +175,9 @@ def _host_port(text: str, where: str, *, allow_zero: bool = False) -> tuple[str,
     """Parse ``host:port`` (``[v6]:port`` too); port 0 (any free port) only where allowed."""
     host, sep, port = text.rpartition(":")
     low = 0 if allow_zero else 1
-    if not sep or not host or not port.isdigit() or not low <= int(port) <= 65535:
+    # ASCII decimal only: str.isdigit() also takes other scripts' digits, which int() accepts,
+    # so the allow list a reviewer reads would not be the one enforced.
+    if not sep or not host or not _PORT_RE.fullmatch(port) or not low <= int(port) <= 65535:
         raise ConfigError(where, f"{text!r} is not host:port")
     return host.strip("[]").lower(), int(port)
 
