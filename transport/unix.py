@@ -12,10 +12,12 @@ to be told its ``local_cid`` for that (the parent is :data:`PARENT_CID`, an encl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import socket
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from transport.address import ANY_CID, ANY_PORT, VsockAddress
@@ -51,40 +53,47 @@ class UnixSocketTransport:
             )
         return path
 
+    def _listen_path(self, addr: VsockAddress) -> Path:
+        """The socket path to bind for ``addr``: its directory made ``0700``, a stale socket gone."""
+        path = self.path_for(addr)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _remove_stale_socket(path)
+        return path
+
     async def connect(
         self, addr: VsockAddress
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         path = self.path_for(addr)
-        try:
+        with _refused_if_absent(addr):
             return await asyncio.open_unix_connection(path, limit=STREAM_LIMIT)
-        except FileNotFoundError:
-            # Same outcome as vsock when nothing listens on the port.
-            raise ConnectionRefusedError(errno.ECONNREFUSED, f"nothing listens on {addr}") from None
 
     async def listen(
         self, addr: VsockAddress, handler: ConnectionHandler
     ) -> asyncio.AbstractServer:
-        path = self.path_for(addr)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _remove_stale_socket(path)
+        path = self._listen_path(addr)
         return await asyncio.start_unix_server(handler, path=path, limit=STREAM_LIMIT)
 
     async def connect_protocol(
         self, addr: VsockAddress, factory: ProtocolFactory
     ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
         path = self.path_for(addr)
-        try:
+        with _refused_if_absent(addr):
             return await asyncio.get_running_loop().create_unix_connection(factory, os.fspath(path))
-        except FileNotFoundError:
-            raise ConnectionRefusedError(errno.ECONNREFUSED, f"nothing listens on {addr}") from None
 
     async def listen_protocol(
         self, addr: VsockAddress, factory: ProtocolFactory
     ) -> asyncio.AbstractServer:
-        path = self.path_for(addr)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _remove_stale_socket(path)
+        path = self._listen_path(addr)
         return await asyncio.get_running_loop().create_unix_server(factory, path)
+
+
+@contextlib.contextmanager
+def _refused_if_absent(addr: VsockAddress) -> Iterator[None]:
+    """A missing socket file is what vsock reports as a refused connection: say the same."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise ConnectionRefusedError(errno.ECONNREFUSED, f"nothing listens on {addr}") from None
 
 
 def _remove_stale_socket(path: Path) -> None:
