@@ -10,8 +10,9 @@ on every failure so no descriptor leaks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from transport.address import VsockAddress
 from transport.base import STREAM_LIMIT, ConnectionHandler, ProtocolFactory
@@ -34,53 +35,47 @@ class VsockTransport:
     async def connect(
         self, addr: VsockAddress
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        sock = self._new_socket()
-        try:
+        with _closed_on_failure(self._new_socket()) as sock:
             sock.setblocking(False)
             await asyncio.get_running_loop().sock_connect(sock, (addr.cid, addr.port))
             return await asyncio.open_connection(sock=sock, limit=STREAM_LIMIT)
-        except BaseException:
-            sock.close()
-            raise
 
     async def listen(
         self, addr: VsockAddress, handler: ConnectionHandler
     ) -> asyncio.AbstractServer:
-        sock = self._new_socket()
-        try:
+        with _closed_on_failure(self._new_socket()) as sock:
             sock.bind((addr.cid, addr.port))
             sock.setblocking(False)
             # asyncio calls listen(backlog) itself when the server starts serving.
             return await asyncio.start_server(
                 handler, sock=sock, limit=STREAM_LIMIT, backlog=LISTEN_BACKLOG
             )
-        except BaseException:
-            sock.close()
-            raise
 
     async def connect_protocol(
         self, addr: VsockAddress, factory: ProtocolFactory
     ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
-        sock = self._new_socket()
-        try:
+        with _closed_on_failure(self._new_socket()) as sock:
             sock.setblocking(False)
             loop = asyncio.get_running_loop()
             await loop.sock_connect(sock, (addr.cid, addr.port))
             return await loop.create_connection(factory, sock=sock)
-        except BaseException:
-            sock.close()
-            raise
 
     async def listen_protocol(
         self, addr: VsockAddress, factory: ProtocolFactory
     ) -> asyncio.AbstractServer:
-        sock = self._new_socket()
-        try:
+        with _closed_on_failure(self._new_socket()) as sock:
             sock.bind((addr.cid, addr.port))
             sock.setblocking(False)
             return await asyncio.get_running_loop().create_server(
                 factory, sock=sock, backlog=LISTEN_BACKLOG
             )
-        except BaseException:
-            sock.close()
-            raise
+
+
+@contextlib.contextmanager
+def _closed_on_failure(sock: socket.socket) -> Iterator[socket.socket]:
+    """Hand ``sock`` to the block; close it if the block fails (asyncio then never owned it)."""
+    try:
+        yield sock
+    except BaseException:
+        sock.close()
+        raise
