@@ -33,6 +33,14 @@ from attestation.verifier import VerifiedDocument
 __all__ = ["AttestationPolicy"]
 
 
+def _pcr_value(index: int, value: object) -> bytes:
+    # bytes(48) would be 48 zero bytes (a debug-mode measurement), not a refusal: accept only
+    # bytes-like values, never something bytes() could allocate from.
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise ValueError(f"PCR{index}: allowed values must be bytes, not {type(value).__name__}")
+    return bytes(value)
+
+
 def _frozen_pcrs(pcrs: Mapping[int, object]) -> Mapping[int, tuple[bytes, ...]]:
     frozen: dict[int, tuple[bytes, ...]] = {}
     for index, values in pcrs.items():
@@ -40,7 +48,7 @@ def _frozen_pcrs(pcrs: Mapping[int, object]) -> Mapping[int, tuple[bytes, ...]]:
             raise ValueError(f"PCR index {index!r} is not in 0..{MAX_PCR_INDEX}")
         if isinstance(values, bytes | bytearray | str) or not isinstance(values, Iterable):
             raise ValueError(f"PCR{index}: give a collection of allowed byte values")
-        allowed = tuple(bytes(value) for value in values)
+        allowed = tuple(_pcr_value(index, value) for value in values)
         if not allowed:
             raise ValueError(f"PCR{index}: at least one allowed value is needed")
         for value in allowed:
