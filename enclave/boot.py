@@ -240,8 +240,8 @@ class EnclaveRuntime:
                 self._clock,
             ),
         )
-        self._service_server = await self._seams.transport.listen(
-            VsockAddress(ANY_CID, SERVICE_PORT), service.handle
+        self._service_server = await self._seams.transport.listen_protocol(
+            VsockAddress(ANY_CID, SERVICE_PORT), service.protocol
         )
         log.info(
             "service listening", extra={"fields": {"event": "listening", "port": SERVICE_PORT}}

@@ -103,16 +103,42 @@ class NodeService:
 
     # -- connections --------------------------------------------------------------------
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def protocol(self) -> asyncio.Protocol:
+        """A protocol factory for ``Transport.listen_protocol``: one per accepted connection."""
+        return _TlsAcceptor(self)
+
+    async def accept(self, raw: asyncio.BaseTransport) -> None:
+        """Upgrade an accepted connection (reading paused since accept) to TLS, then serve it.
+
+        Reading must stay paused from the moment of accept: bytes of the client's ClientHello
+        read into a plain stream before the upgrade would be lost to the TLS layer.
+        """
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=MAX_FRAME + 4)
+        protocol = asyncio.StreamReaderProtocol(reader)
         try:
-            await asyncio.wait_for(writer.start_tls(self._context), HANDSHAKE_TIMEOUT)
+            tls = await loop.start_tls(
+                raw,  # type: ignore[arg-type]
+                protocol,
+                self._context,
+                server_side=True,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+            )
         except (ssl.SSLError, OSError, TimeoutError, EOFError) as error:
             log.info(
                 "handshake refused",
                 extra={"fields": {"event": "tls_refused", "error": type(error).__name__}},
             )
-            writer.close()
+            raw.close()
             return
+        if tls is None:  # pragma: no cover -- the peer vanished during the handshake
+            raw.close()
+            return
+        protocol.connection_made(tls)
+        await self.handle(reader, asyncio.StreamWriter(tls, protocol, reader, loop))
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve requests on an established TLS connection (``Hello`` first)."""
         stream = FramedStream(reader, writer, MAX_FRAME)
         try:
             first = decode(await stream.recv())
@@ -238,3 +264,15 @@ class NodeService:
             )
             return KeyCreated(result.public.to_bytes())
         return DkgOutbox(result)
+
+
+class _TlsAcceptor(asyncio.Protocol):
+    """Pauses reading at accept and hands the raw transport to :meth:`NodeService.accept`."""
+
+    def __init__(self, service: NodeService) -> None:
+        self._service = service
+        self._task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()  # type: ignore[attr-defined]
+        self._task = asyncio.get_running_loop().create_task(self._service.accept(transport))

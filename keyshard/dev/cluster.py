@@ -132,9 +132,12 @@ class Cluster:
         progress: Progress | None = None,
         python: str = sys.executable,
         kms_route: Callable[[int], int] | None = None,
+        record: bool = False,
     ) -> None:
         """``kms_route`` maps the emulated KMS port to the port the parents' outbound proxies
-        should forward to (default: the same). Tests interpose a recording relay with it."""
+        should forward to (default: the same). Tests interpose a recording relay with it.
+        ``record`` runs every parent with ``--record nodes/<i>/record`` (the parent's whole view,
+        for secrecy tests; slow, never for real use)."""
         if not 1 <= nodes <= 16:
             raise ClusterError("--nodes must be between 1 and 16")
         self.directory = directory.absolute()
@@ -142,6 +145,7 @@ class Cluster:
         self._progress = progress or (lambda message: None)
         self._python = python
         self._kms_route = kms_route or (lambda port: port)
+        self._record = record
         self._state: dict[str, Any] = {}
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self.image: BuiltImage | None = None
@@ -166,6 +170,10 @@ class Cluster:
 
     def node_layout(self, index: int) -> NodeLayout:
         return NodeLayout(self.directory / "nodes" / str(index))
+
+    def record_dir(self, index: int) -> Path:
+        """Where node ``index``'s parent records its view when the cluster runs with ``record``."""
+        return self.node_layout(index).root / "record"
 
     def _pid_file(self, name: str) -> Path:
         return self.directory / "pids" / f"{name}.pid"
@@ -325,7 +333,10 @@ class Cluster:
                 str(layout.run_dir),
             ],
         )
-        self._spawn(f"node-{index}", parent_command(self._python, config_file))
+        command = parent_command(self._python, config_file)
+        if self._record:
+            command += ["--record", str(self.record_dir(index))]
+        self._spawn(f"node-{index}", command)
 
     def stop_node(self, index: int) -> None:
         self._stop(f"node-{index}")

@@ -1,0 +1,176 @@
+"""Enclave-to-enclave envelopes and the DKG driven over them, in memory (no client, no sockets).
+
+The relay between the sessions below plays the untrusted client: it sees, and may tamper with,
+replay or misaddress, every envelope.
+"""
+
+from __future__ import annotations
+
+import os
+
+import cbor2
+import pytest
+from nacl.public import Box, PrivateKey
+
+from enclave.mpc.groups import ED25519, SECP256K1, Group
+from enclave.mpc.keys import KeyShare
+from enclave.service.dkg import KeyCreation, KeyCreationPhase
+from enclave.service.envelope import EnvelopeHeader, Envelopes
+from enclave.service.errors import EnvelopeError, SessionError
+
+NODES = ("node-1", "node-2", "node-3")
+SESSION = b"k" * 32
+
+
+class OsRandom:
+    def random_bytes(self, n: int) -> bytes:
+        return os.urandom(n)
+
+
+def box_keys() -> dict[str, PrivateKey]:
+    return {n: PrivateKey.generate() for n in NODES}
+
+
+def endpoints(keys: dict[str, PrivateKey]) -> dict[str, Envelopes]:
+    return {
+        me: Envelopes(me, keys[me], {p: bytes(keys[p].public_key) for p in NODES if p != me})
+        for me in NODES
+    }
+
+
+def header(sender: str, recipient: str, round_: int = 2, key: str = "k") -> EnvelopeHeader:
+    return EnvelopeHeader(key, SESSION, round_, sender, recipient)
+
+
+def raw_envelope(by: PrivateKey, to_key: PrivateKey, *, sender: str, to: str) -> bytes:
+    """An envelope sealed by hand, with whatever header a misbehaving peer chooses."""
+    plaintext = cbor2.dumps(
+        {
+            "v": 1,
+            "key": "k",
+            "session": SESSION,
+            "round": 2,
+            "from": sender,
+            "to": to,
+            "body": b"x",
+        },
+        canonical=True,
+    )
+    return bytes(Box(by, to_key.public_key).encrypt(plaintext))
+
+
+def test_an_envelope_opens_only_at_its_recipient_and_names_its_true_sender() -> None:
+    ends = endpoints(box_keys())
+    envelope = ends["node-1"].seal(header("node-1", "node-2"), b"share for 2")
+    assert ends["node-2"].open(envelope, header("", "node-2")) == ("node-1", b"share for 2")
+    with pytest.raises(EnvelopeError, match="no participant's key opens"):
+        ends["node-3"].open(envelope, header("", "node-3"))
+
+
+def test_tampered_envelope_is_refused() -> None:
+    ends = endpoints(box_keys())
+    envelope = bytearray(ends["node-1"].seal(header("node-1", "node-2"), b"x"))
+    envelope[-1] ^= 1
+    with pytest.raises(EnvelopeError, match="no participant's key opens"):
+        ends["node-2"].open(bytes(envelope), header("", "node-2"))
+
+
+@pytest.mark.parametrize(
+    ("expected", "reason"),
+    [
+        (header("", "node-2", round_=3), "for round 2"),
+        (header("", "node-2", key="other"), "another key or session"),
+        (EnvelopeHeader("k", b"o" * 32, 2, "", "node-2"), "another key or session"),
+    ],
+)
+def test_replay_into_another_round_key_or_session_is_refused(
+    expected: EnvelopeHeader, reason: str
+) -> None:
+    ends = endpoints(box_keys())
+    envelope = ends["node-1"].seal(header("node-1", "node-2"), b"x")
+    with pytest.raises(EnvelopeError, match=reason):
+        ends["node-2"].open(envelope, expected)
+
+
+def test_misaddressed_envelope_is_refused() -> None:
+    keys = box_keys()
+    # node-1 seals to node-2's key but addresses node-3 inside: node-2 must not accept it.
+    box_end = Envelopes("node-1", keys["node-1"], {"node-2": bytes(keys["node-2"].public_key)})
+    forged = header("node-1", "node-3")
+    with pytest.raises(EnvelopeError):
+        box_end.seal(forged, b"x")  # the API refuses to seal to an unknown recipient
+    envelope = raw_envelope(keys["node-1"], keys["node-2"], sender="node-1", to="node-3")
+    with pytest.raises(EnvelopeError, match="addressed to another node"):
+        endpoints(keys)["node-2"].open(envelope, header("", "node-2"))
+
+
+def test_a_sender_claiming_another_identity_is_refused() -> None:
+    keys = box_keys()
+    envelope = raw_envelope(keys["node-1"], keys["node-2"], sender="node-3", to="node-2")
+    with pytest.raises(EnvelopeError, match="opened with node-1's key claims another sender"):
+        endpoints(keys)["node-2"].open(envelope, header("", "node-2"))
+
+
+def creations(group: Group, keys: dict[str, PrivateKey]) -> dict[str, KeyCreation]:
+    return {
+        me: KeyCreation(
+            key_name="k",
+            group=group,
+            threshold=1,
+            session_id=SESSION,
+            me=me,
+            box_key=keys[me],
+            peer_box_keys={p: bytes(keys[p].public_key) for p in NODES if p != me},
+        )
+        for me in NODES
+    }
+
+
+def relay(outboxes: dict[str, dict[str, bytes]]) -> dict[str, list[bytes]]:
+    return {me: [outboxes[s][me] for s in NODES if s != me] for me in NODES}
+
+
+@pytest.mark.parametrize("group", [ED25519, SECP256K1], ids=lambda g: g.name)
+def test_dkg_over_envelopes_agrees_on_one_key(group: Group) -> None:
+    sessions = creations(group, box_keys())
+    outboxes = {me: s.start(OsRandom()) for me, s in sessions.items()}
+    for _ in range(2):
+        inboxes = relay(outboxes)
+        outboxes = {me: s.step(inboxes[me]) for me, s in sessions.items()}  # type: ignore[misc]
+    inboxes = relay(outboxes)
+    shares = {me: s.step(inboxes[me]) for me, s in sessions.items()}
+    assert all(isinstance(share, KeyShare) for share in shares.values())
+    publics = {share.public.to_bytes() for share in shares.values()}  # type: ignore[union-attr]
+    assert len(publics) == 1
+    assert all(s.phase is KeyCreationPhase.DONE for s in sessions.values())
+    # positions in the sorted node list are the party identifiers
+    assert [int(shares[n].identifier) for n in NODES] == [1, 2, 3]  # type: ignore[union-attr]
+
+
+def test_duplicate_envelope_from_one_peer_fails_the_creation_for_good() -> None:
+    sessions = creations(ED25519, box_keys())
+    outboxes = {me: s.start(OsRandom()) for me, s in sessions.items()}
+    inbox = [outboxes["node-2"]["node-1"], outboxes["node-2"]["node-1"]]
+    with pytest.raises(EnvelopeError, match="a second round-1 envelope from node-2"):
+        sessions["node-1"].step(inbox)
+    assert sessions["node-1"].phase is KeyCreationPhase.FAILED
+    with pytest.raises(SessionError, match="failed"):
+        sessions["node-1"].step(relay(outboxes)["node-1"])
+
+
+def test_missing_peer_and_replayed_round_are_refused() -> None:
+    sessions = creations(ED25519, box_keys())
+    outboxes = {me: s.start(OsRandom()) for me, s in sessions.items()}
+    with pytest.raises(EnvelopeError, match="lacks envelopes from node-3"):
+        sessions["node-1"].step([outboxes["node-2"]["node-1"]])
+    # node-2 moves to round 2; a round-1 envelope replayed there is refused
+    round2 = sessions["node-2"].step(relay(outboxes)["node-2"])
+    assert isinstance(round2, dict)
+    with pytest.raises(EnvelopeError, match="for round 1"):
+        sessions["node-2"].step(relay(outboxes)["node-2"])
+
+
+def test_repr_shows_no_secret() -> None:
+    keys = box_keys()
+    session = creations(ED25519, keys)["node-1"]
+    assert bytes(keys["node-1"]).hex() not in repr(session)
