@@ -180,16 +180,21 @@ class NitroCliLauncher:
         if not isinstance(enclave_id, str) or not enclave_id:
             raise LaunchError("run-enclave output lacks EnclaveID")
         self._enclave_id = enclave_id
-        if cid != self.cid:
-            await self.stop()
-            raise LaunchError(f"enclave got CID {cid!r}, expected {self.cid}")
-        described = await self.describe()
-        if described is None or described.flags != "NONE":
-            await self.stop()
-            raise LaunchError(
-                "enclave is not running in production mode "
-                f"(flags {described.flags if described else 'unknown'!r}); terminated"
-            )
+        # From here an enclave runs: any failure (a check, describe-enclaves itself, a
+        # cancellation) terminates it, since the caller only stops enclaves whose start returned.
+        try:
+            if cid != self.cid:
+                raise LaunchError(f"enclave got CID {cid!r}, expected {self.cid}")
+            described = await self.describe()
+            if described is None or described.flags != "NONE":
+                raise LaunchError(
+                    "enclave is not running in production mode "
+                    f"(flags {described.flags if described else 'unknown'!r}); terminated"
+                )
+        except BaseException:
+            with contextlib.suppress(LaunchError):
+                await self.stop()
+            raise
         log.info("event=enclave_started id=%s cid=%d", enclave_id, cid)
         return LaunchInfo(enclave_id, cid, pid if isinstance(pid, int) else None)
 
