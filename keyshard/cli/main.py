@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import NoReturn
 
-from keyshard.cli import attestation_cmd, dev_cmd
+from keyshard.cli import attestation_cmd, dev_cmd, key_cmd
 
 EXIT_OK = 0
 EXIT_LOCAL_ERROR = 1
@@ -29,7 +29,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _command_groups() -> list[ModuleType]:
     """The command-group modules, in the order ``--help`` lists them."""
-    return [attestation_cmd, dev_cmd]
+    return [attestation_cmd, dev_cmd, key_cmd]
 
 
 class _Parser(argparse.ArgumentParser):
