@@ -7,8 +7,8 @@ the document; the policy decides whether that enclave is one we want to talk to:
   roll from release N to N+1 without a window where either is refused;
 * ``debug``: debug-mode enclaves (PCR0, 1, 2 and 8 all zero) are refused unless ``allow_debug``,
   because their memory can be read by the parent — a real NSM signs them all the same;
-* ``max_age`` / ``future``: the document was created at most ``max_age`` before ``now`` and not
-  more than ``max_clock_skew`` after it (replay bound; time is a parameter);
+* ``max_age`` / ``future``: the document was created at most ``max_age`` before ``now`` (when
+  set) and never more than ``max_clock_skew`` after it (replay bound; time is a parameter);
 * ``nonce``: the document echoes the challenge we sent (compared in constant time);
 * ``public_key`` / ``user_data``: the document binds the key of the channel we are about to use,
   as ``public_key`` or in ``user_data`` (equal to, or containing, a given hash).
@@ -91,7 +91,8 @@ class AttestationPolicy:
     def check(self, document: VerifiedDocument, *, now: _dt.datetime | None = None) -> None:
         """Raise :class:`PolicyViolation` for the first rule ``document`` breaks.
 
-        ``now`` (aware) is the instant ``max_age`` is measured from; default: the system clock.
+        ``now`` (aware) is the instant ``max_age`` and the clock skew are measured from; default:
+        the system clock.
         """
         if not isinstance(document, VerifiedDocument):
             raise TypeError("a policy only judges documents returned by AttestationVerifier")
@@ -102,9 +103,9 @@ class AttestationPolicy:
             actual = payload.pcrs.get(index)
             if actual is None or not any(_equal(actual, value) for value in allowed):
                 raise PcrMismatch(index, allowed, actual)
-        if self.max_age is not None:
-            now = now if now is not None else _dt.datetime.now(_dt.UTC)
-            self._check_age(document, now, self.max_age)
+        # The "future" rule stands on its own (max_clock_skew has a default); only the age bound
+        # is optional.
+        self._check_age(document, now if now is not None else _dt.datetime.now(_dt.UTC))
         if self.nonce is not None and (
             payload.nonce is None or not _equal(payload.nonce, self.nonce)
         ):
@@ -122,14 +123,12 @@ class AttestationPolicy:
         ):
             raise PolicyViolation("user_data", "document user_data does not contain the given hash")
 
-    def _check_age(
-        self, document: VerifiedDocument, now: _dt.datetime, max_age: _dt.timedelta
-    ) -> None:
+    def _check_age(self, document: VerifiedDocument, now: _dt.datetime) -> None:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         age = now - document.timestamp
-        if age > max_age:
-            raise PolicyViolation("max_age", f"document is {age} old, more than {max_age}")
+        if self.max_age is not None and age > self.max_age:
+            raise PolicyViolation("max_age", f"document is {age} old, more than {self.max_age}")
         if -age > self.max_clock_skew:
             raise PolicyViolation(
                 "future", f"document is dated {-age} after now (allowed skew {self.max_clock_skew})"
