@@ -8,16 +8,20 @@ Three acts, each using the real code paths, printing what it checks as it goes:
 2. **The emulated cluster.** Three nodes (parent + enclave each) boot; every enclave obtains its
    sealing key from the emulated KMS only through attestation; a node restarts and recovers its
    sealed state; an enclave built from a modified image is refused by KMS and never becomes ready.
-3. **The MPC core.** A 2-of-3 Ed25519 key born by DKG signs with FROST (verified by an independent
-   Ed25519 implementation), and a message encrypted to the group key is decrypted from two partial
-   decryptions with their proofs. This act runs the protocols in one process: the node service
-   that carries them between enclaves over attested channels is not built yet.
+3. **The node service.** On the same running cluster (node 3 back on the released image), the
+   client opens an attested TLS channel to each node (each node's fresh attestation document must
+   bind the TLS key it presented), the three enclaves create a 2-of-3 Ed25519 key by DKG — the
+   client relays their messages as crypto_box envelopes it cannot open — two nodes sign with FROST
+   (verified by OpenSSL's Ed25519), and two others decrypt a message encrypted to the key, each
+   partial decryption checked by its proof. A client whose certificate is not in the measured image
+   is refused at the TLS handshake.
 
 Every act exits non-zero on the first unexpected outcome, so the demo doubles as a smoke test.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 import shutil
@@ -41,22 +45,15 @@ from attestation import (
     measure_image,
     pcr_map,
 )
-from enclave.mpc.decryption.combine import combine as combine_decryption
-from enclave.mpc.decryption.ecies import encrypt
-from enclave.mpc.decryption.partial import partial_decrypt
-from enclave.mpc.dkg.params import DkgParameters
-from enclave.mpc.dkg.session import DkgSession
-from enclave.mpc.frost.aggregate import aggregate
-from enclave.mpc.frost.ciphersuite import FROST_ED25519_SHA512
-from enclave.mpc.frost.round1 import commit
-from enclave.mpc.frost.round2 import SigningPackage, sign
-from enclave.mpc.groups import ED25519
-from enclave.mpc.identifiers import Identifier
-from enclave.mpc.keys import KeyShare
+from enclave.mpc.errors import MpcError
 from enclave.status import NodeState, NodeStatus
+from keyshard.client.channel import NodeChannel, NodeTrust
+from keyshard.client.coordinator import Coordinator
+from keyshard.client.credentials import ClientCredentials
+from keyshard.client.errors import ChannelError, ClientError
 from keyshard.dev.cluster import Cluster, ClusterError, NodeView
 
-__all__ = ["DemoFailedError", "act_attestation", "act_cluster", "act_mpc_core", "run_demo"]
+__all__ = ["DemoFailedError", "act_attestation", "act_cluster", "act_node_service", "run_demo"]
 
 #: The packages that make up the enclave image (what PCR0 measures in emulation).
 IMAGE_PACKAGES = ("transport", "attestation", "enclave")
@@ -64,13 +61,6 @@ IMAGE_PACKAGES = ("transport", "attestation", "enclave")
 
 class DemoFailedError(Exception):
     """An act of the demo did not turn out as the security model says it must."""
-
-
-class _SystemRandom:
-    """The demo's randomness source for the MPC core (the enclave runtime passes its own)."""
-
-    def random_bytes(self, n: int) -> bytes:
-        return secrets.token_bytes(n)
 
 
 class _Narrator:
@@ -184,8 +174,17 @@ def _modified_image(workdir: Path, original: Measurements) -> Measurements:
     return modified
 
 
-def act_cluster(narrator: _Narrator, workdir: Path, nodes: int = 3) -> None:
-    """Act 2: nodes that get their sealing keys only through attestation, and keep them."""
+def act_cluster(
+    narrator: _Narrator,
+    workdir: Path,
+    nodes: int = 3,
+    *,
+    then: Callable[[_Narrator, Cluster], None] | None = None,
+) -> None:
+    """Act 2: nodes that get their sealing keys only through attestation, and keep them.
+
+    ``then`` (act 3) runs on the same cluster once the modified node is back on the released
+    image; the cluster is stopped afterwards whatever happens."""
     narrator.act(f"2. The emulated cluster: {nodes} nodes, each a parent and an enclave")
     with Cluster(workdir / "cluster", nodes, progress=narrator.note) as cluster:
         views = cluster.up(timeout=120.0)
@@ -216,6 +215,11 @@ def act_cluster(narrator: _Narrator, workdir: Path, nodes: int = 3) -> None:
         narrator.refused(
             f"{victim.node_id} rebooted from an image with one byte changed", str(reason)
         )
+        if then is not None:
+            cluster.restart_node(victim.index)
+            _ready_status(cluster.wait_ready(nodes=[victim.index])[victim.index - 1])
+            narrator.ok(f"{victim.node_id} rebooted from the released image: ready again")
+            then(narrator, cluster)
         narrator.note("stopping the cluster")
 
 
@@ -225,57 +229,64 @@ def _ready_status(view: NodeView) -> NodeStatus:
     return view.status
 
 
-def act_mpc_core(narrator: _Narrator) -> None:
-    """Act 3: DKG, FROST signing and threshold decryption with the enclave's own MPC code."""
-    narrator.act("3. The MPC core: a key that never exists whole (in one process)")
-    rng = _SystemRandom()
-    parties = [Identifier.from_int(ED25519, index) for index in (1, 2, 3)]
-    shares = _run_dkg(parties, threshold=1, rng=rng)
-    public = shares[parties[0]].public
-    public_key = public.group_public_key.to_bytes()
-    narrator.ok(f"DKG, 3 parties, threshold 1 (any 2 sign): Ed25519 key {public_key.hex()[:32]}...")
-    narrator.note("each party holds one share; no party ever computed the private key")
-
-    message = b"transfer 10 units to account 42"
-    signers = parties[:2]
-    session = b"demo-frost-" + secrets.token_bytes(8)
-    rounds = {i: commit(FROST_ED25519_SHA512, shares[i], session, rng) for i in signers}
-    package = SigningPackage(
-        FROST_ED25519_SHA512, session, {i: rounds[i][1] for i in signers}, message
-    )
-    signature_shares = {i: sign(package, rounds[i][0], shares[i]) for i in signers}
-    signature = aggregate(package, signature_shares, public)
-    Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
-    narrator.ok("FROST signature by parties 1 and 2 verified by OpenSSL's Ed25519 (RFC 8032)")
-
-    ciphertext = encrypt(public.group_public_key, b"the quarterly payroll file", rng, b"demo")
-    decrypt_session = b"demo-decrypt-" + secrets.token_bytes(8)
-    partials = {
-        i: partial_decrypt(shares[i], ciphertext, decrypt_session, rng) for i in parties[1:]
-    }
-    plaintext = combine_decryption(public, ciphertext, partials, decrypt_session, b"demo")
-    if plaintext != b"the quarterly payroll file":
-        raise DemoFailedError("threshold decryption returned the wrong plaintext")
-    narrator.ok("threshold decryption by parties 2 and 3, each partial checked by its DLEQ proof")
+def act_node_service(narrator: _Narrator, cluster: Cluster) -> None:
+    """Act 3: DKG, FROST signing and threshold decryption BETWEEN the cluster's enclaves."""
+    narrator.act("3. The node service: a key that never exists whole (over the network)")
+    asyncio.run(_node_service(narrator, cluster))
 
 
-def _run_dkg(
-    parties: list[Identifier], threshold: int, rng: _SystemRandom
-) -> dict[Identifier, KeyShare]:
-    """Drive one DKG in memory, every message keyed by its (here: known) sender."""
-    params = DkgParameters(ED25519, threshold, parties, b"demo-dkg-" + secrets.token_bytes(8))
-    sessions = {i: DkgSession(params, i) for i in parties}
-    round1 = {i: sessions[i].begin(rng) for i in parties}
-    round2 = {
-        i: sessions[i].receive_round1({j: round1[j] for j in parties if j != i}) for i in parties
-    }
-    confirmations = {
-        i: sessions[i].receive_round2({j: round2[j][i] for j in parties if j != i}) for i in parties
-    }
-    return {
-        i: sessions[i].receive_confirmations({j: confirmations[j] for j in parties if j != i})
-        for i in parties
-    }
+async def _node_service(narrator: _Narrator, cluster: Cluster) -> None:
+    profile = cluster.profile()
+    async with Coordinator.from_profile(profile, cluster.credentials()) as coordinator:
+        for node_id in coordinator.node_ids:
+            channel = (await coordinator.node(node_id)).channel
+            narrator.ok(
+                f"{node_id}: attested TLS 1.3 channel; its document binds TLS key "
+                f"{channel.binding.tls_spki_sha256.hex()[:16]}... and box key "
+                f"{channel.binding.box_public_key.hex()[:16]}..."
+            )
+        key = await coordinator.create_key("demo-key", suite="ed25519", threshold=1)
+        narrator.ok(
+            f"DKG between the 3 enclaves, threshold 1 (any 2 sign): Ed25519 key "
+            f"{key.public_key.hex()[:32]}..."
+        )
+        narrator.note("each share was sealed inside its enclave; the client relayed only")
+        narrator.note("crypto_box envelopes between enclaves, and no machine saw the whole key")
+
+        message = b"transfer 10 units to account 42"
+        signature = await coordinator.sign("demo-key", message, signers=["node-1", "node-2"])
+        Ed25519PublicKey.from_public_bytes(key.public_key).verify(signature, message)
+        narrator.ok("FROST signature by node-1 and node-2 verified by OpenSSL's Ed25519 (RFC 8032)")
+
+        secret = b"the quarterly payroll file"
+        ciphertext = await coordinator.encrypt("demo-key", secret, b"demo")
+        plaintext = await coordinator.decrypt(
+            "demo-key", ciphertext, b"demo", nodes=["node-2", "node-3"]
+        )
+        if plaintext != secret:
+            raise DemoFailedError("threshold decryption returned the wrong plaintext")
+        narrator.ok(
+            "threshold decryption by node-2 and node-3, each partial checked by its DLEQ proof"
+        )
+
+    with tempfile.TemporaryDirectory(prefix="keyshard-stranger-") as scratch:
+        stranger = ClientCredentials.load_or_create(Path(scratch))
+        node = profile.nodes[0]
+        try:
+            channel = await NodeChannel.open(
+                node.node_id,
+                node.host,
+                node.service_port or 0,
+                trust=NodeTrust.from_profile(profile),
+                credentials=stranger,
+            )
+        except ChannelError as error:
+            narrator.refused(
+                "a client whose certificate is not in the measured image", error.reason
+            )
+        else:
+            await channel.close()
+            raise DemoFailedError("an unlisted client was accepted")
 
 
 def run_demo(out: TextIO, workdir: Path | None = None) -> int:
@@ -285,9 +296,8 @@ def run_demo(out: TextIO, workdir: Path | None = None) -> int:
         base = workdir or Path(scratch)
         try:
             act_attestation(narrator, base)
-            act_cluster(narrator, base)
-            act_mpc_core(narrator)
-        except (DemoFailedError, AttestationError, ClusterError) as error:
+            act_cluster(narrator, base, then=act_node_service)
+        except (DemoFailedError, AttestationError, ClusterError, ClientError, MpcError) as error:
             print(f"\ndemo FAILED: {error}", file=out)
             return 1
     print("\nDemo complete: every check above behaved as the security model requires.", file=out)

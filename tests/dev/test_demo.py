@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from keyshard.dev.demo import _Narrator, act_attestation, act_cluster, act_mpc_core
+from keyshard.dev.demo import _Narrator, act_attestation, act_cluster, act_node_service
 
 
 def test_attestation_act_refuses_for_the_right_reasons(tmp_path: Path) -> None:
@@ -22,19 +22,21 @@ def test_attestation_act_refuses_for_the_right_reasons(tmp_path: Path) -> None:
     assert "policy rule 'nonce'" in text
 
 
-def test_mpc_act_signs_and_decrypts() -> None:
-    out = io.StringIO()
-    act_mpc_core(_Narrator(out))
-    assert out.getvalue().count("[ok]") == 3
-
-
 @pytest.mark.slow
-def test_cluster_act_boots_recovers_and_refuses_a_modified_enclave(tmp_path: Path) -> None:
+def test_cluster_and_node_service_acts(tmp_path: Path) -> None:
+    """Act 2 (boot, recover, refuse a modified enclave), then act 3 on the same cluster: DKG,
+    signing and decryption between the enclaves, and an unlisted client refused."""
     out = io.StringIO()
-    act_cluster(_Narrator(out), tmp_path, nodes=3)
+    act_cluster(_Narrator(out), tmp_path, nodes=3, then=act_node_service)
     text = out.getvalue()
     assert text.count(": ready, sealed state v1") == 3
     assert "node-2 restarted: re-attested, unsealed its state" in text
     assert "node-3 rebooted from an image with one byte changed" in text
     assert "AccessDeniedException" in text
-    assert "cluster stopped" in text
+    assert "node-3 rebooted from the released image: ready again" in text
+    assert text.count(": attested TLS 1.3 channel; its document binds TLS key") == 3
+    assert "DKG between the 3 enclaves, threshold 1 (any 2 sign): Ed25519 key" in text
+    assert "FROST signature by node-1 and node-2 verified by OpenSSL's Ed25519" in text
+    assert "threshold decryption by node-2 and node-3" in text
+    assert "[refused] a client whose certificate is not in the measured image" in text
+    assert text.index("3. The node service") < text.index("cluster stopped")
