@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -223,7 +224,7 @@ class SignersContext:
 class SecNonce:
     """A signer's secret nonce pair ``(k1, k2)``; usable once (a second use raises)."""
 
-    __slots__ = ("_k1", "_k2", "_used", "pubnonce")
+    __slots__ = ("_k1", "_k2", "_lock", "_used", "pubnonce")
 
     def __init__(self, k1: Scalar, k2: Scalar) -> None:
         if k1.is_zero():
@@ -231,6 +232,7 @@ class SecNonce:
         if k2.is_zero():
             raise InvalidParameters("second secnonce value is out of range")
         self._k1, self._k2, self._used = k1, k2, False
+        self._lock = threading.Lock()
         self.pubnonce: bytes = G.base_mul(k1).to_bytes() + G.base_mul(k2).to_bytes()
 
     @classmethod
@@ -255,16 +257,19 @@ class SecNonce:
         would be a second usable nonce (and the placeholder left by :meth:`consume` is a public
         value, which would hand out the share in the next partial signature).
         """
-        if self._used:
-            raise NonceReuse("this secret nonce was already used")
-        return self._k1.to_bytes() + self._k2.to_bytes()
+        with self._lock:
+            if self._used:
+                raise NonceReuse("this secret nonce was already used")
+            return self._k1.to_bytes() + self._k2.to_bytes()
 
     def consume(self) -> tuple[Scalar, Scalar]:
-        if self._used:
-            raise NonceReuse("this secret nonce was already used")
-        self._used = True
-        k = self._k1, self._k2
-        self._k1 = self._k2 = G.one()
+        """``(k1, k2)`` once; test and mark under one lock, so two threads never both get it."""
+        with self._lock:
+            if self._used:
+                raise NonceReuse("this secret nonce was already used")
+            self._used = True
+            k = self._k1, self._k2
+            self._k1 = self._k2 = G.one()
         return k
 
     def __repr__(self) -> str:

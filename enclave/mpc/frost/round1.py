@@ -12,6 +12,7 @@ pickled or encoded. :class:`SigningCommitments` is the public round-one message.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from enclave.mpc.errors import InvalidParameters, NonceReuse
@@ -71,22 +72,27 @@ class SigningCommitments:
 class SigningNonces:
     """A signer's secret nonce pair for one session; usable exactly once."""
 
-    __slots__ = ("_binding", "_hiding", "_used", "commitments")
+    __slots__ = ("_binding", "_hiding", "_lock", "_used", "commitments")
 
     def __init__(self, hiding: Scalar, binding: Scalar, commitments: SigningCommitments) -> None:
         self._hiding = hiding
         self._binding = binding
         self._used = False
+        self._lock = threading.Lock()
         self.commitments = commitments
 
     def consume(self) -> tuple[Scalar, Scalar]:
-        """Return ``(d, e)`` once and erase them; any later call raises :class:`NonceReuse`."""
-        if self._used:
-            raise NonceReuse("this signing nonce was already used")
-        self._used = True
-        d, e = self._hiding, self._binding
-        zero = d.group.zero()
-        self._hiding = self._binding = zero
+        """Return ``(d, e)`` once and erase them; any later call raises :class:`NonceReuse`.
+
+        Test and mark happen under one lock: two threads can never both pass the test.
+        """
+        with self._lock:
+            if self._used:
+                raise NonceReuse("this signing nonce was already used")
+            self._used = True
+            d, e = self._hiding, self._binding
+            zero = d.group.zero()
+            self._hiding = self._binding = zero
         return d, e
 
     @property
