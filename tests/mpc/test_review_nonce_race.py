@@ -74,7 +74,7 @@ def _race(consume: Callable[[], object], code_function: Callable[..., Any]) -> l
     assert parked.wait(PATIENCE), "the first consume() never reached the marked line"
     b = threading.Thread(target=second)
     b.start()
-    b.join(PATIENCE / 4)  # finishes at once without a lock; stays blocked with one
+    b.join(0.5)  # a bound, not a sync: unlocked, b finishes at once; locked, it stays blocked
     release.set()
     a.join(PATIENCE)
     b.join(PATIENCE)
