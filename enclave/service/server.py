@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import ssl
+import time
 from collections.abc import Sequence
 
 from attestation.errors import AttestationError
@@ -72,6 +73,10 @@ log = logging.getLogger("enclave.service")
 #: The vsock port of the node service (the status protocol keeps port 5000).
 SERVICE_PORT = 5001
 HANDSHAKE_TIMEOUT = 10.0
+#: A key creation not finished after this long is abandoned: a new KeyCreate may replace it.
+CREATION_TIMEOUT = 120.0
+#: At most this many key creations run at once on a node.
+MAX_CREATIONS = 32
 
 
 class OsRandom:
@@ -98,7 +103,7 @@ class NodeService:
         self._keys = KeyStore(store)
         self._peers = peers
         self._rng = OsRandom()
-        self._creations: dict[str, KeyCreation] = {}
+        self._creations: dict[str, tuple[float, KeyCreation]] = {}
         self._signing = SigningSessions()
 
     # -- connections --------------------------------------------------------------------
@@ -128,6 +133,13 @@ class NodeService:
             log.info(
                 "handshake refused",
                 extra={"fields": {"event": "tls_refused", "error": type(error).__name__}},
+            )
+            raw.close()
+            return
+        except Exception as error:  # process boundary of one connection: the type only
+            log.error(
+                "handshake failed",
+                extra={"fields": {"event": "tls_failed", "error": type(error).__name__}},
             )
             raw.close()
             return
@@ -218,9 +230,14 @@ class NodeService:
 
     async def _key_create(self, request: KeyCreate) -> Message:
         name = request.key_name
-        running = self._creations.get(name)
-        if running is not None and running.phase is not KeyCreationPhase.FAILED:
+        now = time.monotonic()
+        for other, (started, creation) in list(self._creations.items()):
+            if creation.phase is KeyCreationPhase.FAILED or now - started > CREATION_TIMEOUT:
+                del self._creations[other]  # failed for good, or abandoned by its coordinator
+        if name in self._creations:
             raise SessionError(f"key creation {name!r} is already running")
+        if len(self._creations) >= MAX_CREATIONS:
+            raise SessionError(f"{MAX_CREATIONS} key creations are already running")
         if await self._keys.exists(name):
             raise KeyExistsError(name)
         if self._node_id not in request.participants:
@@ -244,7 +261,7 @@ class NodeService:
                 if node_id != self._node_id
             },
         )
-        self._creations[name] = creation
+        self._creations[name] = (now, creation)
         log.info(
             "key creation started",
             extra={"fields": {"event": "dkg_start", "key": name, "n": len(bindings)}},
@@ -252,9 +269,10 @@ class NodeService:
         return DkgOutbox(creation.start(self._rng))
 
     async def _dkg_step(self, request: DkgStep) -> Message:
-        creation = self._creations.get(request.key_name)
-        if creation is None:
+        running = self._creations.get(request.key_name)
+        if running is None:
             raise SessionError(f"no key creation {request.key_name!r} on this node")
+        creation = running[1]
         result = creation.step(request.inbox)
         if isinstance(result, KeyShare):
             await self._keys.save(request.key_name, result)  # sealed before success is reported

@@ -24,6 +24,7 @@ import datetime as dt
 import hmac
 import os
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -128,6 +129,7 @@ class NodeChannel:
         self.binding = binding
         self._stream = stream
         self._lock = asyncio.Lock()
+        self.opened_at = time.monotonic()
 
     @classmethod
     async def open(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,9 @@ from keyshard.dev.profile import ClusterProfile
 __all__ = ["Coordinator", "KeyDescription", "NodeAddress"]
 
 DKG_ROUNDS = 3
+#: Peers refuse documents older than their image's maximum age (300 s by default): channels older
+#: than this are reopened before a key creation, so the relayed documents are fresh.
+DOCUMENT_REFRESH_SECONDS = 60.0
 
 
 class _OsRandom:
@@ -149,6 +153,12 @@ class Coordinator:
         t (t+1 nodes sign); default: a majority signs (t = (n-1)//2)."""
         participants = sorted(nodes or self._nodes)
         t = (len(participants) - 1) // 2 if threshold is None else threshold
+        for node_id in participants:
+            client = self._clients.get(node_id)
+            if client is not None and (
+                time.monotonic() - client.channel.opened_at > DOCUMENT_REFRESH_SECONDS
+            ):
+                await self.forget(node_id)
         clients = {i: await self.node(i) for i in participants}
         documents = {i: client.channel.document for i, client in clients.items()}
         session_id = os.urandom(32)

@@ -194,10 +194,14 @@ def test_unlisted_client_is_refused_at_the_handshake(cluster: Cluster, tmp_path:
             credentials=stranger,
         )
 
+    log = cluster.directory / "logs" / "enclave-1.log"
+    refusals_before = log.read_text().count('"event": "tls_refused"')
     with pytest.raises(ChannelError) as caught:
         asyncio.run(attempt())
     assert not isinstance(caught.value, BindingError)
     assert caught.value.node_id == "node-1"
+    # the enclave refused it in the TLS handshake (certificate not among the authorised clients)
+    assert log.read_text().count('"event": "tls_refused"') == refusals_before + 1
 
 
 def test_man_in_the_middle_is_refused(cluster: Cluster) -> None:
