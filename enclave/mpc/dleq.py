@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from enclave.mpc.errors import EncodingError, InvalidParameters, InvalidProof
 from enclave.mpc.groups import Group, Point, Scalar
 from enclave.mpc.identifiers import Identifier
-from enclave.mpc.randomness import RandomSource
+from enclave.mpc.randomness import RandomSource, draw
 from enclave.mpc.transcript import Transcript, hash_to_scalar
 
 __all__ = [
@@ -219,7 +219,7 @@ def _hedged_nonce(
     nonce = hash_to_scalar(
         statement.group,
         _NONCE_DOMAIN,
-        rng.random_bytes(32),
+        draw(rng, 32),
         secret.to_bytes(),
         context.protocol,
         context.session_id,

@@ -32,15 +32,13 @@ from __future__ import annotations
 import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, overload
+from typing import overload
 
 import coincurve
 from nacl import bindings as sodium
 
 from enclave.mpc.errors import EncodingError, InvalidParameters
-
-if TYPE_CHECKING:
-    from enclave.mpc.randomness import RandomSource
+from enclave.mpc.randomness import RandomSource, draw
 
 __all__ = ["ED25519", "GROUPS", "SECP256K1", "Group", "Point", "Scalar", "group_by_name"]
 
@@ -228,7 +226,7 @@ class Group(ABC):
     def random_scalar(self, rng: RandomSource) -> Scalar:
         """A uniform non-zero scalar from 64 random bytes (wide reduction)."""
         while True:
-            k = self.scalar_from_digest(rng.random_bytes(64))
+            k = self.scalar_from_digest(draw(rng, 64))
             if not k.is_zero():
                 return k
 

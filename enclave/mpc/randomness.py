@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-__all__ = ["RandomSource"]
+from enclave.mpc.errors import MisuseError
+
+__all__ = ["RandomSource", "draw"]
 
 
 @runtime_checkable
@@ -20,3 +22,16 @@ class RandomSource(Protocol):
     def random_bytes(self, n: int) -> bytes:
         """Return exactly ``n`` uniformly random bytes."""
         ...
+
+
+def draw(rng: RandomSource, n: int) -> bytes:
+    """Exactly ``n`` bytes from ``rng``, or :class:`MisuseError`.
+
+    Every secret in ``enclave.mpc`` is drawn through here. A source that returns fewer bytes
+    (a truncated NSM answer, an empty read) would otherwise weaken secrets silently: a FROST nonce
+    ``H3(random || share)`` with no random part repeats in every session.
+    """
+    data = rng.random_bytes(n)
+    if type(data) is not bytes or len(data) != n:
+        raise MisuseError(f"the random source returned {len(data)} bytes, not {n}")
+    return data

@@ -38,7 +38,7 @@ from enclave.mpc.ecdsa.presignature import Presignature, PresignatureInfo
 from enclave.mpc.encoding import lp_join
 from enclave.mpc.errors import InvalidParameters, MpcError
 from enclave.mpc.groups import SECP256K1, Group, Point, Scalar
-from enclave.mpc.randomness import RandomSource
+from enclave.mpc.randomness import RandomSource, draw
 from enclave.mpc.transcript import PREFIX, hash_to_scalar
 
 __all__ = [
@@ -89,7 +89,7 @@ class SigningRequest:
         return cls(
             info.presignature_id,
             message_hash,
-            rng.random_bytes(ENTROPY_LENGTH),
+            draw(rng, ENTROPY_LENGTH),
             SECP256K1.zero() if tweak is None else tweak,
         )
 

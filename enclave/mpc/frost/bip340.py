@@ -38,7 +38,7 @@ from enclave.mpc.errors import (
 from enclave.mpc.groups import SECP256K1, Point, Scalar
 from enclave.mpc.identifiers import Identifier, validate_identifiers
 from enclave.mpc.keys import PublicKeyPackage
-from enclave.mpc.randomness import RandomSource
+from enclave.mpc.randomness import RandomSource, draw
 from enclave.mpc.shamir import lagrange_coefficient
 
 __all__ = [
@@ -334,7 +334,7 @@ def nonce_gen(
 ) -> SecNonce:
     """BIP-445 NonceGen with 32 fresh random bytes; pass every optional input you have."""
     return nonce_gen_internal(
-        rng.random_bytes(32), secshare, pubshare, thresh_pk=thresh_pk, msg=msg, extra_in=extra_in
+        draw(rng, 32), secshare, pubshare, thresh_pk=thresh_pk, msg=msg, extra_in=extra_in
     )
 
 

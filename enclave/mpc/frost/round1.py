@@ -19,7 +19,7 @@ from enclave.mpc.errors import InvalidParameters, NonceReuse
 from enclave.mpc.frost.ciphersuite import Ciphersuite, suite_decoder, suite_encoder
 from enclave.mpc.groups import Point, Scalar
 from enclave.mpc.keys import KeyShare
-from enclave.mpc.randomness import RandomSource
+from enclave.mpc.randomness import RandomSource, draw
 
 __all__ = ["SigningCommitments", "SigningNonces", "commit", "nonce_generate"]
 
@@ -34,7 +34,7 @@ def check_session_id(session_id: bytes) -> None:
 
 def nonce_generate(suite: Ciphersuite, secret: Scalar, rng: RandomSource) -> Scalar:
     """RFC 9591 §4.1: ``H3(random_bytes(32) || SerializeScalar(secret))``."""
-    return suite.h3(rng.random_bytes(32) + secret.to_bytes())
+    return suite.h3(draw(rng, 32) + secret.to_bytes())
 
 
 @dataclass(frozen=True, slots=True)
