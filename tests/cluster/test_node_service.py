@@ -294,3 +294,23 @@ def test_channel_binding_names_the_node(cluster: Cluster) -> None:
         return (await c.node("node-2")).channel.binding
 
     assert run(work, cluster).node_id == "node-2"
+
+
+def test_signing_and_decryption_go_on_with_one_node_down(
+    cluster: Cluster, relayed: dict[str, Any]
+) -> None:
+    cluster.stop_node(2)
+    try:
+
+        async def work(c: Coordinator) -> tuple[Any, bytes, bytes]:
+            key = await c.describe_key("ed")
+            ciphertext = await c.encrypt("ed", b"still here")
+            return key, await c.sign("ed", b"quorum"), await c.decrypt("ed", ciphertext)
+
+        key, signature, plaintext = run(work, cluster)
+        assert sorted(key.holders) == ["node-1", "node-3"]  # the two reachable holders agree
+        Ed25519PublicKey.from_public_bytes(relayed["key"].public_key).verify(signature, b"quorum")
+        assert plaintext == b"still here"
+    finally:
+        cluster.start_node(2)
+        cluster.wait_ready(nodes=[2], timeout=60)
