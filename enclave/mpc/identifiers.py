@@ -14,7 +14,12 @@ from collections.abc import Iterable
 from enclave.mpc.errors import EncodingError, InvalidParameters
 from enclave.mpc.groups import Group, Scalar
 
-__all__ = ["Identifier", "validate_identifiers"]
+__all__ = ["MAX_PARTIES", "Identifier", "validate_identifiers"]
+
+#: Most parties a decoder accepts in one message (a key's committee, a signer set). Interpolation
+#: over ``t + 1`` parties is quadratic, so a peer must not choose the count; 255 is also the
+#: largest polynomial degree a renewal commitment may carry.
+MAX_PARTIES = 255
 
 
 @functools.total_ordering

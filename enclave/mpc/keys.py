@@ -17,7 +17,7 @@ from types import MappingProxyType
 from enclave.mpc.encoding import Decoder, Encoder
 from enclave.mpc.errors import EncodingError, InvalidParameters, SecretError
 from enclave.mpc.groups import Group, Point, Scalar
-from enclave.mpc.identifiers import Identifier, validate_identifiers
+from enclave.mpc.identifiers import MAX_PARTIES, Identifier, validate_identifiers
 from enclave.mpc.shamir import check_threshold, lagrange_coefficient
 
 __all__ = ["KeyShare", "PublicKeyPackage"]
@@ -83,7 +83,7 @@ class PublicKeyPackage:
     def _decode(dec: Decoder) -> PublicKeyPackage:
         threshold = dec.count("threshold", minimum=1)
         y = dec.point("group_public_key")
-        n = dec.count("count", minimum=threshold + 1)
+        n = dec.count("count", minimum=threshold + 1, maximum=MAX_PARTIES)
         shares: dict[Identifier, Point] = {}
         previous: Identifier | None = None
         for k in range(n):

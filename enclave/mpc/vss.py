@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enclave.mpc.encoding import Decoder, Encoder
 from enclave.mpc.errors import EncodingError, InvalidParameters, InvalidShare
 from enclave.mpc.groups import Group, Point, Scalar
-from enclave.mpc.identifiers import Identifier
+from enclave.mpc.identifiers import MAX_PARTIES, Identifier
 
 __all__ = ["VssCommitment"]
 
@@ -91,7 +91,7 @@ class VssCommitment:
     @classmethod
     def from_bytes(cls, data: bytes, group: Group | None = None) -> VssCommitment:
         dec = Decoder(data, _KIND, group)
-        n = dec.count("count", minimum=1)
+        n = dec.count("count", minimum=1, maximum=MAX_PARTIES)  # degree t < n <= MAX_PARTIES
         points = tuple(dec.point(f"points[{j}]") for j in range(n))
         dec.finish()
         return cls(dec.group, points)

@@ -28,7 +28,7 @@ from enclave.mpc.frost.round1 import (
     check_session_id,
 )
 from enclave.mpc.groups import Scalar
-from enclave.mpc.identifiers import Identifier, validate_identifiers
+from enclave.mpc.identifiers import MAX_PARTIES, Identifier, validate_identifiers
 from enclave.mpc.keys import KeyShare, PublicKeyPackage
 from enclave.mpc.shamir import lagrange_coefficient
 
@@ -90,7 +90,7 @@ class SigningPackage:
         dec, suite = suite_decoder(data, _PACKAGE_KIND)
         session_id = dec.var_bytes("session_id", max_length=MAX_SESSION_ID)
         message = dec.var_bytes("message", max_length=MAX_MESSAGE)
-        n = dec.count("count", minimum=1)
+        n = dec.count("count", minimum=1, maximum=MAX_PARTIES)
         commitments: dict[Identifier, SigningCommitments] = {}
         previous: Identifier | None = None
         for k in range(n):
