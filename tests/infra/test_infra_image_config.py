@@ -1,0 +1,228 @@
+"""tools/image_config.py: the image.json a Nitro release bakes in, read back by the enclave's loader.
+
+Every positive case goes through :meth:`enclave.config.ImageConfig.load` (the boot path), so a format
+change in the enclave fails here; every negative case asserts the culprit field and that nothing
+was written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from enclave.config import IMAGE_CONFIG_PATH, ImageConfig, parse_launch_args
+from keyshard.client.credentials import ClientCredentials
+
+REPO = Path(__file__).resolve().parents[2]
+AWS_ROOT = REPO / "attestation" / "aws_nitro_root_g1.pem"
+PREFIX = "arn:aws:kms:eu-west-1:111111111111:key/"
+KEY = PREFIX + "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
+
+
+def _load_tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "image_config", REPO / "tools" / "image_config.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["image_config"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ic = _load_tool()
+
+
+@pytest.fixture(scope="module")
+def clients(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two client certificates made the way `keyshard` makes its own (self-signed P-256)."""
+    base = tmp_path_factory.mktemp("clients")
+    return (
+        ClientCredentials.load_or_create(base / "ops").cert_path,
+        ClientCredentials.load_or_create(base / "sdk", name="sdk").cert_path,
+    )
+
+
+def _inputs(clients: tuple[Path, Path], **changes: object) -> object:
+    inputs = ic.ImageInputs(
+        attestation_root_pem=AWS_ROOT.read_bytes(),
+        kms_key_arn_prefix=PREFIX,
+        client_cert_pems=tuple(path.read_bytes() for path in clients),
+        node_id="a",
+        kms_key_id=KEY,
+        region="eu-west-1",
+    )
+    return dataclasses.replace(inputs, **changes)
+
+
+def test_written_file_is_what_the_enclave_boots_with(
+    tmp_path: Path, clients: tuple[Path, Path]
+) -> None:
+    out = tmp_path / "image" / IMAGE_CONFIG_PATH
+    ic.write_image_config(_inputs(clients), out)
+    loaded = ImageConfig.load(tmp_path / "image")
+    assert loaded.attestation_root_pem == AWS_ROOT.read_bytes()
+    assert loaded.kms_key_arn_prefix == PREFIX
+    assert loaded.max_document_age_seconds == 300
+    assert loaded.authorized_clients == tuple(path.read_bytes() for path in clients)
+    # The EIF's command line is only `--mode nitro`: the rest must come from the image.
+    launch = parse_launch_args(["--mode", "nitro"], loaded.launch)
+    launch.check_against(loaded)
+    assert (launch.node_id, launch.kms_key_id, launch.region, launch.cid) == (
+        "a",
+        KEY,
+        "eu-west-1",
+        ic.DEFAULT_CID,
+    )
+    assert ic.check_image_config(out) == loaded
+
+
+def test_output_is_deterministic(tmp_path: Path, clients: tuple[Path, Path]) -> None:
+    """Same inputs, same bytes: image.json is measured, so any jitter would be a new PCR0."""
+    first, second = tmp_path / "1.json", tmp_path / "2.json"
+    ic.write_image_config(_inputs(clients), first)
+    ic.write_image_config(_inputs(clients), second)
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_another_client_is_another_measured_file(
+    tmp_path: Path, clients: tuple[Path, Path]
+) -> None:
+    """Adding a client changes image.json, hence PCR0: a new release, admitted alongside the old."""
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    ic.write_image_config(_inputs(clients, client_cert_pems=(clients[0].read_bytes(),)), one)
+    ic.write_image_config(_inputs(clients), two)
+    assert one.read_bytes() != two.read_bytes()
+
+
+def _other_root(tmp_path: Path) -> bytes:
+    return ClientCredentials.load_or_create(tmp_path / "fake-root").cert_path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("changes", "culprit"),
+    [
+        ({"kms_key_arn_prefix": "arn:aws:kms:"}, "kms_key_arn_prefix"),
+        ({"kms_key_arn_prefix": "arn:aws:kms:eu-west-1:*:key/"}, "kms_key_arn_prefix"),
+        ({"kms_key_arn_prefix": "arn:aws:kms:eu-west-1:111111111111:"}, "kms_key_arn_prefix"),
+        ({"client_cert_pems": ()}, "authorized_clients"),
+        ({"client_cert_pems": (b"not a certificate",)}, "authorized_clients"),
+        ({"kms_key_id": "arn:aws:kms:eu-west-1:999999999999:key/x"}, "launch.kms_key_id"),
+        ({"region": "us-east-2"}, "launch.region"),
+        ({"node_id": "a/b"}, "launch.node_id"),
+        ({"cid": 2}, "launch.cid"),
+        ({"max_document_age_seconds": 0}, "max_document_age_seconds"),
+        ({"max_document_age_seconds": 3601}, "max_document_age_seconds"),
+        ({"attestation_root_pem": b"-----BEGIN CERTIFICATE-----\n"}, "attestation_root_pem"),
+    ],
+)
+def test_refusals_name_the_culprit_and_write_nothing(
+    tmp_path: Path, clients: tuple[Path, Path], changes: dict[str, object], culprit: str
+) -> None:
+    out = tmp_path / "image.json"
+    with pytest.raises(ic.ImageConfigError) as caught:
+        ic.write_image_config(_inputs(clients, **changes), out)
+    assert caught.value.field == culprit
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_a_root_other_than_aws_nitro(tmp_path: Path, clients: tuple[Path, Path]) -> None:
+    """ImageConfig accepts any certificate (the emulator needs its own root); a release does not."""
+    inputs = _inputs(clients, attestation_root_pem=_other_root(tmp_path))
+    with pytest.raises(ic.ImageConfigError) as caught:
+        ic.build_image_config(inputs)
+    assert caught.value.field == "attestation_root_pem"
+    assert ic.AWS_NITRO_ROOT_SHA256 in caught.value.message
+
+
+def test_refuses_the_same_client_twice(clients: tuple[Path, Path]) -> None:
+    pem = clients[0].read_bytes()
+    with pytest.raises(ic.ImageConfigError) as caught:
+        ic.build_image_config(_inputs(clients, client_cert_pems=(pem, pem)))
+    assert caught.value.field == "authorized_clients[1]"
+
+
+@pytest.mark.parametrize(
+    ("edit", "culprit"),
+    [
+        (lambda d: d.pop("launch"), "launch"),
+        (lambda d: d["launch"].pop("kms_key_id"), "launch"),
+        (lambda d: d.update(extra=1), "image.json"),
+        (lambda d: d.update(authorized_clients=[]), "authorized_clients"),
+    ],
+)
+def test_check_refuses_an_edited_file(
+    tmp_path: Path, clients: tuple[Path, Path], edit: object, culprit: str
+) -> None:
+    out = tmp_path / "image.json"
+    ic.write_image_config(_inputs(clients), out)
+    document = json.loads(out.read_text())
+    assert callable(edit)
+    edit(document)
+    out.write_text(json.dumps(document))
+    with pytest.raises(ic.ImageConfigError) as caught:
+        ic.check_image_config(out)
+    assert caught.value.field == culprit
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools" / "image_config.py"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+
+
+def _write_args(out: Path, clients: tuple[Path, Path]) -> list[str]:
+    return [
+        "write",
+        "--out",
+        str(out),
+        "--attestation-root",
+        str(AWS_ROOT),
+        "--kms-key-arn-prefix",
+        PREFIX,
+        "--client-cert",
+        str(clients[0]),
+        "--client-cert",
+        str(clients[1]),
+        "--node-id",
+        "a",
+        "--kms-key-id",
+        KEY,
+        "--region",
+        "eu-west-1",
+    ]
+
+
+def test_cli_writes_and_checks(tmp_path: Path, clients: tuple[Path, Path]) -> None:
+    out = tmp_path / "image.json"
+    written = _cli(*_write_args(out, clients))
+    assert written.returncode == 0, written.stderr
+    assert "2 authorised client(s)" in written.stdout
+    checked = _cli("check", str(out))
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_cli_refusal_and_usage_exit_codes(tmp_path: Path, clients: tuple[Path, Path]) -> None:
+    out = tmp_path / "image.json"
+    args = _write_args(out, clients)
+    args[args.index("--region") + 1] = "us-east-2"
+    refused = _cli(*args)
+    assert refused.returncode == 1
+    assert "launch.region" in refused.stderr
+    assert not out.exists()
+    assert _cli("write", "--out", str(out)).returncode == 2
+    missing = _cli("check", str(tmp_path / "absent.json"))
+    assert missing.returncode == 1
+    assert "image.json" in missing.stderr
