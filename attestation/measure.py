@@ -34,8 +34,10 @@ an installed package). A ``.pyc``/``.pyo`` anywhere else is refused: Python impo
 sourceless module, so it is code, and leaving it unmeasured would let it run under the released
 PCR0. ``__pycache__`` holds caches of measured sources, which CPython loads when their header
 matches the source's size and mtime — a header anyone who can write the image can forge — so a
-runtime that trusts this measurement must not read an image's caches (``sys.pycache_prefix`` set
-to a private directory before the first project import). ``p`` includes the package name, so moving
+runtime that trusts this measurement must not read an image's caches: the emulated launcher
+(:class:`parent.launcher.ChildProcessLauncher`) gives every enclave boot a fresh private
+``PYTHONPYCACHEPREFIX``, so CPython ignores the image's ``__pycache__`` and compiles the measured
+sources. (A real EIF is measured whole, caches included.) ``p`` includes the package name, so moving
 a file between packages changes PCR0. Symbolic links are refused: a link could point outside the
 measured tree. One changed byte, one added, removed or renamed file changes PCR0 (and PCR2 if it is
 in ``enclave``). The domain strings keep the three registers from ever colliding.

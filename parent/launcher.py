@@ -26,8 +26,10 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,7 +251,13 @@ DEFAULT_INHERIT = ("PATH", "LANG", "LC_ALL", "TZ")
 
 
 class ChildProcessLauncher:
-    """Emulated mode: the enclave entry point as a child process with nothing it was not given."""
+    """Emulated mode: the enclave entry point as a child process with nothing it was not given.
+
+    A Python child gets a fresh, private bytecode directory per start (``PYTHONPYCACHEPREFIX``):
+    Python then ignores every ``__pycache__`` in the image and compiles what it imports from the
+    measured sources. Without it, a ``.pyc`` planted next to a source file (with the source's mtime
+    and size in its header) would run instead of the code the emulated PCR0 measured.
+    """
 
     def __init__(
         self,
@@ -273,6 +281,7 @@ class ChildProcessLauncher:
         self.grace = grace
         self._proc: asyncio.subprocess.Process | None = None
         self._exit: EnclaveExit | None = None
+        self._bytecode_dir: Path | None = None
 
     def _prepare_workdir(self) -> None:
         self.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -283,6 +292,8 @@ class ChildProcessLauncher:
         if self._proc is not None:
             raise LaunchError("this launcher already started an enclave")
         self._prepare_workdir()
+        self._bytecode_dir = Path(tempfile.mkdtemp(prefix="keyshard-bytecode-"))
+        env = {**self.env, "PYTHONPYCACHEPREFIX": str(self._bytecode_dir)}
         out = open(self.output, "ab") if self.output is not None else None  # noqa: SIM115
         try:
             self._proc = await asyncio.create_subprocess_exec(
@@ -291,11 +302,12 @@ class ChildProcessLauncher:
                 stdout=out if out is not None else None,
                 stderr=subprocess.STDOUT if out is not None else None,
                 cwd=self.workdir,
-                env=self.env,
+                env=env,
                 close_fds=True,
                 start_new_session=True,  # own session and process group
             )
         except OSError as exc:
+            self._remove_bytecode_dir()
             raise LaunchError(f"cannot start {self.argv[0]}: {exc.strerror}") from None
         finally:
             if out is not None:
@@ -307,10 +319,16 @@ class ChildProcessLauncher:
         if self._proc is None:
             raise LaunchError("no enclave was started")
         code = await self._proc.wait()
+        self._remove_bytecode_dir()
         if self._exit is None:
             self._exit = _describe_exit(code)
             log.info("event=enclave_exited %s", self._exit.description)
         return self._exit
+
+    def _remove_bytecode_dir(self) -> None:
+        if self._bytecode_dir is not None:
+            shutil.rmtree(self._bytecode_dir, ignore_errors=True)
+            self._bytecode_dir = None
 
     async def stop(self) -> EnclaveExit:
         """SIGTERM the process group, then SIGKILL it after ``grace`` seconds."""

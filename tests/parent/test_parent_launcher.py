@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import marshal
 import os
 import signal
 import stat
+import struct
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -251,7 +255,10 @@ def test_child_sees_only_what_it_was_given(tmp_path: Path, monkeypatch: pytest.M
         report, ended, pid = asyncio.run(main())
     finally:
         os.close(leaked)
-    allowed = {name for name in DEFAULT_INHERIT if name in os.environ} | {"REPORT_SOCKET"}
+    allowed = {name for name in DEFAULT_INHERIT if name in os.environ} | {
+        "REPORT_SOCKET",
+        "PYTHONPYCACHEPREFIX",  # the child's private bytecode directory
+    }
     assert set(report["env"]) - {"LC_CTYPE"} == allowed
     assert report["cwd"] == str(tmp_path / "enclave-cwd")
     assert report["cwd_entries"] == []
@@ -299,3 +306,51 @@ def test_child_refusals(tmp_path: Path) -> None:
         )
     with pytest.raises(LaunchError, match="argv"):
         ChildProcessLauncher([], cid=16, workdir=tmp_path)
+
+
+def _forge_bytecode(source: Path, code: str) -> None:
+    """Plant a .pyc for ``source`` that runs ``code`` but carries the source's mtime and size,
+    so a plain interpreter takes it for a valid cache of the measured file."""
+    stat_result = source.stat()
+    header = importlib.util.MAGIC_NUMBER + struct.pack(
+        "<III", 0, int(stat_result.st_mtime) & 0xFFFFFFFF, stat_result.st_size & 0xFFFFFFFF
+    )
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(header + marshal.dumps(compile(code, str(source), "exec")))
+
+
+def test_child_ignores_bytecode_planted_in_the_image(tmp_path: Path) -> None:
+    image = tmp_path / "image"
+    (image / "pkg").mkdir(parents=True)
+    (image / "pkg" / "__init__.py").write_text("")
+    module = image / "pkg" / "mod.py"
+    module.write_text('WHO = "measured source"\n')
+    _forge_bytecode(module, 'WHO = "planted bytecode"')
+    plain = subprocess.run(
+        [sys.executable, "-c", "import pkg.mod; print(pkg.mod.WHO)"],
+        env={"PYTHONPATH": str(image)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert plain.stdout.strip() == "planted bytecode"  # the attack works on a plain interpreter
+
+    output = tmp_path / "child.out"
+    program = "import os, pkg.mod; print(pkg.mod.WHO); print(os.environ['PYTHONPYCACHEPREFIX'])"
+    launcher = ChildProcessLauncher(
+        [sys.executable, "-c", program],
+        cid=16,
+        workdir=tmp_path / "w",
+        env={"PYTHONPATH": str(image)},
+        output=output,
+    )
+
+    async def main() -> EnclaveExit:
+        await launcher.start()
+        return await launcher.wait()
+
+    assert asyncio.run(main()) == EnclaveExit(0, None, "exited with code 0")
+    who, bytecode_dir = output.read_text().splitlines()
+    assert who == "measured source"
+    assert not Path(bytecode_dir).exists()  # private to that boot, removed once the child is gone
