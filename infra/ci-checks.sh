@@ -8,11 +8,13 @@
 #   3. checkov over tests/infra/fixtures/bad-terraform: every CKV_KS policy must FAIL there, which
 #      proves the custom policies were loaded (checkov only logs a check that fails to import)
 #   4. our terraform validation blocks, run by terraform itself on provider-free roots (offline):
-#      the mesh's peer declarations and the node interface's release/PCR checks accept good inputs
-#      and refuse all-zero, short or uppercase PCRs, missing PCRs, mixed signing, world-open ranges
+#      the cluster profile's node list and the node interface's release/PCR/port checks accept good
+#      inputs and refuse all-zero, short or uppercase PCRs, missing PCRs, mixed signing, world-open
+#      ranges, privileged ports, duplicate nodes, a service endpoint on another host
 #   5. modules/parent-config renders exactly tests/data/infra/parent_config_rendered.json (which
-#      tests/infra parses with the parent's own parser)
-#      and the AWS user data renders to a script that `bash -n` accepts
+#      tests/infra parses with the parent's own parser), modules/cluster-profile renders exactly
+#      tests/data/infra/cluster_profile_rendered.json (which tests/infra loads with the client's own
+#      loader), and the AWS user data renders to a script that `bash -n` accepts
 #   6. release/manifest.json is a valid manifest (the committed one is marked as an example)
 #
 # Installs what it needs into .venv-infra on first use (checkov, python-hcl2, and a pinned
@@ -109,27 +111,11 @@ plan_root() {
     done
 }
 cp -r tests/infra/fixtures/tf-validation/. "$WORK/"
-sed -i "s#@MESH@#$ROOT/infra/terraform/modules/mesh#" "$WORK/mesh/main.tf"
+sed -i "s#@MODULE@#$ROOT/infra/terraform/modules/cluster-profile#; s#@ROOT_PEM@#$ROOT/attestation/aws_nitro_root_g1.pem#" \
+    "$WORK/cluster-profile/main.tf"
 cp infra/terraform/modules/node-aws-nitro/variables.tf "$WORK/node-interface/variables.tf"
-plan_root mesh
+plan_root cluster-profile
 plan_root node-interface
-
-step "the mesh gives each declared node exactly the other declared nodes"
-"$TF" -chdir="$WORK/mesh" apply -auto-approve -input=false -no-color -var-file=good.tfvars >/dev/null
-"$TF" -chdir="$WORK/mesh" output -json peers_of > "$WORK/mesh/peers_of.json"
-"$TF" -chdir="$WORK/mesh" output -json declared > "$WORK/mesh/declared.json"
-"$VENV/bin/python" - "$WORK/mesh/peers_of.json" "$WORK/mesh/declared.json" <<'PY' || fail "the mesh wired other peers than the declared ones"
-import json, sys
-peers_of, declared = (json.load(open(p)) for p in sys.argv[1:])
-ids = {n["id"] for n in declared}
-ranges = {n["id"]: n["network_range"] for n in declared}
-assert set(peers_of) == ids, peers_of
-for node, peers in peers_of.items():
-    assert {p["id"] for p in peers} == ids - {node}, (node, peers)
-    assert all(p["network_range"] == ranges[p["id"]] for p in peers), (node, peers)
-    assert all(p["endpoint"].endswith(":7400") for p in peers), (node, peers)
-print(f"{len(ids)} nodes, each wired to exactly the {len(ids) - 1} others")
-PY
 
 step "the parent configuration terraform renders is the one tests/infra validates"
 mkdir -p "$WORK/render"
@@ -145,6 +131,23 @@ rendered, golden = (json.load(open(p)) for p in sys.argv[1:])
 if rendered != golden:
     sys.exit("rendered:\n" + json.dumps(rendered, indent=2, sort_keys=True))
 print("rendered parent configuration matches the validated golden file")
+PY
+
+step "the cluster profile terraform renders is the one tests/infra loads with the client's loader"
+mkdir -p "$WORK/profile"
+cp -r tests/infra/fixtures/tf-render/cluster-profile/. "$WORK/profile/"
+sed -i "s#@MODULE@#$ROOT/infra/terraform/modules/cluster-profile#; s#@ROOT_PEM@#$ROOT/attestation/aws_nitro_root_g1.pem#" \
+    "$WORK/profile/main.tf"
+"$TF" -chdir="$WORK/profile" init -backend=false -input=false -no-color >/dev/null
+"$TF" -chdir="$WORK/profile" apply -auto-approve -input=false -no-color >/dev/null
+"$TF" -chdir="$WORK/profile" output -raw profile_json > "$WORK/profile/profile.json"
+"$VENV/bin/python" - "$WORK/profile/profile.json" tests/data/infra/cluster_profile_rendered.json <<'PY' \
+    || fail "modules/cluster-profile renders something else than tests/data/infra/cluster_profile_rendered.json"
+import json, sys
+rendered, golden = (json.load(open(p)) for p in sys.argv[1:])
+if rendered != golden:
+    sys.exit("rendered:\n" + json.dumps(rendered, indent=2, sort_keys=True))
+print("rendered cluster profile matches the golden file the client's loader reads")
 PY
 
 step "the AWS node's user data renders to a script bash accepts"

@@ -10,7 +10,7 @@ WORLD = {"0.0.0.0/0", "::/0"}
 
 
 class NoWorldIngress(BaseResourceCheck):
-    """Node ports open only to declared peers and clients, never to the whole internet."""
+    """Node ports open only to the declared client ranges, never to the whole internet."""
 
     def __init__(self) -> None:
         super().__init__(

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from enclave.config import KMS_PROXY_PORT
+from enclave.service.server import SERVICE_PORT
+from enclave.status import CLIENT_PORT as STATUS_PORT
 from parent.config import Mode, NitroSpec, parse_config
 from parent.errors import ConfigError
 
@@ -31,22 +34,30 @@ def test_rendered_config_is_accepted_by_the_parent() -> None:
     assert config.launcher.cpu_count == 2
 
 
-def test_outbound_allow_list_is_kms_and_the_declared_peers_only() -> None:
+def test_outbound_allow_list_is_this_regions_kms_only() -> None:
+    """Nodes never dial each other (the client relays envelopes): KMS is the only way out."""
     config = parse_config(_golden())
-    assert config.allow == frozenset(
-        {("kms.eu-west-1.amazonaws.com", 443), ("203.0.113.20", 7400), ("192.0.2.30", 7400)}
-    )
-    assert {(r.host, r.target_port) for r in config.outbound} == config.allow
+    assert config.allow == frozenset({("kms.eu-west-1.amazonaws.com", 443)})
+    assert [(r.name, r.port, r.host, r.target_port) for r in config.outbound] == [
+        ("kms", KMS_PROXY_PORT, "kms.eu-west-1.amazonaws.com", 443)
+    ]
 
 
 def test_parent_refuses_a_route_outside_the_allow_list() -> None:
     document = _golden()
-    document["allow"] = ["kms.eu-west-1.amazonaws.com:443"]
+    document["outbound"] = [
+        *document["outbound"],  # type: ignore[misc]
+        {"name": "peer-b", "port": 6001, "target": "203.0.113.20:7400"},
+    ]
     with pytest.raises(ConfigError) as caught:
         parse_config(document)
     assert caught.value.field == "outbound[1].target"
 
 
-def test_inbound_listens_on_the_client_and_peer_ports() -> None:
+def test_inbound_forwards_to_the_enclaves_status_and_service_ports() -> None:
+    """The listeners reach exactly the ports the enclave serves (status 5000, node service 5001)."""
     config = parse_config(_golden())
-    assert {(r.name, r.listen_port) for r in config.inbound} == {("client", 7443), ("peer", 7400)}
+    assert {(r.name, r.listen_port, r.enclave_port) for r in config.inbound} == {
+        ("status", 7400, STATUS_PORT),
+        ("service", 7443, SERVICE_PORT),
+    }

@@ -3,7 +3,7 @@
 Each test names a known way a Terraform rollout of enclaves goes wrong: a node kind that quietly
 takes different inputs, a key policy that lets the node role decrypt without attestation (or only
 says so in the role policy), a wildcard principal, an all-zero (debug) PCR, a PCR fetched at plan
-time, ingress wider than the declared peers. infra/ci-checks.sh adds what needs the terraform
+time, ingress wider than the declared clients, a listener or route the runtime does not serve. infra/ci-checks.sh adds what needs the terraform
 binary (fmt, the validation blocks evaluated by terraform) and checkov.
 """
 
@@ -30,6 +30,10 @@ from infra_hcl import (
     principal_identifiers,
     statements,
 )
+
+from enclave.config import KMS_PROXY_PORT
+from enclave.service.server import SERVICE_PORT
+from enclave.status import CLIENT_PORT as STATUS_PORT
 
 KEY_USE = (
     "kms:decrypt",
@@ -102,10 +106,23 @@ def test_every_node_module_has_the_same_variables(node_modules: dict[str, Module
 def test_every_node_module_has_the_same_outputs(node_modules: dict[str, Module]) -> None:
     names = {name: set(m.outputs) for name, m in node_modules.items()}
     reference = next(iter(names.values()))
-    assert {"node_id", "kind", "peer_endpoint", "client_endpoint", "profile_entry"} <= reference
+    assert {"node_id", "kind", "status_endpoint", "service_endpoint", "profile_entry"} <= reference
+    assert not {name for name in reference if "peer" in name}
     for module in node_modules.values():
         entry = module.outputs["profile_entry"]["value"]
-        assert set(entry) == {"node_id", "kind", "endpoint", "peer_endpoint", "sealing_key"}
+        # The fields keyshard/dev/profile.py reads, plus kind and region (ignored by the loader).
+        assert set(entry) == {
+            "node_id",
+            "kind",
+            "region",
+            "endpoint",
+            "service_endpoint",
+            "enclave",
+            "kms_key_arn",
+        }
+        assert entry["endpoint"].endswith(":${var.status_port}")
+        assert entry["service_endpoint"].endswith(":${var.service_port}")
+        assert entry["enclave"] == {"cid": 16, "port": STATUS_PORT}
     assert all(outputs == reference for outputs in names.values()), names
 
 
@@ -328,19 +345,19 @@ def test_release_validations_refuse_all_zero_and_missized_pcrs(aws: Module) -> N
         assert required in conditions_text
 
 
-# --- the environment wires exactly the declared peers --------------------------------------------
+# --- the environment: one node per account, clients only, no node-to-node traffic ---------------
 
 
-def test_environment_instantiates_each_declared_node_once_with_its_peers(env: Module) -> None:
-    declared = [n["id"] for n in env.locals["declared_nodes"]]
-    assert len(declared) in (3, 5)
-    assert len(set(declared)) == len(declared)
+def test_environment_instantiates_each_node_once_in_its_own_account(env: Module) -> None:
     nodes = {name: call for name, call in env.modules.items() if "/modules/node-" in call["source"]}
-    ids = sorted(call["node_id"] for call in nodes.values())
-    assert ids == sorted(declared)
-    assert env.modules["mesh"]["nodes"] == "${local.declared_nodes}"
+    ids = [call["node_id"] for call in nodes.values()]
+    assert len(ids) in (3, 5)
+    assert len(set(ids)) == len(ids)
+    assert "mesh" not in env.modules
     for call in nodes.values():
-        assert call["peers"] == f'${{module.mesh.peers_of["{call["node_id"]}"]}}'
+        assert "peers" not in call
+        assert "peer_port" not in call
+        assert call["client_cidrs"] == "${var.client_cidrs}"
         assert call["releases"] == "${local.releases}"
         assert call["providers"], "each node must get its own provider alias (its own account)"
     providers = [str(call["providers"]) for call in nodes.values()]
@@ -353,33 +370,39 @@ def test_environment_releases_come_from_manifest_files(env: Module) -> None:
     assert "var.manifest_path, var.also_admit_manifest_path" in releases
 
 
-def test_mesh_gives_each_node_everyone_but_itself() -> None:
-    mesh = load_module(MODULES / "mesh")
-    assert "if p.id != n.id" in mesh.locals["peers_of"]
-    assert not mesh.resources
-    assert not mesh.data
+def test_no_module_declares_peers_or_a_peer_port() -> None:
+    """Nodes never dial each other today: nothing may open or route a peer port (infra/README.md)."""
+    for directory in all_module_dirs():
+        module = load_module(directory)
+        assert not [v for v in module.variables if "peer" in v], directory
+        assert not [o for o in module.outputs if "peer" in o], directory
+    assert not (MODULES / "mesh").exists()
 
 
-def test_aws_ingress_only_from_declared_peers_and_clients(aws: Module) -> None:
-    assert aws.locals["peer_ranges"] == "${sort(distinct([for p in var.peers : p.network_range]))}"
+def test_aws_ingress_only_from_declared_clients(aws: Module) -> None:
     ingress = aws.resources_of("aws_vpc_security_group_ingress_rule")
-    assert set(ingress) == {"peer", "client"}
-    assert ingress["peer"]["for_each"] == "${toset(local.peer_ranges)}"
-    assert ingress["peer"]["from_port"] == ingress["peer"]["to_port"] == "${var.peer_port}"
-    assert ingress["client"]["for_each"] == "${toset(var.client_cidrs)}"
-    assert ingress["client"]["from_port"] == ingress["client"]["to_port"] == "${var.client_port}"
-    for rule in ingress.values():
+    assert set(ingress) == {"status", "service"}
+    for name, rule in ingress.items():
+        assert rule["for_each"] == "${toset(var.client_cidrs)}"
+        assert rule["from_port"] == rule["to_port"] == f"${{var.{name}_port}}"
         assert rule["cidr_ipv4"] == "${each.value}"
     assert not aws.resources_of("aws_security_group_rule")
     assert "ingress" not in aws.resources_of("aws_security_group")["node"]
+    egress = aws.resources_of("aws_vpc_security_group_egress_rule")
+    assert set(egress) == {"aws_apis"}
+    assert egress["aws_apis"]["from_port"] == egress["aws_apis"]["to_port"] == 443
 
 
-def test_gcp_ingress_only_from_declared_peers_and_clients(gcp: Module) -> None:
+def test_gcp_ingress_only_from_declared_clients(gcp: Module) -> None:
     firewalls = gcp.resources_of("google_compute_firewall")
-    assert set(firewalls) == {"peer", "client"}
-    assert firewalls["peer"]["source_ranges"] == "${local.peer_ranges}"
-    assert firewalls["client"]["source_ranges"] == "${var.client_cidrs}"
-    assert all(f["direction"] == "INGRESS" for f in firewalls.values())
+    assert set(firewalls) == {"client"}
+    client = firewalls["client"]
+    assert client["source_ranges"] == "${var.client_cidrs}"
+    assert client["direction"] == "INGRESS"
+    assert as_list(client["allow"])[0]["ports"] == [
+        "${tostring(var.status_port)}",
+        "${tostring(var.service_port)}",
+    ]
 
 
 # --- the instance -------------------------------------------------------------------------------
@@ -433,15 +456,22 @@ def test_every_tf_file_parses() -> None:
         load_module(Path(directory))
 
 
-def test_parent_allow_list_is_rendered_from_the_declared_peers(aws: Module) -> None:
+def test_parent_config_serves_the_enclaves_ports_and_reaches_only_kms(aws: Module) -> None:
     call = aws.modules["parent_config"]
     assert call["source"] == "../parent-config"
-    assert call["peers"] == "${var.peers}"
+    assert (call["status_port"], call["service_port"]) == (
+        "${var.status_port}",
+        "${var.service_port}",
+    )
     parent = load_module(MODULES / "parent-config")
     assert not parent.resources
     assert not parent.data
-    allow = parent.locals["config"]["allow"]
-    assert allow == "${concat([local.kms_target], [for p in local.peers : p.endpoint])}"
+    assert (parent.locals["enclave_status_port"], parent.locals["enclave_service_port"]) == (
+        STATUS_PORT,
+        SERVICE_PORT,
+    )
+    assert parent.locals["kms_vsock_port"] == KMS_PROXY_PORT
+    assert parent.locals["config"]["allow"] == ["${local.kms_target}"]
     assert parent.locals["kms_target"] == "kms.${var.region}.amazonaws.com:443"
 
 
@@ -451,8 +481,12 @@ def test_cluster_profile_pins_the_shipped_aws_root_and_the_manifest(env: Module)
     der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
     digest = hashes.Hash(hashes.SHA256())
     digest.update(der)
-    profile = env.outputs["cluster_profile"]["value"]
-    assert f'sha256 = "{digest.finalize().hex()}"' in profile
-    assert "expected_pcrs = local.releases[0].pcrs" in profile
-    assert "[for n in local.nodes : n.profile_entry]" in profile
+    profile = load_module(MODULES / "cluster-profile")
+    assert profile.locals["root_sha256"] == digest.finalize().hex()
+    assert profile.locals["profile"]["expected_pcrs"] == "${var.releases[0].pcrs}"
+    call = env.modules["cluster_profile"]
+    assert call["nodes"] == "${[for n in local.nodes : n.profile_entry]}"
+    assert call["releases"] == "${local.releases}"
+    assert "attestation/aws_nitro_root_g1.pem" in call["attestation_root_pem"]
+    assert env.outputs["cluster_profile"]["value"] == "${module.cluster_profile.profile_json}"
     assert env.locals["nodes"] == ["${module.node_a}", "${module.node_b}", "${module.node_c}"]

@@ -1,6 +1,7 @@
 # Example environment: three nodes (t = 1) in two AWS accounts and one GCP project, in three
-# regions, fed from the release manifest on disk and wired by the mesh module so each node's peer
-# ingress admits exactly the two other declared nodes.
+# regions, fed from the release manifest on disk. Each node opens its status and node-service ports
+# to the declared client ranges only; nodes never connect to each other (the client coordinates and
+# relays the envelopes), so no node admits another node's address.
 
 locals {
   manifest   = jsondecode(file(var.manifest_path))
@@ -15,13 +16,6 @@ locals {
 
   eif_uri        = "s3://${var.release_bucket}/keyshard-${local.manifest.version}.eif"
   parent_package = { uri = "s3://${var.release_bucket}/keyshard-parent-${local.manifest.version}.tar", sha256 = var.parent_package_sha256 }
-
-  # The declared peers: the only ranges that will ever be admitted to a peer port.
-  declared_nodes = [
-    { id = "a", host = var.node_a.public_ip, network_range = "${var.node_a.public_ip}/32" },
-    { id = "b", host = var.node_b.public_ip, network_range = "${var.node_b.public_ip}/32" },
-    { id = "c", host = var.node_c.public_ip, network_range = "${var.node_c.public_ip}/32" },
-  ]
 }
 
 # Refuse the example manifest unless explicitly allowed, and refuse a manifest with the wrong schema.
@@ -44,13 +38,6 @@ resource "terraform_data" "release_guard" {
   }
 }
 
-module "mesh" {
-  source = "../../modules/mesh"
-
-  nodes     = local.declared_nodes
-  peer_port = 7400
-}
-
 module "node_a" {
   source    = "../../modules/node-aws-nitro"
   providers = { aws = aws.node_a }
@@ -61,9 +48,8 @@ module "node_a" {
   artifact_uri         = local.eif_uri
   parent_package       = local.parent_package
   network              = { network_id = var.node_a.vpc_id, subnet_id = var.node_a.subnet_id, address_id = var.node_a.eip_allocation_id }
-  peer_port            = 7400
-  client_port          = 7443
-  peers                = module.mesh.peers_of["a"]
+  status_port          = 7400
+  service_port         = 7443
   client_cidrs         = var.client_cidrs
   key_admin_principals = var.node_a.key_admins
   machine_type         = var.node_a.instance_type
@@ -79,9 +65,8 @@ module "node_b" {
   artifact_uri         = local.eif_uri
   parent_package       = local.parent_package
   network              = { network_id = var.node_b.vpc_id, subnet_id = var.node_b.subnet_id, address_id = var.node_b.eip_allocation_id }
-  peer_port            = 7400
-  client_port          = 7443
-  peers                = module.mesh.peers_of["b"]
+  status_port          = 7400
+  service_port         = 7443
   client_cidrs         = var.client_cidrs
   key_admin_principals = var.node_b.key_admins
   machine_type         = var.node_b.instance_type
@@ -97,9 +82,8 @@ module "node_c" {
   artifact_uri         = "${var.image_repository}@${local.manifest.image_digest}"
   parent_package       = local.parent_package
   network              = { network_id = var.node_c.network, subnet_id = var.node_c.subnetwork, address_id = var.node_c.public_ip }
-  peer_port            = 7400
-  client_port          = 7443
-  peers                = module.mesh.peers_of["c"]
+  status_port          = 7400
+  service_port         = 7443
   client_cidrs         = var.client_cidrs
   key_admin_principals = var.node_c.key_admins
   machine_type         = var.node_c.machine_type

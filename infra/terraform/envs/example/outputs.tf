@@ -2,24 +2,24 @@ locals {
   nodes = [module.node_a, module.node_b, module.node_c]
 }
 
+module "cluster_profile" {
+  source = "../../modules/cluster-profile"
+
+  cluster_name         = var.cluster_name
+  threshold            = var.threshold
+  region               = var.node_a.region
+  attestation_root_pem = file("${path.module}/../../../../attestation/aws_nitro_root_g1.pem")
+  releases             = local.releases
+  nodes                = [for n in local.nodes : n.profile_entry]
+}
+
 output "cluster_profile" {
   description = <<-EOT
-    The client's cluster profile (JSON), in the shape `keyshard dev up` writes for an emulated
-    cluster (version 1), with mode "real": save it as the cluster's profile file. expected_pcrs is the
-    current release; accepted_releases also lists the previous one while an upgrade rolls.
+    The client's cluster profile (JSON, version 1 of keyshard/dev/profile.py, the shape `keyshard dev
+    up` writes), with mode "real": save it as the client's profile file. Clients pin expected_pcrs
+    (the release the nodes run); accepted_releases is informative (see infra/README.md, upgrades).
   EOT
-  value = jsonencode({
-    version   = 1
-    mode      = "real"
-    cluster   = var.cluster_name
-    threshold = var.threshold
-    release   = local.manifest.version
-    # SHA-256 of the DER of the AWS Nitro Enclaves root (CN=aws.nitro-enclaves), pinned by clients.
-    attestation_root  = { sha256 = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b" }
-    expected_pcrs     = local.releases[0].pcrs
-    accepted_releases = local.releases
-    nodes             = [for n in local.nodes : n.profile_entry]
-  })
+  value       = module.cluster_profile.profile_json
 }
 
 output "sealing_keys" {
@@ -30,4 +30,20 @@ output "sealing_keys" {
 output "blob_stores" {
   description = "Each node's sealed-blob store."
   value       = { for n in local.nodes : n.node_id => n.blob_store_uri }
+}
+
+output "image_config_inputs" {
+  description = <<-EOT
+    For each AWS node, the launch values its EIF's enclave/image.json must bake in (a Nitro EIF's
+    command line is fixed): pass them to tools/image_config.py write (--node-id, --region,
+    --kms-key-id, --kms-key-arn-prefix) when building that node's image (infra/README.md, step 1).
+  EOT
+  value = {
+    for n in local.nodes : n.node_id => {
+      node_id            = n.node_id
+      region             = n.profile_entry.region
+      kms_key_id         = n.sealing_key_id
+      kms_key_arn_prefix = regex("^arn:aws[-a-z]*:kms:[^:]+:[0-9]{12}:key/", n.sealing_key_id)
+    } if n.kind == "aws-nitro"
+  }
 }

@@ -48,7 +48,7 @@ variable "image_repository" {
 }
 
 variable "client_cidrs" {
-  description = "Ranges the clients connect from."
+  description = "Ranges the clients (SDK, CLI, operators' tooling) connect from: the only sources admitted to any node's status and service ports."
   type        = list(string)
 }
 
@@ -61,7 +61,6 @@ variable "node_a" {
     vpc_id            = string
     subnet_id         = string
     eip_allocation_id = string
-    public_ip         = string
     key_admins        = list(string)
     instance_type     = string
   })
@@ -76,7 +75,6 @@ variable "node_b" {
     vpc_id            = string
     subnet_id         = string
     eip_allocation_id = string
-    public_ip         = string
     key_admins        = list(string)
     instance_type     = string
   })

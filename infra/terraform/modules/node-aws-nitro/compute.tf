@@ -1,7 +1,7 @@
 # The instance: Nitro Enclaves enabled, IMDSv2 only (hop limit 1, so nothing past the host reaches the
 # credentials), encrypted root volume, no SSH key. User data sizes the enclave allocator, installs the
 # parent service from a hash-checked package, fetches the EIF, writes the parent's configuration
-# (module parent_config: outbound allow-list = the peers' endpoints and this region's KMS endpoint)
+# (module parent_config: status and node-service listeners; outbound only this region's KMS endpoint)
 # and starts the parent under systemd.
 
 data "aws_ssm_parameter" "al2023" {
@@ -27,8 +27,8 @@ locals {
   })
 }
 
-# The parent's configuration (parent/config.py schema): inbound client and peer listeners, outbound
-# routes and allow-list limited to this region's KMS endpoint and the declared peers.
+# The parent's configuration (parent/config.py schema): inbound status and node-service listeners,
+# outbound route and allow-list limited to this region's KMS endpoint.
 module "parent_config" {
   source = "../parent-config"
 
@@ -36,9 +36,8 @@ module "parent_config" {
   eif_path           = "/opt/keyshard/enclave.eif"
   enclave_cpus       = var.enclave_cpus
   enclave_memory_mib = var.enclave_memory_mib
-  peer_port          = var.peer_port
-  client_port        = var.client_port
-  peers              = var.peers
+  status_port        = var.status_port
+  service_port       = var.service_port
   blob_bucket        = aws_s3_bucket.blobs.id
 }
 

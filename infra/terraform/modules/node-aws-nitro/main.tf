@@ -19,10 +19,9 @@ locals {
   signed       = contains(keys(local.current.pcrs), "8")
   pcr8         = local.signed ? sort(distinct([for r in var.releases : r.pcrs["8"]])) : []
 
-  peer_ranges = sort(distinct([for p in var.peers : p.network_range]))
-  account_id  = data.aws_caller_identity.current.account_id
-  partition   = data.aws_partition.current.partition
-  region      = data.aws_region.current.name
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
 
   tags = merge(var.tags, {
     "keyshard:cluster" = var.cluster_name

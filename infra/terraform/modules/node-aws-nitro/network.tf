@@ -1,10 +1,12 @@
-# Ingress opens the peer port only to the declared peers' ranges (from the mesh module) and the client
-# port only to the declared client ranges. Egress: the peers' peer port, and HTTPS for the AWS APIs
-# (KMS, S3, CloudWatch, STS), which the parent's outbound proxy narrows further to an allow-list.
+# Ingress: the status port and the node-service port, each only from the declared client ranges.
+# There is no peer ingress or egress: nodes never connect to each other (the client relays the
+# crypto_box envelopes of a DKG or a signature). Egress: HTTPS for the AWS APIs (KMS, S3, CloudWatch,
+# STS), which the parent's outbound proxy narrows further to this region's KMS endpoint for the
+# enclave.
 
 resource "aws_security_group" "node" {
   name_prefix = "${local.name}-"
-  description = "Keyshard node ${local.name}: peers and clients only"
+  description = "Keyshard node ${local.name}: clients only"
   vpc_id      = var.network.network_id
   tags        = local.tags
 
@@ -13,38 +15,26 @@ resource "aws_security_group" "node" {
   }
 }
 
-resource "aws_vpc_security_group_ingress_rule" "peer" {
-  for_each = toset(local.peer_ranges)
-
-  security_group_id = aws_security_group.node.id
-  description       = "Keyshard peer traffic from a declared peer"
-  ip_protocol       = "tcp"
-  from_port         = var.peer_port
-  to_port           = var.peer_port
-  cidr_ipv4         = each.value
-  tags              = local.tags
-}
-
-resource "aws_vpc_security_group_ingress_rule" "client" {
+resource "aws_vpc_security_group_ingress_rule" "status" {
   for_each = toset(var.client_cidrs)
 
   security_group_id = aws_security_group.node.id
-  description       = "Keyshard client API from a declared client range"
+  description       = "Keyshard status (health, attestation) from a declared client range"
   ip_protocol       = "tcp"
-  from_port         = var.client_port
-  to_port           = var.client_port
+  from_port         = var.status_port
+  to_port           = var.status_port
   cidr_ipv4         = each.value
   tags              = local.tags
 }
 
-resource "aws_vpc_security_group_egress_rule" "peer" {
-  for_each = toset(local.peer_ranges)
+resource "aws_vpc_security_group_ingress_rule" "service" {
+  for_each = toset(var.client_cidrs)
 
   security_group_id = aws_security_group.node.id
-  description       = "Keyshard peer traffic to a declared peer"
+  description       = "Keyshard node service (mTLS ended in the enclave) from a declared client range"
   ip_protocol       = "tcp"
-  from_port         = var.peer_port
-  to_port           = var.peer_port
+  from_port         = var.service_port
+  to_port           = var.service_port
   cidr_ipv4         = each.value
   tags              = local.tags
 }

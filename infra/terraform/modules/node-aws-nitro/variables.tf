@@ -14,7 +14,7 @@ variable "cluster_name" {
 }
 
 variable "node_id" {
-  description = "This node's identifier in the cluster (the id peers and clients know it by)."
+  description = "This node's identifier in the cluster (the id clients know it by; baked into the image's launch.node_id)."
   type        = string
 
   validation {
@@ -116,7 +116,7 @@ variable "parent_package" {
 variable "network" {
   description = <<-EOT
     Where the node lives. AWS: VPC id, subnet id, and the allocation id of a pre-allocated Elastic IP
-    (its /32 is what peers declare as this node's network range). GCP: network and subnetwork self
+    (its address is what clients dial, and the address the cluster profile publishes). GCP: network and subnetwork self
     links, and the pre-reserved static external IP address.
   EOT
   type = object({
@@ -126,58 +126,38 @@ variable "network" {
   })
 }
 
-variable "peer_port" {
-  description = "TCP port of the peer (node-to-node) listener."
+variable "status_port" {
+  description = <<-EOT
+    TCP port of the status listener (enclave vsock 5000): health, the attestation document and the
+    measurements — public information, no secret crosses it. Opened to client_cidrs only.
+  EOT
   type        = number
   default     = 7400
 
   validation {
-    condition     = var.peer_port >= 1024 && var.peer_port <= 65535 && floor(var.peer_port) == var.peer_port
-    error_message = "The peer_port must be an unprivileged TCP port (1024-65535)."
+    condition     = var.status_port >= 1024 && var.status_port <= 65535 && floor(var.status_port) == var.status_port
+    error_message = "The status_port must be an unprivileged TCP port (1024-65535)."
   }
 }
 
-variable "client_port" {
-  description = "TCP port of the client API listener."
+variable "service_port" {
+  description = <<-EOT
+    TCP port of the node service (enclave vsock 5001): TLS 1.3 with mutual authentication, ended
+    inside the enclave, for the clients pinned in the image's authorized_clients. Clients coordinate
+    DKG and signing through it and relay the envelopes between nodes; nodes never dial each other.
+    Opened to client_cidrs only.
+  EOT
   type        = number
   default     = 7443
 
   validation {
-    condition     = var.client_port >= 1024 && var.client_port <= 65535 && floor(var.client_port) == var.client_port
-    error_message = "The client_port must be an unprivileged TCP port (1024-65535)."
-  }
-}
-
-variable "peers" {
-  description = <<-EOT
-    The other nodes of the cluster, from the mesh module: id, endpoint (host:port) and network range
-    (CIDR). Peer ingress opens only to these ranges; the parent's outbound proxy allows only these
-    endpoints (and the cloud's KMS endpoint).
-  EOT
-  type = list(object({
-    id            = string
-    endpoint      = string
-    network_range = string
-  }))
-
-  validation {
-    condition     = alltrue([for p in var.peers : can(cidrhost(p.network_range, 0))])
-    error_message = "Every peer network_range must be a CIDR block."
-  }
-
-  validation {
-    condition     = alltrue([for p in var.peers : !contains(["0.0.0.0/0", "::/0"], p.network_range)])
-    error_message = "A peer network_range may not be the whole internet."
-  }
-
-  validation {
-    condition     = length(distinct([for p in var.peers : p.id])) == length(var.peers)
-    error_message = "Peer ids must be distinct."
+    condition     = var.service_port >= 1024 && var.service_port <= 65535 && floor(var.service_port) == var.service_port
+    error_message = "The service_port must be an unprivileged TCP port (1024-65535)."
   }
 }
 
 variable "client_cidrs" {
-  description = "CIDR blocks allowed to reach the client API port."
+  description = "CIDR blocks the clients (SDK, CLI, operators' tooling) connect from: the only sources admitted to the status and service ports."
   type        = list(string)
 
   validation {

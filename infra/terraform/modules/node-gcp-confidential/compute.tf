@@ -3,10 +3,8 @@
 # Shielded VM on. Workload logs are redirected to Cloud Logging by the launcher.
 
 locals {
-  outbound_allow_list = concat(
-    sort([for p in var.peers : p.endpoint]),
-    ["cloudkms.googleapis.com:443", "sts.googleapis.com:443", "confidentialcomputing.googleapis.com:443"],
-  )
+  # Google's KMS, token exchange and attestation endpoints only: nodes never dial each other.
+  outbound_allow_list = ["cloudkms.googleapis.com:443", "sts.googleapis.com:443", "confidentialcomputing.googleapis.com:443"]
 }
 
 resource "google_compute_instance" "node" {
@@ -58,8 +56,8 @@ resource "google_compute_instance" "node" {
     "tee-env-KEYSHARD_CLUSTER"        = var.cluster_name
     "tee-env-KEYSHARD_NODE_ID"        = var.node_id
     "tee-env-KEYSHARD_RELEASE"        = local.current.version
-    "tee-env-KEYSHARD_PEER_PORT"      = tostring(var.peer_port)
-    "tee-env-KEYSHARD_CLIENT_PORT"    = tostring(var.client_port)
+    "tee-env-KEYSHARD_STATUS_PORT"    = tostring(var.status_port)
+    "tee-env-KEYSHARD_SERVICE_PORT"   = tostring(var.service_port)
     "tee-env-KEYSHARD_BLOB_STORE"     = "gs://${google_storage_bucket.blobs.name}"
     "tee-env-KEYSHARD_SEALING_KEY"    = google_kms_crypto_key.sealing.id
     "tee-env-KEYSHARD_WIP_PROVIDER"   = google_iam_workload_identity_pool_provider.attestation.name

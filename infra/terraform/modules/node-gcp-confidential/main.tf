@@ -22,7 +22,6 @@ locals {
 
   image_digests = sort(distinct([for r in var.releases : r.image_digest]))
   region        = data.google_client_config.current.region
-  peer_ranges   = sort(distinct([for p in var.peers : p.network_range]))
 
   # The attestation policy the workload identity provider enforces on every token exchange.
   attestation_condition = join(" && ", [

@@ -1,24 +1,6 @@
-# Ingress to this node's service account only, from the declared peers (peer port) and the declared
-# client ranges (client port). Nothing else is opened; GCP's implied deny-ingress rule does the rest.
-
-resource "google_compute_firewall" "peer" {
-  count = length(local.peer_ranges) > 0 ? 1 : 0
-
-  name                    = "keyshard-${local.name}-peer"
-  network                 = var.network.network_id
-  direction               = "INGRESS"
-  source_ranges           = local.peer_ranges
-  target_service_accounts = [google_service_account.node.email]
-
-  allow {
-    protocol = "tcp"
-    ports    = [tostring(var.peer_port)]
-  }
-
-  log_config {
-    metadata = "INCLUDE_ALL_METADATA"
-  }
-}
+# Ingress to this node's service account only: the status port and the node-service port, from the
+# declared client ranges. No peer rule: nodes never connect to each other (the client relays the
+# envelopes). Nothing else is opened; GCP's implied deny-ingress rule does the rest.
 
 resource "google_compute_firewall" "client" {
   count = length(var.client_cidrs) > 0 ? 1 : 0
@@ -31,7 +13,7 @@ resource "google_compute_firewall" "client" {
 
   allow {
     protocol = "tcp"
-    ports    = [tostring(var.client_port)]
+    ports    = [tostring(var.status_port), tostring(var.service_port)]
   }
 
   log_config {

@@ -10,19 +10,14 @@ output "kind" {
   value       = "gcp-confidential-space"
 }
 
-output "peer_endpoint" {
-  description = "host:port where peers reach this node."
-  value       = "${var.network.address_id}:${var.peer_port}"
+output "status_endpoint" {
+  description = "host:port of the status listener (enclave vsock 5000): health, attestation, public information."
+  value       = "${var.network.address_id}:${var.status_port}"
 }
 
-output "client_endpoint" {
-  description = "host:port where clients reach this node."
-  value       = "${var.network.address_id}:${var.client_port}"
-}
-
-output "network_range" {
-  description = "The CIDR this node's traffic comes from (what peers declare for it)."
-  value       = "${var.network.address_id}/32"
+output "service_endpoint" {
+  description = "host:port of the node service (enclave vsock 5001): mutually authenticated TLS 1.3 ended in the enclave."
+  value       = "${var.network.address_id}:${var.service_port}"
 }
 
 output "node_identity" {
@@ -46,12 +41,18 @@ output "accepted_releases" {
 }
 
 output "profile_entry" {
-  description = "This node's entry in the client's cluster profile (the shape keyshard dev writes)."
+  description = <<-EOT
+    This node's entry in the client's cluster profile, in the shape keyshard/dev/profile.py reads
+    (node_id, endpoint = status, enclave = vsock CID and status port, kms_key_arn, service_endpoint),
+    plus kind (how a client verifies this node's attestation) and region, which that loader ignores.
+  EOT
   value = {
-    node_id       = var.node_id
-    kind          = "gcp-confidential-space"
-    endpoint      = "${var.network.address_id}:${var.client_port}"
-    peer_endpoint = "${var.network.address_id}:${var.peer_port}"
-    sealing_key   = google_kms_crypto_key.sealing.id
+    node_id          = var.node_id
+    region           = local.region
+    kind             = "gcp-confidential-space"
+    endpoint         = "${var.network.address_id}:${var.status_port}"
+    service_endpoint = "${var.network.address_id}:${var.service_port}"
+    enclave          = { cid = 16, port = 5000 }
+    kms_key_arn      = google_kms_crypto_key.sealing.id
   }
 }

@@ -1,33 +1,37 @@
 # parent-config: the parent's configuration file (schema: parent/config.py), real mode.
 #
-# Inbound: clients and peers reach the enclave through two TCP listeners. Outbound: the enclave
-# reaches exactly this region's KMS endpoint (TLS stays end to end, the parent sees ciphertext) and
-# each declared peer, each on its own vsock port; the allow-list repeats those targets and nothing
-# else, so a compromised enclave image could not make the parent dial anywhere new either.
+# Inbound: two TCP listeners forward to the enclave's two vsock services —
+#   "status"  -> enclave port 5000 (enclave/status.py CLIENT_PORT): health and public
+#                information (attestation document, measurements); no secret crosses it;
+#   "service" -> enclave port 5001 (enclave/service/server.py SERVICE_PORT): the node service, TLS 1.3
+#                with mutual authentication terminated INSIDE the enclave; the parent relays records
+#                it cannot read, and only clients pinned in the measured image.json get past the
+#                handshake.
+# Both are used by clients (the SDK/CLI and operators' tooling). Nodes never connect to each other:
+# the client coordinates a DKG or a signature and relays crypto_box envelopes between the enclaves,
+# so there is no peer listener and no outbound peer route.
+#
+# Outbound: exactly this region's KMS endpoint (TLS stays end to end, the parent sees ciphertext);
+# the allow-list repeats that one target, so a compromised enclave image could not make the parent
+# dial anywhere else either.
 
 locals {
-  # vsock ports inside the node (enclave side): see enclave/status.py (CLIENT_PORT) and
-  # enclave/config.py (KMS_PROXY_PORT). Peer routes are numbered from 6001 in the mesh's order.
-  enclave_client_port = 5000
-  enclave_peer_port   = 5001
-  kms_vsock_port      = 8000
-  first_peer_vsock    = 6001
+  # vsock ports inside the node (enclave side); keyshard/dev/node_config.py uses the same constants.
+  enclave_status_port  = 5000
+  enclave_service_port = 5001
+  kms_vsock_port       = 8000
 
   kms_target = "kms.${var.region}.amazonaws.com:443"
-  peers      = var.peers
 
   config = {
     mode        = "real"
     enclave_cid = var.enclave_cid
     inbound = [
-      { name = "client", listen = "0.0.0.0:${var.client_port}", enclave_port = local.enclave_client_port },
-      { name = "peer", listen = "0.0.0.0:${var.peer_port}", enclave_port = local.enclave_peer_port },
+      { name = "status", listen = "0.0.0.0:${var.status_port}", enclave_port = local.enclave_status_port },
+      { name = "service", listen = "0.0.0.0:${var.service_port}", enclave_port = local.enclave_service_port },
     ]
-    outbound = concat(
-      [{ name = "kms", port = local.kms_vsock_port, target = local.kms_target }],
-      [for i, p in local.peers : { name = "peer-${p.id}", port = local.first_peer_vsock + i, target = p.endpoint }],
-    )
-    allow       = concat([local.kms_target], [for p in local.peers : p.endpoint])
+    outbound    = [{ name = "kms", port = local.kms_vsock_port, target = local.kms_target }]
+    allow       = [local.kms_target]
     limits      = { max_connections = 256, idle_timeout = 300, connect_timeout = 10 }
     blob_store  = { kind = "s3", bucket = var.blob_bucket, prefix = "sealed/", region = var.region }
     credentials = { kind = "imds" }

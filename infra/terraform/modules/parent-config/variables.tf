@@ -1,5 +1,5 @@
 variable "region" {
-  description = "AWS region of the node: its KMS endpoint is the only non-peer outbound target."
+  description = "AWS region of the node: its KMS endpoint is the only outbound target."
   type        = string
 }
 
@@ -24,23 +24,14 @@ variable "enclave_cid" {
   default     = 16
 }
 
-variable "peer_port" {
-  description = "TCP port peers connect to."
+variable "status_port" {
+  description = "TCP port of the status listener (enclave vsock 5000: health, attestation, public info)."
   type        = number
 }
 
-variable "client_port" {
-  description = "TCP port clients connect to."
+variable "service_port" {
+  description = "TCP port of the node-service listener (enclave vsock 5001: mutually authenticated TLS 1.3, ended inside the enclave)."
   type        = number
-}
-
-variable "peers" {
-  description = "The other nodes (from the mesh): id, endpoint host:port, network range."
-  type = list(object({
-    id            = string
-    endpoint      = string
-    network_range = string
-  }))
 }
 
 variable "blob_bucket" {

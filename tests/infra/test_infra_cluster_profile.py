@@ -1,0 +1,77 @@
+"""The cluster profile terraform publishes, read by the client's own loader.
+
+infra/ci-checks.sh renders modules/cluster-profile offline and requires it to equal the golden file;
+here the golden file goes through :meth:`keyshard.dev.profile.ClusterProfile.load` and
+:meth:`keyshard.client.coordinator.Coordinator.from_profile`, so a profile format change in the
+client that the module does not follow fails a test instead of a client's first connection.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from enclave.service.server import SERVICE_PORT
+from enclave.status import CLIENT_PORT as STATUS_PORT
+from keyshard.client.coordinator import Coordinator
+from keyshard.client.credentials import ClientCredentials
+from keyshard.client.errors import ClientError
+from keyshard.dev.profile import ClusterProfile, ProfileError
+
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = REPO / "tests" / "data" / "infra" / "cluster_profile_rendered.json"
+AWS_ROOT_SHA256 = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b"
+
+
+def test_rendered_profile_loads_with_the_clients_loader() -> None:
+    profile = ClusterProfile.load(GOLDEN)
+    assert profile.mode == "real"
+    assert profile.root_sha256 == AWS_ROOT_SHA256
+    assert profile.root_pem == (REPO / "attestation" / "aws_nitro_root_g1.pem").read_bytes()
+    assert [n.node_id for n in profile.nodes] == ["a", "b", "c"]
+    for node in profile.nodes:
+        assert (node.port, node.service_port) == (7400, 7443)
+        assert (node.enclave_cid, node.enclave_port) == (16, STATUS_PORT)
+        assert node.enclave_port != SERVICE_PORT
+
+
+def test_clients_pin_the_newest_release_only() -> None:
+    """expected_pcrs is releases[0]; the older admitted release is listed, not pinned."""
+    document = json.loads(GOLDEN.read_text())
+    profile = ClusterProfile.load(GOLDEN)
+    newest = document["accepted_releases"][0]["pcrs"]
+    assert {str(i): v.hex() for i, v in profile.expected_pcrs.items()} == newest
+    assert len(document["accepted_releases"]) == 2
+    older = document["accepted_releases"][1]["pcrs"]["0"]
+    # Today's client admits exactly one PCR0: during an upgrade window, the nodes still on the
+    # older release are refused by clients holding the newer profile (see infra/README.md).
+    assert tuple(profile.policy().pcrs[0]) == (bytes.fromhex(newest["0"]),)
+    assert bytes.fromhex(older) not in profile.policy().pcrs[0]
+
+
+def test_a_coordinator_can_be_built_from_it(tmp_path: Path) -> None:
+    credentials = ClientCredentials.load_or_create(tmp_path)
+    Coordinator.from_profile(ClusterProfile.load(GOLDEN), credentials)
+
+
+def test_a_node_without_service_endpoint_is_refused_by_the_coordinator(tmp_path: Path) -> None:
+    document = json.loads(GOLDEN.read_text())
+    del document["nodes"][1]["service_endpoint"]
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ClientError, match="no service endpoint for b"):
+        Coordinator.from_profile(
+            ClusterProfile.load(path), ClientCredentials.load_or_create(tmp_path)
+        )
+
+
+def test_another_root_pem_under_the_pinned_fingerprint_is_refused(tmp_path: Path) -> None:
+    document = json.loads(GOLDEN.read_text())
+    other = ClientCredentials.load_or_create(tmp_path / "other").cert_path.read_text()
+    document["attestation_root"]["pem"] = other
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ProfileError, match=f"profile pins {AWS_ROOT_SHA256}"):
+        ClusterProfile.load(path)
