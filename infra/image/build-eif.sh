@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Build the enclave image and its EIF, and record the measurements in the release manifest.
 #
-#   infra/image/build-eif.sh [--version V] [--sign-cert CERT.pem --sign-key KEY.pem]
+#   infra/image/build-eif.sh IMAGE-CONFIG [--version V] [--sign-cert CERT.pem --sign-key KEY.pem]
 #                            [--push REPOSITORY] [--out-dir DIR] [--manifest FILE]
-#       docker build (pinned bases, SOURCE_DATE_EPOCH = commit time), then nitro-cli build-enclave,
+#     IMAGE-CONFIG: the enclave's measured enclave/image.json, either
+#       --image-config FILE   (written earlier by tools/image_config.py write), or written here:
+#       --kms-key-arn-prefix arn:aws:kms:R:ACCOUNT:key/ --client-cert PEM [--client-cert PEM ...]
+#       --node-id ID --kms-key-id ARN --region R [--cid 16] [--max-document-age 300]
+#       [--attestation-root PEM (default attestation/aws_nitro_root_g1.pem)]
+#       tools/image_config.py validates it with the enclave's own ImageConfig loader; it lands in
+#       OUT_DIR/image.json and, for docker, in build/image/image.json (the Dockerfile copies it to
+#       /opt/keyshard/app/enclave/image.json). Then docker build (pinned bases, SOURCE_DATE_EPOCH =
+#       commit time), nitro-cli build-enclave,
 #       then tools/release_manifest.py writes PCR0/1/2 (and PCR8 when signed), the image digest
 #       (the registry digest with --push, which Confidential Space nodes pin; else the local image
 #       id) and the commit into the manifest (default release/manifest.json).
@@ -13,15 +21,17 @@
 #       only the last step: record what nitro-cli printed on another host (e.g. a CI builder).
 #
 # Exit codes: 0 done; 1 a step failed or the measurements were refused (all-zero, wrong size, wrong
-# hash algorithm: see tools/release_manifest.py); 2 bad usage; 3 a required tool (nitro-cli, docker)
-# is missing here. The manifest is written atomically and only after every check passed.
+# hash algorithm: see tools/release_manifest.py) or the image config was refused; 2 bad usage; 3 a
+# required tool (nitro-cli, docker) is missing here. The manifest is written atomically and only
+# after every check passed. PYTHON (default .venv/bin/python when present) must import the keyshard
+# packages: tools/image_config.py uses enclave.config itself.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 
 NITRO_CLI=${NITRO_CLI:-nitro-cli}
 DOCKER=${DOCKER:-docker}
-PY=${PYTHON:-python3}
+if [[ -x .venv/bin/python ]]; then PY=${PYTHON:-.venv/bin/python}; else PY=${PYTHON:-python3}; fi
 MANIFEST=release/manifest.json
 OUT_DIR=build/eif
 VERSION=""
@@ -30,8 +40,10 @@ IMAGE_DIGEST=""
 SIGN_CERT=""
 SIGN_KEY=""
 PUSH=""
+IMAGE_CONFIG=""
+IMAGE_ARGS=()
 
-usage() { sed -n 2,18p "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n 2,31p "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 refuse() { printf 'build-eif.sh: %s\n' "$1" >&2; exit "${2:-1}"; }
 
 while [[ $# -gt 0 ]]; do
@@ -44,6 +56,9 @@ while [[ $# -gt 0 ]]; do
         --sign-cert) SIGN_CERT=${2:?}; shift 2 ;;
         --sign-key) SIGN_KEY=${2:?}; shift 2 ;;
         --push) PUSH=${2:?}; shift 2 ;;
+        --image-config) IMAGE_CONFIG=${2:?}; shift 2 ;;
+        --kms-key-arn-prefix|--client-cert|--node-id|--kms-key-id|--region|--cid|--max-document-age|--attestation-root)
+            IMAGE_ARGS+=("$1" "${2:?}"); shift 2 ;;
         -h|--help) usage ;;
         *) printf 'build-eif.sh: unknown argument %s\n' "$1" >&2; usage ;;
     esac
@@ -80,6 +95,24 @@ if [[ -n $SIGN_CERT || -n $SIGN_KEY ]]; then
     [[ -f $SIGN_CERT && -f $SIGN_KEY ]] || refuse "--sign-cert and --sign-key must both name files" 2
 fi
 
+# --- enclave/image.json: the trust anchors and launch values measured into PCR0 ------------------
+mkdir -p "$OUT_DIR"
+if [[ -n $IMAGE_CONFIG && ${#IMAGE_ARGS[@]} -gt 0 ]]; then
+    refuse "give either --image-config or the values to write one, not both" 2
+elif [[ -n $IMAGE_CONFIG ]]; then
+    [[ -f $IMAGE_CONFIG ]] || refuse "no such file: $IMAGE_CONFIG" 2
+    "$PY" tools/image_config.py check "$IMAGE_CONFIG" || refuse "the image config was refused; nothing was built"
+    cp "$IMAGE_CONFIG" "$OUT_DIR/image.json"
+elif [[ ${#IMAGE_ARGS[@]} -gt 0 ]]; then
+    [[ " ${IMAGE_ARGS[*]} " == *" --attestation-root "* ]] \
+        || IMAGE_ARGS+=(--attestation-root attestation/aws_nitro_root_g1.pem)
+    "$PY" tools/image_config.py write --out "$OUT_DIR/image.json" "${IMAGE_ARGS[@]}" \
+        || refuse "the image config was refused; nothing was built"
+else
+    refuse "the enclave image needs enclave/image.json: give --image-config FILE or \
+--kms-key-arn-prefix, --client-cert, --node-id, --kms-key-id and --region (see infra/README.md)" 2
+fi
+
 [[ -z $(git status --porcelain --untracked-files=no) ]] || refuse "the work tree has uncommitted changes: a \
 release is built from a commit, so that anyone can rebuild it and compare PCRs"
 COMMIT=$(git rev-parse HEAD)
@@ -94,7 +127,8 @@ infra/image/pin-base-images.sh and commit base-images.lock)"
 done
 
 TAG=keyshard-enclave:$VERSION
-mkdir -p "$OUT_DIR"
+mkdir -p build/image
+cp "$OUT_DIR/image.json" build/image/image.json
 echo "== docker build $TAG (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH, commit $COMMIT)"
 DOCKER_BUILDKIT=1 "$DOCKER" buildx build --file infra/image/Dockerfile \
     --build-arg BUILD_IMAGE="$BUILD_IMAGE" --build-arg RUNTIME_IMAGE="$RUNTIME_IMAGE" \

@@ -226,3 +226,85 @@ def test_cli_refusal_and_usage_exit_codes(tmp_path: Path, clients: tuple[Path, P
     missing = _cli("check", str(tmp_path / "absent.json"))
     assert missing.returncode == 1
     assert "image.json" in missing.stderr
+
+
+# --- infra/image/build-eif.sh writes and checks image.json before anything is built ------------
+
+BUILD_EIF = REPO / "infra" / "image" / "build-eif.sh"
+
+
+def _build_eif(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """build-eif.sh with stand-ins for nitro-cli and a reachable docker daemon.
+
+    The committed base-images.lock is unpinned, so the script always stops before docker build:
+    what is exercised is everything it does before (the image config step).
+    """
+    docker = tmp_path / "docker"
+    docker.write_text("#!/bin/sh\nexit 0\n")
+    docker.chmod(0o755)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "NITRO_CLI": "true",
+        "DOCKER": str(docker),
+        "PYTHON": sys.executable,
+    }
+    return subprocess.run(
+        ["bash", str(BUILD_EIF), "--out-dir", str(tmp_path / "out"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        env=env,
+    )
+
+
+def test_build_eif_requires_an_image_config(tmp_path: Path) -> None:
+    result = _build_eif(tmp_path)
+    assert result.returncode == 2
+    assert "enclave/image.json" in result.stderr
+
+
+def test_build_eif_writes_a_valid_image_config_first(
+    tmp_path: Path, clients: tuple[Path, Path]
+) -> None:
+    args = _write_args(tmp_path / "unused.json", clients)[3:]  # drop "write --out X"
+    args = [a for a in args if a not in ("--attestation-root", str(AWS_ROOT))]  # the default
+    result = _build_eif(tmp_path, *args)
+    written = tmp_path / "out" / "image.json"
+    assert written.is_file(), result.stderr
+    staged = tmp_path / "staged"
+    (staged / "enclave").mkdir(parents=True)
+    (staged / IMAGE_CONFIG_PATH).write_bytes(written.read_bytes())
+    assert ImageConfig.load(staged).attestation_root_pem == AWS_ROOT.read_bytes()
+    # It then stops at the clean-tree or base-image pin check, never at the image config.
+    assert result.returncode == 1
+    assert "image config" not in result.stderr
+
+
+def test_build_eif_refuses_a_bad_image_config_and_builds_nothing(
+    tmp_path: Path, clients: tuple[Path, Path]
+) -> None:
+    args = _write_args(tmp_path / "unused.json", clients)[3:]
+    args[args.index("--region") + 1] = "us-east-2"
+    result = _build_eif(tmp_path, *args)
+    assert result.returncode == 1
+    assert "launch.region" in result.stderr
+    assert "the image config was refused; nothing was built" in result.stderr
+    assert not (tmp_path / "out" / "image.json").exists()
+
+
+def test_build_eif_checks_a_given_image_config(tmp_path: Path, clients: tuple[Path, Path]) -> None:
+    good = tmp_path / "image.json"
+    ic.write_image_config(_inputs(clients), good)
+    accepted = _build_eif(tmp_path, "--image-config", str(good))
+    assert (tmp_path / "out" / "image.json").read_bytes() == good.read_bytes(), accepted.stderr
+    document = json.loads(good.read_text())
+    document["authorized_clients"] = []
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(document))
+    refused = _build_eif(tmp_path, "--image-config", str(bad))
+    assert refused.returncode == 1
+    assert "authorized_clients" in refused.stderr
+    both = _build_eif(tmp_path, "--image-config", str(good), "--node-id", "a")
+    assert both.returncode == 2
