@@ -16,7 +16,7 @@ output "kind" {
 }
 
 output "status_endpoint" {
-  description = "host:port of the status listener (enclave vsock 5000): health, attestation, public information."
+  description = "host:port of the status listener (enclave vsock 5000): readiness and public node information."
   value       = "${data.aws_eip.node.public_ip}:${var.status_port}"
 }
 

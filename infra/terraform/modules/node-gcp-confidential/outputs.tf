@@ -11,7 +11,7 @@ output "kind" {
 }
 
 output "status_endpoint" {
-  description = "host:port of the status listener (enclave vsock 5000): health, attestation, public information."
+  description = "host:port of the status listener (enclave vsock 5000): readiness and public node information."
   value       = "${var.network.address_id}:${var.status_port}"
 }
 

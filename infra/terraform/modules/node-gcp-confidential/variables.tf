@@ -128,8 +128,8 @@ variable "network" {
 
 variable "status_port" {
   description = <<-EOT
-    TCP port of the status listener (enclave vsock 5000): health, the attestation document and the
-    measurements — public information, no secret crosses it. Opened to client_cidrs only.
+    TCP port of the status listener (enclave vsock 5000): readiness, node id, reported PCRs and
+    identity public key — public information, no secret crosses it. Opened to client_cidrs only.
   EOT
   type        = number
   default     = 7400

@@ -1,8 +1,8 @@
 # parent-config: the parent's configuration file (schema: parent/config.py), real mode.
 #
 # Inbound: two TCP listeners forward to the enclave's two vsock services —
-#   "status"  -> enclave port 5000 (enclave/status.py CLIENT_PORT): health and public
-#                information (attestation document, measurements); no secret crosses it;
+#   "status"  -> enclave port 5000 (enclave/status.py CLIENT_PORT): readiness and public
+#                node information (node id, reported PCRs); no secret crosses it;
 #   "service" -> enclave port 5001 (enclave/service/server.py SERVICE_PORT): the node service, TLS 1.3
 #                with mutual authentication terminated INSIDE the enclave; the parent relays records
 #                it cannot read, and only clients pinned in the measured image.json get past the

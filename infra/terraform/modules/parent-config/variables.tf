@@ -25,7 +25,7 @@ variable "enclave_cid" {
 }
 
 variable "status_port" {
-  description = "TCP port of the status listener (enclave vsock 5000: health, attestation, public info)."
+  description = "TCP port of the status listener (enclave vsock 5000: readiness and public node information)."
   type        = number
 }
 
