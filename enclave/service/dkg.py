@@ -2,7 +2,11 @@
 over envelopes the client relays.
 
 Party identifiers are positions 1..n in the sorted list of participant node ids, so every node
-derives the same mapping from the same ``KeyCreate``. Each round takes exactly one envelope from
+derives the same mapping from the same ``KeyCreate``. The MPC core's DKG session id is not the
+client's session id but :func:`dkg_session_id` — a hash binding the client's id, the key name and
+the key's approval policy — so every proof of possession and the transcript confirmation commit to
+the policy: a node given another policy than its peers fails the DKG at round one (its peers'
+proofs do not verify under its context) and never seals a share. Each round takes exactly one envelope from
 every other participant; the sender of each is the peer whose box key opened it (never a name in
 the payload). Phases (one table; any error leaves the creation failed for good)::
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 
 from nacl.public import PrivateKey
@@ -20,6 +25,7 @@ from nacl.public import PrivateKey
 from enclave.mpc.dkg.messages import Round1Package, Round2Package, TranscriptConfirmation
 from enclave.mpc.dkg.params import DkgParameters
 from enclave.mpc.dkg.session import DkgSession
+from enclave.mpc.encoding import lp_join
 from enclave.mpc.groups import Group
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import KeyShare
@@ -27,7 +33,16 @@ from enclave.mpc.randomness import RandomSource
 from enclave.service.envelope import EnvelopeHeader, Envelopes
 from enclave.service.errors import EnvelopeError, SessionError
 
-__all__ = ["KeyCreation", "KeyCreationPhase"]
+__all__ = ["KeyCreation", "KeyCreationPhase", "dkg_session_id"]
+
+_CONTEXT_DOMAIN = b"keyshard/service/dkg-context/v1"
+
+
+def dkg_session_id(session_id: bytes, key_name: str, policy: bytes) -> bytes:
+    """The DKG's session id: binds what the nodes must agree on beyond the MPC parameters."""
+    return hashlib.sha256(
+        lp_join((_CONTEXT_DOMAIN, session_id, key_name.encode(), policy))
+    ).digest()
 
 
 class KeyCreationPhase(enum.Enum):
@@ -56,14 +71,18 @@ class KeyCreation:
         me: str,
         box_key: PrivateKey,
         peer_box_keys: Mapping[str, bytes],
+        policy: bytes = b"",
     ) -> None:
         nodes = sorted({me, *peer_box_keys})
         if me in peer_box_keys or len(nodes) != len(peer_box_keys) + 1:
             raise SessionError("participants must be this node plus distinct peers")
         self.key_name, self.session_id, self.me = key_name, session_id, me
+        self.policy = policy
         self._ids = {node: Identifier.from_int(group, index) for index, node in enumerate(nodes, 1)}
         self._group = group
-        self._params = DkgParameters(group, threshold, list(self._ids.values()), session_id)
+        self._params = DkgParameters(
+            group, threshold, list(self._ids.values()), dkg_session_id(session_id, key_name, policy)
+        )
         self._dkg = DkgSession(self._params, self._ids[me])
         self._envelopes = Envelopes(me, box_key, peer_box_keys)
         self._peers = tuple(sorted(peer_box_keys))

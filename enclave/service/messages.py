@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import cbor2
 
 from enclave.service.errors import MalformedMessageError
+from enclave.service.policy import MAX_APPROVERS, ApprovalPolicy
 
 __all__ = [
     "MAX_FRAME",
@@ -78,6 +79,21 @@ def _session(value: object) -> None:
     _bytes("session_id", value, 16, 64)
 
 
+def _policy(value: object) -> None:
+    """Empty (no policy) or one canonical :class:`ApprovalPolicy` encoding."""
+    _bytes("policy", value, 0, 4096)
+    if value:
+        ApprovalPolicy.decode(value)  # type: ignore[arg-type]
+
+
+def _approvals(message: Message, value: object) -> None:
+    if not isinstance(value, tuple | list) or len(value) > MAX_APPROVERS:
+        raise MalformedMessageError("approvals", f"must be a list of at most {MAX_APPROVERS}")
+    for approval in value:
+        _bytes("approvals", approval, 1, 1024)
+    object.__setattr__(message, "approvals", tuple(value))
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """Base of every message; ``OP`` names the type on the wire."""
@@ -113,7 +129,11 @@ class HelloReply(Message):
 
 @dataclass(frozen=True, slots=True)
 class KeyCreate(Message):
-    """Start a DKG for ``key_name``; ``participants`` maps node ids to their attestation documents."""
+    """Start a DKG for ``key_name``; ``participants`` maps node ids to their attestation documents.
+
+    ``policy`` is empty or an encoded :class:`~enclave.service.policy.ApprovalPolicy`; it is bound
+    into the DKG, so the nodes only agree on a key if they were all given the same policy.
+    """
 
     OP: ClassVar[str] = "key_create"
     key_name: str
@@ -121,9 +141,11 @@ class KeyCreate(Message):
     threshold: int
     session_id: bytes
     participants: Mapping[str, bytes]
+    policy: bytes = b""
 
     def check(self) -> None:
         check_key_name(self.key_name)
+        _policy(self.policy)
         if self.suite not in SUITES:
             raise MalformedMessageError("suite", f"must be one of {', '.join(SUITES)}")
         if not isinstance(self.participants, Mapping) or not (
@@ -198,8 +220,10 @@ class KeyInfoReply(Message):
     suite: str
     identifier: int
     public_key_package: bytes
+    policy: bytes = b""
 
     def check(self) -> None:
+        _policy(self.policy)
         if type(self.identifier) is not int or not 1 <= self.identifier <= MAX_PARTICIPANTS:
             raise MalformedMessageError("identifier", "must be a participant position 1..16")
         if self.suite not in SUITES:
@@ -209,15 +233,23 @@ class KeyInfoReply(Message):
 
 @dataclass(frozen=True, slots=True)
 class SignCommit(Message):
-    """FROST round one: commit to fresh nonces for signing session ``session_id``."""
+    """FROST round one: commit to fresh nonces for signing session ``session_id``.
+
+    ``message_digest`` (SHA-256 of the message) is fixed here: the node checks approvals for it
+    before committing, and ``sign_share`` must then carry a package signing exactly that message.
+    """
 
     OP: ClassVar[str] = "sign_commit"
     key_name: str
     session_id: bytes
+    message_digest: bytes
+    approvals: tuple[bytes, ...] = ()
 
     def check(self) -> None:
         check_key_name(self.key_name)
         _session(self.session_id)
+        _bytes("message_digest", self.message_digest, 32, 32)
+        _approvals(self, self.approvals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,10 +268,12 @@ class SignShare(Message):
     OP: ClassVar[str] = "sign_share"
     session_id: bytes
     package: bytes
+    approvals: tuple[bytes, ...] = ()
 
     def check(self) -> None:
         _session(self.session_id)
         _bytes("package", self.package, 1)
+        _approvals(self, self.approvals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,17 +287,25 @@ class SignatureShareReply(Message):
 
 @dataclass(frozen=True, slots=True)
 class DecryptPartial(Message):
-    """Threshold decryption: this node's partial decryption of ``ciphertext`` with its proof."""
+    """Threshold decryption: this node's partial decryption of ``ciphertext`` with its proof.
+
+    ``context`` is the associated data the client will decrypt with; it only enters the approval
+    digest (the node cannot check it: the partial depends on the ciphertext alone).
+    """
 
     OP: ClassVar[str] = "decrypt_partial"
     key_name: str
     ciphertext: bytes
     session_id: bytes
+    context: bytes = b""
+    approvals: tuple[bytes, ...] = ()
 
     def check(self) -> None:
         check_key_name(self.key_name)
         _bytes("ciphertext", self.ciphertext, 1)
         _session(self.session_id)
+        _bytes("context", self.context)
+        _approvals(self, self.approvals)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,12 @@ is a fresh NSM document echoing its nonce and binding this boot's TLS key and bo
 answered by exactly one reply; a refused request gets an ``error`` reply naming the error type, and
 the connection stays usable. Malformed frames close the connection.
 
-ECDSA, approvals and refresh/reshare are not served yet (the MPC core has them; their network
+Approval policies (:mod:`enclave.service.policy`) are enforced here, by each node on its own,
+before it contributes anything: before committing signing nonces, again before a signature share
+(whose package must sign the committed message), and before a partial decryption. The clock is the
+enclave's own (a constructor parameter for tests).
+
+ECDSA and refresh/reshare are not served yet (the MPC core has them; their network
 drivers are future work).
 """
 
@@ -20,7 +25,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from attestation.errors import AttestationError
 from attestation.nsm.client import NsmClient
@@ -62,6 +67,12 @@ from enclave.service.messages import (
     decode,
     encode,
 )
+from enclave.service.policy import (
+    ApprovalPolicy,
+    Operation,
+    check_approvals,
+    decryption_digest,
+)
 from enclave.service.signing import SigningSessions
 from transport.errors import FramingError, StreamClosedError
 from transport.framing import FramedStream
@@ -95,6 +106,7 @@ class NodeService:
         nsm: RawNsm,
         store: SealedBlobs,
         peers: PeerVerifier,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._identity = identity
         self._node_id = identity.node_id
@@ -105,6 +117,7 @@ class NodeService:
         self._rng = OsRandom()
         self._creations: dict[str, tuple[float, KeyCreation]] = {}
         self._signing = SigningSessions()
+        self._clock = clock
 
     # -- connections --------------------------------------------------------------------
 
@@ -210,23 +223,65 @@ class NodeService:
             return await self._dkg_step(request)
         if isinstance(request, KeyInfo):
             share = await self._keys.load(request.key_name)
+            policy = await self._keys.policy(request.key_name)
             return KeyInfoReply(
-                suite_name(share.group), int(share.identifier), share.public.to_bytes()
+                suite_name(share.group),
+                int(share.identifier),
+                share.public.to_bytes(),
+                b"" if policy is None else policy.encode(),
             )
         if isinstance(request, SignCommit):
             share = await self._keys.load(request.key_name)
+            await self._approve(
+                request.key_name, share, Operation.SIGN, request.message_digest, request.approvals
+            )
             suite = FROST_SUITES[suite_name(share.group)]
             return Commitments(
-                self._signing.commit(request.key_name, suite, share, request.session_id, self._rng)
+                self._signing.commit(
+                    request.key_name,
+                    suite,
+                    share,
+                    request.session_id,
+                    self._rng,
+                    message_digest=request.message_digest,
+                )
             )
         if isinstance(request, SignShare):
-            return SignatureShareReply(self._signing.sign(request.session_id, request.package))
+            session = self._signing.take(request.session_id)  # single use from here on
+            share = await self._keys.load(session.key_name)
+            await self._approve(
+                session.key_name, share, Operation.SIGN, session.message_digest, request.approvals
+            )
+            return SignatureShareReply(session.sign(request.package))
         if isinstance(request, DecryptPartial):
             share = await self._keys.load(request.key_name)
+            digest = decryption_digest(request.ciphertext, request.context)
+            await self._approve(
+                request.key_name, share, Operation.DECRYPT, digest, request.approvals
+            )
             ciphertext = Ciphertext.from_bytes(request.ciphertext, share.group)
             partial = partial_decrypt(share, ciphertext, request.session_id, self._rng)
             return Partial(partial.to_bytes())
         raise UnexpectedMessageError(f"{request.OP} is not a request")
+
+    async def _approve(
+        self,
+        key_name: str,
+        share: KeyShare,
+        operation: Operation,
+        digest: bytes,
+        approvals: Sequence[bytes],
+    ) -> None:
+        """Refuse (typed :class:`ApprovalError`) unless the key's sealed policy is satisfied."""
+        check_approvals(
+            await self._keys.policy(key_name),
+            approvals,
+            key_name=key_name,
+            group_public_key=share.public.group_public_key.to_bytes(),
+            operation=operation,
+            digest=digest,
+            now=int(self._clock()),
+        )
 
     async def _key_create(self, request: KeyCreate) -> Message:
         name = request.key_name
@@ -260,6 +315,7 @@ class NodeService:
                 for node_id, binding in bindings.items()
                 if node_id != self._node_id
             },
+            policy=request.policy,
         )
         self._creations[name] = (now, creation)
         log.info(
@@ -275,7 +331,9 @@ class NodeService:
         creation = running[1]
         result = creation.step(request.inbox)
         if isinstance(result, KeyShare):
-            await self._keys.save(request.key_name, result)  # sealed before success is reported
+            policy = ApprovalPolicy.decode(creation.policy) if creation.policy else None
+            # sealed (share and policy together) before success is reported
+            await self._keys.save(request.key_name, result, policy)
             del self._creations[request.key_name]
             log.info(
                 "key created", extra={"fields": {"event": "dkg_done", "key": request.key_name}}

@@ -1,4 +1,4 @@
-"""``keyshard key create|info|sign|encrypt|decrypt`` — threshold keys on a running cluster.
+"""``keyshard key create|info|approve|sign|encrypt|decrypt`` — threshold keys on a running cluster.
 
 Every command opens attested channels to the nodes (TLS 1.3 with the cluster's admin client
 certificate; each node's attestation document must bind the TLS key it presented) and lets the
@@ -9,6 +9,12 @@ Messages, plaintexts and ciphertexts are read from ``--file`` or stdin, never fr
 binary output goes to ``--out`` or stdout. Exit codes: 0 success; 1 local error (no cluster, no
 credentials, unreadable file, bad flags); 2 a node refused or failed (including a channel whose
 attestation did not verify, and a signature share or partial decryption that did not verify).
+
+Approval policies: ``create --approver HEX ... --quorum Q [--require sign,decrypt]`` fixes a policy
+for the key's life; ``approve --key FILE`` signs one approval (JSON on stdout) with an approver's
+private key read from a file; ``sign``/``decrypt --approval FILE`` (repeatable) hand approvals to
+the nodes, each of which checks them on its own. This module also registers the ``approver`` group
+(:mod:`keyshard.cli.approver_cmd`), its companion.
 """
 
 from __future__ import annotations
@@ -18,11 +24,27 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from enclave.mpc.errors import MpcError
+from enclave.service.errors import MalformedMessageError
+from enclave.service.policy import (
+    Approval,
+    ApprovalPolicy,
+    Operation,
+    decryption_digest,
+    message_digest,
+)
+from keyshard.cli import approver_cmd
+from keyshard.client.approvals import (
+    approval_from_json,
+    approval_to_json,
+    load_approver_key,
+    sign_approval,
+)
 from keyshard.client.coordinator import Coordinator, KeyDescription
 from keyshard.client.credentials import ClientCredentials
 from keyshard.client.errors import ClientError, CredentialsError
@@ -34,6 +56,8 @@ EXIT_REMOTE_ERROR = 2
 DEFAULT_DIR = ".keyshard/dev"
 DIR_ENV = "KEYSHARD_DEV_DIR"
 MAX_INPUT = 64 * 1024
+DEFAULT_TTL = 900
+MAX_TTL = 7 * 24 * 3600
 
 _T = TypeVar("_T")
 
@@ -43,6 +67,7 @@ class _LocalError(Exception):
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    approver_cmd.register(groups)
     group = groups.add_parser(
         "key",
         help="create threshold keys on a cluster; sign, encrypt and decrypt with them",
@@ -71,8 +96,42 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=None,
         help="t: any t+1 nodes sign (default: a majority, (n-1)//2)",
     )
+    create.add_argument(
+        "--approver",
+        action="append",
+        default=[],
+        metavar="HEX",
+        help="an approver's Ed25519 public key (32 bytes hex; repeatable)",
+    )
+    create.add_argument("--quorum", type=int, default=None, help="approvals needed (q)")
+    create.add_argument(
+        "--require",
+        default="sign,decrypt",
+        help="operations that need approvals: sign, decrypt or sign,decrypt (default both)",
+    )
     create.add_argument("--format", choices=["table", "json"], default="table")
     create.set_defaults(handler=_create)
+
+    approve = verbs.add_parser(
+        "approve", help="sign an approval for one message or ciphertext (JSON on stdout)"
+    )
+    common(approve)
+    approve.add_argument("--key", type=Path, required=True, help="approver private key file (PEM)")
+    approve.add_argument("--op", choices=["sign", "decrypt"], default="sign")
+    approve.add_argument("--file", type=Path, default=None, help="input (default: stdin)")
+    approve.add_argument(
+        "--context", default="", help="decrypt: the associated data the ciphertext is bound to"
+    )
+    approve.add_argument(
+        "--ttl", type=int, default=DEFAULT_TTL, help=f"seconds valid (default {DEFAULT_TTL})"
+    )
+    approve.add_argument(
+        "--public-key",
+        default=None,
+        metavar="HEX",
+        help="the key's group public key (default: ask the cluster)",
+    )
+    approve.set_defaults(handler=_approve)
 
     info = verbs.add_parser("info", help="the key's public key, as the nodes agree on it")
     common(info)
@@ -83,6 +142,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     common(sign)
     sign.add_argument("--file", type=Path, default=None, help="message file (default: stdin)")
     sign.add_argument("--format", choices=["hex", "json"], default="hex")
+    _approval_flag(sign)
     sign.set_defaults(handler=_sign)
 
     for verb, helptext, handler in (
@@ -98,7 +158,53 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             default="",
             help="public associated data bound to the ciphertext (must match to decrypt)",
         )
+        if verb == "decrypt":
+            _approval_flag(parser)
         parser.set_defaults(handler=handler)
+
+
+def _approval_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--approval",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="an approval from `keyshard key approve` (repeatable)",
+    )
+
+
+def _read_approvals(paths: list[Path]) -> list[bytes]:
+    encoded = []
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise _LocalError(f"cannot read approval {path}") from None
+        try:
+            encoded.append(approval_from_json(text).encode())
+        except ClientError as error:
+            raise _LocalError(f"{path}: {error}") from None
+    return encoded
+
+
+def _policy(args: argparse.Namespace) -> ApprovalPolicy | None:
+    if not args.approver:
+        if args.quorum is not None:
+            raise _LocalError("--quorum needs at least one --approver")
+        return None
+    try:
+        approvers = tuple(bytes.fromhex(key) for key in args.approver)
+        operations = frozenset(Operation(op.strip()) for op in args.require.split(","))
+    except ValueError:
+        raise _LocalError(
+            "--approver takes hex keys; --require takes sign and/or decrypt"
+        ) from None
+    quorum = len(approvers) if args.quorum is None else args.quorum
+    try:
+        return ApprovalPolicy(approvers, quorum, operations)
+    except MalformedMessageError as error:
+        raise _LocalError(f"invalid approval policy: {error}") from None
 
 
 def _read_input(path: Path | None) -> bytes:
@@ -156,6 +262,13 @@ def _describe(key: KeyDescription) -> dict[str, Any]:
         "signers_needed": key.public.threshold + 1,
         "public_key": key.public_key.hex(),
         "holders": dict(sorted(key.holders.items())),
+        "policy": None
+        if key.policy is None
+        else {
+            "approvers": [a.hex() for a in key.policy.approvers],
+            "quorum": key.policy.quorum,
+            "require": sorted(op.value for op in key.policy.operations),
+        },
     }
 
 
@@ -167,13 +280,19 @@ def _render(args: argparse.Namespace, key: KeyDescription) -> None:
     for field in ("name", "suite", "threshold", "signers_needed", "public_key"):
         print(f"{field:<15} {described[field]}")
     print(f"{'holders':<15} {', '.join(f'{n}={i}' for n, i in described['holders'].items())}")
+    print(f"{'policy':<15} {key.policy or 'none'}")
+    for approver in [] if key.policy is None else key.policy.approvers:
+        print(f"{'approver':<15} {approver.hex()}")
 
 
 def _create(args: argparse.Namespace) -> int:
     def body() -> None:
+        policy = _policy(args)
         key = _run(
             args,
-            lambda c: c.create_key(args.name, suite=args.suite, threshold=args.threshold),
+            lambda c: c.create_key(
+                args.name, suite=args.suite, threshold=args.threshold, policy=policy
+            ),
         )
         _render(args, key)
 
@@ -187,7 +306,8 @@ def _info(args: argparse.Namespace) -> int:
 def _sign(args: argparse.Namespace) -> int:
     def body() -> None:
         message = _read_input(args.file)
-        signature = _run(args, lambda c: c.sign(args.name, message))
+        approvals = _read_approvals(args.approval)
+        signature = _run(args, lambda c: c.sign(args.name, message, approvals=approvals))
         if args.format == "json":
             print(json.dumps({"key": args.name, "signature": signature.hex()}))
         else:
@@ -209,6 +329,47 @@ def _decrypt(args: argparse.Namespace) -> int:
     def body() -> None:
         ciphertext = _read_input(args.file)
         context = args.context.encode("utf-8")
-        _write_output(args.out, _run(args, lambda c: c.decrypt(args.name, ciphertext, context)))
+        approvals = _read_approvals(args.approval)
+        _write_output(
+            args.out,
+            _run(args, lambda c: c.decrypt(args.name, ciphertext, context, approvals=approvals)),
+        )
+
+    return _guarded(args, body)
+
+
+def _approve(args: argparse.Namespace) -> int:
+    def body() -> None:
+        if not 1 <= args.ttl <= MAX_TTL:
+            raise _LocalError(f"--ttl must be 1..{MAX_TTL} seconds")
+        try:
+            private_key = load_approver_key(args.key)
+        except ClientError as error:
+            raise _LocalError(str(error)) from None
+        data = _read_input(args.file)
+        operation = Operation(args.op)
+        if operation is Operation.SIGN:
+            digest = message_digest(data)
+        else:
+            digest = decryption_digest(data, args.context.encode("utf-8"))
+        if args.public_key is not None:
+            try:
+                group_public_key = bytes.fromhex(args.public_key)
+            except ValueError:
+                raise _LocalError("--public-key takes hex") from None
+        else:
+            group_public_key = _run(args, lambda c: c.describe_key(args.name)).public_key
+        try:
+            approval: Approval = sign_approval(
+                private_key,
+                key_name=args.name,
+                group_public_key=group_public_key,
+                operation=operation,
+                digest=digest,
+                not_after=int(time.time()) + args.ttl,
+            )
+        except MalformedMessageError as error:
+            raise _LocalError(str(error)) from None
+        print(approval_to_json(approval))
 
     return _guarded(args, body)

@@ -28,6 +28,7 @@ from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import PublicKeyPackage
 from enclave.service.keystore import FROST_SUITES, GROUPS
 from enclave.service.messages import DkgOutbox, KeyCreated
+from enclave.service.policy import ApprovalPolicy, message_digest
 from keyshard.client.channel import NodeChannel, NodeTrust
 from keyshard.client.credentials import ClientCredentials
 from keyshard.client.errors import ChannelError, ClientError, ProtocolError, RemoteError
@@ -62,6 +63,7 @@ class KeyDescription:
     suite: str
     public: PublicKeyPackage
     holders: Mapping[str, int]
+    policy: ApprovalPolicy | None = None
 
     @property
     def public_key(self) -> bytes:
@@ -148,9 +150,13 @@ class Coordinator:
         suite: str = "ed25519",
         threshold: int | None = None,
         nodes: Sequence[str] | None = None,
+        policy: ApprovalPolicy | None = None,
     ) -> KeyDescription:
         """Run a DKG among ``nodes`` (default: every node). ``threshold`` is the polynomial degree
-        t (t+1 nodes sign); default: a majority signs (t = (n-1)//2)."""
+        t (t+1 nodes sign); default: a majority signs (t = (n-1)//2). ``policy``: approvals the
+        nodes will require, fixed for the key's life (bound into the DKG, sealed with each share).
+        """
+        encoded_policy = b"" if policy is None else policy.encode()
         participants = sorted(nodes or self._nodes)
         t = (len(participants) - 1) // 2 if threshold is None else threshold
         for node_id in participants:
@@ -163,7 +169,10 @@ class Coordinator:
         documents = {i: client.channel.document for i, client in clients.items()}
         session_id = os.urandom(32)
         replies = await asyncio.gather(
-            *(c.key_create(name, suite, t, session_id, documents) for c in clients.values())
+            *(
+                c.key_create(name, suite, t, session_id, documents, policy=encoded_policy)
+                for c in clients.values()
+            )
         )
         outboxes = {i: reply.outbox for i, reply in zip(clients, replies, strict=True)}
         for round_ in range(1, DKG_ROUNDS + 1):
@@ -192,7 +201,7 @@ class Coordinator:
             raise ProtocolError("the nodes finished with different public keys")
         public = PublicKeyPackage.from_bytes(packages.pop(), GROUPS[suite])
         return KeyDescription(
-            name, suite, public, {i: n for n, i in enumerate(participants, start=1)}
+            name, suite, public, {i: n for n, i in enumerate(participants, start=1)}, policy
         )
 
     # -- key info -----------------------------------------------------------------------
@@ -212,7 +221,7 @@ class Coordinator:
             answers[node_id] = result
         if not answers:
             raise ClientError(f"no reachable node holds key {name!r}")
-        if len({(a.suite, a.public_key_package) for a in answers.values()}) != 1:
+        if len({(a.suite, a.public_key_package, a.policy) for a in answers.values()}) != 1:
             raise ProtocolError(f"nodes disagree about key {name!r}")
         first = next(iter(answers.values()))
         public = PublicKeyPackage.from_bytes(first.public_key_package, GROUPS[first.suite])
@@ -224,7 +233,8 @@ class Coordinator:
         holders = {node_id: a.identifier for node_id, a in answers.items()}
         if len(set(holders.values())) != len(holders):
             raise ProtocolError(f"two nodes claim the same identifier for {name!r}")
-        return KeyDescription(name, first.suite, public, holders)
+        policy = ApprovalPolicy.decode(first.policy) if first.policy else None
+        return KeyDescription(name, first.suite, public, holders, policy)
 
     def _pick(self, key: KeyDescription, chosen: Sequence[str] | None) -> list[str]:
         needed = key.public.threshold + 1
@@ -240,15 +250,27 @@ class Coordinator:
     # -- signing ------------------------------------------------------------------------
 
     async def sign(
-        self, name: str, message: bytes, *, signers: Sequence[str] | None = None
+        self,
+        name: str,
+        message: bytes,
+        *,
+        signers: Sequence[str] | None = None,
+        approvals: Sequence[bytes] = (),
     ) -> bytes:
-        """A FROST signature by t+1 holders; verified (and a cheater named) by ``aggregate``."""
+        """A FROST signature by t+1 holders; verified (and a cheater named) by ``aggregate``.
+
+        ``approvals`` (encoded :class:`~enclave.service.policy.Approval`) go to every signer; each
+        checks them against the key's policy before committing nonces.
+        """
+        digest = message_digest(message)
         key = await self.describe_key(name)
         suite = FROST_SUITES[key.suite]
         chosen = self._pick(key, signers)
         clients = {n: await self.node(n) for n in chosen}
         session_id = os.urandom(32)
-        raw = await asyncio.gather(*(c.sign_commit(name, session_id) for c in clients.values()))
+        raw = await asyncio.gather(
+            *(c.sign_commit(name, session_id, digest, approvals) for c in clients.values())
+        )
         idents = {n: Identifier.from_int(suite.group, key.holders[n]) for n in chosen}
         commitments = {}
         for node_id, data in zip(chosen, raw, strict=True):
@@ -259,7 +281,7 @@ class Coordinator:
         package = SigningPackage(suite, session_id, commitments, message)
         encoded = package.to_bytes()
         shares = await asyncio.gather(
-            *(c.sign_share(session_id, encoded) for c in clients.values())
+            *(c.sign_share(session_id, encoded, approvals) for c in clients.values())
         )
         return aggregate(
             package,
@@ -283,6 +305,7 @@ class Coordinator:
         associated_data: bytes = b"",
         *,
         nodes: Sequence[str] | None = None,
+        approvals: Sequence[bytes] = (),
     ) -> bytes:
         """Threshold decryption: t+1 partials, each checked by its DLEQ proof, then combined."""
         key = await self.describe_key(name)
@@ -292,7 +315,10 @@ class Coordinator:
         session_id = os.urandom(32)
         clients = {n: await self.node(n) for n in chosen}
         partials = await asyncio.gather(
-            *(c.decrypt_partial(name, ciphertext, session_id) for c in clients.values())
+            *(
+                c.decrypt_partial(name, ciphertext, session_id, associated_data, approvals)
+                for c in clients.values()
+            )
         )
         return combine(
             key.public,

@@ -49,9 +49,11 @@ class NodeClient:
         threshold: int,
         session_id: bytes,
         participants: Mapping[str, bytes],
+        *,
+        policy: bytes = b"",
     ) -> DkgOutbox:
         return await self._call(
-            KeyCreate(key_name, suite, threshold, session_id, participants), DkgOutbox
+            KeyCreate(key_name, suite, threshold, session_id, participants, policy), DkgOutbox
         )
 
     async def dkg_step(self, key_name: str, inbox: Sequence[bytes]) -> DkgOutbox | KeyCreated:
@@ -63,14 +65,32 @@ class NodeClient:
     async def key_info(self, key_name: str) -> KeyInfoReply:
         return await self._call(KeyInfo(key_name), KeyInfoReply)
 
-    async def sign_commit(self, key_name: str, session_id: bytes) -> bytes:
-        return (await self._call(SignCommit(key_name, session_id), Commitments)).commitments
+    async def sign_commit(
+        self,
+        key_name: str,
+        session_id: bytes,
+        message_digest: bytes,
+        approvals: Sequence[bytes] = (),
+    ) -> bytes:
+        request = SignCommit(key_name, session_id, message_digest, tuple(approvals))
+        return (await self._call(request, Commitments)).commitments
 
-    async def sign_share(self, session_id: bytes, package: bytes) -> bytes:
-        return (await self._call(SignShare(session_id, package), SignatureShareReply)).share
+    async def sign_share(
+        self, session_id: bytes, package: bytes, approvals: Sequence[bytes] = ()
+    ) -> bytes:
+        request = SignShare(session_id, package, tuple(approvals))
+        return (await self._call(request, SignatureShareReply)).share
 
-    async def decrypt_partial(self, key_name: str, ciphertext: bytes, session_id: bytes) -> bytes:
-        return (await self._call(DecryptPartial(key_name, ciphertext, session_id), Partial)).partial
+    async def decrypt_partial(
+        self,
+        key_name: str,
+        ciphertext: bytes,
+        session_id: bytes,
+        context: bytes = b"",
+        approvals: Sequence[bytes] = (),
+    ) -> bytes:
+        request = DecryptPartial(key_name, ciphertext, session_id, context, tuple(approvals))
+        return (await self._call(request, Partial)).partial
 
     async def close(self) -> None:
         await self.channel.close()

@@ -75,3 +75,51 @@ def test_unknown_key_and_missing_cluster(
     assert b"no reachable node holds key" in capsysbinary.readouterr().err
     assert main(["key", "info", "k", "--dir", str(tmp_path / "none")]) == 1
     assert b"keyshard dev up" in capsysbinary.readouterr().err
+
+
+def test_approvers_approve_and_the_nodes_enforce_the_quorum(
+    directory: Path, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    d = ["--dir", str(directory)]
+    publics = []
+    for who in ("alice", "bob"):
+        assert main(["approver", "keygen", "--out", str(tmp_path / who)]) == 0
+        publics.append(capsysbinary.readouterr().out.decode().strip())
+        assert (tmp_path / who).stat().st_mode & 0o777 == 0o600
+    assert main(["approver", "keygen", "--out", str(tmp_path / "alice")]) == 1  # never overwritten
+    assert b"refusing to overwrite" in capsysbinary.readouterr().err
+
+    approvers = [arg for key in publics for arg in ("--approver", key)]
+    create = ["key", "create", "payouts", *d, *approvers, "--quorum", "2", "--require", "sign"]
+    assert main([*create, "--format", "json"]) == 0
+    created = json.loads(capsysbinary.readouterr().out)
+    assert created["policy"] == {"approvers": sorted(publics), "quorum": 2, "require": ["sign"]}
+
+    message = tmp_path / "message"
+    message.write_bytes(b"pay 7 to 9")
+    approvals = []
+    for who in ("alice", "bob"):
+        approve = ["key", "approve", "payouts", *d, "--key", str(tmp_path / who)]
+        assert main([*approve, "--file", str(message), "--ttl", "120"]) == 0
+        approvals.append(tmp_path / f"{who}.json")
+        approvals[-1].write_bytes(capsysbinary.readouterr().out)
+        assert json.loads(approvals[-1].read_text())["operation"] == "sign"
+
+    sign = ["key", "sign", "payouts", *d, "--file", str(message)]
+    assert main([*sign, "--approval", str(approvals[0])]) == 2
+    assert b"QuorumNotMetError" in capsysbinary.readouterr().err
+    assert main([*sign, *(a for p in approvals for a in ("--approval", str(p)))]) == 0
+    signature = bytes.fromhex(capsysbinary.readouterr().out.decode().strip())
+    Ed25519PublicKey.from_public_bytes(bytes.fromhex(created["public_key"])).verify(
+        signature, b"pay 7 to 9"
+    )
+    # decryption is outside this policy: no approvals needed
+    sealed = tmp_path / "sealed"
+    assert (
+        main(["key", "encrypt", "payouts", *d, "--file", str(message), "--out", str(sealed)]) == 0
+    )
+    assert main(["key", "decrypt", "payouts", *d, "--file", str(sealed)]) == 0
+    assert capsysbinary.readouterr().out == b"pay 7 to 9"
+    # bad flags are local errors
+    assert main(["key", "create", "p2", *d, "--approver", "zz"]) == 1
+    assert main(["key", "create", "p2", *d, *approvers, "--quorum", "3"]) == 1

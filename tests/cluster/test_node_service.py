@@ -14,13 +14,14 @@ import datetime as dt
 import hashlib
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from cluster_processes import cluster_processes
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from attestation.emulated_ca import EmulatedCa
 from attestation.nsm.client import NsmClient
@@ -31,10 +32,12 @@ from enclave.mpc.frost.ciphersuite import FROST_SECP256K1_SHA256
 from enclave.service.binding import ChannelBinding
 from enclave.service.identity import ServiceIdentity
 from enclave.service.messages import MAX_FRAME, DkgOutbox
+from enclave.service.policy import ApprovalPolicy, Operation, decryption_digest, message_digest
+from keyshard.client.approvals import public_key_bytes, sign_approval
 from keyshard.client.channel import NodeChannel, NodeTrust, client_context
-from keyshard.client.coordinator import Coordinator
+from keyshard.client.coordinator import Coordinator, KeyDescription
 from keyshard.client.credentials import ClientCredentials
-from keyshard.client.errors import BindingError, ChannelError, RemoteError
+from keyshard.client.errors import BindingError, ChannelError, ClientError, RemoteError
 from keyshard.client.node import NodeClient
 from keyshard.dev.cluster import Cluster
 from transport.framing import FramedStream
@@ -70,8 +73,8 @@ def relayed(cluster: Cluster) -> dict[str, Any]:
     payloads: list[bytes] = []
     original_create, original_step = NodeClient.key_create, NodeClient.dkg_step
 
-    async def key_create(self: NodeClient, *args: Any) -> DkgOutbox:
-        reply = await original_create(self, *args)
+    async def key_create(self: NodeClient, *args: Any, **kwargs: Any) -> DkgOutbox:
+        reply = await original_create(self, *args, **kwargs)
         payloads.extend(reply.outbox.values())
         return reply
 
@@ -314,3 +317,75 @@ def test_signing_and_decryption_go_on_with_one_node_down(
     finally:
         cluster.start_node(2)
         cluster.wait_ready(nodes=[2], timeout=60)
+
+
+APPROVERS = [Ed25519PrivateKey.generate() for _ in range(3)]
+
+
+def _approvals(
+    key: KeyDescription, keys: list[Ed25519PrivateKey], op: Operation, digest: bytes
+) -> list[bytes]:
+    return [
+        sign_approval(
+            k,
+            key_name=key.name,
+            group_public_key=key.public_key,
+            operation=op,
+            digest=digest,
+            not_after=int(time.time()) + 300,
+        ).encode()
+        for k in keys
+    ]
+
+
+def test_approval_quorum_is_enforced_by_every_node(cluster: Cluster) -> None:
+    policy = ApprovalPolicy(tuple(public_key_bytes(k) for k in APPROVERS), 2, frozenset(Operation))
+    message = b"release 100 BTC"
+
+    async def work(c: Coordinator) -> tuple[KeyDescription, bytes, bytes]:
+        key = await c.create_key("guarded", policy=policy)
+        assert (await c.describe_key("guarded")).policy == policy
+        digest = message_digest(message)
+        one = _approvals(key, APPROVERS[:1], Operation.SIGN, digest)
+        twice = one + _approvals(key, APPROVERS[:1], Operation.SIGN, digest)
+        for node_id in c.node_ids:  # every node refuses on its own, before committing nonces
+            node = await c.node(node_id)
+            for given, code in (([], "QuorumNotMetError"), (twice, "QuorumNotMetError")):
+                with pytest.raises(RemoteError) as caught:
+                    await node.sign_commit("guarded", b"s" * 32, digest, given)
+                assert caught.value.code == code
+        other = _approvals(key, APPROVERS[1:], Operation.SIGN, message_digest(b"release 1000"))
+        with pytest.raises(RemoteError) as caught:
+            await c.sign("guarded", message, approvals=other)
+        assert caught.value.code == "ApprovalMismatchError"
+        good = _approvals(key, APPROVERS[1:], Operation.SIGN, digest)
+        signature = await c.sign("guarded", message, approvals=good, signers=["node-1", "node-3"])
+        ciphertext = await c.encrypt("guarded", b"cold wallet seed", b"vault")
+        with pytest.raises(RemoteError) as caught:  # sign approvals do not approve a decryption
+            await c.decrypt("guarded", ciphertext, b"vault", approvals=good)
+        assert caught.value.code == "ApprovalMismatchError"
+        approvals = _approvals(
+            key, APPROVERS[:2], Operation.DECRYPT, decryption_digest(ciphertext, b"vault")
+        )
+        return key, signature, await c.decrypt("guarded", ciphertext, b"vault", approvals=approvals)
+
+    key, signature, plaintext = run(work, cluster)
+    Ed25519PublicKey.from_public_bytes(key.public_key).verify(signature, message)
+    assert plaintext == b"cold wallet seed"
+
+
+def test_a_client_splitting_the_policy_gets_no_key(cluster: Cluster) -> None:
+    strict = ApprovalPolicy(tuple(public_key_bytes(k) for k in APPROVERS), 3, frozenset(Operation))
+    original = NodeClient.key_create
+
+    async def lying(self: NodeClient, *args: Any, policy: bytes = b"") -> DkgOutbox:
+        # node-3 is told the key needs no approvals; the others get the strict policy
+        return await original(self, *args, policy=b"" if self.node_id == "node-3" else policy)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(NodeClient, "key_create", lying)
+        with pytest.raises(RemoteError) as caught:
+            run(lambda c: c.create_key("split", policy=strict), cluster)
+    assert caught.value.code == "ProtocolAbort"
+    with pytest.raises(ClientError, match="no reachable node holds"):
+        run(lambda c: c.describe_key("split"), cluster)

@@ -28,7 +28,7 @@ SAMPLES = [
     DkgStep("payroll", (b"e1", b"e2")),
     DkgOutbox({"node-2": b"e"}),
     KeyInfoReply("secp256k1", 2, b"pkg"),
-    SignCommit("payroll", SESSION),
+    SignCommit("payroll", SESSION, bytes(32), (b"approval",)),
     ErrorReply("KeyExistsError", "key 'payroll' already exists"),
 ]
 
@@ -61,7 +61,16 @@ def test_non_canonical_encoding_is_refused() -> None:
         ({"op": "hello", "nonce": "text"}, "nonce"),
         ({"op": "hello", "nonce": b"short"}, "nonce"),
         ({"op": "key_info", "key_name": "Bad Name"}, "key_name"),
-        ({"op": "sign_commit", "key_name": "k", "session_id": b"x"}, "session_id"),
+        (
+            {
+                "op": "sign_commit",
+                "key_name": "k",
+                "session_id": b"x",
+                "message_digest": bytes(32),
+                "approvals": [],
+            },
+            "session_id",
+        ),
     ],
 )
 def test_malformed_requests_name_the_field(body: dict[str, object], field: str) -> None:

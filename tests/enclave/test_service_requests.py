@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 import os
 
+import cbor2
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -147,7 +149,9 @@ def test_create_sign_decrypt_and_no_secret_in_logs(
         session = os.urandom(32)
         commitments = {}
         for node_id, index in (("node-1", 1), ("node-3", 3)):
-            reply = await cluster.services[node_id].dispatch(SignCommit("canary", session))
+            reply = await cluster.services[node_id].dispatch(
+                SignCommit("canary", session, hashlib.sha256(b"msg").digest())
+            )
             assert isinstance(reply, Commitments)
             commitments[Identifier.from_int(ED25519, index)] = SigningCommitments.from_bytes(
                 reply.commitments
@@ -184,7 +188,7 @@ def test_create_sign_decrypt_and_no_secret_in_logs(
     for node_id, store in cluster.stores.items():
         sealed = asyncio.run(store.get("key-canary"))
         assert sealed is not None, node_id
-        share = KeyShare.from_sealed_bytes(sealed)
+        share = KeyShare.from_sealed_bytes(cbor2.loads(sealed)["share"])
         secrets_hex.append(share.secret_share.to_bytes().hex())
         # what the parent stores is sealed: the share never appears in it
         assert share.secret_share.to_bytes() not in b"".join(cluster.hosts[node_id].blobs.values())
