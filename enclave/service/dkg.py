@@ -38,10 +38,11 @@ __all__ = ["KeyCreation", "KeyCreationPhase", "dkg_session_id"]
 _CONTEXT_DOMAIN = b"keyshard/service/dkg-context/v1"
 
 
-def dkg_session_id(session_id: bytes, key_name: str, policy: bytes) -> bytes:
-    """The DKG's session id: binds what the nodes must agree on beyond the MPC parameters."""
+def dkg_session_id(session_id: bytes, key_name: str, suite: str, policy: bytes) -> bytes:
+    """The DKG's session id: binds what the nodes must agree on beyond the MPC parameters
+    (the suite too: FROST-secp256k1 and ECDSA-secp256k1 keys share a group, never a key)."""
     return hashlib.sha256(
-        lp_join((_CONTEXT_DOMAIN, session_id, key_name.encode(), policy))
+        lp_join((_CONTEXT_DOMAIN, session_id, key_name.encode(), suite.encode(), policy))
     ).digest()
 
 
@@ -65,6 +66,7 @@ class KeyCreation:
         self,
         *,
         key_name: str,
+        suite: str,
         group: Group,
         threshold: int,
         session_id: bytes,
@@ -77,11 +79,15 @@ class KeyCreation:
         if me in peer_box_keys or len(nodes) != len(peer_box_keys) + 1:
             raise SessionError("participants must be this node plus distinct peers")
         self.key_name, self.session_id, self.me = key_name, session_id, me
-        self.policy = policy
+        self.policy, self.suite = policy, suite
+        self.nodes = tuple(nodes)
         self._ids = {node: Identifier.from_int(group, index) for index, node in enumerate(nodes, 1)}
         self._group = group
         self._params = DkgParameters(
-            group, threshold, list(self._ids.values()), dkg_session_id(session_id, key_name, policy)
+            group,
+            threshold,
+            list(self._ids.values()),
+            dkg_session_id(session_id, key_name, suite, policy),
         )
         self._dkg = DkgSession(self._params, self._ids[me])
         self._envelopes = Envelopes(me, box_key, peer_box_keys)

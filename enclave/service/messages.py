@@ -32,6 +32,7 @@ __all__ = [
     "DecryptPartial",
     "DkgOutbox",
     "DkgStep",
+    "EcdsaSign",
     "ErrorReply",
     "Hello",
     "HelloReply",
@@ -41,6 +42,9 @@ __all__ = [
     "KeyInfoReply",
     "Message",
     "Partial",
+    "PresignStart",
+    "PresignStep",
+    "Presigned",
     "SignCommit",
     "SignShare",
     "SignatureShareReply",
@@ -51,7 +55,7 @@ __all__ = [
 MAX_FRAME = 1024 * 1024
 MAX_PARTICIPANTS = 16
 MAX_BLOB = 256 * 1024
-SUITES = ("ed25519", "secp256k1")
+SUITES = ("ed25519", "secp256k1", "ecdsa-secp256k1")
 _KEY_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -158,6 +162,8 @@ class KeyCreate(Message):
         object.__setattr__(self, "participants", MappingProxyType(dict(self.participants)))
         if type(self.threshold) is not int or not 1 <= self.threshold < len(self.participants):
             raise MalformedMessageError("threshold", "must be in 1..n-1 (degree; t+1 sign)")
+        if self.suite == "ecdsa-secp256k1" and len(self.participants) < 2 * self.threshold + 1:
+            raise MalformedMessageError("threshold", "threshold ECDSA needs n >= 2t+1 nodes")
         _session(self.session_id)
 
 
@@ -317,6 +323,89 @@ class Partial(Message):
         _bytes("partial", self.partial, 1)
 
 
+def _participants(value: object) -> None:
+    if not isinstance(value, Mapping) or not 2 <= len(value) <= MAX_PARTICIPANTS:
+        raise MalformedMessageError("participants", f"must name 2..{MAX_PARTICIPANTS} nodes")
+    for node_id, document in value.items():
+        check_node_id(node_id)
+        _bytes("participants", document, 1, 16 * 1024)
+
+
+@dataclass(frozen=True, slots=True)
+class PresignStart(Message):
+    """Threshold ECDSA presigning (round one) among exactly 2t+1 holders of ``key_name``.
+
+    ``participants`` maps each presigning node id to a fresh attestation document: the box keys
+    the deal envelopes are sealed to (they change with every boot, unlike the key's holders).
+    """
+
+    OP: ClassVar[str] = "presign_start"
+    key_name: str
+    session_id: bytes
+    participants: Mapping[str, bytes]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _participants(self.participants)
+        object.__setattr__(self, "participants", MappingProxyType(dict(self.participants)))
+
+
+@dataclass(frozen=True, slots=True)
+class PresignStep(Message):
+    """The envelopes addressed to this node in the current presigning round."""
+
+    OP: ClassVar[str] = "presign_step"
+    key_name: str
+    session_id: bytes
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        if not isinstance(self.inbox, tuple | list) or len(self.inbox) > MAX_PARTICIPANTS:
+            raise MalformedMessageError("inbox", f"must be a list of at most {MAX_PARTICIPANTS}")
+        for envelope in self.inbox:
+            _bytes("inbox", envelope, 1)
+        object.__setattr__(self, "inbox", tuple(self.inbox))
+
+
+@dataclass(frozen=True, slots=True)
+class Presigned(Message):
+    """Presigning finished: the (public) id and nonce point ``R`` of the stored presignature."""
+
+    OP: ClassVar[str] = "presigned"
+    presignature_id: bytes
+    big_r: bytes
+
+    def check(self) -> None:
+        _bytes("presignature_id", self.presignature_id, 32, 32)
+        _bytes("big_r", self.big_r, 33, 33)
+
+
+@dataclass(frozen=True, slots=True)
+class EcdsaSign(Message):
+    """Sign SHA-256(``message``) with one stored presignature (used once, whatever happens).
+
+    ``entropy`` is the coordinator's fresh re-randomiser input (:mod:`enclave.mpc.ecdsa.sign`);
+    approvals are checked for SHA-256(``message``) before the presignature is touched.
+    """
+
+    OP: ClassVar[str] = "ecdsa_sign"
+    key_name: str
+    presignature_id: bytes
+    message: bytes
+    entropy: bytes
+    approvals: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _bytes("presignature_id", self.presignature_id, 32, 32)
+        _bytes("message", self.message)
+        _bytes("entropy", self.entropy, 32, 32)
+        _approvals(self, self.approvals)
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorReply(Message):
     """A refused request: ``code`` is the error's class name, ``message`` public text."""
@@ -349,6 +438,10 @@ _TYPES: dict[str, type[Message]] = {
         SignatureShareReply,
         DecryptPartial,
         Partial,
+        PresignStart,
+        PresignStep,
+        Presigned,
+        EcdsaSign,
         ErrorReply,
     )
 }

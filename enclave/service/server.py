@@ -13,8 +13,14 @@ before it contributes anything: before committing signing nonces, again before a
 (whose package must sign the committed message), and before a partial decryption. The clock is the
 enclave's own (a constructor parameter for tests).
 
-ECDSA and refresh/reshare are not served yet (the MPC core has them; their network
-drivers are future work).
+Threshold ECDSA (suite ``ecdsa-secp256k1``): ``presign_start``/``presign_step`` run DJNPO20
+presigning among 2t+1 holders over envelopes (:mod:`enclave.service.presigning`); each finished
+presignature goes into this key's in-memory :class:`~enclave.mpc.ecdsa.PresignaturePool` — never
+sealed, used at most once (``ecdsa_sign`` takes it out of the pool before signing), and all of
+them are lost on restart, which is safe: the client simply presigns again. ECDSA keys only sign
+with ECDSA (FROST and threshold decryption are refused for them: one key, one scheme).
+
+Refresh/reshare are not served yet (the MPC core has them; their network drivers are future work).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from attestation.errors import AttestationError
 from attestation.nsm.client import NsmClient
@@ -33,6 +40,8 @@ from attestation.nsm.raw import RawNsm
 from enclave.errors import EnclaveError
 from enclave.mpc.decryption.ecies import Ciphertext
 from enclave.mpc.decryption.partial import partial_decrypt
+from enclave.mpc.ecdsa import Presignature, PresignaturePool, SigningRequest
+from enclave.mpc.ecdsa import sign as ecdsa_sign
 from enclave.mpc.errors import MpcError
 from enclave.mpc.keys import KeyShare
 from enclave.service.binding import PeerVerifier
@@ -45,13 +54,21 @@ from enclave.service.errors import (
     UnexpectedMessageError,
 )
 from enclave.service.identity import ServiceIdentity
-from enclave.service.keystore import FROST_SUITES, GROUPS, KeyStore, SealedBlobs, suite_name
+from enclave.service.keystore import (
+    ECDSA_SUITE,
+    FROST_SUITES,
+    GROUPS,
+    KeyStore,
+    SealedBlobs,
+    StoredKey,
+)
 from enclave.service.messages import (
     MAX_FRAME,
     Commitments,
     DecryptPartial,
     DkgOutbox,
     DkgStep,
+    EcdsaSign,
     ErrorReply,
     Hello,
     HelloReply,
@@ -61,6 +78,9 @@ from enclave.service.messages import (
     KeyInfoReply,
     Message,
     Partial,
+    Presigned,
+    PresignStart,
+    PresignStep,
     SignatureShareReply,
     SignCommit,
     SignShare,
@@ -72,7 +92,9 @@ from enclave.service.policy import (
     Operation,
     check_approvals,
     decryption_digest,
+    message_digest,
 )
+from enclave.service.presigning import Presigning
 from enclave.service.signing import SigningSessions
 from transport.errors import FramingError, StreamClosedError
 from transport.framing import FramedStream
@@ -88,6 +110,8 @@ HANDSHAKE_TIMEOUT = 10.0
 CREATION_TIMEOUT = 120.0
 #: At most this many key creations run at once on a node.
 MAX_CREATIONS = 32
+#: At most this many presigning runs are pending on a node (the oldest is dropped first).
+MAX_PRESIGNING = 64
 
 
 class OsRandom:
@@ -118,6 +142,8 @@ class NodeService:
         self._creations: dict[str, tuple[float, KeyCreation]] = {}
         self._signing = SigningSessions()
         self._clock = clock
+        self._presigning: dict[tuple[str, bytes], Presigning] = {}
+        self._pools: dict[str, PresignaturePool] = {}
 
     # -- connections --------------------------------------------------------------------
 
@@ -217,67 +243,90 @@ class NodeService:
     # -- requests -----------------------------------------------------------------------
 
     async def dispatch(self, request: Message) -> Message:
-        if isinstance(request, KeyCreate):
-            return await self._key_create(request)
-        if isinstance(request, DkgStep):
-            return await self._dkg_step(request)
-        if isinstance(request, KeyInfo):
-            share = await self._keys.load(request.key_name)
-            policy = await self._keys.policy(request.key_name)
-            return KeyInfoReply(
-                suite_name(share.group),
-                int(share.identifier),
-                share.public.to_bytes(),
-                b"" if policy is None else policy.encode(),
+        """Serve one request (the one table of request types this service answers)."""
+        handlers: dict[type[Message], Callable[[Any], Awaitable[Message]]] = {
+            KeyCreate: self._key_create,
+            DkgStep: self._dkg_step,
+            KeyInfo: self._key_info,
+            SignCommit: self._sign_commit,
+            SignShare: self._sign_share,
+            DecryptPartial: self._decrypt_partial,
+            PresignStart: self._presign_start,
+            PresignStep: self._presign_step,
+            EcdsaSign: self._ecdsa_sign,
+        }
+        handler = handlers.get(type(request))
+        if handler is None:
+            raise UnexpectedMessageError(f"{request.OP} is not a request")
+        return await handler(request)
+
+    async def _key_info(self, request: KeyInfo) -> Message:
+        key = await self._keys.stored(request.key_name)
+        return KeyInfoReply(
+            key.suite,
+            int(key.share.identifier),
+            key.share.public.to_bytes(),
+            b"" if key.policy is None else key.policy.encode(),
+        )
+
+    async def _sign_commit(self, request: SignCommit) -> Message:
+        key = await self._frost_key(request.key_name)
+        await self._approve(
+            request.key_name, key, Operation.SIGN, request.message_digest, request.approvals
+        )
+        return Commitments(
+            self._signing.commit(
+                request.key_name,
+                FROST_SUITES[key.suite],
+                key.share,
+                request.session_id,
+                self._rng,
+                message_digest=request.message_digest,
             )
-        if isinstance(request, SignCommit):
-            share = await self._keys.load(request.key_name)
-            await self._approve(
-                request.key_name, share, Operation.SIGN, request.message_digest, request.approvals
-            )
-            suite = FROST_SUITES[suite_name(share.group)]
-            return Commitments(
-                self._signing.commit(
-                    request.key_name,
-                    suite,
-                    share,
-                    request.session_id,
-                    self._rng,
-                    message_digest=request.message_digest,
-                )
-            )
-        if isinstance(request, SignShare):
-            session = self._signing.take(request.session_id)  # single use from here on
-            share = await self._keys.load(session.key_name)
-            await self._approve(
-                session.key_name, share, Operation.SIGN, session.message_digest, request.approvals
-            )
-            return SignatureShareReply(session.sign(request.package))
-        if isinstance(request, DecryptPartial):
-            share = await self._keys.load(request.key_name)
-            digest = decryption_digest(request.ciphertext, request.context)
-            await self._approve(
-                request.key_name, share, Operation.DECRYPT, digest, request.approvals
-            )
-            ciphertext = Ciphertext.from_bytes(request.ciphertext, share.group)
-            partial = partial_decrypt(share, ciphertext, request.session_id, self._rng)
-            return Partial(partial.to_bytes())
-        raise UnexpectedMessageError(f"{request.OP} is not a request")
+        )
+
+    async def _sign_share(self, request: SignShare) -> Message:
+        session = self._signing.take(request.session_id)  # single use from here on
+        key = await self._keys.stored(session.key_name)
+        await self._approve(
+            session.key_name, key, Operation.SIGN, session.message_digest, request.approvals
+        )
+        return SignatureShareReply(session.sign(request.package))
+
+    async def _decrypt_partial(self, request: DecryptPartial) -> Message:
+        key = await self._frost_key(request.key_name)
+        digest = decryption_digest(request.ciphertext, request.context)
+        await self._approve(request.key_name, key, Operation.DECRYPT, digest, request.approvals)
+        ciphertext = Ciphertext.from_bytes(request.ciphertext, key.share.group)
+        partial = partial_decrypt(key.share, ciphertext, request.session_id, self._rng)
+        return Partial(partial.to_bytes())
+
+    async def _frost_key(self, name: str) -> StoredKey:
+        key = await self._keys.stored(name)
+        if key.suite not in FROST_SUITES:
+            raise SessionError(f"key {name!r} is a {key.suite} key: it signs with ECDSA only")
+        return key
+
+    async def _ecdsa_key(self, name: str) -> StoredKey:
+        key = await self._keys.stored(name)
+        if key.suite != ECDSA_SUITE:
+            raise SessionError(f"key {name!r} is a {key.suite} key, not {ECDSA_SUITE}")
+        return key
 
     async def _approve(
         self,
         key_name: str,
-        share: KeyShare,
+        key: StoredKey,
         operation: Operation,
         digest: bytes,
         approvals: Sequence[bytes],
     ) -> None:
         """Refuse (typed :class:`ApprovalError`) unless the key's sealed policy is satisfied."""
         check_approvals(
-            await self._keys.policy(key_name),
+            key.policy,
             approvals,
             key_name=key_name,
-            group_public_key=share.public.group_public_key.to_bytes(),
+            group_public_key=key.share.public.group_public_key.to_bytes(),
             operation=operation,
             digest=digest,
             now=int(self._clock()),
@@ -295,32 +344,22 @@ class NodeService:
             raise SessionError(f"{MAX_CREATIONS} key creations are already running")
         if await self._keys.exists(name):
             raise KeyExistsError(name)
-        if self._node_id not in request.participants:
-            raise PeerRefusedError(self._node_id, "this node is not among the participants")
-        bindings = {
-            node_id: self._peers.verify(node_id, document)
-            for node_id, document in sorted(request.participants.items())
-        }
-        if bindings[self._node_id].box_public_key != bytes(self._identity.box_key.public_key):
-            raise PeerRefusedError(self._node_id, "this node's document is from another boot")
+        peer_box_keys = self._peer_box_keys(request.participants)
         creation = KeyCreation(
             key_name=name,
+            suite=request.suite,
             group=GROUPS[request.suite],
             threshold=request.threshold,
             session_id=request.session_id,
             me=self._node_id,
             box_key=self._identity.box_key,
-            peer_box_keys={
-                node_id: binding.box_public_key
-                for node_id, binding in bindings.items()
-                if node_id != self._node_id
-            },
+            peer_box_keys=peer_box_keys,
             policy=request.policy,
         )
         self._creations[name] = (now, creation)
         log.info(
             "key creation started",
-            extra={"fields": {"event": "dkg_start", "key": name, "n": len(bindings)}},
+            extra={"fields": {"event": "dkg_start", "key": name, "n": len(peer_box_keys) + 1}},
         )
         return DkgOutbox(creation.start(self._rng))
 
@@ -333,13 +372,76 @@ class NodeService:
         if isinstance(result, KeyShare):
             policy = ApprovalPolicy.decode(creation.policy) if creation.policy else None
             # sealed (share and policy together) before success is reported
-            await self._keys.save(request.key_name, result, policy)
+            stored = StoredKey(result, policy, creation.suite, creation.nodes)
+            await self._keys.save(request.key_name, stored)
             del self._creations[request.key_name]
             log.info(
                 "key created", extra={"fields": {"event": "dkg_done", "key": request.key_name}}
             )
             return KeyCreated(result.public.to_bytes())
         return DkgOutbox(result)
+
+    def _peer_box_keys(self, participants: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Verify every participant's document; their box keys (this node excluded)."""
+        if self._node_id not in participants:
+            raise PeerRefusedError(self._node_id, "this node is not among the participants")
+        bindings = {
+            node_id: self._peers.verify(node_id, document)
+            for node_id, document in sorted(participants.items())
+        }
+        if bindings[self._node_id].box_public_key != bytes(self._identity.box_key.public_key):
+            raise PeerRefusedError(self._node_id, "this node's document is from another boot")
+        return {
+            node_id: binding.box_public_key
+            for node_id, binding in bindings.items()
+            if node_id != self._node_id
+        }
+
+    # -- threshold ECDSA ----------------------------------------------------------------
+
+    async def _presign_start(self, request: PresignStart) -> Message:
+        key = await self._ecdsa_key(request.key_name)
+        slot = (request.key_name, request.session_id)
+        if slot in self._presigning:
+            raise SessionError("a presigning run with this id is pending")
+        presigning = Presigning(
+            key_name=request.key_name,
+            session_id=request.session_id,
+            me=self._node_id,
+            key=key,
+            box_key=self._identity.box_key,
+            peer_box_keys=self._peer_box_keys(request.participants),
+        )
+        outbox = presigning.start(self._rng)
+        self._presigning[slot] = presigning
+        while len(self._presigning) > MAX_PRESIGNING:
+            del self._presigning[next(iter(self._presigning))]
+        return DkgOutbox(outbox)
+
+    async def _presign_step(self, request: PresignStep) -> Message:
+        slot = (request.key_name, request.session_id)
+        presigning = self._presigning.pop(slot, None)  # any error forgets the run for good
+        if presigning is None:
+            raise SessionError("no pending presigning run with this id")
+        result = presigning.step(request.inbox)
+        if isinstance(result, Presignature):
+            self._pools.setdefault(request.key_name, PresignaturePool()).add(result)
+            log.info(
+                "presignature stored",
+                extra={"fields": {"event": "presigned", "key": request.key_name}},
+            )
+            return Presigned(result.info.presignature_id, result.info.big_r.to_bytes())
+        self._presigning[slot] = presigning
+        return DkgOutbox(result)
+
+    async def _ecdsa_sign(self, request: EcdsaSign) -> Message:
+        key = await self._ecdsa_key(request.key_name)
+        digest = message_digest(request.message)
+        await self._approve(request.key_name, key, Operation.SIGN, digest, request.approvals)
+        pool = self._pools.setdefault(request.key_name, PresignaturePool())
+        presignature = pool.take(request.presignature_id)  # out of the pool: never used twice
+        signing = SigningRequest(request.presignature_id, digest, request.entropy)
+        return SignatureShareReply(ecdsa_sign(presignature, signing).to_bytes())
 
 
 class _TlsAcceptor(asyncio.Protocol):

@@ -29,8 +29,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from enclave.mpc.ecdsa import EcdsaSignature
 from enclave.mpc.errors import MpcError
 from enclave.service.errors import MalformedMessageError
+from enclave.service.keystore import ECDSA_SUITE
 from enclave.service.policy import (
     Approval,
     ApprovalPolicy,
@@ -89,7 +91,12 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
     create = verbs.add_parser("create", help="create a key by DKG among every node")
     common(create)
-    create.add_argument("--suite", choices=["ed25519", "secp256k1"], default="ed25519")
+    create.add_argument(
+        "--suite",
+        choices=["ed25519", "secp256k1", ECDSA_SUITE],
+        default="ed25519",
+        help=f"FROST ed25519/secp256k1, or threshold ECDSA {ECDSA_SUITE} (needs n >= 2t+1)",
+    )
     create.add_argument(
         "--threshold",
         type=int,
@@ -138,10 +145,17 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     info.add_argument("--format", choices=["table", "json"], default="table")
     info.set_defaults(handler=_info)
 
-    sign = verbs.add_parser("sign", help="FROST-sign a message (from --file or stdin)")
+    sign = verbs.add_parser(
+        "sign", help="sign a message (from --file or stdin): FROST, or ECDSA over SHA-256"
+    )
     common(sign)
     sign.add_argument("--file", type=Path, default=None, help="message file (default: stdin)")
-    sign.add_argument("--format", choices=["hex", "json"], default="hex")
+    sign.add_argument(
+        "--format",
+        choices=["hex", "json", "compact"],
+        default="hex",
+        help="hex (ECDSA: DER), json, compact (ECDSA: 64-byte r||s hex and the recovery id)",
+    )
     _approval_flag(sign)
     sign.set_defaults(handler=_sign)
 
@@ -245,7 +259,7 @@ def _run(args: argparse.Namespace, work: Callable[[Coordinator], Awaitable[_T]])
 def _guarded(args: argparse.Namespace, body: Callable[[], None]) -> int:
     try:
         body()
-    except _LocalError as error:
+    except (_LocalError, MalformedMessageError) as error:  # the latter: refused before sending
         print(f"keyshard key {args.verb}: {error}", file=sys.stderr)
         return EXIT_LOCAL_ERROR
     except (ClientError, MpcError) as error:
@@ -307,13 +321,39 @@ def _sign(args: argparse.Namespace) -> int:
     def body() -> None:
         message = _read_input(args.file)
         approvals = _read_approvals(args.approval)
-        signature = _run(args, lambda c: c.sign(args.name, message, approvals=approvals))
-        if args.format == "json":
+
+        async def work(c: Coordinator) -> bytes | EcdsaSignature:
+            if (await c.describe_key(args.name)).suite == ECDSA_SUITE:
+                return await c.sign_ecdsa(args.name, message, approvals=approvals)
+            return await c.sign(args.name, message, approvals=approvals)
+
+        signature = _run(args, work)
+        if isinstance(signature, EcdsaSignature):
+            _render_ecdsa(args, signature)
+        elif args.format == "json":
             print(json.dumps({"key": args.name, "signature": signature.hex()}))
+        elif args.format == "compact":
+            raise _LocalError("--format compact is for ECDSA keys")
         else:
             print(signature.hex())
 
     return _guarded(args, body)
+
+
+def _render_ecdsa(args: argparse.Namespace, signature: EcdsaSignature) -> None:
+    if args.format == "json":
+        rendered = {
+            "key": args.name,
+            "signature": signature.to_der().hex(),
+            "compact": signature.to_compact().hex(),
+            "recovery_id": signature.recovery_id,
+            "hash": "sha256",
+        }
+        print(json.dumps(rendered))
+    elif args.format == "compact":
+        print(f"{signature.to_compact().hex()} {signature.recovery_id}")
+    else:
+        print(signature.to_der().hex())
 
 
 def _encrypt(args: argparse.Namespace) -> int:

@@ -21,13 +21,16 @@ from dataclasses import dataclass
 from enclave.mpc.decryption.combine import combine
 from enclave.mpc.decryption.ecies import Ciphertext, encrypt
 from enclave.mpc.decryption.partial import PartialDecryption
+from enclave.mpc.ecdsa import EcdsaSignature, PresignatureInfo, SigningRequest
+from enclave.mpc.ecdsa import SignatureShare as EcdsaSignatureShare
+from enclave.mpc.ecdsa import combine as combine_ecdsa
 from enclave.mpc.frost.aggregate import aggregate
 from enclave.mpc.frost.round1 import SigningCommitments
 from enclave.mpc.frost.round2 import SignatureShare, SigningPackage
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import PublicKeyPackage
-from enclave.service.keystore import FROST_SUITES, GROUPS
-from enclave.service.messages import DkgOutbox, KeyCreated
+from enclave.service.keystore import ECDSA_SUITE, FROST_SUITES, GROUPS
+from enclave.service.messages import DkgOutbox, KeyCreated, Presigned
 from enclave.service.policy import ApprovalPolicy, message_digest
 from keyshard.client.channel import NodeChannel, NodeTrust
 from keyshard.client.credentials import ClientCredentials
@@ -38,6 +41,7 @@ from keyshard.dev.profile import ClusterProfile
 __all__ = ["Coordinator", "KeyDescription", "NodeAddress"]
 
 DKG_ROUNDS = 3
+PRESIGN_ROUNDS = 3
 #: Peers refuse documents older than their image's maximum age (300 s by default): channels older
 #: than this are reopened before a key creation, so the relayed documents are fresh.
 DOCUMENT_REFRESH_SECONDS = 60.0
@@ -141,6 +145,16 @@ class Coordinator:
                 raise result
         return reachable
 
+    async def _fresh(self, node_ids: Sequence[str]) -> dict[str, NodeClient]:
+        """Clients whose channel documents are fresh enough to be relayed to peers."""
+        for node_id in node_ids:
+            client = self._clients.get(node_id)
+            if client is not None and (
+                time.monotonic() - client.channel.opened_at > DOCUMENT_REFRESH_SECONDS
+            ):
+                await self.forget(node_id)
+        return {i: await self.node(i) for i in node_ids}
+
     # -- key creation -------------------------------------------------------------------
 
     async def create_key(
@@ -159,13 +173,7 @@ class Coordinator:
         encoded_policy = b"" if policy is None else policy.encode()
         participants = sorted(nodes or self._nodes)
         t = (len(participants) - 1) // 2 if threshold is None else threshold
-        for node_id in participants:
-            client = self._clients.get(node_id)
-            if client is not None and (
-                time.monotonic() - client.channel.opened_at > DOCUMENT_REFRESH_SECONDS
-            ):
-                await self.forget(node_id)
-        clients = {i: await self.node(i) for i in participants}
+        clients = await self._fresh(participants)
         documents = {i: client.channel.document for i, client in clients.items()}
         session_id = os.urandom(32)
         replies = await asyncio.gather(
@@ -287,6 +295,112 @@ class Coordinator:
             package,
             {idents[n]: SignatureShare.from_bytes(s) for n, s in zip(chosen, shares, strict=True)},
             key.public,
+        )
+
+    # -- threshold ECDSA ----------------------------------------------------------------
+
+    async def presign(self, name: str, *, signers: Sequence[str] | None = None) -> PresignatureInfo:
+        """Run DJNPO20 presigning among 2t+1 holders; the (public) presignature description.
+
+        The presignature's secret halves stay in the signers' memory (single use, lost on
+        restart); the same 2t+1 nodes must sign with it.
+        """
+        key = await self.describe_key(name)
+        if key.suite != ECDSA_SUITE:
+            raise ClientError(f"key {name!r} is {key.suite}, not {ECDSA_SUITE}")
+        needed = 2 * key.public.threshold + 1
+        chosen = sorted(key.holders)[:needed] if signers is None else self._pick(key, signers)
+        if len(chosen) != needed:
+            raise ClientError(f"exactly {needed} holders presign for {name!r}")
+        clients = await self._fresh(chosen)
+        documents = {i: client.channel.document for i, client in clients.items()}
+        session_id = os.urandom(32)
+        replies = await asyncio.gather(
+            *(clients[i].presign_start(name, session_id, documents) for i in chosen)
+        )
+        outboxes = {i: reply.outbox for i, reply in zip(chosen, replies, strict=True)}
+        finished = await self._relay_presign(name, session_id, clients, outboxes)
+        results = {(answer.presignature_id, answer.big_r) for answer in finished}
+        if len(results) != 1:
+            raise ProtocolError("the presigners disagree about the presignature")
+        presignature_id, big_r = results.pop()
+        group = key.public.group
+        return PresignatureInfo(
+            key.public,
+            tuple(sorted(Identifier.from_int(group, key.holders[n]) for n in chosen)),
+            session_id,
+            presignature_id,
+            group.decode_point(big_r),
+        )
+
+    @staticmethod
+    async def _relay_presign(
+        name: str,
+        session_id: bytes,
+        clients: Mapping[str, NodeClient],
+        outboxes: dict[str, Mapping[str, bytes]],
+    ) -> list[Presigned]:
+        """Relay the three presigning rounds' envelopes; every node's final answer."""
+        chosen = sorted(clients)
+        for round_ in range(1, PRESIGN_ROUNDS + 1):
+            for sender, outbox in outboxes.items():
+                if set(outbox) != set(chosen) - {sender}:
+                    raise ProtocolError(f"{sender}'s presign round-{round_} outbox is misaddressed")
+            answers = await asyncio.gather(
+                *(
+                    clients[i].presign_step(
+                        name, session_id, [outboxes[s][i] for s in chosen if s != i]
+                    )
+                    for i in chosen
+                )
+            )
+            outboxes = {
+                i: a.outbox
+                for i, a in zip(chosen, answers, strict=True)
+                if isinstance(a, DkgOutbox)
+            }
+            if round_ < PRESIGN_ROUNDS and len(outboxes) != len(chosen):
+                raise ProtocolError("a node finished presigning early")
+        finished = [a for a in answers if isinstance(a, Presigned)]
+        if len(finished) != len(chosen):
+            raise ProtocolError("a node did not finish presigning")
+        return finished
+
+    async def sign_ecdsa(
+        self,
+        name: str,
+        message: bytes,
+        *,
+        presignature: PresignatureInfo | None = None,
+        approvals: Sequence[bytes] = (),
+    ) -> EcdsaSignature:
+        """ECDSA-sign SHA-256(``message``) with a presignature (a fresh one unless given).
+
+        Every presigner checks the approvals, then takes the presignature out of its pool; the
+        combined signature is verified, low-S normalised and carries its recovery id.
+        """
+        info = presignature if presignature is not None else await self.presign(name)
+        key = await self.describe_key(name)
+        names = {Identifier.from_int(key.public.group, i): n for n, i in key.holders.items()}
+        unknown = [p for p in info.parties if p not in names]
+        if unknown:
+            raise ClientError("a presigner no longer reports the key")
+        request = SigningRequest.create(info, message_digest(message), _OsRandom())
+        parties = list(info.parties)
+        clients = [await self.node(names[p]) for p in parties]
+        shares = await asyncio.gather(
+            *(
+                c.ecdsa_sign(name, info.presignature_id, message, request.entropy, approvals)
+                for c in clients
+            )
+        )
+        return combine_ecdsa(
+            info,
+            request,
+            {
+                p: EcdsaSignatureShare.from_bytes(s, key.public.group)
+                for p, s in zip(parties, shares, strict=True)
+            },
         )
 
     # -- encryption ---------------------------------------------------------------------

@@ -10,12 +10,16 @@ from enclave.service.messages import (
     DecryptPartial,
     DkgOutbox,
     DkgStep,
+    EcdsaSign,
     KeyCreate,
     KeyCreated,
     KeyInfo,
     KeyInfoReply,
     Message,
     Partial,
+    Presigned,
+    PresignStart,
+    PresignStep,
     SignatureShareReply,
     SignCommit,
     SignShare,
@@ -91,6 +95,30 @@ class NodeClient:
     ) -> bytes:
         request = DecryptPartial(key_name, ciphertext, session_id, context, tuple(approvals))
         return (await self._call(request, Partial)).partial
+
+    async def presign_start(
+        self, key_name: str, session_id: bytes, participants: Mapping[str, bytes]
+    ) -> DkgOutbox:
+        return await self._call(PresignStart(key_name, session_id, participants), DkgOutbox)
+
+    async def presign_step(
+        self, key_name: str, session_id: bytes, inbox: Sequence[bytes]
+    ) -> DkgOutbox | Presigned:
+        reply = await self.channel.request(PresignStep(key_name, session_id, tuple(inbox)))
+        if not isinstance(reply, DkgOutbox | Presigned):
+            raise ProtocolError(f"{self.node_id} answered presign_step with {reply.OP}")
+        return reply
+
+    async def ecdsa_sign(
+        self,
+        key_name: str,
+        presignature_id: bytes,
+        message: bytes,
+        entropy: bytes,
+        approvals: Sequence[bytes] = (),
+    ) -> bytes:
+        request = EcdsaSign(key_name, presignature_id, message, entropy, tuple(approvals))
+        return (await self._call(request, SignatureShareReply)).share
 
     async def close(self) -> None:
         await self.channel.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -10,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import coincurve
 import pytest
 from cluster_processes import cluster_processes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -123,3 +125,34 @@ def test_approvers_approve_and_the_nodes_enforce_the_quorum(
     # bad flags are local errors
     assert main(["key", "create", "p2", *d, "--approver", "zz"]) == 1
     assert main(["key", "create", "p2", *d, *approvers, "--quorum", "3"]) == 1
+
+
+def test_ecdsa_key_signs_in_der_json_and_compact(
+    directory: Path, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    d = ["--dir", str(directory)]
+    assert (
+        main(["key", "create", "wallet", *d, "--suite", "ecdsa-secp256k1", "--format", "json"]) == 0
+    )
+    created = json.loads(capsysbinary.readouterr().out)
+    assert (created["suite"], created["threshold"]) == ("ecdsa-secp256k1", 1)
+    public = coincurve.PublicKey(bytes.fromhex(created["public_key"]))
+    message = tmp_path / "tx"
+    message.write_bytes(b"send 3 sat")
+    digest = hashlib.sha256(b"send 3 sat").digest()
+
+    assert main(["key", "sign", "wallet", *d, "--file", str(message)]) == 0
+    der = bytes.fromhex(capsysbinary.readouterr().out.decode().strip())
+    assert public.verify(der, digest, hasher=None)
+    assert main(["key", "sign", "wallet", *d, "--file", str(message), "--format", "json"]) == 0
+    rendered = json.loads(capsysbinary.readouterr().out)
+    recoverable = bytes.fromhex(rendered["compact"]) + bytes([rendered["recovery_id"]])
+    recovered = coincurve.PublicKey.from_signature_and_message(recoverable, digest, hasher=None)
+    assert recovered.format() == public.format()
+    assert main(["key", "sign", "wallet", *d, "--file", str(message), "--format", "compact"]) == 0
+    compact, recovery_id = capsysbinary.readouterr().out.decode().split()
+    assert len(bytes.fromhex(compact)) == 64
+    assert recovery_id in {"0", "1", "2", "3"}
+    # t=1 of 3 is the most an honest-majority ECDSA key allows on three nodes
+    assert main(["key", "create", "w2", *d, "--suite", "ecdsa-secp256k1", "--threshold", "2"]) == 1
+    assert b"n >= 2t+1" in capsysbinary.readouterr().err

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import coincurve
 import pytest
 from cluster_processes import cluster_processes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -27,10 +28,12 @@ from attestation.emulated_ca import EmulatedCa
 from attestation.nsm.client import NsmClient
 from attestation.nsm.emulated import EmulatedNsm
 from enclave.mpc.dkg.messages import Round1Package, Round2Package, TranscriptConfirmation
+from enclave.mpc.ecdsa import EcdsaSignature, PresignatureInfo
 from enclave.mpc.errors import MpcError
 from enclave.mpc.frost.ciphersuite import FROST_SECP256K1_SHA256
 from enclave.service.binding import ChannelBinding
 from enclave.service.identity import ServiceIdentity
+from enclave.service.keystore import ECDSA_SUITE
 from enclave.service.messages import MAX_FRAME, DkgOutbox
 from enclave.service.policy import ApprovalPolicy, Operation, decryption_digest, message_digest
 from keyshard.client.approvals import public_key_bytes, sign_approval
@@ -389,3 +392,41 @@ def test_a_client_splitting_the_policy_gets_no_key(cluster: Cluster) -> None:
     assert caught.value.code == "ProtocolAbort"
     with pytest.raises(ClientError, match="no reachable node holds"):
         run(lambda c: c.describe_key("split"), cluster)
+
+
+def test_threshold_ecdsa_signs_once_per_presignature_and_survives_a_restart(
+    cluster: Cluster,
+) -> None:
+    async def work(c: Coordinator) -> tuple[KeyDescription, EcdsaSignature, PresignatureInfo]:
+        key = await c.create_key("ecdsa", suite=ECDSA_SUITE, threshold=1)
+        info = await c.presign("ecdsa")
+        signature = await c.sign_ecdsa("ecdsa", b"spend 1", presignature=info)
+        for node_id in c.node_ids:  # a second use of the presignature: every node refuses
+            node = await c.node(node_id)
+            with pytest.raises(RemoteError) as caught:
+                await node.ecdsa_sign("ecdsa", info.presignature_id, b"spend 2", bytes(32))
+            assert caught.value.code == "PresignatureReuse"
+        return key, signature, await c.presign("ecdsa")
+
+    key, signature, unused = run(work, cluster)
+    digest = hashlib.sha256(b"spend 1").digest()
+    public = coincurve.PublicKey(key.public_key)
+    assert public.verify(signature.to_der(), digest, hasher=None)
+    recovered = coincurve.PublicKey.from_signature_and_message(
+        signature.to_recoverable(), digest, hasher=None
+    )
+    assert recovered.format() == public.format()
+
+    # presignatures live in memory only: a restarted node has none, so the old one cannot sign
+    cluster.restart_node(2)
+    cluster.wait_ready(nodes=[2], timeout=60)
+
+    async def after(c: Coordinator) -> EcdsaSignature:
+        with pytest.raises(RemoteError) as caught:
+            await c.sign_ecdsa("ecdsa", b"spend 3", presignature=unused)
+        assert caught.value.node_id == "node-2"
+        assert caught.value.code == "InvalidParameters"
+        return await c.sign_ecdsa("ecdsa", b"spend 3")  # a fresh presignature signs
+
+    signature = run(after, cluster)
+    assert public.verify(signature.to_der(), hashlib.sha256(b"spend 3").digest(), hasher=None)

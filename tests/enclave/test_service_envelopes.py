@@ -17,6 +17,7 @@ from enclave.mpc.keys import KeyShare
 from enclave.service.dkg import KeyCreation, KeyCreationPhase
 from enclave.service.envelope import EnvelopeHeader, Envelopes
 from enclave.service.errors import EnvelopeError, SessionError
+from enclave.service.keystore import suite_name
 
 NODES = ("node-1", "node-2", "node-3")
 SESSION = b"k" * 32
@@ -115,6 +116,7 @@ def creations(group: Group, keys: dict[str, PrivateKey]) -> dict[str, KeyCreatio
     return {
         me: KeyCreation(
             key_name="k",
+            suite=suite_name(group),
             group=group,
             threshold=1,
             session_id=SESSION,

@@ -9,12 +9,17 @@ from hypothesis import strategies as st
 
 from enclave.service.errors import MalformedMessageError
 from enclave.service.messages import (
+    DecryptPartial,
     DkgOutbox,
     DkgStep,
+    EcdsaSign,
     ErrorReply,
     Hello,
     KeyCreate,
     KeyInfoReply,
+    Presigned,
+    PresignStart,
+    PresignStep,
     SignCommit,
     decode,
     encode,
@@ -29,6 +34,11 @@ SAMPLES = [
     DkgOutbox({"node-2": b"e"}),
     KeyInfoReply("secp256k1", 2, b"pkg"),
     SignCommit("payroll", SESSION, bytes(32), (b"approval",)),
+    DecryptPartial("payroll", b"ct", SESSION, b"context", (b"a1", b"a2")),
+    PresignStart("wallet", SESSION, {"node-1": b"d1", "node-2": b"d2", "node-3": b"d3"}),
+    PresignStep("wallet", SESSION, (b"e1", b"e2")),
+    Presigned(b"p" * 32, b"\x02" + b"r" * 32),
+    EcdsaSign("wallet", b"p" * 32, b"tx", b"e" * 32, (b"approval",)),
     ErrorReply("KeyExistsError", "key 'payroll' already exists"),
 ]
 
