@@ -112,6 +112,8 @@ CREATION_TIMEOUT = 120.0
 MAX_CREATIONS = 32
 #: At most this many presigning runs are pending on a node (the oldest is dropped first).
 MAX_PRESIGNING = 64
+#: At most this many unused presignatures are kept per key (memory is the only store).
+MAX_PRESIGNATURES = 256
 
 
 class OsRandom:
@@ -401,6 +403,9 @@ class NodeService:
 
     async def _presign_start(self, request: PresignStart) -> Message:
         key = await self._ecdsa_key(request.key_name)
+        pool = self._pools.get(request.key_name)
+        if pool is not None and len(pool) >= MAX_PRESIGNATURES:
+            raise SessionError(f"{MAX_PRESIGNATURES} unused presignatures are already kept")
         slot = (request.key_name, request.session_id)
         if slot in self._presigning:
             raise SessionError("a presigning run with this id is pending")

@@ -22,6 +22,7 @@ from enclave.mpc.errors import InvalidParameters, PresignatureReuse
 from enclave.mpc.groups import SECP256K1
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import PublicKeyPackage
+from enclave.service import server
 from enclave.service.errors import (
     EnvelopeError,
     MalformedMessageError,
@@ -229,3 +230,20 @@ def test_ecdsa_needs_an_honest_majority_of_holders() -> None:
     with pytest.raises(MalformedMessageError, match="2t\\+1"):
         KeyCreate("k", SUITE, 1, b"s" * 32, {"a": b"1", "b": b"2"})
     KeyCreate("k", "secp256k1", 1, b"s" * 32, {"a": b"1", "b": b"2"})  # FROST: t+1 of n
+
+
+def test_unused_presignatures_per_key_are_capped(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    public = create(cluster, "capped")
+    monkeypatch.setattr(server, "MAX_PRESIGNATURES", 1)
+    presign(cluster, "capped", public)
+    documents = {n: node.document() for n, node in cluster.nodes.items()}
+
+    async def attempt() -> None:
+        with pytest.raises(SessionError, match="unused presignatures"):
+            await cluster.services["node-1"].dispatch(
+                PresignStart("capped", os.urandom(32), documents)
+            )
+
+    asyncio.run(attempt())
