@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import cbor2
 
+from enclave.service.derivation import MAX_PATH
 from enclave.service.errors import MalformedMessageError
 from enclave.service.policy import MAX_APPROVERS, ApprovalPolicy
 
@@ -388,7 +389,9 @@ class EcdsaSign(Message):
     """Sign SHA-256(``message``) with one stored presignature (used once, whatever happens).
 
     ``entropy`` is the coordinator's fresh re-randomiser input (:mod:`enclave.mpc.ecdsa.sign`);
-    approvals are checked for SHA-256(``message``) before the presignature is touched.
+    approvals are checked for SHA-256(``message``) before the presignature is touched. ``path``
+    (non-hardened BIP-32, :mod:`enclave.service.derivation`; empty: the key itself) signs under
+    a child key; approvals must then name the child's public key.
     """
 
     OP: ClassVar[str] = "ecdsa_sign"
@@ -397,6 +400,7 @@ class EcdsaSign(Message):
     message: bytes
     entropy: bytes
     approvals: tuple[bytes, ...] = ()
+    path: str = ""
 
     def check(self) -> None:
         check_key_name(self.key_name)
@@ -404,6 +408,8 @@ class EcdsaSign(Message):
         _bytes("message", self.message)
         _bytes("entropy", self.entropy, 32, 32)
         _approvals(self, self.approvals)
+        if type(self.path) is not str or len(self.path) > MAX_PATH:
+            raise MalformedMessageError("path", f"must be a BIP-32 path of at most {MAX_PATH}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ from enclave.mpc.ecdsa import sign as ecdsa_sign
 from enclave.mpc.errors import MpcError
 from enclave.mpc.keys import KeyShare
 from enclave.service.binding import PeerVerifier
+from enclave.service.derivation import derive
 from enclave.service.dkg import KeyCreation, KeyCreationPhase
 from enclave.service.errors import (
     KeyExistsError,
@@ -322,13 +323,20 @@ class NodeService:
         operation: Operation,
         digest: bytes,
         approvals: Sequence[bytes],
+        *,
+        group_public_key: bytes | None = None,
     ) -> None:
-        """Refuse (typed :class:`ApprovalError`) unless the key's sealed policy is satisfied."""
+        """Refuse (typed :class:`ApprovalError`) unless the key's sealed policy is satisfied.
+
+        ``group_public_key``: the key that signs when it is not the key itself (a BIP-32 child).
+        """
+        if group_public_key is None:
+            group_public_key = key.share.public.group_public_key.to_bytes()
         check_approvals(
             key.policy,
             approvals,
             key_name=key_name,
-            group_public_key=key.share.public.group_public_key.to_bytes(),
+            group_public_key=group_public_key,
             operation=operation,
             digest=digest,
             now=int(self._clock()),
@@ -442,10 +450,18 @@ class NodeService:
     async def _ecdsa_sign(self, request: EcdsaSign) -> Message:
         key = await self._ecdsa_key(request.key_name)
         digest = message_digest(request.message)
-        await self._approve(request.key_name, key, Operation.SIGN, digest, request.approvals)
+        tweak, signing_key = derive(key.share.public.group_public_key, request.path)
+        await self._approve(
+            request.key_name,
+            key,
+            Operation.SIGN,
+            digest,
+            request.approvals,
+            group_public_key=signing_key.to_bytes(),
+        )
         pool = self._pools.setdefault(request.key_name, PresignaturePool())
         presignature = pool.take(request.presignature_id)  # out of the pool: never used twice
-        signing = SigningRequest(request.presignature_id, digest, request.entropy)
+        signing = SigningRequest(request.presignature_id, digest, request.entropy, tweak)
         return SignatureShareReply(ecdsa_sign(presignature, signing).to_bytes())
 
 

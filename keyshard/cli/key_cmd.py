@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 
 from enclave.mpc.ecdsa import EcdsaSignature
 from enclave.mpc.errors import MpcError
+from enclave.mpc.groups import SECP256K1
+from enclave.service.derivation import derive
 from enclave.service.errors import MalformedMessageError
 from enclave.service.keystore import ECDSA_SUITE
 from enclave.service.policy import (
@@ -138,6 +140,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="HEX",
         help="the key's group public key (default: ask the cluster)",
     )
+    _path_flag(approve)
     approve.set_defaults(handler=_approve)
 
     info = verbs.add_parser("info", help="the key's public key, as the nodes agree on it")
@@ -157,6 +160,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="hex (ECDSA: DER), json, compact (ECDSA: 64-byte r||s hex and the recovery id)",
     )
     _approval_flag(sign)
+    _path_flag(sign)
     sign.set_defaults(handler=_sign)
 
     for verb, helptext, handler in (
@@ -185,6 +189,14 @@ def _approval_flag(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="FILE",
         help="an approval from `keyshard key approve` (repeatable)",
+    )
+
+
+def _path_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--path",
+        default="",
+        help="ECDSA keys: sign under the non-hardened BIP-32 child m/i/j/... (default: the key)",
     )
 
 
@@ -322,14 +334,19 @@ def _sign(args: argparse.Namespace) -> int:
         message = _read_input(args.file)
         approvals = _read_approvals(args.approval)
 
-        async def work(c: Coordinator) -> bytes | EcdsaSignature:
-            if (await c.describe_key(args.name)).suite == ECDSA_SUITE:
-                return await c.sign_ecdsa(args.name, message, approvals=approvals)
-            return await c.sign(args.name, message, approvals=approvals)
+        async def work(c: Coordinator) -> tuple[bytes | EcdsaSignature, bytes]:
+            key = await c.describe_key(args.name)
+            if key.suite == ECDSA_SUITE:
+                signing_key = derive(key.public.group_public_key, args.path)[1].to_bytes()
+                signed = await c.sign_ecdsa(args.name, message, approvals=approvals, path=args.path)
+                return signed, signing_key
+            if args.path:
+                raise _LocalError("--path is for ECDSA keys")
+            return await c.sign(args.name, message, approvals=approvals), key.public_key
 
-        signature = _run(args, work)
+        signature, signing_key = _run(args, work)
         if isinstance(signature, EcdsaSignature):
-            _render_ecdsa(args, signature)
+            _render_ecdsa(args, signature, signing_key)
         elif args.format == "json":
             print(json.dumps({"key": args.name, "signature": signature.hex()}))
         elif args.format == "compact":
@@ -340,10 +357,12 @@ def _sign(args: argparse.Namespace) -> int:
     return _guarded(args, body)
 
 
-def _render_ecdsa(args: argparse.Namespace, signature: EcdsaSignature) -> None:
+def _render_ecdsa(args: argparse.Namespace, signature: EcdsaSignature, public: bytes) -> None:
     if args.format == "json":
         rendered = {
             "key": args.name,
+            "path": args.path or "m",
+            "public_key": public.hex(),
             "signature": signature.to_der().hex(),
             "compact": signature.to_compact().hex(),
             "recovery_id": signature.recovery_id,
@@ -399,6 +418,12 @@ def _approve(args: argparse.Namespace) -> int:
                 raise _LocalError("--public-key takes hex") from None
         else:
             group_public_key = _run(args, lambda c: c.describe_key(args.name)).public_key
+        if args.path:  # approvals for a BIP-32 child name the child key, which is what signs
+            try:
+                root = SECP256K1.decode_point(group_public_key)
+                group_public_key = derive(root, args.path)[1].to_bytes()
+            except MpcError as error:
+                raise _LocalError(f"--path: {error}") from None
         try:
             approval: Approval = sign_approval(
                 private_key,

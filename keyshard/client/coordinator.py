@@ -29,6 +29,7 @@ from enclave.mpc.frost.round1 import SigningCommitments
 from enclave.mpc.frost.round2 import SignatureShare, SigningPackage
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import PublicKeyPackage
+from enclave.service.derivation import derive
 from enclave.service.keystore import ECDSA_SUITE, FROST_SUITES, GROUPS
 from enclave.service.messages import DkgOutbox, KeyCreated, Presigned
 from enclave.service.policy import ApprovalPolicy, message_digest
@@ -373,11 +374,13 @@ class Coordinator:
         *,
         presignature: PresignatureInfo | None = None,
         approvals: Sequence[bytes] = (),
+        path: str = "",
     ) -> EcdsaSignature:
         """ECDSA-sign SHA-256(``message``) with a presignature (a fresh one unless given).
 
         Every presigner checks the approvals, then takes the presignature out of its pool; the
-        combined signature is verified, low-S normalised and carries its recovery id.
+        combined signature is verified (under the BIP-32 child of ``path`` when one is given),
+        low-S normalised and carries its recovery id.
         """
         info = presignature if presignature is not None else await self.presign(name)
         key = await self.describe_key(name)
@@ -385,12 +388,20 @@ class Coordinator:
         unknown = [p for p in info.parties if p not in names]
         if unknown:
             raise ClientError("a presigner no longer reports the key")
-        request = SigningRequest.create(info, message_digest(message), _OsRandom())
+        tweak, _ = derive(key.public.group_public_key, path)
+        request = SigningRequest.create(info, message_digest(message), _OsRandom(), tweak)
         parties = list(info.parties)
         clients = [await self.node(names[p]) for p in parties]
         shares = await asyncio.gather(
             *(
-                c.ecdsa_sign(name, info.presignature_id, message, request.entropy, approvals)
+                c.ecdsa_sign(
+                    name,
+                    info.presignature_id,
+                    message,
+                    request.entropy,
+                    approvals=approvals,
+                    path=path,
+                )
                 for c in clients
             )
         )

@@ -115,9 +115,11 @@ class NodeClient:
         presignature_id: bytes,
         message: bytes,
         entropy: bytes,
+        *,
         approvals: Sequence[bytes] = (),
+        path: str = "",
     ) -> bytes:
-        request = EcdsaSign(key_name, presignature_id, message, entropy, tuple(approvals))
+        request = EcdsaSign(key_name, presignature_id, message, entropy, tuple(approvals), path)
         return (await self._call(request, SignatureShareReply)).share
 
     async def close(self) -> None:

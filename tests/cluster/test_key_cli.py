@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import shutil
@@ -153,6 +154,27 @@ def test_ecdsa_key_signs_in_der_json_and_compact(
     compact, recovery_id = capsysbinary.readouterr().out.decode().split()
     assert len(bytes.fromhex(compact)) == 64
     assert recovery_id in {"0", "1", "2", "3"}
+    # a BIP-32 child (m/5): the signature verifies under CKDpub of the key, computed here by hand
+    root = bytes.fromhex(created["public_key"])
+    chain_code = hashlib.sha256(b"keyshard/bip32/chain-code/v1" + root).digest()
+    tweak = hmac.new(chain_code, root + (5).to_bytes(4, "big"), hashlib.sha512).digest()[:32]
+    child = coincurve.PublicKey(root).add(tweak)
+    sign = [
+        "key",
+        "sign",
+        "wallet",
+        *d,
+        "--file",
+        str(message),
+        "--path",
+        "m/5",
+        "--format",
+        "json",
+    ]
+    assert main(sign) == 0
+    rendered = json.loads(capsysbinary.readouterr().out)
+    assert rendered["public_key"] == child.format().hex()
+    assert child.verify(bytes.fromhex(rendered["signature"]), digest, hasher=None)
     # t=1 of 3 is the most an honest-majority ECDSA key allows on three nodes
     assert main(["key", "create", "w2", *d, "--suite", "ecdsa-secp256k1", "--threshold", "2"]) == 1
     assert b"n >= 2t+1" in capsysbinary.readouterr().err

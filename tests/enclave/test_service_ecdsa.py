@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import hmac
 import os
 import time
 
@@ -23,7 +24,9 @@ from enclave.mpc.groups import SECP256K1
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import PublicKeyPackage
 from enclave.service import server
+from enclave.service.derivation import derive
 from enclave.service.errors import (
+    ApprovalMismatchError,
     EnvelopeError,
     MalformedMessageError,
     QuorumNotMetError,
@@ -121,14 +124,16 @@ def sign(
     info: PresignatureInfo,
     message: bytes,
     approvals: tuple[bytes, ...] = (),
+    path: str = "",
 ) -> tuple[SigningRequest, dict[Identifier, SignatureShare]]:
-    request = SigningRequest(info.presignature_id, message_digest(message), os.urandom(32))
+    tweak = derive(info.group_public_key, path)[0]
+    request = SigningRequest(info.presignature_id, message_digest(message), os.urandom(32), tweak)
 
     async def run() -> dict[Identifier, SignatureShare]:
         shares = {}
         for index, node_id in enumerate(NODES, 1):
             reply = await cluster.services[node_id].dispatch(
-                EcdsaSign(name, info.presignature_id, message, request.entropy, approvals)
+                EcdsaSign(name, info.presignature_id, message, request.entropy, approvals, path)
             )
             assert isinstance(reply, SignatureShareReply)
             shares[Identifier.from_int(SECP256K1, index)] = SignatureShare.from_bytes(
@@ -137,6 +142,13 @@ def sign(
         return shares
 
     return request, asyncio.run(run())
+
+
+def bip32_child(root: bytes, index: int) -> bytes:
+    """CKDpub by hand (BIP-32), with Keyshard's chain code convention, checked by coincurve."""
+    chain_code = hashlib.sha256(b"keyshard/bip32/chain-code/v1" + root).digest()
+    digest = hmac.new(chain_code, root + index.to_bytes(4, "big"), hashlib.sha512).digest()
+    return coincurve.PublicKey(root).add(digest[:32]).format()
 
 
 def test_presign_sign_combine_verifies_and_recovers(cluster: Cluster) -> None:
@@ -247,3 +259,39 @@ def test_unused_presignatures_per_key_are_capped(
             )
 
     asyncio.run(attempt())
+
+
+def test_signing_under_a_bip32_child_key(cluster: Cluster) -> None:
+    approver = Ed25519PrivateKey.generate()
+    policy = ApprovalPolicy((public_key_bytes(approver),), 1, frozenset({Operation.SIGN}))
+    public = create(cluster, "hd", policy.encode())
+    root = public.group_public_key.to_bytes()
+    child = bip32_child(root, 7)
+
+    def approval(group_public_key: bytes) -> tuple[bytes, ...]:
+        return (
+            sign_approval(
+                approver,
+                key_name="hd",
+                group_public_key=group_public_key,
+                operation=Operation.SIGN,
+                digest=message_digest(b"child tx"),
+                not_after=int(time.time()) + 60,
+            ).encode(),
+        )
+
+    info = presign(cluster, "hd", public)
+
+    async def refused() -> None:  # an approval for the root key does not sign for a child
+        with pytest.raises(ApprovalMismatchError) as caught:
+            await cluster.services["node-1"].dispatch(
+                EcdsaSign("hd", info.presignature_id, b"child tx", bytes(32), approval(root), "m/7")
+            )
+        assert caught.value.field == "group_public_key"
+
+    asyncio.run(refused())
+    request, shares = sign(cluster, "hd", info, b"child tx", approval(child), "m/7")
+    signature = combine(info, request, shares)
+    digest = hashlib.sha256(b"child tx").digest()
+    assert coincurve.PublicKey(child).verify(signature.to_der(), digest, hasher=None)
+    assert not coincurve.PublicKey(root).verify(signature.to_der(), digest, hasher=None)
