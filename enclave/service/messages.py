@@ -6,8 +6,11 @@ non-canonical encodings, unknown ops, missing or extra fields and wrong types; e
 validates its values on construction (sizes, names), so a value that exists is a valid one.
 
 Requests (client -> node): ``hello``, ``key_create``, ``dkg_step``, ``key_info``, ``sign_commit``,
-``sign_share``, ``decrypt_partial``. Replies: ``hello_reply``, ``dkg_outbox``, ``key_created``,
-``key_info_reply``, ``commitments``, ``signature_share``, ``partial``, ``error``.
+``sign_share``, ``decrypt_partial``, ``presign_start``, ``presign_step``, ``ecdsa_sign``. Replies:
+``hello_reply``, ``dkg_outbox`` (also a presigning round's envelopes), ``key_created``,
+``key_info_reply``, ``commitments``, ``signature_share`` (FROST or ECDSA), ``partial``,
+``presigned``, ``error``. Approvals (:mod:`enclave.service.policy`) travel as a list of encoded
+approvals in ``sign_commit``, ``sign_share``, ``decrypt_partial`` and ``ecdsa_sign``.
 
 MPC payloads travel as the MPC core's own canonical encodings (bytes); DKG payloads travel as
 crypto_box envelopes (:mod:`enclave.service.envelope`) the client cannot open.

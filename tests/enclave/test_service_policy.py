@@ -12,6 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 from test_service_requests import NODES, Cluster, OsRandom
 
 from attestation.emulated_ca import EmulatedCa
@@ -383,3 +385,34 @@ def test_sign_share_rechecks_the_approvals(ca: EmulatedCa, client_pem: bytes) ->
             await service.dispatch(SignShare(session, b"package", good[:1]))
 
     asyncio.run(attempt())
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_escape_the_typed_error(data: bytes) -> None:
+    for decode in (ApprovalPolicy.decode, Approval.decode):
+        try:
+            value = decode(data)
+        except MalformedMessageError:
+            continue
+        assert value.encode() == data
+
+
+@given(
+    st.lists(
+        st.sampled_from((*POLICY.approvers, public_key_bytes(OUTSIDER))),
+        min_size=1,
+        max_size=4,
+        unique=True,
+    ),
+    st.integers(1, 4),
+    st.sets(st.sampled_from(Operation), min_size=1),
+)
+def test_valid_policies_round_trip(
+    approvers: list[bytes], quorum: int, ops: set[Operation]
+) -> None:
+    if quorum > len(approvers):
+        with pytest.raises(MalformedMessageError, match="quorum"):
+            ApprovalPolicy(tuple(approvers), quorum, frozenset(ops))
+        return
+    policy = ApprovalPolicy(tuple(approvers), quorum, frozenset(ops))
+    assert ApprovalPolicy.decode(policy.encode()) == policy
