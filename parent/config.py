@@ -8,6 +8,7 @@ branches on it. Every error names the offending field by its dotted path. Exampl
       "mode": "emulated",
       "runtime_dir": "/tmp/ks-node1",
       "enclave_cid": 16,
+      "node_id": "node-1",
       "inbound":  [{"name": "api", "listen": "127.0.0.1:7000", "enclave_port": 5000}],
       "outbound": [{"name": "kms", "port": 8443, "target": "127.0.0.1:4566"}],
       "allow":    ["127.0.0.1:4566"],
@@ -21,6 +22,9 @@ branches on it. Every error names the offending field by its dotted path. Exampl
 
 Real mode uses ``"launcher": {"kind": "nitro", "eif_path": ..., "cpu_count": 2, "memory_mib": 2048}``,
 ``"credentials": {"kind": "imds"}`` and ``"blob_store": {"kind": "s3", "bucket": ..., "prefix": ...}``.
+``node_id`` is the node of the image's cluster table this enclave runs as, handed to the enclave at
+boot over host services (``GetLaunch``): every node runs the same image, so this is the one per-node
+value. The enclave refuses an id its table does not list; without ``node_id`` it cannot boot.
 Every outbound target must also appear in ``allow`` (listing it twice is deliberate: the allow-list is
 the reviewed security boundary, the routes are plumbing).
 """
@@ -41,6 +45,8 @@ from transport.errors import AddressError
 from transport.hostproto import HOST_SERVICES_PORT
 from transport.unix import UnixSocketTransport
 
+_NODE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""The enclave's node id syntax (``enclave.config``); checked here too so a typo fails at start."""
 _PORT_RE = re.compile(r"0|[1-9][0-9]{0,4}")
 """A TCP port as canonical ASCII decimal (checked before ``int()`` sees the text)."""
 
@@ -114,6 +120,7 @@ class ParentConfig:
     mode: Mode
     runtime_dir: Path | None
     enclave_cid: int
+    node_id: str | None
     inbound: tuple[InboundSpec, ...]
     outbound: tuple[OutboundSpec, ...]
     allow: frozenset[tuple[str, int]]
@@ -201,6 +208,9 @@ def parse_config(raw: object) -> ParentConfig:
             "runtime_dir", "is required in emulated mode (the Unix sockets live there)"
         )
     cid = root.port("enclave_cid", low=FIRST_ENCLAVE_CID, high=U32_MAX - 1)
+    node_id = root.get("node_id", str, default=None, nullable=True)
+    if node_id is not None and not _NODE_ID_RE.fullmatch(node_id):
+        raise ConfigError("node_id", "must be 1-64 of [A-Za-z0-9._-], starting alphanumeric")
 
     inbound = []
     for f in _objects(root.get("inbound", list, default=[]), "inbound"):
@@ -242,6 +252,7 @@ def parse_config(raw: object) -> ParentConfig:
         mode=mode,
         runtime_dir=Path(runtime) if runtime else None,
         enclave_cid=cid,
+        node_id=node_id,
         inbound=tuple(inbound),
         outbound=tuple(outbound),
         allow=allow,

@@ -29,6 +29,8 @@ from transport.hostproto import (
     ErrorCode,
     GetBlob,
     GetCredentials,
+    GetLaunch,
+    Launch,
     ListBlobs,
     Ok,
     PutBlob,
@@ -52,10 +54,16 @@ class HostServices:
         store: BlobStore,
         credentials: CredentialsProvider | None,
         *,
+        node_id: str | None = None,
         tap: Callable[[str, str, bytes], None] | None = None,
     ) -> None:
-        """``tap("hostservices", "in"|"out", payload)`` sees every request and response frame."""
+        """``tap("hostservices", "in"|"out", payload)`` sees every request and response frame.
+
+        ``node_id`` answers ``GetLaunch``: which node of the cluster table the enclave runs as. The
+        parent is free to lie here; the enclave admits only ids its measured table lists and uses
+        the table's key for them (see ``enclave.config.ImageConfig``)."""
         self._tap = tap
+        self._node_id = node_id
         self._store = store
         self._credentials = credentials
         self._tasks: set[asyncio.Task[None]] = set()
@@ -144,4 +152,8 @@ class HostServices:
                 if self._credentials is None:
                     raise CredentialsError("this parent relays no credentials")
                 return self._credentials.get()
+            case GetLaunch():
+                if self._node_id is None:
+                    return Error(ErrorCode.LAUNCH_UNAVAILABLE, "this parent names no node id")
+                return Launch(self._node_id)
         raise AssertionError(f"unhandled request type {type(request).__name__}")  # closed set

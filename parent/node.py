@@ -121,7 +121,9 @@ class ParentNode:
         self.proxy = Proxy(
             self.transport, allow=AllowList(set(config.allow)), limits=config.limits, tap=tap
         )
-        self.host_services = HostServices(self.store, build_credentials(config), tap=tap)
+        self.host_services = HostServices(
+            self.store, build_credentials(config), node_id=config.node_id, tap=tap
+        )
         self.inbound_ports: dict[str, int] = {}
         self.launch_info: LaunchInfo | None = None
         self._closed = False

@@ -22,6 +22,8 @@ from transport.hostproto import (
     Error,
     GetBlob,
     GetCredentials,
+    GetLaunch,
+    Launch,
     ListBlobs,
     Ok,
     PutBlob,
@@ -31,7 +33,7 @@ from transport.hostproto import (
     encode_request,
 )
 
-_R = TypeVar("_R", Ok, Blob, BlobNames, Credentials)
+_R = TypeVar("_R", Ok, Blob, BlobNames, Credentials, Launch)
 
 HOST_SERVICES = VsockAddress(PARENT_CID, HOST_SERVICES_PORT)
 
@@ -78,3 +80,7 @@ class HostClient:
 
     async def get_credentials(self) -> Credentials:
         return await self._expect(GetCredentials(), Credentials)
+
+    async def get_launch(self) -> str:
+        """The node id the parent claims this enclave runs as (the caller checks it)."""
+        return (await self._expect(GetLaunch(), Launch)).node_id

@@ -1,7 +1,11 @@
 """The enclave <-> parent "host services" protocol: framed, strict CBOR, closed message types.
 
-The enclave asks its untrusted parent for three things only: store an opaque blob, return one, and
-hand over the instance role's temporary AWS credentials (which the parent holds anyway). Everything
+The enclave asks its untrusted parent for four things only: store an opaque blob, return one, hand
+over the instance role's temporary AWS credentials (which the parent holds anyway), and name the node
+it runs as (:class:`GetLaunch`: every node runs the same image, so the node id is the one per-node
+value, and a Nitro EIF takes no command line). The node id is a *claim*: the enclave accepts it only
+if the measured image's cluster table lists it, and then uses the table's key, never one the parent
+names. Everything
 the enclave sends is already sealed; everything it receives is checked inside the enclave (the blob's
 AEAD binds its version, KMS answers only to the enclave's attested key). The protocol therefore needs
 no secrecy of its own, only exactness, so that a hostile parent cannot smuggle anything past the
@@ -15,8 +19,8 @@ decoder:
   any missing, extra or mistyped field.
 
 Requests (enclave -> parent): :class:`PutBlob`, :class:`GetBlob`, :class:`ListBlobs`,
-:class:`GetCredentials`. Responses (parent -> enclave): :class:`Ok`, :class:`Blob`,
-:class:`BlobNames`, :class:`Credentials`, :class:`Error`. The model is the NSM API's closed
+:class:`GetCredentials`, :class:`GetLaunch`. Responses (parent -> enclave): :class:`Ok`,
+:class:`Blob`, :class:`BlobNames`, :class:`Credentials`, :class:`Launch`, :class:`Error`. The model is the NSM API's closed
 request/response enums (aws-nitro-enclaves-nsm-api ``src/api/mod.rs``).
 """
 
@@ -48,6 +52,7 @@ class ErrorCode(enum.Enum):
     BAD_NAME = "bad_name"
     STORAGE_FAILED = "storage_failed"
     CREDENTIALS_UNAVAILABLE = "credentials_unavailable"
+    LAUNCH_UNAVAILABLE = "launch_unavailable"
     INTERNAL = "internal"
 
 
@@ -116,6 +121,11 @@ class GetCredentials(_Message):
 
 
 @dataclass(frozen=True, slots=True)
+class GetLaunch(_Message):
+    """Return the node id the parent launched this enclave as (checked against the image)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Ok(_Message):
     """The request succeeded and has nothing to return."""
 
@@ -160,6 +170,16 @@ class Credentials(_Message):
 
 
 @dataclass(frozen=True, slots=True)
+class Launch(_Message):
+    """The parent's claim of which node this enclave is (untrusted; see the module docstring)."""
+
+    node_id: str
+
+    def __post_init__(self) -> None:
+        _text("node_id", self.node_id, MAX_NAME)
+
+
+@dataclass(frozen=True, slots=True)
 class Error(_Message):
     """The request failed; ``code`` is machine-readable, ``message`` a short public explanation."""
 
@@ -172,14 +192,14 @@ class Error(_Message):
         _text("message", self.message)
 
 
-Request: TypeAlias = PutBlob | GetBlob | ListBlobs | GetCredentials
-Response: TypeAlias = Ok | Blob | BlobNames | Credentials | Error
+Request: TypeAlias = PutBlob | GetBlob | ListBlobs | GetCredentials | GetLaunch
+Response: TypeAlias = Ok | Blob | BlobNames | Credentials | Launch | Error
 
 _REQUESTS: Mapping[str, type[Request]] = {
-    cls.__name__: cls for cls in (PutBlob, GetBlob, ListBlobs, GetCredentials)
+    cls.__name__: cls for cls in (PutBlob, GetBlob, ListBlobs, GetCredentials, GetLaunch)
 }
 _RESPONSES: Mapping[str, type[Response]] = {
-    cls.__name__: cls for cls in (Ok, Blob, BlobNames, Credentials, Error)
+    cls.__name__: cls for cls in (Ok, Blob, BlobNames, Credentials, Launch, Error)
 }
 
 

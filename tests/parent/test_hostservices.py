@@ -34,11 +34,13 @@ def _run(
     body: Callable[[HostClient, UnixSocketTransport], Awaitable[None]],
     *,
     with_credentials: bool = True,
+    node_id: str | None = None,
 ) -> None:
     async def main() -> None:
         services = HostServices(
             LocalDirBlobStore(runtime / "blobs"),
             StaticCredentials(CREDS) if with_credentials else None,
+            node_id=node_id,
         )
         await services.serve(UnixSocketTransport(runtime, local_cid=PARENT_CID))
         enclave = UnixSocketTransport(runtime, local_cid=16)
@@ -100,5 +102,21 @@ def test_oversize_frame_closes_the_connection(runtime_dir: Path) -> None:
         writer.write(struct.pack(">I", 0xFFFFFFFF))
         assert await reader.read() == b""
         writer.close()
+
+    _run(runtime_dir, body)
+
+
+def test_launch_names_the_configured_node(runtime_dir: Path) -> None:
+    async def body(client: HostClient, _: UnixSocketTransport) -> None:
+        assert await client.get_launch() == "node-7"
+
+    _run(runtime_dir, body, node_id="node-7")
+
+
+def test_launch_without_node_id_is_a_typed_error(runtime_dir: Path) -> None:
+    async def body(client: HostClient, _: UnixSocketTransport) -> None:
+        with pytest.raises(HostServiceError) as info:
+            await client.get_launch()
+        assert info.value.code == ErrorCode.LAUNCH_UNAVAILABLE.value
 
     _run(runtime_dir, body)

@@ -39,6 +39,7 @@ EMULATED: dict[str, Any] = {
 REAL: dict[str, Any] = {
     "mode": "real",
     "enclave_cid": 16,
+    "node_id": "node-a",
     "inbound": [{"name": "api", "listen": "0.0.0.0:7000", "enclave_port": 5000}],
     "outbound": [{"name": "kms", "port": 8443, "target": "kms.eu-west-1.amazonaws.com:443"}],
     "allow": ["kms.eu-west-1.amazonaws.com:443"],
@@ -70,6 +71,7 @@ def test_real_example_and_file_loading(tmp_path: Path) -> None:
     path.write_text(json.dumps(REAL))
     config = load_config(path)
     assert config.mode is Mode.REAL
+    assert config.node_id == "node-a"
     assert config.blob_store == S3StoreSpec("sealed", "node-1/", "eu-west-1", None)
     assert config.launcher == NitroSpec(Path("/opt/keyshard.eif"), 2, 2048, None)
     assert config.limits.max_connections == 256  # default
@@ -118,6 +120,8 @@ def _broken(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
             },
             "credentials.kind",
         ),
+        (REAL, "node_id", "../a", "node_id"),
+        (REAL, "node_id", 7, "node_id"),
         (REAL, "launcher.debug_mode", True, "launcher.debug_mode"),
         (REAL, "launcher.kind", "child", "launcher.kind"),
         (REAL, "launcher.memory_mib", 1, "launcher.memory_mib"),

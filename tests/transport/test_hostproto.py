@@ -26,6 +26,8 @@ from transport.hostproto import (
     ErrorCode,
     GetBlob,
     GetCredentials,
+    GetLaunch,
+    Launch,
     ListBlobs,
     Ok,
     PutBlob,
@@ -43,6 +45,7 @@ REQUESTS: list[Request] = [
     GetBlob("state"),
     ListBlobs(),
     GetCredentials(),
+    GetLaunch(),
 ]
 RESPONSES: list[Response] = [
     Ok(),
@@ -50,6 +53,8 @@ RESPONSES: list[Response] = [
     Blob(None),
     BlobNames(("a", "b")),
     Credentials("AKIA", "secret", "token", "2026-11-24T12:00:00Z"),
+    Launch("node-2"),
+    Error(ErrorCode.LAUNCH_UNAVAILABLE, "no node id"),
     Error(ErrorCode.BAD_NAME, "name refused"),
 ]
 
@@ -215,3 +220,24 @@ def test_client_against_a_tiny_server(short_dir: Path) -> None:
 
     asyncio.run(main())
     assert seen == [PutBlob("state", b"x"), GetBlob("state"), PutBlob("state", b"y"), ListBlobs()]
+
+
+def test_launch_snapshot_and_strictness() -> None:
+    """GetLaunch/Launch are closed types: exact bytes, no extra or mistyped field, right direction."""
+    assert encode_request(GetLaunch()) == cbor2.dumps({"v": 1, "type": "GetLaunch"}, canonical=True)
+    wire = encode_response(Launch("n1"))
+    assert wire == cbor2.dumps({"v": 1, "type": "Launch", "node_id": "n1"}, canonical=True)
+    extra = cbor2.dumps({"v": 1, "type": "Launch", "node_id": "n1", "kms": "x"}, canonical=True)
+    with pytest.raises(MalformedMessageError) as info:
+        decode_response(extra)
+    assert info.value.field == "kms"
+    typed = cbor2.dumps({"v": 1, "type": "Launch", "node_id": 7}, canonical=True)
+    with pytest.raises(MalformedMessageError) as info:
+        decode_response(typed)
+    assert info.value.field == "node_id"
+    with pytest.raises(MalformedMessageError):
+        Launch("x" * (MAX_NAME + 1))
+    with pytest.raises(UnknownMessageTypeError):
+        decode_request(wire)  # a response is not a request
+    with pytest.raises(UnknownMessageTypeError):
+        decode_response(encode_request(GetLaunch()))
