@@ -1,9 +1,10 @@
-"""``python -m enclave --mode emulated|nitro --node-id ... --kms-key-id ... --region ... --cid ...``
+"""``python -m enclave --mode emulated|nitro [--cid N] [--runtime-dir DIR]``
 
 The process boundary of the enclave: configure JSON logging to stderr, read the measured image's
-trust anchors, check the launch arguments against them, pick the mode's seams (the one place modes
-differ), and run until SIGTERM or SIGINT. Exit codes: 0 after a clean stop (whatever the boot
-reached — ``status`` reported it), 2 when the configuration is refused before anything started.
+trust anchors and cluster table, parse the (node-independent) launch arguments, pick the mode's
+seams (the one place modes differ), and run until SIGTERM or SIGINT. Exit codes: 0 after a clean
+stop (whatever the boot reached — ``status`` reported it, including a node id the parent named that
+the image's table does not list), 2 when the configuration is refused before anything started.
 """
 
 from __future__ import annotations
@@ -44,8 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     try:
         image = ImageConfig.load(image_root())
-        launch = parse_launch_args(sys.argv[1:] if argv is None else argv, image.launch)
-        launch.check_against(image)
+        launch = parse_launch_args(sys.argv[1:] if argv is None else argv)
         seams = select_seams(launch)
     except (EnclaveError, AttestationError) as error:
         log.error(
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "fields": {
                 "event": "starting",
                 "mode": launch.mode.value,
-                "node_id": launch.node_id,
+                "cluster_nodes": len(image.nodes),
                 "cid": launch.cid,
                 "image_root": str(image_root()),
             }

@@ -3,16 +3,20 @@
 Steps (each names itself in the ``failed`` status if it raises):
 
 1. ``image`` — every project module was loaded from the measured image (:mod:`enclave.image`).
-2. ``attest`` — generate an RSA-2048 key; ask the NSM for a document binding its public key (DER
+2. ``launch`` — ask the parent which node this is (``GetLaunch``) and look the id up in the image's
+   cluster table (:meth:`enclave.config.ImageConfig.node_key`): an id the table does not list fails
+   the boot here; a listed one fixes the KMS key and region for the rest of the boot. Until then the
+   status reports an empty node id.
+3. ``attest`` — generate an RSA-2048 key; ask the NSM for a document binding its public key (DER
    SubjectPublicKeyInfo) and a fresh random nonce; verify that document against the image's pinned
    root and check that it echoes our nonce and key and is fresh. This is the enclave's own check of
    what came back from the NSM (in emulation the answer travels over a socket); KMS checks the same
    document again, against its key policy.
-3. ``credentials`` — temporary AWS credentials from the parent (host services).
-4. ``kms`` — through the loopback tunnel to the parent's outbound proxy: ``GenerateDataKey`` on first
+4. ``credentials`` — temporary AWS credentials from the parent (host services).
+5. ``kms`` — through the loopback tunnel to the parent's outbound proxy: ``GenerateDataKey`` on first
    boot (its public ``CiphertextBlob`` stored at the parent), ``Decrypt`` of that blob afterwards,
    both with ``Recipient``; open ``CiphertextForRecipient`` with the RSA key inside the enclave.
-5. ``unseal`` — load the sealed manifest and node state with that data key, or create and seal a
+6. ``unseal`` — load the sealed manifest and node state with that data key, or create and seal a
    fresh node identity on first boot.
 
 Only then is the node ``ready``. Nothing secret leaves unsealed: the parent sees the document (public),
@@ -41,7 +45,7 @@ from attestation.policy import AttestationPolicy
 from attestation.recipient import decrypt_for_recipient
 from attestation.roots import TrustedRoots
 from attestation.verifier import AttestationVerifier
-from enclave.config import KMS_PROXY_PORT, ImageConfig, LaunchConfig, Seams
+from enclave.config import KMS_PROXY_PORT, ImageConfig, LaunchConfig, NodeKey, Seams
 from enclave.errors import BlobMissingError, BootError, EnclaveError, KmsError
 from enclave.image import check_loaded_modules, image_root
 from enclave.kms import EnclaveKms, StaticCredentials
@@ -99,6 +103,7 @@ class EnclaveRuntime:
         self._host = HostClient(seams.transport)
         self._verifier = AttestationVerifier(TrustedRoots.of([image.attestation_root]), clock=clock)
         self._state = NodeState.BOOTING
+        self._node: NodeKey | None = None
         self._reason: str | None = None
         self._pcrs: Mapping[int, bytes] = MappingProxyType({})
         self._identity: NodeIdentity | None = None
@@ -112,7 +117,7 @@ class EnclaveRuntime:
     def status(self) -> NodeStatus:
         return NodeStatus(
             state=self._state,
-            node_id=self._launch.node_id,
+            node_id="" if self._node is None else self._node.node_id,
             reason=self._reason,
             pcrs=self._pcrs,
             sealed_version=0 if self.store is None else self.store.epoch,
@@ -168,16 +173,17 @@ class EnclaveRuntime:
     async def boot(self) -> None:
         """Run the boot steps; raise :class:`BootError` naming the step that failed."""
         await self._step("image", self._check_image())
+        node = await self._step("launch", self._node_from_parent())
         attested = await self._step("attest", self._attest())
         self._pcrs = attested.pcrs
         credentials = await self._step("credentials", self._credentials())
-        data_key = await self._step("kms", self._data_key(attested, credentials))
+        data_key = await self._step("kms", self._data_key(node, attested, credentials))
         try:
-            await self._step("unseal", self._unseal(data_key))
+            await self._step("unseal", self._unseal(node, data_key))
         finally:
             data_key.wipe()
         await self._step("image", self._check_image())
-        await self._step("service", self._start_service())
+        await self._step("service", self._start_service(node))
         self._state = NodeState.READY
         log.info(
             "ready",
@@ -195,6 +201,16 @@ class EnclaveRuntime:
 
     async def _check_image(self) -> None:
         check_loaded_modules(image_root())
+
+    async def _node_from_parent(self) -> NodeKey:
+        """The parent's claim, accepted only as a row of the measured table (see ImageConfig)."""
+        node = self._image.node_key(await self._host.get_launch())
+        self._node = node
+        log.info(
+            "node named",
+            extra={"fields": {"event": "node", "node_id": node.node_id, "region": node.region}},
+        )
+        return node
 
     async def _attest(self) -> _Attested:
         private_key = await asyncio.to_thread(rsa.generate_private_key, 65537, 2048)
@@ -219,15 +235,13 @@ class EnclaveRuntime:
         )
         return _Attested(private_key, document, MappingProxyType(dict(verified.pcrs)))
 
-    async def _start_service(self) -> None:
+    async def _start_service(self, node: NodeKey) -> None:
         """Per-boot TLS and box keys, then the node service on :data:`SERVICE_PORT`.
 
         Skipped when the image authorises no client (nobody could connect)."""
         if not self._image.authorized_clients or self.store is None:
             return
-        identity = await asyncio.to_thread(
-            ServiceIdentity.generate, self._launch.node_id, self._clock()
-        )
+        identity = await asyncio.to_thread(ServiceIdentity.generate, node.node_id, self._clock())
         service = NodeService(
             identity=identity,
             authorized_clients=self._image.authorized_clients,
@@ -253,8 +267,10 @@ class EnclaveRuntime:
             relayed.access_key_id, relayed.secret_access_key, relayed.session_token
         )
 
-    async def _data_key(self, attested: _Attested, credentials: StaticCredentials) -> SecretBytes:
-        route = self._seams.kms
+    async def _data_key(
+        self, node: NodeKey, attested: _Attested, credentials: StaticCredentials
+    ) -> SecretBytes:
+        route = self._seams.kms_route(node.region)
         self._tunnel = KmsTunnel(
             self._seams.transport,
             VsockAddress(PARENT_CID, KMS_PROXY_PORT),
@@ -263,11 +279,11 @@ class EnclaveRuntime:
         port = await self._tunnel.start()
         kms = EnclaveKms(
             route.endpoint_url(port),
-            self._launch.region,
+            node.region,
             credentials,
             proxy_url=route.proxy_url(port),
         )
-        key_id, node_id = self._launch.kms_key_id, self._launch.node_id
+        key_id, node_id = node.kms_key_arn, node.node_id
         blob = await self._host.get_blob(DATA_KEY_BLOB)
         if blob is None:
             if await self._host.get_blob(MANIFEST_NAME) is not None:
@@ -295,8 +311,8 @@ class EnclaveRuntime:
         log.info("data key obtained", extra={"fields": {"event": "data_key", "via": operation}})
         return data_key
 
-    async def _unseal(self, data_key: SecretBytes) -> None:
-        store = SealedStore(Sealer(data_key, self._launch.node_id), self._host)
+    async def _unseal(self, node: NodeKey, data_key: SecretBytes) -> None:
+        store = SealedStore(Sealer(data_key, node.node_id), self._host)
         existing = await store.load()
         plaintext = await store.get(STATE_BLOB)
         if plaintext is None:

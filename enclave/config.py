@@ -1,20 +1,21 @@
 """The enclave's configuration and the ONE place where emulated and real mode differ.
 
-Two inputs, trusted differently:
+Three inputs, trusted differently:
 
 * :class:`ImageConfig` — ``enclave/image.json`` in the enclave image, written by the image builder.
   It is part of the measured image (PCR0 in the EIF; the emulated measurement of the image directory), so
   KMS releases the data key only to an enclave running with exactly these values. It holds the trust
-  anchors: the attestation root the enclave pins, and the KMS key ARN prefix (account and region)
-  it accepts keys from.
-* :class:`LaunchConfig` — the command line: node id, KMS key id, mode, CID, runtime directory. In
-  emulation it comes from the untrusted parent's launcher; in a Nitro EIF it is the image's baked-in
-  command (measured). Either way it is checked against the image config: a key outside the trusted
-  account/region is refused, because a parent that could point the enclave at a key *it* controls
-  could decrypt the data key itself.
+  anchors (the attestation root the enclave pins, the clients it admits) and the cluster table: every
+  node id and the KMS key ARN that seals that node's state. Every node runs the same image.
+* :class:`LaunchConfig` — the command line: mode, and in emulation the CID and socket directory. A
+  Nitro EIF's command line is fixed (``--mode nitro``), the same on every node.
+* the node id — named at boot by the untrusted parent over host services (``GetLaunch``), in both
+  modes. The enclave accepts it only if the table lists it and then uses the table's key and region
+  (:meth:`ImageConfig.node_key`); a parent can never point the enclave at a key of its choosing.
 
 :func:`select_seams` is the single switch: transport, NSM and KMS endpoint are chosen here from
-``mode`` and nowhere else (the fourth seam, the launcher, lives in the parent).
+``mode`` and nowhere else (the fourth seam, the launcher, lives in the parent). The KMS endpoint's
+host depends on the node's region, so :class:`Seams` resolves it once the node is known.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import enum
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
@@ -45,6 +46,7 @@ __all__ = [
     "KmsRoute",
     "LaunchConfig",
     "Mode",
+    "NodeKey",
     "Seams",
     "parse_launch_args",
     "select_seams",
@@ -54,9 +56,16 @@ __all__ = [
 IMAGE_CONFIG_PATH = "enclave/image.json"
 #: The KMS TCP port the parent's outbound proxy listens on for this enclave (vsock port).
 KMS_PROXY_PORT = 8000
-_LAUNCH_KEYS = frozenset({"node_id", "kms_key_id", "region", "cid"})
+#: The version of ``image.json``: 2 carries the cluster table (format 1 baked one node's values).
+IMAGE_FORMAT = 2
+#: The CID the parent's launcher gives the enclave unless told otherwise.
+DEFAULT_CID = 16
+_IMAGE_KEYS = frozenset(
+    {"format", "attestation_root_pem", "max_document_age_seconds", "nodes", "authorized_clients"}
+)
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_KEY_ARN = re.compile(r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:key/[A-Za-z0-9-]{1,128}")
 
 
 class Mode(enum.Enum):
@@ -65,24 +74,71 @@ class Mode(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class ImageConfig:
-    """Trust anchors baked into the measured image."""
+class NodeKey:
+    """One row of the image's cluster table: a node id and the KMS key that seals its state.
 
-    kms_key_arn_prefix: str
+    The region is the key ARN's own (KMS keys are regional), so the table cannot disagree with
+    itself about where a node's key lives.
+    """
+
+    node_id: str
+    kms_key_arn: str
+
+    def __post_init__(self) -> None:
+        if type(self.node_id) is not str or not _NODE_ID.fullmatch(self.node_id):
+            raise ConfigError("node_id", "must be 1-64 of [A-Za-z0-9._-]")
+        if type(self.kms_key_arn) is not str or not _KEY_ARN.fullmatch(self.kms_key_arn):
+            raise ConfigError(
+                f"nodes.{self.node_id}",
+                "must be a KMS key ARN arn:aws:kms:<region>:<12-digit account>:key/<id>",
+            )
+
+    @property
+    def region(self) -> str:
+        return self.kms_key_arn.split(":")[3]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageConfig:
+    """Trust anchors and the cluster table, baked into the measured image (format 2).
+
+    Every node of a cluster runs this same image — one PCR0, which clients pin and peers compare —
+    so nothing per-node is in it except as a row of ``nodes``: node id -> that node's KMS key ARN.
+    At boot the parent names the node (:meth:`node_key`); the enclave accepts the name only if the
+    table lists it and then uses the table's key and region, never a key the parent names.
+
+    Why a lying parent gains nothing: naming another node's id makes the enclave ask KMS for *that*
+    node's key, but the enclave calls KMS with the credentials its own parent relays (its own
+    instance role), and each key's policy admits only its own node's role — so KMS answers
+    ``AccessDenied`` and the boot fails. Even a parent holding another account's credentials would
+    only obtain a data key sealed to this enclave's attested RSA key (``Recipient``), i.e. run that
+    node faithfully, inside a genuine enclave, on the blobs it serves — which the owner of that
+    role could do anyway. Naming an id outside the table is refused before anything else.
+
+    Format 1 (one node's launch values and a key ARN prefix) is refused with a message saying to
+    rebuild: supporting both would keep alive the per-node images that cannot form a cluster, and
+    an image is rebuilt for every release anyway.
+    """
+
     attestation_root_pem: bytes
+    nodes: Mapping[str, str]
     max_document_age_seconds: int = 300
-    #: Launch parameters baked into the image (a Nitro EIF's command line cannot be given at run
-    #: time): ``node_id``, ``kms_key_id``, ``region``, ``cid``. Command-line values take precedence.
-    launch: Mapping[str, str | int] = field(default_factory=dict)
     #: PEM certificates of the clients the node service accepts (TLS client authentication pinned
     #: by value). Measured with the image, so a parent cannot add its own client without changing
     #: PCR0. Empty: the node service is not started.
     authorized_clients: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.launch, Mapping) or set(self.launch) - _LAUNCH_KEYS:
-            raise ConfigError("launch", f"keys must be among {sorted(_LAUNCH_KEYS)}")
-        object.__setattr__(self, "launch", MappingProxyType(dict(self.launch)))
+        if not isinstance(self.nodes, Mapping) or not self.nodes:
+            raise ConfigError("nodes", "must map at least one node id to its KMS key ARN")
+        table = {node_id: self.nodes[node_id] for node_id in sorted(self.nodes)}
+        for node_id, arn in table.items():
+            NodeKey(node_id, arn)
+        object.__setattr__(self, "nodes", MappingProxyType(table))
+        if type(self.max_document_age_seconds) is not int or not (
+            1 <= self.max_document_age_seconds <= 3600
+        ):
+            raise ConfigError("max_document_age_seconds", "must be an integer in 1..3600")
         try:
             x509.load_pem_x509_certificate(self.attestation_root_pem)
         except (ValueError, TypeError):
@@ -99,6 +155,16 @@ class ImageConfig:
     def attestation_root(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate(self.attestation_root_pem)
 
+    def node_key(self, node_id: str) -> NodeKey:
+        """The table's row for ``node_id`` (a claim from the untrusted parent), or refuse it."""
+        arn = self.nodes.get(node_id) if type(node_id) is str else None
+        if arn is None:
+            raise ConfigError(
+                "node_id",
+                f"{node_id!r} is not in the image's cluster table ({', '.join(self.nodes)})",
+            )
+        return NodeKey(node_id, arn)
+
     @classmethod
     def load(cls, image_root: Path) -> ImageConfig:
         path = image_root / IMAGE_CONFIG_PATH
@@ -106,42 +172,41 @@ class ImageConfig:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             raise ConfigError("image.json", f"cannot read {path}") from None
-        if not isinstance(raw, dict) or set(raw) - {
-            "kms_key_arn_prefix",
-            "attestation_root_pem",
-            "max_document_age_seconds",
-            "launch",
-            "authorized_clients",
-        }:
+        if not isinstance(raw, dict):
+            raise ConfigError("image.json", "must be a JSON object")
+        if "format" not in raw and ("launch" in raw or "kms_key_arn_prefix" in raw):
+            raise ConfigError(
+                "format",
+                "format 1 image.json (one node's launch values) is no longer accepted: rebuild the "
+                "image with the cluster table (tools/image_config.py write --node ID=KEY_ARN ...)",
+            )
+        if raw.get("format") != IMAGE_FORMAT or type(raw.get("format")) is not int:
+            raise ConfigError("format", f"must be {IMAGE_FORMAT}, got {raw.get('format')!r}")
+        if set(raw) - _IMAGE_KEYS or not {"attestation_root_pem", "nodes"} <= set(raw):
             raise ConfigError("image.json", "unknown or missing fields")
-        launch = raw.get("launch", {})
-        if not isinstance(launch, dict) or not all(
-            isinstance(value, str | int) for value in launch.values()
-        ):
-            raise ConfigError("launch", "must map names to strings or integers")
-        prefix = raw.get("kms_key_arn_prefix")
-        root = raw.get("attestation_root_pem")
-        age = raw.get("max_document_age_seconds", 300)
-        if not isinstance(prefix, str) or not prefix.startswith("arn:aws:kms:"):
-            raise ConfigError("kms_key_arn_prefix", "must be a KMS ARN prefix")
+        nodes = raw["nodes"]
+        if not isinstance(nodes, dict) or not all(isinstance(a, str) for a in nodes.values()):
+            raise ConfigError("nodes", "must map node ids to KMS key ARNs")
+        root = raw["attestation_root_pem"]
         if not isinstance(root, str) or "BEGIN CERTIFICATE" not in root:
             raise ConfigError("attestation_root_pem", "must be a PEM certificate")
-        if type(age) is not int or not 1 <= age <= 3600:
-            raise ConfigError("max_document_age_seconds", "must be an integer in 1..3600")
         clients = raw.get("authorized_clients", [])
         if not isinstance(clients, list) or not all(isinstance(c, str) for c in clients):
             raise ConfigError("authorized_clients", "must be a list of PEM certificates")
         return cls(
-            prefix, root.encode("ascii"), age, launch, tuple(c.encode("ascii") for c in clients)
+            root.encode("ascii"),
+            nodes,
+            raw.get("max_document_age_seconds", 300),
+            tuple(c.encode("ascii") for c in clients),
         )
 
     def to_json(self) -> str:
         return json.dumps(
             {
-                "kms_key_arn_prefix": self.kms_key_arn_prefix,
+                "format": IMAGE_FORMAT,
                 "attestation_root_pem": self.attestation_root_pem.decode("ascii"),
                 "max_document_age_seconds": self.max_document_age_seconds,
-                "launch": dict(self.launch),
+                "nodes": dict(self.nodes),
                 "authorized_clients": [pem.decode("ascii") for pem in self.authorized_clients],
             },
             indent=2,
@@ -151,71 +216,37 @@ class ImageConfig:
 
 @dataclass(frozen=True, slots=True)
 class LaunchConfig:
-    """Per-node parameters from the command line, validated on construction."""
+    """The enclave process's own parameters (command line), validated on construction.
+
+    Only what the launcher seam decides: the mode, and in emulation the socket directory and CID
+    the emulated bus needs. A Nitro EIF's command line is fixed (``--mode nitro``) and identical
+    on every node; which node this is arrives at boot from the parent (``GetLaunch``).
+    """
 
     mode: Mode
-    node_id: str
-    kms_key_id: str
-    region: str
-    cid: int
+    cid: int = DEFAULT_CID
     runtime_dir: Path | None = None
 
     def __post_init__(self) -> None:
-        if not _NODE_ID.fullmatch(self.node_id):
-            raise ConfigError("node_id", "must be 1-64 of [A-Za-z0-9._-]")
-        if not _REGION.fullmatch(self.region):
-            raise ConfigError("region", f"{self.region!r} is not an AWS region name")
         if not FIRST_ENCLAVE_CID <= self.cid < U32_MAX:
             raise ConfigError("cid", f"{self.cid} is not an enclave CID")
         if (self.mode is Mode.EMULATED) != (self.runtime_dir is not None):
             raise ConfigError("runtime_dir", "required in emulated mode, refused in nitro mode")
 
-    def check_against(self, image: ImageConfig) -> None:
-        """Refuse a KMS key outside the account/region the measured image trusts."""
-        if not self.kms_key_id.startswith(image.kms_key_arn_prefix):
-            raise ConfigError(
-                "kms_key_id",
-                f"{self.kms_key_id!r} is not under the trusted prefix {image.kms_key_arn_prefix!r}",
-            )
-        if f":{self.region}:" not in image.kms_key_arn_prefix:
-            raise ConfigError("region", "differs from the trusted key prefix's region")
 
-
-def parse_launch_args(
-    argv: Sequence[str], defaults: Mapping[str, str | int] | None = None
-) -> LaunchConfig:
-    """Parse the command line; missing values come from ``defaults`` (the image's ``launch``)."""
+def parse_launch_args(argv: Sequence[str]) -> LaunchConfig:
+    """Parse ``--mode`` [``--cid``] [``--runtime-dir``]; anything else is refused."""
     parser = argparse.ArgumentParser(prog="python -m enclave", exit_on_error=False)
     parser.add_argument("--mode", choices=[m.value for m in Mode], required=True)
-    parser.add_argument("--node-id")
-    parser.add_argument("--kms-key-id")
-    parser.add_argument("--region")
-    parser.add_argument("--cid", type=int)
+    parser.add_argument("--cid", type=int, default=DEFAULT_CID)
     parser.add_argument("--runtime-dir")
     try:
         args = parser.parse_args(list(argv))
     except (argparse.ArgumentError, SystemExit) as error:
         raise ConfigError("argv", str(error)) from None
-    baked = defaults or {}
-    values: dict[str, str | int] = {}
-    for name in ("node_id", "kms_key_id", "region", "cid"):
-        value = getattr(args, name)
-        if value is None:
-            value = baked.get(name)
-        if value is None:
-            raise ConfigError(name, "required (on the command line or in the image's launch)")
-        values[name] = value
-    if type(values["cid"]) is not int:
-        raise ConfigError("cid", "must be an integer")
-    for name in ("node_id", "kms_key_id", "region"):
-        if not isinstance(values[name], str):
-            raise ConfigError(name, "must be text")
     return LaunchConfig(
         mode=Mode(args.mode),
-        node_id=str(values["node_id"]),
-        kms_key_id=str(values["kms_key_id"]),
-        region=str(values["region"]),
-        cid=int(values["cid"]),
+        cid=args.cid,
         runtime_dir=None if args.runtime_dir is None else Path(args.runtime_dir),
     )
 
@@ -252,7 +283,17 @@ class Seams:
 
     transport: Transport
     nsm: RawNsm
-    kms: KmsRoute
+    #: Nitro: the region's public KMS endpoint through ``CONNECT``; emulated: the plain tunnel.
+    public_kms: bool
+
+    def kms_route(self, region: str) -> KmsRoute:
+        """The route to KMS in ``region`` — the region of this node's key, known once the parent
+        has named the node (the same image serves nodes in different regions)."""
+        if not self.public_kms:
+            return KmsRoute()
+        if not _REGION.fullmatch(region):
+            raise ConfigError("region", f"{region!r} is not an AWS region name")
+        return KmsRoute(f"kms.{region}.amazonaws.com")
 
 
 def select_seams(
@@ -270,10 +311,10 @@ def select_seams(
         if config.runtime_dir is None:  # pragma: no cover -- LaunchConfig refuses it
             raise ConfigError("runtime_dir", "required in emulated mode")
         unix = UnixSocketTransport(config.runtime_dir, local_cid=config.cid)
-        return Seams(unix, SocketNsm(unix), KmsRoute())
+        return Seams(unix, SocketNsm(unix), public_kms=False)
     vsock = (
         VsockTransport()
         if vsock_socket_factory is None
         else VsockTransport(socket_factory=vsock_socket_factory)
     )
-    return Seams(vsock, DevNsm(device=nsm_device), KmsRoute(f"kms.{config.region}.amazonaws.com"))
+    return Seams(vsock, DevNsm(device=nsm_device), public_kms=True)

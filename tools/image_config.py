@@ -1,35 +1,36 @@
 """Write the enclave's ``enclave/image.json`` for a Nitro release, validated by the enclave itself.
 
 ``image.json`` is part of the measured image (PCR0/PCR2): it holds the trust anchors the enclave
-pins (:class:`enclave.config.ImageConfig`) — the attestation root, the KMS key ARN prefix of the
-account/region whose keys it accepts, the oldest attestation document it admits from a peer, the
-launch values a Nitro EIF cannot take on its command line, and the client certificates the node
-service admits. ``infra/image/build-eif.sh`` calls this tool before ``docker build``; the Dockerfile
-copies the result to ``/opt/keyshard/app/enclave/image.json`` (``enclave.config.IMAGE_CONFIG_PATH``
-under the image root).
+pins and the cluster table (:class:`enclave.config.ImageConfig`, format 2) — the attestation root,
+every node id with the KMS key ARN that seals that node's state, the oldest attestation document it
+admits from a peer, and the client certificates the node service admits. ONE image serves every
+node of the cluster (one PCR0 for clients to pin and peers to compare); each parent names its node
+at boot (``parent-config``'s ``node_id``), and the enclave uses the table's key for that id only.
+``infra/image/build-eif.sh`` calls this tool before ``docker build``; the Dockerfile copies the
+result to ``/opt/keyshard/app/enclave/image.json`` (``enclave.config.IMAGE_CONFIG_PATH`` under the
+image root).
 
 The format is never re-implemented here: the document is produced by ``ImageConfig.to_json`` and
-read back through ``ImageConfig.load`` and ``LaunchConfig.check_against``, the same code the enclave
-runs at boot, so a format change in the enclave breaks this tool's tests instead of a release.
+read back through ``ImageConfig.load``, the same code the enclave runs at boot, so a format change
+in the enclave breaks this tool's tests instead of a release.
 
 On top of what the enclave accepts, a *release* refuses (fail closed, each a way to ship an image
 that trusts the wrong party or cannot serve):
 
 * an attestation root other than the AWS Nitro Enclaves root (pinned by the SHA-256 of its DER) —
   an emulated or home-made root would let anyone forge attestation documents;
-* a KMS prefix wider than one account in one region (``arn:aws:kms:<region>:<account>:key/``);
-* no authorised client (the node service would not start) or the same client twice;
-* missing launch values: a Nitro EIF's command line is baked into it, so ``node_id``,
-  ``kms_key_id``, ``region`` and ``cid`` must all be in the image.
+* a node id given twice, or one KMS key listed for two nodes (each key's policy must admit exactly
+  one node's role, which is what makes a parent naming another node's id useless);
+* a ``--node ID=KEY_ARN,REGION`` whose region is not the key's own;
+* no authorised client (the node service would not start) or the same client twice.
 
 Usage::
 
     python tools/image_config.py write --out build/image/image.json \\
         --attestation-root attestation/aws_nitro_root_g1.pem \\
-        --kms-key-arn-prefix arn:aws:kms:eu-west-1:111111111111:key/ \\
         --client-cert ops.pem [--client-cert ...] [--max-document-age 300] \\
-        --node-id a --kms-key-id arn:aws:kms:eu-west-1:111111111111:key/... \\
-        --region eu-west-1 [--cid 16]
+        (--node a=arn:aws:kms:eu-west-1:111111111111:key/...[,eu-west-1] [--node b=...] ...
+         | --nodes nodes.json)      # nodes.json: {"a": "arn:aws:kms:...", "b": "arn:..."}
     python tools/image_config.py check build/image/image.json
 
 Run it with the project's Python (``.venv/bin/python``: it imports ``enclave.config``, which needs
@@ -40,8 +41,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -51,26 +52,22 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from enclave.config import IMAGE_CONFIG_PATH, ImageConfig, parse_launch_args
+from enclave.config import IMAGE_CONFIG_PATH, ImageConfig, NodeKey
 from enclave.errors import ConfigError
 
 __all__ = [
     "AWS_NITRO_ROOT_SHA256",
-    "DEFAULT_CID",
     "ImageConfigError",
     "ImageInputs",
     "build_image_config",
     "check_image_config",
     "main",
+    "parse_node",
     "write_image_config",
 ]
 
 #: SHA-256 of the DER of the AWS Nitro Enclaves root G1 (CN=aws.nitro-enclaves), as AWS publishes it.
 AWS_NITRO_ROOT_SHA256 = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b"
-#: The enclave CID the parent's launcher gives (parent-config's enclave_cid default).
-DEFAULT_CID = 16
-
-_PREFIX = re.compile(r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:key/")
 
 
 class ImageConfigError(Exception):
@@ -84,16 +81,30 @@ class ImageConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ImageInputs:
-    """The explicit inputs of one image's ``image.json`` (PEMs as bytes, as read from files)."""
+    """The explicit inputs of a cluster's ``image.json`` (PEMs as bytes, as read from files)."""
 
     attestation_root_pem: bytes
-    kms_key_arn_prefix: str
+    #: node id -> that node's KMS key ARN, in the order given (the file is written sorted).
+    nodes: tuple[tuple[str, str], ...]
     client_cert_pems: tuple[bytes, ...]
-    node_id: str
-    kms_key_id: str
-    region: str
-    cid: int = DEFAULT_CID
     max_document_age_seconds: int = 300
+
+
+def parse_node(text: str) -> tuple[str, str]:
+    """``ID=KEY_ARN`` or ``ID=KEY_ARN,REGION`` (the region, if given, must be the key's own)."""
+    node_id, sep, rest = text.partition("=")
+    if not sep or not node_id or not rest:
+        raise ImageConfigError("node", f"{text!r} is not ID=KEY_ARN[,REGION]")
+    arn, _, region = rest.partition(",")
+    try:
+        row = NodeKey(node_id, arn)
+    except ConfigError as error:
+        raise ImageConfigError(error.field, error.reason) from None
+    if region and region != row.region:
+        raise ImageConfigError(
+            f"nodes.{node_id}", f"region {region} is not the key's region {row.region}"
+        )
+    return node_id, arn
 
 
 def _der_sha256(pem: bytes, field: str) -> str:
@@ -111,10 +122,13 @@ def _release_checks(config: ImageConfig) -> None:
         raise ImageConfigError(
             "attestation_root_pem", f"is {root}, not the AWS Nitro root {AWS_NITRO_ROOT_SHA256}"
         )
-    if not _PREFIX.fullmatch(config.kms_key_arn_prefix):
-        raise ImageConfigError(
-            "kms_key_arn_prefix", "must be exactly arn:aws:kms:<region>:<12-digit account>:key/"
-        )
+    owners: dict[str, str] = {}
+    for node_id, arn in config.nodes.items():
+        if arn in owners:
+            raise ImageConfigError(
+                f"nodes.{node_id}", f"uses the key of node {owners[arn]}: one key per node"
+            )
+        owners[arn] = node_id
     if not config.authorized_clients:
         raise ImageConfigError("authorized_clients", "at least one client certificate is needed")
     seen: set[str] = set()
@@ -123,28 +137,20 @@ def _release_checks(config: ImageConfig) -> None:
         if digest in seen:
             raise ImageConfigError(f"authorized_clients[{index}]", "duplicate certificate")
         seen.add(digest)
-    missing = sorted({"node_id", "kms_key_id", "region", "cid"} - set(config.launch))
-    if missing:
-        raise ImageConfigError("launch", f"missing {missing}: a Nitro EIF bakes its command line")
-    try:
-        parse_launch_args(["--mode", "nitro"], config.launch).check_against(config)
-    except ConfigError as error:
-        raise ImageConfigError(f"launch.{error.field}", error.reason) from None
 
 
 def build_image_config(inputs: ImageInputs) -> ImageConfig:
     """The validated :class:`ImageConfig` for ``inputs``; raises :class:`ImageConfigError`."""
+    table: dict[str, str] = {}
+    for node_id, arn in inputs.nodes:
+        if node_id in table:
+            raise ImageConfigError(f"nodes.{node_id}", "node id given twice")
+        table[node_id] = arn
     try:
         config = ImageConfig(
-            kms_key_arn_prefix=inputs.kms_key_arn_prefix,
             attestation_root_pem=inputs.attestation_root_pem,
+            nodes=table,
             max_document_age_seconds=inputs.max_document_age_seconds,
-            launch={
-                "node_id": inputs.node_id,
-                "kms_key_id": inputs.kms_key_id,
-                "region": inputs.region,
-                "cid": inputs.cid,
-            },
             authorized_clients=inputs.client_cert_pems,
         )
     except ConfigError as error:
@@ -198,6 +204,25 @@ def _read(path: str, field: str) -> bytes:
         raise ImageConfigError(field, f"cannot read {path}") from None
 
 
+def _nodes_file(path: str) -> tuple[tuple[str, str], ...]:
+    """A JSON object ``{"node id": "key ARN", ...}`` (duplicate ids refused, not merged)."""
+
+    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        names = [name for name, _ in pairs]
+        for name in names:
+            if names.count(name) > 1:
+                raise ImageConfigError(f"nodes.{name}", "node id given twice")
+        return dict(pairs)
+
+    try:
+        raw = json.loads(_read(path, "nodes"), object_pairs_hook=no_duplicates)
+    except ValueError:
+        raise ImageConfigError("nodes", f"{path} is not JSON") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise ImageConfigError("nodes", f"{path} must map node ids to KMS key ARNs")
+    return tuple(parse_node(f"{node_id}={arn}") for node_id, arn in raw.items())
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tools/image_config.py", description=__doc__.split("\n")[0]
@@ -206,13 +231,11 @@ def _parser() -> argparse.ArgumentParser:
     write = commands.add_parser("write", help="write image.json from explicit inputs")
     write.add_argument("--out", required=True)
     write.add_argument("--attestation-root", required=True, help="PEM file of the AWS Nitro root")
-    write.add_argument("--kms-key-arn-prefix", required=True)
     write.add_argument("--client-cert", action="append", default=[], help="PEM file (repeat)")
     write.add_argument("--max-document-age", type=int, default=300, help="seconds")
-    write.add_argument("--node-id", required=True)
-    write.add_argument("--kms-key-id", required=True)
-    write.add_argument("--region", required=True)
-    write.add_argument("--cid", type=int, default=DEFAULT_CID)
+    table = write.add_mutually_exclusive_group(required=True)
+    table.add_argument("--node", action="append", help="ID=KEY_ARN[,REGION] (repeat per node)")
+    table.add_argument("--nodes", help='JSON file {"ID": "KEY_ARN", ...}')
     check = commands.add_parser("check", help="validate an existing image.json")
     check.add_argument("path")
     return parser
@@ -227,17 +250,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             config = check_image_config(Path(args.path))
         else:
+            nodes = (
+                _nodes_file(args.nodes)
+                if args.nodes is not None
+                else tuple(parse_node(text) for text in args.node)
+            )
             inputs = ImageInputs(
                 attestation_root_pem=_read(args.attestation_root, "attestation_root_pem"),
-                kms_key_arn_prefix=args.kms_key_arn_prefix,
+                nodes=nodes,
                 client_cert_pems=tuple(
                     _read(path, f"authorized_clients[{i}]")
                     for i, path in enumerate(args.client_cert)
                 ),
-                node_id=args.node_id,
-                kms_key_id=args.kms_key_id,
-                region=args.region,
-                cid=args.cid,
                 max_document_age_seconds=args.max_document_age,
             )
             config = write_image_config(inputs, Path(args.out))
@@ -245,9 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"image_config: refused: {error}", file=sys.stderr)
         return 1
     print(
-        f"image.json valid: node {config.launch['node_id']}, "
-        f"{len(config.authorized_clients)} authorised client(s), "
-        f"keys under {config.kms_key_arn_prefix}"
+        f"image.json valid: {len(config.nodes)} node(s) ({', '.join(config.nodes)}), "
+        f"{len(config.authorized_clients)} authorised client(s)"
     )
     return 0
 

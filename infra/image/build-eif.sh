@@ -5,9 +5,11 @@
 #                            [--push REPOSITORY] [--out-dir DIR] [--manifest FILE]
 #     IMAGE-CONFIG: the enclave's measured enclave/image.json, either
 #       --image-config FILE   (written earlier by tools/image_config.py write), or written here:
-#       --kms-key-arn-prefix arn:aws:kms:R:ACCOUNT:key/ --client-cert PEM [--client-cert PEM ...]
-#       --node-id ID --kms-key-id ARN --region R [--cid 16] [--max-document-age 300]
+#       --client-cert PEM [--client-cert PEM ...] [--max-document-age 300]
+#       the cluster table: --node ID=KEY_ARN[,REGION] per node, or --nodes FILE ({"ID": "KEY_ARN"})
 #       [--attestation-root PEM (default attestation/aws_nitro_root_g1.pem)]
+#       ONE image (one EIF, one PCR0) serves every node in the table; each parent names its node
+#       at boot (parent config node_id), and the enclave uses the table's key for it.
 #       tools/image_config.py validates it with the enclave's own ImageConfig loader; it lands in
 #       OUT_DIR/image.json and, for docker, in build/image/image.json (the Dockerfile copies it to
 #       /opt/keyshard/app/enclave/image.json). Then docker build (pinned bases, SOURCE_DATE_EPOCH =
@@ -43,7 +45,7 @@ PUSH=""
 IMAGE_CONFIG=""
 IMAGE_ARGS=()
 
-usage() { sed -n 2,31p "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n 2,29p "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 refuse() { printf 'build-eif.sh: %s\n' "$1" >&2; exit "${2:-1}"; }
 
 while [[ $# -gt 0 ]]; do
@@ -57,7 +59,7 @@ while [[ $# -gt 0 ]]; do
         --sign-key) SIGN_KEY=${2:?}; shift 2 ;;
         --push) PUSH=${2:?}; shift 2 ;;
         --image-config) IMAGE_CONFIG=${2:?}; shift 2 ;;
-        --kms-key-arn-prefix|--client-cert|--node-id|--kms-key-id|--region|--cid|--max-document-age|--attestation-root)
+        --client-cert|--node|--nodes|--max-document-age|--attestation-root)
             IMAGE_ARGS+=("$1" "${2:?}"); shift 2 ;;
         -h|--help) usage ;;
         *) printf 'build-eif.sh: unknown argument %s\n' "$1" >&2; usage ;;
@@ -95,7 +97,7 @@ if [[ -n $SIGN_CERT || -n $SIGN_KEY ]]; then
     [[ -f $SIGN_CERT && -f $SIGN_KEY ]] || refuse "--sign-cert and --sign-key must both name files" 2
 fi
 
-# --- enclave/image.json: the trust anchors and launch values measured into PCR0 ------------------
+# --- enclave/image.json: the trust anchors and cluster table measured into PCR0 -----------------
 mkdir -p "$OUT_DIR"
 if [[ -n $IMAGE_CONFIG && ${#IMAGE_ARGS[@]} -gt 0 ]]; then
     refuse "give either --image-config or the values to write one, not both" 2
@@ -110,7 +112,7 @@ elif [[ ${#IMAGE_ARGS[@]} -gt 0 ]]; then
         || refuse "the image config was refused; nothing was built"
 else
     refuse "the enclave image needs enclave/image.json: give --image-config FILE or \
---kms-key-arn-prefix, --client-cert, --node-id, --kms-key-id and --region (see infra/README.md)" 2
+--client-cert and the cluster table (--node ID=KEY_ARN per node, or --nodes FILE; see infra/README.md)" 2
 fi
 
 [[ -z $(git status --porcelain --untracked-files=no) ]] || refuse "the work tree has uncommitted changes: a \

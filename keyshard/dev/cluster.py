@@ -50,7 +50,7 @@ from keyshard.client.credentials import ClientCredentials
 from keyshard.dev.cloud import CloudConfig
 from keyshard.dev.hypervisor import VmSpec, read_vm_spec, write_vm_spec
 from keyshard.dev.image import BuiltImage, build_image
-from keyshard.dev.kms_keys import create_node_key
+from keyshard.dev.kms_keys import create_node_key, pin_node_key
 from keyshard.dev.node_config import NodeLayout, parent_command, write_parent_config
 from keyshard.dev.profile import ClusterProfile, NodeEntry
 
@@ -220,23 +220,11 @@ class Cluster:
         ca = EmulatedCa.load_or_create(self.directory / "ca", region=REGION)
         root_pem = ca.root_certificate.public_bytes(serialization.Encoding.PEM)
         credentials = ClientCredentials.load_or_create(self.client_dir)
-        self._progress("building and measuring the enclave image (admin client certificate pinned)")
-        image_config = ImageConfig(
-            f"arn:aws:kms:{REGION}:{ACCOUNT}:key/",
-            root_pem,
-            authorized_clients=(credentials.certificate_pem,),
-        )
-        self.image = build_image(self.directory / "image", image_config)
-        measurements = self.image.measurements
-        self._progress(f"image PCR0 {measurements.pcr0.hex()[:24]}...")
-
         node_ids = [f"node-{index}" for index in range(1, self.nodes + 1)]
         principals = {ADMIN_ACCESS_KEY: ADMIN_ARN}
         for index, node_id in enumerate(node_ids, start=1):
             principals[_node_access_key(index)] = _node_role(node_id)
-            layout = self.node_layout(index)
-            layout.create()
-            write_vm_spec(layout.vm_file, VmSpec(self.image.root))
+            self.node_layout(index).create()
         self._state = {
             "nodes": self.nodes,
             "region": REGION,
@@ -248,14 +236,27 @@ class Cluster:
         self._start_cloud(principals)
         self._progress(f"emulated KMS on 127.0.0.1:{self._state['kms_port']}")
         self._state["parent_kms_port"] = self._kms_route(self._state["kms_port"])
+        # Keys first (the image's cluster table lists their ARNs), then ONE image for every node,
+        # then each key's policy pinned to that image's measurements — as a real cluster is built.
         admin = self.kms_client(ADMIN_ACCESS_KEY)
-        key_arns = []
-        for node_id in node_ids:
-            key_arns.append(
-                create_node_key(admin, ADMIN_ARN, _node_role(node_id), measurements, node_id)
-            )
+        key_arns = [
+            create_node_key(admin, ADMIN_ARN, _node_role(node_id), None, node_id)
+            for node_id in node_ids
+        ]
+        self._progress("building and measuring the enclave image (admin client certificate pinned)")
+        image_config = ImageConfig(
+            root_pem,
+            dict(zip(node_ids, key_arns, strict=True)),
+            authorized_clients=(credentials.certificate_pem,),
+        )
+        self.image = build_image(self.directory / "image", image_config)
+        measurements = self.image.measurements
+        self._progress(f"image PCR0 {measurements.pcr0.hex()[:24]}... (the same for every node)")
+        for index, (node_id, key_arn) in enumerate(zip(node_ids, key_arns, strict=True), start=1):
+            pin_node_key(admin, key_arn, ADMIN_ARN, _node_role(node_id), measurements)
+            write_vm_spec(self.node_layout(index).vm_file, VmSpec(self.image.root))
         self._state["key_arns"] = key_arns
-        self._progress(f"created {len(key_arns)} KMS keys pinned to the image's PCR0/1/2")
+        self._progress(f"pinned {len(key_arns)} KMS keys to the image's PCR0/1/2")
         self._save_state()
         for index in range(1, self.nodes + 1):
             self.start_node(index)
@@ -318,15 +319,10 @@ class Cluster:
             python=self._python,
             image_dir=self._image_dir(index),
             enclave_log=self._log_file(f"enclave-{index}"),
+            node_id=node_id,
             enclave_argv=[
                 "--mode",
                 "emulated",
-                "--node-id",
-                node_id,
-                "--kms-key-id",
-                self._state["key_arns"][index - 1],
-                "--region",
-                REGION,
                 "--cid",
                 str(ENCLAVE_CID),
                 "--runtime-dir",

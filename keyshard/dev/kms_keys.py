@@ -15,7 +15,7 @@ from typing import Any
 
 from attestation.measure import Measurements
 
-__all__ = ["create_node_key", "enclave_key_policy"]
+__all__ = ["admin_only_policy", "create_node_key", "enclave_key_policy", "pin_node_key"]
 
 _ADMIN_ACTIONS = [
     "kms:Describe*",
@@ -25,6 +25,26 @@ _ADMIN_ACTIONS = [
     "kms:TagResource",
     "kms:ScheduleKeyDeletion",
 ]
+
+
+def admin_only_policy(admin_arn: str) -> str:
+    """A key nobody may use yet: it exists so its ARN can go into the image's cluster table, and
+    gets its enclave statement (:func:`pin_node_key`) once that image is built and measured."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "KeyAdministration",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": admin_arn},
+                    "Action": _ADMIN_ACTIONS,
+                    "Resource": "*",
+                }
+            ],
+        },
+        indent=2,
+    )
 
 
 def enclave_key_policy(admin_arn: str, node_arn: str, measurements: Measurements) -> str:
@@ -61,14 +81,34 @@ def enclave_key_policy(admin_arn: str, node_arn: str, measurements: Measurements
 
 
 def create_node_key(
-    kms: Any, admin_arn: str, node_arn: str, measurements: Measurements, node_id: str
+    kms: Any, admin_arn: str, node_arn: str, measurements: Measurements | None, node_id: str
 ) -> str:
-    """Create the node's key with its pinned policy (``kms`` is a boto3 KMS client); its ARN."""
+    """Create the node's key (``kms`` is a boto3 KMS client); its ARN.
+
+    With ``measurements`` the key is pinned at once; without, only the administrator may touch it
+    until :func:`pin_node_key` — the order a cluster needs, since the image lists every key's ARN
+    and the key policies pin that image's measurements."""
+    policy = (
+        admin_only_policy(admin_arn)
+        if measurements is None
+        else enclave_key_policy(admin_arn, node_arn, measurements)
+    )
     response = kms.create_key(
-        Policy=enclave_key_policy(admin_arn, node_arn, measurements),
+        Policy=policy,
         Description=f"Keyshard node {node_id} sealing key (enclave-only)",
         KeyUsage="ENCRYPT_DECRYPT",
         KeySpec="SYMMETRIC_DEFAULT",
         Tags=[{"TagKey": "keyshard:node", "TagValue": node_id}],
     )
     return str(response["KeyMetadata"]["Arn"])
+
+
+def pin_node_key(
+    kms: Any, key_arn: str, admin_arn: str, node_arn: str, measurements: Measurements
+) -> None:
+    """Replace the key's policy with the one admitting ``node_arn``'s enclave of ``measurements``."""
+    kms.put_key_policy(
+        KeyId=key_arn,
+        PolicyName="default",
+        Policy=enclave_key_policy(admin_arn, node_arn, measurements),
+    )

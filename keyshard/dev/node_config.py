@@ -53,6 +53,7 @@ def write_parent_config(
     layout: NodeLayout,
     *,
     enclave_cid: int,
+    node_id: str,
     client_port: int,
     kms_port: int,
     service_port: int | None = None,
@@ -65,6 +66,8 @@ def write_parent_config(
 ) -> Path:
     """Write ``node.json`` for the node's parent (schema: :mod:`parent.config`); returns its path.
 
+    ``node_id`` goes into the parent's config, which hands it to the enclave at boot over host
+    services (``GetLaunch``), exactly as on Nitro: every node runs the same image and argv.
     The enclave child starts in an empty working directory with a scrubbed environment; the only
     code it can import is the image's, put on ``PYTHONPATH`` (the launcher's "EIF path").
     """
@@ -81,6 +84,7 @@ def write_parent_config(
         "mode": "emulated",
         "runtime_dir": str(layout.run_dir),
         "enclave_cid": enclave_cid,
+        "node_id": node_id,
         "inbound": inbound,
         "outbound": [{"name": "kms", "port": KMS_PROXY_PORT, "target": kms}],
         "allow": [kms],

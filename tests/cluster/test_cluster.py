@@ -29,6 +29,7 @@ from attestation.nsm.client import NsmClient
 from attestation.nsm.emulated import EmulatedNsm
 from attestation.recipient import decrypt_for_recipient
 from enclave.boot import DATA_KEY_BLOB
+from enclave.config import ImageConfig
 from enclave.kms import encryption_context
 from enclave.node_state import STATE_BLOB
 from enclave.sealing import Sealer
@@ -129,6 +130,14 @@ def test_three_nodes_are_ready_with_the_released_measurements(cluster: Cluster) 
         assert entry["endpoint"] == f"127.0.0.1:{view.client_port}"
         identities.add(view.status.identity_public_key)
     assert len(identities) == NODES
+    # ONE image for every node: one PCR0, whose table lists each node with its own key, and each
+    # parent named its node at boot.
+    state = json.loads(cluster.state_file.read_text())
+    assert len({view.status.pcrs[0] for view in views if view.status is not None}) == 1
+    assert [view.status.node_id for view in views if view.status is not None] == state["node_ids"]
+    table = ImageConfig.load(cluster.directory / "image").nodes
+    assert dict(table) == dict(zip(state["node_ids"], state["key_arns"], strict=True))
+    assert len(set(state["key_arns"])) == NODES
     assert (
         profile["attestation_root"]["sha256"]
         == EmulatedCa.load_or_create(cluster.directory / "ca").root_fingerprint

@@ -24,7 +24,7 @@ from attestation.roots import TrustedRoots
 from attestation.verifier import AttestationVerifier
 from enclave.config import KMS_PROXY_PORT, ImageConfig
 from keyshard.dev.image import BuiltImage, build_image
-from keyshard.dev.kms_keys import create_node_key
+from keyshard.dev.kms_keys import create_node_key, pin_node_key
 from keyshard.dev.kms_server import KmsServer, start_kms_server
 from transport.address import PARENT_CID, VsockAddress
 from transport.framing import FramedStream
@@ -35,6 +35,8 @@ from transport.hostproto import (
     Credentials,
     GetBlob,
     GetCredentials,
+    GetLaunch,
+    Launch,
     Ok,
     PutBlob,
     decode_request,
@@ -47,6 +49,8 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ADMIN_ARN = f"arn:aws:iam::{ACCOUNT}:role/keyshard-admin"
 NODE_ARN = f"arn:aws:iam::{ACCOUNT}:role/keyshard-node"
+#: The role of the cluster's other node ("n2"), whose credentials the fake parent never holds.
+OTHER_NODE_ARN = f"arn:aws:iam::{ACCOUNT}:role/keyshard-node-2"
 ADMIN_KEY = "AKIAKEYSHARDADMIN000"
 NODE_KEY = "AKIAKEYSHARDNODE0000"
 SECRET = "emulated-secret-not-a-real-one"
@@ -66,8 +70,9 @@ class Recorder:
 class FakeParent:
     """Host services (blobs, credentials) and the KMS outbound proxy on the enclave's bus."""
 
-    def __init__(self, transport: UnixSocketTransport, kms_port: int) -> None:
+    def __init__(self, transport: UnixSocketTransport, kms_port: int, node_id: str = "n1") -> None:
         self.transport = transport
+        self.node_id = node_id
         self.kms_port = kms_port
         self.blobs: dict[str, bytes] = {}
         self.recorder = Recorder()
@@ -99,6 +104,8 @@ class FakeParent:
                 response = Blob(self.blobs.get(request.name))
             elif isinstance(request, GetCredentials):
                 response = Credentials(NODE_KEY, SECRET, "", "2099-01-01T00:00:00Z")
+            elif isinstance(request, GetLaunch):
+                response = Launch(self.node_id)
             else:
                 raise AssertionError(request)
             await stream.send(encode_response(response))
@@ -131,6 +138,7 @@ class Cloud:
     image: BuiltImage
     image_config: ImageConfig
     key_arn: str
+    other_key_arn: str
     admin: Any
 
 
@@ -149,12 +157,16 @@ def emulated_cloud(workdir: Path) -> Iterator[Cloud]:
     ca = EmulatedCa.ephemeral()
     root_pem = ca.root_certificate.public_bytes(serialization.Encoding.PEM)
     verifier = AttestationVerifier(TrustedRoots.of([ca.root_certificate]))
-    image_config = ImageConfig(f"arn:aws:kms:{REGION}:{ACCOUNT}:key/", root_pem)
-    image = build_image(workdir / "image", image_config)
     with start_kms_server(verifier, {ADMIN_KEY: ADMIN_ARN, NODE_KEY: NODE_ARN}) as kms:
+        # As a cluster is built: the keys, then one image listing them, then the pinned policies.
         admin = kms_client(kms.endpoint_url, ADMIN_KEY)
-        key_arn = create_node_key(admin, ADMIN_ARN, NODE_ARN, image.measurements, "n1")
-        yield Cloud(ca, kms, image, image_config, key_arn, admin)
+        key_arn = create_node_key(admin, ADMIN_ARN, NODE_ARN, None, "n1")
+        other_key_arn = create_node_key(admin, ADMIN_ARN, OTHER_NODE_ARN, None, "n2")
+        image_config = ImageConfig(root_pem, {"n1": key_arn, "n2": other_key_arn})
+        image = build_image(workdir / "image", image_config)
+        pin_node_key(admin, key_arn, ADMIN_ARN, NODE_ARN, image.measurements)
+        pin_node_key(admin, other_key_arn, ADMIN_ARN, OTHER_NODE_ARN, image.measurements)
+        yield Cloud(ca, kms, image, image_config, key_arn, other_key_arn, admin)
 
 
 @contextmanager

@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from enclave_harness import (
     NODE_KEY,
-    REGION,
     Cloud,
     FakeParent,
     emulated_cloud,
@@ -91,7 +90,7 @@ async def boot_node(
     spec = VmSpec(image_dir or cloud.image.root, debug)
     hypervisor = NsmHypervisor(UnixSocketTransport(rundir), cloud.ca, lambda: spec)
     await hypervisor.start()
-    launch = LaunchConfig(Mode.EMULATED, "n1", cloud.key_arn, REGION, CID, rundir)
+    launch = LaunchConfig(Mode.EMULATED, CID, rundir)
     runtime = EnclaveRuntime(launch, cloud.image_config, seams or select_seams(launch))
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
@@ -122,9 +121,10 @@ def run_boot(
     image_dir: Path | None = None,
     debug: bool = False,
     seams: Seams | None = None,
+    node_id: str = "n1",
 ) -> tuple[NodeStatus, FakeParent]:
     async def scenario() -> tuple[NodeStatus, FakeParent]:
-        parent = FakeParent(UnixSocketTransport(rundir), _port(cloud))
+        parent = FakeParent(UnixSocketTransport(rundir), _port(cloud), node_id)
         parent.blobs.update(blobs or {})
         await parent.start()
         try:
@@ -194,6 +194,34 @@ def test_first_boot_seals_and_restart_unseals_the_same_state(
         assert base64.b64encode(secret).decode() not in lines
 
 
+def test_a_node_id_outside_the_table_fails_the_boot_before_attesting(
+    cloud: Cloud, rundir: Path
+) -> None:
+    status, parent = run_boot(cloud, rundir, node_id="n3")
+    assert status.state is NodeState.FAILED
+    assert status.reason == (
+        "launch: ConfigError: config node_id: 'n3' is not in the image's cluster table (n1, n2)"
+    )
+    assert status.node_id == ""
+    assert status.pcrs == {}  # refused before it attested or called KMS
+    assert parent.recorder.all_bytes() == b""
+
+
+def test_a_parent_naming_another_nodes_id_gets_access_denied_from_kms(
+    cloud: Cloud, rundir: Path
+) -> None:
+    """The id is in the table, so the enclave asks for n2's key — with the credentials its own
+    parent relays (n1's role), which n2's key policy does not admit."""
+    status, parent = run_boot(cloud, rundir, node_id="n2")
+    assert status.state is NodeState.FAILED
+    assert status.node_id == "n2"
+    assert status.reason is not None
+    assert status.reason.startswith("kms: KmsError: KMS GenerateDataKey failed with AccessDenied")
+    assert status.pcrs[0] == cloud.image.measurements.pcr0  # a genuine enclave, refused anyway
+    assert STATE_BLOB not in parent.blobs
+    assert DATA_KEY_BLOB not in parent.blobs
+
+
 def test_modified_image_is_refused_by_kms(cloud: Cloud, rundir: Path) -> None:
     tampered = rundir / "tampered"
     shutil.copytree(cloud.image.root, tampered)
@@ -251,9 +279,9 @@ def test_replayed_document_with_wrong_nonce_is_refused(cloud: Cloud, rundir: Pat
     )
     genuine = EmulatedNsm(cloud.ca, pcr_map(cloud.image.measurements))
     captured = genuine.call(nsm_request(Attestation(nonce=b"old" * 8, public_key=public_der)))
-    launch = LaunchConfig(Mode.EMULATED, "n1", cloud.key_arn, REGION, CID, rundir)
+    launch = LaunchConfig(Mode.EMULATED, CID, rundir)
     base = select_seams(launch)
-    seams = Seams(base.transport, ReplayingNsm(captured), base.kms)
+    seams = Seams(base.transport, ReplayingNsm(captured), base.public_kms)
     status, _ = run_boot(cloud, rundir, seams=seams)
     assert status.state is NodeState.FAILED
     assert status.reason is not None
@@ -263,14 +291,14 @@ def test_replayed_document_with_wrong_nonce_is_refused(cloud: Cloud, rundir: Pat
 def test_stale_document_is_refused_by_the_enclave_and_by_kms(cloud: Cloud, rundir: Path) -> None:
     past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)
     stale_nsm = EmulatedNsm(cloud.ca, pcr_map(cloud.image.measurements), clock=lambda: past)
-    launch = LaunchConfig(Mode.EMULATED, "n1", cloud.key_arn, REGION, CID, rundir)
+    launch = LaunchConfig(Mode.EMULATED, CID, rundir)
     base = select_seams(launch)
 
     class StaleNsm:
         def call(self, request: bytes) -> bytes:
             return stale_nsm.call(request)
 
-    status, _ = run_boot(cloud, rundir, seams=Seams(base.transport, StaleNsm(), base.kms))
+    status, _ = run_boot(cloud, rundir, seams=Seams(base.transport, StaleNsm(), base.public_kms))
     assert status.state is NodeState.FAILED
     assert status.reason is not None
     assert status.reason.startswith("attest: PolicyViolation: policy rule 'max_age'")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,37 +31,35 @@ ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890
 PEM = EmulatedCa.ephemeral().root_certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
+ARN2 = "arn:aws:kms:eu-west-1:210987654321:key/abcd1234-12ab-34cd-56ef-1234567890ab"
+
+
 def args(**overrides: str) -> list[str]:
-    values = {
-        "--mode": "emulated",
-        "--node-id": "node-1",
-        "--kms-key-id": ARN,
-        "--region": "us-east-1",
-        "--cid": "16",
-        "--runtime-dir": "/tmp/ks-run",
-    }
+    values = {"--mode": "emulated", "--cid": "16", "--runtime-dir": "/tmp/ks-run"}
     values.update(overrides)
     return [item for pair in values.items() for item in pair if pair[1] != ""]
 
 
+def table_image(max_document_age_seconds: int = 300) -> ImageConfig:
+    return ImageConfig(PEM.encode(), {"node-1": ARN, "node-2": ARN2}, max_document_age_seconds)
+
+
 def test_parse_launch_args() -> None:
-    config = parse_launch_args(args())
-    assert config == LaunchConfig(
-        Mode.EMULATED, "node-1", ARN, "us-east-1", 16, Path("/tmp/ks-run")
-    )
+    assert parse_launch_args(args()) == LaunchConfig(Mode.EMULATED, 16, Path("/tmp/ks-run"))
+    # The Nitro EIF's fixed command line: the same on every node, nothing per-node in it.
+    assert parse_launch_args(["--mode", "nitro"]) == LaunchConfig(Mode.NITRO, 16)
 
 
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"--node-id": "../etc"}, "node_id"),
-        ({"--region": "moon"}, "region"),
         ({"--cid": "3"}, "cid"),
         ({"--runtime-dir": ""}, "runtime_dir"),
         ({"--mode": "nitro"}, "runtime_dir"),
         ({"--mode": "bogus"}, "argv"),
         ({"--cid": "x"}, "argv"),
-        ({"--node-id": ""}, "node_id"),
+        ({"--node-id": "node-1"}, "argv"),  # the node id comes from the parent at boot
+        ({"--kms-key-id": ARN}, "argv"),  # and the key from the image's table, never argv
     ],
 )
 def test_bad_launch_args_are_refused_naming_the_field(
@@ -71,45 +70,67 @@ def test_bad_launch_args_are_refused_naming_the_field(
     assert info.value.field == field
 
 
-def test_missing_arguments_come_from_the_image_launch_section() -> None:
-    baked: dict[str, str | int] = {
-        "node_id": "node-9",
-        "kms_key_id": ARN,
-        "region": "us-east-1",
-        "cid": 20,
-    }
-    config = parse_launch_args(["--mode", "nitro"], baked)
-    assert config == LaunchConfig(Mode.NITRO, "node-9", ARN, "us-east-1", 20)
-    assert parse_launch_args(["--mode", "nitro", "--cid", "21"], baked).cid == 21
-    with pytest.raises(ConfigError) as info:
-        parse_launch_args(["--mode", "nitro"], {"node_id": "n"})
-    assert info.value.field == "kms_key_id"
-    with pytest.raises(ConfigError) as info:
-        parse_launch_args(["--mode", "nitro"], {**baked, "cid": "20"})
-    assert info.value.field == "cid"
+def test_the_table_gives_each_node_its_own_key_and_region() -> None:
+    image = table_image()
+    assert list(image.nodes) == ["node-1", "node-2"]
+    one, two = image.node_key("node-1"), image.node_key("node-2")
+    assert (one.kms_key_arn, one.region) == (ARN, "us-east-1")
+    assert (two.kms_key_arn, two.region) == (ARN2, "eu-west-1")
 
 
-def test_key_outside_the_trusted_account_is_refused() -> None:
-    image = ImageConfig("arn:aws:kms:us-east-1:123456789012:key/", PEM.encode())
-    parse_launch_args(args()).check_against(image)
-    attacker = ARN.replace("123456789012", "999999999999")
+@pytest.mark.parametrize("claimed", ["node-3", "", "NODE-1", "node-1 "])
+def test_a_node_id_outside_the_table_is_refused(claimed: str) -> None:
     with pytest.raises(ConfigError) as info:
-        parse_launch_args(args(**{"--kms-key-id": attacker})).check_against(image)
-    assert info.value.field == "kms_key_id"
+        table_image().node_key(claimed)
+    assert info.value.field == "node_id"
+    assert str(info.value).endswith("is not in the image's cluster table (node-1, node-2)")
+
+
+@pytest.mark.parametrize(
+    ("nodes", "field"),
+    [
+        ({}, "nodes"),
+        ({"../x": ARN}, "node_id"),
+        ({"node-1": "arn:aws:kms:us-east-1:123456789012:alias/x"}, "nodes.node-1"),
+        ({"node-1": "arn:aws:kms:us-east-1:*:key/x"}, "nodes.node-1"),
+        ({"node-1": ARN + ":extra"}, "nodes.node-1"),
+    ],
+)
+def test_bad_tables_are_refused(nodes: dict[str, str], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        ImageConfig(PEM.encode(), nodes)
+    assert info.value.field == field
+
+
+def _write(tmp_path: Path, text: str) -> None:
+    (tmp_path / "enclave").mkdir(exist_ok=True)
+    (tmp_path / "enclave" / "image.json").write_text(text)
 
 
 def test_image_config_roundtrip_and_refusals(tmp_path: Path) -> None:
-    image = ImageConfig(
-        "arn:aws:kms:us-east-1:123456789012:key/", PEM.encode(), 120, {"region": "us-east-1"}
-    )
-    (tmp_path / "enclave").mkdir()
-    (tmp_path / "enclave" / "image.json").write_text(image.to_json())
+    image = table_image(max_document_age_seconds=120)
+    _write(tmp_path, image.to_json())
     assert ImageConfig.load(tmp_path) == image
-    (tmp_path / "enclave" / "image.json").write_text('{"kms_key_arn_prefix": "x"}')
-    with pytest.raises(ConfigError):
+    assert json.loads(image.to_json())["format"] == 2
+    _write(tmp_path, '{"kms_key_arn_prefix": "x"}')
+    with pytest.raises(ConfigError) as info:
         ImageConfig.load(tmp_path)
+    assert info.value.field == "format"
+    assert "format 1" in str(info.value)
+    document = json.loads(image.to_json())
+    for change, culprit in [
+        ({"format": 3}, "format"),
+        ({"format": "2"}, "format"),
+        ({"launch": {"node_id": "node-1"}}, "image.json"),
+        ({"nodes": ["node-1"]}, "nodes"),
+        ({"max_document_age_seconds": 0}, "max_document_age_seconds"),
+    ]:
+        _write(tmp_path, json.dumps({**document, **change}))
+        with pytest.raises(ConfigError) as info:
+            ImageConfig.load(tmp_path)
+        assert info.value.field == culprit, change
     broken = image.to_json().replace("MII", "XYZ", 1)
-    (tmp_path / "enclave" / "image.json").write_text(broken)
+    _write(tmp_path, broken)
     with pytest.raises(ConfigError) as info:
         ImageConfig.load(tmp_path)
     assert info.value.field == "attestation_root_pem"
@@ -129,9 +150,10 @@ def test_emulated_seams() -> None:
     seams = select_seams(parse_launch_args(args()))
     assert isinstance(seams.transport, UnixSocketTransport)
     assert isinstance(seams.nsm, SocketNsm)
-    assert seams.kms.endpoint_url(4321) == "http://127.0.0.1:4321"
-    assert seams.kms.proxy_url(4321) is None
-    assert seams.kms.connect_target is None
+    route = seams.kms_route("eu-west-1")
+    assert route.endpoint_url(4321) == "http://127.0.0.1:4321"
+    assert route.proxy_url(4321) is None
+    assert route.connect_target is None
 
 
 @dataclass
@@ -184,9 +206,14 @@ def test_nitro_seams_use_dev_nsm_and_vsock_at_the_system_boundary() -> None:
     with pytest.raises(OSError):
         asyncio.run(seams.transport.connect(VsockAddress(PARENT_CID, 9000)))
     assert factory.families == [socket.AF_VSOCK]
-    assert seams.kms.endpoint_url(4321) == "https://kms.us-east-1.amazonaws.com"
-    assert seams.kms.proxy_url(4321) == "http://127.0.0.1:4321"
-    assert seams.kms.connect_target == ("kms.us-east-1.amazonaws.com", 443)
+    # The region is the named node's key's: one image serves nodes in several regions.
+    route = seams.kms_route("eu-west-1")
+    assert route.endpoint_url(4321) == "https://kms.eu-west-1.amazonaws.com"
+    assert route.proxy_url(4321) == "http://127.0.0.1:4321"
+    assert route.connect_target == ("kms.eu-west-1.amazonaws.com", 443)
+    with pytest.raises(ConfigError) as info:
+        seams.kms_route("moon")
+    assert info.value.field == "region"
 
 
 def test_nitro_mode_without_the_device_fails_typed() -> None:

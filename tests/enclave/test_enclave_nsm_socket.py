@@ -52,7 +52,9 @@ class Hypervisor:
 def test_documents_over_the_socket_reflect_the_current_image(workdir: Path) -> None:
     ca = EmulatedCa.ephemeral()
     root = ca.root_certificate.public_bytes(serialization.Encoding.PEM)
-    config = ImageConfig("arn:aws:kms:us-east-1:123456789012:key/", root)
+    config = ImageConfig(
+        root, {"n1": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"}
+    )
     image = build_image(workdir / "image", config)
     spec_file = workdir / "vm.json"
     write_vm_spec(spec_file, VmSpec(image.root))

@@ -22,8 +22,10 @@ from keyshard.client.credentials import ClientCredentials
 
 REPO = Path(__file__).resolve().parents[2]
 AWS_ROOT = REPO / "attestation" / "aws_nitro_root_g1.pem"
-PREFIX = "arn:aws:kms:eu-west-1:111111111111:key/"
-KEY = PREFIX + "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
+KEY = "arn:aws:kms:eu-west-1:111111111111:key/0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
+#: Another node, in another account and region: one image lists both.
+KEY_B = "arn:aws:kms:us-east-2:222222222222:key/9f8e7d6c-5b4a-3928-1706-f5e4d3c2b1a0"
+NODES = (("a", KEY), ("b", KEY_B))
 
 
 def _load_tool() -> ModuleType:
@@ -54,11 +56,8 @@ def clients(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def _inputs(clients: tuple[Path, Path], **changes: object) -> object:
     inputs = ic.ImageInputs(
         attestation_root_pem=AWS_ROOT.read_bytes(),
-        kms_key_arn_prefix=PREFIX,
+        nodes=NODES,
         client_cert_pems=tuple(path.read_bytes() for path in clients),
-        node_id="a",
-        kms_key_id=KEY,
-        region="eu-west-1",
     )
     return dataclasses.replace(inputs, **changes)
 
@@ -70,19 +69,53 @@ def test_written_file_is_what_the_enclave_boots_with(
     ic.write_image_config(_inputs(clients), out)
     loaded = ImageConfig.load(tmp_path / "image")
     assert loaded.attestation_root_pem == AWS_ROOT.read_bytes()
-    assert loaded.kms_key_arn_prefix == PREFIX
+    assert dict(loaded.nodes) == {"a": KEY, "b": KEY_B}
     assert loaded.max_document_age_seconds == 300
     assert loaded.authorized_clients == tuple(path.read_bytes() for path in clients)
-    # The EIF's command line is only `--mode nitro`: the rest must come from the image.
-    launch = parse_launch_args(["--mode", "nitro"], loaded.launch)
-    launch.check_against(loaded)
-    assert (launch.node_id, launch.kms_key_id, launch.region, launch.cid) == (
-        "a",
-        KEY,
-        "eu-west-1",
-        ic.DEFAULT_CID,
-    )
+    # The EIF's command line is only `--mode nitro`, the same for both nodes; each node's key and
+    # region come from the table once its parent names it.
+    assert parse_launch_args(["--mode", "nitro"]).runtime_dir is None
+    assert (loaded.node_key("a").kms_key_arn, loaded.node_key("a").region) == (KEY, "eu-west-1")
+    assert (loaded.node_key("b").kms_key_arn, loaded.node_key("b").region) == (KEY_B, "us-east-2")
     assert ic.check_image_config(out) == loaded
+
+
+def test_the_table_order_does_not_change_the_image(
+    tmp_path: Path, clients: tuple[Path, Path]
+) -> None:
+    """Whoever lists the nodes in whichever order builds the same bytes, hence the same PCR0."""
+    first, second = tmp_path / "1.json", tmp_path / "2.json"
+    ic.write_image_config(_inputs(clients), first)
+    ic.write_image_config(_inputs(clients, nodes=tuple(reversed(NODES))), second)
+    assert first.read_bytes() == second.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"a={KEY}", ("a", KEY)),
+        (f"a={KEY},eu-west-1", ("a", KEY)),
+    ],
+)
+def test_parse_node(text: str, expected: tuple[str, str]) -> None:
+    assert ic.parse_node(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "culprit"),
+    [
+        (KEY, "node"),
+        ("a=", "node"),
+        (f"={KEY}", "node"),
+        (f"a={KEY},us-east-1", "nodes.a"),
+        ("a=arn:aws:kms:eu-west-1:111111111111:alias/x", "nodes.a"),
+        (f"a/b={KEY}", "node_id"),
+    ],
+)
+def test_parse_node_refusals(text: str, culprit: str) -> None:
+    with pytest.raises(ic.ImageConfigError) as caught:
+        ic.parse_node(text)
+    assert caught.value.field == culprit
 
 
 def test_output_is_deterministic(tmp_path: Path, clients: tuple[Path, Path]) -> None:
@@ -110,15 +143,13 @@ def _other_root(tmp_path: Path) -> bytes:
 @pytest.mark.parametrize(
     ("changes", "culprit"),
     [
-        ({"kms_key_arn_prefix": "arn:aws:kms:"}, "kms_key_arn_prefix"),
-        ({"kms_key_arn_prefix": "arn:aws:kms:eu-west-1:*:key/"}, "kms_key_arn_prefix"),
-        ({"kms_key_arn_prefix": "arn:aws:kms:eu-west-1:111111111111:"}, "kms_key_arn_prefix"),
+        ({"nodes": ()}, "nodes"),
+        ({"nodes": (("a", KEY), ("a", KEY_B))}, "nodes.a"),
+        ({"nodes": (("a", KEY), ("b", KEY))}, "nodes.b"),
+        ({"nodes": (("a", "arn:aws:kms:eu-west-1:*:key/x"),)}, "nodes.a"),
+        ({"nodes": (("a/b", KEY),)}, "node_id"),
         ({"client_cert_pems": ()}, "authorized_clients"),
         ({"client_cert_pems": (b"not a certificate",)}, "authorized_clients"),
-        ({"kms_key_id": "arn:aws:kms:eu-west-1:999999999999:key/x"}, "launch.kms_key_id"),
-        ({"region": "us-east-2"}, "launch.region"),
-        ({"node_id": "a/b"}, "launch.node_id"),
-        ({"cid": 2}, "launch.cid"),
         ({"max_document_age_seconds": 0}, "max_document_age_seconds"),
         ({"max_document_age_seconds": 3601}, "max_document_age_seconds"),
         ({"attestation_root_pem": b"-----BEGIN CERTIFICATE-----\n"}, "attestation_root_pem"),
@@ -153,8 +184,11 @@ def test_refuses_the_same_client_twice(clients: tuple[Path, Path]) -> None:
 @pytest.mark.parametrize(
     ("edit", "culprit"),
     [
-        (lambda d: d.pop("launch"), "launch"),
-        (lambda d: d["launch"].pop("kms_key_id"), "launch"),
+        (lambda d: d.pop("nodes"), "image.json"),
+        (lambda d: d.update(nodes={}), "nodes"),
+        (lambda d: d.update(nodes={"a": KEY, "b": KEY}), "nodes.b"),
+        (lambda d: d.update(format=1), "format"),
+        (lambda d: d.update(launch={"node_id": "a"}), "image.json"),
         (lambda d: d.update(extra=1), "image.json"),
         (lambda d: d.update(authorized_clients=[]), "authorized_clients"),
     ],
@@ -190,18 +224,14 @@ def _write_args(out: Path, clients: tuple[Path, Path]) -> list[str]:
         str(out),
         "--attestation-root",
         str(AWS_ROOT),
-        "--kms-key-arn-prefix",
-        PREFIX,
         "--client-cert",
         str(clients[0]),
         "--client-cert",
         str(clients[1]),
-        "--node-id",
-        "a",
-        "--kms-key-id",
-        KEY,
-        "--region",
-        "eu-west-1",
+        "--node",
+        f"a={KEY},eu-west-1",
+        "--node",
+        f"b={KEY_B}",
     ]
 
 
@@ -209,18 +239,35 @@ def test_cli_writes_and_checks(tmp_path: Path, clients: tuple[Path, Path]) -> No
     out = tmp_path / "image.json"
     written = _cli(*_write_args(out, clients))
     assert written.returncode == 0, written.stderr
-    assert "2 authorised client(s)" in written.stdout
+    assert "2 node(s) (a, b), 2 authorised client(s)" in written.stdout
     checked = _cli("check", str(out))
     assert checked.returncode == 0, checked.stderr
+
+
+def test_cli_reads_the_table_from_a_file(tmp_path: Path, clients: tuple[Path, Path]) -> None:
+    table = tmp_path / "nodes.json"
+    table.write_text(json.dumps({"b": KEY_B, "a": KEY}))
+    by_file, by_flags = tmp_path / "file.json", tmp_path / "flags.json"
+    args = _write_args(by_file, clients)
+    args = args[: args.index("--node")] + ["--nodes", str(table)]
+    assert _cli(*args).returncode == 0
+    assert _cli(*_write_args(by_flags, clients)).returncode == 0
+    assert by_file.read_bytes() == by_flags.read_bytes()
+    table.write_text('{"a": "%s", "a": "%s"}' % (KEY, KEY_B))
+    duplicated = _cli(*args)
+    assert duplicated.returncode == 1
+    assert "nodes.a: node id given twice" in duplicated.stderr
+    both = _cli(*_write_args(by_file, clients), "--nodes", str(table))
+    assert both.returncode == 2
 
 
 def test_cli_refusal_and_usage_exit_codes(tmp_path: Path, clients: tuple[Path, Path]) -> None:
     out = tmp_path / "image.json"
     args = _write_args(out, clients)
-    args[args.index("--region") + 1] = "us-east-2"
+    args[args.index("--node") + 1] = f"a={KEY},us-east-2"
     refused = _cli(*args)
     assert refused.returncode == 1
-    assert "launch.region" in refused.stderr
+    assert "nodes.a: region us-east-2 is not the key's region eu-west-1" in refused.stderr
     assert not out.exists()
     assert _cli("write", "--out", str(out)).returncode == 2
     missing = _cli("check", str(tmp_path / "absent.json"))
@@ -286,10 +333,10 @@ def test_build_eif_refuses_a_bad_image_config_and_builds_nothing(
     tmp_path: Path, clients: tuple[Path, Path]
 ) -> None:
     args = _write_args(tmp_path / "unused.json", clients)[3:]
-    args[args.index("--region") + 1] = "us-east-2"
+    args[args.index("--node") + 1] = f"a={KEY},us-east-2"
     result = _build_eif(tmp_path, *args)
     assert result.returncode == 1
-    assert "launch.region" in result.stderr
+    assert "nodes.a" in result.stderr
     assert "the image config was refused; nothing was built" in result.stderr
     assert not (tmp_path / "out" / "image.json").exists()
 
@@ -306,5 +353,5 @@ def test_build_eif_checks_a_given_image_config(tmp_path: Path, clients: tuple[Pa
     refused = _build_eif(tmp_path, "--image-config", str(bad))
     assert refused.returncode == 1
     assert "authorized_clients" in refused.stderr
-    both = _build_eif(tmp_path, "--image-config", str(good), "--node-id", "a")
+    both = _build_eif(tmp_path, "--image-config", str(good), "--node", f"a={KEY}")
     assert both.returncode == 2

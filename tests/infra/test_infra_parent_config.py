@@ -32,6 +32,8 @@ def test_rendered_config_is_accepted_by_the_parent() -> None:
     assert config.mode is Mode.REAL
     assert isinstance(config.launcher, NitroSpec)
     assert config.launcher.cpu_count == 2
+    # The one per-node value: which row of the image's cluster table this node is.
+    assert config.node_id == "a"
 
 
 def test_outbound_allow_list_is_this_regions_kms_only() -> None:

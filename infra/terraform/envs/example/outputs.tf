@@ -32,18 +32,15 @@ output "blob_stores" {
   value       = { for n in local.nodes : n.node_id => n.blob_store_uri }
 }
 
-output "image_config_inputs" {
+output "image_cluster_table" {
   description = <<-EOT
-    For each AWS node, the launch values its EIF's enclave/image.json must bake in (a Nitro EIF's
-    command line is fixed): pass them to tools/image_config.py write (--node-id, --region,
-    --kms-key-id, --kms-key-arn-prefix) when building that node's image (infra/README.md, step 1).
+    The cluster table the ONE enclave image of every AWS node bakes into enclave/image.json: node id
+    => that node's sealing key ARN. Write it to a file (terraform output -json image_cluster_table >
+    nodes.json) and pass it to tools/image_config.py write --nodes nodes.json (or build-eif.sh
+    --nodes nodes.json); infra/README.md, step 1. Each parent names its own row (parent config
+    node_id) at boot.
   EOT
   value = {
-    for n in local.nodes : n.node_id => {
-      node_id            = n.node_id
-      region             = n.profile_entry.region
-      kms_key_id         = n.sealing_key_id
-      kms_key_arn_prefix = regex("^arn:aws[-a-z]*:kms:[^:]+:[0-9]{12}:key/", n.sealing_key_id)
-    } if n.kind == "aws-nitro"
+    for n in local.nodes : n.node_id => n.sealing_key_id if n.kind == "aws-nitro"
   }
 }

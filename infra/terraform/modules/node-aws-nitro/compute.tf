@@ -32,6 +32,7 @@ locals {
 module "parent_config" {
   source = "../parent-config"
 
+  node_id            = var.node_id
   region             = local.region
   eif_path           = "/opt/keyshard/enclave.eif"
   enclave_cpus       = var.enclave_cpus

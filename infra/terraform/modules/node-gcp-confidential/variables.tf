@@ -14,7 +14,7 @@ variable "cluster_name" {
 }
 
 variable "node_id" {
-  description = "This node's identifier in the cluster (the id clients know it by; baked into the image's launch.node_id)."
+  description = "This node's identifier in the cluster (the id clients know it by)."
   type        = string
 
   validation {

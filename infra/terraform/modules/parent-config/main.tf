@@ -11,6 +11,8 @@
 # the client coordinates a DKG or a signature and relays crypto_box envelopes between the enclaves,
 # so there is no peer listener and no outbound peer route.
 #
+# Node id: the one per-node value the enclave takes from the parent (see local.config.node_id).
+#
 # Outbound: exactly this region's KMS endpoint (TLS stays end to end, the parent sees ciphertext);
 # the allow-list repeats that one target, so a compromised enclave image could not make the parent
 # dial anywhere else either.
@@ -26,6 +28,10 @@ locals {
   config = {
     mode        = "real"
     enclave_cid = var.enclave_cid
+    # Which row of the image's cluster table this node is: every node runs the same EIF, and the
+    # parent hands this id to the enclave at boot (host services GetLaunch). The enclave uses the
+    # table's key for it, so a wrong id only fails the boot (the other key refuses this role).
+    node_id = var.node_id
     inbound = [
       { name = "status", listen = "0.0.0.0:${var.status_port}", enclave_port = local.enclave_status_port },
       { name = "service", listen = "0.0.0.0:${var.service_port}", enclave_port = local.enclave_service_port },

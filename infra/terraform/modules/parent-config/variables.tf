@@ -1,3 +1,13 @@
+variable "node_id" {
+  description = "This node's id in the enclave image's cluster table (tools/image_config.py --node ID=KEY_ARN); handed to the enclave at boot."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", var.node_id))
+    error_message = "The node_id must be 1-64 of [A-Za-z0-9._-], starting alphanumeric (enclave/config.py)."
+  }
+}
+
 variable "region" {
   description = "AWS region of the node: its KMS endpoint is the only outbound target."
   type        = string
