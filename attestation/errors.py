@@ -125,8 +125,8 @@ class UntrustedRoot(ChainInvalid):
 class PolicyViolation(AttestationError):  # noqa: N818 -- the verdict on the policy
     """A verified document does not satisfy the policy; ``rule`` names the rule that failed.
 
-    Rules: ``"pcr"``, ``"debug"``, ``"max_age"``, ``"future"``, ``"nonce"``, ``"public_key"``,
-    ``"user_data"``.
+    Rules: ``"pcr"``, ``"pcr_sets"``, ``"debug"``, ``"max_age"``, ``"future"``, ``"nonce"``,
+    ``"public_key"``, ``"user_data"``.
     """
 
     def __init__(self, rule: str, reason: str) -> None:

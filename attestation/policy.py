@@ -5,6 +5,9 @@ the document; the policy decides whether that enclave is one we want to talk to:
 
 * ``pcr``: each pinned PCR holds one of its allowed values. Several values per index let a fleet
   roll from release N to N+1 without a window where either is refused;
+* ``pcr_sets``: the pinned PCRs match ALL of ONE accepted set (a whole release's measurements).
+  Per-index alternatives (``pcrs``) would admit PCR0 of release N with PCR1 of release N+1, a
+  combination no release produced; use ``pcr_sets`` when several releases are accepted;
 * ``debug``: debug-mode enclaves (PCR0, 1, 2 and 8 all zero) are refused unless ``allow_debug``,
   because their memory can be read by the parent — a real NSM signs them all the same;
 * ``max_age`` / ``future``: the document was created at most ``max_age`` before ``now`` (when
@@ -58,19 +61,42 @@ def _frozen_pcrs(pcrs: Mapping[int, object]) -> Mapping[int, tuple[bytes, ...]]:
     return MappingProxyType(frozen)
 
 
+def _frozen_sets(sets: Sequence[Mapping[int, object]]) -> tuple[Mapping[int, bytes], ...]:
+    if isinstance(sets, Mapping) or not isinstance(sets, Sequence):
+        raise ValueError("pcr_sets: give a sequence of {index: value} sets")
+    frozen: list[Mapping[int, bytes]] = []
+    for pcr_set in sets:
+        if not isinstance(pcr_set, Mapping) or not pcr_set:
+            raise ValueError("pcr_sets: every set must be a non-empty {index: value} map")
+        one = _frozen_pcrs({index: [value] for index, value in pcr_set.items()})
+        frozen.append(MappingProxyType({index: values[0] for index, values in one.items()}))
+    return tuple(frozen)
+
+
 def _equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
+
+
+def _matches_set(actual: Mapping[int, bytes], pcr_set: Mapping[int, bytes]) -> bool:
+    # Every index of the set, not the first mismatch: each comparison stays constant-time.
+    results = [
+        actual.get(index) is not None and _equal(actual[index], value)
+        for index, value in pcr_set.items()
+    ]
+    return all(results)
 
 
 @dataclass(frozen=True, slots=True)
 class AttestationPolicy:
     """An immutable policy; an empty one accepts any verified non-debug document.
 
-    ``pcrs`` maps a PCR index to its allowed values. ``user_data`` requires equality,
+    ``pcrs`` maps a PCR index to its allowed values; ``pcr_sets`` (when not empty) lists whole
+    accepted sets, one of which must match on every index it names. ``user_data`` requires equality,
     ``user_data_contains`` that the given bytes (typically a hash) occur in ``user_data``.
     """
 
     pcrs: Mapping[int, Sequence[bytes]] = field(default_factory=dict)
+    pcr_sets: Sequence[Mapping[int, bytes]] = ()
     allow_debug: bool = False
     max_age: _dt.timedelta | None = None
     max_clock_skew: _dt.timedelta = _dt.timedelta(seconds=60)
@@ -81,6 +107,7 @@ class AttestationPolicy:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pcrs", _frozen_pcrs(self.pcrs))
+        object.__setattr__(self, "pcr_sets", _frozen_sets(self.pcr_sets))
         if self.max_age is not None and self.max_age < _dt.timedelta(0):
             raise ValueError("max_age must not be negative")
         if self.max_clock_skew < _dt.timedelta(0):
@@ -103,6 +130,10 @@ class AttestationPolicy:
             actual = payload.pcrs.get(index)
             if actual is None or not any(_equal(actual, value) for value in allowed):
                 raise PcrMismatch(index, allowed, actual)
+        if self.pcr_sets and not any(
+            _matches_set(payload.pcrs, pcr_set) for pcr_set in self.pcr_sets
+        ):
+            raise PolicyViolation("pcr_sets", "the PCRs match no accepted release's set as a whole")
         # The "future" rule stands on its own (max_clock_skew has a default); only the age bound
         # is optional.
         self._check_age(document, now if now is not None else _dt.datetime.now(_dt.UTC))

@@ -252,6 +252,7 @@ class EnclaveRuntime:
                 self._pcrs,
                 dt.timedelta(seconds=self._image.max_document_age_seconds),
                 self._clock,
+                self._image.peer_releases,
             ),
         )
         self._service_server = await self._seams.transport.listen_protocol(

@@ -61,8 +61,20 @@ IMAGE_FORMAT = 2
 #: The CID the parent's launcher gives the enclave unless told otherwise.
 DEFAULT_CID = 16
 _IMAGE_KEYS = frozenset(
-    {"format", "attestation_root_pem", "max_document_age_seconds", "nodes", "authorized_clients"}
+    {
+        "format",
+        "attestation_root_pem",
+        "max_document_age_seconds",
+        "nodes",
+        "authorized_clients",
+        "peer_releases",
+    }
 )
+#: A peer release is identified by PCR0/1/2 (image, kernel, application); PCR8 (signing
+#: certificate) may be pinned too. All are SHA-384 values.
+_PEER_REQUIRED = frozenset({0, 1, 2})
+_PEER_ALLOWED = frozenset({0, 1, 2, 8})
+_PCR_LENGTH = 48
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 _KEY_ARN = re.compile(r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:key/[A-Za-z0-9-]{1,128}")
@@ -118,6 +130,10 @@ class ImageConfig:
     Format 1 (one node's launch values and a key ARN prefix) is refused with a message saying to
     rebuild: supporting both would keep alive the per-node images that cannot form a cluster, and
     an image is rebuilt for every release anyway.
+
+    ``peer_releases`` is an optional format-2 field, not a format 3: the field is additive, the
+    image.json is always read by the code of the same release (both are in one measured image),
+    and leaving it out when empty keeps every existing image's bytes, hence its PCR0, unchanged.
     """
 
     attestation_root_pem: bytes
@@ -127,6 +143,11 @@ class ImageConfig:
     #: by value). Measured with the image, so a parent cannot add its own client without changing
     #: PCR0. Empty: the node service is not started.
     authorized_clients: tuple[bytes, ...] = ()
+    #: Whole PCR sets of OTHER releases this node accepts as DKG/presign peers, besides its own
+    #: (see :class:`~enclave.service.binding.PeerVerifier`). Measured with the image, so only the
+    #: release's builder decides them. Release N+1 can list release N (known when N+1 is built);
+    #: release N can never list N+1, so old nodes accept only old peers.
+    peer_releases: tuple[Mapping[int, bytes], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.nodes, Mapping) or not self.nodes:
@@ -150,6 +171,7 @@ class ImageConfig:
             except (ValueError, TypeError):
                 raise ConfigError("authorized_clients", "not a PEM X.509 certificate") from None
         object.__setattr__(self, "authorized_clients", clients)
+        object.__setattr__(self, "peer_releases", _peer_releases(self.peer_releases))
 
     @property
     def attestation_root(self) -> x509.Certificate:
@@ -193,11 +215,21 @@ class ImageConfig:
         clients = raw.get("authorized_clients", [])
         if not isinstance(clients, list) or not all(isinstance(c, str) for c in clients):
             raise ConfigError("authorized_clients", "must be a list of PEM certificates")
+        releases = raw.get("peer_releases", [])
+        if not isinstance(releases, list) or not all(isinstance(r, dict) for r in releases):
+            raise ConfigError("peer_releases", "must be a list of {index: hex} PCR sets")
+        parsed: list[dict[int, bytes]] = []
+        for release in releases:
+            try:
+                parsed.append({int(i): bytes.fromhex(v) for i, v in release.items()})
+            except (TypeError, ValueError):
+                raise ConfigError("peer_releases", "PCR indices and hex values expected") from None
         return cls(
             root.encode("ascii"),
             nodes,
             raw.get("max_document_age_seconds", 300),
             tuple(c.encode("ascii") for c in clients),
+            tuple(parsed),
         )
 
     def to_json(self) -> str:
@@ -208,10 +240,35 @@ class ImageConfig:
                 "max_document_age_seconds": self.max_document_age_seconds,
                 "nodes": dict(self.nodes),
                 "authorized_clients": [pem.decode("ascii") for pem in self.authorized_clients],
-            },
+            }
+            # Absent when empty, so images that accept no other release keep their exact bytes.
+            | (
+                {
+                    "peer_releases": [
+                        {str(i): v.hex() for i, v in sorted(release.items())}
+                        for release in self.peer_releases
+                    ]
+                }
+                if self.peer_releases
+                else {}
+            ),
             indent=2,
             sort_keys=True,
         )
+
+
+def _peer_releases(
+    releases: Sequence[Mapping[int, bytes]],
+) -> tuple[Mapping[int, bytes], ...]:
+    frozen = []
+    for release in releases:
+        if not isinstance(release, Mapping) or not _PEER_REQUIRED <= set(release) <= _PEER_ALLOWED:
+            raise ConfigError("peer_releases", "each set needs PCR0, 1, 2 (and at most PCR8)")
+        for value in release.values():
+            if type(value) is not bytes or len(value) != _PCR_LENGTH:
+                raise ConfigError("peer_releases", f"PCR values must be {_PCR_LENGTH} bytes")
+        frozen.append(MappingProxyType(dict(sorted(release.items()))))
+    return tuple(frozen)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,13 +22,21 @@ that trusts the wrong party or cannot serve):
 * a node id given twice, or one KMS key listed for two nodes (each key's policy must admit exactly
   one node's role, which is what makes a parent naming another node's id useless);
 * a ``--node ID=KEY_ARN,REGION`` whose region is not the key's own;
-* no authorised client (the node service would not start) or the same client twice.
+* no authorised client (the node service would not start) or the same client twice;
+* a ``--peer-release`` manifest that is an example, malformed (``tools/release_manifest.py``'s own
+  validation), or given twice.
+
+``--peer-release MANIFEST.json`` (repeatable) lists another release's PCR set in ``peer_releases``:
+this image's enclave then admits nodes of that release as DKG/presign peers besides its own. Give
+the PREVIOUS release's manifest when building release N+1 (release N cannot list N+1: its
+measurements do not exist yet), see infra/README.md "Rolling an upgrade".
 
 Usage::
 
     python tools/image_config.py write --out build/image/image.json \\
         --attestation-root attestation/aws_nitro_root_g1.pem \\
         --client-cert ops.pem [--client-cert ...] [--max-document-age 300] \\
+        [--peer-release release/previous.json ...] \\
         (--node a=arn:aws:kms:eu-west-1:111111111111:key/...[,eu-west-1] [--node b=...] ...
          | --nodes nodes.json)      # nodes.json: {"a": "arn:aws:kms:...", "b": "arn:..."}
     python tools/image_config.py check build/image/image.json
@@ -41,11 +49,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +72,7 @@ __all__ = [
     "check_image_config",
     "main",
     "parse_node",
+    "peer_release_pcrs",
     "write_image_config",
 ]
 
@@ -88,6 +98,8 @@ class ImageInputs:
     nodes: tuple[tuple[str, str], ...]
     client_cert_pems: tuple[bytes, ...]
     max_document_age_seconds: int = 300
+    #: Whole PCR sets of other releases this image admits as peers (from release manifests).
+    peer_releases: tuple[Mapping[int, bytes], ...] = ()
 
 
 def parse_node(text: str) -> tuple[str, str]:
@@ -137,6 +149,39 @@ def _release_checks(config: ImageConfig) -> None:
         if digest in seen:
             raise ImageConfigError(f"authorized_clients[{index}]", "duplicate certificate")
         seen.add(digest)
+    releases: list[dict[int, bytes]] = []
+    for index, release in enumerate(config.peer_releases):
+        if dict(release) in releases:
+            raise ImageConfigError(f"peer_releases[{index}]", "the same release is listed twice")
+        releases.append(dict(release))
+
+
+def peer_release_pcrs(path: Path) -> dict[int, bytes]:
+    """The PCR set of the release manifest at ``path``, validated by tools/release_manifest.py.
+
+    Example manifests are refused: their PCRs match no real image, and listing them would only
+    widen what the enclave admits.
+    """
+    name = "_keyshard_release_manifest"
+    manifests = sys.modules.get(name)
+    if manifests is None:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).resolve().with_name("release_manifest.py")
+        )
+        if spec is None or spec.loader is None:
+            raise ImageConfigError("peer_releases", "tools/release_manifest.py is missing")
+        manifests = importlib.util.module_from_spec(spec)
+        # Registered before it runs: its dataclasses resolve their module through sys.modules.
+        sys.modules[name] = manifests
+        spec.loader.exec_module(manifests)
+    try:
+        manifest = manifests.load_manifest(path)
+    except OSError:
+        raise ImageConfigError("peer_releases", f"cannot read {path}") from None
+    except manifests.ManifestError as error:
+        raise ImageConfigError("peer_releases", f"{path}: {error}") from None
+    pcrs: Mapping[str, str] = manifest.measurements.pcrs
+    return {int(index): bytes.fromhex(value) for index, value in pcrs.items()}
 
 
 def build_image_config(inputs: ImageInputs) -> ImageConfig:
@@ -152,6 +197,7 @@ def build_image_config(inputs: ImageInputs) -> ImageConfig:
             nodes=table,
             max_document_age_seconds=inputs.max_document_age_seconds,
             authorized_clients=inputs.client_cert_pems,
+            peer_releases=inputs.peer_releases,
         )
     except ConfigError as error:
         raise ImageConfigError(error.field, error.reason) from None
@@ -233,6 +279,12 @@ def _parser() -> argparse.ArgumentParser:
     write.add_argument("--attestation-root", required=True, help="PEM file of the AWS Nitro root")
     write.add_argument("--client-cert", action="append", default=[], help="PEM file (repeat)")
     write.add_argument("--max-document-age", type=int, default=300, help="seconds")
+    write.add_argument(
+        "--peer-release",
+        action="append",
+        default=[],
+        help="release manifest JSON of another release admitted as peer (repeat)",
+    )
     table = write.add_mutually_exclusive_group(required=True)
     table.add_argument("--node", action="append", help="ID=KEY_ARN[,REGION] (repeat per node)")
     table.add_argument("--nodes", help='JSON file {"ID": "KEY_ARN", ...}')
@@ -263,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for i, path in enumerate(args.client_cert)
                 ),
                 max_document_age_seconds=args.max_document_age,
+                peer_releases=tuple(peer_release_pcrs(Path(p)) for p in args.peer_release),
             )
             config = write_image_config(inputs, Path(args.out))
     except ImageConfigError as error:
@@ -270,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(
         f"image.json valid: {len(config.nodes)} node(s) ({', '.join(config.nodes)}), "
-        f"{len(config.authorized_clients)} authorised client(s)"
+        f"{len(config.authorized_clients)} authorised client(s), "
+        f"{len(config.peer_releases)} peer release(s)"
     )
     return 0
 

@@ -12,7 +12,8 @@ X25519 key for end-to-end envelopes between enclaves (:mod:`enclave.service.enve
 
 :class:`PeerVerifier` is an enclave's own check of a peer's document, relayed by the untrusted
 client: the chain must end at the root pinned in the enclave's measured image config, PCR0/1/2 must
-equal the enclave's OWN measured values (only the same released code can be a peer), the document
+equal, as a whole set, the enclave's OWN measured values or one of the ``peer_releases`` its
+measured image lists (only code its builder vouched for can be a peer), the document
 must be younger than the image's maximum age, and its binding must name the expected node.
 """
 
@@ -99,19 +100,24 @@ class PeerVerifier:
     own_pcrs: Mapping[int, bytes]
     max_age: dt.timedelta
     clock: Callable[[], dt.datetime]
+    #: Whole PCR sets of other releases accepted as peers (from the measured image config).
+    peer_releases: tuple[Mapping[int, bytes], ...] = ()
 
     def __post_init__(self) -> None:
         missing = [i for i in MEASURED_PCRS if i not in self.own_pcrs]
         if missing:
             raise ValueError(f"own PCRs {missing} unknown: the node has not attested")
+        if any(i not in release for release in self.peer_releases for i in MEASURED_PCRS):
+            raise ValueError("every peer release must name PCR0, PCR1 and PCR2")
         object.__setattr__(self, "own_pcrs", MappingProxyType(dict(self.own_pcrs)))
+        releases = tuple(MappingProxyType(dict(release)) for release in self.peer_releases)
+        object.__setattr__(self, "peer_releases", releases)
 
     def verify(self, node_id: str, document: bytes) -> ChannelBinding:
         """Return the peer's binding, or raise :class:`PeerRefusedError` naming the peer and why."""
         now = self.clock()
-        policy = AttestationPolicy(
-            pcrs={i: [self.own_pcrs[i]] for i in MEASURED_PCRS}, max_age=self.max_age
-        )
+        own = {i: self.own_pcrs[i] for i in MEASURED_PCRS}
+        policy = AttestationPolicy(pcr_sets=(own, *self.peer_releases), max_age=self.max_age)
         try:
             verified = self.verifier.verify(document, at=now)
             policy.check(verified, now=now)

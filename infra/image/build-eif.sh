@@ -8,6 +8,8 @@
 #       --client-cert PEM [--client-cert PEM ...] [--max-document-age 300]
 #       the cluster table: --node ID=KEY_ARN[,REGION] per node, or --nodes FILE ({"ID": "KEY_ARN"})
 #       [--attestation-root PEM (default attestation/aws_nitro_root_g1.pem)]
+#       [--peer-release MANIFEST.json ...]: other releases admitted as DKG/presign peers (give the
+#       previous release when building the next; see infra/README.md "Rolling an upgrade")
 #       ONE image (one EIF, one PCR0) serves every node in the table; each parent names its node
 #       at boot (parent config node_id), and the enclave uses the table's key for it.
 #       tools/image_config.py validates it with the enclave's own ImageConfig loader; it lands in
@@ -59,7 +61,7 @@ while [[ $# -gt 0 ]]; do
         --sign-key) SIGN_KEY=${2:?}; shift 2 ;;
         --push) PUSH=${2:?}; shift 2 ;;
         --image-config) IMAGE_CONFIG=${2:?}; shift 2 ;;
-        --client-cert|--node|--nodes|--max-document-age|--attestation-root)
+        --client-cert|--node|--nodes|--max-document-age|--attestation-root|--peer-release)
             IMAGE_ARGS+=("$1" "${2:?}"); shift 2 ;;
         -h|--help) usage ;;
         *) printf 'build-eif.sh: unknown argument %s\n' "$1" >&2; usage ;;

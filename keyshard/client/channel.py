@@ -4,7 +4,8 @@ The client does not trust the node's TLS certificate through any CA. Instead, af
 sends ``Hello{nonce}`` and checks the node's answer, an attestation document:
 
 1. the chain ends at the pinned root and the signature verifies (:class:`NodeTrust` verifier);
-2. PCR0/1/2 are the released image's, the document is not debug-mode and is fresh (max age);
+2. PCR0/1/2 are, as a whole set, one accepted release's (during a rolling upgrade the profile lists
+   the old and the new release; a mix of both is refused), the document is not debug-mode and is fresh (max age);
 3. it echoes this channel's fresh nonce (no replay of an older answer);
 4. its ``user_data`` binding names the expected node and ``tls_spki_sha256`` equals the SHA-256 of
    the SubjectPublicKeyInfo of the certificate THIS TLS session was established with
@@ -56,16 +57,22 @@ NONCE_SIZE = 32
 
 @dataclass(frozen=True, slots=True)
 class NodeTrust:
-    """What a client pins: the attestation root (in ``verifier``) and the released PCRs."""
+    """What a client pins: the attestation root (in ``verifier``) and the accepted releases' PCRs.
+
+    ``pcr_sets`` holds one whole {index: value} set per accepted release (at least PCR0/1/2 each).
+    """
 
     verifier: AttestationVerifier
-    pcrs: Mapping[int, bytes]
+    pcr_sets: tuple[Mapping[int, bytes], ...]
     max_age: dt.timedelta = dt.timedelta(minutes=5)
 
     def __post_init__(self) -> None:
-        if any(i not in self.pcrs for i in MEASURED_PCRS):
-            raise ValueError("trust needs the released PCR0, PCR1 and PCR2")
-        object.__setattr__(self, "pcrs", MappingProxyType(dict(self.pcrs)))
+        if not self.pcr_sets:
+            raise ValueError("trust needs at least one accepted release's PCRs")
+        if any(i not in pcr_set for pcr_set in self.pcr_sets for i in MEASURED_PCRS):
+            raise ValueError("trust needs the released PCR0, PCR1 and PCR2 in every set")
+        frozen = tuple(MappingProxyType(dict(pcr_set)) for pcr_set in self.pcr_sets)
+        object.__setattr__(self, "pcr_sets", frozen)
 
     @classmethod
     def from_profile(cls, profile: ClusterProfile) -> NodeTrust:
@@ -83,9 +90,7 @@ def verify_binding(
 ) -> ChannelBinding:
     """Steps 1-4 of the module docstring; raise :class:`BindingError` naming the failed check."""
     at = now or dt.datetime.now(dt.UTC)
-    policy = AttestationPolicy(
-        pcrs={i: [trust.pcrs[i]] for i in MEASURED_PCRS}, nonce=nonce, max_age=trust.max_age
-    )
+    policy = AttestationPolicy(pcr_sets=trust.pcr_sets, nonce=nonce, max_age=trust.max_age)
     try:
         verified = trust.verifier.verify(document, at=at)
         policy.check(verified, now=at)

@@ -507,7 +507,7 @@ class Cluster:
             root_pem=root_pem,
             root_sha256=self._state["root_fingerprint"],
             root_path=str(self.directory / "ca" / ROOT_CERT_FILE),
-            expected_pcrs={0: measurements.pcr0, 1: measurements.pcr1, 2: measurements.pcr2},
+            expected_pcrs=({0: measurements.pcr0, 1: measurements.pcr1, 2: measurements.pcr2},),
             nodes=tuple(
                 NodeEntry(node_id, "127.0.0.1", port, ENCLAVE_CID, CLIENT_PORT, arn, service)
                 for node_id, port, arn, service in zip(

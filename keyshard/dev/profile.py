@@ -2,17 +2,24 @@
 
 ``keyshard dev up`` writes it (``<dir>/profile.json``); clients load it with
 :meth:`ClusterProfile.load`. It names each node's endpoint and the trust a client must pin before
-talking to any of them: the attestation root (by SHA-256 fingerprint, with its PEM) and the PCRs the
-released image measured to. :meth:`ClusterProfile.verifier` and :meth:`ClusterProfile.policy` turn
-those into the attestation library's objects, so a client never assembles trust by hand.
+talking to any of them: the attestation root (by SHA-256 fingerprint, with its PEM) and the PCR
+sets of the accepted releases. :meth:`ClusterProfile.verifier` and :meth:`ClusterProfile.policy`
+turn those into the attestation library's objects, so a client never assembles trust by hand.
 
-Format (version 1)::
+Format (version 2)::
 
-    {"version": 1, "mode": "emulated", "region": ..., "kms_endpoint": "http://127.0.0.1:P",
+    {"version": 2, "mode": "emulated", "region": ..., "kms_endpoint": "http://127.0.0.1:P",
      "attestation_root": {"sha256": hex, "pem": text, "path": file},
-     "expected_pcrs": {"0": hex, "1": hex, "2": hex},
+     "expected_pcrs": [{"0": hex, "1": hex, "2": hex}, ...],
      "nodes": [{"node_id": ..., "endpoint": "127.0.0.1:P", "enclave": {"cid": 16, "port": 5000},
                 "kms_key_arn": ...}]}
+
+``expected_pcrs`` lists one WHOLE PCR set per accepted release (newest first); a document is
+accepted only if every PCR of one set matches (never PCR0 of one release with PCR1 of another), so
+during a rolling upgrade a client reaches nodes on either release. Version 1 (a single
+``{"0": hex, ...}`` map) still loads, as a one-element list. The version was bumped rather than the
+field's type changed silently: a version-1 reader given a list fails on "unknown profile version"
+instead of a confusing type error.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from cryptography import x509
@@ -32,7 +40,10 @@ from attestation.verifier import AttestationVerifier
 
 __all__ = ["ClusterProfile", "NodeEntry", "ProfileError"]
 
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2
+_SINGLE_SET_VERSION = 1
+#: Every accepted set pins at least these (a release is identified by its code, kernel, app).
+_REQUIRED_PCRS = frozenset({0, 1, 2})
 
 
 class ProfileError(Exception):
@@ -59,10 +70,18 @@ class ClusterProfile:
     root_pem: bytes
     root_sha256: str
     root_path: str
-    expected_pcrs: Mapping[int, bytes]
+    expected_pcrs: tuple[Mapping[int, bytes], ...]
     nodes: tuple[NodeEntry, ...]
 
     def __post_init__(self) -> None:
+        if not self.expected_pcrs:
+            raise ProfileError("expected_pcrs lists no accepted release")
+        for pcr_set in self.expected_pcrs:
+            missing = sorted(_REQUIRED_PCRS - set(pcr_set))
+            if missing:
+                raise ProfileError(f"an accepted PCR set lacks PCR{missing}")
+        frozen = tuple(MappingProxyType(dict(pcr_set)) for pcr_set in self.expected_pcrs)
+        object.__setattr__(self, "expected_pcrs", frozen)
         try:
             root = x509.load_pem_x509_certificate(self.root_pem)
         except ValueError:
@@ -76,10 +95,8 @@ class ClusterProfile:
         return AttestationVerifier(TrustedRoots.of([x509.load_pem_x509_certificate(self.root_pem)]))
 
     def policy(self, **checks: Any) -> AttestationPolicy:
-        """The released image's PCRs, plus any further checks (nonce, public_key, max_age...)."""
-        return AttestationPolicy(
-            pcrs={index: [value] for index, value in self.expected_pcrs.items()}, **checks
-        )
+        """One accepted release's PCRs as a whole set, plus any further checks (nonce, max_age...)."""
+        return AttestationPolicy(pcr_sets=self.expected_pcrs, **checks)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -93,9 +110,10 @@ class ClusterProfile:
                     "pem": self.root_pem.decode("ascii"),
                     "path": self.root_path,
                 },
-                "expected_pcrs": {
-                    str(index): value.hex() for index, value in sorted(self.expected_pcrs.items())
-                },
+                "expected_pcrs": [
+                    {str(index): value.hex() for index, value in sorted(pcr_set.items())}
+                    for pcr_set in self.expected_pcrs
+                ],
                 "nodes": [
                     {
                         "node_id": node.node_id,
@@ -126,8 +144,13 @@ class ClusterProfile:
         except (OSError, ValueError) as error:
             raise ProfileError(f"cannot read {path}: {type(error).__name__}") from None
         try:
-            if raw["version"] != PROFILE_VERSION:
+            if raw["version"] not in (PROFILE_VERSION, _SINGLE_SET_VERSION):
                 raise ProfileError(f"unknown profile version {raw['version']!r}")
+            sets = raw["expected_pcrs"]
+            if raw["version"] == _SINGLE_SET_VERSION:
+                sets = [sets]
+            if not isinstance(sets, list) or not all(isinstance(one, dict) for one in sets):
+                raise ProfileError(f"malformed profile {path}: expected_pcrs is not a list of sets")
             root = raw["attestation_root"]
             nodes = []
             for entry in raw["nodes"]:
@@ -151,10 +174,10 @@ class ClusterProfile:
                 root_pem=str(root["pem"]).encode("ascii"),
                 root_sha256=str(root["sha256"]),
                 root_path=str(root["path"]),
-                expected_pcrs={
-                    int(index): bytes.fromhex(value)
-                    for index, value in raw["expected_pcrs"].items()
-                },
+                expected_pcrs=tuple(
+                    {int(index): bytes.fromhex(value) for index, value in one.items()}
+                    for one in sets
+                ),
                 nodes=tuple(nodes),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from attestation.emulated_ca import EmulatedCa
-from attestation.errors import PcrMismatch, UntrustedRoot
+from attestation.errors import PolicyViolation, UntrustedRoot
 from attestation.measure import pcr_map
 from attestation.nsm.client import NsmClient
 from attestation.nsm.emulated import EmulatedNsm
@@ -124,8 +124,8 @@ def test_three_nodes_are_ready_with_the_released_measurements(cluster: Cluster) 
     identities = set()
     for view, entry in zip(views, profile["nodes"], strict=True):
         assert view.status is not None
-        assert view.status.pcrs[0].hex() == profile["expected_pcrs"]["0"]
-        assert view.status.pcrs[2].hex() == profile["expected_pcrs"]["2"]
+        assert view.status.pcrs[0].hex() == profile["expected_pcrs"][0]["0"]
+        assert view.status.pcrs[2].hex() == profile["expected_pcrs"][0]["2"]
         assert view.status.sealed_version == 1
         assert entry["endpoint"] == f"127.0.0.1:{view.client_port}"
         identities.add(view.status.identity_public_key)
@@ -155,8 +155,9 @@ def test_the_profile_gives_clients_the_trust_to_pin(cluster: Cluster) -> None:
     tampered = cluster.image.measurements.pcr0[:-1] + b"\x00"
     pcrs = {**pcr_map(cluster.image.measurements), 0: tampered}
     other = NsmClient(EmulatedNsm(ca, pcrs)).get_attestation_document()
-    with pytest.raises(PcrMismatch):
+    with pytest.raises(PolicyViolation) as refused:
         profile.policy().check(profile.verifier().verify(other))
+    assert refused.value.rule == "pcr_sets"
     foreign = EmulatedNsm(EmulatedCa.ephemeral(), pcr_map(cluster.image.measurements))
     with pytest.raises(UntrustedRoot):
         profile.verifier().verify(NsmClient(foreign).get_attestation_document())

@@ -40,7 +40,7 @@ def test_up_status_down(directory: Path, capsys: pytest.CaptureFixture[str]) -> 
     [node] = json.loads(capsys.readouterr().out)
     assert node["state"] == "ready"
     profile = json.loads((directory / "profile.json").read_text())
-    assert node["status"]["pcrs"]["0"] == profile["expected_pcrs"]["0"]
+    assert node["status"]["pcrs"]["0"] == profile["expected_pcrs"][0]["0"]
     assert profile["nodes"][0]["endpoint"] == node["endpoint"]
 
     assert main(["dev", "down", "--dir", str(directory)]) == 0

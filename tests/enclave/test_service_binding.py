@@ -7,9 +7,11 @@ import datetime as dt
 import os
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from service_fixtures import OTHER, RELEASED, boot, certificate_der, verifier_for
 
 from attestation.emulated_ca import EmulatedCa
+from enclave.config import ImageConfig
 from enclave.service.binding import ChannelBinding, PeerVerifier
 from enclave.service.errors import MalformedMessageError, PeerRefusedError
 from keyshard.client.channel import NodeTrust, verify_binding
@@ -50,7 +52,44 @@ def test_peer_with_other_pcrs_is_refused(ca: EmulatedCa) -> None:
     with pytest.raises(PeerRefusedError) as caught:
         peers(ca).verify("node-2", node.document())
     assert caught.value.node_id == "node-2"
-    assert "PcrMismatch" in caught.value.reason
+    assert "no accepted release" in caught.value.reason
+
+
+def test_a_peer_of_a_release_the_image_lists_is_accepted(ca: EmulatedCa) -> None:
+    """Release N+1 lists release N's PCRs in its image: an N node may join its DKG."""
+    older = boot(ca, "node-2", OTHER)
+    verifier = PeerVerifier(
+        verifier_for(ca),
+        RELEASED,
+        dt.timedelta(minutes=5),
+        lambda: dt.datetime.now(dt.UTC),
+        (OTHER,),
+    )
+    binding = verifier.verify("node-2", older.document())
+    assert binding.box_public_key == bytes(older.box_key.public_key)
+    # Its own release still passes alongside.
+    verifier.verify("node-3", boot(ca, "node-3").document())
+
+
+def test_a_peer_mixing_own_and_listed_release_pcrs_is_refused(ca: EmulatedCa) -> None:
+    mixed = boot(ca, "node-2", {**RELEASED, 1: OTHER[1]})
+    verifier = PeerVerifier(
+        verifier_for(ca),
+        RELEASED,
+        dt.timedelta(minutes=5),
+        lambda: dt.datetime.now(dt.UTC),
+        (OTHER,),
+    )
+    with pytest.raises(PeerRefusedError, match="no accepted release"):
+        verifier.verify("node-2", mixed.document())
+
+
+def test_a_peer_release_without_pcr2_is_refused_at_construction(ca: EmulatedCa) -> None:
+    partial = {0: OTHER[0], 1: OTHER[1]}
+    with pytest.raises(ValueError, match="PCR0, PCR1 and PCR2"):
+        PeerVerifier(
+            verifier_for(ca), RELEASED, dt.timedelta(minutes=5), dt.datetime.now, (partial,)
+        )
 
 
 def test_peer_from_another_root_is_refused(ca: EmulatedCa) -> None:
@@ -72,7 +111,7 @@ def test_peer_document_naming_another_node_is_refused(ca: EmulatedCa) -> None:
 
 
 def trust(ca: EmulatedCa) -> NodeTrust:
-    return NodeTrust(verifier_for(ca), RELEASED)
+    return NodeTrust(verifier_for(ca), (RELEASED,))
 
 
 def test_client_accepts_a_document_binding_this_sessions_key(ca: EmulatedCa) -> None:
@@ -114,7 +153,7 @@ def test_client_refuses(ca: EmulatedCa, case: str) -> None:
     document = node.document(os.urandom(32) if case == "nonce" else nonce)
     expected = {
         "nonce": "PolicyViolation",
-        "pcrs": "PcrMismatch",
+        "pcrs": "no accepted release",
         "root": "UntrustedRoot",
         "node": "names node 'node-9'",
     }[case]
@@ -127,3 +166,58 @@ def test_client_refuses(ca: EmulatedCa, case: str) -> None:
             peer_certificate_der=certificate_der(node),
         )
     assert caught.value.node_id == "node-1"
+
+
+@pytest.mark.parametrize("image", [RELEASED, OTHER], ids=["N+1", "N"])
+def test_client_trusting_two_releases_accepts_either(
+    ca: EmulatedCa, image: dict[int, bytes]
+) -> None:
+    node = boot(ca, "node-1", image)
+    nonce = os.urandom(32)
+    verify_binding(
+        node.document(nonce),
+        trust=NodeTrust(verifier_for(ca), (RELEASED, OTHER)),
+        node_id="node-1",
+        nonce=nonce,
+        peer_certificate_der=certificate_der(node),
+    )
+
+
+def test_client_trusting_two_releases_refuses_a_mix(ca: EmulatedCa) -> None:
+    node = boot(ca, "node-1", {**RELEASED, 0: OTHER[0]})
+    nonce = os.urandom(32)
+    with pytest.raises(BindingError, match="no accepted release"):
+        verify_binding(
+            node.document(nonce),
+            trust=NodeTrust(verifier_for(ca), (RELEASED, OTHER)),
+            node_id="node-1",
+            nonce=nonce,
+            peer_certificate_der=certificate_der(node),
+        )
+
+
+@pytest.mark.parametrize("lists_older", [True, False], ids=["image-lists-N", "image-does-not"])
+def test_the_measured_image_decides_whether_an_older_release_is_a_peer(
+    ca: EmulatedCa, lists_older: bool
+) -> None:
+    """What boot wires: PeerVerifier(..., image.peer_releases) from the measured image.json."""
+    older = {i: OTHER[i] for i in (0, 1, 2)}
+    image = ImageConfig(
+        ca.root_certificate.public_bytes(Encoding.PEM),
+        {"node-1": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+        peer_releases=(older,) if lists_older else (),
+    )
+    verifier = PeerVerifier(
+        verifier_for(ca),
+        RELEASED,
+        dt.timedelta(seconds=image.max_document_age_seconds),
+        lambda: dt.datetime.now(dt.UTC),
+        image.peer_releases,
+    )
+    document = boot(ca, "node-2", OTHER).document()
+    if lists_older:
+        assert verifier.verify("node-2", document).node_id == "node-2"
+    else:
+        with pytest.raises(PeerRefusedError, match="no accepted release") as refused:
+            verifier.verify("node-2", document)
+        assert refused.value.node_id == "node-2"

@@ -37,18 +37,50 @@ def test_rendered_profile_loads_with_the_clients_loader() -> None:
         assert node.enclave_port != SERVICE_PORT
 
 
-def test_clients_pin_the_newest_release_only() -> None:
-    """expected_pcrs is releases[0]; the older admitted release is listed, not pinned."""
+def test_clients_pin_every_accepted_release_as_a_whole_set() -> None:
+    """expected_pcrs lists each accepted release's set (newest first), pinned set-wise."""
     document = json.loads(GOLDEN.read_text())
     profile = ClusterProfile.load(GOLDEN)
-    newest = document["accepted_releases"][0]["pcrs"]
-    assert {str(i): v.hex() for i, v in profile.expected_pcrs.items()} == newest
-    assert len(document["accepted_releases"]) == 2
-    older = document["accepted_releases"][1]["pcrs"]["0"]
-    # Today's client admits exactly one PCR0: during an upgrade window, the nodes still on the
-    # older release are refused by clients holding the newer profile (see infra/README.md).
-    assert tuple(profile.policy().pcrs[0]) == (bytes.fromhex(newest["0"]),)
-    assert bytes.fromhex(older) not in profile.policy().pcrs[0]
+    accepted = [release["pcrs"] for release in document["accepted_releases"]]
+    assert len(accepted) == 2
+    assert [{str(i): v.hex() for i, v in s.items()} for s in profile.expected_pcrs] == accepted
+    policy = profile.policy()
+    assert policy.pcrs == {}
+    assert [dict(s) for s in policy.pcr_sets] == [dict(s) for s in profile.expected_pcrs]
+
+
+def test_a_version_1_single_set_profile_still_loads(tmp_path: Path) -> None:
+    document = json.loads(GOLDEN.read_text())
+    document["version"] = 1
+    document["expected_pcrs"] = document["accepted_releases"][1]["pcrs"]
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(document))
+    profile = ClusterProfile.load(path)
+    assert [{str(i): v.hex() for i, v in s.items()} for s in profile.expected_pcrs] == [
+        document["expected_pcrs"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("version", "pcrs", "culprit"),
+    [
+        (2, {"0": "00"}, "not a list of sets"),
+        (1, [{"0": "00"}], "malformed profile"),
+        (2, [], "no accepted release"),
+        (2, [{"0": "a0" * 48, "1": "b1" * 48}], r"lacks PCR\[2\]"),
+        (3, [], "unknown profile version 3"),
+    ],
+)
+def test_malformed_expected_pcrs_are_refused(
+    tmp_path: Path, version: int, pcrs: object, culprit: str
+) -> None:
+    document = json.loads(GOLDEN.read_text())
+    document["version"] = version
+    document["expected_pcrs"] = pcrs
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ProfileError, match=culprit):
+        ClusterProfile.load(path)
 
 
 def test_a_coordinator_can_be_built_from_it(tmp_path: Path) -> None:

@@ -483,7 +483,7 @@ def test_cluster_profile_pins_the_shipped_aws_root_and_the_manifest(env: Module)
     digest.update(der)
     profile = load_module(MODULES / "cluster-profile")
     assert profile.locals["root_sha256"] == digest.finalize().hex()
-    assert profile.locals["profile"]["expected_pcrs"] == "${var.releases[0].pcrs}"
+    assert profile.locals["profile"]["expected_pcrs"] == "${[for r in var.releases : r.pcrs]}"
     call = env.modules["cluster_profile"]
     assert call["nodes"] == "${[for n in local.nodes : n.profile_entry]}"
     assert call["releases"] == "${local.releases}"

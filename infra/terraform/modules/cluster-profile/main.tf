@@ -1,8 +1,10 @@
-# cluster-profile: the file clients load to reach and trust a real cluster (format: version 1 of
+# cluster-profile: the file clients load to reach and trust a real cluster (format: version 2 of
 # keyshard/dev/profile.py, the same shape `keyshard dev up` writes for an emulated cluster).
 #
 # What the client reads: attestation_root (PEM + SHA-256 of its DER, checked against each other on
-# load), expected_pcrs (the ONE set of PCRs it pins for every node), and per node `endpoint` (the
+# load), expected_pcrs (one WHOLE PCR set per accepted release, newest first: a node is trusted if
+# its document matches every PCR of one set, so both releases of a rolling upgrade are reachable
+# and a mix of two releases' PCRs is refused), and per node `endpoint` (the
 # status listener), `service_endpoint` (the node service; the client dials the endpoint's host at
 # this port), `enclave` and `kms_key_arn`. Everything else here (cluster, threshold, release,
 # accepted_releases, kind, region per node) is informative: the loader ignores unknown fields.
@@ -15,7 +17,7 @@ locals {
   root_sha256 = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b"
 
   profile = {
-    version      = 1
+    version      = 2
     mode         = "real"
     cluster      = var.cluster_name
     threshold    = var.threshold
@@ -27,7 +29,7 @@ locals {
       pem    = var.attestation_root_pem
       path   = local.root_path
     }
-    expected_pcrs     = var.releases[0].pcrs
+    expected_pcrs     = [for r in var.releases : r.pcrs]
     accepted_releases = var.releases
     nodes             = var.nodes
   }
