@@ -12,11 +12,9 @@ import json
 import sys
 from pathlib import Path
 
+from keyshard.cli.exit_codes import EXIT_LOCAL_ERROR, EXIT_OK
 from keyshard.client.approvals import generate_approver_key
 from keyshard.client.errors import ClientError
-
-EXIT_OK = 0
-EXIT_LOCAL_ERROR = 1
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -30,9 +30,7 @@ from attestation.errors import (
 from attestation.policy import AttestationPolicy
 from attestation.roots import TrustedRoots, load_pem_root
 from attestation.verifier import AttestationVerifier, Instant
-
-EXIT_OK = 0
-EXIT_REFUSED = 1
+from keyshard.cli.exit_codes import EXIT_LOCAL_ERROR, EXIT_OK
 
 _VERIFY_EPILOG = """\
 checks, in order (the first failure is reported as "refused: <check>: <reason>"):
@@ -194,10 +192,10 @@ def _inspect(args: argparse.Namespace) -> int:
         document = decode_document(_read(args.file))
     except _UsageError as exc:
         print(f"keyshard attestation: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return EXIT_LOCAL_ERROR
     except DocumentFormatError as exc:
         print(f"refused: malformed document: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return EXIT_LOCAL_ERROR
     summary = _summary(document)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -283,7 +281,7 @@ def _verify(args: argparse.Namespace) -> int:
         roots = _parse_roots(args.root)
     except _UsageError as exc:
         print(f"keyshard attestation: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return EXIT_LOCAL_ERROR
     try:
         verified = AttestationVerifier(roots).verify(data, at=at)
         policy.check(verified, now=verified.checked_at)
@@ -293,7 +291,7 @@ def _verify(args: argparse.Namespace) -> int:
             result = {"verified": False, "check": _check_name(exc), "error": type(exc).__name__}
             print(json.dumps({**result, "message": line.removeprefix("refused: ")}, indent=2))
         print(line, file=sys.stderr)
-        return EXIT_REFUSED
+        return EXIT_LOCAL_ERROR
     if args.json:
         result = {
             "verified": True,

@@ -18,12 +18,10 @@ import os
 import sys
 from pathlib import Path
 
+from keyshard.cli.exit_codes import EXIT_LOCAL_ERROR, EXIT_OK, EXIT_REMOTE_ERROR
 from keyshard.dev.cluster import Cluster, ClusterError, NodeView
 from keyshard.dev.demo import run_demo
 
-EXIT_OK = 0
-EXIT_LOCAL_ERROR = 1
-EXIT_REMOTE_ERROR = 2
 DEFAULT_DIR = ".keyshard/dev"
 DIR_ENV = "KEYSHARD_DEV_DIR"
 

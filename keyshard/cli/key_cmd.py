@@ -43,6 +43,7 @@ from enclave.service.policy import (
     message_digest,
 )
 from keyshard.cli import approver_cmd
+from keyshard.cli.exit_codes import EXIT_LOCAL_ERROR, EXIT_OK, EXIT_REMOTE_ERROR
 from keyshard.client.approvals import (
     approval_from_json,
     approval_to_json,
@@ -54,9 +55,6 @@ from keyshard.client.credentials import ClientCredentials
 from keyshard.client.errors import ClientError, CredentialsError
 from keyshard.dev.profile import ClusterProfile, ProfileError
 
-EXIT_OK = 0
-EXIT_LOCAL_ERROR = 1
-EXIT_REMOTE_ERROR = 2
 DEFAULT_DIR = ".keyshard/dev"
 DIR_ENV = "KEYSHARD_DEV_DIR"
 MAX_INPUT = 64 * 1024

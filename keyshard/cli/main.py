@@ -19,10 +19,7 @@ from types import ModuleType
 from typing import NoReturn
 
 from keyshard.cli import attestation_cmd, dev_cmd, key_cmd
-
-EXIT_OK = 0
-EXIT_LOCAL_ERROR = 1
-EXIT_REMOTE_ERROR = 2
+from keyshard.cli.exit_codes import EXIT_LOCAL_ERROR
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from keyshard.cli.main import EXIT_LOCAL_ERROR, main
+from keyshard.cli.exit_codes import EXIT_LOCAL_ERROR
+from keyshard.cli.main import main
 
 
 @pytest.mark.parametrize("argv", [["no-such-group"], ["attestation", "verify"], []])
