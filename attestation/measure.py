@@ -6,8 +6,8 @@ On real Nitro, ``nitro-cli build-enclave`` measures the enclave image file (EIF)
 PCR    real Nitro (EIF)                          emulated Keyshard enclave (this module)
 =====  =======================================  ==========================================
 0      the whole image (kernel, ramdisks, cmd)   the whole image: every file of the enclave's
-                                                 packages (``transport``, ``attestation``,
-                                                 ``enclave``)
+                                                 packages (``wire``, ``transport``,
+                                                 ``attestation``, ``enclave``)
 1      the Linux kernel and boot ramdisk         the "kernel and boot": the Python
                                                  implementation, version and platform
 2      the application (user ramdisks)           the application: the ``enclave`` package
@@ -66,7 +66,7 @@ __all__ = [
     "pcr_map",
 ]
 
-DEFAULT_PACKAGES: tuple[str, ...] = ("transport", "attestation", "enclave")
+DEFAULT_PACKAGES: tuple[str, ...] = ("wire", "transport", "attestation", "enclave")
 APPLICATION_PACKAGE = "enclave"
 PCR_SIZE = 48
 _BOOT_PCRS = 16

@@ -31,7 +31,7 @@ from enclave.errors import ImageIntegrityError
 __all__ = ["IMAGE_PACKAGES", "ImageOnlyFinder", "check_loaded_modules", "image_root"]
 
 #: The packages an image holds (the measured set).
-IMAGE_PACKAGES: tuple[str, ...] = ("transport", "attestation", "enclave")
+IMAGE_PACKAGES: tuple[str, ...] = ("wire", "transport", "attestation", "enclave")
 
 
 def image_root() -> Path:

@@ -56,7 +56,7 @@ from keyshard.dev.cluster import Cluster, ClusterError, NodeView
 __all__ = ["DemoFailedError", "act_attestation", "act_cluster", "act_node_service", "run_demo"]
 
 #: The packages that make up the enclave image (what PCR0 measures in emulation).
-IMAGE_PACKAGES = ("transport", "attestation", "enclave")
+IMAGE_PACKAGES = ("wire", "transport", "attestation", "enclave")
 
 
 class DemoFailedError(Exception):

@@ -37,6 +37,7 @@ def make_tree(root: Path, files: dict[str, bytes]) -> Path:
 
 
 BASE = {
+    "wire/__init__.py": b"",
     "transport/__init__.py": b"",
     "transport/framing.py": b"FRAME = 1\n",
     "attestation/__init__.py": b'"""doc"""\n',
