@@ -12,11 +12,11 @@ no secrecy of its own, only exactness, so that a hostile parent cannot smuggle a
 decoder:
 
 * one frame (``transport.framing``, at most :data:`MAX_MESSAGE` bytes) carries one message;
-* a message is a CBOR map ``{"v": 1, "type": <name>, <field>: <value>, ...}`` in canonical encoding
-  (RFC 8949 §4.2.1: definite lengths, shortest forms, sorted keys) — the decoder re-encodes and
-  refuses anything that is not byte-identical (non-canonical forms, duplicate keys, indefinite
-  lengths), trailing bytes, an unknown version, a type outside the closed set for its direction, and
-  any missing, extra or mistyped field.
+* a message is a CBOR map ``{"v": 1, "type": <name>, <field>: <value>, ...}`` in the one canonical
+  encoding of :mod:`wire.cbor` (RFC 8949 §4.2.1: definite lengths, shortest forms, sorted keys; no
+  tags or floats), which refuses anything that is not byte-identical to it (non-canonical forms,
+  duplicate keys, indefinite lengths, trailing bytes); this module then refuses an unknown version,
+  a type outside the closed set for its direction, and any missing, extra or mistyped field.
 
 Requests (enclave -> parent): :class:`PutBlob`, :class:`GetBlob`, :class:`ListBlobs`,
 :class:`GetCredentials`, :class:`GetLaunch`. Responses (parent -> enclave): :class:`Ok`,
@@ -27,14 +27,13 @@ request/response enums (aws-nitro-enclaves-nsm-api ``src/api/mod.rs``).
 from __future__ import annotations
 
 import enum
-import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import ClassVar, TypeAlias
 
-import cbor2
-
 from transport.errors import MalformedMessageError, UnknownMessageTypeError
+from wire import cbor
+from wire.errors import MalformedMessageError as WireMalformedError
 
 VERSION = 1
 HOST_SERVICES_PORT = 9000
@@ -224,8 +223,7 @@ _FROM_WIRE: Mapping[tuple[str, str], Callable[[object], object]] = {
 
 
 def _encode(message: _Message) -> bytes:
-    body = {"v": VERSION, "type": type(message).__name__, **message._wire_fields()}
-    return cbor2.dumps(body, canonical=True)
+    return cbor.dumps({"v": VERSION, "type": type(message).__name__, **message._wire_fields()})
 
 
 def encode_request(request: Request) -> bytes:
@@ -247,24 +245,10 @@ def _decode_map(payload: bytes) -> dict[str, object]:
     # refusing anything else before decoding keeps the decoder away from hostile shapes.
     if not payload or not 0xA0 <= payload[0] <= 0xB7:
         raise MalformedMessageError("message", "expected a definite-length map")
-    stream = io.BytesIO(payload)
     try:
-        value = cbor2.CBORDecoder(stream).decode()
-    except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError):
-        raise MalformedMessageError("message", "not well-formed CBOR") from None
-    if stream.tell() != len(payload):
-        raise MalformedMessageError("message", f"{len(payload) - stream.tell()} trailing bytes")
-    if type(value) is not dict:
-        raise MalformedMessageError("message", f"expected a map, got {type(value).__name__}")
-    if any(type(k) is not str for k in value):
-        raise MalformedMessageError("message", "map keys must be text")
-    try:
-        canonical = cbor2.dumps(value, canonical=True)
-    except (cbor2.CBOREncodeError, ValueError, TypeError):
-        raise MalformedMessageError("message", "holds a value outside the protocol") from None
-    if canonical != payload:
-        raise MalformedMessageError("message", "not canonical CBOR (or duplicate keys)")
-    return value
+        return cbor.loads_map(payload, what="message")
+    except WireMalformedError as error:
+        raise MalformedMessageError("message", error.reason) from None
 
 
 def _decode(payload: bytes, table: Mapping[str, type[_Message]]) -> _Message:
