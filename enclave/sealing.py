@@ -41,7 +41,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import cbor2
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -53,6 +52,8 @@ from enclave.errors import (
     UnsealError,
 )
 from enclave.secretbytes import SecretBytes
+from wire import cbor
+from wire.errors import MalformedMessageError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -192,12 +193,14 @@ class HostBlobs(Protocol):
 
 
 def _decode_manifest(plaintext: bytes) -> tuple[int, dict[str, int]]:
+    """Parse the unsealed manifest, ``{"epoch": int, "blobs": {name: version}}`` in canonical CBOR.
+
+    A sealed plaintext: refused with a fixed message, never the codec's detail about its bytes.
+    """
     try:
-        decoded = cbor2.loads(plaintext)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError):
-        raise BlobFormatError("manifest", "not CBOR") from None
-    if not isinstance(decoded, dict) or set(decoded) != {"epoch", "blobs"}:
-        raise BlobFormatError("manifest", "must be a map of epoch and blobs")
+        decoded = cbor.loads_map(plaintext, what=MANIFEST_NAME, fields={"epoch", "blobs"})
+    except MalformedMessageError:
+        raise BlobFormatError("manifest", "must be a canonical map of epoch and blobs") from None
     epoch, blobs = decoded["epoch"], decoded["blobs"]
     if type(epoch) is not int or not isinstance(blobs, dict):
         raise BlobFormatError("manifest", "wrong field types")
@@ -276,7 +279,7 @@ class SealedStore:
             epoch = self._epoch + 1
             await self._host.put_blob(name, self._sealer.seal(name, epoch, plaintext))
             listed = {**self._listed, name: epoch}
-            manifest = cbor2.dumps({"epoch": epoch, "blobs": listed}, canonical=True)
+            manifest = cbor.dumps({"epoch": epoch, "blobs": listed})
             sealed_manifest = self._sealer.seal(MANIFEST_NAME, epoch, manifest)
             await self._host.put_blob(MANIFEST_NAME, sealed_manifest)
             self._epoch = epoch

@@ -15,7 +15,8 @@ it never carries secret material. ``identity_public_key`` is the public half of 
 kept in the sealed state, so a caller can see that a restarted node recovered the same state;
 ``data_key_id`` is the SHA-256 of the KMS ``CiphertextBlob`` (public) naming the data key in use.
 
-The codec is sans-I/O (bytes in, typed values out, strict); :func:`serve_status` and
+The codec is sans-I/O (bytes in, typed values out, strict: canonical CBOR through
+:mod:`wire.cbor`, exactly these fields, this version); :func:`handle_status_connection` and
 :func:`fetch_status` are the thin asyncio edges.
 """
 
@@ -29,11 +30,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import cbor2
-
 from enclave.errors import StatusProtocolError
 from transport.errors import FramingError
 from transport.framing import FramedStream
+from wire import cbor
+from wire.errors import MalformedMessageError
 
 __all__ = [
     "CLIENT_PORT",
@@ -125,31 +126,27 @@ _STATUS_KEYS = frozenset(
 )
 
 
-def _loads_map(payload: bytes) -> dict[Any, Any]:
+def _loads_map(
+    payload: bytes, what: str, fields: frozenset[str], version: int | None = None
+) -> dict[str, Any]:
     try:
-        value = cbor2.loads(payload)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError):
-        raise StatusProtocolError("not CBOR") from None
-    if not isinstance(value, dict):
-        raise StatusProtocolError("not a CBOR map")
-    if cbor2.dumps(value, canonical=True) != payload:
-        raise StatusProtocolError("not canonical CBOR")
-    return value
+        return cbor.loads_map(payload, what=what, fields=fields, version=version)
+    except MalformedMessageError as error:
+        raise StatusProtocolError(str(error)) from None
 
 
 def encode_request() -> bytes:
-    return cbor2.dumps({"op": "status"}, canonical=True)
+    return cbor.dumps({"op": "status"})
 
 
 def decode_request(payload: bytes) -> str:
-    value = _loads_map(payload)
-    if value != {"op": "status"}:
+    if _loads_map(payload, "status request", frozenset({"op"}))["op"] != "status":
         raise StatusProtocolError("unknown request")
     return "status"
 
 
 def encode_status(status: NodeStatus) -> bytes:
-    return cbor2.dumps(
+    return cbor.dumps(
         {
             "v": PROTOCOL_VERSION,
             "state": status.state.value,
@@ -159,17 +156,12 @@ def encode_status(status: NodeStatus) -> bytes:
             "sealed_version": status.sealed_version,
             "identity_public_key": status.identity_public_key,
             "data_key_id": status.data_key_id,
-        },
-        canonical=True,
+        }
     )
 
 
 def decode_status(payload: bytes) -> NodeStatus:
-    value = _loads_map(payload)
-    if set(value) != _STATUS_KEYS:
-        raise StatusProtocolError("status reply has missing or unknown fields")
-    if value["v"] != PROTOCOL_VERSION:
-        raise StatusProtocolError(f"unknown status protocol version {value['v']!r}")
+    value = _loads_map(payload, "status reply", _STATUS_KEYS, version=PROTOCOL_VERSION)
     try:
         state = NodeState(value["state"])
     except ValueError:
