@@ -6,24 +6,71 @@ returns once every enclave attested, obtained its data key and unsealed its stat
 naming the node and its reason. ``status`` asks every node over its status protocol; ``down`` stops
 every process. The directory comes from ``--dir`` or ``KEYSHARD_DEV_DIR`` (default ``.keyshard/dev``).
 
-Exit codes: 0 success; 1 local error (no cluster, bad flags, a process would not start);
-2 a node or the KMS refused (a node failed to become ready).
+Every verb needs the ``emulation`` extra (moto, werkzeug): without it the verb says, in one line,
+``pip install 'keyshard[emulation]'`` (exit 1). :mod:`keyshard.dev` is imported inside the
+handlers, so ``keyshard --help`` and ``keyshard dev --help`` work without the extra and stay cheap.
+
+Exit codes: 0 success; 1 local error (no cluster, bad flags, a process would not start, the
+``emulation`` extra missing); 2 a node or the KMS refused (a node failed to become ready).
 """
+
+# ruff: noqa: PLC0415 -- handlers import their machinery themselves (keyshard.cli.main, rule 3)
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from keyshard.cli.errors import MissingExtraError
 from keyshard.cli.exit_codes import EXIT_LOCAL_ERROR, EXIT_OK, EXIT_REMOTE_ERROR
-from keyshard.dev.cluster import Cluster, ClusterError, NodeView
-from keyshard.dev.demo import run_demo
+from keyshard.cli.output import add_output_flags, emit, format_table
+
+if TYPE_CHECKING:
+    from keyshard.dev.cluster import NodeView
 
 DEFAULT_DIR = ".keyshard/dev"
 DIR_ENV = "KEYSHARD_DEV_DIR"
+
+_UP_EPILOG = """\
+examples:
+  keyshard dev up                        three nodes in .keyshard/dev
+  keyshard dev up --nodes 5 --dir /tmp/ks --timeout 180
+
+The cluster profile (endpoints, expected PCRs, client credentials) is written to
+<dir>/profile.json for 'keyshard key'. Processes stay up until 'keyshard dev down'.
+exit codes: 0 every node ready; 1 local error; 2 a node failed to become ready (left running).
+"""
+
+_STATUS_EPILOG = """\
+examples:
+  keyshard dev status
+  keyshard dev status --format json
+  keyshard dev status --field state      one line per node
+  KEYSHARD_DEV_DIR=/tmp/ks keyshard dev status
+
+fields (--field, --format json; one record per node): index, node_id, endpoint, process,
+  state, error, status (status.pcrs.0, status.sealed_version, ...).
+exit codes: 0 every node ready; 1 no cluster in the directory; 2 a node is not ready.
+"""
+
+_DOWN_EPILOG = """\
+examples:
+  keyshard dev down
+  keyshard dev down --dir /tmp/ks
+
+exit codes: 0 stopped; 1 no cluster in the directory.
+"""
+
+_DEMO_EPILOG = """\
+examples:
+  keyshard dev demo                      everything in a temporary directory, removed at the end
+  keyshard dev demo --dir /tmp/ks-demo   keep the demo's files for a look afterwards
+
+exit codes: 0 every step behaved as described; 1 a step did not.
+"""
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,12 +78,24 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "dev",
         help="run an emulated local cluster (emulated KMS, NSM and enclaves)",
         description=(
-            "Run a local Keyshard cluster whose enclaves are emulated: the same enclave and parent "
-            "code as on AWS Nitro, with Unix sockets for vsock, an emulated NSM and CA, and an "
-            "emulated KMS. Emulation is for development and tests, not a security boundary."
+            "Run a local Keyshard cluster whose enclaves are emulated: the same enclave and parent\n"
+            "code as on AWS Nitro, with Unix sockets for vsock, an emulated NSM and CA, and an\n"
+            "emulated KMS. Emulation is for development and tests, not a security boundary.\n"
+            "Needs the 'emulation' extra: pip install 'keyshard[emulation]'."
         ),
+        epilog="examples:\n  keyshard dev up && keyshard dev status && keyshard dev down\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = group.add_subparsers(dest="verb", metavar="<verb>", required=True)
+
+    def verb(name: str, help: str, description: str, epilog: str) -> argparse.ArgumentParser:
+        return verbs.add_parser(
+            name,
+            help=help,
+            description=description,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     def with_dir(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -46,7 +105,14 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             help=f"cluster directory (env {DIR_ENV}; default {DEFAULT_DIR})",
         )
 
-    up = verbs.add_parser("up", help="start the emulated KMS and N nodes, wait until ready")
+    up = verb(
+        "up",
+        "start the emulated KMS and N nodes, wait until ready",
+        "Build and measure the enclave image, start the emulated KMS and hypervisor, create one\n"
+        "KMS key per node pinned to the image's PCRs, start N nodes (parent + enclave) and wait\n"
+        "until every enclave attested, obtained its data key and unsealed its state.",
+        _UP_EPILOG,
+    )
     with_dir(up)
     up.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
     up.add_argument(
@@ -54,27 +120,47 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     up.set_defaults(handler=_up)
 
-    status = verbs.add_parser("status", help="show each node's state and PCRs")
+    status = verb(
+        "status",
+        "show each node's state and PCRs",
+        "Ask every node of the cluster for its status (state, sealed version, PCRs) over its\n"
+        "status protocol, and show one row per node.",
+        _STATUS_EPILOG,
+    )
     with_dir(status)
-    status.add_argument("--format", choices=["table", "json"], default="table")
+    add_output_flags(status)
     status.set_defaults(handler=_status)
 
-    down = verbs.add_parser("down", help="stop every process of the cluster")
+    down = verb(
+        "down",
+        "stop every process of the cluster",
+        "Stop every process of the cluster (nodes, hypervisor, emulated KMS). The directory and\n"
+        "its files stay.",
+        _DOWN_EPILOG,
+    )
     with_dir(down)
     down.set_defaults(handler=_down)
 
-    demo = verbs.add_parser(
+    demo = verb(
         "demo",
-        help="a guided tour: attestation, a 3-node cluster, threshold signing and decryption",
-        description=(
-            "Run the guided tour that `make demo` runs: documents verified and refused, a "
-            "three-node emulated cluster that unseals only through attestation (and refuses a "
-            "modified enclave), then DKG, FROST signing and threshold decryption. Everything runs "
-            "in a temporary directory unless --dir is given, and is stopped at the end."
-        ),
+        "a guided tour: attestation, a 3-node cluster, threshold signing and decryption",
+        "Run the guided tour that `make demo` runs: documents verified and refused, a\n"
+        "three-node emulated cluster that unseals only through attestation (and refuses a\n"
+        "modified enclave), then DKG, FROST signing and threshold decryption. Everything runs\n"
+        "in a temporary directory unless --dir is given, and is stopped at the end.",
+        _DEMO_EPILOG,
     )
     demo.add_argument("--dir", type=Path, default=None, help="keep the demo's files here")
     demo.set_defaults(handler=_demo)
+
+
+def _require_emulation() -> None:
+    """Fail in one line, before any import of :mod:`keyshard.dev`, if the extra is missing."""
+    from keyshard.dev import EMULATION_EXTRA, missing_emulation_module
+
+    missing = missing_emulation_module()
+    if missing is not None:
+        raise MissingExtraError(EMULATION_EXTRA, missing)
 
 
 def _progress(message: str) -> None:
@@ -82,6 +168,9 @@ def _progress(message: str) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    _require_emulation()
+    from keyshard.dev.cluster import Cluster, ClusterError
+
     try:
         cluster = Cluster(args.dir, args.nodes, progress=_progress)
     except ClusterError as error:
@@ -106,19 +195,22 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    _require_emulation()
+    from keyshard.dev.cluster import Cluster, ClusterError
+
     try:
         views = Cluster.attach(args.dir).status()
     except ClusterError as error:
         print(f"keyshard dev status: {error}", file=sys.stderr)
         return EXIT_LOCAL_ERROR
-    if args.format == "json":
-        print(json.dumps([view.to_json() for view in views], indent=2))
-    else:
-        print(_table(views))
+    emit(args, [view.to_json() for view in views], lambda: _table(views))
     return EXIT_OK if all(view.state == "ready" for view in views) else EXIT_REMOTE_ERROR
 
 
 def _down(args: argparse.Namespace) -> int:
+    _require_emulation()
+    from keyshard.dev.cluster import Cluster, ClusterError
+
     try:
         Cluster.attach(args.dir, progress=_progress).down()
     except ClusterError as error:
@@ -128,11 +220,14 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    _require_emulation()
+    from keyshard.dev.demo import run_demo
+
     return run_demo(sys.stdout, args.dir)
 
 
 def _table(views: list[NodeView]) -> str:
-    rows = [("NODE", "ENDPOINT", "STATE", "SEALED", "PCR0", "DETAIL")]
+    rows = [["NODE", "ENDPOINT", "STATE", "SEALED", "PCR0", "DETAIL"]]
     for view in views:
         status = view.status
         pcr0 = status.pcrs.get(0, b"").hex()[:16] if status is not None else ""
@@ -142,18 +237,13 @@ def _table(views: list[NodeView]) -> str:
         elif view.error:
             detail = view.error
         rows.append(
-            (
+            [
                 view.node_id,
                 f"127.0.0.1:{view.client_port}",
                 view.state,
                 "" if status is None else str(status.sealed_version),
                 pcr0,
                 detail,
-            )
+            ]
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(5)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
-        + ("  " + row[5] if row[5] else "")
-        for row in rows
-    )
+    return format_table(rows)

@@ -177,7 +177,7 @@ def test_verify_bad_flags_exit_1(
 ) -> None:
     code, out, err = _run(capsys, "verify", _path(GOOD), *flags)
     assert (code, out) == (1, "")
-    assert err.startswith("keyshard attestation: ")
+    assert err.startswith("keyshard attestation verify: ")
     assert message in err
 
 
