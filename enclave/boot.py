@@ -54,8 +54,9 @@ from enclave.node_state import STATE_BLOB, NodeIdentity
 from enclave.sealing import MANIFEST_NAME, SealedStore, Sealer
 from enclave.secretbytes import SecretBytes
 from enclave.service.binding import PeerVerifier
+from enclave.service.handlers import NodeService
 from enclave.service.identity import ServiceIdentity
-from enclave.service.server import SERVICE_PORT, NodeService
+from enclave.service.server import SERVICE_PORT, ServiceListener
 from enclave.status import CLIENT_PORT, NodeState, NodeStatus, handle_status_connection
 from transport.address import ANY_CID, PARENT_CID, VsockAddress
 from transport.errors import TransportError
@@ -110,6 +111,7 @@ class EnclaveRuntime:
         self._data_key_id: str | None = None
         self._tunnel: KmsTunnel | None = None
         self._service_server: asyncio.AbstractServer | None = None
+        self._service_listener: ServiceListener | None = None
         self.store: SealedStore | None = None
 
     # -- status ---------------------------------------------------------------------------
@@ -142,6 +144,8 @@ class EnclaveRuntime:
             await asyncio.gather(boot, return_exceptions=True)
             server.close()
             await server.wait_closed()
+            if self._service_listener is not None:
+                await self._service_listener.close()
             if self._service_server is not None:
                 self._service_server.close()
                 await self._service_server.wait_closed()
@@ -244,7 +248,6 @@ class EnclaveRuntime:
         identity = await asyncio.to_thread(ServiceIdentity.generate, node.node_id, self._clock())
         service = NodeService(
             identity=identity,
-            authorized_clients=self._image.authorized_clients,
             nsm=self._seams.nsm,
             store=self.store,
             peers=PeerVerifier(
@@ -255,8 +258,9 @@ class EnclaveRuntime:
                 self._image.peer_releases,
             ),
         )
+        self._service_listener = ServiceListener(service, self._image.authorized_clients)
         self._service_server = await self._seams.transport.listen_protocol(
-            VsockAddress(ANY_CID, SERVICE_PORT), service.protocol
+            VsockAddress(ANY_CID, SERVICE_PORT), self._service_listener.protocol
         )
         log.info(
             "service listening", extra={"fields": {"event": "listening", "port": SERVICE_PORT}}

@@ -44,6 +44,7 @@ __all__ = [
     "ExtendedPublicKey",
     "default_chain_code",
     "derive_child",
+    "derive_keyshard_path",
     "derive_path",
     "parse_path",
     "tweak_key_share",
@@ -76,6 +77,39 @@ class ExtendedPublicKey:
             raise InvalidParameters("depth out of range")
         if not 0 <= self.child_number < 2**32:
             raise InvalidParameters("child number out of range")
+
+    def to_xpub(self, parent_fingerprint: bytes = bytes(4)) -> str:
+        """The BIP-32 serialisation (mainnet ``xpub``, Base58Check) a wallet imports to derive
+        the same non-hardened children. A root key (depth 0) has fingerprint 0."""
+        if len(parent_fingerprint) != 4 or (self.depth == 0 and any(parent_fingerprint)):
+            raise InvalidParameters("parent fingerprint must be 4 bytes, zero for a root key")
+        payload = b"".join(
+            (
+                _XPUB_VERSION,
+                bytes([self.depth]),
+                parent_fingerprint,
+                self.child_number.to_bytes(4, "big"),
+                self.chain_code,
+                self.public_key.to_bytes(),
+            )
+        )
+        return _base58check_encode(payload)
+
+
+_XPUB_VERSION = bytes.fromhex("0488b21e")
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def _base58check_encode(payload: bytes) -> str:
+    """Base58Check (Bitcoin's alphabet; checksum = first 4 bytes of double SHA-256)."""
+    data = payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
+    value = int.from_bytes(data, "big")
+    digits = []
+    while value:
+        value, digit = divmod(value, 58)
+        digits.append(_BASE58[digit])
+    zeros = len(data) - len(data.lstrip(b"\x00"))
+    return "1" * zeros + "".join(reversed(digits))
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +211,19 @@ def tweak_key_share(share: KeyShare, tweak: Scalar) -> KeyShare:
     """This party's share of the derived key: ``x_j + tweak`` (see the module docstring)."""
     public = tweak_public_package(share.public, tweak)
     return KeyShare(share.identifier, share.secret_share + tweak, public)
+
+
+def derive_keyshard_path(public_key: Point, path: str) -> tuple[Scalar, Point]:
+    """Keyshard's BIP-32 convention: the total tweak and child public key of ``path``.
+
+    A key's chain code is :func:`default_chain_code` of its public key (public: derived keys are
+    linkable by whoever knows the root key) and a path is non-hardened (``"m/0/7"``; ``""`` or
+    ``"m"`` is the key itself). Signing under a path applies the path's additive tweak; approvals
+    for such a signature name the derived public key, so an approval for one child key never
+    signs for another. Raises :class:`InvalidParameters` for a bad or hardened path.
+    """
+    if path in ("", "m"):
+        return SECP256K1.zero(), public_key
+    root = ExtendedPublicKey(public_key, default_chain_code(public_key))
+    child = derive_path(root, path)
+    return child.tweak, child.public_key

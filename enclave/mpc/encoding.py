@@ -17,26 +17,16 @@ prefixes make the concatenation injective, so two different field lists never ha
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
 
 from enclave.mpc.errors import EncodingError
 from enclave.mpc.groups import Group, Point, Scalar, group_by_name
 from enclave.mpc.identifiers import Identifier
+from wire.hashing import lp, lp_join
 
 __all__ = ["FORMAT_VERSION", "Decoder", "Encoder", "lp", "lp_join"]
 
 FORMAT_VERSION = 1
 _MAX_COUNT = 0xFFFF
-
-
-def lp(data: bytes) -> bytes:
-    """Length-prefix ``data`` (4-byte big-endian length)."""
-    return struct.pack(">I", len(data)) + data
-
-
-def lp_join(fields: Iterable[bytes]) -> bytes:
-    """The injective concatenation of length-prefixed fields."""
-    return b"".join(lp(f) for f in fields)
 
 
 class Encoder:

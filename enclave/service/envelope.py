@@ -25,11 +25,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import cbor2
 from nacl.exceptions import CryptoError
 from nacl.public import Box, PrivateKey, PublicKey
 
 from enclave.service.errors import EnvelopeError
+from wire import cbor
+from wire.errors import MalformedMessageError
 
 __all__ = ["EnvelopeHeader", "Envelopes"]
 
@@ -59,7 +60,7 @@ class Envelopes:
     def seal(self, header: EnvelopeHeader, body: bytes) -> bytes:
         if header.sender != self._me or header.recipient not in self._boxes:
             raise EnvelopeError("an envelope is sealed by this node to a known peer only")
-        plaintext = cbor2.dumps(
+        plaintext = cbor.dumps(
             {
                 "v": _VERSION,
                 "key": header.key_name,
@@ -68,8 +69,7 @@ class Envelopes:
                 "from": header.sender,
                 "to": header.recipient,
                 "body": body,
-            },
-            canonical=True,
+            }
         )
         return bytes(self._boxes[header.recipient].encrypt(plaintext))
 
@@ -85,11 +85,9 @@ class Envelopes:
 
     def _check(self, sender: str, plaintext: bytes, expected: EnvelopeHeader) -> bytes:
         try:
-            value = cbor2.loads(plaintext)
-        except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, RecursionError):
-            raise EnvelopeError(f"envelope from {sender} is not CBOR") from None
-        if not isinstance(value, dict) or set(value) != _KEYS or value["v"] != _VERSION:
-            raise EnvelopeError(f"envelope from {sender} has a malformed header")
+            value = cbor.loads_map(plaintext, what="envelope", fields=_KEYS, version=_VERSION)
+        except MalformedMessageError:
+            raise EnvelopeError(f"envelope from {sender} has a malformed header") from None
         if value["from"] != sender:
             raise EnvelopeError(f"envelope opened with {sender}'s key claims another sender")
         if value["to"] != self._me:

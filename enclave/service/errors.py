@@ -1,13 +1,16 @@
-"""Errors of the node service (``enclave.mpc`` and ``attestation`` keep their own trees).
+"""Errors of the node service (``enclave.mpc``, ``attestation`` and ``wire`` keep their own trees).
 
 ::
 
-    ServiceError                    base; its class name is the ``code`` a client sees
-    ├── MalformedMessageError       a request or reply that is not one of the closed types (field)
+    ServiceError                    base; ``code`` is the wire ErrorCode a client sees
     ├── UnexpectedMessageError      a valid message at the wrong moment (e.g. no Hello first)
+    ├── UnsupportedError            a suite or operation this node does not serve
+    ├── WrongSchemeError            a key asked for another scheme's operation (FROST of an ECDSA key)
     ├── PeerRefusedError            a participant's document or binding is refused (node_id, reason)
     ├── EnvelopeError               an enclave-to-enclave envelope is refused (reason; never content)
     ├── SessionError                a protocol session is unknown, failed or in another phase
+    ├── BusyError                   a bound was reached (running sessions, stored nonces)
+    ├── NonceUnknownError           a preprocessed nonce or presignature is unknown or used
     ├── KeyExistsError              a key of that name already exists (name)
     ├── UnknownKeyError             no key of that name on this node (name)
     └── ApprovalError               the key's approval policy refuses the request (rule)
@@ -17,10 +20,15 @@
         ├── ApprovalSignatureError  approval ``index``'s signature does not verify
         └── QuorumNotMetError       fewer distinct valid approvers than the quorum (have, need)
 
-Messages carry public facts only (names, node ids, phases); nothing decrypted appears in them.
+Malformed requests raise :class:`wire.errors.MalformedMessageError` (re-exported here). Messages
+carry public facts only (names, node ids, phases); nothing decrypted appears in them.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
+
+from wire.errors import ErrorCode, MalformedMessageError
 
 __all__ = [
     "ApprovalError",
@@ -28,37 +36,43 @@ __all__ = [
     "ApprovalMismatchError",
     "ApprovalSignatureError",
     "ApprovalUnlistedError",
+    "BusyError",
     "EnvelopeError",
     "KeyExistsError",
     "MalformedMessageError",
+    "NonceUnknownError",
     "PeerRefusedError",
     "QuorumNotMetError",
     "ServiceError",
     "SessionError",
     "UnexpectedMessageError",
     "UnknownKeyError",
+    "UnsupportedError",
+    "WrongSchemeError",
 ]
 
 
 class ServiceError(Exception):
     """Base of the node service's errors."""
 
-    @property
-    def code(self) -> str:
-        return type(self).__name__
-
-
-class MalformedMessageError(ServiceError):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
+    code: ClassVar[ErrorCode] = ErrorCode.INTERNAL
 
 
 class UnexpectedMessageError(ServiceError):
-    pass
+    code = ErrorCode.UNEXPECTED
+
+
+class UnsupportedError(ServiceError):
+    code = ErrorCode.UNSUPPORTED
+
+
+class WrongSchemeError(ServiceError):
+    code = ErrorCode.WRONG_SCHEME
 
 
 class PeerRefusedError(ServiceError):
+    code = ErrorCode.PEER_REFUSED
+
     def __init__(self, node_id: str, reason: str) -> None:
         super().__init__(f"peer {node_id}: {reason}")
         self.node_id = node_id
@@ -66,20 +80,32 @@ class PeerRefusedError(ServiceError):
 
 
 class EnvelopeError(ServiceError):
-    pass
+    code = ErrorCode.ENVELOPE
 
 
 class SessionError(ServiceError):
-    pass
+    code = ErrorCode.SESSION
+
+
+class BusyError(ServiceError):
+    code = ErrorCode.BUSY
+
+
+class NonceUnknownError(ServiceError):
+    code = ErrorCode.NONCE_UNKNOWN
 
 
 class KeyExistsError(ServiceError):
+    code = ErrorCode.KEY_EXISTS
+
     def __init__(self, name: str) -> None:
         super().__init__(f"key {name!r} already exists")
         self.name = name
 
 
 class UnknownKeyError(ServiceError):
+    code = ErrorCode.UNKNOWN_KEY
+
     def __init__(self, name: str) -> None:
         super().__init__(f"no key {name!r} on this node")
         self.name = name
@@ -92,6 +118,7 @@ class ApprovalError(ServiceError):
 
 
 class ApprovalMismatchError(ApprovalError):
+    code = ErrorCode.APPROVAL_MISMATCH
     rule = "mismatch"
 
     def __init__(self, index: int | None, field: str) -> None:
@@ -103,6 +130,7 @@ class ApprovalMismatchError(ApprovalError):
 
 
 class ApprovalUnlistedError(ApprovalError):
+    code = ErrorCode.APPROVAL_UNLISTED
     rule = "unlisted"
 
     def __init__(self, index: int) -> None:
@@ -111,6 +139,7 @@ class ApprovalUnlistedError(ApprovalError):
 
 
 class ApprovalExpiredError(ApprovalError):
+    code = ErrorCode.APPROVAL_EXPIRED
     rule = "expired"
 
     def __init__(self, index: int, not_after: int) -> None:
@@ -119,6 +148,7 @@ class ApprovalExpiredError(ApprovalError):
 
 
 class ApprovalSignatureError(ApprovalError):
+    code = ErrorCode.APPROVAL_SIGNATURE
     rule = "signature"
 
     def __init__(self, index: int) -> None:
@@ -127,6 +157,7 @@ class ApprovalSignatureError(ApprovalError):
 
 
 class QuorumNotMetError(ApprovalError):
+    code = ErrorCode.QUORUM_NOT_MET
     rule = "quorum"
 
     def __init__(self, have: int, need: int) -> None:

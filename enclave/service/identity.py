@@ -21,34 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from nacl.public import PrivateKey
 
-from enclave.service.binding import ChannelBinding, spki_sha256
+from wire.binding import ChannelBinding, spki_sha256
+from wire.tls import self_signed_certificate
 
 __all__ = ["ServiceIdentity", "self_signed_certificate", "server_context"]
-
-_LIFETIME = dt.timedelta(days=30)
-
-
-def self_signed_certificate(
-    key: ec.EllipticCurvePrivateKey, common_name: str, now: dt.datetime
-) -> x509.Certificate:
-    """A self-signed end-entity certificate (a TLS identity pinned by value, not by a CA)."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + _LIFETIME)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
 
 
 def _load_chain_from_memory(context: ssl.SSLContext, pem: bytes) -> None:

@@ -35,12 +35,20 @@ from enclave.mpc.randomness import RandomSource
 from enclave.service.envelope import EnvelopeHeader, Envelopes
 from enclave.service.errors import EnvelopeError, PeerRefusedError, SessionError
 from enclave.service.keystore import StoredKey
+from wire import cbor
+from wire.errors import MalformedMessageError
+from wire.messages import presign_batch_session_id
 
 __all__ = ["ROUNDS", "Presigning"]
 
 #: Envelope round numbers of the deals, nonce openings and mask openings.
 ROUNDS = (101, 102, 103)
 _DECODERS: tuple[Any, ...] = (DealMessage, NonceOpening, MaskOpening)
+_RECEIVERS: tuple[Any, ...] = (
+    PresignSession.receive_deals,
+    PresignSession.receive_nonce_openings,
+    PresignSession.receive_mask_openings,
+)
 
 
 class Presigning:
@@ -53,6 +61,7 @@ class Presigning:
         key: StoredKey,
         box_key: PrivateKey,
         peer_box_keys: Mapping[str, bytes],
+        count: int = 1,
     ) -> None:
         if not key.nodes:
             raise SessionError(f"key {key_name!r} records no holders; it cannot presign")
@@ -65,10 +74,19 @@ class Presigning:
         if me in peer_box_keys:
             raise SessionError("participants must be this node plus distinct peers")
         self.key_name, self.session_id, self.me = key_name, session_id, me
+        self.count = count
         self._names = {ids[node]: node for node in (me, *peer_box_keys)}
         self._ids = ids
-        context = PresignContext.create(key.share.public, sorted(self._names), session_id)
-        self._session = PresignSession(context, key.share)
+        parties = sorted(self._names)
+        self._sessions = [
+            PresignSession(
+                PresignContext.create(
+                    key.share.public, parties, presign_batch_session_id(session_id, k)
+                ),
+                key.share,
+            )
+            for k in range(count)
+        ]
         self._envelopes = Envelopes(me, box_key, peer_box_keys)
         self._peers = tuple(sorted(peer_box_keys))
         self._round = 0  # index into ROUNDS of the envelopes expected next
@@ -81,23 +99,39 @@ class Presigning:
 
     def start(self, rng: RandomSource) -> dict[str, bytes]:
         """Round one: the private deals, one envelope per other participant."""
-        deals = self._session.start(rng)
-        return self._seal(ROUNDS[0], {self._names[i]: m.to_bytes() for i, m in deals.items()})
+        deals = [session.start(rng) for session in self._sessions]
+        bodies = {
+            self._names[i]: cbor.dumps([batch[i].to_bytes() for batch in deals]) for i in deals[0]
+        }
+        return self._seal(ROUNDS[0], bodies)
 
-    def _open_all(self, round_: int, inbox: Sequence[bytes]) -> dict[str, bytes]:
-        bodies: dict[str, bytes] = {}
+    def _open_all(self, round_: int, inbox: Sequence[bytes]) -> dict[str, list[bytes]]:
+        bodies: dict[str, list[bytes]] = {}
         for envelope in inbox:
             sender, body = self._envelopes.open(envelope, self._header(round_))
             if sender in bodies:
                 raise EnvelopeError(f"a second round-{round_} envelope from {sender}")
-            bodies[sender] = body
+            bodies[sender] = self._batch(sender, body)
         missing = [p for p in self._peers if p not in bodies]
         if missing:
             raise EnvelopeError(f"round {round_} lacks envelopes from {', '.join(missing)}")
         return bodies
 
-    def step(self, inbox: Sequence[bytes]) -> dict[str, bytes] | Presignature:
-        """Consume one round's envelopes; the next outbox, or the presignature at the end.
+    def _batch(self, sender: str, body: bytes) -> list[bytes]:
+        try:
+            items = cbor.loads(body, what="presign batch")
+        except MalformedMessageError:
+            raise EnvelopeError(f"envelope from {sender} holds no presigning batch") from None
+        if (
+            type(items) is not list
+            or len(items) != len(self._sessions)
+            or not all(type(item) is bytes for item in items)
+        ):
+            raise EnvelopeError(f"envelope from {sender} holds another batch size")
+        return items
+
+    def step(self, inbox: Sequence[bytes]) -> dict[str, bytes] | list[Presignature]:
+        """Consume one round's envelopes; the next outbox, or the presignatures at the end.
 
         The caller forgets this object after any error (no retry of a failed run).
         """
@@ -106,15 +140,21 @@ class Presigning:
         index = self._round
         self._round = len(ROUNDS)  # failed until this step succeeds
         bodies = self._open_all(ROUNDS[index], inbox)
-        decoder = _DECODERS[index]
-        received = {self._ids[s]: decoder.from_bytes(b, SECP256K1) for s, b in bodies.items()}
-        if index == 0:
-            opening = self._session.receive_deals(received).to_bytes()
-        elif index == 1:
-            opening = self._session.receive_nonce_openings(received).to_bytes()
-        else:
-            return self._session.receive_mask_openings(received)
+        decoder, receive = _DECODERS[index], _RECEIVERS[index]
+        results = [
+            receive(
+                session,
+                {
+                    self._ids[s]: decoder.from_bytes(batch[k], SECP256K1)
+                    for s, batch in bodies.items()
+                },
+            )
+            for k, session in enumerate(self._sessions)
+        ]
+        if index == len(ROUNDS) - 1:
+            return results  # the presignatures
         self._round = index + 1
+        opening = cbor.dumps([result.to_bytes() for result in results])
         return self._seal(ROUNDS[index + 1], dict.fromkeys(self._peers, opening))
 
     def __repr__(self) -> str:

@@ -32,7 +32,7 @@ A group module must therefore keep ``import <module>`` and ``register`` cheap:
 3. each handler imports what it needs inside its body (``# noqa: PLC0415``), so a missing optional
    dependency surfaces in the one command that needs it.
 
-A module may register several groups (``key_cmd`` registers ``approver`` too): placeholders are
+A module may register several groups: placeholders are
 added only for names that the selected module did not register.
 """
 

@@ -1,7 +1,7 @@
 """The approver's side of approval policies: keys, signing approvals, their JSON form.
 
 An approver holds an Ed25519 private key (PKCS#8 PEM in a file, mode 0600; never a flag value)
-and signs :func:`enclave.service.policy.approval_statement` for one key, operation and digest with
+and signs :func:`wire.approvals.approval_statement` for one key, operation and digest with
 an expiry. The key's group public key is taken from what the nodes report, so an approval can
 never be replayed to another key of the same name created later. The JSON form is what
 ``keyshard key approve`` writes and ``--approval FILE`` reads; it carries every field in hex so a
@@ -18,9 +18,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from enclave.service.errors import MalformedMessageError
-from enclave.service.policy import Approval, Operation
-from keyshard.client.errors import ClientError
+from keyshard.client.errors import InvalidInputError
+from wire.approvals import Approval, Operation
+from wire.errors import MalformedMessageError
 
 __all__ = [
     "approval_from_json",
@@ -43,7 +43,7 @@ def generate_approver_key(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise ClientError(f"{path} exists; refusing to overwrite a key") from None
+        raise InvalidInputError(f"{path} exists; refusing to overwrite a key") from None
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
     return public_key_bytes(key)
@@ -53,11 +53,11 @@ def load_approver_key(path: Path) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except OSError as error:
-        raise ClientError(f"cannot read approver key {path}: {error.strerror}") from None
+        raise InvalidInputError(f"cannot read approver key {path}: {error.strerror}") from None
     except (ValueError, TypeError):
-        raise ClientError(f"{path} is not an unencrypted PEM private key") from None
+        raise InvalidInputError(f"{path} is not an unencrypted PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ClientError(f"{path} is not an Ed25519 key")
+        raise InvalidInputError(f"{path} is not an Ed25519 key")
     return key
 
 
@@ -109,7 +109,7 @@ def approval_from_json(text: str) -> Approval:
     try:
         value: Any = json.loads(text)
         if not isinstance(value, dict) or value.get("version") != 1:
-            raise ClientError("not a version-1 approval")
+            raise InvalidInputError("not a version-1 approval")
         return Approval(
             value["key"],
             bytes.fromhex(value["group_public_key"]),
@@ -120,4 +120,4 @@ def approval_from_json(text: str) -> Approval:
             bytes.fromhex(value["signature"]),
         )
     except (ValueError, KeyError, TypeError, MalformedMessageError) as error:
-        raise ClientError(f"not a valid approval: {error}") from None
+        raise InvalidInputError(f"not a valid approval: {error}") from None

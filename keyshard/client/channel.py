@@ -1,20 +1,27 @@
-"""An attested channel to one node: TLS 1.3 with a client certificate, bound by attestation.
+"""An attested channel to one node: TLS 1.3 with a client certificate, bound by attestation,
+carrying many requests at once.
 
 The client does not trust the node's TLS certificate through any CA. Instead, after the handshake it
-sends ``Hello{nonce}`` and checks the node's answer, an attestation document:
+sends ``hello{nonce}`` and checks the node's answer, an attestation document:
 
 1. the chain ends at the pinned root and the signature verifies (:class:`NodeTrust` verifier);
-2. PCR0/1/2 are, as a whole set, one accepted release's (during a rolling upgrade the profile lists
-   the old and the new release; a mix of both is refused), the document is not debug-mode and is fresh (max age);
+2. PCR0/1/2 are, as a whole set, one accepted release's (during a rolling upgrade the profile
+   lists the old and the new release; a mix of both is refused), the document is not debug-mode
+   and is fresh (max age);
 3. it echoes this channel's fresh nonce (no replay of an older answer);
-4. its ``user_data`` binding names the expected node and ``tls_spki_sha256`` equals the SHA-256 of
-   the SubjectPublicKeyInfo of the certificate THIS TLS session was established with
-   (``getpeercert(binary_form=True)``): a parent or network attacker terminating TLS with its own
-   key cannot produce a document binding that key, so a man in the middle is refused.
+4. its binding (:func:`wire.binding.check_binding`, the same check the enclaves run on each
+   other) names the expected node and the SHA-256 of the SubjectPublicKeyInfo of the certificate
+   THIS TLS session was established with: a parent or network attacker terminating TLS with its
+   own key cannot produce a document binding that key, so a man in the middle is refused.
 
 Any failure closes the connection and raises :class:`~keyshard.client.errors.BindingError` (or
 :class:`~keyshard.client.errors.ChannelError` for transport and TLS failures, e.g. a node that
 does not list this client's certificate).
+
+Multiplexing: each request gets a fresh id; one reader task matches replies to requests by id, in
+any order; at most :data:`MAX_IN_FLIGHT` requests wait at once (more wait for a slot). When the
+connection breaks, every waiting request fails with :class:`ChannelError` and the channel reports
+itself :attr:`~NodeChannel.broken`, so its owner reconnects instead of reusing it.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hmac
+import itertools
 import os
 import ssl
 import time
@@ -33,26 +40,45 @@ from types import MappingProxyType
 from attestation.errors import AttestationError
 from attestation.policy import AttestationPolicy
 from attestation.verifier import AttestationVerifier
-from enclave.service.binding import MEASURED_PCRS, ChannelBinding, spki_sha256
-from enclave.service.errors import ServiceError
-from enclave.service.messages import (
+from keyshard.client.credentials import ClientCredentials
+from keyshard.client.errors import (
+    BindingError,
+    ChannelError,
+    CredentialsError,
+    ProtocolError,
+    RemoteError,
+)
+from keyshard.client.profile import ClusterProfile
+from transport.errors import FramingError
+from transport.framing import FramedStream
+from wire.binding import BindingMismatchError, ChannelBinding, check_binding
+from wire.errors import MalformedMessageError
+from wire.messages import (
     MAX_FRAME,
+    MAX_REQUEST_ID,
+    REPLIES,
     ErrorReply,
     Hello,
     HelloReply,
-    Message,
-    decode,
+    Reply,
+    Request,
+    decode_reply,
     encode,
 )
-from keyshard.client.credentials import ClientCredentials
-from keyshard.client.errors import BindingError, ChannelError, RemoteError
-from keyshard.dev.profile import ClusterProfile
-from transport.errors import FramingError
-from transport.framing import FramedStream
 
-__all__ = ["NodeChannel", "NodeTrust", "client_context", "verify_binding"]
+__all__ = [
+    "MAX_IN_FLIGHT",
+    "NodeChannel",
+    "NodeTrust",
+    "check_reply",
+    "client_context",
+    "verify_document",
+]
 
 NONCE_SIZE = 32
+#: Requests waiting for their reply on one channel at once (the node serves as many).
+MAX_IN_FLIGHT = 64
+MEASURED_PCRS = (0, 1, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +105,7 @@ class NodeTrust:
         return cls(profile.verifier(), profile.expected_pcrs)
 
 
-def verify_binding(
+def verify_document(
     document: bytes,
     *,
     trust: NodeTrust,
@@ -94,23 +120,18 @@ def verify_binding(
     try:
         verified = trust.verifier.verify(document, at=at)
         policy.check(verified, now=at)
-        binding = ChannelBinding.decode(verified.payload.user_data)
-    except (AttestationError, ServiceError) as error:
+        return check_binding(
+            verified.payload.user_data, node_id=node_id, tls_certificate_der=peer_certificate_der
+        )
+    except (AttestationError, MalformedMessageError) as error:
         raise BindingError(node_id, f"{type(error).__name__}: {error}") from None
-    if binding.node_id != node_id:
-        raise BindingError(node_id, f"the document names node {binding.node_id!r}")
-    try:
-        actual = spki_sha256(peer_certificate_der)
-    except ValueError:
-        raise BindingError(node_id, "the TLS peer certificate is malformed") from None
-    if not hmac.compare_digest(actual, binding.tls_spki_sha256):
-        raise BindingError(node_id, "the document binds another TLS key than this session's")
-    return binding
+    except BindingMismatchError as error:
+        raise BindingError(node_id, error.reason) from None
 
 
 def client_context(credentials: ClientCredentials) -> ssl.SSLContext:
     """TLS 1.3 only, presenting the client certificate. The server certificate is NOT checked
-    against a CA or name: it is checked by :func:`verify_binding` right after the handshake."""
+    against a CA or name: it is checked by :func:`verify_document` right after the handshake."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.maximum_version = ssl.TLSVersion.TLSv1_3
@@ -119,12 +140,25 @@ def client_context(credentials: ClientCredentials) -> ssl.SSLContext:
     try:
         context.load_cert_chain(credentials.cert_path, credentials.key_path)
     except (OSError, ssl.SSLError) as error:
-        raise ChannelError("client", f"cannot load client credentials: {error}") from None
+        raise CredentialsError(f"cannot load client credentials: {error}") from None
     return context
 
 
+def check_reply(node_id: str, request: Request, reply: Reply) -> Reply:
+    """``reply`` if it answers ``request`` as the wire table allows; :class:`RemoteError` for an
+    ``error`` reply, :class:`ProtocolError` for any other type."""
+    if isinstance(reply, ErrorReply):
+        raise RemoteError(node_id, reply.code, reply.message)
+    if not isinstance(reply, REPLIES[type(request)]):
+        raise ProtocolError(f"{node_id} answered {request.OP} with {reply.OP}", culprit=node_id)
+    return reply
+
+
+_STREAM_FAILURES = (FramingError, OSError, ssl.SSLError, MalformedMessageError, EOFError)
+
+
 class NodeChannel:
-    """One verified connection to one node; :meth:`request` sends one message, returns the reply."""
+    """One verified connection to one node; :meth:`request` may be called concurrently."""
 
     def __init__(
         self, node_id: str, stream: FramedStream, document: bytes, binding: ChannelBinding
@@ -132,9 +166,24 @@ class NodeChannel:
         self.node_id = node_id
         self.document = document
         self.binding = binding
-        self._stream = stream
-        self._lock = asyncio.Lock()
         self.opened_at = time.monotonic()
+        self._stream = stream
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[Reply]] = {}
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._write = asyncio.Lock()
+        self._failure: ChannelError | None = None
+        self._retiring = False
+        self._reader = asyncio.get_running_loop().create_task(self._read_replies())
+
+    @property
+    def broken(self) -> bool:
+        """True once the connection failed or was closed: open a new channel instead."""
+        return self._failure is not None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._waiting)
 
     @classmethod
     async def open(
@@ -147,9 +196,10 @@ class NodeChannel:
         credentials: ClientCredentials,
         timeout: float = 30.0,
         nonce: bytes | None = None,
+        context: ssl.SSLContext | None = None,
     ) -> NodeChannel:
         nonce = os.urandom(NONCE_SIZE) if nonce is None else nonce
-        context = client_context(credentials)
+        context = context or client_context(credentials)
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port, ssl=context, server_hostname=""), timeout
@@ -163,15 +213,17 @@ class NodeChannel:
             if not peer:
                 raise ChannelError(node_id, "the node presented no TLS certificate")
             try:
-                await asyncio.wait_for(stream.send(encode(Hello(nonce))), timeout)
-                reply = decode(await asyncio.wait_for(stream.recv(), timeout))
-            except (FramingError, OSError, ssl.SSLError, TimeoutError, ServiceError) as error:
+                await asyncio.wait_for(stream.send(encode(Hello(nonce), 0)), timeout)
+                _, reply = decode_reply(await asyncio.wait_for(stream.recv(), timeout))
+            except (*_STREAM_FAILURES, TimeoutError) as error:
                 raise ChannelError(
                     node_id, f"channel refused before hello was answered: {type(error).__name__}"
                 ) from None
+            if isinstance(reply, ErrorReply):
+                raise RemoteError(node_id, reply.code, reply.message)
             if not isinstance(reply, HelloReply):
                 raise ChannelError(node_id, f"unexpected answer to hello: {reply.OP}")
-            binding = verify_binding(
+            binding = verify_document(
                 reply.document,
                 trust=trust,
                 node_id=node_id,
@@ -184,20 +236,76 @@ class NodeChannel:
             raise
         return cls(node_id, stream, reply.document, binding)
 
-    async def request(self, message: Message, *, timeout: float = 60.0) -> Message:
-        """Send one request; return the reply, raising :class:`RemoteError` for an ``error``."""
-        async with self._lock:
+    async def _read_replies(self) -> None:
+        try:
+            while True:
+                request_id, reply = decode_reply(await self._stream.recv())
+                waiter = self._waiting.pop(request_id, None)
+                if waiter is None:
+                    raise ChannelError(self.node_id, "a reply to no pending request")
+                if not waiter.done():
+                    waiter.set_result(reply)
+                if self._retiring and not self._waiting:
+                    raise ChannelError(self.node_id, "channel retired")
+        except ChannelError as error:
+            self._fail(error)
+            if self._retiring:
+                with contextlib.suppress(Exception):
+                    await self._stream.close()
+        except _STREAM_FAILURES as error:
+            self._fail(ChannelError(self.node_id, f"channel broken: {type(error).__name__}"))
+        except asyncio.CancelledError:
+            self._fail(ChannelError(self.node_id, "channel closed"))
+            raise
+
+    def _fail(self, error: ChannelError) -> None:
+        if self._failure is None:
+            self._failure = error
+        for waiter in self._waiting.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+        self._waiting.clear()
+
+    async def request(self, message: Request, *, timeout: float = 60.0) -> Reply:
+        """Send one request and await its reply (raising :class:`RemoteError` for an ``error``
+        reply, :class:`ProtocolError` for a reply of the wrong type)."""
+        async with self._slots:
+            if self._failure is not None:
+                raise self._failure
+            if self._retiring:
+                raise ChannelError(self.node_id, "channel retired")
+            if self._stream.writer.is_closing():  # the node closed it; the reader may lag
+                self._fail(ChannelError(self.node_id, "channel closed by the node"))
+                raise self._failure  # type: ignore[misc]
+            request_id = next(self._ids) % MAX_REQUEST_ID or next(self._ids)
+            waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+            self._waiting[request_id] = waiter
             try:
-                await self._stream.send(encode(message))
-                reply = decode(await asyncio.wait_for(self._stream.recv(), timeout))
-            except (FramingError, OSError, ssl.SSLError, TimeoutError, ServiceError) as error:
+                async with self._write:
+                    await self._stream.send(encode(message, request_id))
+                reply = await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            except (*_STREAM_FAILURES, AttributeError) as error:
+                # AttributeError: CPython 3.11's SSL transport once the peer has gone
+                self._waiting.pop(request_id, None)
+                self._fail(ChannelError(self.node_id, f"channel broken: {type(error).__name__}"))
+                raise self._failure from None  # type: ignore[misc]
+            except TimeoutError:
+                self._waiting.pop(request_id, None)
                 raise ChannelError(
-                    self.node_id, f"channel broken: {type(error).__name__}"
+                    self.node_id, f"no answer to {message.OP} in {timeout} s"
                 ) from None
-        if isinstance(reply, ErrorReply):
-            raise RemoteError(self.node_id, reply.code, reply.message)
-        return reply
+        return check_reply(self.node_id, message, reply)
+
+    async def retire(self) -> None:
+        """Take no new requests; close once the ones in flight are answered (a newer channel
+        replaces this one, e.g. because its attestation document grew old)."""
+        self._retiring = True
+        if not self._waiting:
+            await self.close()
 
     async def close(self) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._reader
         with contextlib.suppress(Exception):
             await self._stream.close()

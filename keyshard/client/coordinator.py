@@ -1,51 +1,128 @@
 """The coordinator: drives key creation, signing and decryption across a cluster's nodes.
 
-The coordinator is untrusted by the enclaves: it relays DKG envelopes it cannot open
-(:mod:`enclave.service.envelope`), chooses signers and session ids, and combines what nodes return.
-Everything it combines is verified: FROST aggregation checks every signature share and the final
-signature (naming a cheating node), threshold decryption checks every partial's DLEQ proof, and a
-key's public package is accepted only when every answering node (at least t+1) reports the same.
+The coordinator is untrusted by the enclaves: it relays DKG and presigning envelopes it cannot
+open, chooses signers, and combines what nodes return. Everything it combines is verified: FROST
+aggregation checks every signature share and the final signature (naming a cheating node),
+threshold decryption checks every partial's DLEQ proof, ECDSA signatures are verified before
+they are returned, and a key's description is accepted only when every answering holder (at
+least t+1) reports the same.
 
-Party identifiers are positions 1..n of the sorted participant node ids (as the nodes derive them);
-a node also reports its own identifier in ``key_info``.
+What it does to keep round trips few:
+
+* a key's description is fetched once and cached (per epoch; dropped when a node's answer shows
+  it is stale);
+* FROST nonces are preprocessed in batches (``nonce_commit``): a signature is then ONE request
+  per signer, and a batch of messages one request per signer too (:meth:`sign_many`);
+* ECDSA presignatures are made in batches among 2t+1 holders and pooled per key, so an ECDSA
+  signature is one request per presigner;
+* signers are chosen among reachable holders by load (fewest requests in flight), not by order.
+
+Failures: a channel that breaks is dropped and the next call reconnects (re-attesting the node).
+An operation is retried once, on other signers or fresh nonces, only where that is safe — reads,
+signing with FROST nonces or presignatures the failed attempt already spent, decryption — never
+key creation. Nodes are reached through a :data:`Connector`, so tests run this class against
+in-process nodes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
+from enclave.mpc.bip32 import derive_keyshard_path
 from enclave.mpc.decryption.combine import combine
 from enclave.mpc.decryption.ecies import Ciphertext, encrypt
 from enclave.mpc.decryption.partial import PartialDecryption
 from enclave.mpc.ecdsa import EcdsaSignature, PresignatureInfo, SigningRequest
 from enclave.mpc.ecdsa import SignatureShare as EcdsaSignatureShare
 from enclave.mpc.ecdsa import combine as combine_ecdsa
+from enclave.mpc.errors import MpcError, ProtocolAbort, SecretError
 from enclave.mpc.frost.aggregate import aggregate
-from enclave.mpc.frost.round1 import SigningCommitments
+from enclave.mpc.frost.round1 import PREPROCESSED_SESSION_ID, SigningCommitments
 from enclave.mpc.frost.round2 import SignatureShare, SigningPackage
-from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import PublicKeyPackage
-from enclave.service.derivation import derive
-from enclave.service.keystore import ECDSA_SUITE, FROST_SUITES, GROUPS
-from enclave.service.messages import DkgOutbox, KeyCreated, Presigned
-from enclave.service.policy import ApprovalPolicy, message_digest
-from keyshard.client.channel import NodeChannel, NodeTrust
-from keyshard.client.credentials import ClientCredentials
-from keyshard.client.errors import ChannelError, ClientError, ProtocolError, RemoteError
-from keyshard.client.node import NodeClient
-from keyshard.dev.profile import ClusterProfile
+from enclave.mpc.suites import Scheme, key_suite
+from keyshard.client.batching import Coalescer
+from keyshard.client.errors import (
+    BindingError,
+    ChannelError,
+    ClientError,
+    InvalidInputError,
+    KeyNotFoundError,
+    ProtocolError,
+    RemoteError,
+    UnavailableError,
+)
+from keyshard.client.keys import KeyDescription
+from wire.approvals import ApprovalPolicy, message_digest
+from wire.binding import ChannelBinding
+from wire.errors import ErrorCode, MalformedMessageError
+from wire.messages import (
+    MAX_BATCH,
+    MAX_PRESIGN_BATCH,
+    DecryptPartial,
+    DkgOutbox,
+    DkgStep,
+    EcdsaSign,
+    FrostSign,
+    KeyCreate,
+    KeyCreated,
+    KeyInfo,
+    KeyInfoReply,
+    KeyList,
+    KeyListReply,
+    NonceCommit,
+    NonceCommitments,
+    Partial,
+    Presigned,
+    PresignStart,
+    PresignStep,
+    Reply,
+    Request,
+    SignatureShares,
+    presign_batch_session_id,
+)
 
-__all__ = ["Coordinator", "KeyDescription", "NodeAddress"]
+__all__ = ["Connector", "Coordinator", "KeyDescription", "Link"]
 
 DKG_ROUNDS = 3
 PRESIGN_ROUNDS = 3
 #: Peers refuse documents older than their image's maximum age (300 s by default): channels older
-#: than this are reopened before a key creation, so the relayed documents are fresh.
+#: than this are reopened before a key creation or presigning, so the relayed documents are fresh.
 DOCUMENT_REFRESH_SECONDS = 60.0
+#: FROST nonce commitments fetched per node and key at once.
+NONCE_BATCH = 64
+#: Presignatures made per presigning run when the pool is empty.
+PRESIGN_BATCH = 16
+#: A node that could not be reached is skipped for this long when choosing signers.
+DOWN_SECONDS = 5.0
+
+_T = TypeVar("_T")
+_R = TypeVar("_R", bound=Reply)
+
+
+class Link(Protocol):
+    """An attested channel to one node (:class:`~keyshard.client.channel.NodeChannel`)."""
+
+    node_id: str
+    document: bytes
+    binding: ChannelBinding
+    opened_at: float
+
+    @property
+    def broken(self) -> bool: ...
+    async def request(self, message: Request, *, timeout: float = 60.0) -> Reply: ...
+    async def retire(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+#: Opens a verified link to a node id (raising :class:`ChannelError` when it cannot).
+Connector = Callable[[str], Awaitable[Link]]
 
 
 class _OsRandom:
@@ -53,50 +130,91 @@ class _OsRandom:
         return os.urandom(n)
 
 
-@dataclass(frozen=True, slots=True)
-class NodeAddress:
-    node_id: str
-    host: str
-    port: int
+_ITEM_CODES = frozenset(
+    {
+        ErrorCode.APPROVAL_MISMATCH,
+        ErrorCode.APPROVAL_UNLISTED,
+        ErrorCode.APPROVAL_EXPIRED,
+        ErrorCode.APPROVAL_SIGNATURE,
+        ErrorCode.QUORUM_NOT_MET,
+        ErrorCode.MALFORMED,
+    }
+)
 
 
-@dataclass(frozen=True, slots=True)
-class KeyDescription:
-    """A key as the nodes agree on it; ``holders`` maps node id to party identifier."""
+def _unavailable(
+    message: str, failures: Mapping[str, ChannelError], *, have: int, need: int
+) -> ClientError:
+    """Too few nodes: with every node's reason. An attestation refusal is a security failure,
+    not an outage: when nothing could be reached and some node's attestation was refused, that
+    :class:`BindingError` is the error."""
+    refused = [e for e in failures.values() if isinstance(e, BindingError)]
+    if have == 0 and refused:
+        return refused[0]
+    reasons = "; ".join(f"{n}: {e.reason}" for n, e in sorted(failures.items()))
+    return UnavailableError(f"{message} ({reasons})" if reasons else message, have=have, need=need)
 
-    name: str
-    suite: str
-    public: PublicKeyPackage
-    holders: Mapping[str, int]
-    policy: ApprovalPolicy | None = None
 
-    @property
-    def public_key(self) -> bytes:
-        return self.public.group_public_key.to_bytes()
+#: One signature request: the message and its approvals.
+_Item = tuple[bytes, tuple[bytes, ...]]
+_K = TypeVar("_K")
+
+
+def _per_message(
+    messages: Sequence[bytes], approvals: Sequence[Sequence[bytes]] | None
+) -> list[tuple[bytes, ...]]:
+    """One tuple of approvals per message (none given: none for each)."""
+    if approvals is None:
+        return [()] * len(messages)
+    if len(approvals) != len(messages):
+        raise InvalidInputError("approvals must hold one list per message")
+    return [tuple(a) for a in approvals]
+
+
+def _unzip(items: list[_Item]) -> tuple[list[bytes], list[tuple[bytes, ...]]]:
+    return [message for message, _ in items], [approvals for _, approvals in items]
+
+
+def _coalesced(
+    table: dict[_K, Coalescer[_Item, _T]],
+    slot: _K,
+    run: Callable[[list[_Item]], Awaitable[Sequence[_T]]],
+) -> Coalescer[_Item, _T]:
+    """The coalescer of ``slot`` (one per key, or key and path), made on first use."""
+    coalescer = table.get(slot)
+    if coalescer is None:
+        coalescer = table[slot] = Coalescer(run, max_items=MAX_BATCH, isolate=_item_error)
+    return coalescer
+
+
+def _item_error(error: BaseException) -> bool:
+    """Whether a failed batch may have failed for one item only (then each is tried alone)."""
+    return isinstance(error, RemoteError) and error.error_code in _ITEM_CODES
+
+
+def _culprits(key: KeyDescription, error: ProtocolAbort) -> str | None:
+    names = sorted(key.node_of(c) for c in error.culprits if int(c) in key.holders.values())
+    return ", ".join(names) or None
 
 
 class Coordinator:
-    """Use as ``async with Coordinator(...) as c:`` — channels are opened lazily and closed at exit."""
+    """Use as ``async with Coordinator(...) as c:`` — links are opened lazily, closed at exit."""
 
-    def __init__(
-        self,
-        nodes: Sequence[NodeAddress],
-        trust: NodeTrust,
-        credentials: ClientCredentials,
-    ) -> None:
-        self._nodes = {node.node_id: node for node in nodes}
-        self._trust = trust
-        self._credentials = credentials
-        self._clients: dict[str, NodeClient] = {}
-
-    @classmethod
-    def from_profile(cls, profile: ClusterProfile, credentials: ClientCredentials) -> Coordinator:
-        nodes = []
-        for entry in profile.nodes:
-            if entry.service_port is None:
-                raise ClientError(f"the profile names no service endpoint for {entry.node_id}")
-            nodes.append(NodeAddress(entry.node_id, entry.host, entry.service_port))
-        return cls(nodes, NodeTrust.from_profile(profile), credentials)
+    def __init__(self, node_ids: Iterable[str], connect: Connector) -> None:
+        self._node_ids = sorted(set(node_ids))
+        self._connect = connect
+        self._links: dict[str, Link] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+        self._load: dict[str, int] = dict.fromkeys(self._node_ids, 0)
+        self._down_until: dict[str, float] = {}
+        self._keys: dict[str, KeyDescription] = {}
+        self._nonces: dict[tuple[str, str], deque[SigningCommitments]] = {}
+        self._nonce_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._presignatures: dict[str, deque[PresignatureInfo]] = {}
+        self._presign_locks: dict[str, asyncio.Lock] = {}
+        self._rng = _OsRandom()
+        self._frost_batches: dict[str, Coalescer[_Item, bytes]] = {}
+        self._ecdsa_batches: dict[tuple[str, str], Coalescer[_Item, EcdsaSignature]] = {}
 
     async def __aenter__(self) -> Coordinator:
         return self
@@ -105,58 +223,147 @@ class Coordinator:
         await self.close()
 
     async def close(self) -> None:
-        clients, self._clients = self._clients, {}
-        await asyncio.gather(*(client.close() for client in clients.values()))
+        links, self._links = self._links, {}
+        await asyncio.gather(*(link.close() for link in links.values()))
 
     @property
     def node_ids(self) -> list[str]:
-        return sorted(self._nodes)
+        return list(self._node_ids)
 
-    async def node(self, node_id: str) -> NodeClient:
-        """The (verified) client for ``node_id``, connecting on first use."""
-        client = self._clients.get(node_id)
-        if client is None:
-            address = self._nodes.get(node_id)
-            if address is None:
-                raise ClientError(f"unknown node {node_id!r}")
-            channel = await NodeChannel.open(
-                node_id,
-                address.host,
-                address.port,
-                trust=self._trust,
-                credentials=self._credentials,
-            )
-            client = self._clients[node_id] = NodeClient(channel)
-        return client
+    # -- links ----------------------------------------------------------------------------
+
+    async def link(self, node_id: str) -> Link:
+        """The verified link to ``node_id``, (re)connecting when there is none or it broke."""
+        if node_id not in self._load:
+            raise InvalidInputError(f"unknown node {node_id!r}")
+        link = self._links.get(node_id)
+        if link is not None and not link.broken:
+            return link
+        async with self._opening.setdefault(node_id, asyncio.Lock()):
+            link = self._links.get(node_id)
+            if link is not None and not link.broken:
+                return link
+            if link is not None:
+                await self.forget(node_id)
+            try:
+                link = self._links[node_id] = await self._connect(node_id)
+            except ChannelError:
+                self._down_until[node_id] = time.monotonic() + DOWN_SECONDS
+                raise
+            self._down_until.pop(node_id, None)
+            return link
 
     async def forget(self, node_id: str) -> None:
-        """Drop a node's channel (e.g. after it restarted: the next use reconnects)."""
-        client = self._clients.pop(node_id, None)
-        if client is not None:
-            await client.close()
+        """Drop a node's link and whatever it held for us (its nonces die with its boot)."""
+        link = self._links.pop(node_id, None)
+        for slot in [s for s in self._nonces if s[1] == node_id]:
+            del self._nonces[slot]
+        if link is not None:
+            await link.close()
 
-    async def _reachable(self, node_ids: Iterable[str]) -> dict[str, NodeClient]:
+    async def _call(self, node_id: str, request: Request, expected: type[_R]) -> _R:
+        link = await self.link(node_id)
+        self._load[node_id] += 1
+        try:
+            reply = await link.request(request)
+        except ChannelError:
+            await self.forget(node_id)
+            raise
+        finally:
+            self._load[node_id] -= 1
+        if not isinstance(reply, expected):
+            raise ProtocolError(f"{node_id} answered {request.OP} with {reply.OP}", culprit=node_id)
+        return reply
+
+    async def _retry_once(self, name: str, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``attempt``; after a broken channel or spent nonces, forget what the failure
+        showed to be stale and run it once more (callers only pass attempts safe to repeat)."""
+        try:
+            return await attempt()
+        except ChannelError as error:
+            self._drop_key_state(name, error.node_id)
+        except RemoteError as error:
+            if error.error_code not in (ErrorCode.NONCE_UNKNOWN, ErrorCode.BUSY):
+                raise
+            self._drop_key_state(name, error.node_id)
+        return await attempt()
+
+    def _drop_key_state(self, name: str, node_id: str | None = None) -> None:
+        """Forget ``name``'s nonces held for ``node_id`` (every node's when None) and its pooled
+        presignatures (any presigner may be the one that lost them)."""
+        for slot in [s for s in self._nonces if s[0] == name and node_id in (None, s[1])]:
+            del self._nonces[slot]
+        self._presignatures.pop(name, None)
+
+    async def _choose(
+        self, key: KeyDescription, needed: int, explicit: Sequence[str] | None
+    ) -> list[str]:
+        """``needed`` holders with a working link: the least loaded first (ties at random)."""
+        if explicit is not None:
+            unknown = [n for n in explicit if n not in key.holders]
+            if unknown:
+                raise InvalidInputError(f"not holders of {key.name!r}: {', '.join(unknown)}")
+            if len(set(explicit)) != needed:
+                raise InvalidInputError(
+                    f"{key.suite.name} signs with exactly {needed} distinct nodes"
+                )
+            for node_id in explicit:
+                await self.link(node_id)
+            return sorted(set(explicit))
+        now = time.monotonic()
+        candidates = sorted(
+            key.holders,
+            key=lambda n: (self._down_until.get(n, 0.0) > now, self._load[n], random.random()),  # noqa: S311 -- load spreading, not security
+        )
+        chosen: list[str] = []
+        failures: dict[str, ChannelError] = {}
+        for node_id in candidates:
+            if len(chosen) == needed:
+                break
+            try:
+                await self.link(node_id)
+            except ChannelError as error:
+                failures[node_id] = error
+                continue
+            chosen.append(node_id)
+        if len(chosen) < needed:
+            raise _unavailable(
+                f"{len(chosen)} holder(s) of {key.name!r} reachable; {needed} needed",
+                failures,
+                have=len(chosen),
+                need=needed,
+            )
+        return sorted(chosen)
+
+    async def _reachable(self, node_ids: Iterable[str]) -> list[str]:
+        """The nodes a link opens to; none at all is :class:`UnavailableError` with each
+        node's reason (or the :class:`BindingError` itself when attestation was refused)."""
         ids = list(node_ids)
-        results = await asyncio.gather(*(self.node(i) for i in ids), return_exceptions=True)
-        reachable = {}
+        results = await asyncio.gather(*(self.link(i) for i in ids), return_exceptions=True)
+        reachable = []
+        failures: dict[str, ChannelError] = {}
         for node_id, result in zip(ids, results, strict=True):
-            if isinstance(result, NodeClient):
-                reachable[node_id] = result
-            elif not isinstance(result, ChannelError):
+            if isinstance(result, ChannelError):
+                failures[node_id] = result
+                continue
+            if isinstance(result, BaseException):
                 raise result
+            reachable.append(node_id)
+        if not reachable:
+            raise _unavailable("no node is reachable", failures, have=0, need=1)
         return reachable
 
-    async def _fresh(self, node_ids: Sequence[str]) -> dict[str, NodeClient]:
-        """Clients whose channel documents are fresh enough to be relayed to peers."""
+    async def _fresh(self, node_ids: Sequence[str]) -> dict[str, Link]:
+        """Links whose documents are fresh enough to be relayed to peers."""
         for node_id in node_ids:
-            client = self._clients.get(node_id)
-            if client is not None and (
-                time.monotonic() - client.channel.opened_at > DOCUMENT_REFRESH_SECONDS
-            ):
-                await self.forget(node_id)
-        return {i: await self.node(i) for i in node_ids}
+            link = self._links.get(node_id)
+            if link is not None and time.monotonic() - link.opened_at > DOCUMENT_REFRESH_SECONDS:
+                del self._links[node_id]  # new requests go to a new channel; its own requests
+                await link.retire()  # in flight still get their answers
+        links = await asyncio.gather(*(self.link(i) for i in node_ids))
+        return dict(zip(node_ids, links, strict=True))
 
-    # -- key creation -------------------------------------------------------------------
+    # -- key creation ---------------------------------------------------------------------
 
     async def create_key(
         self,
@@ -168,95 +375,155 @@ class Coordinator:
         policy: ApprovalPolicy | None = None,
     ) -> KeyDescription:
         """Run a DKG among ``nodes`` (default: every node). ``threshold`` is the polynomial degree
-        t (t+1 nodes sign); default: a majority signs (t = (n-1)//2). ``policy``: approvals the
-        nodes will require, fixed for the key's life (bound into the DKG, sealed with each share).
+        t (t+1 nodes sign; 2t+1 for ECDSA); default: the largest t the suite allows on n nodes
+        with a majority signing. ``policy``: approvals the nodes will require, fixed for the
+        key's life (bound into the DKG, sealed with each share). Never retried: a failed
+        creation leaves nothing sealed, and the caller may simply run it again.
         """
+        try:
+            kind = key_suite(suite)
+        except MpcError as error:
+            raise InvalidInputError(str(error)) from None
+        participants = sorted(nodes or self._node_ids)
+        n = len(participants)
+        t = (n - 1) // 2 if threshold is None else threshold
+        try:
+            kind.check_committee(t, n)
+        except MpcError as error:
+            raise InvalidInputError(str(error)) from None
         encoded_policy = b"" if policy is None else policy.encode()
-        participants = sorted(nodes or self._nodes)
-        t = (len(participants) - 1) // 2 if threshold is None else threshold
-        clients = await self._fresh(participants)
-        documents = {i: client.channel.document for i, client in clients.items()}
+        links = await self._fresh(participants)
+        documents = {i: link.document for i, link in links.items()}
         session_id = os.urandom(32)
-        replies = await asyncio.gather(
-            *(
-                c.key_create(name, suite, t, session_id, documents, policy=encoded_policy)
-                for c in clients.values()
-            )
-        )
-        outboxes = {i: reply.outbox for i, reply in zip(clients, replies, strict=True)}
+        request = KeyCreate(name, kind.name, t, session_id, documents, encoded_policy)
+        replies = await asyncio.gather(*(self._call(i, request, DkgOutbox) for i in participants))
+        outboxes = {i: reply.outbox for i, reply in zip(participants, replies, strict=True)}
+        answers: list[Reply] = []
         for round_ in range(1, DKG_ROUNDS + 1):
-            for sender, outbox in outboxes.items():
-                if set(outbox) != set(participants) - {sender}:
-                    raise ProtocolError(f"{sender}'s round-{round_} outbox is misaddressed")
-            inboxes = {
-                i: [outboxes[sender][i] for sender in participants if sender != i]
-                for i in participants
-            }
-            answers = await asyncio.gather(
-                *(clients[i].dkg_step(name, inboxes[i]) for i in participants)
+            inboxes = self._route(outboxes, participants, f"DKG round {round_}")
+            answers = list(
+                await asyncio.gather(*(self._dkg_step(i, name, inboxes[i]) for i in participants))
             )
             if round_ < DKG_ROUNDS:
                 outboxes = {}
                 for i, answer in zip(participants, answers, strict=True):
                     if not isinstance(answer, DkgOutbox):
-                        raise ProtocolError(f"{i} finished the DKG early")
+                        raise ProtocolError(f"{i} finished the DKG early", culprit=i)
                     outboxes[i] = answer.outbox
         packages = set()
         for i, answer in zip(participants, answers, strict=True):
             if not isinstance(answer, KeyCreated):
-                raise ProtocolError(f"{i} did not finish the DKG")
+                raise ProtocolError(f"{i} did not finish the DKG", culprit=i)
             packages.add(answer.public_key_package)
         if len(packages) != 1:
             raise ProtocolError("the nodes finished with different public keys")
-        public = PublicKeyPackage.from_bytes(packages.pop(), GROUPS[suite])
-        return KeyDescription(
-            name, suite, public, {i: n for n, i in enumerate(participants, start=1)}, policy
+        public = PublicKeyPackage.from_bytes(packages.pop(), kind.group)
+        key = KeyDescription(
+            name, kind, public, {i: k for k, i in enumerate(participants, start=1)}, policy
         )
+        self._keys[name] = key
+        return key
 
-    # -- key info -----------------------------------------------------------------------
+    async def _dkg_step(self, node_id: str, name: str, inbox: Sequence[bytes]) -> Reply:
+        link = await self.link(node_id)
+        reply = await link.request(DkgStep(name, tuple(inbox)))
+        if not isinstance(reply, DkgOutbox | KeyCreated):  # pragma: no cover -- REPLIES checks
+            raise ProtocolError(f"{node_id} answered dkg_step with {reply.OP}", culprit=node_id)
+        return reply
 
-    async def describe_key(self, name: str) -> KeyDescription:
-        """The key as every reachable holder reports it; at least t+1 must answer, all agree."""
-        clients = await self._reachable(self._nodes)
+    @staticmethod
+    def _route(
+        outboxes: Mapping[str, Mapping[str, bytes]], parties: Sequence[str], what: str
+    ) -> dict[str, list[bytes]]:
+        """Each party's inbox: one envelope from every other party (an outbox must address
+        exactly the other parties)."""
+        for sender, outbox in outboxes.items():
+            if set(outbox) != set(parties) - {sender}:
+                raise ProtocolError(f"{sender}'s {what} outbox is misaddressed", culprit=sender)
+        return {i: [outboxes[s][i] for s in parties if s != i] for i in parties}
+
+    # -- key description ------------------------------------------------------------------
+
+    async def describe_key(self, name: str, *, refresh: bool = False) -> KeyDescription:
+        """The key as its reachable holders report it (cached; ``refresh`` asks again): at least
+        t+1 must answer, all must agree, and each must sit at its recorded position."""
+        if not refresh and name in self._keys:
+            return self._keys[name]
+        return await self._retry_once(name, lambda: self._describe(name))
+
+    async def _describe(self, name: str) -> KeyDescription:
+        reachable = await self._reachable(self._node_ids)
         results = await asyncio.gather(
-            *(c.key_info(name) for c in clients.values()), return_exceptions=True
+            *(self._call(i, KeyInfo(name), KeyInfoReply) for i in reachable),
+            return_exceptions=True,
         )
-        answers = {}
-        for node_id, result in zip(clients, results, strict=True):
-            if isinstance(result, RemoteError) and result.code == "UnknownKeyError":
+        answers = self._answers(reachable, results)
+        if not answers:
+            raise KeyNotFoundError(name)
+        views = {
+            (a.suite, a.public_key_package, a.policy, a.nodes, a.epoch) for a in answers.values()
+        }
+        if len(views) != 1:
+            raise ProtocolError(f"nodes disagree about key {name!r}")
+        first = next(iter(answers.values()))
+        try:
+            kind = key_suite(first.suite)
+            public = PublicKeyPackage.from_bytes(first.public_key_package, kind.group)
+            policy = ApprovalPolicy.decode(first.policy) if first.policy else None
+        except (MpcError, MalformedMessageError) as error:
+            raise ProtocolError(
+                f"the nodes describe key {name!r} in a way this client refuses: {error}"
+            ) from None
+        if len(answers) < public.threshold + 1:
+            raise UnavailableError(
+                f"only {len(answers)} holder(s) of {name!r} answered; {public.threshold + 1} must agree",
+                have=len(answers),
+                need=public.threshold + 1,
+            )
+        holders = {node_id: a.identifier for node_id, a in answers.items()}
+        if first.nodes:  # recorded holders: each answers at its own position, the rest are known
+            positions = {node_id: index for index, node_id in enumerate(first.nodes, start=1)}
+            for node_id, index in holders.items():
+                if positions.get(node_id) != index:
+                    raise ProtocolError(
+                        f"{node_id} claims party {index} of {name!r}", culprit=node_id
+                    )
+            holders = positions
+        elif len(set(holders.values())) != len(holders):
+            raise ProtocolError(f"two nodes claim the same identifier for {name!r}")
+        holders = {n: i for n, i in holders.items() if n in self._load}  # in this profile
+        key = KeyDescription(name, kind, public, holders, policy, first.epoch)
+        self._keys[name] = key
+        return key
+
+    @staticmethod
+    def _answers(
+        node_ids: Sequence[str], results: Sequence[KeyInfoReply | BaseException]
+    ) -> dict[str, KeyInfoReply]:
+        """The holders' answers: a node without the key or out of reach is no answer."""
+        answers: dict[str, KeyInfoReply] = {}
+        for node_id, result in zip(node_ids, results, strict=True):
+            if isinstance(result, RemoteError) and result.error_code is ErrorCode.UNKNOWN_KEY:
+                continue
+            if isinstance(result, ChannelError):
                 continue
             if isinstance(result, BaseException):
                 raise result
             answers[node_id] = result
-        if not answers:
-            raise ClientError(f"no reachable node holds key {name!r}")
-        if len({(a.suite, a.public_key_package, a.policy) for a in answers.values()}) != 1:
-            raise ProtocolError(f"nodes disagree about key {name!r}")
-        first = next(iter(answers.values()))
-        public = PublicKeyPackage.from_bytes(first.public_key_package, GROUPS[first.suite])
-        if len(answers) < public.threshold + 1:
-            raise ClientError(
-                f"only {len(answers)} node(s) answered for {name!r}; "
-                f"{public.threshold + 1} must agree"
-            )
-        holders = {node_id: a.identifier for node_id, a in answers.items()}
-        if len(set(holders.values())) != len(holders):
-            raise ProtocolError(f"two nodes claim the same identifier for {name!r}")
-        policy = ApprovalPolicy.decode(first.policy) if first.policy else None
-        return KeyDescription(name, first.suite, public, holders, policy)
+        return answers
 
-    def _pick(self, key: KeyDescription, chosen: Sequence[str] | None) -> list[str]:
-        needed = key.public.threshold + 1
-        if chosen is not None:
-            unknown = [n for n in chosen if n not in key.holders]
-            if unknown:
-                raise ClientError(f"not holders of {key.name!r}: {', '.join(unknown)}")
-            if len(set(chosen)) < needed:
-                raise ClientError(f"{needed} distinct nodes are needed")
-            return sorted(set(chosen))
-        return sorted(key.holders)[:needed]
+    async def list_keys(self) -> list[str]:
+        """The names of the keys any reachable node holds."""
+        reachable = await self._reachable(self._node_ids)
+        replies = await asyncio.gather(*(self._call(i, KeyList(), KeyListReply) for i in reachable))
+        return sorted({name for reply in replies for name in reply.names})
 
-    # -- signing ------------------------------------------------------------------------
+    def forget_key(self, name: str) -> None:
+        """Drop the cached description, nonces and presignatures of ``name``."""
+        self._keys.pop(name, None)
+        self._drop_key_state(name)
+
+    # -- FROST signing --------------------------------------------------------------------
 
     async def sign(
         self,
@@ -268,91 +535,149 @@ class Coordinator:
     ) -> bytes:
         """A FROST signature by t+1 holders; verified (and a cheater named) by ``aggregate``.
 
-        ``approvals`` (encoded :class:`~enclave.service.policy.Approval`) go to every signer; each
-        checks them against the key's policy before committing nonces.
+        ``approvals`` (encoded :class:`~wire.approvals.Approval`) go to every signer; each checks
+        them against the key's policy before it signs. Concurrent calls for one key leave as one
+        batch (:mod:`keyshard.client.batching`) unless ``signers`` are named.
         """
-        digest = message_digest(message)
-        key = await self.describe_key(name)
-        suite = FROST_SUITES[key.suite]
-        chosen = self._pick(key, signers)
-        clients = {n: await self.node(n) for n in chosen}
-        session_id = os.urandom(32)
-        raw = await asyncio.gather(
-            *(c.sign_commit(name, session_id, digest, approvals) for c in clients.values())
-        )
-        idents = {n: Identifier.from_int(suite.group, key.holders[n]) for n in chosen}
-        commitments = {}
-        for node_id, data in zip(chosen, raw, strict=True):
-            commitment = SigningCommitments.from_bytes(data)
-            if commitment.suite is not suite or commitment.session_id != session_id:
-                raise ProtocolError(f"{node_id} committed for another suite or session")
-            commitments[idents[node_id]] = commitment
-        package = SigningPackage(suite, session_id, commitments, message)
-        encoded = package.to_bytes()
-        shares = await asyncio.gather(
-            *(c.sign_share(session_id, encoded, approvals) for c in clients.values())
-        )
-        return aggregate(
-            package,
-            {idents[n]: SignatureShare.from_bytes(s) for n, s in zip(chosen, shares, strict=True)},
-            key.public,
-        )
+        if signers is not None:
+            return (await self.sign_many(name, [message], signers=signers, approvals=[approvals]))[
+                0
+            ]
 
-    # -- threshold ECDSA ----------------------------------------------------------------
+        async def run(items: list[_Item]) -> list[bytes]:
+            messages, approvals = _unzip(items)
+            return await self.sign_many(name, messages, approvals=approvals)
 
-    async def presign(self, name: str, *, signers: Sequence[str] | None = None) -> PresignatureInfo:
-        """Run DJNPO20 presigning among 2t+1 holders; the (public) presignature description.
+        return await _coalesced(self._frost_batches, name, run).submit((message, tuple(approvals)))
 
-        The presignature's secret halves stay in the signers' memory (single use, lost on
-        restart); the same 2t+1 nodes must sign with it.
-        """
-        key = await self.describe_key(name)
-        if key.suite != ECDSA_SUITE:
-            raise ClientError(f"key {name!r} is {key.suite}, not {ECDSA_SUITE}")
-        needed = 2 * key.public.threshold + 1
-        chosen = sorted(key.holders)[:needed] if signers is None else self._pick(key, signers)
-        if len(chosen) != needed:
-            raise ClientError(f"exactly {needed} holders presign for {name!r}")
-        clients = await self._fresh(chosen)
-        documents = {i: client.channel.document for i, client in clients.items()}
-        session_id = os.urandom(32)
-        replies = await asyncio.gather(
-            *(clients[i].presign_start(name, session_id, documents) for i in chosen)
-        )
-        outboxes = {i: reply.outbox for i, reply in zip(chosen, replies, strict=True)}
-        finished = await self._relay_presign(name, session_id, clients, outboxes)
-        results = {(answer.presignature_id, answer.big_r) for answer in finished}
-        if len(results) != 1:
-            raise ProtocolError("the presigners disagree about the presignature")
-        presignature_id, big_r = results.pop()
-        group = key.public.group
-        return PresignatureInfo(
-            key.public,
-            tuple(sorted(Identifier.from_int(group, key.holders[n]) for n in chosen)),
-            session_id,
-            presignature_id,
-            group.decode_point(big_r),
-        )
-
-    @staticmethod
-    async def _relay_presign(
+    async def sign_many(
+        self,
         name: str,
-        session_id: bytes,
-        clients: Mapping[str, NodeClient],
-        outboxes: dict[str, Mapping[str, bytes]],
-    ) -> list[Presigned]:
-        """Relay the three presigning rounds' envelopes; every node's final answer."""
-        chosen = sorted(clients)
+        messages: Sequence[bytes],
+        *,
+        signers: Sequence[str] | None = None,
+        approvals: Sequence[Sequence[bytes]] | None = None,
+    ) -> list[bytes]:
+        """FROST signatures over many messages: one request per signer for each
+        :data:`~wire.messages.MAX_BATCH` messages. ``approvals[i]`` are for ``messages[i]``."""
+        approvals = _per_message(messages, approvals)
+        signatures: list[bytes] = []
+        for start in range(0, len(messages), MAX_BATCH):
+            chunk = list(messages[start : start + MAX_BATCH])
+            chunk_approvals = [tuple(a) for a in approvals[start : start + MAX_BATCH]]
+            signatures += await self._retry_once(
+                name,
+                lambda c=chunk, a=chunk_approvals: self._sign_batch(name, c, a, signers),  # type: ignore[misc]
+            )
+        return signatures
+
+    async def _sign_batch(
+        self,
+        name: str,
+        messages: list[bytes],
+        approvals: list[tuple[bytes, ...]],
+        signers: Sequence[str] | None,
+    ) -> list[bytes]:
+        key = await self.describe_key(name)
+        if key.suite.scheme is not Scheme.FROST:
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}: sign it with ECDSA")
+        suite = key.suite.frost_suite()
+        chosen = await self._choose(key, key.suite.signers_needed(key.threshold), signers)
+        pools = await asyncio.gather(*(self._commitments(key, n, len(messages)) for n in chosen))
+        packages = [
+            SigningPackage(
+                suite,
+                PREPROCESSED_SESSION_ID,
+                {key.identifier(n): pool[k] for n, pool in zip(chosen, pools, strict=True)},
+                message,
+            )
+            for k, message in enumerate(messages)
+        ]
+        request = FrostSign(name, tuple(p.to_bytes() for p in packages), tuple(approvals))
+        replies = await asyncio.gather(*(self._call(n, request, SignatureShares) for n in chosen))
+        for node_id, reply in zip(chosen, replies, strict=True):
+            if len(reply.shares) != len(packages):
+                raise ProtocolError(
+                    f"{node_id} signed {len(reply.shares)} of {len(packages)}", culprit=node_id
+                )
+        signatures = []
+        for k, package in enumerate(packages):
+            try:
+                shares = {
+                    key.identifier(n): SignatureShare.from_bytes(reply.shares[k])
+                    for n, reply in zip(chosen, replies, strict=True)
+                }
+                signatures.append(aggregate(package, shares, key.public))
+            except ProtocolAbort as error:
+                raise ProtocolError(
+                    f"signature of {name!r} refused: {error}", culprit=_culprits(key, error)
+                ) from None
+            except MpcError as error:
+                raise ProtocolError(f"signature of {name!r} refused: {error}") from None
+        return signatures
+
+    async def _commitments(
+        self, key: KeyDescription, node_id: str, count: int
+    ) -> list[SigningCommitments]:
+        """``count`` unused commitments of ``node_id`` for ``key`` (fetched in batches)."""
+        slot = (key.name, node_id)
+        async with self._nonce_locks.setdefault(slot, asyncio.Lock()):
+            pool = self._nonces.setdefault(slot, deque())
+            if len(pool) < count:
+                reply = await self._call(
+                    node_id, NonceCommit(key.name, max(count, NONCE_BATCH)), NonceCommitments
+                )
+                suite = key.suite.frost_suite()
+                for encoded in reply.commitments:
+                    try:
+                        commitment = SigningCommitments.from_bytes(encoded)
+                    except MpcError:
+                        raise ProtocolError(
+                            f"{node_id} sent a malformed commitment", culprit=node_id
+                        ) from None
+                    if (
+                        commitment.suite is not suite
+                        or commitment.session_id != PREPROCESSED_SESSION_ID
+                    ):
+                        raise ProtocolError(
+                            f"{node_id} committed for another suite", culprit=node_id
+                        )
+                    pool.append(commitment)
+                if len(pool) < count:
+                    raise ProtocolError(f"{node_id} sent too few commitments", culprit=node_id)
+            return [pool.popleft() for _ in range(count)]
+
+    # -- threshold ECDSA ------------------------------------------------------------------
+
+    async def presign(
+        self, name: str, *, count: int = 1, signers: Sequence[str] | None = None
+    ) -> list[PresignatureInfo]:
+        """Run DJNPO20 presigning of ``count`` presignatures among 2t+1 holders in one run; their
+        (public) descriptions. Their secret halves stay in the presigners' memory (single use,
+        lost on restart); the same 2t+1 nodes must sign with each."""
+        if not 1 <= count <= MAX_PRESIGN_BATCH:
+            raise InvalidInputError(f"a presigning run makes 1..{MAX_PRESIGN_BATCH}")
+        return await self._retry_once(name, lambda: self._presign(name, count, signers))
+
+    async def _presign(
+        self, name: str, count: int, signers: Sequence[str] | None
+    ) -> list[PresignatureInfo]:
+        key = await self.describe_key(name)
+        if key.suite.scheme is not Scheme.ECDSA:
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}, not threshold ECDSA")
+        chosen = await self._choose(key, key.suite.signers_needed(key.threshold), signers)
+        links = await self._fresh(chosen)
+        documents = {i: link.document for i, link in links.items()}
+        session_id = os.urandom(32)
+        start = PresignStart(name, session_id, documents, count)
+        replies = await asyncio.gather(*(self._call(i, start, DkgOutbox) for i in chosen))
+        outboxes = {i: reply.outbox for i, reply in zip(chosen, replies, strict=True)}
+        answers: list[Reply] = []
         for round_ in range(1, PRESIGN_ROUNDS + 1):
-            for sender, outbox in outboxes.items():
-                if set(outbox) != set(chosen) - {sender}:
-                    raise ProtocolError(f"{sender}'s presign round-{round_} outbox is misaddressed")
-            answers = await asyncio.gather(
-                *(
-                    clients[i].presign_step(
-                        name, session_id, [outboxes[s][i] for s in chosen if s != i]
-                    )
-                    for i in chosen
+            inboxes = self._route(outboxes, chosen, f"presign round {round_}")
+            answers = list(
+                await asyncio.gather(
+                    *(self._presign_step(i, name, session_id, inboxes[i]) for i in chosen)
                 )
             )
             outboxes = {
@@ -362,10 +687,67 @@ class Coordinator:
             }
             if round_ < PRESIGN_ROUNDS and len(outboxes) != len(chosen):
                 raise ProtocolError("a node finished presigning early")
-        finished = [a for a in answers if isinstance(a, Presigned)]
-        if len(finished) != len(chosen):
-            raise ProtocolError("a node did not finish presigning")
-        return finished
+        results = set()
+        for node_id, answer in zip(chosen, answers, strict=True):
+            if not isinstance(answer, Presigned) or len(answer.presignature_ids) != count:
+                raise ProtocolError(f"{node_id} did not finish presigning", culprit=node_id)
+            results.add((answer.presignature_ids, answer.big_rs))
+        if len(results) != 1:
+            raise ProtocolError("the presigners disagree about the presignatures")
+        ids, big_rs = results.pop()
+        parties = tuple(sorted(key.identifier(n) for n in chosen))
+        try:
+            return [
+                PresignatureInfo(
+                    key.public,
+                    parties,
+                    presign_batch_session_id(session_id, k),
+                    ids[k],
+                    key.public.group.decode_point(big_rs[k]),
+                )
+                for k in range(count)
+            ]
+        except MpcError as error:
+            raise ProtocolError(f"the presigners sent an invalid nonce point: {error}") from None
+
+    async def _presign_step(
+        self, node_id: str, name: str, session_id: bytes, inbox: Sequence[bytes]
+    ) -> Reply:
+        link = await self.link(node_id)
+        return await link.request(PresignStep(name, session_id, tuple(inbox)))
+
+    async def stock_presignatures(self, name: str, count: int) -> int:
+        """Presign until ``name``'s pool holds at least ``count`` presignatures (in runs of
+        :data:`~wire.messages.MAX_PRESIGN_BATCH`), so later ECDSA signatures are one request per
+        presigner with no presigning on their path. Returns the pool's size."""
+        async with self._presign_locks.setdefault(name, asyncio.Lock()):
+            pool = self._presignatures.setdefault(name, deque())
+            while len(pool) < count:
+                pool.extend(
+                    await self.presign(name, count=min(MAX_PRESIGN_BATCH, count - len(pool)))
+                )
+            return len(pool)
+
+    async def _pooled(self, name: str, count: int) -> list[PresignatureInfo]:
+        """``count`` presignatures of one presigning committee from the pool (refilled in runs
+        of :data:`PRESIGN_BATCH`)."""
+        async with self._presign_locks.setdefault(name, asyncio.Lock()):
+            pool = self._presignatures.setdefault(name, deque())
+            taken: list[PresignatureInfo] = []
+            while len(taken) < count:
+                if not pool:
+                    pool.extend(
+                        await self.presign(
+                            name,
+                            count=min(MAX_PRESIGN_BATCH, max(PRESIGN_BATCH, count - len(taken))),
+                        )
+                    )
+                info = pool.popleft()
+                if taken and info.parties != taken[0].parties:
+                    pool.appendleft(info)
+                    break
+                taken.append(info)
+            return taken
 
     async def sign_ecdsa(
         self,
@@ -376,52 +758,118 @@ class Coordinator:
         approvals: Sequence[bytes] = (),
         path: str = "",
     ) -> EcdsaSignature:
-        """ECDSA-sign SHA-256(``message``) with a presignature (a fresh one unless given).
+        """ECDSA-sign SHA-256(``message``) with a presignature (from the pool unless given).
 
         Every presigner checks the approvals, then takes the presignature out of its pool; the
         combined signature is verified (under the BIP-32 child of ``path`` when one is given),
         low-S normalised and carries its recovery id.
         """
-        info = presignature if presignature is not None else await self.presign(name)
-        key = await self.describe_key(name)
-        names = {Identifier.from_int(key.public.group, i): n for n, i in key.holders.items()}
-        unknown = [p for p in info.parties if p not in names]
-        if unknown:
-            raise ClientError("a presigner no longer reports the key")
-        tweak, _ = derive(key.public.group_public_key, path)
-        request = SigningRequest.create(info, message_digest(message), _OsRandom(), tweak)
-        parties = list(info.parties)
-        clients = [await self.node(names[p]) for p in parties]
-        shares = await asyncio.gather(
-            *(
-                c.ecdsa_sign(
-                    name,
-                    info.presignature_id,
-                    message,
-                    request.entropy,
-                    approvals=approvals,
-                    path=path,
-                )
-                for c in clients
-            )
-        )
-        return combine_ecdsa(
-            info,
-            request,
-            {
-                p: EcdsaSignatureShare.from_bytes(s, key.public.group)
-                for p, s in zip(parties, shares, strict=True)
-            },
-        )
+        if presignature is not None:
+            return (
+                await self._ecdsa_batch(name, [message], [tuple(approvals)], path, [presignature])
+            )[0]
 
-    # -- encryption ---------------------------------------------------------------------
+        async def run(items: list[_Item]) -> list[EcdsaSignature]:
+            messages, approvals = _unzip(items)
+            return await self.sign_ecdsa_many(name, messages, approvals=approvals, path=path)
+
+        batches = _coalesced(self._ecdsa_batches, (name, path), run)
+        return await batches.submit((message, tuple(approvals)))
+
+    async def sign_ecdsa_many(
+        self,
+        name: str,
+        messages: Sequence[bytes],
+        *,
+        approvals: Sequence[Sequence[bytes]] | None = None,
+        path: str = "",
+    ) -> list[EcdsaSignature]:
+        """ECDSA signatures over many messages with pooled presignatures: one request per
+        presigner for each batch. The path is checked before any presignature is taken."""
+        approvals = _per_message(messages, approvals)
+        key = await self.describe_key(name)
+        if key.suite.scheme is not Scheme.ECDSA:
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}, not threshold ECDSA")
+        key.child_public_key(path)  # InvalidInputError for a bad or hardened path
+        out: list[EcdsaSignature] = []
+        index = 0
+        while index < len(messages):
+            count = min(MAX_BATCH, len(messages) - index)
+
+            async def attempt(i: int = index, n: int = count) -> list[EcdsaSignature]:
+                infos = await self._pooled(name, n)
+                return await self._ecdsa_batch(
+                    name,
+                    list(messages[i : i + len(infos)]),
+                    [tuple(a) for a in approvals[i : i + len(infos)]],
+                    path,
+                    infos,
+                )
+
+            signed = await self._retry_once(name, attempt)
+            out += signed
+            index += len(signed)
+        return out
+
+    async def _ecdsa_batch(
+        self,
+        name: str,
+        messages: list[bytes],
+        approvals: list[tuple[bytes, ...]],
+        path: str,
+        infos: list[PresignatureInfo],
+    ) -> list[EcdsaSignature]:
+        key = await self.describe_key(name)
+        try:
+            tweak, _ = derive_keyshard_path(key.public.group_public_key, path)
+        except MpcError as error:
+            raise InvalidInputError(f"BIP-32 path {path!r}: {error}") from None
+        parties = infos[0].parties
+        signers = [key.node_of(p) for p in parties]
+        requests = [
+            SigningRequest.create(info, message_digest(m), self._rng, tweak)
+            for info, m in zip(infos, messages, strict=True)
+        ]
+        request = EcdsaSign(
+            name,
+            tuple(info.presignature_id for info in infos),
+            tuple(messages),
+            tuple(r.entropy for r in requests),
+            tuple(approvals),
+            path,
+        )
+        replies = await asyncio.gather(*(self._call(n, request, SignatureShares) for n in signers))
+        signatures = []
+        for k, (info, signing) in enumerate(zip(infos, requests, strict=True)):
+            try:
+                shares = {
+                    p: EcdsaSignatureShare.from_bytes(reply.shares[k], key.public.group)
+                    for p, reply in zip(parties, replies, strict=True)
+                }
+                signatures.append(combine_ecdsa(info, signing, shares))
+            except IndexError:
+                raise ProtocolError("a presigner returned too few signature shares") from None
+            except ProtocolAbort as error:
+                raise ProtocolError(
+                    f"ECDSA signature of {name!r} refused: {error}", culprit=_culprits(key, error)
+                ) from None
+            except MpcError as error:
+                raise ProtocolError(f"ECDSA signature of {name!r} refused: {error}") from None
+        return signatures
+
+    # -- encryption -----------------------------------------------------------------------
 
     async def encrypt(self, name: str, plaintext: bytes, associated_data: bytes = b"") -> bytes:
         """Client-side encryption to the key's group public key (no node takes part)."""
         key = await self.describe_key(name)
-        return encrypt(
-            key.public.group_public_key, plaintext, _OsRandom(), associated_data
-        ).to_bytes()
+        if not key.suite.decrypts:
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}: it does not decrypt")
+        try:
+            return encrypt(
+                key.public.group_public_key, plaintext, self._rng, associated_data
+            ).to_bytes()
+        except MpcError as error:
+            raise InvalidInputError(str(error)) from None
 
     async def decrypt(
         self,
@@ -433,25 +881,43 @@ class Coordinator:
         approvals: Sequence[bytes] = (),
     ) -> bytes:
         """Threshold decryption: t+1 partials, each checked by its DLEQ proof, then combined."""
+        return await self._retry_once(
+            name, lambda: self._decrypt(name, ciphertext, associated_data, nodes, approvals)
+        )
+
+    async def _decrypt(
+        self,
+        name: str,
+        ciphertext: bytes,
+        associated_data: bytes,
+        nodes: Sequence[str] | None,
+        approvals: Sequence[bytes],
+    ) -> bytes:
         key = await self.describe_key(name)
+        if not key.suite.decrypts:
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}: it does not decrypt")
         group = key.public.group
-        parsed = Ciphertext.from_bytes(ciphertext, group)
-        chosen = self._pick(key, nodes)
+        try:
+            parsed = Ciphertext.from_bytes(ciphertext, group)
+        except MpcError as error:
+            raise InvalidInputError(f"not a ciphertext of key {name!r}: {error}") from None
+        chosen = await self._choose(key, key.threshold + 1, nodes)
         session_id = os.urandom(32)
-        clients = {n: await self.node(n) for n in chosen}
-        partials = await asyncio.gather(
-            *(
-                c.decrypt_partial(name, ciphertext, session_id, associated_data, approvals)
-                for c in clients.values()
-            )
-        )
-        return combine(
-            key.public,
-            parsed,
-            {
-                Identifier.from_int(group, key.holders[n]): PartialDecryption.from_bytes(p, group)
-                for n, p in zip(chosen, partials, strict=True)
-            },
-            session_id,
-            associated_data,
-        )
+        request = DecryptPartial(name, ciphertext, session_id, associated_data, tuple(approvals))
+        replies = await asyncio.gather(*(self._call(n, request, Partial) for n in chosen))
+        try:
+            partials = {
+                key.identifier(n): PartialDecryption.from_bytes(reply.partial, group)
+                for n, reply in zip(chosen, replies, strict=True)
+            }
+            return combine(key.public, parsed, partials, session_id, associated_data)
+        except SecretError:
+            raise InvalidInputError(
+                "the ciphertext does not decrypt: wrong context, or altered or truncated"
+            ) from None
+        except ProtocolAbort as error:
+            raise ProtocolError(
+                f"decryption of {name!r} refused: {error}", culprit=_culprits(key, error)
+            ) from None
+        except MpcError as error:
+            raise ProtocolError(f"decryption of {name!r} refused: {error}") from None

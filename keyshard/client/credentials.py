@@ -14,8 +14,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from enclave.service.identity import self_signed_certificate
 from keyshard.client.errors import CredentialsError
+from wire.tls import self_signed_certificate
 
 __all__ = ["ClientCredentials"]
 

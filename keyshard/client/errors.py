@@ -1,32 +1,80 @@
-"""Errors of the client SDK.
+"""Errors of the client SDK: one tree, each error with a stable ``code`` (like botocore's
+``ClientError``), split as the CLI's exit codes are — the caller's side or the cluster's side.
 
 ::
 
-    ClientError                 base
-    ├── ChannelError            the channel to a node could not be established or broke (node_id)
+    ClientError                 base; ``code`` (str), ``local`` (True: a problem on this machine)
+    ├── LocalError              local: the input or the configuration is wrong (exit 1)
+    │   ├── ConfigurationError  a profile or credentials that are missing, unreadable or malformed
+    │   │   ├── ProfileError
+    │   │   └── CredentialsError
+    │   └── InvalidInputError   bad input detected here: a malformed ciphertext, a wrong context
+    │                           (the AEAD check fails), a hardened or malformed BIP-32 path
+    ├── ChannelError            a node could not be reached or its channel broke (node_id)
     │   └── BindingError        the node's attestation does not bind this channel (node_id, reason)
-    ├── RemoteError             the node refused a request (node_id, code, message)
-    ├── ProtocolError           a node answered with the wrong reply type, or nodes disagree
-    └── CredentialsError        the client's key or certificate is missing or unreadable
+    ├── UnavailableError        fewer reachable holders than the operation needs (have, need)
+    ├── KeyNotFoundError        no reachable node holds the key (name) — distinct from unreachable
+    ├── RemoteError             a node refused a request (node_id, ``code``: wire ErrorCode, message)
+    └── ProtocolError           a node answered out of protocol: the wrong reply, nodes that
+                                disagree, a share or proof that does not verify (culprit if known)
+
+``RemoteError.code`` is the :class:`wire.errors.ErrorCode` the node sent; ``retryable`` says whether
+sending the same request again may succeed.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
+
+from wire.errors import ErrorCode
 
 __all__ = [
     "BindingError",
     "ChannelError",
     "ClientError",
+    "ConfigurationError",
     "CredentialsError",
+    "InvalidInputError",
+    "KeyNotFoundError",
+    "LocalError",
+    "ProfileError",
     "ProtocolError",
     "RemoteError",
+    "UnavailableError",
 ]
 
 
 class ClientError(Exception):
-    pass
+    code: ClassVar[str] = "client_error"
+    local: ClassVar[bool] = False
+
+
+class LocalError(ClientError):
+    code = "local_error"
+    local = True
+
+
+class ConfigurationError(LocalError):
+    code = "configuration"
+
+
+class ProfileError(ConfigurationError):
+    """The profile file is missing, malformed, or inconsistent (its root is not the pinned one)."""
+
+    code = "profile"
+
+
+class CredentialsError(ConfigurationError):
+    code = "credentials"
+
+
+class InvalidInputError(LocalError):
+    code = "invalid_input"
 
 
 class ChannelError(ClientError):
+    code = "unreachable"
+
     def __init__(self, node_id: str, reason: str) -> None:
         super().__init__(f"{node_id}: {reason}")
         self.node_id = node_id
@@ -34,20 +82,44 @@ class ChannelError(ClientError):
 
 
 class BindingError(ChannelError):
-    pass
+    code = "attestation_refused"
+
+
+class UnavailableError(ClientError):
+    code = "unavailable"
+
+    def __init__(self, message: str, *, have: int, need: int) -> None:
+        super().__init__(message)
+        self.have, self.need = have, need
+
+
+class KeyNotFoundError(ClientError):
+    code = "key_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no reachable node holds key {name!r}")
+        self.name = name
 
 
 class RemoteError(ClientError):
-    def __init__(self, node_id: str, code: str, message: str) -> None:
-        super().__init__(f"{node_id} refused: {code}: {message}")
+    """A node's refusal: ``error_code`` is the wire code; ``code`` its text, for printing."""
+
+    code = "remote"
+
+    def __init__(self, node_id: str, error_code: ErrorCode, message: str) -> None:
+        super().__init__(f"{node_id} refused: {error_code.value}: {message}")
         self.node_id = node_id
-        self.code = code
+        self.error_code = error_code
         self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        return self.error_code.retryable
 
 
 class ProtocolError(ClientError):
-    pass
+    code = "protocol"
 
-
-class CredentialsError(ClientError):
-    pass
+    def __init__(self, message: str, *, culprit: str | None = None) -> None:
+        super().__init__(message)
+        self.culprit = culprit

@@ -47,12 +47,12 @@ from attestation.roots import certificate_fingerprint
 from enclave.config import ImageConfig
 from enclave.status import CLIENT_PORT, NodeState, NodeStatus, fetch_status
 from keyshard.client.credentials import ClientCredentials
+from keyshard.client.profile import ClusterProfile, NodeEntry
 from keyshard.dev.cloud import CloudConfig
 from keyshard.dev.hypervisor import VmSpec, read_vm_spec, write_vm_spec
 from keyshard.dev.image import BuiltImage, build_image
 from keyshard.dev.kms_keys import create_node_key, pin_node_key
 from keyshard.dev.node_config import NodeLayout, parent_command, write_parent_config
-from keyshard.dev.profile import ClusterProfile, NodeEntry
 
 __all__ = ["Cluster", "ClusterError", "NodeView"]
 

@@ -48,9 +48,9 @@ from attestation import (
 from enclave.mpc.errors import MpcError
 from enclave.status import NodeState, NodeStatus
 from keyshard.client.channel import NodeChannel, NodeTrust
-from keyshard.client.coordinator import Coordinator
 from keyshard.client.credentials import ClientCredentials
 from keyshard.client.errors import ChannelError, ClientError
+from keyshard.client.sdk import AsyncClient
 from keyshard.dev.cluster import Cluster, ClusterError, NodeView
 
 __all__ = ["DemoFailedError", "act_attestation", "act_cluster", "act_node_service", "run_demo"]
@@ -237,9 +237,10 @@ def act_node_service(narrator: _Narrator, cluster: Cluster) -> None:
 
 async def _node_service(narrator: _Narrator, cluster: Cluster) -> None:
     profile = cluster.profile()
-    async with Coordinator.from_profile(profile, cluster.credentials()) as coordinator:
+    async with AsyncClient(profile, cluster.credentials()) as client:
+        coordinator = client.coordinator
         for node_id in coordinator.node_ids:
-            channel = (await coordinator.node(node_id)).channel
+            channel = await coordinator.link(node_id)
             narrator.ok(
                 f"{node_id}: attested TLS 1.3 channel; its document binds TLS key "
                 f"{channel.binding.tls_spki_sha256.hex()[:16]}... and box key "

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from enclave.config import KMS_PROXY_PORT
-from enclave.service.server import SERVICE_PORT
 from enclave.status import CLIENT_PORT
+from wire.messages import SERVICE_PORT
 
 __all__ = ["NodeLayout", "parent_command", "write_parent_config"]
 

@@ -21,6 +21,7 @@ from attestation.errors import MeasurementError
 from attestation.measure import measure_image
 
 BASE = {
+    "wire/__init__.py": b"",
     "transport/__init__.py": b"",
     "attestation/__init__.py": b"",
     "enclave/__init__.py": b"",

@@ -59,13 +59,6 @@ def _loaded(modules: list[str], prefixes: tuple[str, ...]) -> list[str]:
     ]
 
 
-KEY_CMD_NOT_LAZY = pytest.mark.xfail(
-    strict=True,
-    reason="keyshard/cli/key_cmd.py (being rewritten) still imports the SDK, enclave and "
-    "keyshard.dev at module top; remove this mark once it follows keyshard.cli.main's rules",
-)
-
-
 @pytest.mark.parametrize(
     "argv",
     [
@@ -81,7 +74,7 @@ KEY_CMD_NOT_LAZY = pytest.mark.xfail(
         ["dev", "demo", "--help"],
         ["approver", "--help"],
         ["approver", "keygen", "--help"],
-        pytest.param(["key", "--help"], marks=KEY_CMD_NOT_LAZY),
+        ["key", "--help"],
     ],
     ids=" ".join,
 )

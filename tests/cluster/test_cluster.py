@@ -35,8 +35,8 @@ from enclave.node_state import STATE_BLOB
 from enclave.sealing import Sealer
 from enclave.secretbytes import SecretBytes
 from enclave.status import NodeState
+from keyshard.client.profile import ClusterProfile, ProfileError
 from keyshard.dev.cluster import Cluster, ClusterError
-from keyshard.dev.profile import ClusterProfile, ProfileError
 
 pytestmark = pytest.mark.slow
 

@@ -1,16 +1,22 @@
-"""Shared pieces for the node-service unit tests: an emulated CA and NSMs issuing real documents.
+"""Shared pieces for the node-service tests: emulated NSMs issuing real documents, and an
+in-process cluster of real :class:`~enclave.service.handlers.NodeService` objects.
 
 Documents come from the real emulated NSM (signed by an ephemeral emulated root), so every check
-below runs the real verifier; nothing is mocked.
+runs the real verifier. Each node seals its state with the real :class:`SealedStore` into a
+:class:`DictHost` (the blobs the parent keeps, in a dict). The test plays the untrusted client:
+it relays envelopes between nodes and may tamper with anything it relays. Nothing is mocked.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+import os
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives import serialization
 from nacl.public import PrivateKey
 
 from attestation.emulated_ca import EmulatedCa
@@ -18,8 +24,18 @@ from attestation.nsm.client import NsmClient
 from attestation.nsm.emulated import EmulatedNsm
 from attestation.roots import TrustedRoots
 from attestation.verifier import AttestationVerifier
-from enclave.service.binding import ChannelBinding
+from enclave.mpc.errors import MpcError
+from enclave.mpc.keys import PublicKeyPackage
+from enclave.sealing import SealedStore, Sealer
+from enclave.secretbytes import SecretBytes
+from enclave.service.binding import PeerVerifier
+from enclave.service.errors import ServiceError
+from enclave.service.handlers import NodeService
 from enclave.service.identity import ServiceIdentity
+from wire.binding import ChannelBinding
+from wire.messages import DkgOutbox, DkgStep, ErrorReply, KeyCreate, KeyCreated, Reply, Request
+
+NODES = ("node-1", "node-2", "node-3")
 
 
 def pcrs(tag: bytes) -> dict[int, bytes]:
@@ -48,10 +64,12 @@ class Node:
         return self.nsm.get_attestation_document(payload, nonce, None)
 
 
-def boot(ca: EmulatedCa, node_id: str, image_pcrs: dict[int, bytes] = RELEASED) -> Node:
+def boot(ca: EmulatedCa, node_id: str, image_pcrs: Mapping[int, bytes] = RELEASED) -> Node:
     now = dt.datetime.now(dt.UTC)
     return Node(
-        node_id, NsmClient(EmulatedNsm(ca, image_pcrs)), ServiceIdentity.generate(node_id, now)
+        node_id,
+        NsmClient(EmulatedNsm(ca, dict(image_pcrs))),
+        ServiceIdentity.generate(node_id, now),
     )
 
 
@@ -59,5 +77,141 @@ def verifier_for(ca: EmulatedCa) -> AttestationVerifier:
     return AttestationVerifier(TrustedRoots.of([ca.root_certificate]))
 
 
-def certificate_der(node: Node) -> bytes:
-    return node.identity.certificate.public_bytes(serialization.Encoding.DER)
+def peer_verifier(
+    ca: EmulatedCa,
+    *,
+    verifier: AttestationVerifier | None = None,
+    max_age: dt.timedelta = dt.timedelta(minutes=5),
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    peer_releases: tuple[Mapping[int, bytes], ...] = (),
+) -> PeerVerifier:
+    """A node's check of its peers, trusting ``ca`` and the :data:`RELEASED` image."""
+    return PeerVerifier(verifier or verifier_for(ca), RELEASED, max_age, clock, peer_releases)
+
+
+@dataclass
+class Gate:
+    """Parks every read of one blob: ``reached`` is set once a read waits, ``opened`` lets it go.
+
+    A request that reads the blob stays in flight until the test opens the gate — the way to hold
+    a request open without sleeping."""
+
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class DictHost:
+    """The parent's blob store for one node, in a dict (what the parent keeps is all sealed)."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self._gates: dict[str, Gate] = {}
+
+    async def put_blob(self, name: str, data: bytes) -> None:
+        self.blobs[name] = data
+
+    async def get_blob(self, name: str) -> bytes | None:
+        gate = self._gates.get(name)
+        if gate is not None:
+            gate.reached.set()
+            await gate.opened.wait()
+        return self.blobs.get(name)
+
+    @contextlib.contextmanager
+    def hold(self, name: str) -> Iterator[Gate]:
+        """Park reads of blob ``name`` until the gate opens (or the block ends). Call it inside
+        the event loop that will wait on it."""
+        gate = self._gates[name] = Gate()
+        try:
+            yield gate
+        finally:
+            gate.opened.set()
+            del self._gates[name]
+
+
+#: The outcome of one node's part in a protocol run: its last reply, or the error that ended it.
+Outcome = Reply | ServiceError | MpcError
+
+
+class Cluster:
+    """Real node services with real emulated NSMs and real sealed stores, driven in process."""
+
+    def __init__(self, ca: EmulatedCa, node_ids: Sequence[str] = NODES) -> None:
+        self.ca = ca
+        self.node_ids = tuple(node_ids)
+        self.nodes: dict[str, Node] = {}
+        self.hosts = {node_id: DictHost() for node_id in self.node_ids}
+        self.stores: dict[str, SealedStore] = {}
+        self.services: dict[str, NodeService] = {}
+        self._data_keys = {node_id: SecretBytes(os.urandom(32)) for node_id in self.node_ids}
+        for node_id in self.node_ids:
+            asyncio.run(self.restart(node_id))
+
+    async def restart(self, node_id: str) -> NodeService:
+        """A (new) boot of ``node_id``: a fresh identity and memory, the same sealed blobs."""
+        node = self.nodes[node_id] = boot(self.ca, node_id)
+        sealer = Sealer(self._data_keys[node_id], node_id)
+        store = self.stores[node_id] = SealedStore(sealer, self.hosts[node_id])
+        await store.load()
+        service = self.services[node_id] = NodeService(
+            identity=node.identity,
+            nsm=EmulatedNsm(self.ca, RELEASED),
+            store=store,
+            peers=peer_verifier(self.ca),
+        )
+        return service
+
+    def documents(self, node_ids: Sequence[str] | None = None) -> dict[str, bytes]:
+        """A fresh document of each node (all of them unless named), binding its box key."""
+        return {n: self.nodes[n].document() for n in node_ids or self.node_ids}
+
+    async def refusal(self, node_id: str, request: Request) -> ErrorReply:
+        """The ``error`` reply ``node_id`` answers ``request`` with (fails if it serves it)."""
+        reply = await self.services[node_id].answer(request)
+        assert isinstance(reply, ErrorReply), reply
+        return reply
+
+    async def create(
+        self,
+        name: str,
+        suite: str = "ed25519",
+        *,
+        threshold: int = 1,
+        policies: Mapping[str, bytes] | None = None,
+    ) -> dict[str, Outcome]:
+        """Run a DKG among every node, each handed its own policy if ``policies`` says so (a
+        malicious coordinator); each node's outcome. Stops relaying once a node fails."""
+        documents = self.documents()
+        session = os.urandom(32)
+        outcomes: dict[str, Outcome] = {}
+        for node_id, service in self.services.items():
+            policy = b"" if policies is None else policies[node_id]
+            request = KeyCreate(name, suite, threshold, session, documents, policy)
+            outcomes[node_id] = await _outcome(service.dispatch(request))
+        for _ in range(3):
+            outboxes = {n: o.outbox for n, o in outcomes.items() if isinstance(o, DkgOutbox)}
+            if len(outboxes) < len(self.node_ids):
+                break  # a node failed: an honest coordinator cannot go on
+            for node_id, service in self.services.items():
+                inbox = tuple(outboxes[o][node_id] for o in self.node_ids if o != node_id)
+                outcomes[node_id] = await _outcome(service.dispatch(DkgStep(name, inbox)))
+        return outcomes
+
+    async def create_key(
+        self, name: str, suite: str = "ed25519", policy: bytes = b""
+    ) -> PublicKeyPackage:
+        """Create ``name`` on every node (all with ``policy``); its public key package."""
+        outcomes = await self.create(name, suite, policies=dict.fromkeys(self.node_ids, policy))
+        packages = set()
+        for node_id, outcome in outcomes.items():
+            assert isinstance(outcome, KeyCreated), (node_id, outcome)
+            packages.add(outcome.public_key_package)
+        assert len(packages) == 1  # every node holds a share of the same key
+        return PublicKeyPackage.from_bytes(packages.pop())
+
+
+async def _outcome(reply: Awaitable[Reply]) -> Outcome:
+    try:
+        return await reply
+    except (ServiceError, MpcError) as error:
+        return error

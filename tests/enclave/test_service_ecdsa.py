@@ -1,147 +1,165 @@
-"""Threshold ECDSA through three in-process NodeService objects: DKG, presigning over envelopes,
-signing, single use of presignatures, approvals, and the one-key-one-scheme rule."""
+"""Threshold ECDSA through three in-process NodeService objects: DKG, batched presigning over
+envelopes, batched signing, single use of presignatures, approvals (bound to the BIP-32 child
+key that signs), and the one-key-one-scheme rule."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import hmac
+import logging
 import os
 import time
 
 import coincurve
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from test_service_requests import NODES, Cluster
+from service_fixtures import NODES, Cluster
 
 from attestation.emulated_ca import EmulatedCa
-from enclave.mpc.ecdsa import PresignatureInfo, SignatureShare, SigningRequest, combine
-from enclave.mpc.errors import InvalidParameters, PresignatureReuse
+from enclave.mpc.bip32 import derive_keyshard_path
+from enclave.mpc.ecdsa import (
+    EcdsaSignature,
+    PresignatureInfo,
+    SignatureShare,
+    SigningRequest,
+    combine,
+)
+from enclave.mpc.errors import InvalidParameters
 from enclave.mpc.groups import SECP256K1
 from enclave.mpc.identifiers import Identifier
-from enclave.mpc.keys import PublicKeyPackage
-from enclave.service import server
-from enclave.service.derivation import derive
+from enclave.mpc.keys import KeyShare, PublicKeyPackage
+from enclave.service import handlers
 from enclave.service.errors import (
     ApprovalMismatchError,
     EnvelopeError,
-    MalformedMessageError,
+    NonceUnknownError,
     QuorumNotMetError,
     SessionError,
 )
-from enclave.service.identity import self_signed_certificate
-from enclave.service.messages import (
+from keyshard.client.approvals import public_key_bytes, sign_approval
+from wire import cbor
+from wire.approvals import ApprovalPolicy, Operation, message_digest
+from wire.errors import ErrorCode
+from wire.messages import (
     DecryptPartial,
     DkgOutbox,
-    DkgStep,
     EcdsaSign,
+    ErrorReply,
+    FrostSign,
     KeyCreate,
-    KeyCreated,
     KeyInfo,
     KeyInfoReply,
+    NonceCommit,
     Presigned,
     PresignStart,
     PresignStep,
-    SignatureShareReply,
-    SignCommit,
+    SignatureShares,
+    presign_batch_session_id,
 )
-from enclave.service.policy import ApprovalPolicy, Operation, message_digest
-from keyshard.client.approvals import public_key_bytes, sign_approval
 
 SUITE = "ecdsa-secp256k1"
+PARTIES = tuple(Identifier.from_int(SECP256K1, i) for i in (1, 2, 3))
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Cluster:
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = self_signed_certificate(key, "client", dt.datetime.now(dt.UTC)).public_bytes(
-        serialization.Encoding.PEM
-    )
-    return Cluster(EmulatedCa.ephemeral(), pem)
+def ca() -> EmulatedCa:
+    return EmulatedCa.ephemeral()
 
 
-def create(cluster: Cluster, name: str, policy: bytes = b"") -> PublicKeyPackage:
-    documents = {n: node.document() for n, node in cluster.nodes.items()}
+@pytest.fixture(scope="module")
+def cluster(ca: EmulatedCa) -> Cluster:
+    return Cluster(ca)
+
+
+async def presign(
+    cluster: Cluster, name: str, public: PublicKeyPackage, count: int = 1
+) -> list[PresignatureInfo]:
+    """One presigning run of ``count`` among all three holders; the presignatures' descriptions
+    (every node must report the same ids and nonce points)."""
+    documents = cluster.documents()
     session = os.urandom(32)
-
-    async def run() -> dict[str, object]:
-        replies: dict[str, object] = {
-            n: await s.dispatch(KeyCreate(name, SUITE, 1, session, documents, policy))
+    replies = {
+        n: await s.dispatch(PresignStart(name, session, documents, count))
+        for n, s in cluster.services.items()
+    }
+    for _ in range(3):
+        outboxes = {n: r.outbox for n, r in replies.items()}  # type: ignore[attr-defined]
+        replies = {
+            n: await s.dispatch(
+                PresignStep(name, session, tuple(outboxes[o][n] for o in NODES if o != n))
+            )
             for n, s in cluster.services.items()
         }
-        for _ in range(3):
-            outboxes = {n: r.outbox for n, r in replies.items()}  # type: ignore[attr-defined]
-            replies = {
-                n: await s.dispatch(DkgStep(name, tuple(outboxes[o][n] for o in NODES if o != n)))
-                for n, s in cluster.services.items()
-            }
-        return replies
+    results = set()
+    for reply in replies.values():
+        assert isinstance(reply, Presigned)
+        results.add((reply.presignature_ids, reply.big_rs))
+    assert len(results) == 1
+    ids, big_rs = results.pop()
+    assert len(ids) == count
+    return [
+        PresignatureInfo(
+            public,
+            PARTIES,
+            presign_batch_session_id(session, k),
+            ids[k],
+            SECP256K1.decode_point(big_rs[k]),
+        )
+        for k in range(count)
+    ]
 
-    replies = asyncio.run(run())
-    assert all(isinstance(r, KeyCreated) for r in replies.values())
-    return PublicKeyPackage.from_bytes(replies["node-1"].public_key_package)  # type: ignore[attr-defined]
 
-
-def presign(cluster: Cluster, name: str, public: PublicKeyPackage) -> PresignatureInfo:
-    documents = {n: node.document() for n, node in cluster.nodes.items()}
-    session = os.urandom(32)
-
-    async def run() -> dict[str, object]:
-        replies: dict[str, object] = {
-            n: await s.dispatch(PresignStart(name, session, documents))
-            for n, s in cluster.services.items()
-        }
-        for _ in range(3):
-            outboxes = {n: r.outbox for n, r in replies.items()}  # type: ignore[attr-defined]
-            replies = {
-                n: await s.dispatch(
-                    PresignStep(name, session, tuple(outboxes[o][n] for o in NODES if o != n))
-                )
-                for n, s in cluster.services.items()
-            }
-        return replies
-
-    replies = asyncio.run(run())
-    assert all(isinstance(r, Presigned) for r in replies.values())
-    assert len({(r.presignature_id, r.big_r) for r in replies.values()}) == 1  # type: ignore[attr-defined]
-    first = replies["node-1"]
-    assert isinstance(first, Presigned)
-    return PresignatureInfo(
-        public,
-        tuple(Identifier.from_int(SECP256K1, i) for i in (1, 2, 3)),
-        session,
-        first.presignature_id,
-        SECP256K1.decode_point(first.big_r),
+def ecdsa_sign(
+    name: str,
+    infos: list[PresignatureInfo],
+    messages: list[bytes],
+    approvals: list[tuple[bytes, ...]] | None = None,
+    path: str = "",
+) -> tuple[EcdsaSign, list[SigningRequest]]:
+    """The batched request and, per item, what the combiner must agree on."""
+    tweak = derive_keyshard_path(infos[0].group_public_key, path)[0]
+    signing = [
+        SigningRequest(info.presignature_id, message_digest(m), os.urandom(32), tweak)
+        for info, m in zip(infos, messages, strict=True)
+    ]
+    request = EcdsaSign(
+        name,
+        tuple(info.presignature_id for info in infos),
+        tuple(messages),
+        tuple(s.entropy for s in signing),
+        tuple(approvals or [()] * len(infos)),
+        path,
     )
+    return request, signing
 
 
-def sign(
+async def sign(
     cluster: Cluster,
     name: str,
-    info: PresignatureInfo,
-    message: bytes,
-    approvals: tuple[bytes, ...] = (),
+    infos: list[PresignatureInfo],
+    messages: list[bytes],
+    approvals: list[tuple[bytes, ...]] | None = None,
     path: str = "",
-) -> tuple[SigningRequest, dict[Identifier, SignatureShare]]:
-    tweak = derive(info.group_public_key, path)[0]
-    request = SigningRequest(info.presignature_id, message_digest(message), os.urandom(32), tweak)
+) -> list[EcdsaSignature]:
+    """Every holder signs the batch; each item's combined (and verified) signature."""
+    request, signing = ecdsa_sign(name, infos, messages, approvals, path)
+    by_item: list[dict[Identifier, SignatureShare]] = [{} for _ in infos]
+    for party, node_id in zip(PARTIES, NODES, strict=True):
+        reply = await cluster.services[node_id].dispatch(request)
+        assert isinstance(reply, SignatureShares)
+        assert len(reply.shares) == len(infos)
+        for k, share in enumerate(reply.shares):
+            by_item[k][party] = SignatureShare.from_bytes(share, SECP256K1)
+    return [
+        combine(info, s, shares)  # verifies with libsecp256k1 or raises
+        for info, s, shares in zip(infos, signing, by_item, strict=True)
+    ]
 
-    async def run() -> dict[Identifier, SignatureShare]:
-        shares = {}
-        for index, node_id in enumerate(NODES, 1):
-            reply = await cluster.services[node_id].dispatch(
-                EcdsaSign(name, info.presignature_id, message, request.entropy, approvals, path)
-            )
-            assert isinstance(reply, SignatureShareReply)
-            shares[Identifier.from_int(SECP256K1, index)] = SignatureShare.from_bytes(
-                reply.share, SECP256K1
-            )
-        return shares
 
-    return request, asyncio.run(run())
+def verifies(public_key: bytes, signature: EcdsaSignature, message: bytes) -> bool:
+    digest = hashlib.sha256(message).digest()
+    return bool(coincurve.PublicKey(public_key).verify(signature.to_der(), digest, hasher=None))
 
 
 def bip32_child(root: bytes, index: int) -> bytes:
@@ -151,50 +169,131 @@ def bip32_child(root: bytes, index: int) -> bytes:
     return coincurve.PublicKey(root).add(digest[:32]).format()
 
 
-def test_presign_sign_combine_verifies_and_recovers(cluster: Cluster) -> None:
-    public = create(cluster, "btc")
-    info = presign(cluster, "btc", public)
-    request, shares = sign(cluster, "btc", info, b"tx 1")
-    signature = combine(info, request, shares)
-    key = coincurve.PublicKey(public.group_public_key.to_bytes())
-    digest = hashlib.sha256(b"tx 1").digest()
-    assert key.verify(signature.to_der(), digest, hasher=None)
-    recovered = coincurve.PublicKey.from_signature_and_message(
-        signature.to_recoverable(), digest, hasher=None
-    )
-    assert recovered.format() == key.format()
+def test_presign_sign_combine_verifies_and_recovers(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
 
-    async def refusals() -> None:
+    async def run() -> None:
+        public = await cluster.create_key("btc", SUITE)
+        (info,) = await presign(cluster, "btc", public)
+        (signature,) = await sign(cluster, "btc", [info], [b"tx 1"])
+        key = public.group_public_key.to_bytes()
+        assert verifies(key, signature, b"tx 1")
+        recovered = coincurve.PublicKey.from_signature_and_message(
+            signature.to_recoverable(), hashlib.sha256(b"tx 1").digest(), hasher=None
+        )
+        assert recovered.format() == key
+
         service = cluster.services["node-2"]
         info_reply = await service.dispatch(KeyInfo("btc"))
         assert isinstance(info_reply, KeyInfoReply)
-        assert info_reply.suite == SUITE
+        assert (info_reply.suite, info_reply.nodes) == (SUITE, NODES)
         # a presignature is used once: a second sign with its id is refused by every node
-        for node in cluster.services.values():
-            with pytest.raises(PresignatureReuse):
-                await node.dispatch(EcdsaSign("btc", info.presignature_id, b"tx 2", bytes(32)))
-        with pytest.raises(InvalidParameters, match="no such presignature"):
-            await service.dispatch(EcdsaSign("btc", b"\x07" * 32, b"tx 2", bytes(32)))
+        again, _ = ecdsa_sign("btc", [info], [b"tx 2"])
+        for node_id, node in cluster.services.items():
+            reply = await cluster.refusal(node_id, again)
+            assert reply.code is ErrorCode.NONCE_UNKNOWN
+            with pytest.raises(NonceUnknownError):
+                await node.dispatch(again)
+        unknown = EcdsaSign("btc", (b"\x07" * 32,), (b"tx 2",), (bytes(32),), ((),))
+        assert (await cluster.refusal("node-2", unknown)).code is ErrorCode.NONCE_UNKNOWN
         # one key, one scheme: no FROST signing, no threshold decryption with an ECDSA key
-        with pytest.raises(SessionError, match="ECDSA only"):
-            await service.dispatch(SignCommit("btc", os.urandom(32), bytes(32)))
-        with pytest.raises(SessionError, match="ECDSA only"):
-            await service.dispatch(DecryptPartial("btc", b"ct", os.urandom(32)))
-        with pytest.raises(SessionError, match="no pending presigning"):
-            await service.dispatch(PresignStep("btc", os.urandom(32), ()))
+        for request in (
+            NonceCommit("btc", 1),
+            FrostSign("btc", (b"package",), ((),)),
+            DecryptPartial("btc", b"ct", os.urandom(32)),
+        ):
+            reply = await cluster.refusal("node-2", request)
+            assert reply.code is ErrorCode.WRONG_SCHEME, request.OP
+            assert "ecdsa-secp256k1 key" in reply.message
+        step = await cluster.refusal("node-2", PresignStep("btc", os.urandom(32), ()))
+        assert step.code is ErrorCode.SESSION
 
-    asyncio.run(refusals())
+        # the secrecy canary: no key share appears in any log line
+        secrets_hex = []
+        for store in cluster.stores.values():
+            sealed = await store.get("key-btc")
+            assert sealed is not None
+            share = KeyShare.from_sealed_bytes(cbor.loads(sealed)["share"])
+            secrets_hex.append(share.secret_share.to_bytes().hex())
+        text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+        assert "presigned" in text
+        for secret_hex in secrets_hex:
+            assert secret_hex not in text
+
+    asyncio.run(run())
+
+
+def test_a_presign_batch_gives_distinct_presignatures_each_usable_once(cluster: Cluster) -> None:
+    async def run() -> None:
+        public = await cluster.create_key("batch", SUITE)
+        infos = await presign(cluster, "batch", public, count=3)
+        assert len({i.presignature_id for i in infos}) == 3
+        assert len({i.big_r.to_bytes() for i in infos}) == 3
+        messages = [b"tx a", b"tx b", b"tx c"]
+        # one EcdsaSign per holder signs all three
+        signatures = await sign(cluster, "batch", infos, messages)
+        key = public.group_public_key.to_bytes()
+        for signature, message in zip(signatures, messages, strict=True):
+            assert verifies(key, signature, message)
+        for info in infos:
+            request, _ = ecdsa_sign("batch", [info], [b"tx d"])
+            assert (await cluster.refusal("node-1", request)).code is ErrorCode.NONCE_UNKNOWN
+
+    asyncio.run(run())
+
+
+def test_a_batch_naming_one_presignature_twice_uses_it_up(cluster: Cluster) -> None:
+    async def run() -> None:
+        public = await cluster.create_key("twice", SUITE)
+        first, second = await presign(cluster, "twice", public, count=2)
+        request, _ = ecdsa_sign("twice", [first, first], [b"tx 1", b"tx 2"])
+        assert (await cluster.refusal("node-1", request)).code is ErrorCode.NONCE_UNKNOWN
+        # on node-1 the first presignature is gone for good; the request signed nothing
+        alone, _ = ecdsa_sign("twice", [first], [b"tx 1"])
+        assert (await cluster.refusal("node-1", alone)).code is ErrorCode.NONCE_UNKNOWN
+        (signature,) = await sign(cluster, "twice", [second], [b"tx 2"])
+        assert verifies(public.group_public_key.to_bytes(), signature, b"tx 2")
+
+    asyncio.run(run())
+
+
+def test_concurrent_requests_for_one_presignature_get_one_share(cluster: Cluster) -> None:
+    async def run() -> None:
+        public = await cluster.create_key("race", SUITE)
+        (info,) = await presign(cluster, "race", public)
+        requests = [ecdsa_sign("race", [info], [b"tx %d" % i])[0] for i in range(4)]
+        service = cluster.services["node-1"]
+        replies = await asyncio.gather(*(service.answer(r) for r in requests))
+        assert sum(isinstance(r, SignatureShares) for r in replies) == 1
+        refused = [r for r in replies if isinstance(r, ErrorReply)]
+        assert [r.code for r in refused] == [ErrorCode.NONCE_UNKNOWN] * 3
+
+    asyncio.run(run())
+
+
+def test_presignatures_belong_to_one_key(cluster: Cluster) -> None:
+    async def run() -> None:
+        public = await cluster.create_key("mine", SUITE)
+        await cluster.create_key("yours", SUITE)
+        (info,) = await presign(cluster, "mine", public)
+        request, _ = ecdsa_sign("yours", [info], [b"tx"])
+        assert (await cluster.refusal("node-1", request)).code is ErrorCode.NONCE_UNKNOWN
+        (signature,) = await sign(cluster, "mine", [info], [b"tx"])  # still good for its key
+        assert verifies(public.group_public_key.to_bytes(), signature, b"tx")
+
+    asyncio.run(run())
 
 
 def test_a_tampered_presign_envelope_fails_the_run(cluster: Cluster) -> None:
-    create(cluster, "eth")
-    documents = {n: node.document() for n, node in cluster.nodes.items()}
-    session = os.urandom(32)
-
     async def run() -> None:
+        await cluster.create_key("eth", SUITE)
+        documents = cluster.documents()
+        session = os.urandom(32)
         outboxes = {}
         for n, s in cluster.services.items():
-            reply = await s.dispatch(PresignStart("eth", session, documents))
+            reply = await s.dispatch(PresignStart("eth", session, documents, 2))
             assert isinstance(reply, DkgOutbox)
             outboxes[n] = dict(reply.outbox)
         envelope = bytearray(outboxes["node-1"]["node-2"])
@@ -205,6 +304,14 @@ def test_a_tampered_presign_envelope_fails_the_run(cluster: Cluster) -> None:
             await cluster.services["node-2"].dispatch(PresignStep("eth", session, inbox))
         with pytest.raises(SessionError, match="no pending presigning"):  # failed for good
             await cluster.services["node-2"].dispatch(PresignStep("eth", session, inbox))
+        # envelopes replayed into another presigning run are refused too
+        other = os.urandom(32)
+        for s in cluster.services.values():
+            await s.dispatch(PresignStart("eth", other, documents, 2))
+        replay = tuple(outboxes[o]["node-3"] for o in NODES if o != "node-3")
+        replayed = await cluster.refusal("node-3", PresignStep("eth", other, replay))
+        assert replayed.code is ErrorCode.ENVELOPE
+        assert "another key or session" in replayed.message
 
     asyncio.run(run())
 
@@ -214,59 +321,81 @@ def test_ecdsa_signing_honours_the_approval_policy(cluster: Cluster) -> None:
     policy = ApprovalPolicy(
         tuple(public_key_bytes(k) for k in approvers), 2, frozenset({Operation.SIGN})
     )
-    public = create(cluster, "cold", policy.encode())
-    info = presign(cluster, "cold", public)
 
-    async def refused() -> None:
-        for node in cluster.services.values():
+    def approve(public: PublicKeyPackage, message: bytes) -> tuple[bytes, ...]:
+        return tuple(
+            sign_approval(
+                k,
+                key_name="cold",
+                group_public_key=public.group_public_key.to_bytes(),
+                operation=Operation.SIGN,
+                digest=message_digest(message),
+                not_after=int(time.time()) + 60,
+            ).encode()
+            for k in approvers
+        )
+
+    async def run() -> None:
+        public = await cluster.create_key("cold", SUITE, policy.encode())
+        infos = await presign(cluster, "cold", public, count=2)
+        for node_id in NODES:
+            request, _ = ecdsa_sign("cold", infos[:1], [b"tx"])
+            assert (await cluster.refusal(node_id, request)).code is ErrorCode.QUORUM_NOT_MET
             with pytest.raises(QuorumNotMetError):
-                await node.dispatch(EcdsaSign("cold", info.presignature_id, b"tx", bytes(32)))
+                await cluster.services[node_id].dispatch(request)
+            # one item of a batch unapproved: the whole batch is refused before any
+            # presignature is touched
+            partly, _ = ecdsa_sign("cold", infos, [b"tx", b"tx 2"], [approve(public, b"tx"), ()])
+            assert (await cluster.refusal(node_id, partly)).code is ErrorCode.QUORUM_NOT_MET
+            # approvals are per item: swapped, they are for another message
+            swapped, _ = ecdsa_sign(
+                "cold", infos, [b"tx", b"tx 2"], [approve(public, b"tx 2"), approve(public, b"tx")]
+            )
+            mismatch = await cluster.refusal(node_id, swapped)
+            assert mismatch.code is ErrorCode.APPROVAL_MISMATCH
+        # every refusal came before the presignatures were touched: both still sign
+        approvals = [approve(public, b"tx"), approve(public, b"tx 2")]
+        signatures = await sign(cluster, "cold", infos, [b"tx", b"tx 2"], approvals)
+        assert verifies(public.group_public_key.to_bytes(), signatures[1], b"tx 2")
 
-    asyncio.run(refused())  # refused before the presignature is touched: it still signs
-    approvals = tuple(
-        sign_approval(
-            k,
-            key_name="cold",
-            group_public_key=public.group_public_key.to_bytes(),
-            operation=Operation.SIGN,
-            digest=message_digest(b"tx"),
-            not_after=int(time.time()) + 60,
-        ).encode()
-        for k in approvers
-    )
-    request, shares = sign(cluster, "cold", info, b"tx", approvals)
-    combine(info, request, shares)  # verifies with libsecp256k1 or raises
+    asyncio.run(run())
 
 
-def test_ecdsa_needs_an_honest_majority_of_holders() -> None:
-    with pytest.raises(MalformedMessageError, match="2t\\+1"):
-        KeyCreate("k", SUITE, 1, b"s" * 32, {"a": b"1", "b": b"2"})
-    KeyCreate("k", "secp256k1", 1, b"s" * 32, {"a": b"1", "b": b"2"})  # FROST: t+1 of n
+def test_ecdsa_needs_an_honest_majority_of_holders(cluster: Cluster) -> None:
+    """The suite registry's rule, checked by each node: threshold ECDSA needs n >= 2t+1."""
+
+    async def run() -> None:
+        two = cluster.documents(("node-1", "node-2"))
+        service = cluster.services["node-1"]
+        with pytest.raises(InvalidParameters, match="n >= 3"):
+            await service.dispatch(KeyCreate("thin", SUITE, 1, os.urandom(32), two))
+        # FROST: t+1 of n, so two holders are enough
+        reply = await service.dispatch(KeyCreate("pair", "secp256k1", 1, os.urandom(32), two))
+        assert isinstance(reply, DkgOutbox)
+
+    asyncio.run(run())
 
 
 def test_unused_presignatures_per_key_are_capped(
     cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    public = create(cluster, "capped")
-    monkeypatch.setattr(server, "MAX_PRESIGNATURES", 1)
-    presign(cluster, "capped", public)
-    documents = {n: node.document() for n, node in cluster.nodes.items()}
+    async def run() -> None:
+        public = await cluster.create_key("capped", SUITE)
+        monkeypatch.setattr(handlers, "MAX_PRESIGNATURES", 2)
+        await presign(cluster, "capped", public, count=2)
+        documents = cluster.documents()
+        request = PresignStart("capped", os.urandom(32), documents)
+        reply = await cluster.refusal("node-1", request)
+        assert reply.code is ErrorCode.BUSY
+        assert reply.code.retryable
+        assert "unused presignatures" in reply.message
 
-    async def attempt() -> None:
-        with pytest.raises(SessionError, match="unused presignatures"):
-            await cluster.services["node-1"].dispatch(
-                PresignStart("capped", os.urandom(32), documents)
-            )
-
-    asyncio.run(attempt())
+    asyncio.run(run())
 
 
 def test_signing_under_a_bip32_child_key(cluster: Cluster) -> None:
     approver = Ed25519PrivateKey.generate()
     policy = ApprovalPolicy((public_key_bytes(approver),), 1, frozenset({Operation.SIGN}))
-    public = create(cluster, "hd", policy.encode())
-    root = public.group_public_key.to_bytes()
-    child = bip32_child(root, 7)
 
     def approval(group_public_key: bytes) -> tuple[bytes, ...]:
         return (
@@ -280,18 +409,31 @@ def test_signing_under_a_bip32_child_key(cluster: Cluster) -> None:
             ).encode(),
         )
 
-    info = presign(cluster, "hd", public)
-
-    async def refused() -> None:  # an approval for the root key does not sign for a child
-        with pytest.raises(ApprovalMismatchError) as caught:
-            await cluster.services["node-1"].dispatch(
-                EcdsaSign("hd", info.presignature_id, b"child tx", bytes(32), approval(root), "m/7")
+    async def run() -> None:
+        public = await cluster.create_key("hd", SUITE, policy.encode())
+        root = public.group_public_key.to_bytes()
+        child, sibling = bip32_child(root, 7), bip32_child(root, 8)
+        (info,) = await presign(cluster, "hd", public)
+        # an approval for the root key, or for another child, does not sign for child 7
+        for wrong in (root, sibling):
+            request, _ = ecdsa_sign("hd", [info], [b"child tx"], [approval(wrong)], "m/7")
+            with pytest.raises(ApprovalMismatchError) as caught:
+                await cluster.services["node-1"].dispatch(request)
+            assert caught.value.field == "group_public_key"
+        # a hardened or malformed path is refused before anything else
+        for path in ("m/7'", "m/x"):
+            request, _ = ecdsa_sign("hd", [info], [b"child tx"], [approval(child)])
+            request = EcdsaSign(
+                "hd",
+                request.presignature_ids,
+                request.messages,
+                request.entropies,
+                request.approvals,
+                path,
             )
-        assert caught.value.field == "group_public_key"
+            assert (await cluster.refusal("node-1", request)).code is ErrorCode.MALFORMED
+        (signature,) = await sign(cluster, "hd", [info], [b"child tx"], [approval(child)], "m/7")
+        assert verifies(child, signature, b"child tx")
+        assert not verifies(root, signature, b"child tx")
 
-    asyncio.run(refused())
-    request, shares = sign(cluster, "hd", info, b"child tx", approval(child), "m/7")
-    signature = combine(info, request, shares)
-    digest = hashlib.sha256(b"child tx").digest()
-    assert coincurve.PublicKey(child).verify(signature.to_der(), digest, hasher=None)
-    assert not coincurve.PublicKey(root).verify(signature.to_der(), digest, hasher=None)
+    asyncio.run(run())

@@ -6,26 +6,21 @@ replay or misaddress, every envelope.
 
 from __future__ import annotations
 
-import os
-
 import cbor2
 import pytest
 from nacl.public import Box, PrivateKey
 
 from enclave.mpc.groups import ED25519, SECP256K1, Group
 from enclave.mpc.keys import KeyShare
+from enclave.mpc.suites import suite_of_group
 from enclave.service.dkg import KeyCreation, KeyCreationPhase
 from enclave.service.envelope import EnvelopeHeader, Envelopes
 from enclave.service.errors import EnvelopeError, SessionError
-from enclave.service.keystore import suite_name
+from enclave.service.handlers import OsRandom
+from wire import cbor
 
 NODES = ("node-1", "node-2", "node-3")
 SESSION = b"k" * 32
-
-
-class OsRandom:
-    def random_bytes(self, n: int) -> bytes:
-        return os.urandom(n)
 
 
 def box_keys() -> dict[str, PrivateKey]:
@@ -43,20 +38,22 @@ def header(sender: str, recipient: str, round_: int = 2, key: str = "k") -> Enve
     return EnvelopeHeader(key, SESSION, round_, sender, recipient)
 
 
-def raw_envelope(by: PrivateKey, to_key: PrivateKey, *, sender: str, to: str) -> bytes:
-    """An envelope sealed by hand, with whatever header a misbehaving peer chooses."""
-    plaintext = cbor2.dumps(
-        {
-            "v": 1,
-            "key": "k",
-            "session": SESSION,
-            "round": 2,
-            "from": sender,
-            "to": to,
-            "body": b"x",
-        },
-        canonical=True,
-    )
+def raw_envelope(
+    by: PrivateKey, to_key: PrivateKey, *, sender: str, to: str, plaintext: bytes | None = None
+) -> bytes:
+    """An envelope sealed by hand, with whatever header (or plaintext) a misbehaving peer chooses."""
+    if plaintext is None:
+        plaintext = cbor.dumps(
+            {
+                "v": 1,
+                "key": "k",
+                "session": SESSION,
+                "round": 2,
+                "from": sender,
+                "to": to,
+                "body": b"x",
+            }
+        )
     return bytes(Box(by, to_key.public_key).encrypt(plaintext))
 
 
@@ -112,11 +109,57 @@ def test_a_sender_claiming_another_identity_is_refused() -> None:
         endpoints(keys)["node-2"].open(envelope, header("", "node-2"))
 
 
+@pytest.mark.parametrize(
+    ("plaintext", "reason"),
+    [
+        # the right header, encoded non-canonically (keys unsorted): one encoding per header
+        (
+            cbor2.dumps(
+                {
+                    "v": 1,
+                    "to": "node-2",
+                    "from": "node-1",
+                    "key": "k",
+                    "session": SESSION,
+                    "round": 2,
+                    "body": b"x",
+                }
+            ),
+            "has a malformed header",
+        ),
+        (cbor.dumps({"v": 2, "key": "k"}), "has a malformed header"),
+        (b"\xff", "has a malformed header"),
+        (
+            cbor.dumps(
+                {
+                    "v": 1,
+                    "key": "k",
+                    "session": SESSION,
+                    "round": 2,
+                    "from": "node-1",
+                    "to": "node-2",
+                    "body": "text",
+                }
+            ),
+            "has no body",
+        ),
+    ],
+    ids=["non-canonical", "other-version", "not-cbor", "text-body"],
+)
+def test_a_malformed_sealed_header_is_refused(plaintext: bytes, reason: str) -> None:
+    keys = box_keys()
+    envelope = raw_envelope(
+        keys["node-1"], keys["node-2"], sender="node-1", to="node-2", plaintext=plaintext
+    )
+    with pytest.raises(EnvelopeError, match=f"from node-1 {reason}"):
+        endpoints(keys)["node-2"].open(envelope, header("", "node-2"))
+
+
 def creations(group: Group, keys: dict[str, PrivateKey]) -> dict[str, KeyCreation]:
     return {
         me: KeyCreation(
             key_name="k",
-            suite=suite_name(group),
+            suite=suite_of_group(group).name,
             group=group,
             threshold=1,
             session_id=SESSION,

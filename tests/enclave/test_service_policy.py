@@ -4,67 +4,60 @@ three in-process NodeService objects (real emulated NSMs, real sealed stores).""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import time
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
-from test_service_requests import NODES, Cluster, OsRandom
+from service_fixtures import NODES, Cluster
 
 from attestation.emulated_ca import EmulatedCa
 from enclave.mpc.decryption.ecies import encrypt
-from enclave.mpc.errors import MpcError, ProtocolAbort
+from enclave.mpc.errors import ProtocolAbort
 from enclave.mpc.frost.ciphersuite import FROST_ED25519_SHA512
-from enclave.mpc.frost.round1 import SigningCommitments
+from enclave.mpc.frost.round1 import PREPROCESSED_SESSION_ID, SigningCommitments
 from enclave.mpc.frost.round2 import SigningPackage
 from enclave.mpc.groups import ED25519
 from enclave.mpc.identifiers import Identifier
-from enclave.mpc.keys import PublicKeyPackage
 from enclave.service.errors import (
     ApprovalExpiredError,
     ApprovalMismatchError,
     ApprovalSignatureError,
     ApprovalUnlistedError,
-    MalformedMessageError,
     QuorumNotMetError,
     UnknownKeyError,
 )
-from enclave.service.identity import self_signed_certificate
+from enclave.service.handlers import OsRandom
 from enclave.service.keystore import KeyStore
-from enclave.service.messages import (
-    Commitments,
-    DecryptPartial,
-    DkgOutbox,
-    DkgStep,
-    KeyCreate,
-    KeyCreated,
-    KeyInfo,
-    KeyInfoReply,
-    Partial,
-    SignatureShareReply,
-    SignCommit,
-    SignShare,
-)
-from enclave.service.policy import (
-    CLOCK_SKEW,
-    Approval,
-    ApprovalPolicy,
-    Operation,
-    approval_statement,
-    check_approvals,
-    decryption_digest,
-    message_digest,
-)
+from enclave.service.policy import check_approvals
 from keyshard.client.approvals import (
     approval_from_json,
     approval_to_json,
     public_key_bytes,
     sign_approval,
+)
+from wire import cbor
+from wire.approvals import (
+    CLOCK_SKEW,
+    Approval,
+    ApprovalPolicy,
+    Operation,
+    approval_statement,
+    decryption_digest,
+    message_digest,
+)
+from wire.errors import ErrorCode, MalformedMessageError
+from wire.messages import (
+    DecryptPartial,
+    FrostSign,
+    KeyInfo,
+    KeyInfoReply,
+    NonceCommit,
+    NonceCommitments,
+    Partial,
+    SignatureShares,
 )
 
 APPROVERS = [Ed25519PrivateKey.generate() for _ in range(3)]
@@ -222,90 +215,79 @@ def ca() -> EmulatedCa:
     return EmulatedCa.ephemeral()
 
 
-@pytest.fixture(scope="module")
-def client_pem() -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    return self_signed_certificate(key, "client", dt.datetime.now(dt.UTC)).public_bytes(
-        serialization.Encoding.PEM
-    )
-
-
-def create(cluster: Cluster, name: str, policies: dict[str, bytes]) -> dict[str, object]:
-    """Run a DKG where each node may be handed its own policy (a malicious coordinator).
-
-    Returns each node's last reply, or the error that ended its creation."""
-    documents = {n: node.document() for n, node in cluster.nodes.items()}
-    session = os.urandom(32)
-
-    async def run() -> dict[str, object]:
-        replies: dict[str, object] = {
-            n: await s.dispatch(KeyCreate(name, "ed25519", 1, session, documents, policies[n]))
-            for n, s in cluster.services.items()
-        }
-        for _ in range(3):
-            outboxes = {n: r.outbox for n, r in replies.items() if isinstance(r, DkgOutbox)}
-            if len(outboxes) < len(NODES):
-                break  # a node failed: the (honest) coordinator cannot go on
-            for n, s in cluster.services.items():
-                try:
-                    replies[n] = await s.dispatch(
-                        DkgStep(name, tuple(outboxes[o][n] for o in NODES if o != n))
-                    )
-                except MpcError as error:
-                    replies[n] = error
-        return replies
-
-    return asyncio.run(run())
-
-
-def test_nodes_given_different_policies_never_create_the_key(
-    ca: EmulatedCa, client_pem: bytes
-) -> None:
-    cluster = Cluster(ca, client_pem)
+def test_nodes_given_different_policies_never_create_the_key(ca: EmulatedCa) -> None:
+    cluster = Cluster(ca)
     lenient = ApprovalPolicy(POLICY.approvers, 1, BOTH).encode()
-    # node-3 alone is told of a weaker policy: every node aborts round one, naming who differs
-    replies = create(
-        cluster, "split", {"node-1": POLICY.encode(), "node-2": POLICY.encode(), "node-3": lenient}
-    )
-    culprits = {}
-    for node_id, reply in replies.items():
-        assert isinstance(reply, ProtocolAbort), node_id
-        culprits[node_id] = sorted(int(c) for c in reply.culprits)
-    assert culprits == {"node-1": [3], "node-2": [3], "node-3": [1, 2]}
-    # a policy on one node and none on the others fails the same way
-    replies = create(cluster, "split2", {"node-1": POLICY.encode(), "node-2": b"", "node-3": b""})
-    assert all(isinstance(r, ProtocolAbort) for r in replies.values())
 
-    async def absent() -> None:
+    async def run() -> None:
+        # node-3 alone is told of a weaker policy: every node aborts round one, naming who differs
+        outcomes = await cluster.create(
+            "split",
+            policies={"node-1": POLICY.encode(), "node-2": POLICY.encode(), "node-3": lenient},
+        )
+        culprits = {}
+        for node_id, outcome in outcomes.items():
+            assert isinstance(outcome, ProtocolAbort), node_id
+            culprits[node_id] = sorted(int(c) for c in outcome.culprits)
+        assert culprits == {"node-1": [3], "node-2": [3], "node-3": [1, 2]}
+        # a policy on one node and none on the others fails the same way
+        outcomes = await cluster.create(
+            "split2", policies={"node-1": POLICY.encode(), "node-2": b"", "node-3": b""}
+        )
+        assert all(isinstance(o, ProtocolAbort) for o in outcomes.values())
         for service in cluster.services.values():
             for name in ("split", "split2"):
                 with pytest.raises(UnknownKeyError):
                     await service.dispatch(KeyInfo(name))
 
-    asyncio.run(absent())
+    asyncio.run(run())
 
 
-def test_every_node_enforces_the_sealed_policy(ca: EmulatedCa, client_pem: bytes) -> None:
-    cluster = Cluster(ca, client_pem)
+async def committed(
+    cluster: Cluster, key: str, signers: tuple[str, ...]
+) -> dict[Identifier, SigningCommitments]:
+    """One fresh preprocessed commitment of each signer, by party identifier."""
+    commitments = {}
+    for node_id in signers:
+        reply = await cluster.services[node_id].dispatch(NonceCommit(key, 1))
+        assert isinstance(reply, NonceCommitments)
+        ident = Identifier.from_int(ED25519, NODES.index(node_id) + 1)
+        commitments[ident] = SigningCommitments.from_bytes(reply.commitments[0])
+    return commitments
+
+
+def frost_package(commitments: dict[Identifier, SigningCommitments], message: bytes) -> bytes:
+    return SigningPackage(
+        FROST_ED25519_SHA512, PREPROCESSED_SESSION_ID, commitments, message
+    ).to_bytes()
+
+
+def test_every_node_enforces_the_sealed_policy(ca: EmulatedCa) -> None:
+    cluster = Cluster(ca)
     encoded = POLICY.encode()
-    replies = create(cluster, "treasury", dict.fromkeys(NODES, encoded))
-    assert all(isinstance(r, KeyCreated) for r in replies.values())
-    public = PublicKeyPackage.from_bytes(replies["node-1"].public_key_package)  # type: ignore[attr-defined]
-    gpk = public.group_public_key.to_bytes()
-    now = int(time.time())
-    good = [approve(k, gpk=gpk, not_after=now + 900) for k in APPROVERS[:2]]
 
     async def use() -> None:
+        public = await cluster.create_key("treasury", "ed25519", encoded)
+        gpk = public.group_public_key.to_bytes()
+        now = int(time.time())
+        good = tuple(approve(k, gpk=gpk, not_after=now + 900) for k in APPROVERS[:2])
+        signers = ("node-1", "node-2")
         for node_id, service in cluster.services.items():
             info = await service.dispatch(KeyInfo("treasury"))
             assert isinstance(info, KeyInfoReply)
             assert info.policy == encoded
-            # no approvals, or one short of the quorum: refused before any nonce is committed
-            for approvals in ((), tuple(good[:1])):
-                with pytest.raises(QuorumNotMetError):
-                    await service.dispatch(
-                        SignCommit("treasury", os.urandom(32), DIGEST, approvals)
-                    )
+            # no approvals, or one short of the quorum: refused (by code, and by type)
+            if node_id in signers:
+                for approvals in ((), good[:1]):
+                    commitments = await committed(cluster, "treasury", signers)
+                    package = frost_package(commitments, b"wire 5 to 42")
+                    request = FrostSign("treasury", (package,), (approvals,))
+                    reply = await cluster.refusal(node_id, request)
+                    assert reply.code is ErrorCode.QUORUM_NOT_MET
+                    commitments = await committed(cluster, "treasury", signers)
+                    package = frost_package(commitments, b"wire 5 to 42")
+                    with pytest.raises(QuorumNotMetError):
+                        await service.dispatch(FrostSign("treasury", (package,), (approvals,)))
             ct = encrypt(public.group_public_key, b"payroll", OsRandom(), b"ad").to_bytes()
             with pytest.raises(QuorumNotMetError):
                 await service.dispatch(DecryptPartial("treasury", ct, os.urandom(32), b"ad", ()))
@@ -314,75 +296,86 @@ def test_every_node_enforces_the_sealed_policy(ca: EmulatedCa, client_pem: bytes
                 approve(k, gpk=gpk, op=Operation.DECRYPT, digest=digest, not_after=now + 900)
                 for k in APPROVERS[1:]
             )
-            with pytest.raises(ApprovalMismatchError):  # approved for another context
-                await service.dispatch(
-                    DecryptPartial("treasury", ct, os.urandom(32), b"other", approvals)
-                )
-            reply = await service.dispatch(
+            other_context = DecryptPartial("treasury", ct, os.urandom(32), b"other", approvals)
+            mismatch = await cluster.refusal(node_id, other_context)  # approved for "ad"
+            assert mismatch.code is ErrorCode.APPROVAL_MISMATCH
+            sign_approvals = DecryptPartial("treasury", ct, os.urandom(32), b"ad", good)
+            assert (await cluster.refusal(node_id, sign_approvals)).code is (
+                ErrorCode.APPROVAL_MISMATCH  # approvals to sign do not decrypt
+            )
+            partial = await service.dispatch(
                 DecryptPartial("treasury", ct, os.urandom(32), b"ad", approvals)
             )
-            assert isinstance(reply, Partial), node_id
+            assert isinstance(partial, Partial), node_id
 
-        async def commit(session: bytes) -> dict[Identifier, SigningCommitments]:
-            commitments = {}
-            for node_id, index in (("node-1", 1), ("node-2", 2)):
-                reply = await cluster.services[node_id].dispatch(
-                    SignCommit("treasury", session, DIGEST, tuple(good))
-                )
-                assert isinstance(reply, Commitments)
-                commitments[Identifier.from_int(ED25519, index)] = SigningCommitments.from_bytes(
-                    reply.commitments
-                )
-            return commitments
-
-        # approved for one message, a package for another: refused at sign_share
-        session = os.urandom(32)
-        package = SigningPackage(
-            FROST_ED25519_SHA512, session, await commit(session), b"wire 5000 to 42"
-        )
+        # approved for one message, a package for another: refused, checked against the
+        # package's own message
+        commitments = await committed(cluster, "treasury", signers)
+        other = frost_package(commitments, b"wire 5000 to 42")
         with pytest.raises(ApprovalMismatchError) as caught:
-            await cluster.services["node-1"].dispatch(
-                SignShare(session, package.to_bytes(), tuple(good))
-            )
-        assert (caught.value.index, caught.value.field) == (None, "message")
+            await cluster.services["node-1"].dispatch(FrostSign("treasury", (other,), (good,)))
+        assert (caught.value.index, caught.value.field) == (0, "digest")
+        # the refusal used up node-1's nonce all the same: the approved message cannot reuse it
+        approved = frost_package(commitments, b"wire 5 to 42")
+        reuse = await cluster.refusal("node-1", FrostSign("treasury", (approved,), (good,)))
+        assert reuse.code is ErrorCode.NONCE_UNKNOWN
         # the approved message signs
-        session = os.urandom(32)
-        package = SigningPackage(
-            FROST_ED25519_SHA512, session, await commit(session), b"wire 5 to 42"
-        )
-        for node_id in ("node-1", "node-2"):
-            reply = await cluster.services[node_id].dispatch(
-                SignShare(session, package.to_bytes(), tuple(good))
+        approved = frost_package(await committed(cluster, "treasury", signers), b"wire 5 to 42")
+        for node_id in signers:
+            shares = await cluster.services[node_id].dispatch(
+                FrostSign("treasury", (approved,), (good,))
             )
-            assert isinstance(reply, SignatureShareReply)
+            assert isinstance(shares, SignatureShares)
+
         # the policy is sealed with the share: a fresh key store (a restart) reads it back
         restarted = KeyStore(cluster.stores["node-3"])
-        assert await restarted.policy("treasury") == POLICY
+        stored = await restarted.stored("treasury")
+        assert stored.policy == POLICY
         # a share sealed before policies existed (the bare share encoding) loads with no policy
-        share = await restarted.load("treasury")
-        await cluster.stores["node-3"].put("key-legacy", share.to_sealable_bytes())
-        assert await restarted.policy("legacy") is None
-        assert (await restarted.load("legacy")).public == share.public
+        await cluster.stores["node-3"].put("key-legacy", stored.share.to_sealable_bytes())
+        legacy = await KeyStore(cluster.stores["node-3"]).stored("legacy")
+        assert legacy.policy is None
+        assert legacy.suite.name == "ed25519"
+        assert legacy.share.public == stored.share.public
 
     asyncio.run(use())
 
 
-def test_sign_share_rechecks_the_approvals(ca: EmulatedCa, client_pem: bytes) -> None:
-    cluster = Cluster(ca, client_pem)
-    replies = create(cluster, "vault", dict.fromkeys(NODES, POLICY.encode()))
-    public = PublicKeyPackage.from_bytes(replies["node-1"].public_key_package)  # type: ignore[attr-defined]
-    gpk = public.group_public_key.to_bytes()
-    good = tuple(
-        approve(k, name="vault", gpk=gpk, not_after=int(time.time()) + 900) for k in APPROVERS[:2]
-    )
-    service = cluster.services["node-1"]
+def test_frost_sign_checks_each_items_approvals_against_its_package(ca: EmulatedCa) -> None:
+    cluster = Cluster(ca)
 
     async def attempt() -> None:
-        session = os.urandom(32)
-        reply = await service.dispatch(SignCommit("vault", session, DIGEST, good))
-        assert isinstance(reply, Commitments)
-        with pytest.raises(QuorumNotMetError):
-            await service.dispatch(SignShare(session, b"package", good[:1]))
+        public = await cluster.create_key("vault", "ed25519", POLICY.encode())
+        gpk = public.group_public_key.to_bytes()
+        not_after = int(time.time()) + 900
+
+        def approvals(message: bytes) -> tuple[bytes, ...]:
+            digest = message_digest(message)
+            return tuple(
+                approve(k, name="vault", gpk=gpk, digest=digest, not_after=not_after)
+                for k in APPROVERS[:2]
+            )
+
+        signers = ("node-1", "node-2")
+        messages = [b"pay 1", b"pay 2"]
+        for given_approvals, code in (
+            ((approvals(b"pay 1"), ()), ErrorCode.QUORUM_NOT_MET),
+            ((approvals(b"pay 1"), approvals(b"pay 1")), ErrorCode.APPROVAL_MISMATCH),
+            ((approvals(b"pay 2"), approvals(b"pay 1")), ErrorCode.APPROVAL_MISMATCH),
+        ):
+            packages = tuple(
+                [frost_package(await committed(cluster, "vault", signers), m) for m in messages]
+            )
+            reply = await cluster.refusal("node-1", FrostSign("vault", packages, given_approvals))
+            assert reply.code is code
+        packages = tuple(
+            [frost_package(await committed(cluster, "vault", signers), m) for m in messages]
+        )
+        request = FrostSign("vault", packages, tuple(approvals(m) for m in messages))
+        for node_id in signers:
+            shares = await cluster.services[node_id].dispatch(request)
+            assert isinstance(shares, SignatureShares)
+            assert len(shares.shares) == 2
 
     asyncio.run(attempt())
 
@@ -416,3 +409,30 @@ def test_valid_policies_round_trip(
         return
     policy = ApprovalPolicy(tuple(approvers), quorum, frozenset(ops))
     assert ApprovalPolicy.decode(policy.encode()) == policy
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-1, 3) | st.binary(max_size=33) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@given(
+    st.fixed_dictionaries(
+        {"v": st.just(1) | _values, "approvers": _values, "quorum": _values, "operations": _values}
+    ),
+    st.sampled_from(["sign", "decrypt"]),
+)
+def test_policy_maps_with_any_field_values_never_escape_the_typed_error(
+    value: dict[str, object], operation: str
+) -> None:
+    """Each field any value of the data model (mixed-type operation lists included): the decoder
+    raises MalformedMessageError, never a TypeError from comparing or hashing them."""
+    for operations in (value["operations"], [operation, value["operations"]]):
+        data = cbor.dumps({**value, "operations": operations})
+        try:
+            policy = ApprovalPolicy.decode(data)
+        except MalformedMessageError:
+            continue
+        assert policy.encode() == data

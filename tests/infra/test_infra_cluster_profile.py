@@ -1,7 +1,7 @@
 """The cluster profile terraform publishes, read by the client's own loader.
 
 infra/ci-checks.sh renders modules/cluster-profile offline and requires it to equal the golden file;
-here the golden file goes through :meth:`keyshard.dev.profile.ClusterProfile.load` and
+here the golden file goes through :meth:`keyshard.client.profile.ClusterProfile.load` and
 :meth:`keyshard.client.coordinator.Coordinator.from_profile`, so a profile format change in the
 client that the module does not follow fails a test instead of a client's first connection.
 """
@@ -15,10 +15,10 @@ import pytest
 
 from enclave.service.server import SERVICE_PORT
 from enclave.status import CLIENT_PORT as STATUS_PORT
-from keyshard.client.coordinator import Coordinator
 from keyshard.client.credentials import ClientCredentials
-from keyshard.client.errors import ClientError
-from keyshard.dev.profile import ClusterProfile, ProfileError
+from keyshard.client.errors import ConfigurationError
+from keyshard.client.profile import ClusterProfile, ProfileError
+from keyshard.client.sdk import AsyncClient
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "data" / "infra" / "cluster_profile_rendered.json"
@@ -83,20 +83,19 @@ def test_malformed_expected_pcrs_are_refused(
         ClusterProfile.load(path)
 
 
-def test_a_coordinator_can_be_built_from_it(tmp_path: Path) -> None:
+def test_an_sdk_client_can_be_built_from_it(tmp_path: Path) -> None:
     credentials = ClientCredentials.load_or_create(tmp_path)
-    Coordinator.from_profile(ClusterProfile.load(GOLDEN), credentials)
+    client = AsyncClient(ClusterProfile.load(GOLDEN), credentials)
+    assert client.coordinator.node_ids == sorted(n.node_id for n in client.profile.nodes)
 
 
-def test_a_node_without_service_endpoint_is_refused_by_the_coordinator(tmp_path: Path) -> None:
+def test_a_node_without_service_endpoint_is_refused_by_the_sdk(tmp_path: Path) -> None:
     document = json.loads(GOLDEN.read_text())
     del document["nodes"][1]["service_endpoint"]
     path = tmp_path / "profile.json"
     path.write_text(json.dumps(document))
-    with pytest.raises(ClientError, match="no service endpoint for b"):
-        Coordinator.from_profile(
-            ClusterProfile.load(path), ClientCredentials.load_or_create(tmp_path)
-        )
+    with pytest.raises(ConfigurationError, match="no service endpoint for b"):
+        AsyncClient(ClusterProfile.load(path), ClientCredentials.load_or_create(tmp_path))
 
 
 def test_another_root_pem_under_the_pinned_fingerprint_is_refused(tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ def test_every_node_module_has_the_same_outputs(node_modules: dict[str, Module])
     assert not {name for name in reference if "peer" in name}
     for module in node_modules.values():
         entry = module.outputs["profile_entry"]["value"]
-        # The fields keyshard/dev/profile.py reads, plus kind and region (ignored by the loader).
+        # The fields keyshard/client/profile.py reads, plus kind and region (ignored by the loader).
         assert set(entry) == {
             "node_id",
             "kind",

@@ -179,3 +179,9 @@ def test_threshold_signature_with_tweak_verifies_under_the_derived_child_key() -
         signature.to_recoverable(), digest, hasher=None
     )
     assert recovered.format() == child.public_key.to_bytes()
+
+
+def test_a_root_key_serialises_to_its_published_xpub() -> None:
+    """BIP-32 test vector 2's master xpub, decoded and encoded again byte for byte."""
+    text = XPUBS["tv2 m"]
+    assert load_xpub(text).to_xpub() == text

@@ -21,10 +21,21 @@ from enclave.mpc.groups import Point, Scalar
 from enclave.mpc.keys import KeyShare
 from enclave.mpc.randomness import RandomSource, draw
 
-__all__ = ["SigningCommitments", "SigningNonces", "commit", "nonce_generate"]
+__all__ = [
+    "PREPROCESSED_SESSION_ID",
+    "SigningCommitments",
+    "SigningNonces",
+    "commit",
+    "nonce_generate",
+]
 
 _KIND = "frost/round1/commitments"
 MAX_SESSION_ID = 64
+#: The session id of nonce pairs committed ahead of any message (RFC 9591 §5.1 may run in
+#: advance: a signer publishes commitments, the coordinator later picks one per signer). Such a
+#: commitment is identified by its own points; a signing package over preprocessed commitments
+#: carries this constant as its session id.
+PREPROCESSED_SESSION_ID = b"keyshard/frost/preprocessed/v1"
 
 
 def check_session_id(session_id: bytes) -> None:

@@ -1,6 +1,7 @@
-"""The cluster profile: what a client needs to reach and trust an emulated cluster's nodes.
+"""The cluster profile: what a client needs to reach and trust a cluster's nodes.
 
-``keyshard dev up`` writes it (``<dir>/profile.json``); clients load it with
+``keyshard dev up`` writes it for an emulated cluster (``<dir>/profile.json``), and the
+Terraform ``cluster-profile`` module renders the same format for a real one; clients load it with
 :meth:`ClusterProfile.load`. It names each node's endpoint and the trust a client must pin before
 talking to any of them: the attestation root (by SHA-256 fingerprint, with its PEM) and the PCR
 sets of the accepted releases. :meth:`ClusterProfile.verifier` and :meth:`ClusterProfile.policy`
@@ -37,6 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from attestation.policy import AttestationPolicy
 from attestation.roots import TrustedRoots, certificate_fingerprint
 from attestation.verifier import AttestationVerifier
+from keyshard.client.errors import ProfileError
 
 __all__ = ["ClusterProfile", "NodeEntry", "ProfileError"]
 
@@ -44,10 +46,6 @@ PROFILE_VERSION = 2
 _SINGLE_SET_VERSION = 1
 #: Every accepted set pins at least these (a release is identified by its code, kernel, app).
 _REQUIRED_PCRS = frozenset({0, 1, 2})
-
-
-class ProfileError(Exception):
-    """The profile file is missing, malformed, or inconsistent (its root is not the pinned one)."""
 
 
 @dataclass(frozen=True, slots=True)

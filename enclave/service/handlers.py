@@ -1,0 +1,446 @@
+"""The node service's request handlers: one request in, one reply out, no sockets.
+
+:meth:`NodeService.dispatch` is the one table of requests this node answers. Handlers touch the
+outside only through the seams they are given — the sealed store (through the parent), the NSM,
+the clock and the randomness — so tests drive the real service in memory, and the TLS connection
+module (:mod:`enclave.service.server`) is the only place that reads and writes bytes. Session
+state lives in its own tables: key creations (:mod:`enclave.service.dkg`), preprocessed FROST
+nonces (:mod:`enclave.service.nonces`), presigning runs (:mod:`enclave.service.presigning`) and
+per-key presignature pools.
+
+Approval policies (:mod:`enclave.service.policy`) are enforced here, by each node on its own,
+before it contributes anything: before a FROST signature share (for the exact message of the
+package), before an ECDSA share (for the message, under the child key of the path) and before a
+partial decryption. A refused request answers an ``error`` reply with the error's wire code
+(:func:`error_reply`); the connection stays usable.
+
+Threshold ECDSA (suite ``ecdsa-secp256k1``): ``presign_start``/``presign_step`` run DJNPO20
+presigning among 2t+1 holders over envelopes, in batches; each finished presignature goes into
+this key's in-memory :class:`~enclave.mpc.ecdsa.PresignaturePool` — never sealed, used at most
+once (``ecdsa_sign`` takes it out of the pool before signing), all lost on restart, which is
+safe: the client presigns again. One key, one scheme: the suite registry says what a key serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from attestation.errors import AttestationError
+from attestation.nsm.client import NsmClient
+from attestation.nsm.raw import RawNsm
+from enclave.errors import EnclaveError
+from enclave.mpc.bip32 import derive_keyshard_path
+from enclave.mpc.decryption.ecies import Ciphertext
+from enclave.mpc.decryption.partial import partial_decrypt
+from enclave.mpc.ecdsa import PresignaturePool, SigningRequest
+from enclave.mpc.ecdsa import sign as ecdsa_sign
+from enclave.mpc.errors import EncodingError, InvalidParameters, MisuseError, MpcError
+from enclave.mpc.frost.round2 import SigningPackage
+from enclave.mpc.frost.round2 import sign as frost_sign
+from enclave.mpc.keys import KeyShare
+from enclave.mpc.suites import KeySuite, Scheme, key_suite
+from enclave.service.binding import PeerVerifier
+from enclave.service.dkg import KeyCreation, KeyCreationPhase
+from enclave.service.errors import (
+    BusyError,
+    KeyExistsError,
+    NonceUnknownError,
+    PeerRefusedError,
+    ServiceError,
+    SessionError,
+    UnexpectedMessageError,
+    UnsupportedError,
+    WrongSchemeError,
+)
+from enclave.service.identity import ServiceIdentity
+from enclave.service.keystore import KeyStore, SealedBlobs, StoredKey
+from enclave.service.nonces import FrostNonces
+from enclave.service.policy import check_approvals
+from enclave.service.presigning import Presigning
+from wire.approvals import ApprovalPolicy, Operation, decryption_digest, message_digest
+from wire.errors import ErrorCode, WireError
+from wire.messages import (
+    DecryptPartial,
+    DkgOutbox,
+    DkgStep,
+    EcdsaSign,
+    ErrorReply,
+    FrostSign,
+    Hello,
+    HelloReply,
+    KeyCreate,
+    KeyCreated,
+    KeyInfo,
+    KeyInfoReply,
+    KeyList,
+    KeyListReply,
+    NonceCommit,
+    NonceCommitments,
+    Partial,
+    Presigned,
+    PresignStart,
+    PresignStep,
+    Reply,
+    Request,
+    SignatureShares,
+)
+
+__all__ = ["NodeService", "OsRandom", "error_reply"]
+
+log = logging.getLogger("enclave.service")
+
+#: A key creation not finished after this long is abandoned: a new KeyCreate may replace it.
+CREATION_TIMEOUT = 120.0
+#: At most this many key creations run at once on a node.
+MAX_CREATIONS = 32
+#: At most this many presigning runs are pending on a node (the oldest is dropped first).
+MAX_PRESIGNING = 64
+#: At most this many unused presignatures are kept per key (memory is the only store).
+MAX_PRESIGNATURES = 1024
+
+
+class OsRandom:
+    """The enclave's randomness for the MPC core (the kernel's CSPRNG; NSM-seeded on Nitro)."""
+
+    def random_bytes(self, n: int) -> bytes:
+        return os.urandom(n)
+
+
+def _code(error: Exception) -> ErrorCode:
+    if isinstance(error, ServiceError | WireError):
+        return error.code
+    if isinstance(error, EncodingError | InvalidParameters):
+        return ErrorCode.MALFORMED  # the caller's bytes or parameters, before any protocol step
+    if isinstance(error, MisuseError):
+        return ErrorCode.NONCE_UNKNOWN  # a nonce or presignature already used
+    if isinstance(error, MpcError):
+        return ErrorCode.PROTOCOL
+    if isinstance(error, AttestationError):
+        return ErrorCode.ATTESTATION
+    return ErrorCode.INTERNAL
+
+
+def error_reply(request: Request, error: Exception) -> ErrorReply:
+    """The ``error`` reply refusing ``request``; logs the refusal (public facts only)."""
+    code = _code(error)
+    log.info(
+        "request refused",
+        extra={"fields": {"event": "request_refused", "op": request.OP, "code": code.value}},
+    )
+    return ErrorReply(code, str(error)[:2000])
+
+
+class NodeService:
+    def __init__(
+        self,
+        *,
+        identity: ServiceIdentity,
+        nsm: RawNsm,
+        store: SealedBlobs,
+        peers: PeerVerifier,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.identity = identity
+        self._node_id = identity.node_id
+        self._nsm = NsmClient(nsm)
+        self._keys = KeyStore(store)
+        self._peers = peers
+        self._rng = OsRandom()
+        self._clock = clock
+        self._creations: dict[str, tuple[float, KeyCreation]] = {}
+        self._reserved: set[str] = set()  # names whose creation is being set up
+        self._nonces = FrostNonces()
+        self._presigning: OrderedDict[tuple[str, bytes], Presigning] = OrderedDict()
+        self._pools: dict[str, PresignaturePool] = {}
+
+    async def hello(self, request: Hello) -> HelloReply:
+        """A fresh NSM document echoing the nonce and binding this boot's TLS and box keys."""
+        binding = self.identity.binding().encode()
+        document = await asyncio.to_thread(
+            self._nsm.get_attestation_document, binding, request.nonce, None
+        )
+        return HelloReply(document)
+
+    async def answer(self, request: Request) -> Reply:
+        """Serve one request; any refusal becomes an ``error`` reply (never an exception)."""
+        try:
+            return await self.dispatch(request)
+        except (ServiceError, WireError, MpcError, AttestationError, EnclaveError) as error:
+            return error_reply(request, error)
+        except Exception as error:  # process boundary of one request: the type only
+            log.error(
+                "request failed",
+                extra={"fields": {"event": "request_failed", "error": type(error).__name__}},
+            )
+            return ErrorReply(ErrorCode.INTERNAL, type(error).__name__)
+
+    async def dispatch(self, request: Request) -> Reply:
+        """Serve one request (the one table of request types this service answers)."""
+        handlers: Mapping[type[Request], Callable[[Any], Awaitable[Reply]]] = {
+            KeyCreate: self._key_create,
+            DkgStep: self._dkg_step,
+            KeyInfo: self._key_info,
+            KeyList: self._key_list,
+            NonceCommit: self._nonce_commit,
+            FrostSign: self._frost_sign,
+            DecryptPartial: self._decrypt_partial,
+            PresignStart: self._presign_start,
+            PresignStep: self._presign_step,
+            EcdsaSign: self._ecdsa_sign,
+        }
+        handler = handlers.get(type(request))
+        if handler is None:
+            raise UnexpectedMessageError(f"{request.OP} is not served here")
+        return await handler(request)
+
+    # -- keys ---------------------------------------------------------------------------
+
+    async def _key_info(self, request: KeyInfo) -> Reply:
+        key = await self._keys.stored(request.key_name)
+        return KeyInfoReply(
+            key.suite.name,
+            int(key.share.identifier),
+            key.share.public.to_bytes(),
+            b"" if key.policy is None else key.policy.encode(),
+            key.nodes,
+            key.epoch,
+        )
+
+    async def _key_list(self, request: KeyList) -> Reply:
+        return KeyListReply(tuple(self._keys.names()))
+
+    async def _key(self, name: str, scheme: Scheme) -> StoredKey:
+        key = await self._keys.stored(name)
+        if key.suite.scheme is not scheme:
+            raise WrongSchemeError(f"key {name!r} is a {key.suite.name} key: no {scheme.value}")
+        return key
+
+    def _approve(
+        self,
+        key_name: str,
+        key: StoredKey,
+        operation: Operation,
+        digest: bytes,
+        approvals: Sequence[bytes],
+        *,
+        group_public_key: bytes | None = None,
+    ) -> None:
+        """Refuse (typed :class:`ApprovalError`) unless the key's sealed policy is satisfied.
+
+        ``group_public_key``: the key that signs when it is not the key itself (a BIP-32 child).
+        """
+        if group_public_key is None:
+            group_public_key = key.share.public.group_public_key.to_bytes()
+        check_approvals(
+            key.policy,
+            approvals,
+            key_name=key_name,
+            group_public_key=group_public_key,
+            operation=operation,
+            digest=digest,
+            now=int(self._clock()),
+        )
+
+    # -- key creation -------------------------------------------------------------------
+
+    async def _key_create(self, request: KeyCreate) -> Reply:
+        name = request.key_name
+        suite = self._suite(request.suite)
+        suite.check_committee(request.threshold, len(request.participants))
+        now = time.monotonic()
+        for other, (started, creation) in list(self._creations.items()):
+            if creation.phase is KeyCreationPhase.FAILED or now - started > CREATION_TIMEOUT:
+                del self._creations[other]  # failed for good, or abandoned by its coordinator
+        if name in self._creations or name in self._reserved:
+            raise SessionError(f"key creation {name!r} is already running")
+        if len(self._creations) + len(self._reserved) >= MAX_CREATIONS:
+            raise BusyError(f"{MAX_CREATIONS} key creations are already running")
+        self._reserved.add(name)  # before the first await: a concurrent KeyCreate is refused
+        try:
+            if await self._keys.exists(name):
+                raise KeyExistsError(name)
+        finally:
+            self._reserved.discard(name)
+        peer_box_keys = self._peer_box_keys(request.participants)
+        creation = KeyCreation(
+            key_name=name,
+            suite=suite.name,
+            group=suite.group,
+            threshold=request.threshold,
+            session_id=request.session_id,
+            me=self._node_id,
+            box_key=self.identity.box_key,
+            peer_box_keys=peer_box_keys,
+            policy=request.policy,
+        )
+        self._creations[name] = (now, creation)
+        log.info(
+            "key creation started",
+            extra={"fields": {"event": "dkg_start", "key": name, "n": len(peer_box_keys) + 1}},
+        )
+        return DkgOutbox(creation.start(self._rng))
+
+    @staticmethod
+    def _suite(name: str) -> KeySuite:
+        try:
+            return key_suite(name)
+        except MpcError as error:
+            raise UnsupportedError(str(error)) from None
+
+    async def _dkg_step(self, request: DkgStep) -> Reply:
+        running = self._creations.get(request.key_name)
+        if running is None:
+            raise SessionError(f"no key creation {request.key_name!r} on this node")
+        creation = running[1]
+        result = creation.step(request.inbox)
+        if isinstance(result, KeyShare):
+            policy = ApprovalPolicy.decode(creation.policy) if creation.policy else None
+            # sealed (share and policy together) before success is reported
+            stored = StoredKey(result, policy, key_suite(creation.suite), creation.nodes)
+            await self._keys.save(request.key_name, stored)
+            del self._creations[request.key_name]
+            log.info(
+                "key created", extra={"fields": {"event": "dkg_done", "key": request.key_name}}
+            )
+            return KeyCreated(result.public.to_bytes())
+        return DkgOutbox(result)
+
+    def _peer_box_keys(self, participants: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Verify every participant's document; their box keys (this node excluded)."""
+        if self._node_id not in participants:
+            raise PeerRefusedError(self._node_id, "this node is not among the participants")
+        bindings = {
+            node_id: self._peers.verify(node_id, document)
+            for node_id, document in sorted(participants.items())
+        }
+        if bindings[self._node_id].box_public_key != bytes(self.identity.box_key.public_key):
+            raise PeerRefusedError(self._node_id, "this node's document is from another boot")
+        return {
+            node_id: binding.box_public_key
+            for node_id, binding in bindings.items()
+            if node_id != self._node_id
+        }
+
+    # -- FROST --------------------------------------------------------------------------
+
+    async def _nonce_commit(self, request: NonceCommit) -> Reply:
+        key = await self._key(request.key_name, Scheme.FROST)
+        commitments = self._nonces.preprocess(
+            request.key_name, key.suite.frost_suite(), key.share, request.count, self._rng
+        )
+        return NonceCommitments(tuple(commitments))
+
+    async def _frost_sign(self, request: FrostSign) -> Reply:
+        """Each package must carry one of this node's unused commitments; the nonces behind it
+        are taken out BEFORE any other check (single use, whatever follows)."""
+        key = await self._key(request.key_name, Scheme.FROST)
+        suite = key.suite.frost_suite()
+        me = key.share.identifier
+        shares = []
+        for package_bytes, approvals in zip(request.packages, request.approvals, strict=True):
+            package = SigningPackage.from_bytes(package_bytes)
+            if package.suite is not suite:
+                raise UnsupportedError("the signing package is for another ciphersuite")
+            mine = package.commitments.get(me)
+            if mine is None:
+                raise SessionError("the signing package carries no commitment of this node")
+            nonces = self._nonces.take(request.key_name, mine)
+            digest = message_digest(package.message)
+            self._approve(request.key_name, key, Operation.SIGN, digest, approvals)
+            shares.append(frost_sign(package, nonces, key.share).to_bytes())
+        return SignatureShares(tuple(shares))
+
+    # -- threshold decryption -----------------------------------------------------------
+
+    async def _decrypt_partial(self, request: DecryptPartial) -> Reply:
+        key = await self._key(request.key_name, Scheme.FROST)
+        digest = decryption_digest(request.ciphertext, request.context)
+        self._approve(request.key_name, key, Operation.DECRYPT, digest, request.approvals)
+        ciphertext = Ciphertext.from_bytes(request.ciphertext, key.share.group)
+        partial = partial_decrypt(key.share, ciphertext, request.session_id, self._rng)
+        return Partial(partial.to_bytes())
+
+    # -- threshold ECDSA ----------------------------------------------------------------
+
+    async def _presign_start(self, request: PresignStart) -> Reply:
+        key = await self._key(request.key_name, Scheme.ECDSA)
+        pool = self._pools.get(request.key_name)
+        pending = sum(
+            run.count
+            for (key_name, _), run in self._presigning.items()
+            if key_name == request.key_name
+        )
+        if (0 if pool is None else len(pool)) + pending + request.count > MAX_PRESIGNATURES:
+            raise BusyError(f"{MAX_PRESIGNATURES} unused presignatures are kept or being made")
+        slot = (request.key_name, request.session_id)
+        if slot in self._presigning:
+            raise SessionError("a presigning run with this id is pending")
+        presigning = Presigning(
+            key_name=request.key_name,
+            session_id=request.session_id,
+            me=self._node_id,
+            key=key,
+            box_key=self.identity.box_key,
+            peer_box_keys=self._peer_box_keys(request.participants),
+            count=request.count,
+        )
+        outbox = presigning.start(self._rng)
+        self._presigning[slot] = presigning
+        while len(self._presigning) > MAX_PRESIGNING:
+            self._presigning.popitem(last=False)
+        return DkgOutbox(outbox)
+
+    async def _presign_step(self, request: PresignStep) -> Reply:
+        slot = (request.key_name, request.session_id)
+        presigning = self._presigning.pop(slot, None)  # any error forgets the run for good
+        if presigning is None:
+            raise SessionError("no pending presigning run with this id")
+        result = presigning.step(request.inbox)
+        if isinstance(result, list):
+            pool = self._pools.setdefault(request.key_name, PresignaturePool())
+            for presignature in result:
+                pool.add(presignature)
+            log.info(
+                "presignatures stored",
+                extra={"fields": {"event": "presigned", "key": request.key_name, "n": len(result)}},
+            )
+            return Presigned(
+                tuple(p.info.presignature_id for p in result),
+                tuple(p.info.big_r.to_bytes() for p in result),
+            )
+        self._presigning[slot] = presigning
+        return DkgOutbox(result)
+
+    async def _ecdsa_sign(self, request: EcdsaSign) -> Reply:
+        """Approvals for every item first, then each presignature is taken out of the pool
+        (never used twice) and signs."""
+        key = await self._key(request.key_name, Scheme.ECDSA)
+        tweak, signing_key = derive_keyshard_path(key.share.public.group_public_key, request.path)
+        digests = [message_digest(message) for message in request.messages]
+        for digest, approvals in zip(digests, request.approvals, strict=True):
+            self._approve(
+                request.key_name,
+                key,
+                Operation.SIGN,
+                digest,
+                approvals,
+                group_public_key=signing_key.to_bytes(),
+            )
+        pool = self._pools.setdefault(request.key_name, PresignaturePool())
+        shares = []
+        for presignature_id, digest, entropy in zip(
+            request.presignature_ids, digests, request.entropies, strict=True
+        ):
+            try:
+                presignature = pool.take(presignature_id)  # out of the pool: never used twice
+            except MpcError:
+                raise NonceUnknownError("no unused presignature with this id") from None
+            signing = SigningRequest(presignature_id, digest, entropy, tweak)
+            shares.append(ecdsa_sign(presignature, signing).to_bytes())
+        return SignatureShares(tuple(shares))

@@ -1,0 +1,95 @@
+"""A key as the client knows it: what its holders agree on, and the public forms it is shared in.
+
+Everything here is public: the group public key, its holders' positions, its approval policy.
+The PEM/SPKI form is what OpenSSL, cryptography and AWS KMS ``GetPublicKey`` speak; the ``xpub``
+(threshold-ECDSA keys) lets a wallet derive the same non-hardened BIP-32 children that
+``sign --path`` signs with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from enclave.mpc.bip32 import ExtendedPublicKey, default_chain_code, derive_keyshard_path
+from enclave.mpc.errors import MpcError
+from enclave.mpc.groups import ED25519
+from enclave.mpc.identifiers import Identifier
+from enclave.mpc.keys import PublicKeyPackage
+from enclave.mpc.suites import KEY_SUITES, KeySuite
+from keyshard.client.errors import InvalidInputError, ProtocolError
+from wire.approvals import ApprovalPolicy
+
+__all__ = ["SUITE_NAMES", "KeyDescription"]
+
+#: The key suites a cluster serves, by wire name (for ``--suite`` choices and messages).
+SUITE_NAMES: tuple[str, ...] = tuple(KEY_SUITES)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDescription:
+    """A key as its holders agree on it; ``holders`` maps node id to party identifier."""
+
+    name: str
+    suite: KeySuite
+    public: PublicKeyPackage
+    holders: Mapping[str, int]
+    policy: ApprovalPolicy | None = None
+    epoch: int = 0
+
+    @property
+    def public_key(self) -> bytes:
+        """The group public key in the suite's compact encoding (Ed25519: 32 bytes; secp256k1:
+        33-byte compressed point)."""
+        return self.public.group_public_key.to_bytes()
+
+    @property
+    def threshold(self) -> int:
+        """The polynomial degree t: t+1 holders sign (2t+1 for threshold ECDSA)."""
+        return self.public.threshold
+
+    @property
+    def signers_needed(self) -> int:
+        return self.suite.signers_needed(self.threshold)
+
+    def identifier(self, node_id: str) -> Identifier:
+        return Identifier.from_int(self.public.group, self.holders[node_id])
+
+    def node_of(self, identifier: Identifier) -> str:
+        for node_id, index in self.holders.items():
+            if index == int(identifier):
+                return node_id
+        raise ProtocolError(f"no holder of {self.name!r} is party {int(identifier)}")
+
+    def child_public_key(self, path: str) -> bytes:
+        """The public key that signs under the non-hardened BIP-32 ``path`` ("" or "m": the key
+        itself); approvals for such a signature name this key."""
+        if path and not self.suite.derives_children:
+            raise InvalidInputError(f"{self.suite.name} keys derive no BIP-32 children")
+        try:
+            return derive_keyshard_path(self.public.group_public_key, path)[1].to_bytes()
+        except MpcError as error:
+            raise InvalidInputError(f"BIP-32 path {path!r}: {error}") from None
+
+    def public_key_pem(self, path: str = "") -> str:
+        """The (child) public key as a PEM SubjectPublicKeyInfo."""
+        raw = self.child_public_key(path)
+        if self.public.group is ED25519:
+            spki = Ed25519PublicKey.from_public_bytes(raw).public_bytes(
+                Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
+            )
+        else:
+            point = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), raw)
+            spki = point.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        return spki.decode("ascii")
+
+    def xpub(self) -> str | None:
+        """The BIP-32 extended public key of a key that derives children (else ``None``)."""
+        if not self.suite.derives_children:
+            return None
+        point = self.public.group_public_key
+        return ExtendedPublicKey(point, default_chain_code(point)).to_xpub()

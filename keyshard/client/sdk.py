@@ -1,0 +1,301 @@
+"""The SDK facade: :class:`AsyncClient` for asyncio code, :class:`Client` for everything else.
+
+Both are made from a cluster profile (what ``keyshard dev up`` writes, and what the Terraform
+``cluster-profile`` module renders for a real deployment) plus the client's TLS certificate and
+key (listed in the measured image of every node). Where they come from, first match wins:
+
+* ``from_profile(path, cert=..., key=...)`` — explicit paths;
+* the environment: ``KEYSHARD_PROFILE``, ``KEYSHARD_CLIENT_CERT``, ``KEYSHARD_CLIENT_KEY``;
+* beside the profile: ``<profile dir>/client/client-cert.pem`` and ``client-key.pem`` (the layout
+  ``keyshard dev up`` writes).
+
+Every error is a :class:`~keyshard.client.errors.ClientError` with a ``code``. Signatures are
+returned verified; ECDSA signatures as DER (as OpenSSL and AWS KMS return them) by :meth:`sign`,
+or with their recovery id by :meth:`AsyncClient.sign_ecdsa`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Awaitable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from enclave.mpc.ecdsa import EcdsaSignature
+from enclave.mpc.suites import Scheme
+from keyshard.client.channel import NodeChannel, NodeTrust, client_context
+from keyshard.client.coordinator import Coordinator, KeyDescription, Link
+from keyshard.client.credentials import CERT_FILE, KEY_FILE, ClientCredentials
+from keyshard.client.errors import ConfigurationError, CredentialsError
+from keyshard.client.profile import ClusterProfile
+from wire.approvals import ApprovalPolicy
+
+__all__ = [
+    "CERT_ENV",
+    "KEY_ENV",
+    "PROFILE_ENV",
+    "AsyncClient",
+    "Client",
+    "resolve_credentials",
+]
+
+PROFILE_ENV = "KEYSHARD_PROFILE"
+CERT_ENV = "KEYSHARD_CLIENT_CERT"
+KEY_ENV = "KEYSHARD_CLIENT_KEY"
+_T = TypeVar("_T")
+
+
+def resolve_credentials(
+    profile_path: Path, cert: str | os.PathLike[str] | None, key: str | os.PathLike[str] | None
+) -> ClientCredentials:
+    """The client certificate and key: given, else from the environment, else beside the profile.
+    Each source gives both or neither (a certificate from one place and a key from another is
+    refused, not mixed)."""
+    if cert is None and key is None:
+        cert, key = os.environ.get(CERT_ENV) or None, os.environ.get(KEY_ENV) or None
+        if (cert is None) != (key is None):
+            raise CredentialsError(f"set both {CERT_ENV} and {KEY_ENV}, or neither")
+    elif cert is None or key is None:
+        raise CredentialsError("give both the client certificate and its key, or neither")
+    if cert is None or key is None:
+        directory = profile_path.parent / "client"
+        cert, key = directory / CERT_FILE, directory / KEY_FILE
+    credentials = ClientCredentials(Path(cert), Path(key))
+    for path in (credentials.cert_path, credentials.key_path):
+        if not path.is_file():
+            raise CredentialsError(
+                f"no client credentials at {path} (use --cert/--key or {CERT_ENV}/{KEY_ENV})"
+            )
+    return credentials
+
+
+class AsyncClient:
+    """A cluster, as one asyncio program uses it. ``async with`` closes its channels."""
+
+    def __init__(
+        self, profile: ClusterProfile, credentials: ClientCredentials, *, timeout: float = 30.0
+    ) -> None:
+        self.profile = profile
+        addresses = {}
+        for entry in profile.nodes:
+            if entry.service_port is None:
+                raise ConfigurationError(
+                    f"the profile names no service endpoint for {entry.node_id}"
+                )
+            addresses[entry.node_id] = (entry.host, entry.service_port)
+        self._addresses = addresses
+        self._trust = NodeTrust.from_profile(profile)
+        self._credentials = credentials
+        self._context = client_context(credentials)
+        self._timeout = timeout
+        self.coordinator = Coordinator(addresses, self._connect)
+
+    @classmethod
+    def from_profile(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        cert: str | os.PathLike[str] | None = None,
+        key: str | os.PathLike[str] | None = None,
+    ) -> AsyncClient:
+        profile_path = Path(path)
+        profile = ClusterProfile.load(profile_path)
+        return cls(profile, resolve_credentials(profile_path, cert, key))
+
+    @classmethod
+    def from_env(cls) -> AsyncClient:
+        path = os.environ.get(PROFILE_ENV)
+        if not path:
+            raise ConfigurationError(f"{PROFILE_ENV} names no cluster profile")
+        return cls.from_profile(path)
+
+    async def _connect(self, node_id: str) -> Link:
+        host, port = self._addresses[node_id]
+        return await NodeChannel.open(
+            node_id,
+            host,
+            port,
+            trust=self._trust,
+            credentials=self._credentials,
+            timeout=self._timeout,
+            context=self._context,
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.coordinator.close()
+
+    # -- keys -----------------------------------------------------------------------------
+
+    async def create_key(
+        self,
+        name: str,
+        *,
+        suite: str = "ed25519",
+        threshold: int | None = None,
+        nodes: Sequence[str] | None = None,
+        policy: ApprovalPolicy | None = None,
+    ) -> KeyDescription:
+        return await self.coordinator.create_key(
+            name, suite=suite, threshold=threshold, nodes=nodes, policy=policy
+        )
+
+    async def describe_key(self, name: str, *, refresh: bool = False) -> KeyDescription:
+        return await self.coordinator.describe_key(name, refresh=refresh)
+
+    async def list_keys(self) -> list[str]:
+        return await self.coordinator.list_keys()
+
+    # -- signing --------------------------------------------------------------------------
+
+    async def sign(
+        self, name: str, message: bytes, *, approvals: Sequence[bytes] = (), path: str = ""
+    ) -> bytes:
+        """A verified signature of ``message``: FROST (RFC 9591 encoding) or ECDSA (DER, of
+        SHA-256(message), low-S; ``path`` signs under a non-hardened BIP-32 child)."""
+        key = await self.coordinator.describe_key(name)
+        if key.suite.scheme is Scheme.ECDSA:
+            return (await self.sign_ecdsa(name, message, approvals=approvals, path=path)).to_der()
+        if path:
+            raise ConfigurationError("BIP-32 paths are for threshold-ECDSA keys")
+        return await self.coordinator.sign(name, message, approvals=approvals)
+
+    async def sign_many(self, name: str, messages: Sequence[bytes]) -> list[bytes]:
+        """Many signatures in one round trip per signer (see :meth:`sign`)."""
+        key = await self.coordinator.describe_key(name)
+        if key.suite.scheme is Scheme.ECDSA:
+            return [s.to_der() for s in await self.coordinator.sign_ecdsa_many(name, messages)]
+        return await self.coordinator.sign_many(name, messages)
+
+    async def sign_ecdsa(
+        self, name: str, message: bytes, *, approvals: Sequence[bytes] = (), path: str = ""
+    ) -> EcdsaSignature:
+        return await self.coordinator.sign_ecdsa(name, message, approvals=approvals, path=path)
+
+    # -- encryption -----------------------------------------------------------------------
+
+    async def encrypt(self, name: str, plaintext: bytes, *, context: bytes = b"") -> bytes:
+        """Encrypt to the key (on this machine; no node takes part). ``context`` is public
+        associated data that decryption must repeat."""
+        return await self.coordinator.encrypt(name, plaintext, context)
+
+    async def decrypt(
+        self, name: str, ciphertext: bytes, *, context: bytes = b"", approvals: Sequence[bytes] = ()
+    ) -> bytes:
+        """Threshold decryption: t+1 nodes' partials, each proven, combined on this machine."""
+        return await self.coordinator.decrypt(name, ciphertext, context, approvals=approvals)
+
+
+class Client:
+    """The same operations as :class:`AsyncClient`, blocking; ``with`` closes it.
+
+    It runs its own event loop in a daemon thread, so it works inside programs that have none
+    (and inside ones that do, from another thread).
+    """
+
+    def __init__(self, inner_factory: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="keyshard", daemon=True)
+        self._thread.start()
+        try:
+            self._inner: AsyncClient = self._run(self._build(inner_factory))
+        except BaseException:
+            self._stop()
+            raise
+
+    @staticmethod
+    async def _build(factory: Any) -> AsyncClient:
+        client: AsyncClient = factory()
+        return client
+
+    @classmethod
+    def from_profile(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        cert: str | os.PathLike[str] | None = None,
+        key: str | os.PathLike[str] | None = None,
+    ) -> Client:
+        return cls(lambda: AsyncClient.from_profile(path, cert=cert, key=key))
+
+    @classmethod
+    def from_env(cls) -> Client:
+        return cls(AsyncClient.from_env)
+
+    def _run(self, work: Coroutine[Any, Any, _T] | Awaitable[_T]) -> _T:
+        async def wrapped() -> _T:
+            return await work
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result()
+
+    def _stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._run(self._inner.close())
+        self._stop()
+
+    @property
+    def profile(self) -> ClusterProfile:
+        return self._inner.profile
+
+    def create_key(
+        self,
+        name: str,
+        *,
+        suite: str = "ed25519",
+        threshold: int | None = None,
+        nodes: Sequence[str] | None = None,
+        policy: ApprovalPolicy | None = None,
+    ) -> KeyDescription:
+        return self._run(
+            self._inner.create_key(
+                name, suite=suite, threshold=threshold, nodes=nodes, policy=policy
+            )
+        )
+
+    def describe_key(self, name: str, *, refresh: bool = False) -> KeyDescription:
+        return self._run(self._inner.describe_key(name, refresh=refresh))
+
+    def list_keys(self) -> list[str]:
+        return self._run(self._inner.list_keys())
+
+    def sign(
+        self, name: str, message: bytes, *, approvals: Sequence[bytes] = (), path: str = ""
+    ) -> bytes:
+        return self._run(self._inner.sign(name, message, approvals=approvals, path=path))
+
+    def sign_many(self, name: str, messages: Sequence[bytes]) -> list[bytes]:
+        return self._run(self._inner.sign_many(name, messages))
+
+    def sign_ecdsa(
+        self, name: str, message: bytes, *, approvals: Sequence[bytes] = (), path: str = ""
+    ) -> EcdsaSignature:
+        return self._run(self._inner.sign_ecdsa(name, message, approvals=approvals, path=path))
+
+    def encrypt(self, name: str, plaintext: bytes, *, context: bytes = b"") -> bytes:
+        return self._run(self._inner.encrypt(name, plaintext, context=context))
+
+    def decrypt(
+        self, name: str, ciphertext: bytes, *, context: bytes = b"", approvals: Sequence[bytes] = ()
+    ) -> bytes:
+        return self._run(
+            self._inner.decrypt(name, ciphertext, context=context, approvals=approvals)
+        )

@@ -1,0 +1,230 @@
+"""Approval policies and approvals: the types both the approver's client and every node speak.
+
+A policy (approver Ed25519 public keys, a quorum ``q``, the operations that need it) is fixed when
+a key is created; its canonical encoding is bound into the DKG and sealed with each share. An
+approval is an Ed25519 signature by one approver over :func:`approval_statement`: a
+domain-separated, length-prefixed encoding of (version, key name, group public key, operation,
+SHA-256 digest of what is approved, ``not_after`` in UTC seconds). What is approved:
+
+* sign: ``SHA-256(message)`` (:func:`message_digest`) — the exact bytes the signing package signs;
+* decrypt: ``SHA-256(lp("keyshard/decrypt/v1") || lp(ciphertext) || lp(context))``
+  (:func:`decryption_digest`), ``context`` being the associated data the client will use.
+
+The rule that enforces a policy lives in the enclave (:mod:`enclave.service.policy`); this module
+only says what the values are and how they are encoded, hashed and signed.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from wire import cbor
+from wire.errors import MalformedMessageError
+from wire.hashing import lp_join
+
+__all__ = [
+    "CLOCK_SKEW",
+    "MAX_APPROVERS",
+    "Approval",
+    "ApprovalPolicy",
+    "Operation",
+    "approval_statement",
+    "decryption_digest",
+    "message_digest",
+]
+
+POLICY_VERSION = 1
+APPROVAL_VERSION = 1
+MAX_APPROVERS = 32
+#: Seconds an approval stays acceptable after its ``not_after`` (clocks of approvers and enclaves
+#: differ a little; a node never accepts an approval more than this late).
+CLOCK_SKEW = 60
+_MAX_TIME = 2**40
+_STATEMENT_DOMAIN = b"keyshard/approval/v1"
+_DECRYPT_DOMAIN = b"keyshard/decrypt/v1"
+
+
+class Operation(enum.Enum):
+    SIGN = "sign"
+    DECRYPT = "decrypt"
+
+
+def _public_key(field: str, value: object) -> bytes:
+    if type(value) is not bytes or len(value) != 32:
+        raise MalformedMessageError(field, "an Ed25519 public key is 32 bytes")
+    try:
+        Ed25519PublicKey.from_public_bytes(value)
+    except ValueError:
+        raise MalformedMessageError(field, "not an Ed25519 public key") from None
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalPolicy:
+    """Approvers (sorted, distinct), quorum ``1 <= q <= len(approvers)``, operations needing it."""
+
+    approvers: tuple[bytes, ...]
+    quorum: int
+    operations: frozenset[Operation]
+
+    def __post_init__(self) -> None:
+        approvers = tuple(self.approvers) if isinstance(self.approvers, tuple | list) else None
+        if approvers is None or not 1 <= len(approvers) <= MAX_APPROVERS:
+            raise MalformedMessageError("approvers", f"must list 1..{MAX_APPROVERS} keys")
+        for key in approvers:
+            _public_key("approvers", key)
+        if len(set(approvers)) != len(approvers):
+            raise MalformedMessageError("approvers", "must be distinct")
+        object.__setattr__(self, "approvers", tuple(sorted(approvers)))
+        if type(self.quorum) is not int or not 1 <= self.quorum <= len(approvers):
+            raise MalformedMessageError("quorum", "must be in 1..number of approvers")
+        operations = self.operations
+        if (
+            not isinstance(operations, frozenset)
+            or not operations
+            or not all(isinstance(op, Operation) for op in operations)
+        ):
+            raise MalformedMessageError("operations", "must be a non-empty set of operations")
+
+    def requires(self, operation: Operation) -> bool:
+        return operation in self.operations
+
+    def encode(self) -> bytes:
+        """The canonical encoding (what the DKG binds and what is sealed)."""
+        return cbor.dumps(
+            {
+                "v": POLICY_VERSION,
+                "approvers": list(self.approvers),
+                "quorum": self.quorum,
+                "operations": sorted(op.value for op in self.operations),
+            }
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> ApprovalPolicy:
+        value = cbor.loads_map(data, what="policy")
+        if set(value) != {"v", "approvers", "quorum", "operations"} or value["v"] != POLICY_VERSION:
+            raise MalformedMessageError("policy", "unknown version or fields")
+        names = value["operations"]
+        if (
+            not isinstance(names, list)
+            or not all(type(n) is str for n in names)
+            or names != sorted(set(names))
+        ):
+            raise MalformedMessageError("operations", "must be a sorted list without duplicates")
+        try:
+            operations = frozenset(Operation(name) for name in names)
+        except ValueError:
+            raise MalformedMessageError("operations", "unknown operation") from None
+        approvers = value["approvers"]
+        if not isinstance(approvers, list):
+            raise MalformedMessageError("approvers", "must be a list")
+        policy = cls(tuple(approvers), value["quorum"], operations)
+        if policy.encode() != data:  # e.g. approvers out of order: one encoding per policy
+            raise MalformedMessageError("policy", "not the canonical encoding")
+        return policy
+
+    def __str__(self) -> str:
+        ops = ",".join(sorted(op.value for op in self.operations))
+        return f"{self.quorum} of {len(self.approvers)} approvers for {ops}"
+
+
+def message_digest(message: bytes) -> bytes:
+    return hashlib.sha256(message).digest()
+
+
+def decryption_digest(ciphertext: bytes, context: bytes) -> bytes:
+    return hashlib.sha256(lp_join((_DECRYPT_DOMAIN, ciphertext, context))).digest()
+
+
+def approval_statement(
+    key_name: str, group_public_key: bytes, operation: Operation, digest: bytes, not_after: int
+) -> bytes:
+    """The exact bytes an approver signs (domain-separated, length-prefixed, versioned)."""
+    return lp_join(
+        (
+            _STATEMENT_DOMAIN,
+            key_name.encode(),
+            group_public_key,
+            operation.value.encode(),
+            digest,
+            not_after.to_bytes(8, "big"),
+        )
+    )
+
+
+_APPROVAL_FIELDS = {"v", "key", "group_public_key", "op", "digest", "not_after", "approver", "sig"}
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """One approver's signed statement; validated for shape on construction, not for validity."""
+
+    key_name: str
+    group_public_key: bytes
+    operation: Operation
+    digest: bytes
+    not_after: int
+    approver: bytes
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        if type(self.key_name) is not str or not 1 <= len(self.key_name) <= 63:
+            raise MalformedMessageError("approval.key", "must be a key name")
+        if type(self.group_public_key) is not bytes or not 1 <= len(self.group_public_key) <= 65:
+            raise MalformedMessageError("approval.group_public_key", "must be 1..65 bytes")
+        if not isinstance(self.operation, Operation):
+            raise MalformedMessageError("approval.op", "unknown operation")
+        if type(self.digest) is not bytes or len(self.digest) != 32:
+            raise MalformedMessageError("approval.digest", "must be 32 bytes")
+        if type(self.not_after) is not int or not 0 <= self.not_after < _MAX_TIME:
+            raise MalformedMessageError("approval.not_after", "must be UTC seconds")
+        _public_key("approval.approver", self.approver)
+        if type(self.signature) is not bytes or len(self.signature) != 64:
+            raise MalformedMessageError("approval.sig", "must be 64 bytes")
+
+    def statement(self) -> bytes:
+        return approval_statement(
+            self.key_name, self.group_public_key, self.operation, self.digest, self.not_after
+        )
+
+    def encode(self) -> bytes:
+        return cbor.dumps(
+            {
+                "v": APPROVAL_VERSION,
+                "key": self.key_name,
+                "group_public_key": self.group_public_key,
+                "op": self.operation.value,
+                "digest": self.digest,
+                "not_after": self.not_after,
+                "approver": self.approver,
+                "sig": self.signature,
+            }
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Approval:
+        value = cbor.loads_map(data, what="approval")
+        if set(value) != _APPROVAL_FIELDS or value["v"] != APPROVAL_VERSION:
+            raise MalformedMessageError("approval", "unknown version or fields")
+        try:
+            operation = Operation(value["op"])
+        except ValueError:
+            raise MalformedMessageError("approval.op", "unknown operation") from None
+        return cls(
+            value["key"],
+            value["group_public_key"],
+            operation,
+            value["digest"],
+            value["not_after"],
+            value["approver"],
+            value["sig"],
+        )
+
+    def verify(self) -> None:
+        """Raise :class:`cryptography.exceptions.InvalidSignature` unless the signature holds."""
+        Ed25519PublicKey.from_public_bytes(self.approver).verify(self.signature, self.statement())

@@ -1,0 +1,617 @@
+"""The node service's wire protocol: versioned, closed request and reply types with request ids.
+
+Each frame (:mod:`transport.framing`, at most :data:`MAX_FRAME`) is one canonical CBOR map
+(:mod:`wire.cbor`)::
+
+    {"v": 1, "id": <request id>, "op": <name>, <field>: <value>, ...}
+
+with exactly the fields of that type. ``id`` is chosen by the client, unique among its requests in
+flight on one channel; the reply carries the id of the request it answers, so replies may come
+back in any order and many requests share one channel. Decoding refuses other versions,
+non-canonical encodings, unknown ops, missing or extra fields and wrong types; every type also
+validates its values on construction (sizes, names, counts), so a value that exists is a valid one.
+
+:data:`REPLIES` is the one request -> reply table; an :class:`ErrorReply` (an :class:`ErrorCode`
+and public text) may answer any request. MPC payloads travel as the MPC core's own canonical
+encodings (bytes); DKG and presigning payloads travel as crypto_box envelopes the client cannot
+open. Approvals (:mod:`wire.approvals`) travel as lists of encoded approvals.
+
+Batches: :class:`FrostSign` and :class:`EcdsaSign` carry up to :data:`MAX_BATCH` items in parallel
+lists (item ``i`` of every list belongs together), answered by one :class:`SignatureShares`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from wire import cbor
+from wire.approvals import MAX_APPROVERS, ApprovalPolicy
+from wire.checks import check_bytes, check_key_name, check_node_id, check_suite_name
+from wire.errors import ErrorCode, MalformedMessageError
+from wire.hashing import lp_join
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_FRAME",
+    "MAX_NONCES",
+    "MAX_PARTICIPANTS",
+    "MAX_PATH",
+    "MAX_PRESIGN_BATCH",
+    "PROTOCOL_VERSION",
+    "REPLIES",
+    "SERVICE_PORT",
+    "DecryptPartial",
+    "DkgOutbox",
+    "DkgStep",
+    "EcdsaSign",
+    "ErrorReply",
+    "FrostSign",
+    "Hello",
+    "HelloReply",
+    "KeyCreate",
+    "KeyCreated",
+    "KeyInfo",
+    "KeyInfoReply",
+    "KeyList",
+    "KeyListReply",
+    "Message",
+    "NonceCommit",
+    "NonceCommitments",
+    "Partial",
+    "PresignStart",
+    "PresignStep",
+    "Presigned",
+    "Reply",
+    "Request",
+    "SignatureShares",
+    "decode_reply",
+    "decode_request",
+    "encode",
+    "presign_batch_session_id",
+]
+
+PROTOCOL_VERSION = 1
+#: The enclave's vsock port for this protocol (the parent forwards a TCP port to it).
+SERVICE_PORT = 5001
+MAX_FRAME = 1024 * 1024
+MAX_PARTICIPANTS = 16
+#: Items in one signing batch (one round trip for many digests).
+MAX_BATCH = 64
+#: Preprocessed FROST nonce commitments one request may ask for.
+MAX_NONCES = 256
+#: Presignatures one presigning run may produce.
+MAX_PRESIGN_BATCH = 32
+#: The longest BIP-32 path text.
+MAX_PATH = 256
+MAX_REQUEST_ID = 2**32 - 1
+_DOCUMENT = 16 * 1024
+_MAX_KEYS_LISTED = 4096
+
+
+def _session(value: object) -> None:
+    check_bytes("session_id", value, 16, 64)
+
+
+def _policy(value: object) -> None:
+    """Empty (no policy) or one canonical :class:`ApprovalPolicy` encoding."""
+    check_bytes("policy", value, 0, 4096)
+    if value:
+        ApprovalPolicy.decode(value)  # type: ignore[arg-type]
+
+
+def _blobs(
+    name: str, value: object, *, low: int = 0, high: int, size: tuple[int, int] = (1, 256 * 1024)
+) -> tuple[bytes, ...]:
+    if not isinstance(value, tuple) or not low <= len(value) <= high:
+        raise MalformedMessageError(name, f"must be a list of {low}..{high}")
+    for item in value:
+        check_bytes(name, item, *size)
+    return value
+
+
+def _approvals(value: object) -> tuple[bytes, ...]:
+    return _blobs("approvals", value, high=MAX_APPROVERS, size=(1, 1024))
+
+
+def _batch_approvals(value: object, items: int) -> None:
+    if not isinstance(value, tuple) or len(value) != items:
+        raise MalformedMessageError("approvals", "must hold one list of approvals per item")
+    for approvals in value:
+        _approvals(approvals)
+
+
+def _participants(message: Message, value: object) -> None:
+    if not isinstance(value, Mapping) or not 2 <= len(value) <= MAX_PARTICIPANTS:
+        raise MalformedMessageError("participants", f"must name 2..{MAX_PARTICIPANTS} nodes")
+    for node_id, document in value.items():
+        check_node_id(node_id, "participants")
+        check_bytes("participants", document, 1, _DOCUMENT)
+    object.__setattr__(message, "participants", MappingProxyType(dict(value)))
+
+
+def _outbox(message: Message, value: object) -> None:
+    if not isinstance(value, Mapping) or len(value) > MAX_PARTICIPANTS:
+        raise MalformedMessageError("outbox", f"must map at most {MAX_PARTICIPANTS} node ids")
+    for node_id, envelope in value.items():
+        check_node_id(node_id, "outbox")
+        check_bytes("outbox", envelope, 1)
+    object.__setattr__(message, "outbox", MappingProxyType(dict(value)))
+
+
+def _count(name: str, value: object, high: int) -> None:
+    if type(value) is not int or not 1 <= value <= high:
+        raise MalformedMessageError(name, f"must be in 1..{high}")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Base of every message; ``OP`` names the type on the wire."""
+
+    OP: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Validate values; subclasses override."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request(Message):
+    """A client -> node message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply(Message):
+    """A node -> client message."""
+
+
+# -- channel --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(Request):
+    """First request on a channel: a fresh nonce the node's attestation document must echo."""
+
+    OP: ClassVar[str] = "hello"
+    nonce: bytes
+
+    def check(self) -> None:
+        check_bytes("nonce", self.nonce, 32, 32)
+
+
+@dataclass(frozen=True, slots=True)
+class HelloReply(Reply):
+    OP: ClassVar[str] = "hello_reply"
+    document: bytes
+
+    def check(self) -> None:
+        check_bytes("document", self.document, 1, _DOCUMENT)
+
+
+# -- key creation (DKG) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCreate(Request):
+    """Start a DKG for ``key_name``; ``participants`` maps node ids to their attestation documents.
+
+    ``policy`` is empty or an encoded :class:`~wire.approvals.ApprovalPolicy`; it is bound into the
+    DKG, so the nodes only agree on a key if they were all given the same policy. ``threshold`` is
+    the polynomial degree t (t+1 nodes sign); the suite's own rules (e.g. n >= 2t+1 for threshold
+    ECDSA) are checked by the node against the MPC core's suite registry.
+    """
+
+    OP: ClassVar[str] = "key_create"
+    key_name: str
+    suite: str
+    threshold: int
+    session_id: bytes
+    participants: Mapping[str, bytes]
+    policy: bytes = b""
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        check_suite_name(self.suite)
+        _policy(self.policy)
+        _participants(self, self.participants)
+        if type(self.threshold) is not int or not 1 <= self.threshold < len(self.participants):
+            raise MalformedMessageError("threshold", "must be in 1..n-1 (degree; t+1 sign)")
+        _session(self.session_id)
+
+
+@dataclass(frozen=True, slots=True)
+class DkgStep(Request):
+    """The envelopes addressed to this node in the current DKG round (no sender named)."""
+
+    OP: ClassVar[str] = "dkg_step"
+    key_name: str
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _blobs("inbox", self.inbox, high=MAX_PARTICIPANTS)
+
+
+@dataclass(frozen=True, slots=True)
+class DkgOutbox(Reply):
+    """Envelopes this node sends, by recipient node id (the client relays them); also the
+    answer of each presigning round."""
+
+    OP: ClassVar[str] = "dkg_outbox"
+    outbox: Mapping[str, bytes]
+
+    def check(self) -> None:
+        _outbox(self, self.outbox)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCreated(Reply):
+    """The DKG finished and this node's share is sealed: the public key package."""
+
+    OP: ClassVar[str] = "key_created"
+    public_key_package: bytes
+
+    def check(self) -> None:
+        check_bytes("public_key_package", self.public_key_package, 1)
+
+
+# -- key description ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo(Request):
+    OP: ClassVar[str] = "key_info"
+    key_name: str
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfoReply(Reply):
+    """A key as this node holds it. ``epoch`` changes whenever its shares do (refresh, reshare):
+    a client caches the description until a reply names another epoch."""
+
+    OP: ClassVar[str] = "key_info_reply"
+    suite: str
+    identifier: int
+    public_key_package: bytes
+    policy: bytes
+    nodes: tuple[str, ...]
+    epoch: int
+
+    def check(self) -> None:
+        check_suite_name(self.suite)
+        _policy(self.policy)
+        if type(self.identifier) is not int or not 1 <= self.identifier <= MAX_PARTICIPANTS:
+            raise MalformedMessageError("identifier", "must be a participant position 1..16")
+        check_bytes("public_key_package", self.public_key_package, 1)
+        if not isinstance(self.nodes, tuple) or len(self.nodes) > MAX_PARTICIPANTS:
+            raise MalformedMessageError("nodes", f"must list at most {MAX_PARTICIPANTS} nodes")
+        for node_id in self.nodes:
+            check_node_id(node_id, "nodes")
+        if type(self.epoch) is not int or not 0 <= self.epoch < 2**32:
+            raise MalformedMessageError("epoch", "must be a 32-bit counter")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyList(Request):
+    """The names of the keys this node holds."""
+
+    OP: ClassVar[str] = "key_list"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyListReply(Reply):
+    OP: ClassVar[str] = "key_list_reply"
+    names: tuple[str, ...]
+
+    def check(self) -> None:
+        if not isinstance(self.names, tuple) or len(self.names) > _MAX_KEYS_LISTED:
+            raise MalformedMessageError("names", f"must list at most {_MAX_KEYS_LISTED} keys")
+        for name in self.names:
+            check_key_name(name, "names")
+
+
+# -- FROST (RFC 9591 with preprocessed nonces) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NonceCommit(Request):
+    """Preprocess ``count`` single-use FROST nonce pairs for ``key_name`` (RFC 9591 §5.1 run
+    ahead of time); the node keeps the nonces, the reply carries their public commitments."""
+
+    OP: ClassVar[str] = "nonce_commit"
+    key_name: str
+    count: int
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _count("count", self.count, MAX_NONCES)
+
+
+@dataclass(frozen=True, slots=True)
+class NonceCommitments(Reply):
+    OP: ClassVar[str] = "nonce_commitments"
+    commitments: tuple[bytes, ...]
+
+    def check(self) -> None:
+        _blobs("commitments", self.commitments, low=1, high=MAX_NONCES)
+
+
+@dataclass(frozen=True, slots=True)
+class FrostSign(Request):
+    """FROST round two for up to :data:`MAX_BATCH` signing packages, each naming one of this
+    node's preprocessed commitments; ``approvals[i]`` are for ``packages[i]``'s message."""
+
+    OP: ClassVar[str] = "frost_sign"
+    key_name: str
+    packages: tuple[bytes, ...]
+    approvals: tuple[tuple[bytes, ...], ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _blobs("packages", self.packages, low=1, high=MAX_BATCH)
+        _batch_approvals(self.approvals, len(self.packages))
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureShares(Reply):
+    """One signature share per item of the batch, in order (FROST or ECDSA)."""
+
+    OP: ClassVar[str] = "signature_shares"
+    shares: tuple[bytes, ...]
+
+    def check(self) -> None:
+        _blobs("shares", self.shares, low=1, high=MAX_BATCH)
+
+
+# -- threshold decryption -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptPartial(Request):
+    """This node's partial decryption of ``ciphertext`` with its proof.
+
+    ``context`` is the associated data the client will decrypt with; it enters the approval
+    digest (the node cannot check it: the partial depends on the ciphertext alone).
+    """
+
+    OP: ClassVar[str] = "decrypt_partial"
+    key_name: str
+    ciphertext: bytes
+    session_id: bytes
+    context: bytes = b""
+    approvals: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        check_bytes("ciphertext", self.ciphertext, 1)
+        _session(self.session_id)
+        check_bytes("context", self.context)
+        _approvals(self.approvals)
+
+
+@dataclass(frozen=True, slots=True)
+class Partial(Reply):
+    OP: ClassVar[str] = "partial"
+    partial: bytes
+
+    def check(self) -> None:
+        check_bytes("partial", self.partial, 1)
+
+
+# -- threshold ECDSA ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PresignStart(Request):
+    """Threshold ECDSA presigning (round one) of ``count`` presignatures among exactly 2t+1
+    holders of ``key_name``.
+
+    ``participants`` maps each presigning node id to an attestation document: the box keys the
+    deal envelopes are sealed to (they change with every boot, unlike the key's holders).
+    """
+
+    OP: ClassVar[str] = "presign_start"
+    key_name: str
+    session_id: bytes
+    participants: Mapping[str, bytes]
+    count: int = 1
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _participants(self, self.participants)
+        _count("count", self.count, MAX_PRESIGN_BATCH)
+
+
+_PRESIGN_BATCH_DOMAIN = b"keyshard/service/presign-batch/v1"
+
+
+def presign_batch_session_id(session_id: bytes, index: int) -> bytes:
+    """The MPC session id of presignature ``index`` of the presigning run ``session_id``."""
+    if not 0 <= index < MAX_PRESIGN_BATCH:
+        raise ValueError("presignature index out of range")
+    fields_ = (_PRESIGN_BATCH_DOMAIN, session_id, index.to_bytes(2, "big"))
+    return hashlib.sha256(lp_join(fields_)).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class PresignStep(Request):
+    """The envelopes addressed to this node in the current presigning round."""
+
+    OP: ClassVar[str] = "presign_step"
+    key_name: str
+    session_id: bytes
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _blobs("inbox", self.inbox, high=MAX_PARTICIPANTS)
+
+
+@dataclass(frozen=True, slots=True)
+class Presigned(Reply):
+    """Presigning finished: the (public) ids and nonce points ``R`` of the stored presignatures."""
+
+    OP: ClassVar[str] = "presigned"
+    presignature_ids: tuple[bytes, ...]
+    big_rs: tuple[bytes, ...]
+
+    def check(self) -> None:
+        _blobs(
+            "presignature_ids", self.presignature_ids, low=1, high=MAX_PRESIGN_BATCH, size=(32, 32)
+        )
+        _blobs("big_rs", self.big_rs, low=1, high=MAX_PRESIGN_BATCH, size=(33, 33))
+        if len(self.big_rs) != len(self.presignature_ids):
+            raise MalformedMessageError("big_rs", "must hold one point per presignature")
+
+
+@dataclass(frozen=True, slots=True)
+class EcdsaSign(Request):
+    """Sign SHA-256(``messages[i]``) with stored presignature ``presignature_ids[i]`` (each used
+    once, whatever happens), for up to :data:`MAX_BATCH` items.
+
+    ``entropies[i]`` is the coordinator's fresh re-randomiser input; approvals are checked before
+    any presignature is touched. ``path`` (non-hardened BIP-32; empty: the key itself) signs every
+    item under that child key; approvals must then name the child's public key.
+    """
+
+    OP: ClassVar[str] = "ecdsa_sign"
+    key_name: str
+    presignature_ids: tuple[bytes, ...]
+    messages: tuple[bytes, ...]
+    entropies: tuple[bytes, ...]
+    approvals: tuple[tuple[bytes, ...], ...]
+    path: str = ""
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        items = len(
+            _blobs("presignature_ids", self.presignature_ids, low=1, high=MAX_BATCH, size=(32, 32))
+        )
+        if len(_blobs("messages", self.messages, high=MAX_BATCH, size=(0, 256 * 1024))) != items:
+            raise MalformedMessageError("messages", "must hold one message per presignature")
+        if len(_blobs("entropies", self.entropies, high=MAX_BATCH, size=(32, 32))) != items:
+            raise MalformedMessageError("entropies", "must hold one entropy per presignature")
+        _batch_approvals(self.approvals, items)
+        if type(self.path) is not str or len(self.path) > MAX_PATH:
+            raise MalformedMessageError("path", f"must be a BIP-32 path of at most {MAX_PATH}")
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply(Reply):
+    """A refused request: why (an :class:`ErrorCode`) and public text. A code this client does
+    not know (a newer node) decodes as :attr:`ErrorCode.INTERNAL`, keeping the text."""
+
+    OP: ClassVar[str] = "error"
+    code: ErrorCode
+    message: str
+
+    def check(self) -> None:
+        if not isinstance(self.code, ErrorCode):
+            raise MalformedMessageError("code", "must be an error code")
+        if type(self.message) is not str or len(self.message) > 2000:
+            raise MalformedMessageError("message", "must be at most 2000 characters")
+
+
+#: The one request -> reply table (an ErrorReply may answer any request).
+REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
+    {
+        Hello: (HelloReply,),
+        KeyCreate: (DkgOutbox,),
+        DkgStep: (DkgOutbox, KeyCreated),
+        KeyInfo: (KeyInfoReply,),
+        KeyList: (KeyListReply,),
+        NonceCommit: (NonceCommitments,),
+        FrostSign: (SignatureShares,),
+        DecryptPartial: (Partial,),
+        PresignStart: (DkgOutbox,),
+        PresignStep: (DkgOutbox, Presigned),
+        EcdsaSign: (SignatureShares,),
+    }
+)
+_REQUESTS: dict[str, type[Message]] = {cls.OP: cls for cls in REPLIES}
+_REPLY_TYPES: tuple[type[Reply], ...] = (
+    *(cls for replies in REPLIES.values() for cls in replies),
+    ErrorReply,
+)
+_REPLIES: dict[str, type[Message]] = {cls.OP: cls for cls in _REPLY_TYPES}
+
+
+def _to_wire(value: object) -> object:
+    if isinstance(value, ErrorCode):
+        return value.value
+    if isinstance(value, Mapping):
+        return {k: _to_wire(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_to_wire(v) for v in value]
+    return value
+
+
+def _from_wire(value: object) -> object:
+    if type(value) is list:
+        return tuple(_from_wire(v) for v in value)
+    return value
+
+
+def encode(message: Message, request_id: int) -> bytes:
+    """The frame carrying ``message`` for request ``request_id``."""
+    if type(request_id) is not int or not 0 <= request_id <= MAX_REQUEST_ID:
+        raise ValueError("request id out of range")
+    body: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": request_id, "op": message.OP}
+    for item in fields(message):
+        body[item.name] = _to_wire(getattr(message, item.name))
+    return cbor.dumps(body)
+
+
+def _decode(payload: bytes, table: Mapping[str, type[Message]]) -> tuple[int, Message]:
+    value = cbor.loads_map(payload, what="frame", version=PROTOCOL_VERSION)
+    del value["v"]
+    request_id = value.pop("id", None)
+    if type(request_id) is not int or not 0 <= request_id <= MAX_REQUEST_ID:
+        raise MalformedMessageError("id", "must be a request id")
+    op = value.pop("op", None)
+    cls = table.get(op) if type(op) is str else None
+    if cls is None:
+        raise MalformedMessageError("op", "unknown message type")
+    if set(value) != {item.name for item in fields(cls)}:
+        raise MalformedMessageError(cls.OP, "missing or unknown fields")
+    kwargs = {name: _from_wire(item) for name, item in value.items()}
+    if cls is ErrorReply:
+        try:
+            kwargs["code"] = ErrorCode(kwargs["code"])
+        except ValueError:
+            kwargs["code"] = ErrorCode.INTERNAL
+    try:
+        return request_id, cls(**kwargs)
+    except MalformedMessageError:
+        raise
+    except (TypeError, ValueError, AttributeError):
+        raise MalformedMessageError(cls.OP, "wrong field types") from None
+
+
+def decode_request(payload: bytes) -> tuple[int, Request]:
+    """Strictly decode one request frame: ``(request id, request)``."""
+    request_id, message = _decode(payload, _REQUESTS)
+    if not isinstance(message, Request):  # pragma: no cover -- the table holds requests only
+        raise MalformedMessageError("op", "not a request")
+    return request_id, message
+
+
+def decode_reply(payload: bytes) -> tuple[int, Reply]:
+    """Strictly decode one reply frame: ``(id of the request it answers, reply)``."""
+    request_id, message = _decode(payload, _REPLIES)
+    if not isinstance(message, Reply):  # pragma: no cover -- the table holds replies only
+        raise MalformedMessageError("op", "not a reply")
+    return request_id, message
