@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint infra-check eif bench fuzz clean
+.PHONY: demo test lint infra-check eif bench soak fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ eif:
 ## bench: throughput and latency benchmarks (timings live here, never in tests)
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+## soak: idle and busy clients on the emulated cluster, goal zero dropped channels (~11 min;
+## not in bench). SOAK_ARGS passes options, e.g. SOAK_ARGS='--minutes 1'
+soak: $(STAMP)
+	$(BIN)/python bench/soak_cluster.py $(SOAK_ARGS)
 
 ## fuzz: property tests with fresh randomness and more examples
 fuzz: $(STAMP)

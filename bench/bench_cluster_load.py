@@ -1,6 +1,6 @@
 """Cluster load: throughput, latency and CPU per operation on a 3-node emulated cluster.
 
-Run: ``.venv/bin/python bench/bench_cluster_load.py [--ops frost,ecdsa,decrypt,presign]
+Run: ``.venv/bin/python bench/bench_cluster_load.py [--ops frost,ecdsa,decrypt,presign,...]
 [--concurrency 1,8,32] [--seconds 3]`` (``make bench`` runs it with the defaults, ~1.5 min).
 
 Goals (issue 8 item 7), on the shared 2-core dev machine with the client on the same box:
@@ -24,8 +24,13 @@ What is measured, for each (operation, concurrency N):
   partial_decrypt by t+1 parties and combine; the four PresignSession steps of 2t+1 parties.
 
 ECDSA signs from a pool presigned beforehand (the presign cells' output, topped up untimed); the
-ECDSA cell times signing only and stops when the pool is empty. An enclave keeps at most 256
-unused presignatures per key, so the pool is spread over several ECDSA keys.
+ECDSA cell times signing only and stops when the pool is empty. An enclave keeps at most 1024
+unused presignatures per key, so the pool is spread over several ECDSA keys. Presigning runs
+make 16 presignatures each (one run: three rounds among 2t+1 enclaves); its latency is a run's.
+
+The batch cells (``frost-batch``, ``ecdsa-batch``) send 64 messages per request to each signer
+(``sign_many``): the throughput a high-volume user gets with the batch API; ops count
+signatures, latency is a whole batch's.
 
 Timings never fail the run (exit 0): benchmarks inform. Loopback only; the cluster lives in a
 temporary directory and is stopped at exit.
@@ -79,15 +84,16 @@ from keyshard.dev.cluster import Cluster  # noqa: E402
 # opaque values (client, key, ciphertext, presignature handle) around.
 # =====================================================================================
 
-from enclave.service.keystore import ECDSA_SUITE  # noqa: E402
-from keyshard.client.coordinator import Coordinator  # noqa: E402
+from keyshard.client.sdk import AsyncClient  # noqa: E402
 
 THRESHOLD = 1  # polynomial degree t: FROST and decryption by t+1 = 2 nodes, ECDSA by 2t+1 = 3
+#: Presignatures one presigning run makes (one run = three rounds among 2t+1 enclaves).
+PRESIGN_BATCH = 16
 
 
 async def make_client(cluster: Cluster) -> Any:
     """One SDK client for the cluster (channels open lazily, on first use)."""
-    return Coordinator.from_profile(cluster.profile(), cluster.credentials())
+    return AsyncClient(cluster.profile(), cluster.credentials())
 
 
 async def close_client(client: Any) -> None:
@@ -101,7 +107,7 @@ async def create_frost_key(client: Any, name: str) -> Any:
 
 
 async def create_ecdsa_key(client: Any, name: str) -> Any:
-    await client.create_key(name, suite=ECDSA_SUITE, threshold=THRESHOLD)
+    await client.create_key(name, suite="ecdsa-secp256k1", threshold=THRESHOLD)
     return name
 
 
@@ -118,72 +124,34 @@ async def decrypt(client: Any, key: Any, ciphertext: Any) -> bytes:
     return result
 
 
-async def presign(client: Any, key: Any) -> Any:
-    """One presignature pooled in the nodes' memory; returns the handle ``sign_ecdsa`` takes."""
-    return await client.presign(key)
+async def presign(client: Any, key: Any) -> list[Any]:
+    """One presigning run of PRESIGN_BATCH presignatures pooled in the nodes' memory; returns
+    the handles ``sign_ecdsa`` takes."""
+    handles: list[Any] = await client.coordinator.presign(key, count=PRESIGN_BATCH)
+    return handles
 
 
-async def sign_ecdsa(client: Any, key: Any, message: bytes, presignature: Any) -> None:
-    await client.sign_ecdsa(key, message, presignature=presignature)
+async def sign_ecdsa_pooled(client: Any, key: Any, message: bytes) -> None:
+    """An ECDSA signature from the SDK's presignature pool (concurrent calls are coalesced)."""
+    await client.sign(key, message)
 
 
-# Today's coordinator reopens channels older than 60 s when it presigns (their attestation
-# documents are relayed to peers) and closes the old ones under any request still using them;
-# the benchmark therefore starts every presigning phase (< 60 s) with a fresh client.
-FRESH_CLIENT_FOR_PRESIGNING = True
-
-# =====================================================================================
-# CPU time of every process, from /proc
-# =====================================================================================
-
-TICK = os.sysconf("SC_CLK_TCK")
-ROLES = ("client", "parents", "enclaves", "cloud", "other")
+async def sign_frost_batch(client: Any, key: Any, messages: list[bytes]) -> int:
+    """One batch request per signer; returns how many signatures it made."""
+    return len(await client.sign_many(key, messages))
 
 
-def _proc_table() -> dict[int, tuple[int, float]]:
-    """pid -> (parent pid, utime + stime in seconds) for every readable process."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited meanwhile
-        # fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15 (proc(5)).
-        table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK)
-    return table
+async def stock_presignatures(client: Any, key: Any, count: int) -> None:
+    """Fill the SDK's own presignature pool for ``key`` (untimed)."""
+    await client.coordinator.stock_presignatures(key, count)
 
 
-def cpu_by_role(named: Mapping[int, str]) -> dict[str, float]:
-    """CPU seconds so far of this process and all its descendants, summed by role.
-
-    ``named`` maps the cluster's top processes (children of this one) to a role; their
-    descendants take the role ``enclaves`` under a parent, else their ancestor's role.
-    """
-    table = _proc_table()
-    children: dict[int, list[int]] = collections.defaultdict(list)
-    for pid, (ppid, _) in table.items():
-        children[ppid].append(pid)
-    totals = dict.fromkeys(ROLES, 0.0)
-    me = os.getpid()
-    stack = [(child, named.get(child, "other")) for child in children[me]]
-    while stack:
-        pid, role = stack.pop()
-        totals[role] += table[pid][1]
-        below = "enclaves" if role == "parents" else role
-        stack.extend((child, below) for child in children[pid])
-    totals["client"] = time.process_time()  # this process, finer than clock ticks
-    return totals
+async def sign_ecdsa_batch(client: Any, key: Any, messages: list[bytes]) -> int:
+    """ECDSA signatures from the SDK's pool, one batch request per presigner."""
+    return len(await client.sign_many(key, messages))
 
 
-def cluster_roles(cluster: Cluster) -> dict[int, str]:
-    return {
-        pid: "cloud" if name == "cloud" else "parents" if name.startswith("node-") else "other"
-        for name, pid in cluster.pids().items()
-    }
-
+from proc_cpu import ROLES, cluster_roles, cpu_by_role  # noqa: E402
 
 # =====================================================================================
 # The protocol math alone, in this process (t = 1, n = 3, as on the cluster)
@@ -302,7 +270,7 @@ def measure_math(ops: Iterable[str], seconds: float) -> dict[str, MathResult]:
     results = {}
     ed_keys, k1_keys = dealer(ED25519), dealer(SECP256K1)
     made: list[dict[Identifier, Presignature]] = []
-    wanted = set(ops)
+    wanted = {MATH_OF.get(op, op) for op in ops}
     if "frost" in wanted:
         results["frost"] = time_math(math_frost(ed_keys), seconds, 100_000)
     if "decrypt" in wanted:
@@ -327,6 +295,7 @@ class Cell:
     op: str
     concurrency: int
     ops: int = 0
+    items: int = 0  # what the operations made: 1 each, or what a batch operation reports
     wall: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -366,11 +335,12 @@ async def run_cell(
             index, started = started, started + 1
             begin = time.perf_counter()
             try:
-                await operation(index)
+                done = await operation(index)
             except Exception as error:  # a harness boundary: failures are counted and shown
                 cell.errors[type(error).__name__] += 1
                 continue
             cell.latencies.append(time.perf_counter() - begin)
+            cell.items += done if isinstance(done, int) else 1
 
     before = cpu_by_role(roles)
     begin = time.perf_counter()
@@ -378,22 +348,35 @@ async def run_cell(
     await asyncio.gather(*(worker() for _ in range(cell.concurrency)))
     cell.wall = time.perf_counter() - begin
     after = cpu_by_role(roles)
-    cell.ops = len(cell.latencies)
+    cell.ops = cell.items
     cell.cpu = {role: after[role] - before[role] for role in ROLES}
     return cell
 
 
-GOAL_RATE = {"frost": 300.0, "ecdsa": 1000.0, "decrypt": 300.0, "presign": 150.0}
+GOAL_RATE = {
+    "frost": 300.0,
+    "ecdsa": 1000.0,
+    "decrypt": 300.0,
+    "presign": 150.0,
+    "frost-batch": 300.0,
+    "ecdsa-batch": 1000.0,
+}
+#: Messages per batch request in the batch cells (the wire's MAX_BATCH).
+BATCH = 64
+#: The protocol math a batch cell is compared with (per signature).
+MATH_OF = {"frost-batch": "frost", "ecdsa-batch": "ecdsa"}
 GOAL_P50_MS, GOAL_P99_MS, GOAL_CPU_RATIO = 5.0, 20.0, 2.0
 LABEL = {
     "frost": "FROST Ed25519 sign",
     "ecdsa": "ECDSA sign (pooled)",
     "decrypt": "decrypt (ECIES)",
     "presign": "ECDSA presign",
+    "frost-batch": f"FROST batch of {BATCH}",
+    "ecdsa-batch": f"ECDSA batch of {BATCH}",
 }
 OPS = tuple(LABEL)
-#: An enclave keeps at most 256 unused presignatures per key; stay a little below.
-PER_KEY_POOL = 240
+#: An enclave keeps at most 1024 unused presignatures per key; stay a little below.
+PER_KEY_POOL = 960
 #: Bound of the untimed pool top-up: below the 60 s at which presigning reopens channels.
 TOP_UP_SECONDS = 45.0
 
@@ -419,31 +402,25 @@ class EcdsaPool:
 
     def _reserve(self) -> Any:
         key = min(self._held, key=self._held.__getitem__)
-        if self._held[key] >= PER_KEY_POOL:
+        if self._held[key] + PRESIGN_BATCH > PER_KEY_POOL:
             raise RuntimeError("no ECDSA key has room for another presignature")
-        self._held[key] += 1
+        self._held[key] += PRESIGN_BATCH
         return key
 
-    async def presign_one(self, _index: int) -> None:
+    async def presign_one(self, _index: int) -> int:
+        """One presigning run; returns how many presignatures it made."""
         key = self._reserve()
         try:
-            handle = await presign(self.client, key)
+            handles = await presign(self.client, key)
         except BaseException:
-            self._held[key] -= 1
+            self._held[key] -= PRESIGN_BATCH
             raise
-        self.ready.append((key, handle))
+        self.ready.extend((key, handle) for handle in handles)
+        return len(handles)
 
     async def refresh(self, run: Run) -> None:
-        """Before a presigning phase (untimed): a fresh client, its channels opened by one
-        presignature, so no channel reaches the 60 s reopening age within the phase."""
-        if FRESH_CLIENT_FOR_PRESIGNING:
-            self.client = await run.fresh_client()
+        """Before a presigning phase (untimed): channels opened by one presigning run."""
         await self.presign_one(-1)
-
-    async def sign_one(self, index: int) -> None:
-        key, handle = self.ready.popleft()
-        self._held[key] -= 1
-        await sign_ecdsa(self.client, key, b"bench message %d" % index, handle)
 
 
 @dataclass(slots=True)
@@ -483,32 +460,26 @@ async def drive(run: Run) -> None:
     pool = EcdsaPool(client)
     if "presign" in ops:
         for conc in levels:
-            cap = cap_for("presign", args.seconds)
-            await pool.ensure_room(cap + 1)
+            cap = math.ceil(cap_for("presign", args.seconds) / PRESIGN_BATCH)  # runs
+            await pool.ensure_room((cap + 1) * PRESIGN_BATCH)
             await pool.refresh(run)
             await run.cell("presign", conc, pool.presign_one, cap)
     if "ecdsa" in ops:
-        target = args.pool * len(levels)
-        if len(pool.ready) < target:
-            await pool.ensure_room(target - len(pool.ready) + 1)
-            await pool.refresh(run)
-            begin = time.perf_counter()
-            top_up = await run_cell(
-                Cell("top-up", 8),
-                pool.presign_one,
-                seconds=TOP_UP_SECONDS,
-                cap=target - len(pool.ready),
-                roles=run.roles,
-            )
-            failed = sum(top_up.errors.values())
-            run.notes.append(
-                f"ECDSA pool topped up to {len(pool.ready)} presignatures in "
-                f"{time.perf_counter() - begin:.1f} s (untimed"
-                + (f"; {failed} presignings failed: {dict(top_up.errors)})" if failed else ")")
-            )
-        share = len(pool.ready) // len(levels)
+        pooled_key = await create_ecdsa_key(run.client, "bench-ecdsa-pooled")
         for conc in levels:
-            await run.cell("ecdsa", conc, pool.sign_one, min(share, cap_for("ecdsa", args.seconds)))
+            count = min(args.pool, cap_for("ecdsa", args.seconds))
+            begin = time.perf_counter()
+            await stock_presignatures(run.client, pooled_key, count)  # untimed
+            run.notes.append(
+                f"ECDSA c={conc}: {count} presignatures pooled in the SDK in "
+                f"{time.perf_counter() - begin:.1f} s (untimed)"
+            )
+            await run.cell(
+                "ecdsa",
+                conc,
+                lambda i: sign_ecdsa_pooled(run.client, pooled_key, b"bench message %d" % i),
+                count,
+            )
     if "frost" in ops:
         await sign_frost(run.client, key, b"warm-up")  # untimed: the first use opens channels
         for conc in levels:
@@ -517,6 +488,29 @@ async def drive(run: Run) -> None:
                 conc,
                 lambda i: sign_frost(run.client, key, b"bench message %d" % i),
                 cap_for("frost", args.seconds),
+            )
+    if "frost-batch" in ops:
+        for conc in levels:
+            await run.cell(
+                "frost-batch",
+                conc,
+                lambda i: sign_frost_batch(
+                    run.client, key, [b"bench batch %d/%d" % (i, k) for k in range(BATCH)]
+                ),
+                math.ceil(cap_for("frost-batch", args.seconds) / BATCH),
+            )
+    if "ecdsa-batch" in ops:
+        batch_key = await create_ecdsa_key(run.client, "bench-ecdsa-batch")
+        for conc in levels:
+            runs = math.ceil(min(args.pool, cap_for("ecdsa-batch", args.seconds)) / BATCH)
+            await stock_presignatures(run.client, batch_key, runs * BATCH)  # untimed
+            await run.cell(
+                "ecdsa-batch",
+                conc,
+                lambda i: sign_ecdsa_batch(
+                    run.client, batch_key, [b"bench batch %d/%d" % (i, k) for k in range(BATCH)]
+                ),
+                runs,
             )
     if "decrypt" in ops:
         plaintext = b"x" * 64
@@ -581,7 +575,7 @@ def report(run: Run, maths: Mapping[str, MathResult], idle: float, load: float) 
             if cell.concurrency == 1:
                 lat_goal = f"{GOAL_P50_MS:g}/{GOAL_P99_MS:g}"
                 lat_ok = verdict(p50 <= GOAL_P50_MS and p99 <= GOAL_P99_MS)
-            m = maths.get(op)
+            m = maths.get(MATH_OF.get(op, op))
             math_ms = m.cpu_ms if m else math.nan
             ratio = cell.cpu_ms_per_op / math_ms
             ratio_text = f"{ratio:6.1f}x"
