@@ -27,6 +27,7 @@ in-process nodes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -210,6 +211,8 @@ class Coordinator:
         self._keys: dict[str, KeyDescription] = {}
         self._nonces: dict[tuple[str, str], deque[SigningCommitments]] = {}
         self._nonce_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._refills: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._presign_refills: dict[str, asyncio.Task[None]] = {}
         self._presignatures: dict[str, deque[PresignatureInfo]] = {}
         self._presign_locks: dict[str, asyncio.Lock] = {}
         self._rng = _OsRandom()
@@ -223,6 +226,10 @@ class Coordinator:
         await self.close()
 
     async def close(self) -> None:
+        refills = [*self._refills.values(), *self._presign_refills.values()]
+        for refill in refills:
+            refill.cancel()
+        await asyncio.gather(*refills, return_exceptions=True)
         links, self._links = self._links, {}
         await asyncio.gather(*(link.close() for link in links.values()))
 
@@ -619,33 +626,48 @@ class Coordinator:
     async def _commitments(
         self, key: KeyDescription, node_id: str, count: int
     ) -> list[SigningCommitments]:
-        """``count`` unused commitments of ``node_id`` for ``key`` (fetched in batches)."""
+        """``count`` unused commitments of ``node_id`` for ``key``. Fetched in batches; when the
+        pool runs low it is refilled in the background, so a signature rarely waits for one."""
         slot = (key.name, node_id)
-        async with self._nonce_locks.setdefault(slot, asyncio.Lock()):
-            pool = self._nonces.setdefault(slot, deque())
-            if len(pool) < count:
-                reply = await self._call(
-                    node_id, NonceCommit(key.name, max(count, NONCE_BATCH)), NonceCommitments
-                )
-                suite = key.suite.frost_suite()
-                for encoded in reply.commitments:
-                    try:
-                        commitment = SigningCommitments.from_bytes(encoded)
-                    except MpcError:
-                        raise ProtocolError(
-                            f"{node_id} sent a malformed commitment", culprit=node_id
-                        ) from None
-                    if (
-                        commitment.suite is not suite
-                        or commitment.session_id != PREPROCESSED_SESSION_ID
-                    ):
-                        raise ProtocolError(
-                            f"{node_id} committed for another suite", culprit=node_id
-                        )
-                    pool.append(commitment)
+        pool = self._nonces.setdefault(slot, deque())
+        if len(pool) < count:
+            async with self._nonce_locks.setdefault(slot, asyncio.Lock()):
+                if len(pool) < count:  # nobody refilled it while this call waited
+                    pool.extend(
+                        await self._fetch_commitments(key, node_id, max(count, NONCE_BATCH))
+                    )
                 if len(pool) < count:
                     raise ProtocolError(f"{node_id} sent too few commitments", culprit=node_id)
-            return [pool.popleft() for _ in range(count)]
+        taken = [pool.popleft() for _ in range(count)]
+        if len(pool) < NONCE_BATCH // 2 and slot not in self._refills:
+            refill = asyncio.get_running_loop().create_task(self._refill(key, node_id, pool))
+            self._refills[slot] = refill  # held until done (asyncio keeps weak references)
+            refill.add_done_callback(lambda _: self._refills.pop(slot, None))
+        return taken
+
+    async def _refill(
+        self, key: KeyDescription, node_id: str, pool: deque[SigningCommitments]
+    ) -> None:
+        with contextlib.suppress(ClientError):  # the next signature refills on its own path
+            pool.extend(await self._fetch_commitments(key, node_id, NONCE_BATCH))
+
+    async def _fetch_commitments(
+        self, key: KeyDescription, node_id: str, count: int
+    ) -> list[SigningCommitments]:
+        reply = await self._call(node_id, NonceCommit(key.name, count), NonceCommitments)
+        suite = key.suite.frost_suite()
+        fetched = []
+        for encoded in reply.commitments:
+            try:
+                commitment = SigningCommitments.from_bytes(encoded)
+            except MpcError:
+                raise ProtocolError(
+                    f"{node_id} sent a malformed commitment", culprit=node_id
+                ) from None
+            if commitment.suite is not suite or commitment.session_id != PREPROCESSED_SESSION_ID:
+                raise ProtocolError(f"{node_id} committed for another suite", culprit=node_id)
+            fetched.append(commitment)
+        return fetched
 
     # -- threshold ECDSA ------------------------------------------------------------------
 
@@ -730,7 +752,7 @@ class Coordinator:
 
     async def _pooled(self, name: str, count: int) -> list[PresignatureInfo]:
         """``count`` presignatures of one presigning committee from the pool (refilled in runs
-        of :data:`PRESIGN_BATCH`)."""
+        of :data:`PRESIGN_BATCH`, in the background once it runs low)."""
         async with self._presign_locks.setdefault(name, asyncio.Lock()):
             pool = self._presignatures.setdefault(name, deque())
             taken: list[PresignatureInfo] = []
@@ -747,7 +769,15 @@ class Coordinator:
                     pool.appendleft(info)
                     break
                 taken.append(info)
-            return taken
+        if len(pool) < PRESIGN_BATCH // 2 and name not in self._presign_refills:
+            refill = asyncio.get_running_loop().create_task(self._refill_presignatures(name, pool))
+            self._presign_refills[name] = refill  # held until done
+            refill.add_done_callback(lambda _: self._presign_refills.pop(name, None))
+        return taken
+
+    async def _refill_presignatures(self, name: str, pool: deque[PresignatureInfo]) -> None:
+        with contextlib.suppress(ClientError):  # the next signature presigns on its own path
+            pool.extend(await self.presign(name, count=PRESIGN_BATCH))
 
     async def sign_ecdsa(
         self,

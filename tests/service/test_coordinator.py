@@ -372,4 +372,5 @@ def test_concurrent_signatures_leave_as_one_batch_and_a_bad_approval_stays_its_o
     assert isinstance(outcomes[4], RemoteError)
     assert outcomes[4].error_code is ErrorCode.APPROVAL_MISMATCH
     batches = [r for link in cluster.links for r in link.requests if isinstance(r, FrostSign)]
-    assert len(batches[0].packages) == 10  # the first attempt carried all ten at once
+    assert max(len(b.packages) for b in batches) == 10  # the first attempt carried all ten
+    assert sum(len(b.packages) == 10 for b in batches) == 2  # once to each of the two signers
