@@ -10,12 +10,11 @@ it relays envelopes between nodes and may tamper with anything it relays. Nothin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from nacl.public import PrivateKey
 
@@ -32,6 +31,7 @@ from enclave.service.binding import PeerVerifier
 from enclave.service.errors import ServiceError
 from enclave.service.handlers import NodeService
 from enclave.service.identity import ServiceIdentity
+from tests.support.blobs import DictHost
 from wire.binding import ChannelBinding
 from wire.messages import DkgOutbox, DkgStep, ErrorReply, KeyCreate, KeyCreated, Reply, Request
 
@@ -87,46 +87,6 @@ def peer_verifier(
 ) -> PeerVerifier:
     """A node's check of its peers, trusting ``ca`` and the :data:`RELEASED` image."""
     return PeerVerifier(verifier or verifier_for(ca), RELEASED, max_age, clock, peer_releases)
-
-
-@dataclass
-class Gate:
-    """Parks every read of one blob: ``reached`` is set once a read waits, ``opened`` lets it go.
-
-    A request that reads the blob stays in flight until the test opens the gate — the way to hold
-    a request open without sleeping."""
-
-    reached: asyncio.Event = field(default_factory=asyncio.Event)
-    opened: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class DictHost:
-    """The parent's blob store for one node, in a dict (what the parent keeps is all sealed)."""
-
-    def __init__(self) -> None:
-        self.blobs: dict[str, bytes] = {}
-        self._gates: dict[str, Gate] = {}
-
-    async def put_blob(self, name: str, data: bytes) -> None:
-        self.blobs[name] = data
-
-    async def get_blob(self, name: str) -> bytes | None:
-        gate = self._gates.get(name)
-        if gate is not None:
-            gate.reached.set()
-            await gate.opened.wait()
-        return self.blobs.get(name)
-
-    @contextlib.contextmanager
-    def hold(self, name: str) -> Iterator[Gate]:
-        """Park reads of blob ``name`` until the gate opens (or the block ends). Call it inside
-        the event loop that will wait on it."""
-        gate = self._gates[name] = Gate()
-        try:
-            yield gate
-        finally:
-            gate.opened.set()
-            del self._gates[name]
 
 
 #: The outcome of one node's part in a protocol run: its last reply, or the error that ended it.

@@ -20,21 +20,9 @@ from enclave.errors import (
 )
 from enclave.sealing import MANIFEST_NAME, BlobHeader, SealedStore, Sealer
 from enclave.secretbytes import SecretBytes
+from tests.support.blobs import DictHost
 
 T = TypeVar("T")
-
-
-class DictBlobs:
-    """An in-memory parent blob store (the real one is a directory; the contract is the same)."""
-
-    def __init__(self) -> None:
-        self.blobs: dict[str, bytes] = {}
-
-    async def put_blob(self, name: str, data: bytes) -> None:
-        self.blobs[name] = data
-
-    async def get_blob(self, name: str) -> bytes | None:
-        return self.blobs.get(name)
 
 
 def key() -> SecretBytes:
@@ -123,7 +111,7 @@ def test_any_single_byte_flip_is_refused(position: int, data: st.DataObject) -> 
 
 
 def test_store_roundtrip_across_restart() -> None:
-    host = DictBlobs()
+    host = DictHost()
     data_key = key()
 
     async def first() -> None:
@@ -146,7 +134,7 @@ def test_store_roundtrip_across_restart() -> None:
 
 
 def test_store_detects_single_blob_rollback_across_restart() -> None:
-    host = DictBlobs()
+    host = DictHost()
     data_key = key()
 
     async def scenario() -> None:
@@ -166,7 +154,7 @@ def test_store_detects_single_blob_rollback_across_restart() -> None:
 
 
 def test_store_detects_rollback_within_a_lifetime_even_with_old_manifest() -> None:
-    host = DictBlobs()
+    host = DictHost()
 
     async def scenario() -> None:
         store = SealedStore(Sealer(key(), "n"), host)
@@ -184,7 +172,7 @@ def test_store_detects_rollback_within_a_lifetime_even_with_old_manifest() -> No
 
 
 def test_store_detects_deleted_blob_and_manifest() -> None:
-    host = DictBlobs()
+    host = DictHost()
     data_key = key()
 
     async def scenario() -> None:
@@ -204,7 +192,7 @@ def test_store_detects_deleted_blob_and_manifest() -> None:
 
 
 def test_store_accepts_blob_newer_than_manifest_after_crash() -> None:
-    host = DictBlobs()
+    host = DictHost()
     data_key = key()
 
     async def scenario() -> None:
@@ -222,7 +210,7 @@ def test_store_accepts_blob_newer_than_manifest_after_crash() -> None:
 
 
 def test_reserved_name_and_use_before_load() -> None:
-    store = SealedStore(Sealer(key(), "n"), DictBlobs())
+    store = SealedStore(Sealer(key(), "n"), DictHost())
     with pytest.raises(BlobFormatError):
         run(store.put("state", b"x"))
     run(store.load())
@@ -239,7 +227,7 @@ def test_secret_bytes_redacts_and_wipes() -> None:
     assert secret.expose() == bytes(32)
 
 
-class YieldingBlobs(DictBlobs):
+class YieldingBlobs(DictHost):
     """Like the real host client, every call suspends, so concurrent puts interleave."""
 
     async def put_blob(self, name: str, data: bytes) -> None:

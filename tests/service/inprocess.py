@@ -29,6 +29,7 @@ from enclave.service.identity import ServiceIdentity
 from keyshard.client.channel import NodeTrust, check_reply, verify_document
 from keyshard.client.coordinator import Coordinator, Link
 from keyshard.client.errors import ChannelError
+from tests.support.blobs import DictHost
 from wire.binding import ChannelBinding
 from wire.messages import Hello, HelloReply, Reply, Request, decode_reply, decode_request, encode
 
@@ -41,19 +42,6 @@ RELEASED = pcrs(b"released image")
 
 #: Replaces a node's answer to a request (for misbehaving-node tests): (request, honest) -> reply.
 Tamper = Callable[[Request, Reply], Reply]
-
-
-class DictHost:
-    """The parent's blob store for one node, in a dict."""
-
-    def __init__(self) -> None:
-        self.blobs: dict[str, bytes] = {}
-
-    async def put_blob(self, name: str, data: bytes) -> None:
-        self.blobs[name] = data
-
-    async def get_blob(self, name: str) -> bytes | None:
-        return self.blobs.get(name)
 
 
 class MemoryLink:
