@@ -27,7 +27,6 @@ import asyncio
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,7 +37,7 @@ from enclave.errors import EnclaveError
 from enclave.mpc.bip32 import derive_keyshard_path
 from enclave.mpc.decryption.ecies import Ciphertext
 from enclave.mpc.decryption.partial import partial_decrypt
-from enclave.mpc.ecdsa import PresignaturePool, SigningRequest
+from enclave.mpc.ecdsa import SigningRequest
 from enclave.mpc.ecdsa import sign as ecdsa_sign
 from enclave.mpc.errors import EncodingError, InvalidParameters, MisuseError, MpcError
 from enclave.mpc.frost.round2 import SigningPackage
@@ -46,11 +45,9 @@ from enclave.mpc.frost.round2 import sign as frost_sign
 from enclave.mpc.keys import KeyShare
 from enclave.mpc.suites import KeySuite, Scheme, key_suite
 from enclave.service.binding import PeerVerifier
-from enclave.service.dkg import KeyCreation, KeyCreationPhase
+from enclave.service.dkg import KeyCreation
 from enclave.service.errors import (
-    BusyError,
     KeyExistsError,
-    NonceUnknownError,
     PeerRefusedError,
     ServiceError,
     SessionError,
@@ -60,9 +57,10 @@ from enclave.service.errors import (
 )
 from enclave.service.identity import ServiceIdentity
 from enclave.service.keystore import KeyStore, SealedBlobs, StoredKey
-from enclave.service.nonces import FrostNonces
+from enclave.service.nonces import NONCE_CHUNK, FrostNonces
 from enclave.service.policy import check_approvals
 from enclave.service.presigning import Presigning
+from enclave.service.sessions import KeyCreations, PresignaturePools, PresigningRuns
 from wire.approvals import ApprovalPolicy, Operation, decryption_digest, message_digest
 from wire.errors import ErrorCode, WireError
 from wire.messages import (
@@ -94,17 +92,6 @@ from wire.messages import (
 __all__ = ["NodeService", "OsRandom", "error_reply"]
 
 log = logging.getLogger("enclave.service")
-
-#: A key creation not finished after this long is abandoned: a new KeyCreate may replace it.
-CREATION_TIMEOUT = 120.0
-#: At most this many key creations run at once on a node.
-MAX_CREATIONS = 32
-#: At most this many presigning runs are pending on a node (the oldest is dropped first).
-MAX_PRESIGNING = 64
-#: Nonce pairs committed between two yields to the event loop.
-NONCE_CHUNK = 8
-#: At most this many unused presignatures are kept per key (memory is the only store).
-MAX_PRESIGNATURES = 1024
 
 
 class OsRandom:
@@ -155,11 +142,10 @@ class NodeService:
         self._peers = peers
         self._rng = OsRandom()
         self._clock = clock
-        self._creations: dict[str, tuple[float, KeyCreation]] = {}
-        self._reserved: set[str] = set()  # names whose creation is being set up
+        self._creations = KeyCreations()
         self._nonces = FrostNonces()
-        self._presigning: OrderedDict[tuple[str, bytes], Presigning] = OrderedDict()
-        self._pools: dict[str, PresignaturePool] = {}
+        self._presigning = PresigningRuns()
+        self._pools = PresignaturePools()
 
     async def hello(self, request: Hello) -> HelloReply:
         """A fresh NSM document echoing the nonce and binding this boot's TLS and box keys."""
@@ -255,21 +241,14 @@ class NodeService:
         name = request.key_name
         suite = self._suite(request.suite)
         suite.check_committee(request.threshold, len(request.participants))
-        now = time.monotonic()
-        for other, (started, creation) in list(self._creations.items()):
-            if creation.phase is KeyCreationPhase.FAILED or now - started > CREATION_TIMEOUT:
-                del self._creations[other]  # failed for good, or abandoned by its coordinator
-        if name in self._creations or name in self._reserved:
-            raise SessionError(f"key creation {name!r} is already running")
-        if len(self._creations) + len(self._reserved) >= MAX_CREATIONS:
-            raise BusyError(f"{MAX_CREATIONS} key creations are already running")
-        self._reserved.add(name)  # before the first await: a concurrent KeyCreate is refused
+        self._creations.reserve(name)  # before the first await
         try:
             if await self._keys.exists(name):
                 raise KeyExistsError(name)
-        finally:
-            self._reserved.discard(name)
-        peer_box_keys = self._peer_box_keys(request.participants)
+            peer_box_keys = self._peer_box_keys(request.participants)
+        except BaseException:
+            self._creations.release(name)
+            raise
         creation = KeyCreation(
             key_name=name,
             suite=suite.name,
@@ -281,7 +260,7 @@ class NodeService:
             peer_box_keys=peer_box_keys,
             policy=request.policy,
         )
-        self._creations[name] = (now, creation)
+        self._creations.start(name, creation)
         log.info(
             "key creation started",
             extra={"fields": {"event": "dkg_start", "key": name, "n": len(peer_box_keys) + 1}},
@@ -296,17 +275,14 @@ class NodeService:
             raise UnsupportedError(str(error)) from None
 
     async def _dkg_step(self, request: DkgStep) -> Reply:
-        running = self._creations.get(request.key_name)
-        if running is None:
-            raise SessionError(f"no key creation {request.key_name!r} on this node")
-        creation = running[1]
+        creation = self._creations.get(request.key_name)
         result = creation.step(request.inbox)
         if isinstance(result, KeyShare):
             policy = ApprovalPolicy.decode(creation.policy) if creation.policy else None
             # sealed (share and policy together) before success is reported
             stored = StoredKey(result, policy, key_suite(creation.suite), creation.nodes)
             await self._keys.save(request.key_name, stored)
-            del self._creations[request.key_name]
+            self._creations.finish(request.key_name)
             log.info(
                 "key created", extra={"fields": {"event": "dkg_done", "key": request.key_name}}
             )
@@ -332,8 +308,7 @@ class NodeService:
     # -- FROST --------------------------------------------------------------------------
 
     async def _nonce_commit(self, request: NonceCommit) -> Reply:
-        """Commit in chunks, yielding to the event loop between them: a batch of 64 is ~10 ms
-        of point multiplications, which a signature waiting behind it should not pay."""
+        """Commit in chunks of :data:`NONCE_CHUNK`, yielding to the event loop between them."""
         key = await self._key(request.key_name, Scheme.FROST)
         suite = key.suite.frost_suite()
         commitments: list[bytes] = []
@@ -380,17 +355,10 @@ class NodeService:
 
     async def _presign_start(self, request: PresignStart) -> Reply:
         key = await self._key(request.key_name, Scheme.ECDSA)
-        pool = self._pools.get(request.key_name)
-        pending = sum(
-            run.count
-            for (key_name, _), run in self._presigning.items()
-            if key_name == request.key_name
+        self._pools.check_room(
+            request.key_name, request.count, self._presigning.pending(request.key_name)
         )
-        if (0 if pool is None else len(pool)) + pending + request.count > MAX_PRESIGNATURES:
-            raise BusyError(f"{MAX_PRESIGNATURES} unused presignatures are kept or being made")
-        slot = (request.key_name, request.session_id)
-        if slot in self._presigning:
-            raise SessionError("a presigning run with this id is pending")
+        self._presigning.check_new(request.key_name, request.session_id)
         presigning = Presigning(
             key_name=request.key_name,
             session_id=request.session_id,
@@ -401,21 +369,14 @@ class NodeService:
             count=request.count,
         )
         outbox = presigning.start(self._rng)
-        self._presigning[slot] = presigning
-        while len(self._presigning) > MAX_PRESIGNING:
-            self._presigning.popitem(last=False)
+        self._presigning.put(presigning)
         return DkgOutbox(outbox)
 
     async def _presign_step(self, request: PresignStep) -> Reply:
-        slot = (request.key_name, request.session_id)
-        presigning = self._presigning.pop(slot, None)  # any error forgets the run for good
-        if presigning is None:
-            raise SessionError("no pending presigning run with this id")
+        presigning = self._presigning.take(request.key_name, request.session_id)
         result = presigning.step(request.inbox)
         if isinstance(result, list):
-            pool = self._pools.setdefault(request.key_name, PresignaturePool())
-            for presignature in result:
-                pool.add(presignature)
+            self._pools.add(request.key_name, result)
             log.info(
                 "presignatures stored",
                 extra={"fields": {"event": "presigned", "key": request.key_name, "n": len(result)}},
@@ -424,7 +385,7 @@ class NodeService:
                 tuple(p.info.presignature_id for p in result),
                 tuple(p.info.big_r.to_bytes() for p in result),
             )
-        self._presigning[slot] = presigning
+        self._presigning.put(presigning)  # only a step that succeeded keeps the run
         return DkgOutbox(result)
 
     async def _ecdsa_sign(self, request: EcdsaSign) -> Reply:
@@ -442,15 +403,11 @@ class NodeService:
                 approvals,
                 group_public_key=signing_key.to_bytes(),
             )
-        pool = self._pools.setdefault(request.key_name, PresignaturePool())
         shares = []
         for presignature_id, digest, entropy in zip(
             request.presignature_ids, digests, request.entropies, strict=True
         ):
-            try:
-                presignature = pool.take(presignature_id)  # out of the pool: never used twice
-            except MpcError:
-                raise NonceUnknownError("no unused presignature with this id") from None
+            presignature = self._pools.take(request.key_name, presignature_id)
             signing = SigningRequest(presignature_id, digest, entropy, tweak)
             shares.append(ecdsa_sign(presignature, signing).to_bytes())
         return SignatureShares(tuple(shares))

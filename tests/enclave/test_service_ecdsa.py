@@ -29,7 +29,7 @@ from enclave.mpc.errors import InvalidParameters
 from enclave.mpc.groups import SECP256K1
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import KeyShare, PublicKeyPackage
-from enclave.service import handlers
+from enclave.service import sessions
 from enclave.service.errors import (
     ApprovalMismatchError,
     EnvelopeError,
@@ -381,7 +381,7 @@ def test_unused_presignatures_per_key_are_capped(
 ) -> None:
     async def run() -> None:
         public = await cluster.create_key("capped", SUITE)
-        monkeypatch.setattr(handlers, "MAX_PRESIGNATURES", 2)
+        monkeypatch.setattr(sessions, "MAX_PRESIGNATURES", 2)
         await presign(cluster, "capped", public, count=2)
         documents = cluster.documents()
         request = PresignStart("capped", os.urandom(32), documents)

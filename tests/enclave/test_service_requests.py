@@ -458,3 +458,25 @@ def test_a_refused_batch_still_uses_up_the_nonces_it_took(cluster: Cluster) -> N
         assert len(shares.shares) == 2
 
     asyncio.run(run())
+
+
+def test_two_concurrent_creations_of_one_name_cannot_both_start(ca: EmulatedCa) -> None:
+    """The name is reserved before the node's first await: a second key_create that arrives
+    while the first waits on the parent (for the "does it exist" read) is refused."""
+    cluster = Cluster(ca)
+    node = cluster.services["node-1"]
+
+    async def run() -> tuple[object, ErrorCode]:
+        documents = cluster.documents()
+        create = KeyCreate("twice", "ed25519", 1, os.urandom(32), documents)
+        with cluster.hosts["node-1"].hold("key-twice") as gate:
+            first = asyncio.create_task(node.answer(create))
+            await gate.reached.wait()
+            second = await node.answer(KeyCreate("twice", "ed25519", 1, os.urandom(32), documents))
+            gate.opened.set()
+            assert isinstance(second, ErrorReply)
+            return await first, second.code
+
+    first, code = asyncio.run(run())
+    assert code is ErrorCode.SESSION
+    assert isinstance(first, DkgOutbox)
