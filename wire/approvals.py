@@ -10,6 +10,18 @@ SHA-256 digest of what is approved, ``not_after`` in UTC seconds). What is appro
 * decrypt: ``SHA-256(lp("keyshard/decrypt/v1") || lp(ciphertext) || lp(context))``
   (:func:`decryption_digest`), ``context`` being the associated data the client will use.
 
+Approver keys must be canonical encodings of points of prime order (libsodium's
+``crypto_core_ed25519_is_valid_point``): with a small-order key listed (one of the eight points of
+order dividing 8), ``R = identity, S = 0`` is a valid signature of almost any statement, so anyone
+could forge that approver's approvals — and cryptography's Ed25519 accepts such keys and such
+signatures. For the same reason :meth:`Approval.verify` refuses a signature whose ``R`` is not a
+canonical prime-order point; cryptography already refuses a non-canonical ``S`` (``S >= L``).
+
+A policy may bound how long its approvals live (``max_approval_lifetime``, seconds; without it
+:data:`DEFAULT_APPROVAL_LIFETIME`): a node refuses an approval whose ``not_after`` lies further in
+its future. A policy without a lifetime keeps its version-1 encoding (policies sealed before
+lifetimes existed decode unchanged); one with a lifetime is version 2, with one more field.
+
 The rule that enforces a policy lives in the enclave (:mod:`enclave.service.policy`); this module
 only says what the values are and how they are encoded, hashed and signed.
 """
@@ -20,7 +32,9 @@ import enum
 import hashlib
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl import bindings as sodium
 
 from wire import cbor
 from wire.errors import MalformedMessageError
@@ -28,6 +42,8 @@ from wire.hashing import lp_join
 
 __all__ = [
     "CLOCK_SKEW",
+    "DEFAULT_APPROVAL_LIFETIME",
+    "MAX_APPROVAL_LIFETIME",
     "MAX_APPROVERS",
     "Approval",
     "ApprovalPolicy",
@@ -37,12 +53,17 @@ __all__ = [
     "message_digest",
 ]
 
-POLICY_VERSION = 1
+POLICY_VERSION = 1  # no lifetime field: DEFAULT_APPROVAL_LIFETIME applies
+POLICY_VERSION_LIFETIME = 2  # with "max_lifetime"
 APPROVAL_VERSION = 1
 MAX_APPROVERS = 32
 #: Seconds an approval stays acceptable after its ``not_after`` (clocks of approvers and enclaves
 #: differ a little; a node never accepts an approval more than this late).
 CLOCK_SKEW = 60
+#: The longest an approval may live (``not_after`` after a node's clock) when its key's policy
+#: names no lifetime; and the longest any policy may allow.
+DEFAULT_APPROVAL_LIFETIME = 7 * 24 * 3600
+MAX_APPROVAL_LIFETIME = 30 * 24 * 3600
 _MAX_TIME = 2**40
 _STATEMENT_DOMAIN = b"keyshard/approval/v1"
 _DECRYPT_DOMAIN = b"keyshard/decrypt/v1"
@@ -56,20 +77,22 @@ class Operation(enum.Enum):
 def _public_key(field: str, value: object) -> bytes:
     if type(value) is not bytes or len(value) != 32:
         raise MalformedMessageError(field, "an Ed25519 public key is 32 bytes")
-    try:
-        Ed25519PublicKey.from_public_bytes(value)
-    except ValueError:
-        raise MalformedMessageError(field, "not an Ed25519 public key") from None
+    if not sodium.crypto_core_ed25519_is_valid_point(value):
+        raise MalformedMessageError(
+            field, "not an Ed25519 public key (small order or not canonical)"
+        )
     return value
 
 
 @dataclass(frozen=True, slots=True)
 class ApprovalPolicy:
-    """Approvers (sorted, distinct), quorum ``1 <= q <= len(approvers)``, operations needing it."""
+    """Approvers (sorted, distinct), quorum ``1 <= q <= len(approvers)``, operations needing it,
+    and the longest an approval may live (seconds; None: :data:`DEFAULT_APPROVAL_LIFETIME`)."""
 
     approvers: tuple[bytes, ...]
     quorum: int
     operations: frozenset[Operation]
+    max_approval_lifetime: int | None = None
 
     def __post_init__(self) -> None:
         approvers = tuple(self.approvers) if isinstance(self.approvers, tuple | list) else None
@@ -89,25 +112,46 @@ class ApprovalPolicy:
             or not all(isinstance(op, Operation) for op in operations)
         ):
             raise MalformedMessageError("operations", "must be a non-empty set of operations")
+        lifetime = self.max_approval_lifetime
+        if lifetime is not None and (
+            type(lifetime) is not int or not 1 <= lifetime <= MAX_APPROVAL_LIFETIME
+        ):
+            raise MalformedMessageError(
+                "max_approval_lifetime", f"must be 1..{MAX_APPROVAL_LIFETIME} seconds"
+            )
+
+    @property
+    def approval_lifetime(self) -> int:
+        """The longest, in seconds, an approval's ``not_after`` may lie after a node's clock."""
+        if self.max_approval_lifetime is None:
+            return DEFAULT_APPROVAL_LIFETIME
+        return self.max_approval_lifetime
 
     def requires(self, operation: Operation) -> bool:
         return operation in self.operations
 
     def encode(self) -> bytes:
-        """The canonical encoding (what the DKG binds and what is sealed)."""
-        return cbor.dumps(
-            {
-                "v": POLICY_VERSION,
-                "approvers": list(self.approvers),
-                "quorum": self.quorum,
-                "operations": sorted(op.value for op in self.operations),
-            }
-        )
+        """The canonical encoding (what the DKG binds and what is sealed): version 1 without a
+        lifetime, version 2 with one."""
+        value: dict[str, object] = {
+            "v": POLICY_VERSION,
+            "approvers": list(self.approvers),
+            "quorum": self.quorum,
+            "operations": sorted(op.value for op in self.operations),
+        }
+        if self.max_approval_lifetime is not None:
+            value |= {"v": POLICY_VERSION_LIFETIME, "max_lifetime": self.max_approval_lifetime}
+        return cbor.dumps(value)
 
     @classmethod
     def decode(cls, data: bytes) -> ApprovalPolicy:
         value = cbor.loads_map(data, what="policy")
-        if set(value) != {"v", "approvers", "quorum", "operations"} or value["v"] != POLICY_VERSION:
+        fields = {"v", "approvers", "quorum", "operations"}
+        if set(value) == fields | {"max_lifetime"} and value["v"] == POLICY_VERSION_LIFETIME:
+            lifetime = value["max_lifetime"]
+        elif set(value) == fields and value["v"] == POLICY_VERSION:
+            lifetime = None
+        else:
             raise MalformedMessageError("policy", "unknown version or fields")
         names = value["operations"]
         if (
@@ -123,14 +167,17 @@ class ApprovalPolicy:
         approvers = value["approvers"]
         if not isinstance(approvers, list):
             raise MalformedMessageError("approvers", "must be a list")
-        policy = cls(tuple(approvers), value["quorum"], operations)
+        policy = cls(tuple(approvers), value["quorum"], operations, lifetime)
         if policy.encode() != data:  # e.g. approvers out of order: one encoding per policy
             raise MalformedMessageError("policy", "not the canonical encoding")
         return policy
 
     def __str__(self) -> str:
         ops = ",".join(sorted(op.value for op in self.operations))
-        return f"{self.quorum} of {len(self.approvers)} approvers for {ops}"
+        return (
+            f"{self.quorum} of {len(self.approvers)} approvers for {ops}; "
+            f"approvals live at most {self.approval_lifetime} s"
+        )
 
 
 def message_digest(message: bytes) -> bytes:
@@ -226,5 +273,12 @@ class Approval:
         )
 
     def verify(self) -> None:
-        """Raise :class:`cryptography.exceptions.InvalidSignature` unless the signature holds."""
+        """Raise :class:`cryptography.exceptions.InvalidSignature` unless the signature holds.
+
+        ``R`` must be a canonical point of prime order (OpenSSL accepts ``R`` = identity, which
+        an honest signer never produces), so each approval has one valid signature encoding;
+        OpenSSL refuses a non-canonical ``S`` itself.
+        """
+        if not sodium.crypto_core_ed25519_is_valid_point(self.signature[:32]):
+            raise InvalidSignature
         Ed25519PublicKey.from_public_bytes(self.approver).verify(self.signature, self.statement())

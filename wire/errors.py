@@ -35,6 +35,7 @@ class ErrorCode(enum.Enum):
     APPROVAL_UNLISTED = "approval_unlisted"
     APPROVAL_EXPIRED = "approval_expired"
     APPROVAL_SIGNATURE = "approval_signature"
+    APPROVAL_REUSED = "approval_reused"  # a single-use (decrypt) approval was already spent here
     QUORUM_NOT_MET = "quorum_not_met"
     PROTOCOL = "protocol"  # a protocol check failed (a proof, a share, a commitment)
     ATTESTATION = "attestation"  # this node's own attestation failed

@@ -58,7 +58,7 @@ from enclave.service.errors import (
 from enclave.service.identity import ServiceIdentity
 from enclave.service.keystore import KeyStore, SealedBlobs, StoredKey
 from enclave.service.nonces import NONCE_CHUNK, FrostNonces
-from enclave.service.policy import check_approvals
+from enclave.service.policy import SpentApprovals, check_approvals
 from enclave.service.presigning import Presigning
 from enclave.service.sessions import KeyCreations, PresignaturePools, PresigningRuns
 from wire.approvals import ApprovalPolicy, Operation, decryption_digest, message_digest
@@ -146,6 +146,7 @@ class NodeService:
         self._nonces = FrostNonces()
         self._presigning = PresigningRuns()
         self._pools = PresignaturePools()
+        self._spent_approvals = SpentApprovals()  # decrypt approvals are single use
 
     async def hello(self, request: Hello) -> HelloReply:
         """A fresh NSM document echoing the nonce and binding this boot's TLS and box keys."""
@@ -219,21 +220,26 @@ class NodeService:
         *,
         group_public_key: bytes | None = None,
     ) -> None:
-        """Refuse (typed :class:`ApprovalError`) unless the key's sealed policy is satisfied.
+        """Refuse (typed :class:`ApprovalError`) unless the key's sealed policy is satisfied;
+        approvals of a decryption are then spent (single use on this node). Nothing awaits
+        between the check and the spending, so two concurrent requests cannot both spend one.
 
         ``group_public_key``: the key that signs when it is not the key itself (a BIP-32 child).
         """
         if group_public_key is None:
             group_public_key = key.share.public.group_public_key.to_bytes()
-        check_approvals(
+        now = int(self._clock())
+        accepted = check_approvals(
             key.policy,
             approvals,
             key_name=key_name,
             group_public_key=group_public_key,
             operation=operation,
             digest=digest,
-            now=int(self._clock()),
+            now=now,
         )
+        if operation is Operation.DECRYPT:
+            self._spent_approvals.spend(accepted, now)
 
     # -- key creation -------------------------------------------------------------------
 

@@ -26,12 +26,18 @@ from enclave.service.errors import (
     ApprovalMismatchError,
     ApprovalSignatureError,
     ApprovalUnlistedError,
+    BusyError,
     QuorumNotMetError,
     UnknownKeyError,
 )
 from enclave.service.handlers import OsRandom
 from enclave.service.keystore import KeyStore
-from enclave.service.policy import check_approvals
+from enclave.service.policy import (
+    ApprovalLifetimeError,
+    ApprovalReusedError,
+    SpentApprovals,
+    check_approvals,
+)
 from keyshard.client.approvals import (
     approval_from_json,
     approval_to_json,
@@ -41,6 +47,7 @@ from keyshard.client.approvals import (
 from wire import cbor
 from wire.approvals import (
     CLOCK_SKEW,
+    DEFAULT_APPROVAL_LIFETIME,
     Approval,
     ApprovalPolicy,
     Operation,
@@ -436,3 +443,125 @@ def test_policy_maps_with_any_field_values_never_escape_the_typed_error(
         except MalformedMessageError:
             continue
         assert policy.encode() == data
+
+
+# -- approval lifetimes and single-use decrypt approvals (issue 9 item 8) ----------------------
+
+
+def test_an_approval_living_longer_than_the_policy_allows_is_refused() -> None:
+    """Item 8: a node refuses an approval whose not_after lies more than the policy's lifetime
+    (the default when the policy names none; CLOCK_SKEW of grace) after its clock."""
+    latest = NOW + DEFAULT_APPROVAL_LIFETIME + CLOCK_SKEW
+    check([approve(APPROVERS[0]), approve(APPROVERS[1], not_after=latest)])
+    for not_after in (latest + 1, 2**40 - 1):  # 2**40 - 1 was accepted
+        with pytest.raises(ApprovalLifetimeError) as caught:
+            check([approve(APPROVERS[0]), approve(APPROVERS[1], not_after=not_after)])
+        error = caught.value
+        assert (error.index, error.not_after, error.limit) == (1, not_after, 7 * 24 * 3600)
+        assert (error.code, error.rule) == (ErrorCode.APPROVAL_EXPIRED, "lifetime")
+        assert f"more than {DEFAULT_APPROVAL_LIFETIME} s" in str(error)
+    short = ApprovalPolicy(POLICY.approvers, 2, BOTH, 600)
+    check([approve(k, not_after=NOW + 600 + CLOCK_SKEW) for k in APPROVERS[:2]], policy=short)
+    with pytest.raises(ApprovalLifetimeError) as caught:
+        check([approve(k, not_after=NOW + 601 + CLOCK_SKEW) for k in APPROVERS[:2]], policy=short)
+    assert caught.value.index == 0
+
+
+def test_spent_approvals_are_remembered_until_they_expire_and_bounded() -> None:
+    """Item 8: the table of spent decrypt approvals refuses a second use, forgets an approval
+    only once it could no longer be accepted anyway, and refuses (BUSY, spending nothing) when
+    full rather than forget one early."""
+    spent = SpentApprovals(capacity=2)
+    first = [Approval.decode(approve(k, not_after=NOW + 10)) for k in APPROVERS[:2]]
+    spent.spend(first, now=NOW)
+    assert len(spent) == 2
+    with pytest.raises(ApprovalReusedError) as caught:
+        spent.spend([first[1]], now=NOW)
+    assert (caught.value.index, caught.value.code) == (0, ErrorCode.APPROVAL_REUSED)
+    later = [Approval.decode(approve(APPROVERS[2], not_after=NOW + 900))]
+    with pytest.raises(BusyError):
+        spent.spend(later, now=NOW + 10 + CLOCK_SKEW)  # the first two are still acceptable
+    with pytest.raises(ApprovalReusedError):
+        spent.spend([first[0]], now=NOW + 10 + CLOCK_SKEW)
+    spent.spend(later, now=NOW + 11 + CLOCK_SKEW)  # they expired: forgotten, room made
+    assert len(spent) == 1
+    # a request naming one spent approval among fresh ones spends none of them
+    fresh = Approval.decode(approve(APPROVERS[0], not_after=NOW + 900))
+    with pytest.raises(ApprovalReusedError) as caught:
+        spent.spend([fresh, later[0]], now=NOW + 100)
+    assert caught.value.index == 1
+    spent.spend([fresh], now=NOW + 100)
+
+
+def test_a_decrypt_approval_is_single_use_on_each_node(ca: EmulatedCa) -> None:
+    """Item 8: a decrypt approval was a reusable decryption capability until it expired; each
+    node now gives at most one partial decryption per approval (signing approvals are not
+    affected), and forgets what it spent when it restarts (the documented limit)."""
+    cluster = Cluster(ca)
+
+    async def use() -> None:
+        public = await cluster.create_key("payroll", "ed25519", POLICY.encode())
+        gpk = public.group_public_key.to_bytes()
+        now = int(time.time())
+        ct = encrypt(public.group_public_key, b"salaries", OsRandom(), b"q3").to_bytes()
+        digest = decryption_digest(ct, b"q3")
+        approvals = tuple(
+            approve(
+                k, name="payroll", gpk=gpk, op=Operation.DECRYPT, digest=digest, not_after=now + 900
+            )
+            for k in APPROVERS[:2]
+        )
+
+        def request(given: tuple[bytes, ...]) -> DecryptPartial:
+            return DecryptPartial("payroll", ct, os.urandom(32), b"q3", given)
+
+        service = cluster.services["node-1"]
+        # a refused request spends nothing
+        short = await cluster.refusal("node-1", request(approvals[:1]))
+        assert short.code is ErrorCode.QUORUM_NOT_MET
+        assert isinstance(await service.dispatch(request(approvals)), Partial)
+        reused = await cluster.refusal("node-1", request(approvals))
+        assert reused.code is ErrorCode.APPROVAL_REUSED
+        with pytest.raises(ApprovalReusedError) as caught:
+            await service.dispatch(request(approvals))
+        assert caught.value.index == 0
+        # one spent approval among fresh ones: refused all the same
+        third = approve(
+            APPROVERS[2], name="payroll", gpk=gpk, op=Operation.DECRYPT, digest=digest,
+            not_after=now + 900,
+        )  # fmt: skip
+        mixed = await cluster.refusal("node-1", request((third, approvals[1])))
+        assert mixed.code is ErrorCode.APPROVAL_REUSED
+        # each node keeps its own table: node-2 has not spent them
+        assert isinstance(await cluster.services["node-2"].dispatch(request(approvals)), Partial)
+        # a restart forgets (memory only): until it expires, the approval decrypts once more
+        restarted = await cluster.restart("node-1")
+        assert isinstance(await restarted.dispatch(request(approvals)), Partial)
+        assert (await cluster.refusal("node-1", request(approvals))).code is (
+            ErrorCode.APPROVAL_REUSED
+        )
+        # an approval living longer than the policy allows is refused by the node
+        too_long = tuple(
+            approve(
+                k, name="payroll", gpk=gpk, op=Operation.DECRYPT, digest=digest,
+                not_after=now + DEFAULT_APPROVAL_LIFETIME + CLOCK_SKEW + 3600,
+            )
+            for k in APPROVERS[:2]
+        )  # fmt: skip
+        refused = await cluster.refusal("node-3", request(too_long))
+        assert refused.code is ErrorCode.APPROVAL_EXPIRED
+        assert "lifetime" in refused.message
+        # signing approvals stay usable for more than one signature of the same message
+        sign = tuple(
+            approve(k, name="payroll", gpk=gpk, not_after=now + 900) for k in APPROVERS[:2]
+        )
+        signers = ("node-1", "node-2")
+        for _ in range(2):
+            package = frost_package(await committed(cluster, "payroll", signers), b"wire 5 to 42")
+            for node_id in signers:
+                shares = await cluster.services[node_id].dispatch(
+                    FrostSign("payroll", (package,), (sign,))
+                )
+                assert isinstance(shares, SignatureShares)
+
+    asyncio.run(use())
