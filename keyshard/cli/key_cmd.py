@@ -75,7 +75,6 @@ PROFILE_FILE = "profile.json"
 MAX_INPUT = 64 * 1024
 MAX_APPROVAL_FILE = 16 * 1024
 DEFAULT_TTL = 900
-MAX_TTL = 7 * 24 * 3600
 
 _T = TypeVar("_T")
 
@@ -102,6 +101,7 @@ examples:
   keyshard key create treasury
   keyshard key create wallet --suite ecdsa-secp256k1 --format json
   keyshard key create payouts --approver HEX1 --approver HEX2 --quorum 2 --require sign
+  keyshard key create vault --approver HEX1 --require decrypt --approval-lifetime 3600
   keyshard key create treasury --profile ./prod/profile.json --cert admin.pem --key admin-key.pem
 
 suites: ed25519 (FROST, default), secp256k1 (FROST), ecdsa-secp256k1 (threshold ECDSA,
@@ -137,6 +137,8 @@ examples:
 
 Prints the approval (JSON) for `keyshard key sign|decrypt --approval FILE`. The approval names
 the key's public key (the child's under --path); without --public-key the cluster is asked.
+--ttl may not exceed the key's approval lifetime (its policy's; 7 days when the policy sets
+none or, with --public-key, cannot be read). Nodes spend a decrypt approval on its first use.
 fields: version, key, group_public_key, operation, digest, not_after, approver, signature.
 
 {_CLUSTER_HELP}""",
@@ -238,6 +240,13 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default="sign,decrypt",
         help="operations that need approvals: sign, decrypt or sign,decrypt (default both)",
     )
+    create.add_argument(
+        "--approval-lifetime",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="the longest an approval may live (default 7 days, at most 30 days)",
+    )
     create.set_defaults(handler=_create)
 
     info = verb(
@@ -276,7 +285,10 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--context", default="", help="decrypt: the associated data the ciphertext is bound to"
     )
     approve.add_argument(
-        "--ttl", type=int, default=DEFAULT_TTL, help=f"seconds valid (default {DEFAULT_TTL})"
+        "--ttl",
+        type=int,
+        default=DEFAULT_TTL,
+        help=f"seconds valid (default {DEFAULT_TTL}; at most the key's approval lifetime)",
     )
     approve.add_argument(
         "--public-key",
@@ -596,6 +608,8 @@ def _policy(args: argparse.Namespace) -> ApprovalPolicy | None:
     if not args.approver:
         if args.quorum is not None:
             raise UsageError("--quorum needs at least one --approver")
+        if args.approval_lifetime is not None:
+            raise UsageError("--approval-lifetime needs at least one --approver")
         return None
     try:
         approvers = tuple(bytes.fromhex(key) for key in args.approver)
@@ -603,7 +617,8 @@ def _policy(args: argparse.Namespace) -> ApprovalPolicy | None:
     except ValueError:
         raise UsageError("--approver takes hex keys; --require takes sign and/or decrypt") from None
     quorum = len(approvers) if args.quorum is None else args.quorum
-    return _local(lambda: ApprovalPolicy(approvers, quorum, operations))
+    lifetime = args.approval_lifetime
+    return _local(lambda: ApprovalPolicy(approvers, quorum, operations, lifetime))
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -710,14 +725,13 @@ def _decrypt(args: argparse.Namespace) -> int:
 
 def _approve(args: argparse.Namespace) -> int:
     from keyshard.client.approvals import (  # noqa: PLC0415 -- lazy SDK
+        approval_expiry,
         approval_to_json,
         load_approver_key,
         sign_approval,
     )
     from wire.approvals import Operation, decryption_digest, message_digest  # noqa: PLC0415
 
-    if not 1 <= args.ttl <= MAX_TTL:
-        raise UsageError(f"--ttl must be 1..{MAX_TTL} seconds")
     if args.public_key is not None and args.path:
         raise UsageError(
             "--path derives the child key from what the cluster reports: omit --public-key, "
@@ -730,6 +744,7 @@ def _approve(args: argparse.Namespace) -> int:
         digest = message_digest(data)
     else:
         digest = decryption_digest(data, args.context.encode("utf-8"))
+    policy: ApprovalPolicy | None = None  # offline: unknown, the nodes' default lifetime caps
     if args.public_key is not None:
         try:
             public_key = bytes.fromhex(args.public_key)
@@ -737,7 +752,8 @@ def _approve(args: argparse.Namespace) -> int:
             raise UsageError("--public-key takes hex") from None
     else:
         # approvals for a BIP-32 child name the child key, which is what signs
-        public_key = _run(args, lambda c: _child_public_key(c, args.name, args.path))
+        public_key, policy = _run(args, lambda c: _approval_target(c, args.name, args.path))
+    not_after = _local(lambda: approval_expiry(args.ttl, policy, now=int(time.time())))
     approval = _local(
         lambda: sign_approval(
             private_key,
@@ -745,7 +761,7 @@ def _approve(args: argparse.Namespace) -> int:
             group_public_key=public_key,
             operation=operation,
             digest=digest,
-            not_after=int(time.time()) + args.ttl,
+            not_after=not_after,
         )
     )
     text = approval_to_json(approval)
@@ -754,6 +770,9 @@ def _approve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _child_public_key(client: AsyncClient, name: str, path: str) -> bytes:
+async def _approval_target(
+    client: AsyncClient, name: str, path: str
+) -> tuple[bytes, ApprovalPolicy | None]:
+    """The public key an approval names (the child's under ``path``) and the key's policy."""
     key = await client.describe_key(name)
-    return key.child_public_key(path)
+    return key.child_public_key(path), key.policy

@@ -6,6 +6,10 @@ an expiry. The key's group public key is taken from what the nodes report, so an
 never be replayed to another key of the same name created later. The JSON form is what
 ``keyshard key approve`` writes and ``--approval FILE`` reads; it carries every field in hex so a
 person can read what they approve, and the nodes check every field themselves.
+
+Nodes refuse an approval whose expiry lies further ahead than the key's approval lifetime
+(:attr:`wire.approvals.ApprovalPolicy.approval_lifetime`), and spend a decrypt approval on its
+first use: :func:`approval_expiry` keeps an approver within the first rule before signing.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keyshard.client.errors import InvalidInputError
-from wire.approvals import Approval, Operation
+from wire.approvals import DEFAULT_APPROVAL_LIFETIME, Approval, ApprovalPolicy, Operation
 from wire.errors import MalformedMessageError
 
 __all__ = [
+    "approval_expiry",
     "approval_from_json",
     "approval_to_json",
     "generate_approver_key",
@@ -63,6 +68,18 @@ def load_approver_key(path: Path) -> Ed25519PrivateKey:
 
 def public_key_bytes(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def approval_expiry(ttl: int, policy: ApprovalPolicy | None, *, now: int) -> int:
+    """``now + ttl``, if the key's nodes accept an approval that lives ``ttl`` seconds: at most
+    the policy's approval lifetime; :data:`~wire.approvals.DEFAULT_APPROVAL_LIFETIME` when the
+    policy is unknown (an approver with no access to the cluster) or there is none."""
+    limit = DEFAULT_APPROVAL_LIFETIME if policy is None else policy.approval_lifetime
+    if type(ttl) is not int or not 1 <= ttl <= limit:
+        raise InvalidInputError(
+            f"an approval's ttl must be 1..{limit} seconds (the key's approval lifetime)"
+        )
+    return now + ttl
 
 
 def sign_approval(
