@@ -6,6 +6,11 @@ measurements equal the released image's (``kms:RecipientAttestation:ImageSha384`
 PCR1 and PCR2). The condition keys exist only when KMS verified a document, so a call without
 ``Recipient`` — for instance by the parent, which holds the same role credentials — is refused. This
 is the policy shape AWS documents for Nitro Enclaves; the emulated KMS evaluates it the same way.
+
+Both policies also carry the Terraform policy's explicit ``Deny`` (``infra/terraform/modules/
+node-aws-nitro/kms.tf``, ``key_use_actions``): every cryptographic use and ``CreateGrant``, for every
+principal, unless the request's document measures the released image — so no other statement, grant
+or later policy edit can open a use without attestation (``ReEncryptFrom`` included).
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ from typing import Any
 
 from attestation.measure import Measurements
 
-__all__ = ["admin_only_policy", "create_node_key", "enclave_key_policy", "pin_node_key"]
+__all__ = [
+    "KEY_USE_ACTIONS",
+    "admin_only_policy",
+    "create_node_key",
+    "enclave_key_policy",
+    "pin_node_key",
+]
 
 _ADMIN_ACTIONS = [
     "kms:Describe*",
@@ -25,6 +36,18 @@ _ADMIN_ACTIONS = [
     "kms:TagResource",
     "kms:ScheduleKeyDeletion",
 ]
+#: Every use of the key's material, and the grant that would delegate it (Terraform's list).
+KEY_USE_ACTIONS = (
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyPair",
+    "kms:GenerateDataKeyPairWithoutPlaintext",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:CreateGrant",
+)
 
 
 def admin_only_policy(admin_arn: str) -> str:
@@ -40,7 +63,14 @@ def admin_only_policy(admin_arn: str) -> str:
                     "Principal": {"AWS": admin_arn},
                     "Action": _ADMIN_ACTIONS,
                     "Resource": "*",
-                }
+                },
+                {
+                    "Sid": "DenyAllUseUntilPinned",
+                    "Effect": "Deny",
+                    "Principal": {"AWS": "*"},
+                    "Action": list(KEY_USE_ACTIONS),
+                    "Resource": "*",
+                },
             ],
         },
         indent=2,
@@ -73,6 +103,19 @@ def enclave_key_policy(admin_arn: str, node_arn: str, measurements: Measurements
                     "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
                     "Resource": "*",
                     "Condition": condition,
+                },
+                {
+                    # StringNotEqualsIgnoreCase also holds when the request has no document.
+                    "Sid": "DenyUseWithoutReleasedMeasurement",
+                    "Effect": "Deny",
+                    "Principal": {"AWS": "*"},
+                    "Action": list(KEY_USE_ACTIONS),
+                    "Resource": "*",
+                    "Condition": {
+                        "StringNotEqualsIgnoreCase": {
+                            "kms:RecipientAttestation:ImageSha384": measurements.image_sha384.hex()
+                        }
+                    },
                 },
             ],
         },

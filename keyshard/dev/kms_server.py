@@ -5,8 +5,11 @@ creation, aliases, key policies, Encrypt/Decrypt/GenerateDataKey ciphertext blob
 and is maintained against botocore's models. It ignores two things Keyshard depends on, and this
 module adds exactly those as a WSGI layer in front of moto:
 
-1. **Key-policy evaluation with conditions** (:mod:`keyshard.dev.kms_policy`). Every key-scoped
-   request is decided on the key's policy for the calling principal; the attestation condition keys
+1. **Key-policy evaluation with conditions** (:mod:`keyshard.dev.kms_policy`). Every request is
+   decided on the policy of every key it touches, for the action AWS checks on that key — the
+   ciphertext's own key for ``Decrypt``, ``kms:ReEncryptFrom`` and ``kms:ReEncryptTo`` for
+   ``ReEncrypt``, the alias's keys for alias changes (:mod:`keyshard.dev.kms_requests`). An
+   operation without a plan there never reaches moto. The attestation condition keys
    ``kms:RecipientAttestation:ImageSha384`` and ``kms:RecipientAttestation:PCR<n>`` are present only
    when the request carried a verified attestation document.
 2. **``Recipient``** on ``Decrypt``, ``GenerateDataKey`` and ``GenerateRandom``: the attestation
@@ -18,7 +21,9 @@ module adds exactly those as a WSGI layer in front of moto:
 Callers are identified by the access key id of their SigV4 ``Authorization`` header, mapped to a
 principal ARN by configuration; an unknown key id gets ``UnrecognizedClientException`` like AWS.
 Signatures themselves are not checked: the emulator authorises, it does not authenticate (it listens on
-loopback only, and emulation is not a security boundary).
+loopback only, and emulation is not a security boundary). moto never sees the caller's request
+itself: the layer forwards a request it builds (target, region, body with key references replaced by
+the authorised ARNs), and holds moto's answer to the keys it authorised.
 """
 
 from __future__ import annotations
@@ -51,8 +56,11 @@ from keyshard.dev.kms_policy import (
     RequestContext,
     evaluate,
 )
+from keyshard.dev.kms_requests import ACCOUNT_OPERATIONS, KmsError, Plan, is_known, plan
 
 __all__ = [
+    "ACCOUNT_OPERATIONS",
+    "KmsError",
     "KmsServer",
     "RecipientKms",
     "attestation_condition_keys",
@@ -68,24 +76,12 @@ WsgiApp = Callable[[WsgiEnviron, StartResponse], Iterable[bytes]]
 #: Operations that accept ``Recipient`` (those Keyshard uses; AWS also has DeriveSharedSecret and
 #: GenerateDataKeyPair).
 RECIPIENT_OPERATIONS = frozenset({"Decrypt", "GenerateDataKey", "GenerateRandom"})
-#: Operations not scoped to one key: the key policy does not apply (IAM would decide in AWS).
-ACCOUNT_OPERATIONS = frozenset({"CreateKey", "ListKeys", "ListAliases", "GenerateRandom"})
 RECIPIENT_ALGORITHM = "RSAES_OAEP_SHA_256"
 #: How old an attestation document KMS accepts. AWS does not publish its window; documents are
 #: requested just before the call, so five minutes leaves room for clock skew only.
 DEFAULT_MAX_DOCUMENT_AGE = dt.timedelta(minutes=5)
 
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/\d{8}/([a-z0-9-]+)/kms/aws4_request")
-
-
-class KmsError(Exception):
-    """An error answered to the caller in AWS's JSON error shape."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 def attestation_condition_keys(pcrs: Mapping[int, bytes]) -> dict[str, str]:
@@ -111,6 +107,17 @@ class _Caller:
     region: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Resolver:
+    """Key references resolved by moto itself (DescribeKey), in the caller's region."""
+
+    kms: RecipientKms
+    caller: _Caller
+
+    def key_arn(self, key_id: str) -> str | None:
+        return self.kms._key_arn(key_id, self.caller)
+
+
 @dataclass
 class RecipientKms:
     """WSGI middleware adding key-policy conditions and ``Recipient`` to moto's KMS."""
@@ -122,11 +129,18 @@ class RecipientKms:
     max_document_age: dt.timedelta = DEFAULT_MAX_DOCUMENT_AGE
 
     def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        # moto takes the action from whatever follows the target's last dot (or from an Action
+        # query parameter): anything but a POST naming a planned TrentService operation is
+        # refused here, never passed on.
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if not target.startswith("TrentService."):
-            return self.inner(environ, start_response)
         operation = target.removeprefix("TrentService.")
         try:
+            if (
+                environ.get("REQUEST_METHOD") != "POST"
+                or not target.startswith("TrentService.")
+                or not is_known(operation)
+            ):
+                raise KmsError("UnknownOperationException", f"unknown operation {target!r}")
             status, body = self._handle(operation, environ)
         except KmsError as error:
             log.info("kms refused %s: %s", operation, error.code)
@@ -143,21 +157,22 @@ class RecipientKms:
     def _handle(self, operation: str, environ: WsgiEnviron) -> tuple[int, dict[str, Any]]:
         caller = self._caller(environ)
         request = _read_json(environ)
-        recipient = self._recipient(operation, request.pop("Recipient", None))
+        recipient = self._recipient(request.pop("Recipient", None))
         condition_keys = recipient.condition_keys if recipient else {}
 
-        key_id = request.get("KeyId")
-        if operation not in ACCOUNT_OPERATIONS and isinstance(key_id, str):
-            key_arn = self._key_arn(key_id, caller)
-            if key_arn is not None:
-                self._authorise(operation, caller, key_arn, condition_keys)
+        # Every key the request touches, each for the action AWS checks on it, before moto runs.
+        planned = plan(operation, request, _Resolver(self, caller))
+        for touch in planned.touches:
+            self._authorise(touch.action, caller, touch.key_arn, condition_keys)
+        if recipient is not None and operation not in RECIPIENT_OPERATIONS:
+            raise KmsError(
+                "ValidationException", f"the emulated KMS does not accept Recipient on {operation}"
+            )
 
-        status, response = self._forward(operation, request, environ)
+        status, response = self._forward(operation, request | dict(planned.rewrite), caller)
         if status != 200:
             return status, response
-        if operation == "Decrypt" and not isinstance(key_id, str):
-            # The key is named only inside the ciphertext: decide before anything is returned.
-            self._authorise(operation, caller, str(response.get("KeyId")), condition_keys)
+        _check_answer(operation, response, planned)
         if recipient is not None:
             response = _seal_response(response, recipient.public_key)
         return status, response
@@ -172,11 +187,9 @@ class RecipientKms:
             )
         return _Caller(principal, match.group(2))
 
-    def _recipient(self, operation: str, recipient: object) -> _Recipient | None:
+    def _recipient(self, recipient: object) -> _Recipient | None:
         if recipient is None:
             return None
-        if operation not in RECIPIENT_OPERATIONS:
-            raise KmsError("ValidationException", f"{operation} does not accept Recipient")
         if not isinstance(recipient, dict):
             raise KmsError("ValidationException", "Recipient must be a structure")
         if recipient.get("KeyEncryptionAlgorithm") != RECIPIENT_ALGORITHM:
@@ -207,7 +220,7 @@ class RecipientKms:
         )
 
     def _authorise(
-        self, operation: str, caller: _Caller, key_arn: str, condition_keys: Mapping[str, str]
+        self, action: str, caller: _Caller, key_arn: str, condition_keys: Mapping[str, str]
     ) -> None:
         policy = self._inner_json(
             "GetKeyPolicy", {"KeyId": key_arn, "PolicyName": "default"}, caller
@@ -215,7 +228,7 @@ class RecipientKms:
         document = policy.get("Policy") if isinstance(policy, dict) else None
         context = RequestContext(
             principal_arn=caller.principal_arn,
-            action=f"kms:{operation}",
+            action=action,
             resource_arn=key_arn,
             condition_keys=condition_keys,
         )
@@ -224,16 +237,16 @@ class RecipientKms:
             reason = (
                 "with an explicit deny in a resource-based policy"
                 if decision is Decision.EXPLICIT_DENY
-                else "because no resource-based policy allows the kms:" + operation + " action"
+                else f"because no resource-based policy allows the {action} action"
             )
             raise KmsError(
                 "AccessDeniedException",
-                f"User: {caller.principal_arn} is not authorized to perform: kms:{operation} "
+                f"User: {caller.principal_arn} is not authorized to perform: {action} "
                 f"on resource: {key_arn} {reason}",
             )
 
     def _key_arn(self, key_id: str, caller: _Caller) -> str | None:
-        """The ARN of ``key_id`` (id, ARN, alias), or None to let moto answer its own NotFound."""
+        """The ARN of ``key_id`` (id, ARN, alias), or None if no such key exists."""
         described = self._inner_json("DescribeKey", {"KeyId": key_id}, caller)
         metadata = described.get("KeyMetadata") if isinstance(described, dict) else None
         arn = metadata.get("Arn") if isinstance(metadata, dict) else None
@@ -242,41 +255,14 @@ class RecipientKms:
     # -- talking to moto --------------------------------------------------------------------------
 
     def _forward(
-        self, operation: str, request: dict[str, Any], environ: WsgiEnviron
+        self, operation: str, request: dict[str, Any], caller: _Caller
     ) -> tuple[int, dict[str, Any]]:
-        body = json.dumps(request).encode()
-        forwarded = dict(environ)
-        forwarded["wsgi.input"] = io.BytesIO(body)
-        forwarded["CONTENT_LENGTH"] = str(len(body))
-        return self._call_inner(forwarded)
+        """The authorised request, rebuilt: moto sees only the target, region and body we chose."""
+        return self._call_inner(_moto_environ(operation, request, caller))
 
     def _inner_json(self, operation: str, request: dict[str, Any], caller: _Caller) -> Any:
         """A call to moto that bypasses authorisation: the emulator's own bookkeeping."""
-        body = json.dumps(request).encode()
-        environ: WsgiEnviron = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/",
-            "QUERY_STRING": "",
-            "SERVER_NAME": "localhost",
-            "SERVER_PORT": "80",
-            "HTTP_HOST": f"kms.{caller.region}.amazonaws.com",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "CONTENT_TYPE": "application/x-amz-json-1.1",
-            "CONTENT_LENGTH": str(len(body)),
-            "HTTP_X_AMZ_TARGET": f"TrentService.{operation}",
-            "HTTP_AUTHORIZATION": (
-                "AWS4-HMAC-SHA256 Credential=KEYSHARDEMULATOR/20260101/"
-                f"{caller.region}/kms/aws4_request, SignedHeaders=host, Signature=0"
-            ),
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.url_scheme": "http",
-            "wsgi.errors": sys.stderr,
-            "wsgi.version": (1, 0),
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-        }
-        status, response = self._call_inner(environ)
+        status, response = self._call_inner(_moto_environ(operation, request, caller))
         return response if status == 200 else None
 
     def _call_inner(self, environ: WsgiEnviron) -> tuple[int, dict[str, Any]]:
@@ -299,6 +285,49 @@ class RecipientKms:
         except ValueError:
             body = {"__type": "InternalFailure", "message": "the emulated KMS answered non-JSON"}
         return captured.get("status", 500), body if isinstance(body, dict) else {}
+
+
+def _moto_environ(operation: str, request: dict[str, Any], caller: _Caller) -> WsgiEnviron:
+    """A request to moto in the one shape it gets: our target, the caller's region, our body.
+
+    Every request runs as one emulator identity in one account, so the keys moto acts on are the
+    keys :meth:`RecipientKms._key_arn` resolved (moto would otherwise take the region from a
+    ``User-Agent`` or the URL, and the action from any target's last dot)."""
+    body = json.dumps(request).encode()
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": f"kms.{caller.region}.amazonaws.com",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "CONTENT_TYPE": "application/x-amz-json-1.1",
+        "CONTENT_LENGTH": str(len(body)),
+        "HTTP_X_AMZ_TARGET": f"TrentService.{operation}",
+        "HTTP_AUTHORIZATION": (
+            "AWS4-HMAC-SHA256 Credential=KEYSHARDEMULATOR/20260101/"
+            f"{caller.region}/kms/aws4_request, SignedHeaders=host, Signature=0"
+        ),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+
+
+def _check_answer(operation: str, response: Mapping[str, Any], planned: Plan) -> None:
+    """moto must have acted on exactly the keys that were authorised; else nothing is returned."""
+    for name, arn in planned.answers.items():
+        answered = response.get(name)
+        if answered is not None and answered not in (arn, arn.rsplit("/", 1)[-1]):
+            log.error("kms %s answered %s=%s, authorised %s", operation, name, answered, arn)
+            raise KmsError(
+                "InternalFailure", f"{operation} acted on a key it was not authorised for", 500
+            )
 
 
 def _read_json(environ: WsgiEnviron) -> dict[str, Any]:
