@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable
+from unittest import mock
 
 import cbor2
 import pytest
@@ -473,3 +474,56 @@ def test_frames_of_known_ops_with_arbitrary_fields_decode_or_raise_the_typed_err
         if isinstance(message, ErrorReply) and message.code is ErrorCode.INTERNAL:
             continue  # a code unknown to this side decodes as INTERNAL (see the test above)
         assert encode(message, request_id) == frame
+
+
+# Items outside the data model (issue 9 item 9): tags of every kind cbor2 would decode
+# semantically, floats, undefined, simple values, indefinite lengths, a stray break.
+_FOREIGN_ITEMS = st.sampled_from(
+    [
+        b"\xd8\x24\x65x: y\n",  # tag 36, a MIME message
+        b"\xd8\x23\x65(a*)*",  # tag 35, a regular expression
+        b"\xc4\x82\x1a\x7f\xff\xff\xff\x01",  # tag 4, a decimal fraction
+        b"\xc2\x49" + b"\x01" * 9,  # tag 2, a bignum
+        b"\xc1\x01",  # tag 1, a date
+        b"\xd8\x1c\x01",  # tag 28, shareable
+        b"\xd9\x01\x02\x80",  # tag 258, a set
+        b"\xda\x00\x01\x00\x00\x01",  # tag 65536, unknown
+        b"\xf9\x3c\x00",
+        b"\xfb\x3f\xf0\x00\x00\x00\x00\x00\x00",
+        b"\xf7",
+        b"\xf0",
+        b"\x5f\x41a\xff",
+        b"\x7f\x61a\xff",
+        b"\x9f\xff",
+        b"\xbf\xff",
+        b"\xff",
+    ]
+)
+
+
+@given(st.one_of(*STRATEGIES.values()), st.data(), _FOREIGN_ITEMS)
+def test_every_message_type_refuses_foreign_items_before_decoding(
+    message: Message, data: st.DataObject, foreign: bytes
+) -> None:
+    """Issue 9 item 9, over every message type: a valid frame with one field (or the request
+    id, or an item inside a list or map field) replaced by an item outside the data model is
+    refused with :class:`MalformedMessageError` by the codec's pre-scan — cbor2 never decodes
+    it, so no semantic tag decoder runs on a peer's bytes."""
+    body = cbor2.loads(encode(message, 5))
+    marker = b"\x00marker\x00"
+    name = data.draw(st.sampled_from(sorted(body)), label="field")
+    value = body[name]
+    if isinstance(value, list) and value:
+        value[data.draw(st.integers(0, len(value) - 1), label="index")] = marker
+    elif isinstance(value, dict) and value:
+        value[data.draw(st.sampled_from(sorted(value)), label="key")] = marker
+    else:
+        body[name] = marker
+    frame = cbor.dumps(body).replace(cbor.dumps(marker), foreign)
+    decode = decode_request if isinstance(message, Request) else decode_reply
+    with mock.patch.object(cbor2, "loads", wraps=cbor2.loads) as decoder:
+        with pytest.raises(MalformedMessageError) as caught:
+            decode(frame)
+        assert decoder.call_count == 0
+    assert caught.value.field == "frame"
+    assert caught.value.code is ErrorCode.MALFORMED
