@@ -379,7 +379,9 @@ class DecryptPartial(Request):
     """This node's partial decryption of ``ciphertext`` with its proof.
 
     ``context`` is the associated data the client will decrypt with; it enters the approval
-    digest (the node cannot check it: the partial depends on the ciphertext alone).
+    digest, and the node checks the ciphertext's proof (of its ephemeral key, bound to the key,
+    the body and this context) against it before it answers. A ciphertext of at most
+    ``MAX_BLOB`` bytes carries the largest plaintext encryption accepts.
     """
 
     OP: ClassVar[str] = "decrypt_partial"

@@ -353,8 +353,13 @@ class NodeService:
         key = await self._key(request.key_name, Scheme.FROST)
         digest = decryption_digest(request.ciphertext, request.context)
         self._approve(request.key_name, key, Operation.DECRYPT, digest, request.approvals)
-        ciphertext = Ciphertext.from_bytes(request.ciphertext, key.share.group)
-        partial = partial_decrypt(key.share, ciphertext, request.session_id, self._rng)
+        ciphertext = Ciphertext.from_bytes(request.ciphertext, key.share.group)  # MALFORMED
+        # Before any arithmetic with the share, partial_decrypt checks the encryptor's proof of
+        # knowledge of the ephemeral exponent for this key and this request's context (TDH2):
+        # an approval for one ciphertext cannot open another (InvalidProof -> PROTOCOL).
+        partial = partial_decrypt(
+            key.share, ciphertext, request.session_id, self._rng, request.context
+        )
         return Partial(partial.to_bytes())
 
     # -- threshold ECDSA ----------------------------------------------------------------

@@ -17,7 +17,9 @@ The client certificate and key: ``--cert``/``--key`` (or ``$KEYSHARD_CLIENT_CERT
 layout). The SDK resolves them (:func:`keyshard.client.sdk.resolve_credentials`).
 
 Messages, plaintexts and ciphertexts are read from ``--file`` or stdin (at most
-:data:`MAX_INPUT` bytes), never from flag values; binary output goes to ``--out`` or stdout.
+:data:`MAX_INPUT` bytes; ``encrypt`` takes up to the SDK's ``MAX_PLAINTEXT``, ``decrypt`` up to
+its ``MAX_CIPHERTEXT``, so whatever ``encrypt`` writes ``decrypt`` reads), never from flag values;
+binary output goes to ``--out`` or stdout.
 
 Exit codes (:mod:`keyshard.cli.exit_codes`), from the SDK's error tree (``error.local``):
 0 success; 1 a local error — no profile, no credentials, bad flags, an unreadable file, a hardened
@@ -163,7 +165,9 @@ examples:
   keyshard key encrypt treasury --file payroll.csv --out payroll.sealed --format json
 
 Encryption runs on this machine (threshold ECIES to the key; no node takes part). --context is
-public associated data: decryption must repeat it exactly.
+public associated data: decryption must repeat it exactly. Input beyond the SDK's MAX_PLAINTEXT
+(just under 256 KiB) is refused (exit 1): encrypt a data key for more (README: envelope
+encryption). Keys that cannot decrypt (ECDSA) are refused.
 fields (--format json): key, context, length, out; ciphertext (hex) when there is no --out.
 
 {_CLUSTER_HELP}""",
@@ -702,7 +706,9 @@ def _check_signature(
 
 
 def _encrypt(args: argparse.Namespace) -> int:
-    plaintext = _read_input(args.file)
+    from keyshard.client.sdk import MAX_PLAINTEXT  # noqa: PLC0415 -- lazy SDK
+
+    plaintext = _read_input(args.file, MAX_PLAINTEXT)  # the one limit, refused before any work
     ciphertext = _run(
         args, lambda c: c.encrypt(args.name, plaintext, context=args.context.encode("utf-8"))
     )
@@ -711,7 +717,9 @@ def _encrypt(args: argparse.Namespace) -> int:
 
 
 def _decrypt(args: argparse.Namespace) -> int:
-    ciphertext = _read_input(args.file)
+    from keyshard.client.sdk import MAX_CIPHERTEXT  # noqa: PLC0415 -- lazy SDK
+
+    ciphertext = _read_input(args.file, MAX_CIPHERTEXT)  # whatever encrypt wrote
     approvals = _read_approvals(args.approval)
     plaintext = _run(
         args,

@@ -37,7 +37,7 @@ from typing import Protocol, TypeVar
 
 from enclave.mpc.bip32 import derive_keyshard_path
 from enclave.mpc.decryption.combine import combine
-from enclave.mpc.decryption.ecies import Ciphertext, encrypt
+from enclave.mpc.decryption.ecies import Ciphertext, encrypt, verify_ciphertext
 from enclave.mpc.decryption.partial import PartialDecryption
 from enclave.mpc.ecdsa import EcdsaSignature, PresignatureInfo, SigningRequest
 from enclave.mpc.ecdsa import SignatureShare as EcdsaSignatureShare
@@ -890,7 +890,10 @@ class Coordinator:
     # -- encryption -----------------------------------------------------------------------
 
     async def encrypt(self, name: str, plaintext: bytes, associated_data: bytes = b"") -> bytes:
-        """Client-side encryption to the key's group public key (no node takes part)."""
+        """Client-side encryption to the key's group public key (no node takes part).
+
+        Refused (:class:`InvalidInputError`) for a key that cannot decrypt and for a plaintext
+        over ``ecies.MAX_PLAINTEXT``: whatever this returns, :meth:`decrypt` accepts."""
         key = await self.describe_key(name)
         if not key.suite.decrypts:
             raise InvalidInputError(f"key {name!r} is {key.suite.name}: it does not decrypt")
@@ -931,6 +934,11 @@ class Coordinator:
             parsed = Ciphertext.from_bytes(ciphertext, group)
         except MpcError as error:
             raise InvalidInputError(f"not a ciphertext of key {name!r}: {error}") from None
+        undecryptable = "the ciphertext does not decrypt: wrong context, or altered or truncated"
+        try:  # the check every node makes before it answers (TDH2), made here first
+            verify_ciphertext(parsed, key.public.group_public_key, associated_data)
+        except MpcError:
+            raise InvalidInputError(undecryptable) from None
         chosen = await self._choose(key, key.threshold + 1, nodes)
         session_id = os.urandom(32)
         request = DecryptPartial(name, ciphertext, session_id, associated_data, tuple(approvals))
@@ -942,9 +950,7 @@ class Coordinator:
             }
             return combine(key.public, parsed, partials, session_id, associated_data)
         except SecretError:
-            raise InvalidInputError(
-                "the ciphertext does not decrypt: wrong context, or altered or truncated"
-            ) from None
+            raise InvalidInputError(undecryptable) from None
         except ProtocolAbort as error:
             raise ProtocolError(
                 f"decryption of {name!r} refused: {error}", culprit=_culprits(key, error)

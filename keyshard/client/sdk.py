@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from enclave.mpc.decryption.ecies import MAX_CIPHERTEXT, MAX_PLAINTEXT
 from enclave.mpc.ecdsa import EcdsaSignature
 from enclave.mpc.suites import Scheme
 from keyshard.client.channel import NodeChannel, NodeTrust, client_context
@@ -35,6 +36,8 @@ from wire.approvals import ApprovalPolicy
 __all__ = [
     "CERT_ENV",
     "KEY_ENV",
+    "MAX_CIPHERTEXT",
+    "MAX_PLAINTEXT",
     "PROFILE_ENV",
     "AsyncClient",
     "Client",
@@ -183,13 +186,16 @@ class AsyncClient:
 
     async def encrypt(self, name: str, plaintext: bytes, *, context: bytes = b"") -> bytes:
         """Encrypt to the key (on this machine; no node takes part). ``context`` is public
-        associated data that decryption must repeat."""
+        associated data that decryption must repeat. At most :data:`MAX_PLAINTEXT` bytes (encrypt
+        a data key for more); refused for a key that cannot decrypt: whatever this returns,
+        :meth:`decrypt` accepts."""
         return await self.coordinator.encrypt(name, plaintext, context)
 
     async def decrypt(
         self, name: str, ciphertext: bytes, *, context: bytes = b"", approvals: Sequence[bytes] = ()
     ) -> bytes:
-        """Threshold decryption: t+1 nodes' partials, each proven, combined on this machine."""
+        """Threshold decryption: t+1 nodes' partials, each proven, combined on this machine.
+        Ciphertexts are at most :data:`MAX_CIPHERTEXT` bytes."""
         return await self.coordinator.decrypt(name, ciphertext, context, approvals=approvals)
 
 

@@ -33,7 +33,7 @@ def _samples() -> list[tuple[str, bytes, Codec]]:
         _, shares = deal(group, 1, 3, SeededRandom(b"fuzz"))
         share = next(iter(shares.values()))
         ct = encrypt(share.group_public_key, b"fuzz me", SeededRandom(1), b"ad")
-        partial = partial_decrypt(share, ct, b"session", SeededRandom(2))
+        partial = partial_decrypt(share, ct, b"session", SeededRandom(2), b"ad")
         commitment, subs = refresh_deal(share, b"session", SeededRandom(3))
         confirmation = Confirmation(Renewal.REFRESH, group, b"session", bytes(range(64)))
         repair = RepairValue(RepairStep.DELTA, b"session", group.scalar(99))

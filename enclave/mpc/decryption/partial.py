@@ -12,6 +12,10 @@ Trust notes:
   point (``Group.decode_point`` refuses small-order Ed25519 points), so ``D_i`` reveals nothing
   about ``x_i`` beyond the Diffie-Hellman value the protocol is meant to release. Whether this
   client may have it is the key policy's decision, made before this function is called.
+* That value is released only for a ciphertext whose encryptor proved knowledge of ``e`` with
+  ``E = e·G``, for this key and the request's context (``ecies.verify_ciphertext``, checked here
+  before any arithmetic with the share): otherwise an approval for ``C' = (E + r·G, ·)`` would
+  open ``C = (E, ·)`` (TDH2's reason for the proof; ``pok.py``).
 * The proof is bound (``dleq.ProofContext``) to this protocol, the request's ``session_id`` and
   the node's identifier; the statement binds ``E``, ``Y_i`` and ``D_i``.
 * A message never names its sender: the client pairs it with the identity the attested channel
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from enclave.mpc.decryption.ecies import Ciphertext
+from enclave.mpc.decryption.ecies import Ciphertext, verify_ciphertext
 from enclave.mpc.dleq import DleqProof, DleqStatement, ProofContext, prove, verify
 from enclave.mpc.encoding import Decoder, Encoder
 from enclave.mpc.errors import EncodingError, InvalidParameters, InvalidProof
@@ -77,12 +81,19 @@ def _statement(verifying_share: Point, ciphertext: Ciphertext, share: Point) -> 
 
 
 def partial_decrypt(
-    key_share: KeyShare, ciphertext: Ciphertext, session_id: bytes, rng: RandomSource
+    key_share: KeyShare,
+    ciphertext: Ciphertext,
+    session_id: bytes,
+    rng: RandomSource,
+    associated_data: bytes = b"",
 ) -> PartialDecryption:
-    """Compute ``D_i = x_i·E`` and prove it consistent with this node's ``Y_i``."""
+    """Check the ciphertext's proof for this key and ``associated_data`` (the request's context;
+    :class:`InvalidProof` if it fails), then compute ``D_i = x_i·E`` and prove it consistent
+    with this node's ``Y_i``."""
     group = key_share.group
     if ciphertext.group is not group:
         raise InvalidParameters("ciphertext is for another group")
+    verify_ciphertext(ciphertext, key_share.group_public_key, associated_data)
     share = ciphertext.ephemeral * key_share.secret_share
     statement = _statement(key_share.verifying_share, ciphertext, share)
     context = ProofContext(DECRYPT_PROTOCOL, session_id, key_share.identifier)
