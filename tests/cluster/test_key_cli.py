@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import io
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from enclave.mpc.decryption.ecies import MAX_PLAINTEXT
 from keyshard.cli.main import main
 from keyshard.client.credentials import ClientCredentials
 from keyshard.dev.cluster import Cluster
@@ -151,6 +153,34 @@ def test_create_info_list_sign_encrypt_decrypt(
     # refused by the nodes: exit 2
     assert main(["key", "create", "treasury", *d]) == 2
     assert b"key_exists" in capsysbinary.readouterr().err
+
+
+def test_whatever_encrypt_accepts_decrypt_accepts(
+    directory: Path, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """Issue 9 item 11: a plaintext just under the old 65,536-byte input cap, and the largest
+    plaintext encryption takes, both decrypt; one byte more is refused at encryption (exit 1,
+    naming the limit); a key that cannot decrypt is not encrypted to."""
+    d = ["--dir", str(directory)]
+    assert main(["key", "create", "sizes", *d]) == 0
+    plain, sealed, opened = tmp_path / "plain", tmp_path / "sealed", tmp_path / "opened"
+    for size in (65_500, MAX_PLAINTEXT):
+        plain.write_bytes(os.urandom(size))
+        encrypt = ["key", "encrypt", "sizes", *d, "--file", str(plain), "--out", str(sealed)]
+        assert main(encrypt) == 0, size
+        assert (
+            main(["key", "decrypt", "sizes", *d, "--file", str(sealed), "--out", str(opened)]) == 0
+        )
+        assert opened.read_bytes() == plain.read_bytes()
+    capsysbinary.readouterr()
+    plain.write_bytes(bytes(MAX_PLAINTEXT + 1))
+    assert main(encrypt) == 1
+    assert f"longer than {MAX_PLAINTEXT} bytes".encode() in capsysbinary.readouterr().err
+    assert main(["key", "create", "sizes-ecdsa", *d, "--suite", "ecdsa-secp256k1"]) == 0
+    plain.write_bytes(b"m")
+    capsysbinary.readouterr()
+    assert main(["key", "encrypt", "sizes-ecdsa", *d, "--file", str(plain)]) == 1
+    assert b"does not decrypt" in capsysbinary.readouterr().err
 
 
 def test_no_such_key_and_no_profile_say_different_things(
