@@ -745,9 +745,12 @@ def _approve(args: argparse.Namespace) -> int:
             "--path derives the child key from what the cluster reports: omit --public-key, "
             "or give the child's public key as --public-key without --path"
         )
+    from keyshard.client.sdk import MAX_CIPHERTEXT  # noqa: PLC0415 -- lazy SDK
+
     private_key = _local(lambda: load_approver_key(args.approver_key))
-    data = _read_input(args.file)
     operation = Operation(args.op)
+    # a decrypt approval names a ciphertext: whatever `encrypt` wrote must be approvable
+    data = _read_input(args.file, MAX_CIPHERTEXT if operation is Operation.DECRYPT else MAX_INPUT)
     if operation is Operation.SIGN:
         digest = message_digest(data)
     else:

@@ -361,3 +361,24 @@ def test_approve_offline_with_the_public_key(
     assert "cannot read approver key" in err
     code, _, _ = _run(capsys, *approve, "--ttl", "0")
     assert code == 1
+
+
+def test_a_decrypt_approval_takes_any_ciphertext_encrypt_can_write(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 9 item 11: a ciphertext over the 64 KiB input cap (as `encrypt` writes for a large
+    plaintext) can still be approved for decryption; a sign approval keeps the input cap."""
+    from keyshard.client.sdk import MAX_CIPHERTEXT  # noqa: PLC0415 -- the SDK's own limit
+
+    assert main(["approver", "keygen", "--out", str(tmp_path / "alice.pem")]) == 0
+    capsys.readouterr()
+    (tmp_path / "big.bin").write_bytes(b"\x02" * (MAX_CIPHERTEXT - 1))
+    approve = [
+        "approve", "payouts", "--approver-key", str(tmp_path / "alice.pem"),
+        "--file", str(tmp_path / "big.bin"), "--public-key", "11" * 32,
+    ]  # fmt: skip
+    code, out, err = _run(capsys, *approve, "--op", "decrypt", "--context", "q3")
+    assert code == 0, err
+    assert json.loads(out)["operation"] == "decrypt"
+    code, _, err = _run(capsys, *approve, "--op", "sign")
+    assert code == 1
