@@ -12,7 +12,8 @@ branches on it. Every error names the offending field by its dotted path. Exampl
       "inbound":  [{"name": "api", "listen": "127.0.0.1:7000", "enclave_port": 5000}],
       "outbound": [{"name": "kms", "port": 8443, "target": "127.0.0.1:4566"}],
       "allow":    ["127.0.0.1:4566"],
-      "limits":   {"max_connections": 256, "idle_timeout": 300, "connect_timeout": 10},
+      "limits":   {"max_connections": 256, "idle_timeout": 300, "connect_timeout": 10,
+                   "first_byte_timeout": 10},
       "blob_store": {"kind": "local", "dir": "/var/lib/keyshard/node1"},
       "credentials": {"kind": "static", "access_key_id": "AKIDEMU", "secret_access_key": "x",
                       "session_token": "x", "expiration": "2099-01-01T00:00:00Z"},
@@ -280,6 +281,7 @@ def _limits(raw: object) -> ProxyLimits:
             max_connections=f.get("max_connections", int, default=256),
             idle_timeout=f.get("idle_timeout", float, default=300.0, nullable=True),
             connect_timeout=f.get("connect_timeout", float, default=10.0),
+            first_byte_timeout=f.get("first_byte_timeout", float, default=10.0, nullable=True),
         )
     except ConfigError as exc:
         raise ConfigError(f"limits.{exc.field}", exc.reason) from None

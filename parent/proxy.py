@@ -10,10 +10,14 @@ any: it is untrusted (architecture invariant 2). Its jobs are availability and c
   The target must be on the :class:`AllowList` when the route is added *and* when each connection
   arrives (revoking an entry refuses new connections at once: closed, logged, counted). A port with
   no route has no listener at all, so the enclave's connect is refused by the kernel.
-* **Containment** — a per-route connection limit (excess connections are accepted and closed at once,
-  so a flood cannot fill the listen backlog), an idle timeout, a connect timeout, and back-pressure
-  (reading pauses while the other side's write buffer is full), so memory per connection stays
-  bounded.
+* **Containment** — a per-route connection limit, an idle timeout, a connect timeout, and
+  back-pressure (reading pauses while the other side's write buffer is full), so memory per
+  connection stays bounded. On an inbound route — the first hop for anyone who can reach the host —
+  a connection that sends nothing within ``first_byte_timeout`` is closed, and a new connection to a
+  full route evicts the oldest one its target has not answered yet (a silent or stalled caller), so
+  a flood of silent connections cannot lock clients out; only when every connection has been
+  answered is the newcomer refused (accepted and closed at once, so a flood cannot fill the listen
+  backlog). A client being served is never evicted by a newcomer.
 * **Metrics** — :meth:`Proxy.metrics` sums finished and live connections (bytes each way,
   refusals, failures, idle timeouts, the peak write-buffer occupancy).
 
@@ -44,6 +48,8 @@ class ProxyLimits:
     max_connections: int = 256
     idle_timeout: float | None = 300.0
     connect_timeout: float = 10.0
+    first_byte_timeout: float | None = 10.0
+    """Inbound routes: seconds a caller has, once its target is connected, to send a first byte."""
 
     def __post_init__(self) -> None:
         if self.max_connections < 1:
@@ -52,6 +58,8 @@ class ProxyLimits:
             raise ConfigError("idle_timeout", "must be positive (or null for none)")
         if self.connect_timeout <= 0:
             raise ConfigError("connect_timeout", "must be positive")
+        if self.first_byte_timeout is not None and self.first_byte_timeout <= 0:
+            raise ConfigError("first_byte_timeout", "must be positive (or null for none)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +110,10 @@ class ProxyMetrics:
     completed: int = 0
     refused_limit: int = 0
     refused_not_allowed: int = 0
+    evicted: int = 0
     connect_failed: int = 0
     idle_timeouts: int = 0
+    first_byte_timeouts: int = 0
     resets: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
@@ -121,8 +131,13 @@ class _RouteState:
     """Connects the relay's target side (inbound: to the enclave; outbound: to TCP)."""
     check: Callable[[], str | None]
     """Returns a refusal reason, or None to proceed (evaluated per connection)."""
+    inbound: bool
+    """Callers are anyone who can reach the host: first-byte deadline, eviction of the silent."""
     metrics: ProxyMetrics = field(default_factory=ProxyMetrics)
-    live: set[Relay] = field(default_factory=set)
+    live: dict[Relay, None] = field(default_factory=dict)
+    """Live connections, oldest first."""
+    evicting: int = 0
+    """Evicted connections still closing (live, but no longer counted against the limit)."""
 
 
 class Proxy:
@@ -155,7 +170,7 @@ class Proxy:
         async def open_target(relay: Relay) -> object:
             return await self._transport.connect_protocol(route.target, relay.target_side)
 
-        state = self._new_route(route.name, open_target, lambda: None)
+        state = self._new_route(route.name, open_target, lambda: None, inbound=True)
         server = await asyncio.get_running_loop().create_server(
             lambda: self._new_relay(state), route.listen_host, route.listen_port, backlog=1024
         )
@@ -186,7 +201,7 @@ class Proxy:
             loop = asyncio.get_running_loop()
             return await loop.create_connection(relay.target_side, route.host, route.target_port)
 
-        state = self._new_route(route.name, open_target, check)
+        state = self._new_route(route.name, open_target, check, inbound=False)
         server = await self._transport.listen_protocol(
             VsockAddress(self._outbound_cid, route.port), lambda: self._new_relay(state)
         )
@@ -204,10 +219,12 @@ class Proxy:
         name: str,
         open_target: Callable[[Relay], Awaitable[object]],
         check: Callable[[], str | None],
+        *,
+        inbound: bool,
     ) -> _RouteState:
         if name in self._routes:
             raise ConfigError(f"route.{name}", "duplicate route name")
-        state = _RouteState(name, open_target, check)
+        state = _RouteState(name, open_target, check, inbound)
         self._routes[name] = state
         return state
 
@@ -234,6 +251,7 @@ class Proxy:
     def _new_relay(self, state: _RouteState) -> asyncio.Protocol:
         relay = Relay(
             idle_timeout=self.limits.idle_timeout,
+            first_byte_timeout=self.limits.first_byte_timeout if state.inbound else None,
             tap=self._route_tap(state.name),
             on_accept=lambda r: self._admit(state, r),
             on_done=lambda r: self._finished(state, r),
@@ -249,7 +267,10 @@ class Proxy:
     def _admit(self, state: _RouteState, relay: Relay) -> bool:
         m = state.metrics
         m.accepted += 1
-        reason = "limit" if m.active >= self.limits.max_connections else state.check()
+        full = m.active - state.evicting >= self.limits.max_connections
+        if full and state.inbound:
+            full = not self._evict_unanswered(state)
+        reason = "limit" if full else state.check()
         if reason is not None:
             if reason == "limit":
                 m.refused_limit += 1
@@ -258,7 +279,7 @@ class Proxy:
             log.warning("event=refused route=%s reason=%s", state.name, reason)
             return False
         m.active += 1
-        state.live.add(relay)
+        state.live[relay] = None
         self._idle.clear()
         timeout = self.limits.connect_timeout
 
@@ -269,12 +290,25 @@ class Proxy:
         relay.connect_target(open_with_timeout)
         return True
 
+    def _evict_unanswered(self, state: _RouteState) -> bool:
+        """Evict the oldest live connection its target has not answered; False if none."""
+        for relay in state.live:
+            if not relay.answered and not relay.evicted:
+                relay.evict()
+                state.evicting += 1
+                state.metrics.evicted += 1
+                log.info("event=evicted route=%s", state.name)
+                return True
+        return False
+
     def _finished(self, state: _RouteState, relay: Relay) -> None:
         if relay.refused:
             return
         m = state.metrics
         m.active -= 1
-        state.live.discard(relay)
+        if relay.evicted:
+            state.evicting -= 1
+        state.live.pop(relay, None)
         if not any(s.live for s in self._routes.values()):
             self._idle.set()
         if relay.connect_error is not None:
@@ -293,6 +327,8 @@ class Proxy:
         m.completed += 1
         if stats.end is SpliceEnd.IDLE_TIMEOUT:
             m.idle_timeouts += 1
+        elif stats.end is SpliceEnd.FIRST_BYTE_TIMEOUT:
+            m.first_byte_timeouts += 1
         elif stats.end is SpliceEnd.RESET:
             m.resets += 1
         log.debug(

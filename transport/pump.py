@@ -43,6 +43,10 @@ class SpliceEnd(enum.Enum):
     """No byte moved in either direction for ``idle_timeout`` seconds."""
     RESET = "reset"
     """A connection failed (reset, broken pipe); both were aborted."""
+    FIRST_BYTE_TIMEOUT = "first_byte_timeout"
+    """The connecting side sent nothing within ``first_byte_timeout`` (relays only)."""
+    EVICTED = "evicted"
+    """The owner evicted the connection to make room for a new one (relays only)."""
 
 
 @dataclass(slots=True, eq=False)

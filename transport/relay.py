@@ -12,6 +12,11 @@ in between (the measured difference is in ``bench/bench_proxy.py``). The guarant
   relay is bounded by the two high-water marks (:data:`WRITE_HIGH_WATER`) plus one ``recv``
   (:data:`MAX_READ`) per direction.
 * **Idle timeout** — one lazily re-armed timer per relay.
+* **First-byte deadline** — optionally, a connecting side that has sent nothing
+  ``first_byte_timeout`` seconds after its target was connected is aborted (a silent connection
+  must not hold a slot of the owner's connection limit, nor a connection at the target).
+* **Eviction** — :meth:`Relay.evict` aborts both sides for an owner making room; :attr:`Relay.answered`
+  says whether the target has sent anything yet (the owner evicts only unanswered relays).
 * **Counters** — the same live :class:`transport.pump.SpliceStats`.
 * An error on either side aborts both; the payload is never inspected or logged.
 
@@ -118,10 +123,12 @@ class Relay:
         on_done: Callable[[Relay], None] | None = None,
         on_accept: Callable[[Relay], bool] | None = None,
         tap: Tap | None = None,
+        first_byte_timeout: float | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.stats = stats if stats is not None else SpliceStats()
         self.idle_timeout = idle_timeout
+        self.first_byte_timeout = first_byte_timeout
         self.last_activity = self.loop.time()
         self.a = _Side(self, forward=True)
         self.b = _Side(self, forward=False)
@@ -129,8 +136,12 @@ class Relay:
         self._on_accept = on_accept
         self.tap = tap
         self._timer: asyncio.TimerHandle | None = None
+        self._first_byte_timer: asyncio.TimerHandle | None = None
         self._failed = False
         self._timed_out = False
+        self._silent = False
+        self.evicted = False
+        """True once :meth:`evict` was called."""
         self._finished = False
         self.connect_task: asyncio.Task[None] | None = None
         self.connect_error: Exception | None = None
@@ -143,6 +154,11 @@ class Relay:
 
     def target_side(self) -> asyncio.Protocol:
         return self.b
+
+    @property
+    def answered(self) -> bool:
+        """Whether the target has sent the connecting side anything yet."""
+        return self.stats.b_to_a > 0
 
     # ---------------------------------------------------------------- events from the sides ----
 
@@ -167,6 +183,10 @@ class Relay:
         if self.idle_timeout is not None:
             self._timer = self.loop.call_at(
                 self.last_activity + self.idle_timeout, self._check_idle
+            )
+        if self.first_byte_timeout is not None:
+            self._first_byte_timer = self.loop.call_later(
+                self.first_byte_timeout, self._check_first_byte
             )
 
     def _side_eof(self, side: _Side) -> None:
@@ -216,6 +236,11 @@ class Relay:
                 self.a.transport.abort()
         self._maybe_finish()
 
+    def evict(self) -> None:
+        """Abort both connections now to make room (ends as :attr:`SpliceEnd.EVICTED`)."""
+        self.evicted = True
+        self.abort()
+
     def abort(self) -> None:
         """Abort both connections now (shutdown)."""
         self._failed = True
@@ -242,6 +267,12 @@ class Relay:
         else:
             self._timer = self.loop.call_at(deadline, self._check_idle)
 
+    def _check_first_byte(self) -> None:
+        self._first_byte_timer = None
+        if self.stats.a_to_b == 0:
+            self._silent = True
+            self.abort()
+
     def _maybe_finish(self) -> None:
         if self._finished or self.connect_task is not None:
             return
@@ -249,9 +280,14 @@ class Relay:
             if side.transport is not None and not side.closed:
                 return
         self._finished = True
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._timed_out:
+        for timer in (self._timer, self._first_byte_timer):
+            if timer is not None:
+                timer.cancel()
+        if self.evicted:
+            self.stats.end = SpliceEnd.EVICTED
+        elif self._silent:
+            self.stats.end = SpliceEnd.FIRST_BYTE_TIMEOUT
+        elif self._timed_out:
             self.stats.end = SpliceEnd.IDLE_TIMEOUT
         elif self._failed:
             self.stats.end = SpliceEnd.RESET

@@ -103,6 +103,7 @@ def _broken(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         (EMULATED, "outbound.0.target", "evil.example:443", "outbound[0].target"),
         (EMULATED, "allow", [], "outbound[0].target"),
         (EMULATED, "limits.max_connections", 0, "limits.max_connections"),
+        (EMULATED, "limits.first_byte_timeout", 0, "limits.first_byte_timeout"),
         (EMULATED, "blob_store.kind", "ftp", "blob_store.kind"),
         (EMULATED, "launcher.kind", "nitro", "launcher.kind"),
         (EMULATED, "launcher.argv", [], "launcher.argv"),
