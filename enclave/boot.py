@@ -13,9 +13,12 @@ Steps (each names itself in the ``failed`` status if it raises):
    what came back from the NSM (in emulation the answer travels over a socket); KMS checks the same
    document again, against its key policy.
 4. ``credentials`` — temporary AWS credentials from the parent (host services).
-5. ``kms`` — through the loopback tunnel to the parent's outbound proxy: ``GenerateDataKey`` on first
-   boot (its public ``CiphertextBlob`` stored at the parent), ``Decrypt`` of that blob afterwards,
-   both with ``Recipient``; open ``CiphertextForRecipient`` with the RSA key inside the enclave.
+5. ``kms`` — through the loopback tunnel to the parent's outbound proxy, over TLS verified inside
+   the enclave (AWS's certificate; in emulation the dev CA in ``image.json``): ``GenerateDataKey``
+   on first boot (its public ``CiphertextBlob`` stored at the parent), ``Decrypt`` of that blob
+   afterwards, both with ``Recipient``; open ``CiphertextForRecipient`` with the RSA key inside the
+   enclave. A parent routing KMS elsewhere fails the TLS handshake here, so it cannot hand a first
+   boot a data key of its choosing.
 6. ``unseal`` — load the sealed manifest and node state with that data key, or create and seal a
    fresh node identity on first boot.
 
@@ -275,7 +278,7 @@ class EnclaveRuntime:
     async def _data_key(
         self, node: NodeKey, attested: _Attested, credentials: StaticCredentials
     ) -> SecretBytes:
-        route = self._seams.kms_route(node.region)
+        route = self._seams.kms_route(node.region, self._image.kms_ca_pem)
         self._tunnel = KmsTunnel(
             self._seams.transport,
             VsockAddress(PARENT_CID, KMS_PROXY_PORT),
@@ -287,7 +290,16 @@ class EnclaveRuntime:
             node.region,
             credentials,
             proxy_url=route.proxy_url(port),
+            ca_pem=route.ca_pem,
         )
+        try:
+            return await self._exchange_data_key(kms, node, attested)
+        finally:
+            kms.close()
+
+    async def _exchange_data_key(
+        self, kms: EnclaveKms, node: NodeKey, attested: _Attested
+    ) -> SecretBytes:
         key_id, node_id = node.kms_key_arn, node.node_id
         blob = await self._host.get_blob(DATA_KEY_BLOB)
         if blob is None:

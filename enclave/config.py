@@ -5,8 +5,9 @@ Three inputs, trusted differently:
 * :class:`ImageConfig` — ``enclave/image.json`` in the enclave image, written by the image builder.
   It is part of the measured image (PCR0 in the EIF; the emulated measurement of the image directory), so
   KMS releases the data key only to an enclave running with exactly these values. It holds the trust
-  anchors (the attestation root the enclave pins, the clients it admits) and the cluster table: every
-  node id and the KMS key ARN that seals that node's state. Every node runs the same image.
+  anchors (the attestation root the enclave pins, the clients it admits, in emulation the CA of the
+  emulated KMS's TLS certificate) and the cluster table: every node id and the KMS key ARN that seals
+  that node's state. Every node runs the same image.
 * :class:`LaunchConfig` — the command line: mode, and in emulation the CID and socket directory. A
   Nitro EIF's command line is fixed (``--mode nitro``), the same on every node.
 * the node id — named at boot by the untrusted parent over host services (``GetLaunch``), in both
@@ -15,7 +16,10 @@ Three inputs, trusted differently:
 
 :func:`select_seams` is the single switch: transport, NSM and KMS endpoint are chosen here from
 ``mode`` and nowhere else (the fourth seam, the launcher, lives in the parent). The KMS endpoint's
-host depends on the node's region, so :class:`Seams` resolves it once the node is known.
+host depends on the node's region, so :class:`Seams` resolves it once the node is known. In both
+modes boto3 speaks TLS to ``kms.<region>.amazonaws.com`` through the tunnel; the KMS seam is only
+which certificate authority the enclave trusts for it (AWS's, from the default bundle, or the
+emulated KMS's dev CA from the measured image) and where the parent routes the bytes.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ _IMAGE_KEYS = frozenset(
         "nodes",
         "authorized_clients",
         "peer_releases",
+        "kms_ca_pem",
     }
 )
 #: A peer release is identified by PCR0/1/2 (image, kernel, application); PCR8 (signing
@@ -148,6 +153,12 @@ class ImageConfig:
     #: release's builder decides them. Release N+1 can list release N (known when N+1 is built);
     #: release N can never list N+1, so old nodes accept only old peers.
     peer_releases: tuple[Mapping[int, bytes], ...] = ()
+    #: Emulation only: the PEM certificate of the dev CA that issued the emulated KMS's TLS
+    #: certificate — the one CA the enclave then trusts for KMS. Measured with the image, so a
+    #: parent cannot substitute its own KMS without changing PCR0. Absent (None) in a Nitro image,
+    #: which trusts AWS's certificate through the default bundle; optional like ``peer_releases``
+    #: and left out of the JSON when absent, so existing images keep their bytes.
+    kms_ca_pem: bytes | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.nodes, Mapping) or not self.nodes:
@@ -172,6 +183,8 @@ class ImageConfig:
                 raise ConfigError("authorized_clients", "not a PEM X.509 certificate") from None
         object.__setattr__(self, "authorized_clients", clients)
         object.__setattr__(self, "peer_releases", _peer_releases(self.peer_releases))
+        if self.kms_ca_pem is not None:
+            _check_kms_ca(self.kms_ca_pem)
 
     @property
     def attestation_root(self) -> x509.Certificate:
@@ -224,12 +237,16 @@ class ImageConfig:
                 parsed.append({int(i): bytes.fromhex(v) for i, v in release.items()})
             except (TypeError, ValueError):
                 raise ConfigError("peer_releases", "PCR indices and hex values expected") from None
+        kms_ca = raw.get("kms_ca_pem")
+        if kms_ca is not None and not isinstance(kms_ca, str):
+            raise ConfigError("kms_ca_pem", "must be a PEM certificate")
         return cls(
             root.encode("ascii"),
             nodes,
             raw.get("max_document_age_seconds", 300),
             tuple(c.encode("ascii") for c in clients),
             tuple(parsed),
+            kms_ca_pem=None if kms_ca is None else kms_ca.encode("ascii"),
         )
 
     def to_json(self) -> str:
@@ -251,10 +268,29 @@ class ImageConfig:
                 }
                 if self.peer_releases
                 else {}
-            ),
+            )
+            | ({} if self.kms_ca_pem is None else {"kms_ca_pem": self.kms_ca_pem.decode("ascii")}),
             indent=2,
             sort_keys=True,
         )
+
+
+def _check_kms_ca(pem: bytes) -> None:
+    """Exactly one PEM certificate, of a CA: what the enclave's TLS client will trust for KMS."""
+    try:
+        certificates = x509.load_pem_x509_certificates(pem)
+    except (ValueError, TypeError):
+        raise ConfigError("kms_ca_pem", "not a PEM X.509 certificate") from None
+    if len(certificates) != 1:
+        raise ConfigError(
+            "kms_ca_pem", f"must hold exactly one certificate, not {len(certificates)}"
+        )
+    try:
+        constraints = certificates[0].extensions.get_extension_for_class(x509.BasicConstraints)
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.value.ca:
+        raise ConfigError("kms_ca_pem", "is not a CA certificate (basicConstraints cA)")
 
 
 def _peer_releases(
@@ -310,28 +346,29 @@ def parse_launch_args(argv: Sequence[str]) -> LaunchConfig:
 
 @dataclass(frozen=True, slots=True)
 class KmsRoute:
-    """How boto3 inside the enclave reaches KMS through the loopback tunnel.
+    """How boto3 inside the enclave reaches KMS through the loopback tunnel, in both modes.
 
-    Emulated (``public_host`` is ``None``): plain HTTP to the tunnel, which forwards the bytes to the
-    emulated KMS. Nitro: boto3 speaks HTTPS to the real ``kms.<region>.amazonaws.com`` through the
-    tunnel used as an HTTP ``CONNECT`` proxy — TLS runs end to end between boto3 and KMS with the real
-    host name, and the enclave needs no DNS, no ``/etc/hosts`` entry and no privileged port. The
-    tunnel accepts ``CONNECT`` to that one host only.
+    boto3 speaks HTTPS to ``kms.<region>.amazonaws.com`` through the tunnel used as an HTTP
+    ``CONNECT`` proxy: TLS runs end to end between boto3 and KMS with the real host name, and the
+    enclave needs no DNS, no ``/etc/hosts`` entry and no privileged port. The tunnel accepts
+    ``CONNECT`` to that one host only; the parent moves the TLS bytes to wherever its route points.
+    ``ca_pem`` is the one CA boto3 trusts for that certificate: None for AWS's (the default
+    bundle, Nitro), the image's dev CA in emulation — so a parent that routes KMS to a server of
+    its own fails the handshake inside the enclave in either mode.
     """
 
-    public_host: str | None = None
+    public_host: str
+    ca_pem: bytes | None = None
 
     def endpoint_url(self, tunnel_port: int) -> str:
-        if self.public_host is None:
-            return f"http://127.0.0.1:{tunnel_port}"
         return f"https://{self.public_host}"
 
-    def proxy_url(self, tunnel_port: int) -> str | None:
-        return None if self.public_host is None else f"http://127.0.0.1:{tunnel_port}"
+    def proxy_url(self, tunnel_port: int) -> str:
+        return f"http://127.0.0.1:{tunnel_port}"
 
     @property
-    def connect_target(self) -> tuple[str, int] | None:
-        return None if self.public_host is None else (self.public_host, 443)
+    def connect_target(self) -> tuple[str, int]:
+        return (self.public_host, 443)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,17 +377,24 @@ class Seams:
 
     transport: Transport
     nsm: RawNsm
-    #: Nitro: the region's public KMS endpoint through ``CONNECT``; emulated: the plain tunnel.
+    #: Nitro: AWS's public KMS, verified with the default CA bundle; emulated: the emulated KMS,
+    #: verified with the dev CA measured into the image.
     public_kms: bool
 
-    def kms_route(self, region: str) -> KmsRoute:
+    def kms_route(self, region: str, kms_ca_pem: bytes | None) -> KmsRoute:
         """The route to KMS in ``region`` — the region of this node's key, known once the parent
-        has named the node (the same image serves nodes in different regions)."""
-        if not self.public_kms:
-            return KmsRoute()
+        has named the node (the same image serves nodes in different regions) — trusting
+        ``kms_ca_pem`` (the image's) for the KMS certificate.
+
+        Fail closed: an emulated image must carry its KMS CA (there is no plain-HTTP route any
+        more), and a Nitro image must not (it would trust a dev CA for AWS's host name)."""
         if not _REGION.fullmatch(region):
             raise ConfigError("region", f"{region!r} is not an AWS region name")
-        return KmsRoute(f"kms.{region}.amazonaws.com")
+        if self.public_kms and kms_ca_pem is not None:
+            raise ConfigError("kms_ca_pem", "a Nitro image trusts AWS's KMS certificate only")
+        if not self.public_kms and kms_ca_pem is None:
+            raise ConfigError("kms_ca_pem", "an emulated image must pin the emulated KMS's CA")
+        return KmsRoute(f"kms.{region}.amazonaws.com", kms_ca_pem)
 
 
 def select_seams(

@@ -3,8 +3,14 @@
 The enclave asks KMS for its data key in a form only it can open: every call passes
 ``Recipient={AttestationDocument, KeyEncryptionAlgorithm: RSAES_OAEP_SHA_256}`` and reads
 ``CiphertextForRecipient`` (CMS EnvelopedData to the RSA key bound in the document), never
-``Plaintext`` — a response that carries a plaintext data key is refused, because it would have
-crossed the parent in the clear (over TLS in real mode, but not in emulation).
+``Plaintext`` — a response that carries a plaintext data key is refused.
+
+TLS is verified inside the enclave, in both modes: against AWS's certificate through botocore's
+default bundle in real mode, against exactly the image's dev CA (``kms_ca_pem``) in emulation. That
+check is what keeps a parent from answering in KMS's place with a data key of its choosing (which
+it could seal to the enclave's attested RSA key as well as KMS can). The enclave has no disk to hold
+a CA bundle file, and botocore takes only a path: the dev CA is put in a sealed, read-only
+``memfd`` and botocore is pointed at ``/proc/self/fd/<n>``.
 
 The ``EncryptionContext`` binds the data key to the node id: KMS authenticates it with the
 ciphertext, so the parent cannot hand one node another node's ``CiphertextBlob``. ``KeyId`` is passed
@@ -17,12 +23,14 @@ condition failed, never anything secret).
 
 from __future__ import annotations
 
+import fcntl
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, SSLError
 
 from enclave.errors import KmsError
 
@@ -67,7 +75,12 @@ class EnclaveKms:
         *,
         proxy_url: str | None = None,
         timeout: float = 10.0,
+        ca_pem: bytes | None = None,
     ) -> None:
+        """``ca_pem``: the one CA trusted for the KMS certificate (emulation); None keeps
+        botocore's default bundle (AWS), never the ``AWS_CA_BUNDLE`` environment."""
+        self._ca_fd = None if ca_pem is None else _sealed_memfd("keyshard-kms-ca", ca_pem)
+        verify: bool | str = True if self._ca_fd is None else f"/proc/self/fd/{self._ca_fd}"
         self._client: Any = boto3.session.Session().client(
             "kms",
             endpoint_url=endpoint_url,
@@ -75,6 +88,7 @@ class EnclaveKms:
             aws_access_key_id=credentials.access_key_id,
             aws_secret_access_key=credentials.secret_access_key,
             aws_session_token=credentials.session_token or None,
+            verify=verify,
             config=Config(
                 connect_timeout=timeout,
                 read_timeout=timeout,
@@ -117,9 +131,41 @@ class EnclaveKms:
             raise KmsError(
                 operation, str(details.get("Code", "Unknown")), str(details.get("Message", ""))
             ) from None
+        except SSLError as error:
+            # Public: the endpoint and OpenSSL's reason. Typically a parent answering for KMS.
+            raise KmsError(
+                operation,
+                "TLSVerificationFailed",
+                f"the KMS endpoint's certificate is not trusted ({error})"[:500],
+            ) from None
         except BotoCoreError as error:
             raise KmsError(operation, type(error).__name__, "KMS endpoint unreachable") from None
         return response
+
+    def close(self) -> None:
+        """Close the client's connections and the CA bundle."""
+        self._client.close()
+        if self._ca_fd is not None:
+            os.close(self._ca_fd)
+            self._ca_fd = None
+
+
+def _sealed_memfd(name: str, data: bytes) -> int:
+    """An in-memory file holding ``data``, sealed so nothing can change it afterwards."""
+    descriptor = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view) :]
+        fcntl.fcntl(
+            descriptor,
+            fcntl.F_ADD_SEALS,
+            fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL,
+        )
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
 
 
 def _recipient(document: bytes) -> dict[str, Any]:

@@ -3,11 +3,11 @@
 An enclave has no network interface. boto3 connects to ``127.0.0.1:<port>`` inside the enclave; each
 accepted connection is spliced, byte for byte, onto a transport connection to the parent's outbound
 proxy (``(PARENT_CID, KMS_PROXY_PORT)``), which forwards it to the one KMS endpoint on its allow-list.
-In real mode the bytes are TLS end to end between boto3 and KMS; the parent sees ciphertext only. In
-emulation they are plain HTTP to the emulated KMS — still nothing secret: every secret KMS returns
-is inside ``CiphertextForRecipient``, sealed to the enclave's RSA key.
+In both modes the bytes are TLS end to end between boto3 and KMS (AWS, or the emulated KMS with a
+certificate from the dev CA measured into the image); the parent sees ciphertext only, and boto3
+verifies the certificate here, inside the enclave.
 
-In real mode boto3 uses the tunnel as an HTTPS proxy: each connection starts with
+boto3 uses the tunnel as an HTTPS proxy: each connection starts with
 ``CONNECT kms.<region>.amazonaws.com:443 HTTP/1.1``; the tunnel accepts exactly that target (any other
 is answered ``403`` and closed), answers ``200`` once the parent's route is connected, and from then
 on splices the TLS bytes. The preamble is parsed here, inside the enclave; the parent still sees

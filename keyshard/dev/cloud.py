@@ -1,7 +1,8 @@
 """``python -m keyshard.dev.cloud --config cloud.json``: the emulated cloud of a local cluster.
 
 One background process plays the parts of AWS a cluster needs that are not Keyshard code: the KMS
-endpoint (:mod:`keyshard.dev.kms_server`, pinned to the cluster's emulated attestation root) and,
+endpoint (:mod:`keyshard.dev.kms_server`, pinned to the cluster's emulated attestation root, serving
+HTTPS with the certificate of :mod:`keyshard.dev.kms_tls` that enclaves verify) and,
 for every node, the hypervisor's NSM (:class:`keyshard.dev.hypervisor.NsmHypervisor`) on that node's
 vsock bus. It holds the emulated CA key; emulation is not a security boundary.
 
@@ -26,6 +27,7 @@ from attestation.roots import TrustedRoots
 from attestation.verifier import AttestationVerifier
 from keyshard.dev.hypervisor import NsmHypervisor, read_vm_spec
 from keyshard.dev.kms_server import start_kms_server
+from keyshard.dev.kms_tls import KmsTls, server_context
 from transport.unix import UnixSocketTransport
 
 __all__ = ["CloudConfig", "main"]
@@ -42,11 +44,14 @@ class CloudConfig:
     #: Per node: its runtime directory (vsock bus) and its ``vm.json`` (what the hypervisor runs).
     nodes: tuple[tuple[Path, Path], ...]
     ready_file: Path
+    #: The KMS's TLS certificate and key (:class:`keyshard.dev.kms_tls.KmsTls`); TLS is not optional.
+    kms_tls_dir: Path
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "ca_dir": str(self.ca_dir),
+                "kms_tls_dir": str(self.kms_tls_dir),
                 "region": self.region,
                 "kms_port": self.kms_port,
                 "principals": self.principals,
@@ -66,13 +71,19 @@ class CloudConfig:
             principals={str(k): str(v) for k, v in raw["principals"].items()},
             nodes=tuple((Path(run), Path(vm)) for run, vm in raw["nodes"]),
             ready_file=Path(raw["ready_file"]),
+            kms_tls_dir=Path(raw["kms_tls_dir"]),
         )
 
 
 async def _run(config: CloudConfig) -> None:
     ca = EmulatedCa.load_or_create(config.ca_dir, region=config.region)
     verifier = AttestationVerifier(TrustedRoots.of([ca.root_certificate]))
-    kms = start_kms_server(verifier, config.principals, port=config.kms_port)
+    kms = start_kms_server(
+        verifier,
+        config.principals,
+        port=config.kms_port,
+        tls=server_context(KmsTls(config.kms_tls_dir)),
+    )
     hypervisors: list[NsmHypervisor] = []
     try:
         for run_dir, vm_file in config.nodes:

@@ -7,14 +7,17 @@ Layout of a cluster directory (default ``.keyshard/dev``)::
                             certificate is written into the image config before measuring
     profile.json            what clients use: endpoints, pinned root, expected PCRs
     ca/                     the emulated attestation root of this local cloud (root.pem is public)
+    kms-tls/                the emulated KMS's TLS certificate and key, and the dev CA (ca.pem)
+                            that issued it, which the image pins (a new CA every ``up``)
     image/                  the built enclave image (transport, attestation, enclave + image.json)
     cloud.json              the emulated cloud process's configuration (KMS + hypervisors)
     nodes/<i>/run/          node i's vsock bus (Unix sockets); nodes/<i>/blobs/ its sealed blobs
     nodes/<i>/node.json     node i's parent configuration; nodes/<i>/vm.json what its hypervisor runs
     pids/*.pid, logs/*.log  background processes and their logs
 
-:meth:`Cluster.up` builds and measures the image, starts the emulated cloud (KMS and the per-node
-hypervisor NSMs), creates one KMS key per node whose policy is pinned to the image's PCR0/1/2,
+:meth:`Cluster.up` issues the KMS's TLS certificate, builds and measures the image (with the dev CA
+that issued it), starts the emulated cloud (KMS over HTTPS and the per-node hypervisor NSMs),
+creates one KMS key per node whose policy is pinned to the image's PCR0/1/2,
 starts one parent per node (each launches its enclave from the image), then polls every node's
 status protocol until all are ``ready`` or one has ``failed`` (it says why) or the deadline passes.
 Every process runs in its own session so :meth:`Cluster.down` can stop each process group: nothing
@@ -52,6 +55,7 @@ from keyshard.dev.cloud import CloudConfig
 from keyshard.dev.hypervisor import VmSpec, read_vm_spec, write_vm_spec
 from keyshard.dev.image import BuiltImage, build_image
 from keyshard.dev.kms_keys import create_node_key, pin_node_key
+from keyshard.dev.kms_tls import KmsTls, issue_kms_tls
 from keyshard.dev.node_config import NodeLayout, parent_command, write_parent_config
 
 __all__ = ["Cluster", "ClusterError", "NodeView"]
@@ -233,6 +237,9 @@ class Cluster:
             "service_ports": [_free_port() for _ in node_ids],
             "root_fingerprint": certificate_fingerprint(ca.root_der),
         }
+        # The KMS's TLS identity; its CA goes into the measured image, so the enclaves trust it
+        # and only it (a parent's own "KMS" fails the handshake inside the enclave).
+        kms_tls = issue_kms_tls(self.kms_tls_dir, [REGION])
         self._start_cloud(principals)
         self._progress(f"emulated KMS on 127.0.0.1:{self._state['kms_port']}")
         self._state["parent_kms_port"] = self._kms_route(self._state["kms_port"])
@@ -248,6 +255,7 @@ class Cluster:
             root_pem,
             dict(zip(node_ids, key_arns, strict=True)),
             authorized_clients=(credentials.certificate_pem,),
+            kms_ca_pem=kms_tls.ca_pem,
         )
         self.image = build_image(self.directory / "image", image_config)
         measurements = self.image.measurements
@@ -266,13 +274,23 @@ class Cluster:
         self._progress(f"cluster ready; profile written to {self.profile_file}")
         return views
 
+    @property
+    def kms_tls_dir(self) -> Path:
+        return self.directory / "kms-tls"
+
+    @property
+    def kms_endpoint(self) -> str:
+        return f"https://127.0.0.1:{self._state['kms_port']}"
+
     def kms_client(self, access_key: str) -> Any:
+        """boto3 against the emulated KMS, verifying its certificate against the dev CA."""
         return boto3.session.Session().client(
             "kms",
-            endpoint_url=f"http://127.0.0.1:{self._state['kms_port']}",
+            endpoint_url=self.kms_endpoint,
             region_name=REGION,
             aws_access_key_id=access_key,
             aws_secret_access_key=FAKE_SECRET,
+            verify=str(KmsTls(self.kms_tls_dir).ca_file),
         )
 
     def _start_cloud(self, principals: Mapping[str, str]) -> None:
@@ -288,6 +306,7 @@ class Cluster:
                 for i in range(1, self.nodes + 1)
             ),
             ready_file=ready,
+            kms_tls_dir=self.kms_tls_dir,
         )
         config_file = self.directory / "cloud.json"
         config_file.write_text(config.to_json(), encoding="utf-8")
@@ -503,7 +522,7 @@ class Cluster:
         ClusterProfile(
             mode="emulated",
             region=REGION,
-            kms_endpoint=f"http://127.0.0.1:{self._state['kms_port']}",
+            kms_endpoint=self.kms_endpoint,
             root_pem=root_pem,
             root_sha256=self._state["root_fingerprint"],
             root_path=str(self.directory / "ca" / ROOT_CERT_FILE),

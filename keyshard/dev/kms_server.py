@@ -18,6 +18,10 @@ module adds exactly those as a WSGI layer in front of moto:
    EnvelopedData (:func:`attestation.recipient.seal_for_recipient`) in ``CiphertextForRecipient`` and
    ``Plaintext`` is omitted — as AWS does.
 
+In a cluster it serves TLS only (:mod:`keyshard.dev.kms_tls`): the enclave verifies the
+certificate against the dev CA measured into its image, as a real enclave verifies AWS's, so a parent
+that answers in KMS's place cannot choose a node's data key.
+
 Callers are identified by the access key id of their SigV4 ``Authorization`` header, mapped to a
 principal ARN by configuration; an unknown key id gets ``UnrecognizedClientException`` like AWS.
 Signatures themselves are not checked: the emulator authorises, it does not authenticate (it listens on
@@ -36,10 +40,12 @@ import io
 import json
 import logging
 import re
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -57,6 +63,7 @@ from keyshard.dev.kms_policy import (
     evaluate,
 )
 from keyshard.dev.kms_requests import ACCOUNT_OPERATIONS, KmsError, Plan, is_known, plan
+from keyshard.dev.kms_tls import KmsTls, server_context
 
 __all__ = [
     "ACCOUNT_OPERATIONS",
@@ -383,7 +390,8 @@ class KmsServer:
     @property
     def endpoint_url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        scheme = "https" if self.server.ssl_context is not None else "http"
+        return f"{scheme}://{host!s}:{port}"
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -405,8 +413,12 @@ def start_kms_server(
     port: int = 0,
     clock: Callable[[], dt.datetime] | None = None,
     max_document_age: dt.timedelta = DEFAULT_MAX_DOCUMENT_AGE,
+    tls: ssl.SSLContext | None = None,
 ) -> KmsServer:
-    """Serve the emulated KMS on ``host:port`` (0 picks a free port) in a background thread."""
+    """Serve the emulated KMS on ``host:port`` (0 picks a free port) in a background thread.
+
+    With ``tls`` (:func:`keyshard.dev.kms_tls.server_context`) it speaks HTTPS only, as a cluster's
+    KMS does; without, plain HTTP, for in-process tests of the KMS itself."""
     from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 -- moto is an emulation-only dependency
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -421,7 +433,9 @@ def start_kms_server(
     )
     if clock is not None:
         app.clock = clock
-    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server(
+        host, port, app, threaded=True, request_handler=MotoRequestHandler, ssl_context=tls
+    )
     thread = threading.Thread(target=server.serve_forever, name="emulated-kms", daemon=True)
     thread.start()
     return KmsServer(server, thread)
@@ -447,10 +461,16 @@ def main(argv: list[str] | None = None) -> int:
         help="map a caller's access key id to its principal ARN (repeatable)",
     )
     parser.add_argument("--port-file", help="write the bound port here once listening")
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        help="serve HTTPS with server.pem / server-key.pem of this directory (keyshard.dev.kms_tls)",
+    )
     args = parser.parse_args(argv)
     principals = dict(item.split("=", 1) for item in args.principal)
     verifier = AttestationVerifier(TrustedRoots.of([load_pem_root(args.root)]))
-    server = start_kms_server(verifier, principals, host=args.host, port=args.port)
+    tls = None if args.tls_dir is None else server_context(KmsTls(args.tls_dir))
+    server = start_kms_server(verifier, principals, host=args.host, port=args.port, tls=tls)
     if args.port_file:
         with open(args.port_file, "w", encoding="ascii") as handle:
             handle.write(str(server.server.server_address[1]))

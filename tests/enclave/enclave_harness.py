@@ -1,5 +1,6 @@
 """An in-process stand-in for one node's surroundings: the parent's host services and outbound
-proxy, the emulated hypervisor, and the emulated KMS with a key pinned to a built image.
+proxy, the emulated hypervisor, and the emulated KMS (over TLS, its dev CA in the image) with a key
+pinned to a built image.
 
 The real parent (``parent/``) is exercised by ``tests/cluster``; here the enclave runtime runs in the
 test's own event loop so its boot steps can be driven and observed precisely. The host services
@@ -26,6 +27,7 @@ from enclave.config import KMS_PROXY_PORT, ImageConfig
 from keyshard.dev.image import BuiltImage, build_image
 from keyshard.dev.kms_keys import create_node_key, pin_node_key
 from keyshard.dev.kms_server import KmsServer, start_kms_server
+from keyshard.dev.kms_tls import KmsTls, issue_kms_tls, server_context
 from transport.address import PARENT_CID, VsockAddress
 from transport.framing import FramedStream
 from transport.hostproto import (
@@ -140,15 +142,24 @@ class Cloud:
     key_arn: str
     other_key_arn: str
     admin: Any
+    tls: KmsTls
+
+    def kms_client(self, access_key: str) -> Any:
+        return kms_client(self.kms.endpoint_url, access_key, self.tls.ca_file)
+
+    @property
+    def kms_port(self) -> int:
+        return int(self.kms.endpoint_url.rsplit(":", 1)[1])
 
 
-def kms_client(endpoint: str, access_key: str) -> Any:
+def kms_client(endpoint: str, access_key: str, ca_file: Path) -> Any:
     return boto3.session.Session().client(
         "kms",
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id=access_key,
         aws_secret_access_key=SECRET,
+        verify=str(ca_file),
     )
 
 
@@ -157,16 +168,21 @@ def emulated_cloud(workdir: Path) -> Iterator[Cloud]:
     ca = EmulatedCa.ephemeral()
     root_pem = ca.root_certificate.public_bytes(serialization.Encoding.PEM)
     verifier = AttestationVerifier(TrustedRoots.of([ca.root_certificate]))
-    with start_kms_server(verifier, {ADMIN_KEY: ADMIN_ARN, NODE_KEY: NODE_ARN}) as kms:
-        # As a cluster is built: the keys, then one image listing them, then the pinned policies.
-        admin = kms_client(kms.endpoint_url, ADMIN_KEY)
+    tls = issue_kms_tls(workdir / "kms-tls", [REGION])
+    principals = {ADMIN_KEY: ADMIN_ARN, NODE_KEY: NODE_ARN}
+    with start_kms_server(verifier, principals, tls=server_context(tls)) as kms:
+        # As a cluster is built: the keys, then one image listing them (and pinning the KMS's
+        # dev CA), then the pinned policies.
+        admin = kms_client(kms.endpoint_url, ADMIN_KEY, tls.ca_file)
         key_arn = create_node_key(admin, ADMIN_ARN, NODE_ARN, None, "n1")
         other_key_arn = create_node_key(admin, ADMIN_ARN, OTHER_NODE_ARN, None, "n2")
-        image_config = ImageConfig(root_pem, {"n1": key_arn, "n2": other_key_arn})
+        image_config = ImageConfig(
+            root_pem, {"n1": key_arn, "n2": other_key_arn}, kms_ca_pem=tls.ca_pem
+        )
         image = build_image(workdir / "image", image_config)
         pin_node_key(admin, key_arn, ADMIN_ARN, NODE_ARN, image.measurements)
         pin_node_key(admin, other_key_arn, ADMIN_ARN, OTHER_NODE_ARN, image.measurements)
-        yield Cloud(ca, kms, image, image_config, key_arn, other_key_arn, admin)
+        yield Cloud(ca, kms, image, image_config, key_arn, other_key_arn, admin, tls)
 
 
 @contextmanager

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import http.server
+import json
 import logging
-import re
 import shutil
+import socket
+import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +21,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from enclave_harness import (
     NODE_KEY,
+    REGION,
     Cloud,
     FakeParent,
     emulated_cloud,
-    kms_client,
     short_tmpdir,
 )
 
@@ -28,9 +32,12 @@ from attestation.errors import RecipientDecryptionError
 from attestation.measure import pcr_map
 from attestation.nsm.client import NsmClient
 from attestation.nsm.emulated import EmulatedNsm
-from attestation.nsm.messages import Attestation
+from attestation.nsm.messages import Attestation, AttestationResponse, decode_response
 from attestation.nsm.messages import encode_request as nsm_request
-from attestation.recipient import decrypt_for_recipient
+from attestation.nsm.raw import RawNsm
+from attestation.recipient import decrypt_for_recipient, seal_for_recipient
+from attestation.roots import TrustedRoots
+from attestation.verifier import AttestationVerifier
 from enclave.boot import DATA_KEY_BLOB, EnclaveRuntime
 from enclave.config import LaunchConfig, Mode, Seams, select_seams
 from enclave.kms import encryption_context
@@ -47,6 +54,7 @@ from enclave.status import (
     encode_request,
 )
 from keyshard.dev.hypervisor import NsmHypervisor, VmSpec
+from keyshard.dev.kms_tls import issue_kms_tls, server_context
 from transport.address import VsockAddress
 from transport.framing import FramedStream
 from transport.unix import UnixSocketTransport
@@ -122,9 +130,13 @@ def run_boot(
     debug: bool = False,
     seams: Seams | None = None,
     node_id: str = "n1",
+    kms_port: int | None = None,
 ) -> tuple[NodeStatus, FakeParent]:
+    """Boot with a protocol-exact parent whose KMS route goes to ``kms_port`` (default: the KMS)."""
+
     async def scenario() -> tuple[NodeStatus, FakeParent]:
-        parent = FakeParent(UnixSocketTransport(rundir), _port(cloud), node_id)
+        port = cloud.kms_port if kms_port is None else kms_port
+        parent = FakeParent(UnixSocketTransport(rundir), port, node_id)
         parent.blobs.update(blobs or {})
         await parent.start()
         try:
@@ -138,10 +150,6 @@ def run_boot(
     return asyncio.run(scenario())
 
 
-def _port(cloud: Cloud) -> int:
-    return int(cloud.kms.endpoint_url.rsplit(":", 1)[1])
-
-
 def genuine_data_key(cloud: Cloud, ciphertext_blob: bytes) -> bytes:
     """What only the measured enclave can get: the test plays a genuine enclave (emulation only)."""
     private_key = rsa.generate_private_key(65537, 2048)
@@ -150,7 +158,7 @@ def genuine_data_key(cloud: Cloud, ciphertext_blob: bytes) -> bytes:
     )
     nsm = NsmClient(EmulatedNsm(cloud.ca, pcr_map(cloud.image.measurements)))
     document = nsm.get_attestation_document(public_key=public_der)
-    response = kms_client(cloud.kms.endpoint_url, NODE_KEY).decrypt(
+    response = cloud.kms_client(NODE_KEY).decrypt(
         KeyId=cloud.key_arn,
         CiphertextBlob=ciphertext_blob,
         EncryptionContext=encryption_context("n1"),
@@ -250,7 +258,7 @@ def test_debug_mode_document_is_refused_by_kms(cloud: Cloud) -> None:
     nsm = NsmClient(EmulatedNsm(cloud.ca, pcr_map(cloud.image.measurements), debug=True))
     document = nsm.get_attestation_document(public_key=public_der)
     with pytest.raises(ClientError) as info:
-        kms_client(cloud.kms.endpoint_url, NODE_KEY).generate_data_key(
+        cloud.kms_client(NODE_KEY).generate_data_key(
             KeyId=cloud.key_arn,
             KeySpec="AES_256",
             EncryptionContext=encryption_context("n1"),
@@ -309,7 +317,7 @@ def test_stale_document_is_refused_by_the_enclave_and_by_kms(cloud: Cloud, rundi
     )
     document = NsmClient(stale_nsm).get_attestation_document(public_key=public_der)
     with pytest.raises(ClientError) as info:
-        kms_client(cloud.kms.endpoint_url, NODE_KEY).generate_data_key(
+        cloud.kms_client(NODE_KEY).generate_data_key(
             KeyId=cloud.key_arn,
             KeySpec="AES_256",
             EncryptionContext=encryption_context("n1"),
@@ -321,21 +329,46 @@ def test_stale_document_is_refused_by_the_enclave_and_by_kms(cloud: Cloud, rundi
     assert info.value.response["Error"]["Code"] == "ValidationException"
 
 
+class RecordingNsm:
+    """The enclave's own NSM seam, keeping each attestation document it hands out."""
+
+    def __init__(self, inner: RawNsm) -> None:
+        self.inner = inner
+        self.documents: list[bytes] = []
+
+    def call(self, request: bytes) -> bytes:
+        answer = self.inner.call(request)
+        decoded = decode_response(answer)
+        if isinstance(decoded, AttestationResponse):
+            self.documents.append(decoded.document)
+        return answer
+
+
 def test_a_parent_replaying_the_enclaves_document_gets_nothing_it_can_open(
     cloud: Cloud, rundir: Path
 ) -> None:
-    status, parent = run_boot(cloud, rundir)
+    base = select_seams(LaunchConfig(Mode.EMULATED, CID, rundir))
+    nsm = RecordingNsm(base.nsm)
+    status, parent = run_boot(cloud, rundir, seams=Seams(base.transport, nsm, base.public_kms))
     assert status.state is NodeState.READY, status.reason
-    # In emulation the parent sees the KMS request in the clear: it lifts the document...
-    match = re.search(rb'"AttestationDocument":\s*"([A-Za-z0-9+/=]+)"', parent.recorder.all_bytes())
-    assert match is not None
-    document = base64.b64decode(match.group(1))
-    # ...and replays it to KMS with the node's own credentials, within the freshness window.
-    response = kms_client(cloud.kms.endpoint_url, NODE_KEY).decrypt(
+    # The KMS exchange crossed the parent as TLS: no request, no document in what it forwarded.
+    forwarded = b"".join(parent.recorder.forwarded)
+    assert len(forwarded) > 1000
+    assert forwarded[:1] == b"\x16"  # a TLS handshake record, first byte of the first connection
+    assert b"TrentService" not in forwarded
+    assert b"AttestationDocument" not in forwarded
+    assert nsm.documents
+    assert nsm.documents[-1] not in forwarded
+    # Should the parent still get the document (it is public), replaying it to KMS with the
+    # node's own credentials, within the freshness window, gives it nothing it can open.
+    response = cloud.kms_client(NODE_KEY).decrypt(
         KeyId=cloud.key_arn,
         CiphertextBlob=parent.blobs[DATA_KEY_BLOB],
         EncryptionContext=encryption_context("n1"),
-        Recipient={"AttestationDocument": document, "KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256"},
+        Recipient={
+            "AttestationDocument": nsm.documents[-1],
+            "KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256",
+        },
     )
     assert "Plaintext" not in response
     # KMS sealed the answer to the enclave's boot key, which never left the enclave.
@@ -343,3 +376,108 @@ def test_a_parent_replaying_the_enclaves_document_gets_nothing_it_can_open(
         decrypt_for_recipient(
             response["CiphertextForRecipient"], rsa.generate_private_key(65537, 2048)
         )
+
+
+#: The data key a parent would like a first-booting node to seal its state with.
+PARENTS_DATA_KEY = b"the-parent-chose-this-data-key!!"
+
+
+class ParentsOwnKms(http.server.ThreadingHTTPServer):
+    """Where a hostile parent routes the enclave's KMS connection: its own server.
+
+    It answers GenerateDataKey with :data:`PARENTS_DATA_KEY` sealed to the RSA key in the
+    enclave's (genuine, public) attestation document — which anybody can do — in plain HTTP if
+    the enclave speaks it, and over TLS with a certificate of its own (for the right host name,
+    from another dev CA) if the enclave speaks TLS. Only the enclave's certificate check stops it.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, tls: ssl.SSLContext, verifier: AttestationVerifier) -> None:
+        super().__init__(("127.0.0.1", 0), _ParentsKmsHandler)
+        self.tls = tls
+        self.verifier = verifier
+        self.tls_handshakes_failed = 0
+        self.answered: list[str] = []
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def __enter__(self) -> ParentsOwnKms:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join()
+
+
+class _ParentsKmsHandler(http.server.BaseHTTPRequestHandler):
+    server: ParentsOwnKms
+
+    def setup(self) -> None:
+        self.refused = False
+        if self.request.recv(1, socket.MSG_PEEK) == b"\x16":  # a TLS ClientHello
+            try:
+                self.request = self.server.tls.wrap_socket(self.request, server_side=True)
+            except (ssl.SSLError, OSError):
+                self.server.tls_handshakes_failed += 1
+                self.refused = True
+        super().setup()
+
+    def handle(self) -> None:
+        if not self.refused:
+            super().handle()
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        document = base64.b64decode(request["Recipient"]["AttestationDocument"])
+        spki = self.server.verifier.verify(document).payload.public_key
+        assert spki is not None
+        public_key = serialization.load_der_public_key(spki)
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        answer = {
+            "KeyId": request["KeyId"],
+            "CiphertextBlob": base64.b64encode(b"the parent's blob").decode(),
+            "CiphertextForRecipient": base64.b64encode(
+                seal_for_recipient(PARENTS_DATA_KEY, public_key)
+            ).decode(),
+        }
+        payload = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        self.server.answered.append(str(self.headers.get("X-Amz-Target")))
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_parent_routing_kms_to_its_own_server_cannot_choose_the_data_key(
+    cloud: Cloud, rundir: Path
+) -> None:
+    """Issue 9 item 3: in emulation the parent could answer a first boot's GenerateDataKey itself
+    (plain HTTP) and so choose the node's data key. The enclave now verifies the KMS certificate
+    against the dev CA in its measured image: the parent's server, with a certificate of another
+    CA for the same host name, fails the handshake, and the boot fails saying so."""
+    verifier = AttestationVerifier(TrustedRoots.of([cloud.ca.root_certificate]))
+    with short_tmpdir() as elsewhere:
+        impostor_tls = server_context(issue_kms_tls(elsewhere, [REGION]))
+        with ParentsOwnKms(impostor_tls, verifier) as impostor:
+            status, parent = run_boot(cloud, rundir, kms_port=impostor.port)
+    assert status.state is NodeState.FAILED, "the first boot accepted a data key the parent chose"
+    assert status.reason is not None
+    assert status.reason.startswith(
+        "kms: KmsError: KMS GenerateDataKey failed with TLSVerificationFailed: the KMS endpoint's "
+        "certificate is not trusted"
+    )
+    assert "CERTIFICATE_VERIFY_FAILED" in status.reason
+    assert impostor.tls_handshakes_failed >= 1  # it reached the parent's server, spoke TLS...
+    assert impostor.answered == []  # ...and sent it no request
+    assert DATA_KEY_BLOB not in parent.blobs
+    assert STATE_BLOB not in parent.blobs

@@ -150,10 +150,13 @@ def test_emulated_seams() -> None:
     seams = select_seams(parse_launch_args(args()))
     assert isinstance(seams.transport, UnixSocketTransport)
     assert isinstance(seams.nsm, SocketNsm)
-    route = seams.kms_route("eu-west-1")
-    assert route.endpoint_url(4321) == "http://127.0.0.1:4321"
-    assert route.proxy_url(4321) is None
-    assert route.connect_target is None
+    # The same route as Nitro's (TLS to the region's KMS host through CONNECT); only the CA it
+    # trusts differs: the emulated KMS's, from the measured image (tests/enclave/test_enclave_kms_ca.py).
+    route = seams.kms_route("eu-west-1", PEM.encode())
+    assert route.endpoint_url(4321) == "https://kms.eu-west-1.amazonaws.com"
+    assert route.proxy_url(4321) == "http://127.0.0.1:4321"
+    assert route.connect_target == ("kms.eu-west-1.amazonaws.com", 443)
+    assert route.ca_pem == PEM.encode()
 
 
 @dataclass
@@ -207,12 +210,13 @@ def test_nitro_seams_use_dev_nsm_and_vsock_at_the_system_boundary() -> None:
         asyncio.run(seams.transport.connect(VsockAddress(PARENT_CID, 9000)))
     assert factory.families == [socket.AF_VSOCK]
     # The region is the named node's key's: one image serves nodes in several regions.
-    route = seams.kms_route("eu-west-1")
+    route = seams.kms_route("eu-west-1", None)
     assert route.endpoint_url(4321) == "https://kms.eu-west-1.amazonaws.com"
     assert route.proxy_url(4321) == "http://127.0.0.1:4321"
     assert route.connect_target == ("kms.eu-west-1.amazonaws.com", 443)
+    assert route.ca_pem is None  # AWS's certificate, through botocore's default bundle
     with pytest.raises(ConfigError) as info:
-        seams.kms_route("moon")
+        seams.kms_route("moon", None)
     assert info.value.field == "region"
 
 
