@@ -28,6 +28,7 @@ class ErrorCode(enum.Enum):
     ENVELOPE = "envelope"  # an enclave-to-enclave envelope was refused
     SESSION = "session"  # a protocol session is unknown, failed or in another phase
     KEY_EXISTS = "key_exists"
+    KEY_PENDING = "key_pending"  # created, but not every participant has confirmed it yet
     UNKNOWN_KEY = "unknown_key"
     WRONG_SCHEME = "wrong_scheme"  # e.g. FROST asked of an ECDSA key
     NONCE_UNKNOWN = "nonce_unknown"  # a preprocessed nonce or presignature is unknown or used

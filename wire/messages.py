@@ -52,6 +52,8 @@ __all__ = [
     "FrostSign",
     "Hello",
     "HelloReply",
+    "KeyCommit",
+    "KeyCommitted",
     "KeyCreate",
     "KeyCreated",
     "KeyInfo",
@@ -251,13 +253,37 @@ class DkgOutbox(Reply):
 
 @dataclass(frozen=True, slots=True)
 class KeyCreated(Reply):
-    """The DKG finished and this node's share is sealed: the public key package."""
+    """The DKG finished and this node's share is sealed, PENDING: the public key package, and
+    for each peer an envelope acknowledging that this node sealed exactly that package. The key
+    signs nothing until :class:`KeyCommit` brings this node every peer's acknowledgement."""
 
     OP: ClassVar[str] = "key_created"
     public_key_package: bytes
+    outbox: Mapping[str, bytes]
 
     def check(self) -> None:
         check_bytes("public_key_package", self.public_key_package, 1)
+        _outbox(self, self.outbox)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCommit(Request):
+    """The peers' acknowledgements addressed to this node (second phase of key creation)."""
+
+    OP: ClassVar[str] = "key_commit"
+    key_name: str
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _blobs("inbox", self.inbox, high=MAX_PARTICIPANTS)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCommitted(Reply):
+    """Every participant sealed the same key: it is active on this node."""
+
+    OP: ClassVar[str] = "key_committed"
 
 
 # -- key description ------------------------------------------------------------------------
@@ -533,6 +559,7 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         Hello: (HelloReply,),
         KeyCreate: (DkgOutbox,),
         DkgStep: (DkgOutbox, KeyCreated),
+        KeyCommit: (KeyCommitted,),
         KeyInfo: (KeyInfoReply,),
         KeyList: (KeyListReply,),
         NonceCommit: (NonceCommitments,),

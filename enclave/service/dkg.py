@@ -10,7 +10,13 @@ proofs do not verify under its context) and never seals a share. Each round take
 every other participant; the sender of each is the peer whose box key opened it (never a name in
 the payload). Phases (one table; any error leaves the creation failed for good)::
 
-    ROUND1 --step--> ROUND2 --step--> CONFIRM --step--> DONE        (error: --> FAILED)
+    ROUND1 --step--> ROUND2 --step--> CONFIRM --step--> SEALED --commit--> DONE   (error: FAILED)
+
+Two phases: after the third step the node seals its share as PENDING and sends each peer an
+acknowledgement envelope (round 4: "I sealed exactly this public key package"); only when every
+peer's acknowledgement arrives (``commit``) does the key become usable. A client that withholds a
+round from one node therefore leaves no node with a usable key the others lack, and a pending key
+that is never committed expires and frees its name (:mod:`enclave.service.keystore`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
+import hmac
 from collections.abc import Iterator, Mapping, Sequence
 
 from nacl.public import PrivateKey
@@ -50,15 +57,25 @@ class KeyCreationPhase(enum.Enum):
     ROUND1 = 1
     ROUND2 = 2
     CONFIRM = 3
-    DONE = 4
-    FAILED = 5
+    SEALED = 4  # this node sealed its share (pending); waiting for every peer's acknowledgement
+    DONE = 5
+    FAILED = 6
 
 
 _NEXT = {
     KeyCreationPhase.ROUND1: KeyCreationPhase.ROUND2,
     KeyCreationPhase.ROUND2: KeyCreationPhase.CONFIRM,
-    KeyCreationPhase.CONFIRM: KeyCreationPhase.DONE,
+    KeyCreationPhase.CONFIRM: KeyCreationPhase.SEALED,
+    KeyCreationPhase.SEALED: KeyCreationPhase.DONE,
 }
+#: The envelope round of the sealed-share acknowledgements (second phase of key creation).
+ACK_ROUND = 4
+_ACK_DOMAIN = b"keyshard/service/dkg-sealed/v1"
+
+
+def sealed_digest(public_key_package: bytes) -> bytes:
+    """What a node acknowledges to its peers: it sealed its share of exactly this key."""
+    return hashlib.sha256(lp_join((_ACK_DOMAIN, public_key_package))).digest()
 
 
 class KeyCreation:
@@ -94,6 +111,7 @@ class KeyCreation:
         self._peers = tuple(sorted(peer_box_keys))
         self.phase = KeyCreationPhase.ROUND1
         self._started = False
+        self._sealed: bytes | None = None
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
@@ -134,10 +152,30 @@ class KeyCreation:
             raise EnvelopeError(f"round {round_} lacks envelopes from {', '.join(missing)}")
         return bodies
 
+    def acknowledge(self, public_key_package: bytes) -> dict[str, bytes]:
+        """After this node sealed its share (pending): an envelope to every peer saying so."""
+        if self.phase is not KeyCreationPhase.SEALED:
+            raise SessionError(f"key creation {self.key_name!r} has sealed no share")
+        self._sealed = sealed_digest(public_key_package)
+        return self._broadcast(ACK_ROUND, self._sealed)
+
+    def commit(self, inbox: Sequence[bytes]) -> None:
+        """Every peer acknowledged sealing the same key: it may be used. Any defect fails the
+        creation for good (the pending key then expires)."""
+        if self.phase is not KeyCreationPhase.SEALED or self._sealed is None:
+            raise SessionError(f"key creation {self.key_name!r} is not waiting for a commit")
+        with self._guard():
+            names = {ident: node for node, ident in self._ids.items()}
+            for ident, body in self._open_all(ACK_ROUND, inbox).items():
+                if not hmac.compare_digest(body, self._sealed):
+                    raise EnvelopeError(f"{names[ident]} sealed another key")
+
     def step(self, inbox: Sequence[bytes]) -> dict[str, bytes] | KeyShare:
         """Consume one round's envelopes; return the next outbox, or the key share at the end."""
         if not self._started:
             raise SessionError("key creation not started")
+        if self.phase is KeyCreationPhase.SEALED:
+            raise SessionError(f"key creation {self.key_name!r} waits for a commit, not a step")
         round_ = self.phase.value  # ROUND1=1, ROUND2=2, CONFIRM=3: the round whose envelopes arrive
         with self._guard():
             group = self._group

@@ -13,6 +13,7 @@
     ├── NonceUnknownError           a preprocessed nonce or presignature is unknown or used
     ├── KeyExistsError              a key of that name already exists (name)
     ├── UnknownKeyError             no key of that name on this node (name)
+    ├── KeyPendingError             the key is created but not yet committed by every participant
     └── ApprovalError               the key's approval policy refuses the request (rule)
         ├── ApprovalMismatchError   approval ``index`` is for another key/operation/message (field)
         ├── ApprovalUnlistedError   approval ``index`` is by a key the policy does not list
@@ -39,6 +40,7 @@ __all__ = [
     "BusyError",
     "EnvelopeError",
     "KeyExistsError",
+    "KeyPendingError",
     "MalformedMessageError",
     "NonceUnknownError",
     "PeerRefusedError",
@@ -108,6 +110,14 @@ class UnknownKeyError(ServiceError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"no key {name!r} on this node")
+        self.name = name
+
+
+class KeyPendingError(ServiceError):
+    code = ErrorCode.KEY_PENDING
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"key {name!r} is pending: not every participant has confirmed it")
         self.name = name
 
 

@@ -72,6 +72,8 @@ from wire.messages import (
     FrostSign,
     Hello,
     HelloReply,
+    KeyCommit,
+    KeyCommitted,
     KeyCreate,
     KeyCreated,
     KeyInfo,
@@ -174,6 +176,7 @@ class NodeService:
         handlers: Mapping[type[Request], Callable[[Any], Awaitable[Reply]]] = {
             KeyCreate: self._key_create,
             DkgStep: self._dkg_step,
+            KeyCommit: self._key_commit,
             KeyInfo: self._key_info,
             KeyList: self._key_list,
             NonceCommit: self._nonce_commit,
@@ -191,7 +194,7 @@ class NodeService:
     # -- keys ---------------------------------------------------------------------------
 
     async def _key_info(self, request: KeyInfo) -> Reply:
-        key = await self._keys.stored(request.key_name)
+        key = await self._keys.active(request.key_name)
         return KeyInfoReply(
             key.suite.name,
             int(key.share.identifier),
@@ -202,10 +205,11 @@ class NodeService:
         )
 
     async def _key_list(self, request: KeyList) -> Reply:
-        return KeyListReply(tuple(self._keys.names()))
+        return KeyListReply(tuple(await self._keys.names()))
 
     async def _key(self, name: str, scheme: Scheme) -> StoredKey:
-        key = await self._keys.stored(name)
+        """The committed key ``name`` if it serves ``scheme`` (a pending key serves nothing)."""
+        key = await self._keys.active(name)
         if key.suite.scheme is not scheme:
             raise WrongSchemeError(f"key {name!r} is a {key.suite.name} key: no {scheme.value}")
         return key
@@ -249,7 +253,7 @@ class NodeService:
         suite.check_committee(request.threshold, len(request.participants))
         self._creations.reserve(name)  # before the first await
         try:
-            if await self._keys.exists(name):
+            if await self._keys.exists(name, now=int(self._clock())):
                 raise KeyExistsError(name)
             peer_box_keys = self._peer_box_keys(request.participants)
         except BaseException:
@@ -285,15 +289,28 @@ class NodeService:
         result = creation.step(request.inbox)
         if isinstance(result, KeyShare):
             policy = ApprovalPolicy.decode(creation.policy) if creation.policy else None
-            # sealed (share and policy together) before success is reported
-            stored = StoredKey(result, policy, key_suite(creation.suite), creation.nodes)
-            await self._keys.save(request.key_name, stored)
-            self._creations.finish(request.key_name)
-            log.info(
-                "key created", extra={"fields": {"event": "dkg_done", "key": request.key_name}}
+            now = int(self._clock())
+            # sealed (share and policy together, pending) before success is reported
+            stored = StoredKey(
+                result, policy, key_suite(creation.suite), creation.nodes, pending=True, created=now
             )
-            return KeyCreated(result.public.to_bytes())
+            await self._keys.save(request.key_name, stored, now=now)
+            package = result.public.to_bytes()
+            log.info(
+                "key sealed, pending",
+                extra={"fields": {"event": "dkg_sealed", "key": request.key_name}},
+            )
+            return KeyCreated(package, creation.acknowledge(package))
         return DkgOutbox(result)
+
+    async def _key_commit(self, request: KeyCommit) -> Reply:
+        """Every peer acknowledged sealing the same key: commit it (reseal, then answer)."""
+        creation = self._creations.get(request.key_name)
+        creation.commit(request.inbox)
+        await self._keys.activate(request.key_name)
+        self._creations.finish(request.key_name)
+        log.info("key created", extra={"fields": {"event": "dkg_done", "key": request.key_name}})
+        return KeyCommitted()
 
     def _peer_box_keys(self, participants: Mapping[str, bytes]) -> dict[str, bytes]:
         """Verify every participant's document; their box keys (this node excluded)."""

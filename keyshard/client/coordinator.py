@@ -71,6 +71,8 @@ from wire.messages import (
     DkgStep,
     EcdsaSign,
     FrostSign,
+    KeyCommit,
+    KeyCommitted,
     KeyCreate,
     KeyCreated,
     KeyInfo,
@@ -418,12 +420,20 @@ class Coordinator:
                         raise ProtocolError(f"{i} finished the DKG early", culprit=i)
                     outboxes[i] = answer.outbox
         packages = set()
+        acknowledgements: dict[str, Mapping[str, bytes]] = {}
         for i, answer in zip(participants, answers, strict=True):
             if not isinstance(answer, KeyCreated):
                 raise ProtocolError(f"{i} did not finish the DKG", culprit=i)
             packages.add(answer.public_key_package)
+            acknowledgements[i] = answer.outbox
         if len(packages) != 1:
             raise ProtocolError("the nodes finished with different public keys")
+        # Second phase: every node sealed its share pending; each commits only on every peer's
+        # acknowledgement that it sealed the same key.
+        inboxes = self._route(acknowledgements, participants, "sealed-key acknowledgement")
+        await asyncio.gather(
+            *(self._call(i, KeyCommit(name, tuple(inboxes[i])), KeyCommitted) for i in participants)
+        )
         public = PublicKeyPackage.from_bytes(packages.pop(), kind.group)
         key = KeyDescription(
             name, kind, public, {i: k for k, i in enumerate(participants, start=1)}, policy
@@ -510,8 +520,11 @@ class Coordinator:
         """The holders' answers: a node without the key or out of reach is no answer."""
         answers: dict[str, KeyInfoReply] = {}
         for node_id, result in zip(node_ids, results, strict=True):
-            if isinstance(result, RemoteError) and result.error_code is ErrorCode.UNKNOWN_KEY:
-                continue
+            if isinstance(result, RemoteError) and result.error_code in (
+                ErrorCode.UNKNOWN_KEY,
+                ErrorCode.KEY_PENDING,
+            ):
+                continue  # not (yet) a holder: another holder's answer decides
             if isinstance(result, ChannelError):
                 continue
             if isinstance(result, BaseException):

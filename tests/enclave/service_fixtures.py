@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -33,7 +34,17 @@ from enclave.service.handlers import NodeService
 from enclave.service.identity import ServiceIdentity
 from tests.support.blobs import DictHost
 from wire.binding import ChannelBinding
-from wire.messages import DkgOutbox, DkgStep, ErrorReply, KeyCreate, KeyCreated, Reply, Request
+from wire.messages import (
+    DkgOutbox,
+    DkgStep,
+    ErrorReply,
+    KeyCommit,
+    KeyCommitted,
+    KeyCreate,
+    KeyCreated,
+    Reply,
+    Request,
+)
 
 NODES = ("node-1", "node-2", "node-3")
 
@@ -104,6 +115,7 @@ class Cluster:
         self.stores: dict[str, SealedStore] = {}
         self.services: dict[str, NodeService] = {}
         self._data_keys = {node_id: SecretBytes(os.urandom(32)) for node_id in self.node_ids}
+        self.clock: Callable[[], float] = time.time  # every node's clock; tests may move it
         for node_id in self.node_ids:
             asyncio.run(self.restart(node_id))
 
@@ -118,6 +130,7 @@ class Cluster:
             nsm=EmulatedNsm(self.ca, RELEASED),
             store=store,
             peers=peer_verifier(self.ca),
+            clock=lambda: self.clock(),  # noqa: PLW0108 -- late bound: tests move self.clock
         )
         return service
 
@@ -138,9 +151,12 @@ class Cluster:
         *,
         threshold: int = 1,
         policies: Mapping[str, bytes] | None = None,
+        commit: bool = True,
     ) -> dict[str, Outcome]:
         """Run a DKG among every node, each handed its own policy if ``policies`` says so (a
-        malicious coordinator); each node's outcome. Stops relaying once a node fails."""
+        malicious coordinator); each node's outcome. Stops relaying once a node fails. When
+        every node sealed (``key_created``) and ``commit``, relays the acknowledgements so
+        every node commits the key (the outcomes stay the ``key_created`` replies)."""
         documents = self.documents()
         session = os.urandom(32)
         outcomes: dict[str, Outcome] = {}
@@ -155,6 +171,11 @@ class Cluster:
             for node_id, service in self.services.items():
                 inbox = tuple(outboxes[o][node_id] for o in self.node_ids if o != node_id)
                 outcomes[node_id] = await _outcome(service.dispatch(DkgStep(name, inbox)))
+        created = {n: o for n, o in outcomes.items() if isinstance(o, KeyCreated)}
+        if commit and len(created) == len(self.node_ids):
+            for node_id, service in self.services.items():
+                inbox = tuple(created[o].outbox[node_id] for o in self.node_ids if o != node_id)
+                assert isinstance(await service.dispatch(KeyCommit(name, inbox)), KeyCommitted)
         return outcomes
 
     async def create_key(

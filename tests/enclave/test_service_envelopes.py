@@ -187,6 +187,11 @@ def test_dkg_over_envelopes_agrees_on_one_key(group: Group) -> None:
     assert all(isinstance(share, KeyShare) for share in shares.values())
     publics = {share.public.to_bytes() for share in shares.values()}  # type: ignore[union-attr]
     assert len(publics) == 1
+    assert all(s.phase is KeyCreationPhase.SEALED for s in sessions.values())
+    package = publics.pop()
+    acks = relay({me: s.acknowledge(package) for me, s in sessions.items()})
+    for me, session in sessions.items():
+        session.commit(acks[me])
     assert all(s.phase is KeyCreationPhase.DONE for s in sessions.values())
     # positions in the sorted node list are the party identifiers
     assert [int(shares[n].identifier) for n in NODES] == [1, 2, 3]  # type: ignore[union-attr]
@@ -219,3 +224,23 @@ def test_repr_shows_no_secret() -> None:
     keys = box_keys()
     session = creations(ED25519, keys)["node-1"]
     assert bytes(keys["node-1"]).hex() not in repr(session)
+
+
+def test_a_node_commits_only_on_every_peers_acknowledgement_of_the_same_key() -> None:
+    """Issue 9 item 10: the second phase of creation. A missing acknowledgement, or one for
+    another key, fails the commit for good; nothing is committed."""
+    sessions = creations(ED25519, box_keys())
+    outboxes = {me: s.start(OsRandom()) for me, s in sessions.items()}
+    for _ in range(3):
+        inboxes = relay(outboxes)
+        outboxes = {me: s.step(inboxes[me]) for me, s in sessions.items()}  # type: ignore[misc]
+    package = next(iter(outboxes.values())).public.to_bytes()  # type: ignore[attr-defined]
+    acks = {me: s.acknowledge(package) for me, s in sessions.items()}
+    acks["node-3"] = sessions["node-3"].acknowledge(b"another key")
+    with pytest.raises(EnvelopeError, match="node-3 sealed another key"):
+        sessions["node-1"].commit(relay(acks)["node-1"])
+    assert sessions["node-1"].phase is KeyCreationPhase.FAILED
+    with pytest.raises(EnvelopeError, match="lacks envelopes from node-3"):
+        sessions["node-2"].commit([acks["node-1"]["node-2"]])
+    with pytest.raises(SessionError):
+        sessions["node-2"].commit(relay(acks)["node-2"])  # failed for good

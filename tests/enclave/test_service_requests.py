@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -37,7 +38,7 @@ from enclave.service.errors import (
     UnknownKeyError,
 )
 from enclave.service.handlers import OsRandom
-from enclave.service.keystore import KeyStore
+from enclave.service.keystore import PENDING_TIMEOUT, KeyStore
 from enclave.service.nonces import FrostNonces
 from wire import cbor
 from wire.errors import ErrorCode
@@ -48,7 +49,9 @@ from wire.messages import (
     ErrorReply,
     FrostSign,
     Hello,
+    KeyCommit,
     KeyCreate,
+    KeyCreated,
     KeyInfo,
     KeyInfoReply,
     KeyList,
@@ -480,3 +483,52 @@ def test_two_concurrent_creations_of_one_name_cannot_both_start(ca: EmulatedCa) 
     first, code = asyncio.run(run())
     assert code is ErrorCode.SESSION
     assert isinstance(first, DkgOutbox)
+
+
+def test_a_key_withheld_from_one_node_is_usable_nowhere_and_expires(ca: EmulatedCa) -> None:
+    """Issue 9 item 10: a client that withholds the last DKG round from node-3 used to leave a
+    usable key on node-1 and node-2. Now a sealed share stays pending until every participant
+    acknowledged sealing the same key: it signs nothing, is not listed, and once abandoned
+    its name is free again."""
+    cluster = Cluster(ca)
+    now = time.time()
+    cluster.clock = lambda: now
+
+    async def run() -> None:
+        documents, session = cluster.documents(), os.urandom(32)
+        replies = {
+            n: await s.dispatch(KeyCreate("held", "ed25519", 1, session, documents))
+            for n, s in cluster.services.items()
+        }
+        for round_ in range(3):
+            outboxes = {n: r.outbox for n, r in replies.items()}  # type: ignore[attr-defined]
+            for node_id, service in cluster.services.items():
+                if round_ == 2 and node_id == "node-3":
+                    continue  # the last round never reaches node-3
+                inbox = tuple(outboxes[o][node_id] for o in NODES if o != node_id)
+                replies[node_id] = await service.dispatch(DkgStep("held", inbox))
+        assert isinstance(replies["node-1"], KeyCreated)
+        for request in (KeyInfo("held"), NonceCommit("held", 1)):
+            reply = await cluster.refusal("node-1", request)
+            assert reply.code is ErrorCode.KEY_PENDING, request.OP
+        assert await cluster.services["node-1"].dispatch(KeyList()) == KeyListReply(())
+        # node-1 cannot commit without node-3's acknowledgement
+        inbox = (replies["node-2"].outbox["node-1"],)  # type: ignore[attr-defined]
+        reply = await cluster.refusal("node-1", KeyCommit("held", inbox))
+        assert reply.code is ErrorCode.ENVELOPE
+        # abandoned: a new creation may take the name once the pending key expired
+        reply = await cluster.refusal(
+            "node-1", KeyCreate("held", "ed25519", 1, b"s" * 32, documents)
+        )
+        assert reply.code in (ErrorCode.SESSION, ErrorCode.KEY_EXISTS)
+        cluster.clock = lambda: now + PENDING_TIMEOUT + 1
+        await cluster.restart("node-1")  # its creation session is gone; the pending share stays
+        fresh = cluster.documents()
+        assert isinstance(
+            await cluster.services["node-1"].dispatch(
+                KeyCreate("held", "ed25519", 1, os.urandom(32), fresh)
+            ),
+            DkgOutbox,
+        )
+
+    asyncio.run(run())

@@ -239,7 +239,7 @@ def test_dkg_relay_refuses_misaddressed_early_and_diverging_answers(
 
     fresh = InProcessCluster()
     fresh.tamper["node-3"] = lambda request, reply: (
-        KeyCreated(b"\x01" * 40) if isinstance(request, DkgStep) else reply
+        KeyCreated(b"\x01" * 40, {}) if isinstance(request, DkgStep) else reply
     )
     with pytest.raises(ProtocolError, match="early") as refused:
         drive(fresh, lambda c: c.create_key("b", threshold=1))
@@ -251,7 +251,7 @@ def test_dkg_relay_refuses_misaddressed_early_and_diverging_answers(
 
     def other_key(request: Request, reply: Reply) -> Reply:
         if isinstance(reply, KeyCreated):
-            return KeyCreated(honest_key.public.to_bytes())  # type: ignore[attr-defined]
+            return dataclasses.replace(reply, public_key_package=honest_key.public.to_bytes())  # type: ignore[attr-defined]
         return reply
 
     third.tamper["node-1"] = other_key

@@ -33,6 +33,8 @@ from wire.messages import (
     FrostSign,
     Hello,
     HelloReply,
+    KeyCommit,
+    KeyCommitted,
     KeyCreate,
     KeyCreated,
     KeyInfo,
@@ -68,6 +70,7 @@ REQUEST_SAMPLES: list[Request] = [
     Hello(b"n" * 32),
     KeyCreate("payroll", "ed25519", 1, SESSION, {"node-1": b"d1", "node-2": b"d2"}, POLICY),
     DkgStep("payroll", (b"e1", b"e2")),
+    KeyCommit("payroll", (b"a1", b"a2")),
     KeyInfo("payroll"),
     KeyList(),
     NonceCommit("payroll", 16),
@@ -87,7 +90,8 @@ REQUEST_SAMPLES: list[Request] = [
 REPLY_SAMPLES: list[Reply] = [
     HelloReply(b"document"),
     DkgOutbox({"node-2": b"e"}),
-    KeyCreated(b"pkg"),
+    KeyCreated(b"pkg", {"node-2": b"ack"}),
+    KeyCommitted(),
     KeyInfoReply("secp256k1", 2, b"pkg", POLICY, ("node-1", "node-2", "node-3"), 4),
     KeyListReply(("btc", "payroll")),
     NonceCommitments((b"c1", b"c2")),
@@ -376,7 +380,13 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
     DkgOutbox: st.builds(
         DkgOutbox, st.dictionaries(node_ids, st.binary(min_size=1, max_size=40), max_size=4)
     ),
-    KeyCreated: st.builds(KeyCreated, st.binary(min_size=1, max_size=64)),
+    KeyCreated: st.builds(
+        KeyCreated,
+        st.binary(min_size=1, max_size=64),
+        st.dictionaries(node_ids, st.binary(min_size=1, max_size=40), max_size=4),
+    ),
+    KeyCommit: st.builds(KeyCommit, names, blobs()),
+    KeyCommitted: st.just(KeyCommitted()),
     KeyInfo: st.builds(KeyInfo, names),
     KeyInfoReply: st.builds(
         KeyInfoReply,
