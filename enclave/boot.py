@@ -60,7 +60,7 @@ from enclave.service.binding import PeerVerifier
 from enclave.service.handlers import NodeService
 from enclave.service.identity import ServiceIdentity
 from enclave.service.server import SERVICE_PORT, ServiceListener
-from enclave.status import CLIENT_PORT, NodeState, NodeStatus, handle_status_connection
+from enclave.status import CLIENT_PORT, NodeState, NodeStatus, StatusListener
 from transport.address import ANY_CID, PARENT_CID, VsockAddress
 from transport.errors import TransportError
 from transport.hostclient import HostClient
@@ -134,9 +134,9 @@ class EnclaveRuntime:
 
     async def run(self, stop: asyncio.Event) -> NodeState:
         """Serve status, boot, and keep serving until ``stop`` is set. Returns the final state."""
+        status = StatusListener(self.status)
         server = await self._seams.transport.listen(
-            VsockAddress(ANY_CID, CLIENT_PORT),
-            lambda reader, writer: handle_status_connection(reader, writer, self.status),
+            VsockAddress(ANY_CID, CLIENT_PORT), status.handle
         )
         log.info("status listening", extra={"fields": {"event": "listening", "port": CLIENT_PORT}})
         boot = asyncio.create_task(self._boot_reporting())
@@ -146,6 +146,7 @@ class EnclaveRuntime:
             boot.cancel()
             await asyncio.gather(boot, return_exceptions=True)
             server.close()
+            await status.close()
             await server.wait_closed()
             if self._service_listener is not None:
                 await self._service_listener.close()

@@ -16,8 +16,14 @@ kept in the sealed state, so a caller can see that a restarted node recovered th
 ``data_key_id`` is the SHA-256 of the KMS ``CiphertextBlob`` (public) naming the data key in use.
 
 The codec is sans-I/O (bytes in, typed values out, strict: canonical CBOR through
-:mod:`wire.cbor`, exactly these fields, this version); :func:`handle_status_connection` and
+:mod:`wire.cbor`, exactly these fields, this version); :class:`StatusListener` and
 :func:`fetch_status` are the thin asyncio edges.
+
+Anyone who can reach the port may call it, so a caller gets :data:`STATUS_TIMEOUT` seconds to send
+its request and take the reply, and the listener holds at most :data:`MAX_STATUS_CONNECTIONS`: a
+new caller evicts the oldest (a caller that is what it claims is answered in milliseconds, so the
+oldest is the one most likely stalled). Every failed connection ends in one ``INFO`` line naming
+the error's type (``connection_error``, ``connection_timeout``, ``connection_evicted``).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -38,9 +45,12 @@ from wire.errors import MalformedMessageError
 
 __all__ = [
     "CLIENT_PORT",
+    "MAX_STATUS_CONNECTIONS",
     "MAX_STATUS_FRAME",
+    "STATUS_TIMEOUT",
     "NodeState",
     "NodeStatus",
+    "StatusListener",
     "decode_request",
     "decode_status",
     "encode_request",
@@ -52,8 +62,14 @@ __all__ = [
 #: The vsock port of the enclave's client API; the parent's inbound proxy forwards TCP to it.
 CLIENT_PORT = 5000
 MAX_STATUS_FRAME = 16 * 1024
+#: Status connections held at once; a new one past this evicts the oldest.
+MAX_STATUS_CONNECTIONS = 64
+#: Seconds a caller has to send its request and take the reply.
+STATUS_TIMEOUT = 5.0
 PROTOCOL_VERSION = 1
 _MAX_REASON = 2000
+
+log = logging.getLogger("enclave.status")
 
 
 class NodeState(enum.Enum):
@@ -179,20 +195,88 @@ def decode_status(payload: bytes) -> NodeStatus:
     )
 
 
+class StatusListener:
+    """Serves the status protocol, one request per connection, each under a deadline, holding
+    at most ``max_connections`` connections (a new one evicts the oldest)."""
+
+    def __init__(
+        self,
+        current: Callable[[], NodeStatus],
+        *,
+        max_connections: int = MAX_STATUS_CONNECTIONS,
+        timeout: float = STATUS_TIMEOUT,
+    ) -> None:
+        self._current = current
+        self._max = max_connections
+        self._timeout = timeout
+        # Connection tasks, oldest first; held here too because asyncio holds them weakly.
+        self._held: dict[asyncio.StreamWriter, asyncio.Task[Any] | None] = {}
+        self._evicted: set[asyncio.StreamWriter] = set()
+
+    @property
+    def connections(self) -> int:
+        return len(self._held)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A ``Transport.listen`` handler: serve one connection; never raises."""
+        if len(self._held) >= self._max:
+            oldest = next(iter(self._held))
+            del self._held[oldest]
+            self._evicted.add(oldest)
+            oldest.transport.abort()  # its pending read ends; its handler logs the eviction
+        self._held[writer] = asyncio.current_task()
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self._held.pop(writer, None)
+            self._evicted.discard(writer)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stream = FramedStream(reader, writer, MAX_STATUS_FRAME)
+        clean = False
+        try:
+            async with asyncio.timeout(self._timeout):
+                decode_request(await stream.recv())
+                await stream.send(encode_status(self._current()))
+            clean = True
+            log.debug("status served", extra={"fields": {"event": "status_served"}})
+        except TimeoutError:
+            _log("connection_timeout", None)
+        except (FramingError, StatusProtocolError, OSError, EOFError) as error:
+            evicted = writer in self._evicted
+            _log("connection_evicted" if evicted else "connection_error", error)
+        except Exception as error:  # process boundary of one connection: the type only
+            log.error(
+                "status connection failed",
+                extra={"fields": {"event": "connection_failed", "error": type(error).__name__}},
+            )
+        finally:
+            if not clean:
+                writer.transport.abort()
+            with contextlib.suppress(OSError):
+                await stream.close()
+
+    async def close(self) -> None:
+        """Abort every connection (shutdown); their handlers end at once."""
+        for writer in list(self._held):
+            writer.transport.abort()
+
+
+def _log(event: str, error: BaseException | None) -> None:
+    fields: dict[str, object] = {"event": event, "listener": "status"}
+    if error is not None and event != "connection_evicted":
+        fields["error"] = type(error).__name__
+    log.info("status connection ended", extra={"fields": fields})
+
+
 async def handle_status_connection(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     current: Callable[[], NodeStatus],
 ) -> None:
-    """Serve one status request on an accepted connection; malformed requests just close it."""
-    stream = FramedStream(reader, writer, MAX_STATUS_FRAME)
-    try:
-        decode_request(await stream.recv())
-        await stream.send(encode_status(current()))
-    except (FramingError, StatusProtocolError, ConnectionError):
-        pass
-    finally:
-        await stream.close()
+    """Serve one status request on an accepted connection (a :class:`StatusListener` of its own:
+    the deadline, no cap)."""
+    await StatusListener(current).handle(reader, writer)
 
 
 async def fetch_status(host: str, port: int, *, timeout: float = 5.0) -> NodeStatus:
