@@ -108,11 +108,13 @@ def _prescan(data: bytes, what: str) -> None:  # noqa: PLR0912 - one flat loop, 
             if kind == _REFUSED:
                 _refuse(data, position - 1, what)
             follow = follows[initial]
-            if follow:
-                argument = int.from_bytes(data[position : position + follow], "big")
-                position += follow
-            else:
+            if not follow:
                 argument = initial & 0x1F
+            elif follow == 1:  # the common case past 23: lengths up to 255
+                argument = data[position]
+            else:
+                argument = int.from_bytes(data[position : position + follow], "big")
+            position += follow
             if kind == _STRING:
                 position += argument
                 continue
