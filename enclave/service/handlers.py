@@ -28,6 +28,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from attestation.errors import AttestationError
@@ -91,7 +92,10 @@ from wire.messages import (
     SignatureShares,
 )
 
-__all__ = ["NodeService", "OsRandom", "error_reply"]
+__all__ = ["ANONYMOUS", "NodeService", "OsRandom", "error_reply"]
+
+#: The client id of requests that reach the service without a TLS identity (in-process tests).
+ANONYMOUS = b""
 
 log = logging.getLogger("enclave.service")
 
@@ -158,10 +162,11 @@ class NodeService:
         )
         return HelloReply(document)
 
-    async def answer(self, request: Request) -> Reply:
-        """Serve one request; any refusal becomes an ``error`` reply (never an exception)."""
+    async def answer(self, request: Request, client: bytes = ANONYMOUS) -> Reply:
+        """Serve one request of ``client`` (the SHA-256 of its TLS certificate); any refusal
+        becomes an ``error`` reply (never an exception)."""
         try:
-            return await self.dispatch(request)
+            return await self.dispatch(request, client)
         except (ServiceError, WireError, MpcError, AttestationError, EnclaveError) as error:
             return error_reply(request, error)
         except Exception as error:  # process boundary of one request: the type only
@@ -171,8 +176,9 @@ class NodeService:
             )
             return ErrorReply(ErrorCode.INTERNAL, type(error).__name__)
 
-    async def dispatch(self, request: Request) -> Reply:
-        """Serve one request (the one table of request types this service answers)."""
+    async def dispatch(self, request: Request, client: bytes = ANONYMOUS) -> Reply:
+        """Serve one request (the one table of request types this service answers). What a
+        client owns (its presignatures) is kept per ``client``."""
         handlers: Mapping[type[Request], Callable[[Any], Awaitable[Reply]]] = {
             KeyCreate: self._key_create,
             DkgStep: self._dkg_step,
@@ -182,9 +188,9 @@ class NodeService:
             NonceCommit: self._nonce_commit,
             FrostSign: self._frost_sign,
             DecryptPartial: self._decrypt_partial,
-            PresignStart: self._presign_start,
-            PresignStep: self._presign_step,
-            EcdsaSign: self._ecdsa_sign,
+            PresignStart: partial(self._presign_start, client=client),
+            PresignStep: partial(self._presign_step, client=client),
+            EcdsaSign: partial(self._ecdsa_sign, client=client),
         }
         handler = handlers.get(type(request))
         if handler is None:
@@ -381,11 +387,10 @@ class NodeService:
 
     # -- threshold ECDSA ----------------------------------------------------------------
 
-    async def _presign_start(self, request: PresignStart) -> Reply:
+    async def _presign_start(self, request: PresignStart, *, client: bytes) -> Reply:
         key = await self._key(request.key_name, Scheme.ECDSA)
-        self._pools.check_room(
-            request.key_name, request.count, self._presigning.pending(request.key_name)
-        )
+        pending = self._presigning.pending(request.key_name, client)
+        self._pools.check_room(request.key_name, client, request.count, pending)
         self._presigning.check_new(request.key_name, request.session_id)
         presigning = Presigning(
             key_name=request.key_name,
@@ -395,16 +400,19 @@ class NodeService:
             box_key=self.identity.box_key,
             peer_box_keys=self._peer_box_keys(request.participants),
             count=request.count,
+            client=client,
         )
         outbox = presigning.start(self._rng)
         self._presigning.put(presigning)
         return DkgOutbox(outbox)
 
-    async def _presign_step(self, request: PresignStep) -> Reply:
+    async def _presign_step(self, request: PresignStep, *, client: bytes) -> Reply:
         presigning = self._presigning.take(request.key_name, request.session_id)
+        if presigning.client != client:
+            raise SessionError("no pending presigning run with this id")  # another client's
         result = presigning.step(request.inbox)
         if isinstance(result, list):
-            self._pools.add(request.key_name, result)
+            self._pools.add(request.key_name, client, result)
             log.info(
                 "presignatures stored",
                 extra={"fields": {"event": "presigned", "key": request.key_name, "n": len(result)}},
@@ -416,7 +424,7 @@ class NodeService:
         self._presigning.put(presigning)  # only a step that succeeded keeps the run
         return DkgOutbox(result)
 
-    async def _ecdsa_sign(self, request: EcdsaSign) -> Reply:
+    async def _ecdsa_sign(self, request: EcdsaSign, *, client: bytes) -> Reply:
         """Approvals for every item first, then each presignature is taken out of the pool
         (never used twice) and signs."""
         key = await self._key(request.key_name, Scheme.ECDSA)
@@ -435,7 +443,7 @@ class NodeService:
         for presignature_id, digest, entropy in zip(
             request.presignature_ids, digests, request.entropies, strict=True
         ):
-            presignature = self._pools.take(request.key_name, presignature_id)
+            presignature = self._pools.take(request.key_name, client, presignature_id)
             signing = SigningRequest(presignature_id, digest, entropy, tweak)
             shares.append(ecdsa_sign(presignature, signing).to_bytes())
         return SignatureShares(tuple(shares))

@@ -62,6 +62,7 @@ class Presigning:
         box_key: PrivateKey,
         peer_box_keys: Mapping[str, bytes],
         count: int = 1,
+        client: bytes = b"",
     ) -> None:
         if not key.nodes:
             raise SessionError(f"key {key_name!r} records no holders; it cannot presign")
@@ -75,6 +76,7 @@ class Presigning:
             raise SessionError("participants must be this node plus distinct peers")
         self.key_name, self.session_id, self.me = key_name, session_id, me
         self.count = count
+        self.client = client  # the authenticated client that runs it: it owns the results
         self._names = {ids[node]: node for node in (me, *peer_box_keys)}
         self._ids = ids
         parties = sorted(self._names)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import hashlib
 import logging
 import os
 import socket
@@ -235,7 +236,7 @@ class ServiceListener:
                 graceful = True
                 request_id, first = decode_request(await stream.recv())
             await self._hello(held, stream, request_id, first)
-            await _Connection(self, held, stream).run()
+            await _Connection(self, held, stream, _client_id(stream)).run()
             _log("connection_closed", held, None, level=logging.DEBUG)
         except asyncio.CancelledError:
             if not held.evicted:
@@ -360,6 +361,14 @@ async def _first_byte(raw: asyncio.BaseTransport) -> None:
             pass
 
 
+def _client_id(stream: FramedStream) -> bytes:
+    """The authenticated client: SHA-256 of the certificate it presented (TLS required one
+    listed in the measured image, so this names one authorised client)."""
+    ssl_object = stream.writer.get_extra_info("ssl_object")
+    certificate = None if ssl_object is None else ssl_object.getpeercert(binary_form=True)
+    return hashlib.sha256(certificate or b"").digest()
+
+
 def _settle(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -368,8 +377,11 @@ def _settle(future: asyncio.Future[None]) -> None:
 class _Connection:
     """One authenticated connection: reads requests, answers each in its own task."""
 
-    def __init__(self, listener: ServiceListener, held: _Held, stream: FramedStream) -> None:
+    def __init__(
+        self, listener: ServiceListener, held: _Held, stream: FramedStream, client: bytes
+    ) -> None:
         self._listener = listener
+        self._client = client
         self._service = listener.service
         self._held = held
         self._stream = stream
@@ -402,7 +414,7 @@ class _Connection:
             if isinstance(request, Hello):
                 reply: Reply = error_reply(request, UnexpectedMessageError("hello comes once"))
             else:
-                reply = await self._service.answer(request)
+                reply = await self._service.answer(request, self._client)
             with contextlib.suppress(ConnectionError, ssl.SSLError, OSError, FramingError):
                 await self._send(request_id, reply)
         finally:

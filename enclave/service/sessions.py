@@ -21,7 +21,9 @@ __all__ = [
     "CREATION_TIMEOUT",
     "MAX_CREATIONS",
     "MAX_PRESIGNATURES",
+    "MAX_PRESIGNATURES_PER_CLIENT",
     "MAX_PRESIGNING",
+    "PRESIGNATURE_TTL",
     "KeyCreations",
     "PresignaturePools",
     "PresigningRuns",
@@ -33,8 +35,13 @@ CREATION_TIMEOUT = 120.0
 MAX_CREATIONS = 32
 #: At most this many presigning runs are pending on a node (the oldest is dropped first).
 MAX_PRESIGNING = 64
-#: At most this many unused presignatures are kept, or being made, per key.
+#: At most this many unused presignatures are kept per key (the oldest of the client holding the
+#: most is recycled past it).
 MAX_PRESIGNATURES = 1024
+#: At most this many unused presignatures are kept, or being made, per key and client.
+MAX_PRESIGNATURES_PER_CLIENT = 256
+#: Seconds an unused presignature lives.
+PRESIGNATURE_TTL = 3600.0
 
 
 class KeyCreations:
@@ -82,9 +89,13 @@ class PresigningRuns:
     def __init__(self) -> None:
         self._runs: OrderedDict[tuple[str, bytes], Presigning] = OrderedDict()
 
-    def pending(self, key_name: str) -> int:
-        """Presignatures being made for ``key_name``."""
-        return sum(run.count for (name, _), run in self._runs.items() if name == key_name)
+    def pending(self, key_name: str, client: bytes) -> int:
+        """Presignatures ``client`` is having made for ``key_name``."""
+        return sum(
+            run.count
+            for (name, _), run in self._runs.items()
+            if name == key_name and run.client == client
+        )
 
     def check_new(self, key_name: str, session_id: bytes) -> None:
         if (key_name, session_id) in self._runs:
@@ -103,24 +114,76 @@ class PresigningRuns:
 
 
 class PresignaturePools:
-    """Finished presignatures by key, each taken out exactly once."""
+    """Finished presignatures by key, each taken out exactly once, by the client that made it.
 
-    def __init__(self) -> None:
+    A presignature belongs to the authenticated client whose presigning run made it (the SHA-256
+    of its TLS certificate): only that client can sign with it, and each client may hold at most
+    :data:`MAX_PRESIGNATURES_PER_CLIENT` per key. When a key's pool is full, the oldest
+    presignature of the client holding the most is recycled (dropped) — so a client presigning
+    without end crowds out only itself, never another client's approved signing. Presignatures
+    older than :data:`PRESIGNATURE_TTL` expire.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._pools: dict[str, PresignaturePool] = {}
+        self._owners: dict[str, OrderedDict[bytes, tuple[bytes, float]]] = {}
 
-    def check_room(self, key_name: str, adding: int, pending: int) -> None:
-        held = len(self._pools.get(key_name, ()))
-        if held + pending + adding > MAX_PRESIGNATURES:
-            raise BusyError(f"{MAX_PRESIGNATURES} unused presignatures are kept or being made")
+    def held(self, key_name: str, client: bytes) -> int:
+        self._expire(key_name)
+        owners = self._owners.get(key_name)
+        return 0 if owners is None else sum(1 for owner, _ in owners.values() if owner == client)
 
-    def add(self, key_name: str, presignatures: list[Presignature]) -> None:
+    def check_room(self, key_name: str, client: bytes, adding: int, pending: int) -> None:
+        """Refuse (this client only) a run that would take it over its own quota."""
+        if self.held(key_name, client) + pending + adding > MAX_PRESIGNATURES_PER_CLIENT:
+            raise BusyError(
+                f"this client keeps or is making {MAX_PRESIGNATURES_PER_CLIENT} unused "
+                f"presignatures of key {key_name!r}: sign with them first"
+            )
+
+    def add(self, key_name: str, client: bytes, presignatures: list[Presignature]) -> None:
         pool = self._pools.setdefault(key_name, PresignaturePool())
+        owners = self._owners.setdefault(key_name, OrderedDict())
+        now = self._clock()
         for presignature in presignatures:
+            while len(owners) >= MAX_PRESIGNATURES:
+                self._recycle(key_name)
             pool.add(presignature)
+            owners[presignature.info.presignature_id] = (client, now)
 
-    def take(self, key_name: str, presignature_id: bytes) -> Presignature:
-        """Out of the pool before anything else: never used twice."""
+    def take(self, key_name: str, client: bytes, presignature_id: bytes) -> Presignature:
+        """Out of the pool before anything else: never used twice, and only by its owner."""
+        self._expire(key_name)
+        owners = self._owners.get(key_name)
+        owner = None if owners is None else owners.get(presignature_id)
+        if owner is None or owner[0] != client:
+            raise NonceUnknownError("no unused presignature of this client with this id")
+        del self._owners[key_name][presignature_id]
         try:
-            return self._pools.setdefault(key_name, PresignaturePool()).take(presignature_id)
-        except MpcError:
+            return self._pools[key_name].take(presignature_id)
+        except MpcError:  # pragma: no cover -- the owner table and the pool move together
             raise NonceUnknownError("no unused presignature with this id") from None
+
+    def _drop(self, key_name: str, presignature_id: bytes) -> None:
+        del self._owners[key_name][presignature_id]
+        self._pools[key_name].take(presignature_id)  # taken and forgotten: never usable again
+
+    def _recycle(self, key_name: str) -> None:
+        owners = self._owners[key_name]
+        counts: dict[bytes, int] = {}
+        for owner, _ in owners.values():
+            counts[owner] = counts.get(owner, 0) + 1
+        greediest = max(counts, key=lambda c: counts[c])
+        oldest = next(pid for pid, (owner, _) in owners.items() if owner == greediest)
+        self._drop(key_name, oldest)
+
+    def _expire(self, key_name: str) -> None:
+        owners = self._owners.get(key_name)
+        if not owners:
+            return
+        limit = self._clock() - PRESIGNATURE_TTL
+        for presignature_id, (_, made) in list(owners.items()):
+            if made >= limit:
+                break  # insertion order is age order
+            self._drop(key_name, presignature_id)

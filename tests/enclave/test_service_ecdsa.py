@@ -73,21 +73,22 @@ def cluster(ca: EmulatedCa) -> Cluster:
 
 
 async def presign(
-    cluster: Cluster, name: str, public: PublicKeyPackage, count: int = 1
+    cluster: Cluster, name: str, public: PublicKeyPackage, count: int = 1, client: bytes = b""
 ) -> list[PresignatureInfo]:
     """One presigning run of ``count`` among all three holders; the presignatures' descriptions
     (every node must report the same ids and nonce points)."""
     documents = cluster.documents()
     session = os.urandom(32)
     replies = {
-        n: await s.dispatch(PresignStart(name, session, documents, count))
+        n: await s.dispatch(PresignStart(name, session, documents, count), client)
         for n, s in cluster.services.items()
     }
     for _ in range(3):
         outboxes = {n: r.outbox for n, r in replies.items()}  # type: ignore[attr-defined]
         replies = {
             n: await s.dispatch(
-                PresignStep(name, session, tuple(outboxes[o][n] for o in NODES if o != n))
+                PresignStep(name, session, tuple(outboxes[o][n] for o in NODES if o != n)),
+                client,
             )
             for n, s in cluster.services.items()
         }
@@ -108,6 +109,9 @@ async def presign(
         )
         for k in range(count)
     ]
+
+
+ALICE, BOB = b"\xa1" * 32, b"\xb0" * 32  # two authenticated clients (certificate digests)
 
 
 def ecdsa_sign(
@@ -141,12 +145,13 @@ async def sign(
     messages: list[bytes],
     approvals: list[tuple[bytes, ...]] | None = None,
     path: str = "",
+    client: bytes = b"",
 ) -> list[EcdsaSignature]:
     """Every holder signs the batch; each item's combined (and verified) signature."""
     request, signing = ecdsa_sign(name, infos, messages, approvals, path)
     by_item: list[dict[Identifier, SignatureShare]] = [{} for _ in infos]
     for party, node_id in zip(PARTIES, NODES, strict=True):
-        reply = await cluster.services[node_id].dispatch(request)
+        reply = await cluster.services[node_id].dispatch(request, client)
         assert isinstance(reply, SignatureShares)
         assert len(reply.shares) == len(infos)
         for k, share in enumerate(reply.shares):
@@ -376,19 +381,65 @@ def test_ecdsa_needs_an_honest_majority_of_holders(cluster: Cluster) -> None:
     asyncio.run(run())
 
 
-def test_unused_presignatures_per_key_are_capped(
+def test_unused_presignatures_are_capped_per_client(
     cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A client that keeps presigning reaches ITS quota; another client still presigns."""
+
     async def run() -> None:
         public = await cluster.create_key("capped", SUITE)
-        monkeypatch.setattr(sessions, "MAX_PRESIGNATURES", 2)
-        await presign(cluster, "capped", public, count=2)
-        documents = cluster.documents()
-        request = PresignStart("capped", os.urandom(32), documents)
-        reply = await cluster.refusal("node-1", request)
+        monkeypatch.setattr(sessions, "MAX_PRESIGNATURES_PER_CLIENT", 2)
+        await presign(cluster, "capped", public, count=2, client=ALICE)
+        request = PresignStart("capped", os.urandom(32), cluster.documents())
+        reply = await cluster.services["node-1"].answer(request, ALICE)
+        assert isinstance(reply, ErrorReply)
         assert reply.code is ErrorCode.BUSY
         assert reply.code.retryable
         assert "unused presignatures" in reply.message
+        assert await presign(cluster, "capped", public, count=2, client=BOB)
+
+    asyncio.run(run())
+
+
+def test_presigning_without_end_never_blocks_another_clients_signing(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 9 item 6: a client with no approvals used to fill a key's pool, after which an
+    approved signature was refused until every node restarted. Now a full pool recycles the
+    oldest presignature of the client holding the most: the flooder crowds out only itself, and
+    a presignature signs only for the client that made it."""
+
+    async def run() -> None:
+        public = await cluster.create_key("flooded", SUITE)
+        monkeypatch.setattr(sessions, "MAX_PRESIGNATURES", 4)
+        flood = await presign(cluster, "flooded", public, count=4, client=ALICE)
+        (honest,) = await presign(cluster, "flooded", public, count=1, client=BOB)
+        (signature,) = await sign(cluster, "flooded", [honest], [b"payment"], client=BOB)
+        assert verifies(public.group_public_key.to_bytes(), signature, b"payment")
+        # the flooder's oldest was recycled for it; its presignatures are its own
+        stolen, _ = ecdsa_sign("flooded", [flood[1]], [b"x"])
+        reply = await cluster.services["node-1"].answer(stolen, BOB)
+        assert isinstance(reply, ErrorReply)
+        assert reply.code is ErrorCode.NONCE_UNKNOWN
+        recycled, _ = ecdsa_sign("flooded", [flood[0]], [b"x"])
+        reply = await cluster.services["node-1"].answer(recycled, ALICE)
+        assert isinstance(reply, ErrorReply)
+        assert reply.code is ErrorCode.NONCE_UNKNOWN
+
+    asyncio.run(run())
+
+
+def test_unused_presignatures_expire(cluster: Cluster) -> None:
+    async def run() -> None:
+        public = await cluster.create_key("aged", SUITE)
+        (info,) = await presign(cluster, "aged", public, count=1, client=ALICE)
+        for service in cluster.services.values():
+            pools = service._pools  # the one table; its clock is the test's to move
+            pools._clock = lambda: time.monotonic() + sessions.PRESIGNATURE_TTL + 1
+        request, _ = ecdsa_sign("aged", [info], [b"late"])
+        reply = await cluster.services["node-1"].answer(request, ALICE)
+        assert isinstance(reply, ErrorReply)
+        assert reply.code is ErrorCode.NONCE_UNKNOWN
 
     asyncio.run(run())
 
