@@ -576,6 +576,7 @@ def _key_record(key: KeyDescription) -> dict[str, object]:
             "require": sorted(op.value for op in policy.operations),
         },
         "epoch": key.epoch,
+        "missing": list(key.missing),
     }
     return record
 
@@ -592,6 +593,9 @@ def _key_text(record: Mapping[str, Any]) -> str:
     if "xpub" in record:
         rows.append(("xpub", record["xpub"]))
     rows.append(("holders", ", ".join(f"{node}={index}" for node, index in holders.items())))
+    if record["missing"]:
+        lost = ", ".join(record["missing"])
+        rows.append(("MISSING", f"{lost}: recorded holder(s) that lost their share"))
     if policy is None:
         rows.append(("policy", "none"))
     else:

@@ -474,7 +474,7 @@ class Coordinator:
             *(self._call(i, KeyInfo(name), KeyInfoReply) for i in reachable),
             return_exceptions=True,
         )
-        answers = self._answers(reachable, results)
+        answers, lacking = self._answers(reachable, results)
         if not answers:
             raise KeyNotFoundError(name)
         views = {
@@ -508,29 +508,34 @@ class Coordinator:
             holders = positions
         elif len(set(holders.values())) != len(holders):
             raise ProtocolError(f"two nodes claim the same identifier for {name!r}")
-        holders = {n: i for n, i in holders.items() if n in self._load}  # in this profile
-        key = KeyDescription(name, kind, public, holders, policy, first.epoch)
+        # A recorded holder that answers it has no such key lost its share (deleted or rolled-back
+        # state): reported, and never chosen to sign.
+        missing = tuple(n for n in first.nodes if n in lacking)
+        holders = {n: i for n, i in holders.items() if n in self._load and n not in missing}
+        key = KeyDescription(name, kind, public, holders, policy, first.epoch, missing)
         self._keys[name] = key
         return key
 
     @staticmethod
     def _answers(
         node_ids: Sequence[str], results: Sequence[KeyInfoReply | BaseException]
-    ) -> dict[str, KeyInfoReply]:
-        """The holders' answers: a node without the key or out of reach is no answer."""
+    ) -> tuple[dict[str, KeyInfoReply], set[str]]:
+        """The holders' answers, and the reachable nodes that refused to describe the key (no
+        such key, pending, or their state is broken); a node out of reach is neither."""
         answers: dict[str, KeyInfoReply] = {}
+        lacking: set[str] = set()
         for node_id, result in zip(node_ids, results, strict=True):
-            if isinstance(result, RemoteError) and result.error_code in (
-                ErrorCode.UNKNOWN_KEY,
-                ErrorCode.KEY_PENDING,
-            ):
-                continue  # not (yet) a holder: another holder's answer decides
+            if isinstance(result, RemoteError):
+                # no such key, a pending one, or a node that cannot read its own state (e.g. a
+                # deleted sealed blob): not an answer; the other holders' answers decide
+                lacking.add(node_id)
+                continue
             if isinstance(result, ChannelError):
                 continue
             if isinstance(result, BaseException):
                 raise result
             answers[node_id] = result
-        return answers
+        return answers, lacking
 
     async def list_keys(self) -> list[str]:
         """The names of the keys any reachable node holds."""

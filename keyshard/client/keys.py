@@ -40,6 +40,10 @@ class KeyDescription:
     holders: Mapping[str, int]
     policy: ApprovalPolicy | None = None
     epoch: int = 0
+    #: Holders the key records that refused to describe it (no such key, or a sealed blob they
+    #: cannot read): their share was lost, e.g. deleted or rolled-back sealed state. Reported,
+    #: and never chosen to sign.
+    missing: tuple[str, ...] = ()
 
     @property
     def public_key(self) -> bytes:

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from inprocess import InProcessCluster
 
 from enclave.mpc.suites import ED25519_FROST
+from enclave.sealing import MANIFEST_NAME
 from keyshard.client.approvals import public_key_bytes, sign_approval
 from keyshard.client.coordinator import Coordinator
 from keyshard.client.errors import (
@@ -375,3 +376,44 @@ def test_concurrent_signatures_leave_as_one_batch_and_a_bad_approval_stays_its_o
     batches = [r for link in cluster.links for r in link.requests if isinstance(r, FrostSign)]
     assert max(len(b.packages) for b in batches) == 10  # the first attempt carried all ten
     assert sum(len(b.packages) == 10 for b in batches) == 2  # once to each of the two signers
+
+
+def test_a_holder_that_lost_its_share_is_reported_and_skipped(cluster: InProcessCluster) -> None:
+    """Issue 9 item 5 (the client's part): a node whose sealed share was deleted used to be
+    skipped without a word. Now the key's description names it, and it is never chosen to sign."""
+    drive(cluster, lambda c: c.create_key("k", threshold=1))
+    # the parent deletes node-2's share and, to hide it, the sealed manifest too ...
+    del cluster.hosts["node-2"].blobs["key-k"]
+    del cluster.hosts["node-2"].blobs[MANIFEST_NAME]
+
+    async def work(c: Coordinator) -> tuple[object, list[str]]:
+        await cluster.restart("node-2")  # ... and node-2 comes back without it
+        key = await c.describe_key("k")
+        signers = []
+        for k in range(6):
+            await c.sign("k", b"m%d" % k)
+        signers = sorted(requests_of(cluster, FrostSign))
+        return key, signers
+
+    key, signers = drive(cluster, work)  # type: ignore[misc]
+    assert key.missing == ("node-2",)  # type: ignore[attr-defined]
+    assert "node-2" not in key.holders  # type: ignore[attr-defined]
+    assert signers == ["node-1", "node-3"]
+
+
+def test_a_holder_whose_sealed_blob_is_gone_does_not_stop_the_others(
+    cluster: InProcessCluster,
+) -> None:
+    """A node that cannot read its own share (the manifest lists a blob the parent deleted)
+    refuses; the key is still described and used by the other holders, and the node named."""
+    drive(cluster, lambda c: c.create_key("k", threshold=1))
+    del cluster.hosts["node-3"].blobs["key-k"]
+
+    async def work(c: Coordinator) -> object:
+        await cluster.restart("node-3")
+        key = await c.describe_key("k")
+        await c.sign("k", b"still signs")
+        return key
+
+    key = drive(cluster, work)
+    assert key.missing == ("node-3",)  # type: ignore[attr-defined]
