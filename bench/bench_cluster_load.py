@@ -375,8 +375,8 @@ LABEL = {
     "ecdsa-batch": f"ECDSA batch of {BATCH}",
 }
 OPS = tuple(LABEL)
-#: An enclave keeps at most 1024 unused presignatures per key; stay a little below.
-PER_KEY_POOL = 960
+#: An enclave keeps at most 512 unused presignatures per key and client; stay a little below.
+PER_KEY_POOL = 480
 #: Bound of the untimed pool top-up: below the 60 s at which presigning reopens channels.
 TOP_UP_SECONDS = 45.0
 

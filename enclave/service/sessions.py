@@ -39,7 +39,7 @@ MAX_PRESIGNING = 64
 #: most is recycled past it).
 MAX_PRESIGNATURES = 1024
 #: At most this many unused presignatures are kept, or being made, per key and client.
-MAX_PRESIGNATURES_PER_CLIENT = 256
+MAX_PRESIGNATURES_PER_CLIENT = 512
 #: Seconds an unused presignature lives.
 PRESIGNATURE_TTL = 3600.0
 
@@ -183,7 +183,8 @@ class PresignaturePools:
         if not owners:
             return
         limit = self._clock() - PRESIGNATURE_TTL
-        for presignature_id, (_, made) in list(owners.items()):
+        while owners:  # insertion order is age order: only the expired head is visited
+            presignature_id, (_, made) = next(iter(owners.items()))
             if made >= limit:
-                break  # insertion order is age order
+                break
             self._drop(key_name, presignature_id)
