@@ -30,11 +30,13 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
-from enclave.mpc.errors import EncodingError, InvalidParameters, InvalidProof
+from enclave.mpc.errors import InvalidParameters, InvalidProof
 from enclave.mpc.groups import Group, Point, Scalar
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.randomness import RandomSource, draw
+from enclave.mpc.sigma import ChallengeResponse
 from enclave.mpc.transcript import Transcript, hash_to_scalar
 
 __all__ = [
@@ -83,31 +85,10 @@ class DleqStatement:
 
 
 @dataclass(frozen=True, slots=True)
-class DleqProof:
+class DleqProof(ChallengeResponse):
     """A non-interactive DLEQ proof: challenge ``c`` and response ``s`` (both public)."""
 
-    challenge: Scalar
-    response: Scalar
-
-    def __post_init__(self) -> None:
-        if self.challenge.group is not self.response.group:
-            raise InvalidParameters("DLEQ proof mixes groups")
-
-    @property
-    def group(self) -> Group:
-        return self.challenge.group
-
-    def to_bytes(self) -> bytes:
-        """``c || s``, each the group's canonical scalar encoding (RFC 9497's proof layout)."""
-        return self.challenge.to_bytes() + self.response.to_bytes()
-
-    @classmethod
-    def from_bytes(cls, group: Group, data: bytes) -> DleqProof:
-        """Strict decoding: exactly two canonical scalars."""
-        n = group.scalar_length
-        if len(data) != 2 * n:
-            raise EncodingError("dleq proof", f"expected {2 * n} bytes, got {len(data)}")
-        return cls(group.decode_scalar(data[:n]), group.decode_scalar(data[n:]))
+    FIELD: ClassVar[str] = "dleq proof"
 
 
 ChallengeFunction = Callable[[DleqStatement, Point, Point], Scalar]

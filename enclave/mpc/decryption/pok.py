@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from typing import ClassVar
 
-from enclave.mpc.errors import EncodingError, InvalidParameters, InvalidProof
+from enclave.mpc.errors import InvalidParameters, InvalidProof
 from enclave.mpc.groups import Group, Point, Scalar
 from enclave.mpc.randomness import RandomSource, draw
+from enclave.mpc.sigma import ChallengeResponse
 from enclave.mpc.transcript import hash_to_scalar
 
 __all__ = ["EphemeralProof", "EphemeralStatement", "prove", "verify"]
@@ -82,31 +84,10 @@ class EphemeralStatement:
 
 
 @dataclass(frozen=True, slots=True)
-class EphemeralProof:
+class EphemeralProof(ChallengeResponse):
     """``(c, z)``: challenge and response, both public."""
 
-    challenge: Scalar
-    response: Scalar
-
-    def __post_init__(self) -> None:
-        if self.challenge.group is not self.response.group:
-            raise InvalidParameters("proof mixes groups")
-
-    @property
-    def group(self) -> Group:
-        return self.challenge.group
-
-    def to_bytes(self) -> bytes:
-        """``c || z``, each the group's canonical scalar encoding."""
-        return self.challenge.to_bytes() + self.response.to_bytes()
-
-    @classmethod
-    def from_bytes(cls, group: Group, data: bytes) -> EphemeralProof:
-        """Strict decoding: exactly two canonical scalars (each < q)."""
-        n = group.scalar_length
-        if len(data) != 2 * n:
-            raise EncodingError("proof", f"expected {2 * n} bytes, got {len(data)}")
-        return cls(group.decode_scalar(data[:n]), group.decode_scalar(data[n:]))
+    FIELD: ClassVar[str] = "proof"
 
 
 def _hedged_nonce(secret: Scalar, statement: EphemeralStatement, rng: RandomSource) -> Scalar:
