@@ -168,7 +168,7 @@ class NodeChannel:
         self.binding = binding
         self.opened_at = time.monotonic()
         self._stream = stream
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(0)
         self._waiting: dict[int, asyncio.Future[Reply]] = {}
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._write = asyncio.Lock()
@@ -277,7 +277,7 @@ class NodeChannel:
             if self._stream.writer.is_closing():  # the node closed it; the reader may lag
                 self._fail(ChannelError(self.node_id, "channel closed by the node"))
                 raise self._failure  # type: ignore[misc]
-            request_id = next(self._ids) % MAX_REQUEST_ID or next(self._ids)
+            request_id = next(self._ids) % MAX_REQUEST_ID + 1  # 1..MAX; 0 is hello's
             waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
             self._waiting[request_id] = waiter
             try:

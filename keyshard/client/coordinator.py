@@ -35,7 +35,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
-from enclave.mpc.bip32 import derive_keyshard_path
 from enclave.mpc.decryption.combine import combine
 from enclave.mpc.decryption.ecies import Ciphertext, encrypt, verify_ciphertext
 from enclave.mpc.decryption.partial import PartialDecryption
@@ -411,7 +410,9 @@ class Coordinator:
         for round_ in range(1, DKG_ROUNDS + 1):
             inboxes = self._route(outboxes, participants, f"DKG round {round_}")
             answers = list(
-                await asyncio.gather(*(self._dkg_step(i, name, inboxes[i]) for i in participants))
+                await asyncio.gather(
+                    *(self._call(i, DkgStep(name, tuple(inboxes[i])), Reply) for i in participants)
+                )
             )
             if round_ < DKG_ROUNDS:
                 outboxes = {}
@@ -440,13 +441,6 @@ class Coordinator:
         )
         self._keys[name] = key
         return key
-
-    async def _dkg_step(self, node_id: str, name: str, inbox: Sequence[bytes]) -> Reply:
-        link = await self.link(node_id)
-        reply = await link.request(DkgStep(name, tuple(inbox)))
-        if not isinstance(reply, DkgOutbox | KeyCreated):  # pragma: no cover -- REPLIES checks
-            raise ProtocolError(f"{node_id} answered dkg_step with {reply.OP}", culprit=node_id)
-        return reply
 
     @staticmethod
     def _route(
@@ -717,7 +711,10 @@ class Coordinator:
             inboxes = self._route(outboxes, chosen, f"presign round {round_}")
             answers = list(
                 await asyncio.gather(
-                    *(self._presign_step(i, name, session_id, inboxes[i]) for i in chosen)
+                    *(
+                        self._call(i, PresignStep(name, session_id, tuple(inboxes[i])), Reply)
+                        for i in chosen
+                    )
                 )
             )
             outboxes = {
@@ -749,12 +746,6 @@ class Coordinator:
             ]
         except MpcError as error:
             raise ProtocolError(f"the presigners sent an invalid nonce point: {error}") from None
-
-    async def _presign_step(
-        self, node_id: str, name: str, session_id: bytes, inbox: Sequence[bytes]
-    ) -> Reply:
-        link = await self.link(node_id)
-        return await link.request(PresignStep(name, session_id, tuple(inbox)))
 
     async def stock_presignatures(self, name: str, count: int) -> int:
         """Presign until ``name``'s pool holds at least ``count`` presignatures (in runs of
@@ -814,7 +805,13 @@ class Coordinator:
         """
         if presignature is not None:
             return (
-                await self._ecdsa_batch(name, [message], [tuple(approvals)], path, [presignature])
+                await self._ecdsa_batch(
+                    await self.describe_key(name),
+                    [message],
+                    [tuple(approvals)],
+                    path,
+                    [presignature],
+                )
             )[0]
 
         async def run(items: list[_Item]) -> list[EcdsaSignature]:
@@ -838,7 +835,7 @@ class Coordinator:
         key = await self.describe_key(name)
         if key.suite.scheme is not Scheme.ECDSA:
             raise InvalidInputError(f"key {name!r} is {key.suite.name}, not threshold ECDSA")
-        key.child_public_key(path)  # InvalidInputError for a bad or hardened path
+        key.child(path)  # InvalidInputError for a bad or hardened path, before any presigning
         out: list[EcdsaSignature] = []
         index = 0
         while index < len(messages):
@@ -847,9 +844,9 @@ class Coordinator:
             async def attempt(i: int = index, n: int = count) -> list[EcdsaSignature]:
                 infos = await self._pooled(name, n)
                 return await self._ecdsa_batch(
-                    name,
+                    await self.describe_key(name),
                     list(messages[i : i + len(infos)]),
-                    [tuple(a) for a in approvals[i : i + len(infos)]],
+                    approvals[i : i + len(infos)],
                     path,
                     infos,
                 )
@@ -861,17 +858,14 @@ class Coordinator:
 
     async def _ecdsa_batch(
         self,
-        name: str,
+        key: KeyDescription,
         messages: list[bytes],
         approvals: list[tuple[bytes, ...]],
         path: str,
         infos: list[PresignatureInfo],
     ) -> list[EcdsaSignature]:
-        key = await self.describe_key(name)
-        try:
-            tweak, _ = derive_keyshard_path(key.public.group_public_key, path)
-        except MpcError as error:
-            raise InvalidInputError(f"BIP-32 path {path!r}: {error}") from None
+        name = key.name
+        tweak, _ = key.child(path)
         parties = infos[0].parties
         signers = [key.node_of(p) for p in parties]
         requests = [

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from enclave.mpc.bip32 import ExtendedPublicKey, default_chain_code, derive_keyshard_path
 from enclave.mpc.errors import MpcError
-from enclave.mpc.groups import ED25519
+from enclave.mpc.groups import ED25519, Scalar
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import PublicKeyPackage
 from enclave.mpc.suites import KEY_SUITES, KeySuite
@@ -69,15 +69,20 @@ class KeyDescription:
                 return node_id
         raise ProtocolError(f"no holder of {self.name!r} is party {int(identifier)}")
 
-    def child_public_key(self, path: str) -> bytes:
-        """The public key that signs under the non-hardened BIP-32 ``path`` ("" or "m": the key
-        itself); approvals for such a signature name this key."""
+    def child(self, path: str) -> tuple[Scalar, bytes]:
+        """The additive tweak and public key of the non-hardened BIP-32 child ``path`` ("" or
+        "m": the key itself, tweak zero); :class:`InvalidInputError` for a bad or hardened path."""
         if path and not self.suite.derives_children:
             raise InvalidInputError(f"{self.suite.name} keys derive no BIP-32 children")
         try:
-            return derive_keyshard_path(self.public.group_public_key, path)[1].to_bytes()
+            tweak, point = derive_keyshard_path(self.public.group_public_key, path)
         except MpcError as error:
             raise InvalidInputError(f"BIP-32 path {path!r}: {error}") from None
+        return tweak, point.to_bytes()
+
+    def child_public_key(self, path: str) -> bytes:
+        """The public key that signs under ``path``; approvals for such a signature name it."""
+        return self.child(path)[1]
 
     def public_key_pem(self, path: str = "") -> str:
         """The (child) public key as a PEM SubjectPublicKeyInfo."""
