@@ -9,7 +9,7 @@ turn those into the attestation library's objects, so a client never assembles t
 
 Format (version 2)::
 
-    {"version": 2, "mode": "emulated", "region": ..., "kms_endpoint": "http://127.0.0.1:P",
+    {"version": 2, "mode": "emulated", "region": ..., "kms_endpoint": "https://127.0.0.1:P",
      "attestation_root": {"sha256": hex, "pem": text, "path": file},
      "expected_pcrs": [{"0": hex, "1": hex, "2": hex}, ...],
      "nodes": [{"node_id": ..., "endpoint": "127.0.0.1:P", "enclave": {"cid": 16, "port": 5000},

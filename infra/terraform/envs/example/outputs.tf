@@ -15,7 +15,7 @@ module "cluster_profile" {
 
 output "cluster_profile" {
   description = <<-EOT
-    The client's cluster profile (JSON, version 1 of keyshard/dev/profile.py, the shape `keyshard dev
+    The client's cluster profile (JSON, version 2 of keyshard/client/profile.py, the shape `keyshard dev
     up` writes), with mode "real": save it as the client's profile file. Clients pin expected_pcrs
     (the release the nodes run); accepted_releases is informative (see infra/README.md, upgrades).
   EOT

@@ -1,5 +1,5 @@
 # cluster-profile: the file clients load to reach and trust a real cluster (format: version 2 of
-# keyshard/dev/profile.py, the same shape `keyshard dev up` writes for an emulated cluster).
+# keyshard/client/profile.py, the same shape `keyshard dev up` writes for an emulated cluster).
 #
 # What the client reads: attestation_root (PEM + SHA-256 of its DER, checked against each other on
 # load), expected_pcrs (one WHOLE PCR set per accepted release, newest first: a node is trusted if

@@ -42,7 +42,7 @@ output "accepted_releases" {
 
 output "profile_entry" {
   description = <<-EOT
-    This node's entry in the client's cluster profile, in the shape keyshard/dev/profile.py reads
+    This node's entry in the client's cluster profile, in the shape keyshard/client/profile.py reads
     (node_id, endpoint = status, enclave = vsock CID and status port, kms_key_arn, service_endpoint),
     plus kind (how a client verifies this node's attestation) and region, which that loader ignores.
   EOT
