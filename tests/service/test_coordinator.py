@@ -14,7 +14,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from inprocess import InProcessCluster
 
-from enclave.mpc.suites import ED25519_FROST
 from enclave.sealing import MANIFEST_NAME
 from keyshard.client.approvals import public_key_bytes, sign_approval
 from keyshard.client.coordinator import Coordinator
@@ -31,6 +30,7 @@ from wire.messages import (
     DkgOutbox,
     DkgStep,
     FrostSign,
+    KeyCreate,
     KeyCreated,
     KeyInfo,
     KeyInfoReply,
@@ -49,6 +49,9 @@ def drive(cluster: InProcessCluster, work: Callable[[Coordinator], Awaitable[obj
             return await work(coordinator)
 
     return asyncio.run(main())
+
+
+NODE_IDS = ("node-1", "node-2", "node-3")
 
 
 def requests_of(cluster: InProcessCluster, kind: type[Request]) -> Counter[str]:
@@ -310,10 +313,13 @@ def test_a_restarted_node_is_reconnected_and_its_lost_nonces_replaced(
 
 def test_refusals_carry_wire_codes_and_are_not_retried(cluster: InProcessCluster) -> None:
     drive(cluster, lambda c: c.create_key("k", threshold=1))
+    for link in cluster.links:
+        link.requests.clear()
     with pytest.raises(RemoteError) as refused:
         drive(cluster, lambda c: c.create_key("k", threshold=1))
     assert refused.value.error_code is ErrorCode.KEY_EXISTS
-    assert sum(requests_of(cluster, type(next(iter(cluster.links)).requests[0])).values()) >= 1
+    assert requests_of(cluster, KeyCreate) == Counter(dict.fromkeys(NODE_IDS, 1))  # no retry
+    assert not requests_of(cluster, DkgStep)  # and nothing after the refusal
     with pytest.raises(InvalidInputError, match="unknown key suite"):
         drive(cluster, lambda c: c.create_key("x", suite="rsa"))
     with pytest.raises(InvalidInputError, match="needs n >= 3"):
@@ -323,7 +329,7 @@ def test_refusals_carry_wire_codes_and_are_not_retried(cluster: InProcessCluster
                 "x", suite="ecdsa-secp256k1", nodes=["node-1", "node-2"], threshold=1
             ),
         )
-    assert ED25519_FROST.signers_needed(1) == 2
+    assert sum(requests_of(cluster, KeyCreate).values()) == 3  # refused here: no node asked
 
 
 def test_ecdsa_keys_refuse_frost_and_decryption(cluster: InProcessCluster) -> None:
