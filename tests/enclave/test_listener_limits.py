@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_fixtures import RELEASED, Cluster, peer_verifier, verifier_for
+from service_fixtures import Cluster, peer_verifier
 
 from attestation.emulated_ca import EmulatedCa
 from attestation.errors import NsmError
@@ -75,25 +75,10 @@ TRUNCATED = (HEADER.pack(100) + b"\x00" * 10, b"\x00\x00")
 
 
 @pytest.fixture(scope="module")
-def ca() -> EmulatedCa:
-    return EmulatedCa.ephemeral()
-
-
-@pytest.fixture(scope="module")
 def cluster(ca: EmulatedCa) -> Cluster:
     cluster = Cluster(ca)
     asyncio.run(cluster.create_key(KEY))
     return cluster
-
-
-@pytest.fixture(scope="module")
-def credentials(tmp_path_factory: pytest.TempPathFactory) -> ClientCredentials:
-    return ClientCredentials.load_or_create(tmp_path_factory.mktemp("client"))
-
-
-@pytest.fixture(scope="module")
-def trust(ca: EmulatedCa) -> NodeTrust:
-    return NodeTrust(verifier_for(ca), (RELEASED,))
 
 
 class Lines(logging.Handler):

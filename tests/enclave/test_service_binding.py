@@ -24,11 +24,6 @@ from wire.binding import BindingMismatchError, ChannelBinding, check_binding
 from wire.errors import MalformedMessageError
 
 
-@pytest.fixture(scope="module")
-def ca() -> EmulatedCa:
-    return EmulatedCa.ephemeral()
-
-
 def peers(ca: EmulatedCa, *, max_age: float = 300, skew: float = 0) -> PeerVerifier:
     return peer_verifier(
         ca,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from service_fixtures import RELEASED, Cluster, verifier_for
+from service_fixtures import Cluster
 
 from attestation.emulated_ca import EmulatedCa
 from enclave.mpc.frost.round1 import PREPROCESSED_SESSION_ID, SigningCommitments
@@ -51,27 +51,11 @@ KEY = "served"
 
 
 @pytest.fixture(scope="module")
-def ca() -> EmulatedCa:
-    return EmulatedCa.ephemeral()
-
-
-@pytest.fixture(scope="module")
 def cluster(ca: EmulatedCa) -> Cluster:
     """Three nodes holding key ``served``; node-1 is the one behind the listener."""
     cluster = Cluster(ca)
     asyncio.run(cluster.create_key(KEY))
     return cluster
-
-
-@pytest.fixture(scope="module")
-def credentials(tmp_path_factory: pytest.TempPathFactory) -> ClientCredentials:
-    """The client the image lists."""
-    return ClientCredentials.load_or_create(tmp_path_factory.mktemp("client"))
-
-
-@pytest.fixture(scope="module")
-def trust(ca: EmulatedCa) -> NodeTrust:
-    return NodeTrust(verifier_for(ca), (RELEASED,))
 
 
 @dataclass

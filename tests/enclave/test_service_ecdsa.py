@@ -63,11 +63,6 @@ PARTIES = tuple(Identifier.from_int(SECP256K1, i) for i in (1, 2, 3))
 
 
 @pytest.fixture(scope="module")
-def ca() -> EmulatedCa:
-    return EmulatedCa.ephemeral()
-
-
-@pytest.fixture(scope="module")
 def cluster(ca: EmulatedCa) -> Cluster:
     return Cluster(ca)
 

@@ -217,11 +217,6 @@ def test_statement_snapshot() -> None:
 # -- enforcement by the nodes ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ca() -> EmulatedCa:
-    return EmulatedCa.ephemeral()
-
-
 def test_nodes_given_different_policies_never_create_the_key(ca: EmulatedCa) -> None:
     cluster = Cluster(ca)
     lenient = ApprovalPolicy(POLICY.approvers, 1, BOTH).encode()

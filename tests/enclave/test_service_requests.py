@@ -69,11 +69,6 @@ POSITION = {node_id: index for index, node_id in enumerate(NODES, 1)}
 
 
 @pytest.fixture(scope="module")
-def ca() -> EmulatedCa:
-    return EmulatedCa.ephemeral()
-
-
-@pytest.fixture(scope="module")
 def cluster(ca: EmulatedCa) -> Cluster:
     """Holds key ``frost`` (ed25519) and ``frost-b`` (another key of the same suite)."""
     cluster = Cluster(ca)
