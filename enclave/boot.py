@@ -247,13 +247,16 @@ class EnclaveRuntime:
         """Per-boot TLS and box keys, then the node service on :data:`SERVICE_PORT`.
 
         Skipped when the image authorises no client (nobody could connect)."""
-        if not self._image.authorized_clients or self.store is None:
+        if not self._image.authorized_clients or self.store is None or self._identity is None:
             return
-        identity = await asyncio.to_thread(ServiceIdentity.generate, node.node_id, self._clock())
+        identity = await asyncio.to_thread(
+            ServiceIdentity.generate, node.node_id, self._clock(), self._identity
+        )
         service = NodeService(
             identity=identity,
             nsm=self._seams.nsm,
             store=self.store,
+            cluster_size=len(self._image.nodes),
             peers=PeerVerifier(
                 self._verifier,
                 self._pcrs,

@@ -47,6 +47,10 @@ class NodeIdentity:
     def public_key(self) -> bytes:
         return self._public_key
 
+    def sign(self, message: bytes) -> bytes:
+        """An Ed25519 signature by the identity key (e.g. over a state statement)."""
+        return Ed25519PrivateKey.from_private_bytes(self._seed.expose()).sign(message)
+
     def encode(self) -> bytes:
         """The plaintext to seal. Secret: only ever passed to the sealer."""
         return cbor.dumps({"v": _VERSION, "seed": self._seed.expose()})

@@ -24,9 +24,9 @@ The enclave has no trusted storage and no trusted monotonic counter; KMS offers 
   keeping the others, nor delete one (:class:`~enclave.errors.BlobMissingError`): only a consistent
   snapshot of the whole state is accepted;
 * rolling the *whole* state back to an earlier consistent snapshot (an old manifest with its old
-  blobs) is not detectable by a lone enclave after a restart. Closing that gap needs state outside
-  the parent's control — peers that witness each other's epochs, or a KMS-side counter — and is not
-  claimed here.
+  blobs), or deleting it all, is not detectable by a lone enclave after a restart. The store's
+  :attr:`SealedStore.epoch` is what the node's peers witness instead
+  (:mod:`enclave.service.witness`): a node refuses to serve keys from state older than they saw.
 
 Writes are crash-consistent: a blob is written before the manifest that names it, and a blob newer
 than the manifest says is accepted (a crash between the two writes), never an older one.

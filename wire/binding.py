@@ -3,12 +3,16 @@
 A node answers ``Hello{nonce}`` with a fresh NSM document whose ``nonce`` is the asker's and whose
 ``user_data`` is the canonical CBOR map::
 
-    {"v": 1, "node_id": text, "tls_spki_sha256": 32 bytes, "box_public_key": 32 bytes}
+    {"v": 2, "node_id": text, "tls_spki_sha256": 32 bytes, "box_public_key": 32 bytes,
+     "identity_public_key": 32 bytes}
 
 ``tls_spki_sha256`` ties the document to the TLS key of the node's server certificate (a parent
 that terminates TLS itself cannot present a matching document: the NSM signs only what the enclave
 asks, and the enclave's TLS key never leaves it). ``box_public_key`` is the node's per-boot X25519
-key for end-to-end envelopes between enclaves.
+key for end-to-end envelopes between enclaves. ``identity_public_key`` is the node's long-term
+Ed25519 identity (created at its first boot, sealed with its state): it signs the node's state
+statements, which peers keep as witnesses of each other's sealed state (:mod:`enclave.service.witness`).
+Version 2 added it; a version-1 binding is refused.
 
 :func:`check_binding` is the one check of a binding, run after the document's signature, chain and
 policy have been verified (by :mod:`attestation`): by a client against the TLS session it holds,
@@ -36,8 +40,8 @@ __all__ = [
     "spki_sha256",
 ]
 
-BINDING_VERSION = 1
-_FIELDS = frozenset({"v", "node_id", "tls_spki_sha256", "box_public_key"})
+BINDING_VERSION = 2
+_FIELDS = frozenset({"v", "node_id", "tls_spki_sha256", "box_public_key", "identity_public_key"})
 
 
 class BindingMismatchError(WireError):
@@ -62,6 +66,7 @@ class ChannelBinding:
     node_id: str
     tls_spki_sha256: bytes
     box_public_key: bytes
+    identity_public_key: bytes
 
     def __post_init__(self) -> None:
         check_node_id(self.node_id)
@@ -69,6 +74,8 @@ class ChannelBinding:
             raise MalformedMessageError("tls_spki_sha256", "must be 32 bytes")
         if type(self.box_public_key) is not bytes or len(self.box_public_key) != 32:
             raise MalformedMessageError("box_public_key", "must be 32 bytes")
+        if type(self.identity_public_key) is not bytes or len(self.identity_public_key) != 32:
+            raise MalformedMessageError("identity_public_key", "must be 32 bytes")
 
     def encode(self) -> bytes:
         return cbor.dumps(
@@ -77,6 +84,7 @@ class ChannelBinding:
                 "node_id": self.node_id,
                 "tls_spki_sha256": self.tls_spki_sha256,
                 "box_public_key": self.box_public_key,
+                "identity_public_key": self.identity_public_key,
             }
         )
 
@@ -85,7 +93,12 @@ class ChannelBinding:
         if data is None:
             raise MalformedMessageError("user_data", "the document binds no channel")
         value = cbor.loads_map(data, what="user_data", fields=_FIELDS, version=BINDING_VERSION)
-        return cls(value["node_id"], value["tls_spki_sha256"], value["box_public_key"])
+        return cls(
+            value["node_id"],
+            value["tls_spki_sha256"],
+            value["box_public_key"],
+            value["identity_public_key"],
+        )
 
 
 def check_binding(

@@ -40,6 +40,8 @@ class ErrorCode(enum.Enum):
     QUORUM_NOT_MET = "quorum_not_met"
     PROTOCOL = "protocol"  # a protocol check failed (a proof, a share, a commitment)
     ATTESTATION = "attestation"  # this node's own attestation failed
+    UNWITNESSED = "unwitnessed"  # booted, but not yet shown its peers' witness reports
+    ROLLED_BACK = "rolled_back"  # peers witnessed newer sealed state: this node serves no key
     BUSY = "busy"  # a bound was reached (sessions, in-flight requests); retry later
     INTERNAL = "internal"  # an unexpected failure inside the node (its type only)
 

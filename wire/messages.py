@@ -70,6 +70,14 @@ __all__ = [
     "Reply",
     "Request",
     "SignatureShares",
+    "SignedState",
+    "StateQuery",
+    "WitnessCheck",
+    "WitnessEnvelope",
+    "WitnessQuery",
+    "WitnessRecord",
+    "WitnessRecorded",
+    "WitnessVerdict",
     "decode_reply",
     "decode_request",
     "encode",
@@ -537,6 +545,123 @@ class EcdsaSign(Request):
 # -- errors ---------------------------------------------------------------------------------
 
 
+# -- state witnesses (enclave.service.witness) ----------------------------------------------
+
+
+def _statements(field: str, value: object) -> None:
+    if not isinstance(value, Mapping) or not 1 <= len(value) <= MAX_PARTICIPANTS:
+        raise MalformedMessageError(field, f"must map 1..{MAX_PARTICIPANTS} node ids")
+    for node_id, item in value.items():
+        check_node_id(node_id, field)
+        check_bytes(field, item, 1, _DOCUMENT)
+
+
+def _same_nodes(message: Message, documents: str, items: str) -> None:
+    """Two maps of the same 1..16 node ids (each node's document, and its item); frozen."""
+    for name in (documents, items):
+        value = getattr(message, name)
+        _statements(name, value)
+        object.__setattr__(message, name, MappingProxyType(dict(value)))
+    if set(getattr(message, documents)) != set(getattr(message, items)):
+        raise MalformedMessageError(documents, f"must name the same nodes as {items}")
+
+
+@dataclass(frozen=True, slots=True)
+class StateQuery(Request):
+    """Ask a node for its signed state statement (its sealed-state epoch, identity-signed)."""
+
+    OP: ClassVar[str] = "state_query"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedState(Reply):
+    OP: ClassVar[str] = "signed_state"
+    statement: bytes
+
+    def check(self) -> None:
+        check_bytes("statement", self.statement, 1, 512)
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessRecord(Request):
+    """Peers' statements for this node to keep as their witness, each with the document of the
+    peer's current boot (which binds the identity key the statement is signed with)."""
+
+    OP: ClassVar[str] = "witness_record"
+    documents: Mapping[str, bytes]
+    statements: Mapping[str, bytes]
+
+    def check(self) -> None:
+        _same_nodes(self, "documents", "statements")
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessRecorded(Reply):
+    """The nodes whose statement was news to this node and is now sealed here."""
+
+    OP: ClassVar[str] = "witness_recorded"
+    recorded: tuple[str, ...]
+
+    def check(self) -> None:
+        if not isinstance(self.recorded, tuple) or len(self.recorded) > MAX_PARTICIPANTS:
+            raise MalformedMessageError("recorded", "must be a list of node ids")
+        for node_id in self.recorded:
+            check_node_id(node_id, "recorded")
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessQuery(Request):
+    """Ask for this node's record of ``node_id``, sealed to the box key ``document`` binds."""
+
+    OP: ClassVar[str] = "witness_query"
+    node_id: str
+    document: bytes
+
+    def check(self) -> None:
+        check_node_id(self.node_id)
+        check_bytes("document", self.document, 1, _DOCUMENT)
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessEnvelope(Reply):
+    OP: ClassVar[str] = "witness_envelope"
+    envelope: bytes
+
+    def check(self) -> None:
+        check_bytes("envelope", self.envelope, 1, 2048)
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessCheck(Request):
+    """Peers' sealed reports on this node, each with the document of the peer's current boot."""
+
+    OP: ClassVar[str] = "witness_check"
+    documents: Mapping[str, bytes]
+    envelopes: Mapping[str, bytes]
+
+    def check(self) -> None:
+        _same_nodes(self, "documents", "envelopes")
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessVerdict(Reply):
+    """This node's state after the reports: ``pending``, ``witnessed`` (reports counted of
+    reports needed); a rolled-back node answers an ``error`` (``rolled_back``) instead."""
+
+    OP: ClassVar[str] = "witness_verdict"
+    state: str
+    counted: int
+    needed: int
+
+    def check(self) -> None:
+        if self.state not in ("pending", "witnessed"):
+            raise MalformedMessageError("state", "must be pending or witnessed")
+        for name in ("counted", "needed"):
+            value = getattr(self, name)
+            if type(value) is not int or not 0 <= value <= MAX_PARTICIPANTS:
+                raise MalformedMessageError(name, f"must be in 0..{MAX_PARTICIPANTS}")
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorReply(Reply):
     """A refused request: why (an :class:`ErrorCode`) and public text. A code this client does
@@ -568,6 +693,10 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         PresignStart: (DkgOutbox,),
         PresignStep: (DkgOutbox, Presigned),
         EcdsaSign: (SignatureShares,),
+        StateQuery: (SignedState,),
+        WitnessRecord: (WitnessRecorded,),
+        WitnessQuery: (WitnessEnvelope,),
+        WitnessCheck: (WitnessVerdict,),
     }
 )
 _REQUESTS: dict[str, type[Message]] = {cls.OP: cls for cls in REPLIES}

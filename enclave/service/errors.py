@@ -14,6 +14,9 @@
     ├── KeyExistsError              a key of that name already exists (name)
     ├── UnknownKeyError             no key of that name on this node (name)
     ├── KeyPendingError             the key is created but not yet committed by every participant
+    ├── UnwitnessedError            booted, but not yet shown enough peer witness reports
+    ├── RolledBackError             peers witnessed newer sealed state: no key is served (reason)
+    ├── WitnessError                a state statement or witness report is refused (reason)
     └── ApprovalError               the key's approval policy refuses the request (rule)
         ├── ApprovalMismatchError   approval ``index`` is for another key/operation/message (field)
         ├── ApprovalUnlistedError   approval ``index`` is by a key the policy does not list
@@ -45,11 +48,14 @@ __all__ = [
     "NonceUnknownError",
     "PeerRefusedError",
     "QuorumNotMetError",
+    "RolledBackError",
     "ServiceError",
     "SessionError",
     "UnexpectedMessageError",
     "UnknownKeyError",
     "UnsupportedError",
+    "UnwitnessedError",
+    "WitnessError",
     "WrongSchemeError",
 ]
 
@@ -119,6 +125,18 @@ class KeyPendingError(ServiceError):
     def __init__(self, name: str) -> None:
         super().__init__(f"key {name!r} is pending: not every participant has confirmed it")
         self.name = name
+
+
+class UnwitnessedError(ServiceError):
+    code = ErrorCode.UNWITNESSED
+
+
+class RolledBackError(ServiceError):
+    code = ErrorCode.ROLLED_BACK
+
+
+class WitnessError(ServiceError):
+    code = ErrorCode.PROTOCOL
 
 
 class ApprovalError(ServiceError):

@@ -47,13 +47,17 @@ from enclave.mpc.keys import KeyShare
 from enclave.mpc.suites import KeySuite, Scheme, key_suite
 from enclave.service.binding import PeerVerifier
 from enclave.service.dkg import KeyCreation
+from enclave.service.envelope import EnvelopeHeader, Envelopes
 from enclave.service.errors import (
+    EnvelopeError,
     KeyExistsError,
     PeerRefusedError,
+    RolledBackError,
     ServiceError,
     SessionError,
     UnexpectedMessageError,
     UnsupportedError,
+    WitnessError,
     WrongSchemeError,
 )
 from enclave.service.identity import ServiceIdentity
@@ -62,8 +66,18 @@ from enclave.service.nonces import NONCE_CHUNK, FrostNonces
 from enclave.service.policy import SpentApprovals, check_approvals
 from enclave.service.presigning import Presigning
 from enclave.service.sessions import KeyCreations, PresignaturePools, PresigningRuns
+from enclave.service.witness import (
+    WITNESS_BLOB,
+    StateStatement,
+    WitnessBook,
+    WitnessGate,
+    WitnessState,
+    decode_report,
+    encode_report,
+)
 from wire.approvals import ApprovalPolicy, Operation, decryption_digest, message_digest
-from wire.errors import ErrorCode, WireError
+from wire.binding import ChannelBinding
+from wire.errors import ErrorCode, MalformedMessageError, WireError
 from wire.messages import (
     DecryptPartial,
     DkgOutbox,
@@ -90,12 +104,24 @@ from wire.messages import (
     Reply,
     Request,
     SignatureShares,
+    SignedState,
+    StateQuery,
+    WitnessCheck,
+    WitnessEnvelope,
+    WitnessQuery,
+    WitnessRecord,
+    WitnessRecorded,
+    WitnessVerdict,
 )
 
 __all__ = ["ANONYMOUS", "NodeService", "OsRandom", "error_reply"]
 
 #: The client id of requests that reach the service without a TLS identity (in-process tests).
 ANONYMOUS = b""
+#: Requests served before this boot is witnessed: the witness protocol itself.
+_WITNESS_REQUESTS = (StateQuery, WitnessRecord, WitnessQuery, WitnessCheck)
+#: The header of every witness report envelope (it is bound to one boot by the box keys).
+_REPORT = EnvelopeHeader(":witness", b"witness-report/v1", 0, "", "")
 
 log = logging.getLogger("enclave.service")
 
@@ -139,12 +165,21 @@ class NodeService:
         nsm: RawNsm,
         store: SealedBlobs,
         peers: PeerVerifier,
+        cluster_size: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.identity = identity
         self._node_id = identity.node_id
         self._nsm = NsmClient(nsm)
+        self._store = store
         self._keys = KeyStore(store)
+        # No key is served until peers have vouched that this sealed state is not older than
+        # what they witnessed (enclave.service.witness).
+        self.witness_gate = WitnessGate(
+            identity.node_id, identity.node_identity.public_key, cluster_size
+        )
+        self._witness_book: WitnessBook | None = None
+        self._witness_lock = asyncio.Lock()
         self._peers = peers
         self._rng = OsRandom()
         self._clock = clock
@@ -191,10 +226,20 @@ class NodeService:
             PresignStart: partial(self._presign_start, client=client),
             PresignStep: partial(self._presign_step, client=client),
             EcdsaSign: partial(self._ecdsa_sign, client=client),
+            StateQuery: self._state_query,
+            WitnessRecord: self._witness_record,
+            WitnessQuery: self._witness_query,
+            WitnessCheck: self._witness_check,
         }
         handler = handlers.get(type(request))
         if handler is None:
             raise UnexpectedMessageError(f"{request.OP} is not served here")
+        if not isinstance(request, _WITNESS_REQUESTS):
+            self.witness_gate.require_serving()
+        elif self.witness_gate.state is WitnessState.ROLLED_BACK and not isinstance(
+            request, StateQuery
+        ):
+            raise RolledBackError(self.witness_gate.reason)  # its records are suspect too
         return await handler(request)
 
     # -- keys ---------------------------------------------------------------------------
@@ -447,3 +492,91 @@ class NodeService:
             signing = SigningRequest(presignature_id, digest, entropy, tweak)
             shares.append(ecdsa_sign(presignature, signing).to_bytes())
         return SignatureShares(tuple(shares))
+
+    # -- state witnesses ----------------------------------------------------------------
+
+    async def _state_query(self, request: StateQuery) -> Reply:
+        """This node's sealed-state epoch, signed by its long-term identity."""
+        statement = StateStatement.make(
+            self._node_id, self._store.epoch, self.identity.node_identity
+        )
+        return SignedState(statement.encode())
+
+    async def _book(self) -> WitnessBook:
+        async with self._witness_lock:
+            if self._witness_book is None:
+                sealed = await self._store.get(WITNESS_BLOB)
+                self._witness_book = WitnessBook() if sealed is None else WitnessBook.decode(sealed)
+            return self._witness_book
+
+    def _witness_peer(self, node_id: str, document: bytes) -> ChannelBinding:
+        """A peer's verified binding for the witness protocol (never this node's own)."""
+        if node_id == self._node_id:
+            raise WitnessError("a node is not its own witness")
+        return self._peers.verify(node_id, document)
+
+    async def _witness_record(self, request: WitnessRecord) -> Reply:
+        """Keep each peer's statement if it is news; every statement is checked before any is
+        kept (one bad statement refuses the request and changes nothing)."""
+        statements = []
+        for node_id, document in sorted(request.documents.items()):
+            identity = self._witness_peer(node_id, document).identity_public_key
+            statement = StateStatement.decode(request.statements[node_id])
+            if statement.node_id != node_id:
+                raise WitnessError(f"the statement filed for {node_id} is {statement.node_id}'s")
+            statement.verify(identity)
+            statements.append(statement)
+        book = await self._book()
+        async with self._witness_lock:
+            recorded = tuple(s.node_id for s in statements if book.record(s))
+            if recorded:
+                await self._store.put(WITNESS_BLOB, book.encode())
+        return WitnessRecorded(recorded)
+
+    async def _witness_query(self, request: WitnessQuery) -> Reply:
+        """This node's record of a peer, sealed to the box key of that peer's current boot."""
+        binding = self._witness_peer(request.node_id, request.document)
+        record = (await self._book()).get(request.node_id)
+        envelopes = Envelopes(
+            self._node_id, self.identity.box_key, {request.node_id: binding.box_public_key}
+        )
+        header = EnvelopeHeader(
+            _REPORT.key_name, _REPORT.session_id, _REPORT.round, self._node_id, request.node_id
+        )
+        return WitnessEnvelope(envelopes.seal(header, encode_report(request.node_id, record)))
+
+    async def _witness_check(self, request: WitnessCheck) -> Reply:
+        """Weigh peers' reports on this boot's sealed state (see :class:`WitnessGate`). A
+        report that does not open or verify does not count; a newer record ends this boot's
+        service for good."""
+        gate = self.witness_gate
+        for node_id, document in sorted(request.documents.items()):
+            try:
+                box_key = self._witness_peer(node_id, document).box_public_key
+                envelopes = Envelopes(self._node_id, self.identity.box_key, {node_id: box_key})
+                _, body = envelopes.open(request.envelopes[node_id], _REPORT)
+                about, record = decode_report(body)
+                gate.report(node_id, about, record, self._store.epoch)
+            except (PeerRefusedError, EnvelopeError, WitnessError, MalformedMessageError) as error:
+                log.warning(
+                    "witness report refused",
+                    extra={
+                        "fields": {
+                            "event": "witness_refused",
+                            "peer": node_id,
+                            "error": type(error).__name__,
+                        }
+                    },
+                )
+        if gate.state is WitnessState.ROLLED_BACK:
+            log.error(
+                "sealed state older than witnessed: serving no key",
+                extra={"fields": {"event": "rolled_back", "reason": gate.reason}},
+            )
+            raise RolledBackError(gate.reason)
+        if gate.state is WitnessState.WITNESSED:
+            log.info(
+                "sealed state witnessed",
+                extra={"fields": {"event": "witnessed", "epoch": self._store.epoch}},
+            )
+        return WitnessVerdict(gate.state.value, gate.counted, gate.needed)

@@ -2,7 +2,8 @@
 
 At every boot (after unsealing) the enclave creates an ECDSA P-256 TLS key with a self-signed
 certificate and an X25519 box key. Neither is sealed: a restarted node proves itself again with a
-fresh document binding fresh keys. Clients trust the TLS key only through the attestation binding
+fresh document binding fresh keys. The document also binds the node's long-term identity key
+(:class:`~enclave.node_state.NodeIdentity`, sealed), which signs its state statements. Clients trust the TLS key only through the attestation binding
 (:mod:`enclave.service.binding`), never through a CA.
 
 The server context trusts exactly the client certificates listed in the measured image config
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from nacl.public import PrivateKey
 
+from enclave.node_state import NodeIdentity
 from wire.binding import ChannelBinding, spki_sha256
 from wire.tls import self_signed_certificate
 
@@ -50,11 +52,16 @@ class ServiceIdentity:
     tls_key: ec.EllipticCurvePrivateKey
     certificate: x509.Certificate
     box_key: PrivateKey
+    #: The long-term identity (unsealed at boot); signs state statements.
+    node_identity: NodeIdentity
 
     @classmethod
-    def generate(cls, node_id: str, now: dt.datetime) -> ServiceIdentity:
+    def generate(
+        cls, node_id: str, now: dt.datetime, node_identity: NodeIdentity
+    ) -> ServiceIdentity:
         key = ec.generate_private_key(ec.SECP256R1())
-        return cls(node_id, key, self_signed_certificate(key, node_id, now), PrivateKey.generate())
+        certificate = self_signed_certificate(key, node_id, now)
+        return cls(node_id, key, certificate, PrivateKey.generate(), node_identity)
 
     @property
     def certificate_der(self) -> bytes:
@@ -62,7 +69,10 @@ class ServiceIdentity:
 
     def binding(self) -> ChannelBinding:
         return ChannelBinding(
-            self.node_id, spki_sha256(self.certificate_der), bytes(self.box_key.public_key)
+            self.node_id,
+            spki_sha256(self.certificate_der),
+            bytes(self.box_key.public_key),
+            self.node_identity.public_key,
         )
 
     def server_context(self, authorized_clients: Sequence[bytes]) -> ssl.SSLContext:

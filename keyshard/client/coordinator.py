@@ -59,6 +59,7 @@ from keyshard.client.errors import (
     UnavailableError,
 )
 from keyshard.client.keys import KeyDescription
+from keyshard.client.witnessing import WitnessRelay
 from wire.approvals import ApprovalPolicy, message_digest
 from wire.binding import ChannelBinding
 from wire.errors import ErrorCode, MalformedMessageError
@@ -219,6 +220,7 @@ class Coordinator:
         self._rng = _OsRandom()
         self._frost_batches: dict[str, Coalescer[_Item, bytes]] = {}
         self._ecdsa_batches: dict[tuple[str, str], Coalescer[_Item, EcdsaSignature]] = {}
+        self._witnesses = WitnessRelay(self._node_ids, self._call, self._fresh_link)
 
     async def __aenter__(self) -> Coordinator:
         return self
@@ -270,6 +272,18 @@ class Coordinator:
             await link.close()
 
     async def _call(self, node_id: str, request: Request, expected: type[_R]) -> _R:
+        """One request to one node. A node that booted since it was last shown its peers'
+        witness reports answers ``unwitnessed`` (before it does anything): it is shown them
+        and asked again."""
+        try:
+            return await self._request(node_id, request, expected)
+        except RemoteError as error:
+            if error.error_code is not ErrorCode.UNWITNESSED:
+                raise
+        await self._witnesses.check(node_id)
+        return await self._request(node_id, request, expected)
+
+    async def _request(self, node_id: str, request: Request, expected: type[_R]) -> _R:
         link = await self.link(node_id)
         self._load[node_id] += 1
         try:
@@ -371,6 +385,9 @@ class Coordinator:
         links = await asyncio.gather(*(self.link(i) for i in node_ids))
         return dict(zip(node_ids, links, strict=True))
 
+    async def _fresh_link(self, node_id: str) -> Link:
+        return (await self._fresh([node_id]))[node_id]
+
     # -- key creation ---------------------------------------------------------------------
 
     async def create_key(
@@ -435,6 +452,9 @@ class Coordinator:
         await asyncio.gather(
             *(self._call(i, KeyCommit(name, tuple(inboxes[i])), KeyCommitted) for i in participants)
         )
+        # The holders' sealed state changed: their peers witness it, so that none of them can
+        # later be handed state without this key and serve from it.
+        await self._witnesses.record(participants)
         public = PublicKeyPackage.from_bytes(packages.pop(), kind.group)
         key = KeyDescription(
             name, kind, public, {i: k for k, i in enumerate(participants, start=1)}, policy
@@ -534,8 +554,18 @@ class Coordinator:
     async def list_keys(self) -> list[str]:
         """The names of the keys any reachable node holds."""
         reachable = await self._reachable(self._node_ids)
-        replies = await asyncio.gather(*(self._call(i, KeyList(), KeyListReply) for i in reachable))
-        return sorted({name for reply in replies for name in reply.names})
+        replies = await asyncio.gather(
+            *(self._call(i, KeyList(), KeyListReply) for i in reachable), return_exceptions=True
+        )
+        answers = [r for r in replies if isinstance(r, KeyListReply)]
+        for reply in replies:
+            if isinstance(reply, BaseException) and not isinstance(
+                reply, ChannelError | RemoteError
+            ):
+                raise reply
+        if not answers:  # every reachable node refused: say why (the first refusal)
+            raise next(r for r in replies if isinstance(r, BaseException))
+        return sorted({name for reply in answers for name in reply.names})
 
     def forget_key(self, name: str) -> None:
         """Drop the cached description, nonces and presignatures of ``name``."""

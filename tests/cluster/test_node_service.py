@@ -42,6 +42,7 @@ from enclave.mpc.errors import MpcError
 from enclave.mpc.frost.ciphersuite import FROST_SECP256K1_SHA256
 from enclave.mpc.frost.round1 import PREPROCESSED_SESSION_ID, SigningCommitments
 from enclave.mpc.frost.round2 import SigningPackage
+from enclave.node_state import NodeIdentity
 from enclave.service.identity import ServiceIdentity
 from keyshard.client.approvals import public_key_bytes, sign_approval
 from keyshard.client.channel import NodeChannel, NodeTrust, client_context
@@ -451,7 +452,9 @@ def test_man_in_the_middle_is_refused(cluster: Cluster) -> None:
     node = cluster.profile().nodes[0]
 
     async def attempt() -> None:
-        identity = ServiceIdentity.generate("node-1", dt.datetime.now(dt.UTC))
+        identity = ServiceIdentity.generate(
+            "node-1", dt.datetime.now(dt.UTC), NodeIdentity.generate()
+        )
         context = identity.server_context([credentials.certificate_pem])
 
         async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -485,7 +488,7 @@ def test_man_in_the_middle_is_refused(cluster: Cluster) -> None:
 def test_peer_of_another_image_is_refused_at_key_create(cluster: Cluster) -> None:
     ca = EmulatedCa.load_or_create(cluster.directory / "ca")
     other_pcrs = {i: hashlib.sha384(b"not the release" + bytes([i])).digest() for i in range(16)}
-    impostor = ServiceIdentity.generate("node-3", dt.datetime.now(dt.UTC))
+    impostor = ServiceIdentity.generate("node-3", dt.datetime.now(dt.UTC), NodeIdentity.generate())
     document = NsmClient(EmulatedNsm(ca, other_pcrs)).get_attestation_document(
         impostor.binding().encode(), None, None
     )

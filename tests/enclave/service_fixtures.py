@@ -26,6 +26,7 @@ from attestation.roots import TrustedRoots
 from attestation.verifier import AttestationVerifier
 from enclave.mpc.errors import MpcError
 from enclave.mpc.keys import PublicKeyPackage
+from enclave.node_state import STATE_BLOB, NodeIdentity
 from enclave.sealing import SealedStore, Sealer
 from enclave.secretbytes import SecretBytes
 from enclave.service.binding import PeerVerifier
@@ -44,6 +45,13 @@ from wire.messages import (
     KeyCreated,
     Reply,
     Request,
+    SignedState,
+    StateQuery,
+    WitnessCheck,
+    WitnessEnvelope,
+    WitnessQuery,
+    WitnessRecord,
+    WitnessRecorded,
 )
 
 NODES = ("node-1", "node-2", "node-3")
@@ -75,12 +83,19 @@ class Node:
         return self.nsm.get_attestation_document(payload, nonce, None)
 
 
-def boot(ca: EmulatedCa, node_id: str, image_pcrs: Mapping[int, bytes] = RELEASED) -> Node:
+def boot(
+    ca: EmulatedCa,
+    node_id: str,
+    image_pcrs: Mapping[int, bytes] = RELEASED,
+    node_identity: NodeIdentity | None = None,
+) -> Node:
+    """One boot: per-boot service keys around the node's long-term identity (a new one unless
+    given, as a first boot makes)."""
     now = dt.datetime.now(dt.UTC)
     return Node(
         node_id,
         NsmClient(EmulatedNsm(ca, dict(image_pcrs))),
-        ServiceIdentity.generate(node_id, now),
+        ServiceIdentity.generate(node_id, now, node_identity or NodeIdentity.generate()),
     )
 
 
@@ -117,22 +132,62 @@ class Cluster:
         self._data_keys = {node_id: SecretBytes(os.urandom(32)) for node_id in self.node_ids}
         self.clock: Callable[[], float] = time.time  # every node's clock; tests may move it
         for node_id in self.node_ids:
-            asyncio.run(self.restart(node_id))
+            asyncio.run(self.restart(node_id, witness=False))
+        for node_id in self.node_ids:
+            asyncio.run(self.witness(node_id))
 
-    async def restart(self, node_id: str) -> NodeService:
-        """A (new) boot of ``node_id``: a fresh identity and memory, the same sealed blobs."""
-        node = self.nodes[node_id] = boot(self.ca, node_id)
+    async def restart(self, node_id: str, *, witness: bool = True) -> NodeService:
+        """A (new) boot of ``node_id``: fresh per-boot keys and memory, the same sealed blobs
+        and identity; shown its peers' witness reports unless ``witness`` is false."""
         sealer = Sealer(self._data_keys[node_id], node_id)
         store = self.stores[node_id] = SealedStore(sealer, self.hosts[node_id])
         await store.load()
+        # as the enclave's boot does: the sealed identity, or a new one on a (seemingly) first boot
+        sealed = await store.get(STATE_BLOB)
+        if sealed is None:
+            identity = NodeIdentity.generate()
+            await store.put(STATE_BLOB, identity.encode())
+        else:
+            identity = NodeIdentity.decode(sealed)
+        node = self.nodes[node_id] = boot(self.ca, node_id, node_identity=identity)
         service = self.services[node_id] = NodeService(
             identity=node.identity,
             nsm=EmulatedNsm(self.ca, RELEASED),
             store=store,
             peers=peer_verifier(self.ca),
+            cluster_size=len(self.node_ids),
             clock=lambda: self.clock(),  # noqa: PLW0108 -- late bound: tests move self.clock
         )
+        if witness:
+            await self.witness(node_id)
         return service
+
+    async def witness(self, node_id: str) -> Reply:
+        """Relay every peer's witness report on ``node_id`` to it (what a coordinator does when
+        a node answers ``unwitnessed``); its answer."""
+        document = self.nodes[node_id].document()
+        envelopes = {}
+        for peer in self.node_ids:
+            if peer != node_id:
+                reply = await self.services[peer].answer(WitnessQuery(node_id, document))
+                if isinstance(reply, WitnessEnvelope):
+                    envelopes[peer] = reply.envelope
+        documents = {peer: self.nodes[peer].document() for peer in envelopes}
+        return await self.services[node_id].answer(WitnessCheck(documents, envelopes))
+
+    async def record_witnesses(self) -> None:
+        """Relay every node's signed state statement to every other node."""
+        statements = {}
+        for node_id, service in self.services.items():
+            reply = await service.dispatch(StateQuery())
+            assert isinstance(reply, SignedState)
+            statements[node_id] = reply.statement
+        for witness in self.node_ids:
+            others = [n for n in self.node_ids if n != witness]
+            request = WitnessRecord(
+                {n: self.nodes[n].document() for n in others}, {n: statements[n] for n in others}
+            )
+            assert isinstance(await self.services[witness].dispatch(request), WitnessRecorded)
 
     def documents(self, node_ids: Sequence[str] | None = None) -> dict[str, bytes]:
         """A fresh document of each node (all of them unless named), binding its box key."""

@@ -321,7 +321,11 @@ def test_a_hello_the_nsm_cannot_answer_is_refused_not_unretrieved(
     retrieved."""
     node = cluster.nodes[NODE]
     broken = NodeService(
-        identity=node.identity, nsm=DeadNsm(), store=cluster.stores[NODE], peers=peer_verifier(ca)
+        identity=node.identity,
+        nsm=DeadNsm(),
+        store=cluster.stores[NODE],
+        peers=peer_verifier(ca),
+        cluster_size=len(cluster.node_ids),
     )
 
     async def run() -> None:

@@ -36,12 +36,12 @@ def peers(ca: EmulatedCa, *, max_age: float = 300, skew: float = 0) -> PeerVerif
 
 
 def test_binding_codec_is_strict() -> None:
-    binding = ChannelBinding("node-1", b"h" * 32, b"b" * 32)
+    binding = ChannelBinding("node-1", b"h" * 32, b"b" * 32, b"i" * 32)
     assert ChannelBinding.decode(binding.encode()) == binding
     with pytest.raises(MalformedMessageError, match="binds no channel"):
         ChannelBinding.decode(None)
     with pytest.raises(MalformedMessageError, match="32 bytes"):
-        ChannelBinding("node-1", b"h" * 31, b"b" * 32)
+        ChannelBinding("node-1", b"h" * 31, b"b" * 32, b"i" * 32)
     with pytest.raises(MalformedMessageError, match="trailing"):
         ChannelBinding.decode(binding.encode() + b"\x00")
 

@@ -21,6 +21,7 @@ from attestation.emulated_ca import EmulatedCa
 from attestation.nsm.emulated import EmulatedNsm
 from attestation.roots import TrustedRoots
 from attestation.verifier import AttestationVerifier
+from enclave.node_state import STATE_BLOB, NodeIdentity
 from enclave.sealing import SealedStore, Sealer
 from enclave.secretbytes import SecretBytes
 from enclave.service.binding import PeerVerifier
@@ -104,13 +105,21 @@ class InProcessCluster:
     async def _boot(self, node_id: str) -> NodeService:
         store = SealedStore(Sealer(self.data_keys[node_id], node_id), self.hosts[node_id])
         await store.load()
+        # as the enclave's boot does: the sealed identity, or a new one on a (seemingly) first boot
+        sealed = await store.get(STATE_BLOB)
+        if sealed is None:
+            identity = NodeIdentity.generate()
+            await store.put(STATE_BLOB, identity.encode())
+        else:
+            identity = NodeIdentity.decode(sealed)
         return NodeService(
-            identity=ServiceIdentity.generate(node_id, dt.datetime.now(dt.UTC)),
+            identity=ServiceIdentity.generate(node_id, dt.datetime.now(dt.UTC), identity),
             nsm=EmulatedNsm(self.ca, RELEASED),
             store=store,
             peers=PeerVerifier(
                 self.verifier, RELEASED, dt.timedelta(minutes=5), lambda: dt.datetime.now(dt.UTC)
             ),
+            cluster_size=len(self.hosts),
         )
 
     async def restart(self, node_id: str) -> None:

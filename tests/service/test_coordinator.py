@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from inprocess import InProcessCluster
 
 from enclave.sealing import MANIFEST_NAME
+from enclave.service.witness import WitnessState
 from keyshard.client.approvals import public_key_bytes, sign_approval
 from keyshard.client.coordinator import Coordinator
 from keyshard.client.errors import (
@@ -423,3 +424,25 @@ def test_a_holder_whose_sealed_blob_is_gone_does_not_stop_the_others(
 
     key = drive(cluster, work)
     assert key.missing == ("node-3",)  # type: ignore[attr-defined]
+
+
+def test_a_node_handed_an_older_snapshot_is_named_and_skipped(cluster: InProcessCluster) -> None:
+    """Issue 9 item 5 (the node's part): the parent hands node-2 an older, consistent snapshot
+    of its whole sealed state. node-2 used to boot and serve from it; now the coordinator shows
+    it its peers' witness reports, it refuses every key, and the client names it."""
+    drive(cluster, lambda c: c.create_key("a", threshold=1))
+    snapshot = dict(cluster.hosts["node-2"].blobs)
+    drive(cluster, lambda c: c.create_key("b", threshold=1))  # witnessed by node-1 and node-3
+    cluster.hosts["node-2"].blobs = snapshot
+
+    async def work(c: Coordinator) -> object:
+        await cluster.restart("node-2")
+        key = await c.describe_key("a")
+        await c.sign("a", b"still signs")
+        return key
+
+    key = drive(cluster, work)
+    assert key.missing == ("node-2",)  # type: ignore[attr-defined]
+    gate = cluster.services["node-2"].witness_gate
+    assert gate.state is WitnessState.ROLLED_BACK
+    assert "rolled back" in gate.reason

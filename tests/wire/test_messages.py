@@ -51,6 +51,14 @@ from wire.messages import (
     Reply,
     Request,
     SignatureShares,
+    SignedState,
+    StateQuery,
+    WitnessCheck,
+    WitnessEnvelope,
+    WitnessQuery,
+    WitnessRecord,
+    WitnessRecorded,
+    WitnessVerdict,
     decode_reply,
     decode_request,
     encode,
@@ -86,6 +94,10 @@ REQUEST_SAMPLES: list[Request] = [
         ((b"approval",), ()),
         "m/0/7",
     ),
+    StateQuery(),
+    WitnessRecord({"node-2": b"d2"}, {"node-2": b"statement"}),
+    WitnessQuery("node-3", b"d3"),
+    WitnessCheck({"node-1": b"d1", "node-2": b"d2"}, {"node-1": b"e1", "node-2": b"e2"}),
 ]
 REPLY_SAMPLES: list[Reply] = [
     HelloReply(b"document"),
@@ -98,6 +110,10 @@ REPLY_SAMPLES: list[Reply] = [
     SignatureShares((b"s1", b"s2")),
     Partial(b"partial"),
     Presigned((b"p" * 32, b"q" * 32), (b"\x02" + b"r" * 32, b"\x03" + b"r" * 32)),
+    SignedState(b"statement"),
+    WitnessRecorded(("node-2",)),
+    WitnessEnvelope(b"envelope"),
+    WitnessVerdict("witnessed", 1, 1),
     ErrorReply(ErrorCode.KEY_EXISTS, "key 'payroll' already exists"),
 ]
 
@@ -425,6 +441,21 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
         _ecdsa_sign,
         st.lists(st.tuples(b32, st.binary(max_size=40), b32, approvals), min_size=1, max_size=4),
         st.text(max_size=30),
+    ),
+    StateQuery: st.just(StateQuery()),
+    SignedState: st.builds(SignedState, st.binary(min_size=1, max_size=200)),
+    WitnessRecord: participants.map(
+        lambda p: WitnessRecord(p, {n: b"s" + d for n, d in p.items()})
+    ),
+    WitnessRecorded: st.builds(WitnessRecorded, st.lists(node_ids, max_size=6).map(tuple)),
+    WitnessQuery: st.builds(WitnessQuery, node_ids, st.binary(min_size=1, max_size=64)),
+    WitnessEnvelope: st.builds(WitnessEnvelope, st.binary(min_size=1, max_size=200)),
+    WitnessCheck: participants.map(lambda p: WitnessCheck(p, {n: b"e" + d for n, d in p.items()})),
+    WitnessVerdict: st.builds(
+        WitnessVerdict,
+        st.sampled_from(["pending", "witnessed"]),
+        st.integers(0, 16),
+        st.integers(0, 16),
     ),
     ErrorReply: st.builds(ErrorReply, st.sampled_from(ErrorCode), st.text(max_size=60)),
 }

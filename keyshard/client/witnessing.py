@@ -1,0 +1,147 @@
+"""The client's part in the nodes' state witnesses: relaying statements and reports.
+
+Nodes keep records of each other's sealed-state epochs so that a node whose parent hands it
+older (or no) state refuses to serve keys (:mod:`enclave.service.witness` explains the protocol
+and its quorum). The enclaves never talk to each other directly; the client relays, as it does
+for key creation, and cannot forge anything it relays: statements are signed by the nodes'
+identity keys and reports are sealed between enclaves.
+
+* :meth:`WitnessRelay.record` — after a change of sealed state (a key created): each node's
+  signed statement goes to every other reachable node.
+* :meth:`WitnessRelay.check` — when a node answers ``unwitnessed`` (it booted since it was last
+  shown its peers' reports): the reachable peers' reports on it go to it. A node that peers saw
+  at newer state answers ``rolled_back``, which reaches the caller as a
+  :class:`~keyshard.client.errors.RemoteError` naming the node and the epochs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
+
+from keyshard.client.errors import ChannelError, RemoteError, UnavailableError
+from wire.messages import (
+    Reply,
+    Request,
+    SignedState,
+    StateQuery,
+    WitnessCheck,
+    WitnessEnvelope,
+    WitnessQuery,
+    WitnessRecord,
+    WitnessRecorded,
+    WitnessVerdict,
+)
+
+__all__ = ["WitnessRelay"]
+
+_R = TypeVar("_R", bound=Reply)
+
+
+class _Documented(Protocol):
+    @property
+    def document(self) -> bytes: ...
+
+
+class _Call(Protocol):
+    def __call__(self, node_id: str, request: Request, expected: type[_R]) -> Awaitable[_R]: ...
+
+
+class WitnessRelay:
+    """Relays witness statements and reports among ``node_ids`` through the coordinator's
+    ``call`` (one request to one node) and ``link`` (a node's channel, for its document)."""
+
+    def __init__(
+        self,
+        node_ids: Sequence[str],
+        call: _Call,
+        link: Callable[[str], Awaitable[_Documented]],
+    ) -> None:
+        self._node_ids = list(node_ids)
+        self._call = call
+        self._link = link
+        self._checking: dict[str, asyncio.Lock] = {}
+
+    async def _documents(self, node_ids: Sequence[str]) -> dict[str, bytes]:
+        """The current documents of the nodes a channel opens to (the others are skipped)."""
+        results = await asyncio.gather(*(self._link(i) for i in node_ids), return_exceptions=True)
+        documents = {}
+        for node_id, result in zip(node_ids, results, strict=True):
+            if isinstance(result, ChannelError):
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            documents[node_id] = result.document
+        return documents
+
+    async def check(self, node_id: str) -> None:
+        """Show ``node_id`` its reachable peers' reports until it serves (one run at a time per
+        node). Raises :class:`UnavailableError` when too few peers answer, and the node's
+        :class:`RemoteError` (``rolled_back``) when peers witnessed newer state."""
+        async with self._checking.setdefault(node_id, asyncio.Lock()):
+            document = (await self._link(node_id)).document
+            peers = await self._documents([i for i in self._node_ids if i != node_id])
+            query = WitnessQuery(node_id, document)
+            results = await asyncio.gather(
+                *(self._call(p, query, WitnessEnvelope) for p in peers), return_exceptions=True
+            )
+            envelopes = {}
+            for peer, result in zip(peers, results, strict=True):
+                if isinstance(result, ChannelError | RemoteError):
+                    continue  # that peer cannot vouch now; the quorum decides
+                if isinstance(result, BaseException):
+                    raise result
+                envelopes[peer] = result.envelope
+            if not envelopes:
+                raise UnavailableError(
+                    f"{node_id} must be shown its peers' witness reports, and no peer answered",
+                    have=0,
+                    need=1,
+                )
+            documents = {p: peers[p] for p in envelopes}
+            verdict = await self._call(node_id, WitnessCheck(documents, envelopes), WitnessVerdict)
+            if verdict.state != "witnessed":
+                raise UnavailableError(
+                    f"{node_id} has {verdict.counted} of the {verdict.needed} peer witness "
+                    "reports it needs before it serves; too few peers are reachable",
+                    have=verdict.counted,
+                    need=verdict.needed,
+                )
+
+    async def record(self, node_ids: Sequence[str]) -> int:
+        """Hand each node's signed state statement to every other reachable node; the number
+        of (node, witness) records that are now held (best effort: an unreachable witness is
+        skipped, and the state it missed is protected by the others)."""
+        documents = await self._documents(list(node_ids))
+        results = await asyncio.gather(
+            *(self._call(i, StateQuery(), SignedState) for i in documents), return_exceptions=True
+        )
+        statements = {}
+        for node_id, result in zip(documents, results, strict=True):
+            if isinstance(result, BaseException):
+                if isinstance(result, ChannelError | RemoteError):
+                    continue
+                raise result
+            statements[node_id] = result.statement
+        witnesses = await self._documents(self._node_ids)
+        requests = {
+            w: WitnessRecord(
+                {n: documents[n] for n in statements if n != w},
+                {n: s for n, s in statements.items() if n != w},
+            )
+            for w in witnesses
+            if set(statements) - {w}
+        }
+        answers = await asyncio.gather(
+            *(self._call(w, r, WitnessRecorded) for w, r in requests.items()),
+            return_exceptions=True,
+        )
+        held = 0
+        for request, answer in zip(requests.values(), answers, strict=True):
+            if isinstance(answer, BaseException):
+                if isinstance(answer, ChannelError | RemoteError):
+                    continue
+                raise answer
+            held += len(request.statements)
+        return held
