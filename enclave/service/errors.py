@@ -14,6 +14,10 @@
     ├── KeyExistsError              a key of that name already exists (name)
     ├── UnknownKeyError             no key of that name on this node (name)
     ├── KeyPendingError             the key is created but not yet committed by every participant
+    ├── KeyDisabledError            the key is disabled (name)
+    ├── KeyPendingDeletionError     the key is scheduled for deletion (name, delete_at)
+    ├── KeyStateError               the key's state does not allow the change asked (name, state)
+    ├── EpochMismatchError          a lifecycle request names another epoch than this node's
     └── ApprovalError               the key's approval policy refuses the request (rule)
         ├── ApprovalMismatchError   approval ``index`` is for another key/operation/message (field)
         ├── ApprovalUnlistedError   approval ``index`` is by a key the policy does not list
@@ -39,8 +43,12 @@ __all__ = [
     "ApprovalUnlistedError",
     "BusyError",
     "EnvelopeError",
+    "EpochMismatchError",
+    "KeyDisabledError",
     "KeyExistsError",
+    "KeyPendingDeletionError",
     "KeyPendingError",
+    "KeyStateError",
     "MalformedMessageError",
     "NonceUnknownError",
     "PeerRefusedError",
@@ -119,6 +127,49 @@ class KeyPendingError(ServiceError):
     def __init__(self, name: str) -> None:
         super().__init__(f"key {name!r} is pending: not every participant has confirmed it")
         self.name = name
+
+
+class KeyDisabledError(ServiceError):
+    """The key is disabled: it describes itself, but signs and decrypts nothing until enabled."""
+
+    code = ErrorCode.KEY_DISABLED
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"key {name!r} is disabled")
+        self.name = name
+
+
+class KeyPendingDeletionError(ServiceError):
+    """The key is scheduled for deletion at ``delete_at`` (UTC seconds) and serves nothing."""
+
+    code = ErrorCode.KEY_PENDING_DELETION
+
+    def __init__(self, name: str, delete_at: int) -> None:
+        super().__init__(
+            f"key {name!r} is pending deletion (erased at {delete_at} UTC seconds): "
+            "cancel the deletion to use it"
+        )
+        self.name, self.delete_at = name, delete_at
+
+
+class KeyStateError(ServiceError):
+    """The key's state forbids the change asked (AWS KMS's KMSInvalidStateException)."""
+
+    code = ErrorCode.KEY_STATE
+
+    def __init__(self, name: str, state: str, action: str) -> None:
+        super().__init__(f"key {name!r} is {state}: cannot {action.replace('_', ' ')}")
+        self.name, self.state, self.action = name, state, action
+
+
+class EpochMismatchError(ServiceError):
+    """A lifecycle request names an epoch this node's key is not at."""
+
+    code = ErrorCode.EPOCH_MISMATCH
+
+    def __init__(self, name: str, have: int, given: int) -> None:
+        super().__init__(f"key {name!r} is at epoch {have} on this node, not {given}")
+        self.name, self.have, self.given = name, have, given
 
 
 class ApprovalError(ServiceError):

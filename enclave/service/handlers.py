@@ -28,6 +28,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -48,21 +49,30 @@ from enclave.mpc.suites import KeySuite, Scheme, key_suite
 from enclave.service.binding import PeerVerifier
 from enclave.service.dkg import KeyCreation
 from enclave.service.errors import (
+    EpochMismatchError,
     KeyExistsError,
+    KeyStateError,
     PeerRefusedError,
     ServiceError,
     SessionError,
     UnexpectedMessageError,
+    UnknownKeyError,
     UnsupportedError,
     WrongSchemeError,
 )
 from enclave.service.identity import ServiceIdentity
-from enclave.service.keystore import KeyStore, SealedBlobs, StoredKey
+from enclave.service.keystore import KeyState, KeyStore, SealedBlobs, StoredKey
 from enclave.service.nonces import NONCE_CHUNK, FrostNonces
 from enclave.service.policy import SpentApprovals, check_approvals
 from enclave.service.presigning import Presigning
 from enclave.service.sessions import KeyCreations, PresignaturePools, PresigningRuns
-from wire.approvals import ApprovalPolicy, Operation, decryption_digest, message_digest
+from wire.approvals import (
+    ApprovalPolicy,
+    Operation,
+    decryption_digest,
+    lifecycle_digest,
+    message_digest,
+)
 from wire.errors import ErrorCode, WireError
 from wire.messages import (
     DecryptPartial,
@@ -81,6 +91,8 @@ from wire.messages import (
     KeyInfoReply,
     KeyList,
     KeyListReply,
+    KeySetState,
+    KeyStateReply,
     NonceCommit,
     NonceCommitments,
     Partial,
@@ -144,7 +156,7 @@ class NodeService:
         self.identity = identity
         self._node_id = identity.node_id
         self._nsm = NsmClient(nsm)
-        self._keys = KeyStore(store)
+        self._keys = KeyStore(store, clock)
         self._peers = peers
         self._rng = OsRandom()
         self._clock = clock
@@ -185,6 +197,7 @@ class NodeService:
             KeyCommit: self._key_commit,
             KeyInfo: self._key_info,
             KeyList: self._key_list,
+            KeySetState: self._key_set_state,
             NonceCommit: self._nonce_commit,
             FrostSign: self._frost_sign,
             DecryptPartial: self._decrypt_partial,
@@ -208,14 +221,23 @@ class NodeService:
             b"" if key.policy is None else key.policy.encode(),
             key.nodes,
             key.epoch,
+            key.state.value,
+            key.delete_at,
         )
 
     async def _key_list(self, request: KeyList) -> Reply:
+        for name in await self._keys.sweep():  # keys whose deletion date came: erased first
+            self._forget_secrets(name)
         return KeyListReply(tuple(await self._keys.names()))
 
     async def _key(self, name: str, scheme: Scheme) -> StoredKey:
-        """The committed key ``name`` if it serves ``scheme`` (a pending key serves nothing)."""
-        key = await self._keys.active(name)
+        """The committed, enabled key ``name`` if it serves ``scheme`` (a pending, disabled or
+        pending-deletion key serves nothing)."""
+        try:
+            key = await self._keys.usable(name)
+        except UnknownKeyError:
+            self._forget_secrets(name)  # erased when its deletion came due, or never here
+            raise
         if key.suite.scheme is not scheme:
             raise WrongSchemeError(f"key {name!r} is a {key.suite.name} key: no {scheme.value}")
         return key
@@ -248,8 +270,53 @@ class NodeService:
             digest=digest,
             now=now,
         )
-        if operation is Operation.DECRYPT:
+        if operation in (Operation.DECRYPT, Operation.DELETE):
             self._spent_approvals.spend(accepted, now)
+
+    def _forget_secrets(self, name: str) -> None:
+        """Destroy every preprocessed nonce, presignature and presigning run of ``name``."""
+        self._nonces.forget(name)
+        self._pools.forget(name)
+        self._presigning.forget(name)
+
+    # -- key state ------------------------------------------------------------------------
+
+    async def _key_set_state(self, request: KeySetState) -> Reply:
+        """Enable, disable, schedule or cancel the deletion of a committed key (AWS KMS's
+        rules): a key pending deletion can only have its deletion cancelled, which leaves it
+        disabled; scheduling needs the policy's delete quorum, approvals spent on this node.
+        Scheduling a key already pending and cancelling where nothing is pending change nothing
+        (so a coordinator may send the change again to the nodes it did not reach)."""
+        name = request.key_name
+        key = await self._keys.active(name)
+        if request.epoch != key.epoch:
+            raise EpochMismatchError(name, key.epoch, request.epoch)
+        state, delete_at = key.state, key.delete_at
+        action = request.action
+        pending = state is KeyState.PENDING_DELETION
+        if action in ("enable", "disable"):
+            if pending:
+                raise KeyStateError(name, state.value, action)
+            state = KeyState.ENABLED if action == "enable" else KeyState.DISABLED
+        elif action == "schedule_deletion":
+            if not pending:  # already pending: unchanged (a coordinator's retry spends nothing)
+                digest = lifecycle_digest(
+                    Operation.DELETE, key.epoch, request.days.to_bytes(2, "big")
+                )
+                self._approve(name, key, Operation.DELETE, digest, request.approvals)
+                now = int(self._clock())
+                state, delete_at = KeyState.PENDING_DELETION, now + request.days * 86400
+        elif pending:  # cancel_deletion: as AWS KMS, the key comes back disabled
+            state, delete_at = KeyState.DISABLED, 0
+        if (state, delete_at) != (key.state, key.delete_at):
+            await self._keys.replace(name, replace(key, state=state, delete_at=delete_at))
+            if state is not KeyState.ENABLED:
+                self._forget_secrets(name)  # nothing prepared survives a key taken out of use
+            log.info(
+                "key state changed",
+                extra={"fields": {"event": "key_state", "key": name, "state": state.value}},
+            )
+        return KeyStateReply(state.value, delete_at, key.epoch)
 
     # -- key creation -------------------------------------------------------------------
 
