@@ -108,6 +108,8 @@ __all__ = ["ANONYMOUS", "NodeService", "OsRandom", "error_reply"]
 
 #: The client id of requests that reach the service without a TLS identity (in-process tests).
 ANONYMOUS = b""
+#: How often a node looks for keys whose scheduled deletion is due.
+SWEEP_SECONDS = 600.0
 
 log = logging.getLogger("enclave.service")
 
@@ -165,6 +167,28 @@ class NodeService:
         self._presigning = PresigningRuns()
         self._pools = PresignaturePools()
         self._spent_approvals = SpentApprovals()  # decrypt approvals are single use
+
+    async def sweep_deletions(self) -> list[str]:
+        """Erase every key whose scheduled deletion is due (each request that names such a key
+        erases it too); the names erased."""
+        erased = await self._keys.sweep()
+        for name in erased:
+            self._forget_secrets(name)
+            log.info("key erased", extra={"fields": {"event": "key_erased", "key": name}})
+        return erased
+
+    async def sweep_forever(self, interval: float = SWEEP_SECONDS) -> None:
+        """:meth:`sweep_deletions` every ``interval`` seconds for the life of the boot (a due
+        key is erased within the interval even if nobody asks for it)."""
+        while True:
+            try:
+                await self.sweep_deletions()
+            except (ServiceError, MpcError, EnclaveError, OSError) as error:
+                log.warning(
+                    "deletion sweep failed",
+                    extra={"fields": {"event": "sweep_failed", "error": type(error).__name__}},
+                )
+            await asyncio.sleep(interval)
 
     async def hello(self, request: Hello) -> HelloReply:
         """A fresh NSM document echoing the nonce and binding this boot's TLS and box keys."""
@@ -226,8 +250,7 @@ class NodeService:
         )
 
     async def _key_list(self, request: KeyList) -> Reply:
-        for name in await self._keys.sweep():  # keys whose deletion date came: erased first
-            self._forget_secrets(name)
+        await self.sweep_deletions()  # keys whose deletion date came: erased first
         return KeyListReply(tuple(await self._keys.names()))
 
     async def _key(self, name: str, scheme: Scheme) -> StoredKey:
