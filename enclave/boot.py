@@ -115,6 +115,7 @@ class EnclaveRuntime:
         self._tunnel: KmsTunnel | None = None
         self._service_server: asyncio.AbstractServer | None = None
         self._service_listener: ServiceListener | None = None
+        self._sweeper: asyncio.Task[None] | None = None  # erases keys whose deletion is due
         self.store: SealedStore | None = None
 
     # -- status ---------------------------------------------------------------------------
@@ -148,6 +149,9 @@ class EnclaveRuntime:
             server.close()
             await status.close()
             await server.wait_closed()
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+                await asyncio.gather(self._sweeper, return_exceptions=True)
             if self._service_listener is not None:
                 await self._service_listener.close()
             if self._service_server is not None:
@@ -269,6 +273,7 @@ class EnclaveRuntime:
         self._service_server = await self._seams.transport.listen_protocol(
             VsockAddress(ANY_CID, SERVICE_PORT), self._service_listener.protocol
         )
+        self._sweeper = asyncio.get_running_loop().create_task(service.sweep_forever())
         log.info(
             "service listening", extra={"fields": {"event": "listening", "port": SERVICE_PORT}}
         )

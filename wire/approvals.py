@@ -8,7 +8,17 @@ SHA-256 digest of what is approved, ``not_after`` in UTC seconds). What is appro
 
 * sign: ``SHA-256(message)`` (:func:`message_digest`) — the exact bytes the signing package signs;
 * decrypt: ``SHA-256(lp("keyshard/decrypt/v1") || lp(ciphertext) || lp(context))``
-  (:func:`decryption_digest`), ``context`` being the associated data the client will use.
+  (:func:`decryption_digest`), ``context`` being the associated data the client will use;
+* a lifecycle operation (refresh, reshare, backup, restore, delete):
+  ``SHA-256(lp("keyshard/lifecycle/v1") || lp(operation) || lp(epoch) || lp(detail))``
+  (:func:`lifecycle_digest`): the key's current epoch, so an approval is spent by the change it
+  approves, and the operation's parameters (delete: the waiting days).
+
+Which operations need the quorum: those the policy lists, and always reshare, backup, restore and
+delete (:data:`GUARDED_OPERATIONS`) — they move or destroy the key, so a key with a policy never
+does them on a client's word alone, whatever the policy lists (policies sealed before these
+operations existed included). Refresh is free unless listed: it changes no one's power over the
+key.
 
 Approver keys must be canonical encodings of points of prime order (libsodium's
 ``crypto_core_ed25519_is_valid_point``): with a small-order key listed (one of the eight points of
@@ -43,6 +53,7 @@ from wire.hashing import lp_join
 __all__ = [
     "CLOCK_SKEW",
     "DEFAULT_APPROVAL_LIFETIME",
+    "GUARDED_OPERATIONS",
     "MAX_APPROVAL_LIFETIME",
     "MAX_APPROVERS",
     "Approval",
@@ -50,6 +61,7 @@ __all__ = [
     "Operation",
     "approval_statement",
     "decryption_digest",
+    "lifecycle_digest",
     "message_digest",
 ]
 
@@ -67,11 +79,23 @@ MAX_APPROVAL_LIFETIME = 30 * 24 * 3600
 _MAX_TIME = 2**40
 _STATEMENT_DOMAIN = b"keyshard/approval/v1"
 _DECRYPT_DOMAIN = b"keyshard/decrypt/v1"
+_LIFECYCLE_DOMAIN = b"keyshard/lifecycle/v1"
 
 
 class Operation(enum.Enum):
     SIGN = "sign"
     DECRYPT = "decrypt"
+    REFRESH = "refresh"
+    RESHARE = "reshare"
+    BACKUP = "backup"
+    RESTORE = "restore"
+    DELETE = "delete"
+
+
+#: Operations every policy requires its quorum for, listed or not.
+GUARDED_OPERATIONS = frozenset(
+    {Operation.RESHARE, Operation.BACKUP, Operation.RESTORE, Operation.DELETE}
+)
 
 
 def _public_key(field: str, value: object) -> bytes:
@@ -128,7 +152,8 @@ class ApprovalPolicy:
         return self.max_approval_lifetime
 
     def requires(self, operation: Operation) -> bool:
-        return operation in self.operations
+        """Listed operations, and always :data:`GUARDED_OPERATIONS`."""
+        return operation in self.operations or operation in GUARDED_OPERATIONS
 
     def encode(self) -> bytes:
         """The canonical encoding (what the DKG binds and what is sealed): version 1 without a
@@ -186,6 +211,19 @@ def message_digest(message: bytes) -> bytes:
 
 def decryption_digest(ciphertext: bytes, context: bytes) -> bytes:
     return hashlib.sha256(lp_join((_DECRYPT_DOMAIN, ciphertext, context))).digest()
+
+
+def lifecycle_digest(operation: Operation, epoch: int, detail: bytes = b"") -> bytes:
+    """What an approval of a lifecycle operation names: the operation, the key's epoch when it
+    is asked (a refresh or reshare moves the key on, so the approval is not good twice), and the
+    operation's parameters (``detail``; delete: the waiting days as 2 bytes)."""
+    if operation in (Operation.SIGN, Operation.DECRYPT):
+        raise ValueError("sign and decrypt approvals name a message or a ciphertext")
+    if not 0 <= epoch < 2**32:
+        raise ValueError("epoch out of range")
+    return hashlib.sha256(
+        lp_join((_LIFECYCLE_DOMAIN, operation.value.encode(), epoch.to_bytes(4, "big"), detail))
+    ).digest()
 
 
 def approval_statement(

@@ -44,6 +44,12 @@ class ErrorCode(enum.Enum):
     ROLLED_BACK = "rolled_back"  # peers witnessed newer sealed state: this node serves no key
     BUSY = "busy"  # a bound was reached (sessions, in-flight requests); retry later
     INTERNAL = "internal"  # an unexpected failure inside the node (its type only)
+    KEY_DISABLED = "key_disabled"  # the key is disabled: enable it to use it again
+    KEY_PENDING_DELETION = "key_pending_deletion"  # scheduled for deletion: cancel to use it
+    KEY_STATE = (
+        "key_state"  # the key's state forbids the change (e.g. enable while pending deletion)
+    )
+    EPOCH_MISMATCH = "epoch_mismatch"  # the request names another epoch than the node's
 
     @property
     def retryable(self) -> bool:

@@ -35,12 +35,17 @@ from wire.errors import ErrorCode, MalformedMessageError
 from wire.hashing import lp_join
 
 __all__ = [
+    "DEFAULT_DELETION_DAYS",
+    "KEY_ACTIONS",
+    "KEY_STATES",
     "MAX_BATCH",
+    "MAX_DELETION_DAYS",
     "MAX_FRAME",
     "MAX_NONCES",
     "MAX_PARTICIPANTS",
     "MAX_PATH",
     "MAX_PRESIGN_BATCH",
+    "MIN_DELETION_DAYS",
     "PROTOCOL_VERSION",
     "REPLIES",
     "SERVICE_PORT",
@@ -60,6 +65,8 @@ __all__ = [
     "KeyInfoReply",
     "KeyList",
     "KeyListReply",
+    "KeySetState",
+    "KeyStateReply",
     "Message",
     "NonceCommit",
     "NonceCommitments",
@@ -98,6 +105,14 @@ MAX_PRESIGN_BATCH = 32
 #: The longest BIP-32 path text.
 MAX_PATH = 256
 MAX_REQUEST_ID = 2**32 - 1
+#: A committed key's states, as ``key_info`` reports them.
+KEY_STATES = ("enabled", "disabled", "pending_deletion")
+#: What ``key_set_state`` asks of a key (AWS KMS's Enable/DisableKey, Schedule/CancelKeyDeletion).
+KEY_ACTIONS = ("enable", "disable", "schedule_deletion", "cancel_deletion")
+#: The waiting period of a scheduled deletion, in days (AWS KMS's bounds; default 30).
+MIN_DELETION_DAYS = 7
+MAX_DELETION_DAYS = 30
+DEFAULT_DELETION_DAYS = 30
 _DOCUMENT = 16 * 1024
 _MAX_KEYS_LISTED = 4096
 
@@ -150,6 +165,20 @@ def _outbox(message: Message, value: object) -> None:
         check_node_id(node_id, "outbox")
         check_bytes("outbox", envelope, 1)
     object.__setattr__(message, "outbox", MappingProxyType(dict(value)))
+
+
+def _state(state: object, delete_at: object) -> None:
+    if state not in KEY_STATES:
+        raise MalformedMessageError("state", f"must be one of {', '.join(KEY_STATES)}")
+    if type(delete_at) is not int or not 0 <= delete_at < 2**40:
+        raise MalformedMessageError("delete_at", "must be UTC seconds")
+    if (state == "pending_deletion") != (delete_at > 0):
+        raise MalformedMessageError("delete_at", "is set exactly when deletion is pending")
+
+
+def _epoch(value: object) -> None:
+    if type(value) is not int or not 0 <= value < 2**32:
+        raise MalformedMessageError("epoch", "must be a 32-bit counter")
 
 
 def _count(name: str, value: object, high: int) -> None:
@@ -318,8 +347,11 @@ class KeyInfoReply(Reply):
     policy: bytes
     nodes: tuple[str, ...]
     epoch: int
+    state: str = "enabled"  # enabled, disabled or pending_deletion (KEY_STATES)
+    delete_at: int = 0  # pending deletion: the node's UTC seconds it erases its share at
 
     def check(self) -> None:
+        _state(self.state, self.delete_at)
         check_suite_name(self.suite)
         _policy(self.policy)
         if type(self.identifier) is not int or not 1 <= self.identifier <= MAX_PARTICIPANTS:
@@ -350,6 +382,57 @@ class KeyListReply(Reply):
             raise MalformedMessageError("names", f"must list at most {_MAX_KEYS_LISTED} keys")
         for name in self.names:
             check_key_name(name, "names")
+
+
+# -- key state (enable, disable, scheduled deletion) ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeySetState(Request):
+    """Change a key's state on this node: ``action`` is one of :data:`KEY_ACTIONS`.
+
+    ``schedule_deletion`` takes ``days`` (:data:`MIN_DELETION_DAYS`..:data:`MAX_DELETION_DAYS`;
+    0 for every other action) and, for a key with a policy, approvals of operation ``delete``
+    over :func:`wire.approvals.lifecycle_digest` at ``epoch`` with the days as 2 bytes. The node
+    refuses an ``epoch`` it is not at (the approvals name it).
+    """
+
+    OP: ClassVar[str] = "key_set_state"
+    key_name: str
+    action: str
+    epoch: int
+    days: int = 0
+    approvals: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        if self.action not in KEY_ACTIONS:
+            raise MalformedMessageError("action", f"must be one of {', '.join(KEY_ACTIONS)}")
+        _epoch(self.epoch)
+        if self.action == "schedule_deletion":
+            if type(self.days) is not int or not (
+                MIN_DELETION_DAYS <= self.days <= MAX_DELETION_DAYS
+            ):
+                raise MalformedMessageError(
+                    "days", f"must be {MIN_DELETION_DAYS}..{MAX_DELETION_DAYS}"
+                )
+        elif self.days != 0:
+            raise MalformedMessageError("days", "only a scheduled deletion takes days")
+        _approvals(self.approvals)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStateReply(Reply):
+    """The key's state on this node after the change."""
+
+    OP: ClassVar[str] = "key_state"
+    state: str
+    delete_at: int
+    epoch: int
+
+    def check(self) -> None:
+        _state(self.state, self.delete_at)
+        _epoch(self.epoch)
 
 
 # -- FROST (RFC 9591 with preprocessed nonces) ----------------------------------------------
@@ -687,6 +770,7 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         KeyCommit: (KeyCommitted,),
         KeyInfo: (KeyInfoReply,),
         KeyList: (KeyListReply,),
+        KeySetState: (KeyStateReply,),
         NonceCommit: (NonceCommitments,),
         FrostSign: (SignatureShares,),
         DecryptPartial: (Partial,),

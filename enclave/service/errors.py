@@ -17,6 +17,10 @@
     ├── UnwitnessedError            booted, but not yet shown enough peer witness reports
     ├── RolledBackError             peers witnessed newer sealed state: no key is served (reason)
     ├── WitnessError                a state statement or witness report is refused (reason)
+    ├── KeyDisabledError            the key is disabled (name)
+    ├── KeyPendingDeletionError     the key is scheduled for deletion (name, delete_at)
+    ├── KeyStateError               the key's state does not allow the change asked (name, state)
+    ├── EpochMismatchError          a lifecycle request names another epoch than this node's
     └── ApprovalError               the key's approval policy refuses the request (rule)
         ├── ApprovalMismatchError   approval ``index`` is for another key/operation/message (field)
         ├── ApprovalUnlistedError   approval ``index`` is by a key the policy does not list
@@ -42,8 +46,12 @@ __all__ = [
     "ApprovalUnlistedError",
     "BusyError",
     "EnvelopeError",
+    "EpochMismatchError",
+    "KeyDisabledError",
     "KeyExistsError",
+    "KeyPendingDeletionError",
     "KeyPendingError",
+    "KeyStateError",
     "MalformedMessageError",
     "NonceUnknownError",
     "PeerRefusedError",
@@ -137,6 +145,49 @@ class RolledBackError(ServiceError):
 
 class WitnessError(ServiceError):
     code = ErrorCode.PROTOCOL
+
+
+class KeyDisabledError(ServiceError):
+    """The key is disabled: it describes itself, but signs and decrypts nothing until enabled."""
+
+    code = ErrorCode.KEY_DISABLED
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"key {name!r} is disabled")
+        self.name = name
+
+
+class KeyPendingDeletionError(ServiceError):
+    """The key is scheduled for deletion at ``delete_at`` (UTC seconds) and serves nothing."""
+
+    code = ErrorCode.KEY_PENDING_DELETION
+
+    def __init__(self, name: str, delete_at: int) -> None:
+        super().__init__(
+            f"key {name!r} is pending deletion (erased at {delete_at} UTC seconds): "
+            "cancel the deletion to use it"
+        )
+        self.name, self.delete_at = name, delete_at
+
+
+class KeyStateError(ServiceError):
+    """The key's state forbids the change asked (AWS KMS's KMSInvalidStateException)."""
+
+    code = ErrorCode.KEY_STATE
+
+    def __init__(self, name: str, state: str, action: str) -> None:
+        super().__init__(f"key {name!r} is {state}: cannot {action.replace('_', ' ')}")
+        self.name, self.state, self.action = name, state, action
+
+
+class EpochMismatchError(ServiceError):
+    """A lifecycle request names an epoch this node's key is not at."""
+
+    code = ErrorCode.EPOCH_MISMATCH
+
+    def __init__(self, name: str, have: int, given: int) -> None:
+        super().__init__(f"key {name!r} is at epoch {have} on this node, not {given}")
+        self.name, self.have, self.given = name, have, given
 
 
 class ApprovalError(ServiceError):

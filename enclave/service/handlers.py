@@ -28,6 +28,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -50,18 +51,21 @@ from enclave.service.dkg import KeyCreation
 from enclave.service.envelope import EnvelopeHeader, Envelopes
 from enclave.service.errors import (
     EnvelopeError,
+    EpochMismatchError,
     KeyExistsError,
+    KeyStateError,
     PeerRefusedError,
     RolledBackError,
     ServiceError,
     SessionError,
     UnexpectedMessageError,
+    UnknownKeyError,
     UnsupportedError,
     WitnessError,
     WrongSchemeError,
 )
 from enclave.service.identity import ServiceIdentity
-from enclave.service.keystore import KeyStore, SealedBlobs, StoredKey
+from enclave.service.keystore import KeyState, KeyStore, SealedBlobs, StoredKey
 from enclave.service.nonces import NONCE_CHUNK, FrostNonces
 from enclave.service.policy import SpentApprovals, check_approvals
 from enclave.service.presigning import Presigning
@@ -75,7 +79,13 @@ from enclave.service.witness import (
     decode_report,
     encode_report,
 )
-from wire.approvals import ApprovalPolicy, Operation, decryption_digest, message_digest
+from wire.approvals import (
+    ApprovalPolicy,
+    Operation,
+    decryption_digest,
+    lifecycle_digest,
+    message_digest,
+)
 from wire.binding import ChannelBinding
 from wire.errors import ErrorCode, MalformedMessageError, WireError
 from wire.messages import (
@@ -95,6 +105,8 @@ from wire.messages import (
     KeyInfoReply,
     KeyList,
     KeyListReply,
+    KeySetState,
+    KeyStateReply,
     NonceCommit,
     NonceCommitments,
     Partial,
@@ -122,6 +134,8 @@ ANONYMOUS = b""
 _WITNESS_REQUESTS = (StateQuery, WitnessRecord, WitnessQuery, WitnessCheck)
 #: The header of every witness report envelope (it is bound to one boot by the box keys).
 _REPORT = EnvelopeHeader(":witness", b"witness-report/v1", 0, "", "")
+#: How often a node looks for keys whose scheduled deletion is due.
+SWEEP_SECONDS = 600.0
 
 log = logging.getLogger("enclave.service")
 
@@ -172,7 +186,7 @@ class NodeService:
         self._node_id = identity.node_id
         self._nsm = NsmClient(nsm)
         self._store = store
-        self._keys = KeyStore(store)
+        self._keys = KeyStore(store, clock)
         # No key is served until peers have vouched that this sealed state is not older than
         # what they witnessed (enclave.service.witness).
         self.witness_gate = WitnessGate(
@@ -188,6 +202,28 @@ class NodeService:
         self._presigning = PresigningRuns()
         self._pools = PresignaturePools()
         self._spent_approvals = SpentApprovals()  # decrypt approvals are single use
+
+    async def sweep_deletions(self) -> list[str]:
+        """Erase every key whose scheduled deletion is due (each request that names such a key
+        erases it too); the names erased."""
+        erased = await self._keys.sweep()
+        for name in erased:
+            self._forget_secrets(name)
+            log.info("key erased", extra={"fields": {"event": "key_erased", "key": name}})
+        return erased
+
+    async def sweep_forever(self, interval: float = SWEEP_SECONDS) -> None:
+        """:meth:`sweep_deletions` every ``interval`` seconds for the life of the boot (a due
+        key is erased within the interval even if nobody asks for it)."""
+        while True:
+            try:
+                await self.sweep_deletions()
+            except (ServiceError, MpcError, EnclaveError, OSError) as error:
+                log.warning(
+                    "deletion sweep failed",
+                    extra={"fields": {"event": "sweep_failed", "error": type(error).__name__}},
+                )
+            await asyncio.sleep(interval)
 
     async def hello(self, request: Hello) -> HelloReply:
         """A fresh NSM document echoing the nonce and binding this boot's TLS and box keys."""
@@ -220,6 +256,7 @@ class NodeService:
             KeyCommit: self._key_commit,
             KeyInfo: self._key_info,
             KeyList: self._key_list,
+            KeySetState: self._key_set_state,
             NonceCommit: self._nonce_commit,
             FrostSign: self._frost_sign,
             DecryptPartial: self._decrypt_partial,
@@ -253,14 +290,22 @@ class NodeService:
             b"" if key.policy is None else key.policy.encode(),
             key.nodes,
             key.epoch,
+            key.state.value,
+            key.delete_at,
         )
 
     async def _key_list(self, request: KeyList) -> Reply:
+        await self.sweep_deletions()  # keys whose deletion date came: erased first
         return KeyListReply(tuple(await self._keys.names()))
 
     async def _key(self, name: str, scheme: Scheme) -> StoredKey:
-        """The committed key ``name`` if it serves ``scheme`` (a pending key serves nothing)."""
-        key = await self._keys.active(name)
+        """The committed, enabled key ``name`` if it serves ``scheme`` (a pending, disabled or
+        pending-deletion key serves nothing)."""
+        try:
+            key = await self._keys.usable(name)
+        except UnknownKeyError:
+            self._forget_secrets(name)  # erased when its deletion came due, or never here
+            raise
         if key.suite.scheme is not scheme:
             raise WrongSchemeError(f"key {name!r} is a {key.suite.name} key: no {scheme.value}")
         return key
@@ -293,8 +338,53 @@ class NodeService:
             digest=digest,
             now=now,
         )
-        if operation is Operation.DECRYPT:
+        if operation in (Operation.DECRYPT, Operation.DELETE):
             self._spent_approvals.spend(accepted, now)
+
+    def _forget_secrets(self, name: str) -> None:
+        """Destroy every preprocessed nonce, presignature and presigning run of ``name``."""
+        self._nonces.forget(name)
+        self._pools.forget(name)
+        self._presigning.forget(name)
+
+    # -- key state ------------------------------------------------------------------------
+
+    async def _key_set_state(self, request: KeySetState) -> Reply:
+        """Enable, disable, schedule or cancel the deletion of a committed key (AWS KMS's
+        rules): a key pending deletion can only have its deletion cancelled, which leaves it
+        disabled; scheduling needs the policy's delete quorum, approvals spent on this node.
+        Scheduling a key already pending and cancelling where nothing is pending change nothing
+        (so a coordinator may send the change again to the nodes it did not reach)."""
+        name = request.key_name
+        key = await self._keys.active(name)
+        if request.epoch != key.epoch:
+            raise EpochMismatchError(name, key.epoch, request.epoch)
+        state, delete_at = key.state, key.delete_at
+        action = request.action
+        pending = state is KeyState.PENDING_DELETION
+        if action in ("enable", "disable"):
+            if pending:
+                raise KeyStateError(name, state.value, action)
+            state = KeyState.ENABLED if action == "enable" else KeyState.DISABLED
+        elif action == "schedule_deletion":
+            if not pending:  # already pending: unchanged (a coordinator's retry spends nothing)
+                digest = lifecycle_digest(
+                    Operation.DELETE, key.epoch, request.days.to_bytes(2, "big")
+                )
+                self._approve(name, key, Operation.DELETE, digest, request.approvals)
+                now = int(self._clock())
+                state, delete_at = KeyState.PENDING_DELETION, now + request.days * 86400
+        elif pending:  # cancel_deletion: as AWS KMS, the key comes back disabled
+            state, delete_at = KeyState.DISABLED, 0
+        if (state, delete_at) != (key.state, key.delete_at):
+            await self._keys.replace(name, replace(key, state=state, delete_at=delete_at))
+            if state is not KeyState.ENABLED:
+                self._forget_secrets(name)  # nothing prepared survives a key taken out of use
+            log.info(
+                "key state changed",
+                extra={"fields": {"event": "key_state", "key": name, "state": state.value}},
+            )
+        return KeyStateReply(state.value, delete_at, key.epoch)
 
     # -- key creation -------------------------------------------------------------------
 

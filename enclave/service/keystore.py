@@ -17,25 +17,51 @@ A key's ``epoch`` counts how often its shares changed (refresh, reshare); a key 
 epoch 0, and records without an ``epoch`` field are at epoch 0. Clients cache a key's description
 per epoch.
 
+Key state (record version 4: ``"epoch"``, ``"state"``, ``"delete_at"``, ``"next_share"``,
+``"next_digest"``): a committed key is ``enabled``, ``disabled`` (kept, serves nothing but its
+description) or ``pending_deletion`` (likewise, until ``delete_at``, the enclave's UTC seconds).
+Once a key pending deletion is due, the first look at it on this node erases it: the record is
+resealed as a ``deleted`` tombstone without any share (the sealed store has no delete; the
+tombstone also raises the manifest's floor so the parent cannot serve the old blob back), and the
+name then reads as unknown. A refresh stages the next epoch's share beside the current one
+(``next_share``/``next_digest``) and commits it by a reseal with only the new share (see
+:mod:`enclave.service.refresh`). Version-3 records load as enabled at epoch 0 with nothing staged.
+
 The share is sealed (and the manifest rewritten) BEFORE a node reports a key as created, so a
 reported key survives a restart. Shares are loaded lazily and cached for this boot only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import enum
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from enclave.mpc.errors import MpcError, SecretError
 from enclave.mpc.keys import KeyShare
 from enclave.mpc.suites import KEY_SUITES, KeySuite, suite_of_group
-from enclave.service.errors import KeyExistsError, KeyPendingError, UnknownKeyError
+from enclave.service.errors import (
+    KeyDisabledError,
+    KeyExistsError,
+    KeyPendingDeletionError,
+    KeyPendingError,
+    UnknownKeyError,
+)
 from wire import cbor
 from wire.approvals import ApprovalPolicy
 from wire.errors import MalformedMessageError
 
-__all__ = ["KEY_BLOB_PREFIX", "PENDING_TIMEOUT", "KeyStore", "SealedBlobs", "StoredKey"]
+__all__ = [
+    "KEY_BLOB_PREFIX",
+    "PENDING_TIMEOUT",
+    "KeyState",
+    "KeyStore",
+    "SealedBlobs",
+    "StagedShare",
+    "StoredKey",
+]
 
 KEY_BLOB_PREFIX = "key-"
 #: Seconds a created key may stay pending (not committed by every participant) before a new
@@ -58,9 +84,32 @@ def _blob(name: str) -> str:
     return f"{KEY_BLOB_PREFIX}{name}"
 
 
-_RECORD_VERSION = 3
+_RECORD_VERSION = 4
 _V2_FIELDS = frozenset({"v", "share", "policy", "suite", "nodes"})
-_RECORD_FIELDS = _V2_FIELDS | {"pending", "created"}
+_V3_FIELDS = _V2_FIELDS | {"pending", "created"}
+_RECORD_FIELDS = _V3_FIELDS | {"epoch", "state", "delete_at", "next_share", "next_digest"}
+_MAX_TIME = 2**40
+
+
+class KeyState(enum.Enum):
+    """A committed key's state on this node (what ``key info`` shows)."""
+
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    PENDING_DELETION = "pending_deletion"
+    DELETED = "deleted"  # a tombstone: the share is erased
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StagedShare:
+    """A refresh's next-epoch share, sealed but not yet in use, and the transcript digest every
+    holder confirmed (what a peer that committed vouches for)."""
+
+    share: KeyShare
+    digest: bytes
+
+    def __repr__(self) -> str:
+        return f"StagedShare(digest={self.digest.hex()[:16]}..., share=<redacted>)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +123,15 @@ class StoredKey:
     epoch: int = 0
     pending: bool = False
     created: int = 0  # the enclave's UTC seconds when the share was sealed (0: unknown)
+    state: KeyState = KeyState.ENABLED
+    delete_at: int = 0  # pending deletion: the enclave's UTC seconds it is erased at
+    staged: StagedShare | None = None
 
     def __repr__(self) -> str:
-        return f"StoredKey({self.suite.name}, nodes={self.nodes}, share=<redacted>)"
+        return (
+            f"StoredKey({self.suite.name}, nodes={self.nodes}, epoch={self.epoch}, "
+            f"{self.state.value}, share=<redacted>)"
+        )
 
 
 def _encode(key: StoredKey) -> bytes:
@@ -89,8 +144,78 @@ def _encode(key: StoredKey) -> bytes:
             "nodes": list(key.nodes),
             "pending": key.pending,
             "created": key.created,
+            "epoch": key.epoch,
+            "state": key.state.value,
+            "delete_at": key.delete_at,
+            "next_share": b"" if key.staged is None else key.staged.share.to_sealable_bytes(),
+            "next_digest": b"" if key.staged is None else key.staged.digest,
         }
     )
+
+
+def _tombstone(key: StoredKey) -> bytes:
+    """What replaces an erased key's record: its public facts, no share at all."""
+    return cbor.dumps(
+        {
+            "v": _RECORD_VERSION,
+            "share": b"",
+            "policy": b"",
+            "suite": key.suite.name,
+            "nodes": list(key.nodes),
+            "pending": False,
+            "created": key.created,
+            "epoch": key.epoch,
+            "state": KeyState.DELETED.value,
+            "delete_at": key.delete_at,
+            "next_share": b"",
+            "next_digest": b"",
+        }
+    )
+
+
+class _DeletedKeyError(Exception):
+    """A tombstone was read (internal: the name then reads as unknown)."""
+
+
+def _upgrade(record: dict[str, Any]) -> dict[str, Any]:
+    """A version-2 or -3 record as version 4 (committed, enabled, epoch 0, nothing staged)."""
+    if record.get("v") == 2 and set(record) == _V2_FIELDS:
+        record = record | {"v": 3, "pending": False, "created": 0}
+    if record.get("v") == 3 and set(record) == _V3_FIELDS:
+        record = record | {
+            "v": _RECORD_VERSION,
+            "epoch": 0,
+            "state": KeyState.ENABLED.value,
+            "delete_at": 0,
+            "next_share": b"",
+            "next_digest": b"",
+        }
+    if record.get("v") != _RECORD_VERSION or set(record) != _RECORD_FIELDS:
+        raise SecretError
+    return record
+
+
+def _lifecycle(record: Mapping[str, Any]) -> KeyState:
+    """The record's state, its lifecycle fields checked (a tombstone: :class:`_DeletedKeyError`)."""
+    try:
+        state = KeyState(record["state"]) if type(record["state"]) is str else None
+    except ValueError:
+        state = None
+    epoch, delete_at = record["epoch"], record["delete_at"]
+    if (
+        state is None
+        or type(epoch) is not int
+        or not 0 <= epoch < 2**32
+        or type(delete_at) is not int
+        or not 0 <= delete_at < _MAX_TIME
+        or type(record["next_share"]) is not bytes
+        or type(record["next_digest"]) is not bytes
+        or bool(record["next_share"]) != bool(record["next_digest"])
+    ):
+        raise SecretError
+    if state is KeyState.DELETED:
+        raise _DeletedKeyError
+    return state
 
 
 def _decode(sealed: bytes) -> StoredKey:
@@ -103,10 +228,8 @@ def _decode(sealed: bytes) -> StoredKey:
             raise SecretError from None
     try:
         record = cbor.loads_map(sealed, what="key")
-        if record.get("v") == 2 and set(record) == _V2_FIELDS:
-            record |= {"pending": False, "created": 0}
-        elif record.get("v") != _RECORD_VERSION or set(record) != _RECORD_FIELDS:
-            raise SecretError
+        record = _upgrade(record)
+        state = _lifecycle(record)
         suite = KEY_SUITES.get(record["suite"]) if type(record["suite"]) is str else None
         nodes = record["nodes"]
         if (
@@ -126,15 +249,32 @@ def _decode(sealed: bytes) -> StoredKey:
     share = KeyShare.from_sealed_bytes(record["share"])
     if share.group is not suite.group:
         raise SecretError
+    staged = None
+    if record["next_share"]:
+        next_share = KeyShare.from_sealed_bytes(record["next_share"])
+        if next_share.group is not suite.group or len(record["next_digest"]) != 32:
+            raise SecretError
+        staged = StagedShare(next_share, record["next_digest"])
     return StoredKey(
-        share, policy, suite, tuple(nodes), pending=record["pending"], created=record["created"]
+        share,
+        policy,
+        suite,
+        tuple(nodes),
+        epoch=record["epoch"],
+        pending=record["pending"],
+        created=record["created"],
+        state=state,
+        delete_at=record["delete_at"],
+        staged=staged,
     )
 
 
 class KeyStore:
-    def __init__(self, store: SealedBlobs) -> None:
+    def __init__(self, store: SealedBlobs, clock: Callable[[], float] = time.time) -> None:
         self._store = store
+        self._clock = clock
         self._cache: dict[str, StoredKey] = {}
+        self._deleted: set[str] = set()  # tombstones read or written this boot
 
     async def exists(self, name: str, *, now: int) -> bool:
         """Whether ``name`` is taken: by a committed key, or a pending one not yet abandoned."""
@@ -145,14 +285,64 @@ class KeyStore:
         return not (key.pending and now - key.created > PENDING_TIMEOUT)
 
     async def stored(self, name: str) -> StoredKey:
-        cached = self._cache.get(name)
-        if cached is not None:
-            return cached
-        sealed = await self._store.get(_blob(name))
-        if sealed is None:
+        """The key ``name`` as sealed (pending or not; never a deleted one). A key pending
+        deletion whose date has come is erased here first, then reads as unknown."""
+        if name in self._deleted:
             raise UnknownKeyError(name)
-        record = self._cache[name] = _decode(sealed)
+        record = self._cache.get(name)
+        if record is None:
+            sealed = await self._store.get(_blob(name))
+            if sealed is None:
+                raise UnknownKeyError(name)
+            try:
+                record = self._cache[name] = _decode(sealed)
+            except _DeletedKeyError:
+                self._deleted.add(name)
+                raise UnknownKeyError(name) from None
+        if record.state is KeyState.PENDING_DELETION and self._clock() >= record.delete_at:
+            await self.erase(name)
+            raise UnknownKeyError(name)
         return record
+
+    async def erase(self, name: str) -> None:
+        """Replace the record of ``name`` by a tombstone without any share (both the current
+        and a staged one); the name then reads as unknown and may be created again."""
+        key = self._cache.get(name) or await self.stored(name)
+        await self._store.put(_blob(name), _tombstone(key))
+        self._cache.pop(name, None)
+        self._deleted.add(name)
+
+    async def usable(self, name: str) -> StoredKey:
+        """The committed, enabled key ``name``: what signs and decrypts. Disabled and
+        pending-deletion keys are refused with their own typed errors."""
+        key = await self.active(name)
+        if key.state is KeyState.DISABLED:
+            raise KeyDisabledError(name)
+        if key.state is KeyState.PENDING_DELETION:
+            raise KeyPendingDeletionError(name, key.delete_at)
+        return key
+
+    async def replace(self, name: str, key: StoredKey) -> None:
+        """Reseal ``name``'s record as ``key`` (a state change, a staged or committed epoch)."""
+        await self._store.put(_blob(name), _encode(key))
+        self._cache[name] = key
+
+    async def sweep(self) -> list[str]:
+        """Erase every key pending deletion whose date has come; their names."""
+        erased = []
+        prefix = len(KEY_BLOB_PREFIX)
+        listed = {n[prefix:] for n in self._store.versions if n.startswith(KEY_BLOB_PREFIX)}
+        for name in sorted(listed | set(self._cache)):
+            if name in self._deleted:
+                continue
+            try:
+                await self.stored(name)
+            except UnknownKeyError:
+                if name in self._deleted:
+                    erased.append(name)
+            except MpcError:
+                continue  # an unreadable record is not this sweep's to judge
+        return erased
 
     async def active(self, name: str) -> StoredKey:
         """The committed key ``name`` (:class:`KeyPendingError` while it is pending)."""
@@ -166,8 +356,12 @@ class KeyStore:
         prefix = len(KEY_BLOB_PREFIX)
         listed = {n[prefix:] for n in self._store.versions if n.startswith(KEY_BLOB_PREFIX)}
         names = []
-        for name in sorted(listed | set(self._cache)):
-            if not (await self.stored(name)).pending:
+        for name in sorted((listed | set(self._cache)) - self._deleted):
+            try:
+                key = await self.stored(name)
+            except UnknownKeyError:
+                continue  # erased just now (its deletion date came)
+            if not key.pending:
                 names.append(name)
         return names
 
@@ -177,6 +371,7 @@ class KeyStore:
             raise KeyExistsError(name)
         await self._store.put(_blob(name), _encode(key))
         self._cache[name] = key
+        self._deleted.discard(name)
 
     async def activate(self, name: str) -> None:
         """Reseal the pending key ``name`` as committed (usable from now on)."""

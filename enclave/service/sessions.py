@@ -112,6 +112,11 @@ class PresigningRuns:
             raise SessionError("no pending presigning run with this id")
         return run
 
+    def forget(self, key_name: str) -> None:
+        """Drop every run of ``key_name`` (its shares changed, or it is gone)."""
+        for slot in [s for s in self._runs if s[0] == key_name]:
+            del self._runs[slot]
+
 
 class PresignaturePools:
     """Finished presignatures by key, each taken out exactly once, by the client that made it.
@@ -164,6 +169,15 @@ class PresignaturePools:
             return self._pools[key_name].take(presignature_id)
         except MpcError:  # pragma: no cover -- the owner table and the pool move together
             raise NonceUnknownError("no unused presignature with this id") from None
+
+    def forget(self, key_name: str) -> None:
+        """Destroy every presignature of ``key_name`` (made with shares that changed, or of a
+        key that is gone): each is taken out of its pool, never usable again."""
+        owners = self._owners.pop(key_name, None)
+        pool = self._pools.pop(key_name, None)
+        if owners and pool is not None:
+            for presignature_id in owners:
+                pool.take(presignature_id)
 
     def _drop(self, key_name: str, presignature_id: bytes) -> None:
         del self._owners[key_name][presignature_id]

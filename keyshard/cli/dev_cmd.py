@@ -38,9 +38,12 @@ _UP_EPILOG = """\
 examples:
   keyshard dev up                        three nodes in .keyshard/dev
   keyshard dev up --nodes 5 --dir /tmp/ks --timeout 180
+  keyshard dev up --fresh                start over: forget the keys of the previous run
 
 The cluster profile (endpoints, expected PCRs, client credentials) is written to
 <dir>/profile.json for 'keyshard key'. Processes stay up until 'keyshard dev down'.
+Keys survive 'dev down' / 'dev up' of the same nodes: the emulated KMS keeps its keys in
+<dir>/kms-state.json and each node unseals the state it sealed before.
 exit codes: 0 every node ready; 1 local error; 2 a node failed to become ready (left running).
 """
 
@@ -118,6 +121,11 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     up.add_argument(
         "--timeout", type=float, default=90.0, help="seconds to wait for readiness (default 90)"
     )
+    up.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start from empty nodes: forget the keys of the previous run (they are kept by default)",
+    )
     up.set_defaults(handler=_up)
 
     status = verb(
@@ -135,7 +143,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "down",
         "stop every process of the cluster",
         "Stop every process of the cluster (nodes, hypervisor, emulated KMS). The directory and\n"
-        "its files stay.",
+        "its files stay: the next `keyshard dev up` finds the keys again (--fresh forgets them).",
         _DOWN_EPILOG,
     )
     with_dir(down)
@@ -177,7 +185,7 @@ def _up(args: argparse.Namespace) -> int:
         print(f"keyshard dev up: {error}", file=sys.stderr)
         return EXIT_LOCAL_ERROR
     try:
-        views = cluster.up(timeout=args.timeout)
+        views = cluster.up(timeout=args.timeout, fresh=args.fresh)
     except ClusterError as error:
         print(f"keyshard dev up: {error}", file=sys.stderr)
         print(

@@ -94,7 +94,9 @@ exit codes: 0 success; 1 local error (flags, files, profile, credentials, input 
 
 _KEY_FIELDS = (
     "fields: name, suite, threshold, signers_needed, public_key (hex), public_key_pem,\n"
-    "        xpub (ecdsa-secp256k1 keys), holders, policy, epoch."
+    "        xpub (ecdsa-secp256k1 keys), holders, committee, policy, epoch, state\n"
+    "        (enabled, disabled, pending_deletion; mixed while a change reached some holders),\n"
+    "        delete_at (UTC seconds, pending deletion), missing."
 )
 
 _EPILOGS = {
@@ -242,7 +244,10 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     create.add_argument(
         "--require",
         default="sign,decrypt",
-        help="operations that need approvals: sign, decrypt or sign,decrypt (default both)",
+        help=(
+            "operations that need approvals, of sign, decrypt, refresh (default sign,decrypt); "
+            "reshare, backup, restore and delete need them always"
+        ),
     )
     create.add_argument(
         "--approval-lifetime",
@@ -283,7 +288,24 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="FILE",
         help="the approver's private key (PEM, from `keyshard approver keygen`)",
     )
-    approve.add_argument("--op", choices=["sign", "decrypt"], default="sign")
+    approve.add_argument(
+        "--op",
+        choices=["sign", "decrypt", "refresh", "reshare", "delete"],
+        default="sign",
+        help="what is approved (default sign); refresh/reshare/delete name the key's epoch",
+    )
+    approve.add_argument(
+        "--days",
+        type=int,
+        default=30,
+        help="--op delete: the waiting days of the deletion approved (default 30)",
+    )
+    approve.add_argument(
+        "--epoch",
+        type=int,
+        default=None,
+        help="refresh/reshare/delete: the key's epoch (default: ask the cluster)",
+    )
     approve.add_argument("--file", type=Path, default=None, help="what to approve (default: stdin)")
     approve.add_argument(
         "--context", default="", help="decrypt: the associated data the ciphertext is bound to"
@@ -334,6 +356,13 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         )
         parser.set_defaults(handler=handler)
     _approval_flag(decrypt)
+
+    from keyshard.cli import key_lifecycle  # noqa: PLC0415 -- the verbs that change a key
+
+    _EPILOGS.update(
+        {name: f"{text}\n\n{_CLUSTER_HELP}" for name, text in key_lifecycle.EPILOGS.items()}
+    )
+    key_lifecycle.register(verb, _approval_flag)
 
 
 def _cluster_flags(parser: argparse.ArgumentParser) -> None:
@@ -577,6 +606,9 @@ def _key_record(key: KeyDescription) -> dict[str, object]:
         },
         "epoch": key.epoch,
         "missing": list(key.missing),
+        "committee": sorted({*key.holders, *key.missing}),
+        "state": key.state,
+        "delete_at": key.delete_at,
     }
     return record
 
@@ -593,6 +625,12 @@ def _key_text(record: Mapping[str, Any]) -> str:
     if "xpub" in record:
         rows.append(("xpub", record["xpub"]))
     rows.append(("holders", ", ".join(f"{node}={index}" for node, index in holders.items())))
+    rows.append(("epoch", str(record.get("epoch", 0))))
+    state = str(record.get("state", "enabled"))
+    if record.get("delete_at"):
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record["delete_at"]))
+        state = f"{state} (erased at {when})"
+    rows.append(("state", state))
     if record["missing"]:
         lost = ", ".join(record["missing"])
         rows.append(("MISSING", f"{lost}: recorded holder(s) that lost their share"))
@@ -623,7 +661,9 @@ def _policy(args: argparse.Namespace) -> ApprovalPolicy | None:
         approvers = tuple(bytes.fromhex(key) for key in args.approver)
         operations = frozenset(Operation(op.strip()) for op in args.require.split(","))
     except ValueError:
-        raise UsageError("--approver takes hex keys; --require takes sign and/or decrypt") from None
+        raise UsageError(
+            "--approver takes hex keys; --require takes operations (sign, decrypt, refresh, ...)"
+        ) from None
     quorum = len(approvers) if args.quorum is None else args.quorum
     lifetime = args.approval_lifetime
     return _local(lambda: ApprovalPolicy(approvers, quorum, operations, lifetime))
@@ -737,10 +777,7 @@ def _decrypt(args: argparse.Namespace) -> int:
 
 def _approve(args: argparse.Namespace) -> int:
     from keyshard.client.approvals import (  # noqa: PLC0415 -- lazy SDK
-        approval_expiry,
-        approval_to_json,
         load_approver_key,
-        sign_approval,
     )
     from wire.approvals import Operation, decryption_digest, message_digest  # noqa: PLC0415
 
@@ -753,13 +790,25 @@ def _approve(args: argparse.Namespace) -> int:
 
     private_key = _local(lambda: load_approver_key(args.approver_key))
     operation = Operation(args.op)
-    # a decrypt approval names a ciphertext: whatever `encrypt` wrote must be approvable
-    data = _read_input(args.file, MAX_CIPHERTEXT if operation is Operation.DECRYPT else MAX_INPUT)
-    if operation is Operation.SIGN:
-        digest = message_digest(data)
-    else:
-        digest = decryption_digest(data, args.context.encode("utf-8"))
     policy: ApprovalPolicy | None = None  # offline: unknown, the nodes' default lifetime caps
+    if operation in (Operation.SIGN, Operation.DECRYPT):
+        # a decrypt approval names a ciphertext: whatever `encrypt` wrote must be approvable
+        limit = MAX_CIPHERTEXT if operation is Operation.DECRYPT else MAX_INPUT
+        data = _read_input(args.file, limit)
+        if operation is Operation.SIGN:
+            digest = message_digest(data)
+        else:
+            digest = decryption_digest(data, args.context.encode("utf-8"))
+    else:
+        digest, public_key, policy = _lifecycle_target(args, operation)
+        return _emit_approval(
+            args,
+            private_key,
+            operation=operation,
+            digest=digest,
+            public_key=public_key,
+            policy=policy,
+        )
     if args.public_key is not None:
         try:
             public_key = bytes.fromhex(args.public_key)
@@ -768,6 +817,59 @@ def _approve(args: argparse.Namespace) -> int:
     else:
         # approvals for a BIP-32 child name the child key, which is what signs
         public_key, policy = _run(args, lambda c: _approval_target(c, args.name, args.path))
+    return _emit_approval(
+        args, private_key, operation=operation, digest=digest, public_key=public_key, policy=policy
+    )
+
+
+def _lifecycle_target(
+    args: argparse.Namespace, operation: Any
+) -> tuple[bytes, bytes, ApprovalPolicy | None]:
+    """A lifecycle approval's digest (operation, epoch, parameters), the key's public key and
+    policy: asked of the cluster unless --public-key and --epoch are both given."""
+    from wire.approvals import Operation, lifecycle_digest  # noqa: PLC0415 -- lazy
+
+    if args.path:
+        raise UsageError("--path is for sign approvals")
+    detail = b""
+    if operation is Operation.DELETE:
+        if not 7 <= args.days <= 30:
+            raise UsageError("--days must be 7..30")
+        detail = args.days.to_bytes(2, "big")
+    policy: ApprovalPolicy | None = None
+    if args.public_key is not None and args.epoch is not None:
+        try:
+            public_key = bytes.fromhex(args.public_key)
+        except ValueError:
+            raise UsageError("--public-key takes hex") from None
+        epoch = args.epoch
+    else:
+        key = _run(args, lambda c: c.describe_key(args.name))
+        public_key, policy, epoch = key.public_key, key.policy, key.epoch
+        if args.epoch is not None and args.epoch != epoch:
+            raise UsageError(f"the key is at epoch {epoch}, not {args.epoch}")
+    try:
+        digest = lifecycle_digest(operation, epoch, detail)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return digest, public_key, policy
+
+
+def _emit_approval(
+    args: argparse.Namespace,
+    private_key: Any,
+    *,
+    operation: Any,
+    digest: bytes,
+    public_key: bytes,
+    policy: ApprovalPolicy | None,
+) -> int:
+    from keyshard.client.approvals import (  # noqa: PLC0415 -- lazy SDK
+        approval_expiry,
+        approval_to_json,
+        sign_approval,
+    )
+
     not_after = _local(lambda: approval_expiry(args.ttl, policy, now=int(time.time())))
     approval = _local(
         lambda: sign_approval(

@@ -64,6 +64,7 @@ from wire.approvals import ApprovalPolicy, message_digest
 from wire.binding import ChannelBinding
 from wire.errors import ErrorCode, MalformedMessageError
 from wire.messages import (
+    KEY_ACTIONS,
     MAX_BATCH,
     MAX_PRESIGN_BATCH,
     DecryptPartial,
@@ -79,6 +80,8 @@ from wire.messages import (
     KeyInfoReply,
     KeyList,
     KeyListReply,
+    KeySetState,
+    KeyStateReply,
     NonceCommit,
     NonceCommitments,
     Partial,
@@ -526,7 +529,8 @@ class Coordinator:
         # state): reported, and never chosen to sign.
         missing = tuple(n for n in first.nodes if n in lacking)
         holders = {n: i for n, i in holders.items() if n in self._load and n not in missing}
-        key = KeyDescription(name, kind, public, holders, policy, first.epoch, missing)
+        states = {n: (a.state, a.delete_at) for n, a in answers.items()}
+        key = KeyDescription(name, kind, public, holders, policy, first.epoch, missing, states)
         self._keys[name] = key
         return key
 
@@ -566,6 +570,46 @@ class Coordinator:
         if not answers:  # every reachable node refused: say why (the first refusal)
             raise next(r for r in replies if isinstance(r, BaseException))
         return sorted({name for reply in answers for name in reply.names})
+
+    # -- key state --------------------------------------------------------------------------
+
+    async def set_key_state(
+        self, name: str, action: str, *, days: int = 0, approvals: Sequence[bytes] = ()
+    ) -> KeyDescription:
+        """Enable, disable, schedule (``days``) or cancel the deletion of ``name`` on every
+        holder. A holder out of reach fails the call (:class:`UnavailableError`) after the
+        others changed: the change is idempotent, so the caller runs it again; ``key info``
+        shows ``mixed`` meanwhile. A refusal (approvals short of the quorum, a key pending
+        deletion asked to enable) is raised as the node's error."""
+        if action not in KEY_ACTIONS:
+            raise InvalidInputError(f"unknown key action {action!r}")
+        key = await self.describe_key(name, refresh=True)
+        try:
+            request = KeySetState(name, action, key.epoch, days, tuple(approvals))
+        except MalformedMessageError as error:
+            raise InvalidInputError(str(error)) from None
+        targets = sorted(key.holders)
+        results = await asyncio.gather(
+            *(self._call(n, request, KeyStateReply) for n in targets), return_exceptions=True
+        )
+        failures: dict[str, ChannelError] = {}
+        for node_id, result in zip(targets, results, strict=True):
+            if isinstance(result, ChannelError):
+                failures[node_id] = result
+            elif isinstance(result, BaseException):
+                raise result
+        self.forget_key(name)  # nonces and presignatures of a key taken out of use are gone
+        # sealed state changed: peers witness it, so it cannot be undone by a rollback
+        await self._witnesses.record([n for n in targets if n not in failures])
+        if failures:
+            raise _unavailable(
+                f"{action} of {name!r} reached {len(targets) - len(failures)} of "
+                f"{len(targets)} holders: run it again",
+                failures,
+                have=len(targets) - len(failures),
+                need=len(targets),
+            )
+        return await self.describe_key(name, refresh=True)
 
     def forget_key(self, name: str) -> None:
         """Drop the cached description, nonces and presignatures of ``name``."""

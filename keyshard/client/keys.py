@@ -9,7 +9,7 @@ The PEM/SPKI form is what OpenSSL, cryptography and AWS KMS ``GetPublicKey`` spe
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -44,6 +44,24 @@ class KeyDescription:
     #: cannot read): their share was lost, e.g. deleted or rolled-back sealed state. Reported,
     #: and never chosen to sign.
     missing: tuple[str, ...] = ()
+    #: Each answering holder's state (enabled, disabled, pending_deletion) and, pending
+    #: deletion, the UTC seconds it erases its share at (0 otherwise).
+    states: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        """The key's state when its holders agree; ``mixed`` while a change has reached some
+        holders only (run it again to finish)."""
+        kinds = {state for state, _ in self.states.values()}
+        if not kinds:
+            return "enabled"
+        return kinds.pop() if len(kinds) == 1 else "mixed"
+
+    @property
+    def delete_at(self) -> int | None:
+        """Pending deletion: the latest UTC second a holder erases its share at."""
+        dates = [at for state, at in self.states.values() if state == "pending_deletion"]
+        return max(dates) if dates else None
 
     @property
     def public_key(self) -> bytes:

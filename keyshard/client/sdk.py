@@ -32,6 +32,7 @@ from keyshard.client.credentials import CERT_FILE, KEY_FILE, ClientCredentials
 from keyshard.client.errors import ConfigurationError, CredentialsError
 from keyshard.client.profile import ClusterProfile
 from wire.approvals import ApprovalPolicy
+from wire.messages import DEFAULT_DELETION_DAYS
 
 __all__ = [
     "CERT_ENV",
@@ -155,6 +156,29 @@ class AsyncClient:
 
     async def list_keys(self) -> list[str]:
         return await self.coordinator.list_keys()
+
+    # -- key state ------------------------------------------------------------------------
+
+    async def disable_key(self, name: str) -> KeyDescription:
+        """Every holder refuses to sign or decrypt with ``name`` until it is enabled."""
+        return await self.coordinator.set_key_state(name, "disable")
+
+    async def enable_key(self, name: str) -> KeyDescription:
+        return await self.coordinator.set_key_state(name, "enable")
+
+    async def schedule_key_deletion(
+        self, name: str, *, days: int = DEFAULT_DELETION_DAYS, approvals: Sequence[bytes] = ()
+    ) -> KeyDescription:
+        """After ``days`` (7..30, as AWS KMS) every holder erases its share; meanwhile the key
+        serves nothing and :meth:`cancel_key_deletion` brings it back (disabled). A key with an
+        approval policy needs its quorum's ``delete`` approvals."""
+        return await self.coordinator.set_key_state(
+            name, "schedule_deletion", days=days, approvals=approvals
+        )
+
+    async def cancel_key_deletion(self, name: str) -> KeyDescription:
+        """Stop a scheduled deletion; the key is then disabled (enable it to use it)."""
+        return await self.coordinator.set_key_state(name, "cancel_deletion")
 
     # -- signing --------------------------------------------------------------------------
 
@@ -282,6 +306,20 @@ class Client:
 
     def list_keys(self) -> list[str]:
         return self._run(self._inner.list_keys())
+
+    def disable_key(self, name: str) -> KeyDescription:
+        return self._run(self._inner.disable_key(name))
+
+    def enable_key(self, name: str) -> KeyDescription:
+        return self._run(self._inner.enable_key(name))
+
+    def schedule_key_deletion(
+        self, name: str, *, days: int = DEFAULT_DELETION_DAYS, approvals: Sequence[bytes] = ()
+    ) -> KeyDescription:
+        return self._run(self._inner.schedule_key_deletion(name, days=days, approvals=approvals))
+
+    def cancel_key_deletion(self, name: str) -> KeyDescription:
+        return self._run(self._inner.cancel_key_deletion(name))
 
     def sign(
         self, name: str, message: bytes, *, approvals: Sequence[bytes] = (), path: str = ""

@@ -46,6 +46,9 @@ class CloudConfig:
     ready_file: Path
     #: The KMS's TLS certificate and key (:class:`keyshard.dev.kms_tls.KmsTls`); TLS is not optional.
     kms_tls_dir: Path
+    #: Where the emulated KMS keeps its keys across runs (:mod:`keyshard.dev.kms_state`); None:
+    #: in memory only.
+    kms_state_file: Path | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -57,6 +60,7 @@ class CloudConfig:
                 "principals": self.principals,
                 "nodes": [[str(run), str(vm)] for run, vm in self.nodes],
                 "ready_file": str(self.ready_file),
+                "kms_state_file": None if self.kms_state_file is None else str(self.kms_state_file),
             },
             indent=2,
         )
@@ -72,6 +76,9 @@ class CloudConfig:
             nodes=tuple((Path(run), Path(vm)) for run, vm in raw["nodes"]),
             ready_file=Path(raw["ready_file"]),
             kms_tls_dir=Path(raw["kms_tls_dir"]),
+            kms_state_file=None
+            if raw.get("kms_state_file") is None
+            else Path(raw["kms_state_file"]),
         )
 
 
@@ -83,6 +90,7 @@ async def _run(config: CloudConfig) -> None:
         config.principals,
         port=config.kms_port,
         tls=server_context(KmsTls(config.kms_tls_dir)),
+        state_file=config.kms_state_file,
     )
     hypervisors: list[NsmHypervisor] = []
     try:

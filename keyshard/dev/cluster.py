@@ -11,6 +11,7 @@ Layout of a cluster directory (default ``.keyshard/dev``)::
                             that issued it, which the image pins (a new CA every ``up``)
     image/                  the built enclave image (transport, attestation, enclave + image.json)
     cloud.json              the emulated cloud process's configuration (KMS + hypervisors)
+    kms-state.json          the emulated KMS's keys and policies (0600), kept across down/up
     nodes/<i>/run/          node i's vsock bus (Unix sockets); nodes/<i>/blobs/ its sealed blobs
     nodes/<i>/node.json     node i's parent configuration; nodes/<i>/vm.json what its hypervisor runs
     pids/*.pid, logs/*.log  background processes and their logs
@@ -22,6 +23,12 @@ starts one parent per node (each launches its enclave from the image), then poll
 status protocol until all are ``ready`` or one has ``failed`` (it says why) or the deadline passes.
 Every process runs in its own session so :meth:`Cluster.down` can stop each process group: nothing
 is left behind.
+
+Keys survive ``down``/``up``: the emulated KMS keeps its keys in ``kms-state.json``
+(:mod:`keyshard.dev.kms_state`), so a later ``up`` of the same nodes reuses each node's KMS key
+(its policy pinned again to the new image's measurements), and every node unseals the state it
+sealed before — its threshold keys included. ``up(fresh=True)`` (``keyshard dev up --fresh``), a
+different node count, or a missing KMS state starts from empty nodes.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ from keyshard.dev.cloud import CloudConfig
 from keyshard.dev.hypervisor import VmSpec, read_vm_spec, write_vm_spec
 from keyshard.dev.image import BuiltImage, build_image
 from keyshard.dev.kms_keys import create_node_key, pin_node_key
+from keyshard.dev.kms_state import STATE_FILE as KMS_STATE_FILE
 from keyshard.dev.kms_tls import KmsTls, issue_kms_tls
 from keyshard.dev.node_config import NodeLayout, parent_command, write_parent_config
 
@@ -206,7 +214,25 @@ class Cluster:
 
     # -- up ------------------------------------------------------------------------------
 
-    def up(self, *, timeout: float = 90.0) -> list[NodeView]:
+    @property
+    def kms_state_file(self) -> Path:
+        return self.directory / KMS_STATE_FILE
+
+    def _kept_key_arns(self, node_ids: list[str]) -> list[str] | None:
+        """The KMS key ARNs of an earlier run of the same nodes whose keys the emulated KMS
+        kept; None when there is nothing to keep."""
+        if not self.kms_state_file.exists():
+            return None
+        try:
+            previous = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        arns = previous.get("key_arns")
+        if previous.get("node_ids") != node_ids or not isinstance(arns, list):
+            return None
+        return [str(arn) for arn in arns]
+
+    def up(self, *, timeout: float = 90.0, fresh: bool = False) -> list[NodeView]:
         """Bring the cluster up; return every node's view once all are ready.
 
         Raises :class:`ClusterError` naming the first node that failed (with its reason) or that
@@ -215,16 +241,21 @@ class Cluster:
         """
         if self.state_file.exists() and self._any_process_alive():
             raise ClusterError(f"a cluster is already running in {self.directory}")
-        # The emulated KMS keeps its keys in memory: sealed state of an earlier run could never be
-        # unsealed again, so every `up` starts from fresh nodes (the CA root is kept).
-        shutil.rmtree(self.directory / "nodes", ignore_errors=True)
+        node_ids = [f"node-{index}" for index in range(1, self.nodes + 1)]
+        kept = None if fresh else self._kept_key_arns(node_ids)
+        if kept is None:
+            # Nothing kept: sealed state of an earlier run could never be unsealed again, so the
+            # nodes start empty (the CA root is kept).
+            shutil.rmtree(self.directory / "nodes", ignore_errors=True)
+            self.kms_state_file.unlink(missing_ok=True)
+        else:
+            self._progress(f"keeping the keys of the previous run ({self.kms_state_file.name})")
         for sub in ("pids", "logs", "nodes"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
         self._progress("creating the emulated attestation root")
         ca = EmulatedCa.load_or_create(self.directory / "ca", region=REGION)
         root_pem = ca.root_certificate.public_bytes(serialization.Encoding.PEM)
         credentials = ClientCredentials.load_or_create(self.client_dir)
-        node_ids = [f"node-{index}" for index in range(1, self.nodes + 1)]
         principals = {ADMIN_ACCESS_KEY: ADMIN_ARN}
         for index, node_id in enumerate(node_ids, start=1):
             principals[_node_access_key(index)] = _node_role(node_id)
@@ -246,7 +277,7 @@ class Cluster:
         # Keys first (the image's cluster table lists their ARNs), then ONE image for every node,
         # then each key's policy pinned to that image's measurements — as a real cluster is built.
         admin = self.kms_client(ADMIN_ACCESS_KEY)
-        key_arns = [
+        key_arns = kept or [
             create_node_key(admin, ADMIN_ARN, _node_role(node_id), None, node_id)
             for node_id in node_ids
         ]
@@ -307,6 +338,7 @@ class Cluster:
             ),
             ready_file=ready,
             kms_tls_dir=self.kms_tls_dir,
+            kms_state_file=self.kms_state_file,
         )
         config_file = self.directory / "cloud.json"
         config_file.write_text(config.to_json(), encoding="utf-8")

@@ -63,6 +63,7 @@ from keyshard.dev.kms_policy import (
     evaluate,
 )
 from keyshard.dev.kms_requests import ACCOUNT_OPERATIONS, KmsError, Plan, is_known, plan
+from keyshard.dev.kms_state import KmsKeyState
 from keyshard.dev.kms_tls import KmsTls, server_context
 
 __all__ = [
@@ -134,6 +135,9 @@ class RecipientKms:
     principals: Mapping[str, str]
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     max_document_age: dt.timedelta = DEFAULT_MAX_DOCUMENT_AGE
+    #: Called after every successful request that may change keys (the cluster's key state on
+    #: disk, :mod:`keyshard.dev.kms_state`); reads and cryptographic uses change nothing.
+    on_change: Callable[[], object] | None = None
 
     def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
         # moto takes the action from whatever follows the target's last dot (or from an Action
@@ -149,6 +153,8 @@ class RecipientKms:
             ):
                 raise KmsError("UnknownOperationException", f"unknown operation {target!r}")
             status, body = self._handle(operation, environ)
+            if status == 200 and self.on_change is not None and _may_change(operation):
+                self.on_change()
         except KmsError as error:
             log.info("kms refused %s: %s", operation, error.code)
             status, body = error.status, {"__type": error.code, "message": error.message}
@@ -294,6 +300,14 @@ class RecipientKms:
         return captured.get("status", 500), body if isinstance(body, dict) else {}
 
 
+#: Operations that never change a key (reads, and cryptographic uses of one).
+_UNCHANGING_PREFIXES = ("Describe", "Get", "List", "Encrypt", "Decrypt", "ReEncrypt", "Generate")
+
+
+def _may_change(operation: str) -> bool:
+    return not operation.startswith(_UNCHANGING_PREFIXES)
+
+
 def _moto_environ(operation: str, request: dict[str, Any], caller: _Caller) -> WsgiEnviron:
     """A request to moto in the one shape it gets: our target, the caller's region, our body.
 
@@ -414,11 +428,14 @@ def start_kms_server(
     clock: Callable[[], dt.datetime] | None = None,
     max_document_age: dt.timedelta = DEFAULT_MAX_DOCUMENT_AGE,
     tls: ssl.SSLContext | None = None,
+    state_file: Path | None = None,
 ) -> KmsServer:
     """Serve the emulated KMS on ``host:port`` (0 picks a free port) in a background thread.
 
     With ``tls`` (:func:`keyshard.dev.kms_tls.server_context`) it speaks HTTPS only, as a cluster's
-    KMS does; without, plain HTTP, for in-process tests of the KMS itself."""
+    KMS does; without, plain HTTP, for in-process tests of the KMS itself. With ``state_file``
+    its keys are restored from that file first and saved to it after every change
+    (:mod:`keyshard.dev.kms_state`)."""
     from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 -- moto is an emulation-only dependency
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -433,6 +450,10 @@ def start_kms_server(
     )
     if clock is not None:
         app.clock = clock
+    if state_file is not None:
+        state = KmsKeyState(state_file)
+        state.restore()
+        app.on_change = state.save
     server = make_server(
         host, port, app, threaded=True, request_handler=MotoRequestHandler, ssl_context=tls
     )

@@ -24,7 +24,7 @@ from wire.approvals import (
 
 NOW = 1_800_000_000
 APPROVER = public_key_bytes(Ed25519PrivateKey.generate())
-SHORT = ApprovalPolicy((APPROVER,), 1, frozenset(Operation), 600)
+SHORT = ApprovalPolicy((APPROVER,), 1, frozenset({Operation.SIGN, Operation.DECRYPT}), 600)
 
 
 def test_the_expiry_stays_within_the_keys_approval_lifetime() -> None:
@@ -32,7 +32,10 @@ def test_the_expiry_stays_within_the_keys_approval_lifetime() -> None:
     assert approval_expiry(600, SHORT, now=NOW) == NOW + 600
     with pytest.raises(InvalidInputError, match=r"1\.\.600 seconds"):
         approval_expiry(601, SHORT, now=NOW)
-    for policy in (None, ApprovalPolicy((APPROVER,), 1, frozenset(Operation))):
+    for policy in (
+        None,
+        ApprovalPolicy((APPROVER,), 1, frozenset({Operation.SIGN, Operation.DECRYPT})),
+    ):
         # no policy known (an approver offline) or none given: the nodes' default
         assert approval_expiry(DEFAULT_APPROVAL_LIFETIME, policy, now=NOW) == (
             NOW + DEFAULT_APPROVAL_LIFETIME

@@ -588,7 +588,11 @@ async def _signing_package(c: Coordinator, key: KeyDescription, message: bytes) 
 
 
 def test_approval_quorum_is_enforced_by_every_node(cluster: Cluster) -> None:
-    policy = ApprovalPolicy(tuple(public_key_bytes(k) for k in APPROVERS), 2, frozenset(Operation))
+    policy = ApprovalPolicy(
+        tuple(public_key_bytes(k) for k in APPROVERS),
+        2,
+        frozenset({Operation.SIGN, Operation.DECRYPT}),
+    )
     message = b"release 100 BTC"
 
     async def work(c: Coordinator) -> tuple[KeyDescription, bytes, bytes]:
@@ -629,7 +633,11 @@ def test_approval_quorum_is_enforced_by_every_node(cluster: Cluster) -> None:
 
 
 def test_a_client_splitting_the_policy_gets_no_key(cluster: Cluster) -> None:
-    strict = ApprovalPolicy(tuple(public_key_bytes(k) for k in APPROVERS), 3, frozenset(Operation))
+    strict = ApprovalPolicy(
+        tuple(public_key_bytes(k) for k in APPROVERS),
+        3,
+        frozenset({Operation.SIGN, Operation.DECRYPT}),
+    )
 
     def lying(node_id: str, request: Request) -> Request:
         # node-3 is told the key needs no approvals; the others get the strict policy

@@ -89,7 +89,12 @@ class MemoryLink:
 
 
 class InProcessCluster:
-    def __init__(self, node_ids: Sequence[str] = ("node-1", "node-2", "node-3")) -> None:
+    def __init__(
+        self,
+        node_ids: Sequence[str] = ("node-1", "node-2", "node-3"),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clock = clock  # every node's enclave clock (UTC seconds)
         self.ca = EmulatedCa.ephemeral()
         self.verifier = AttestationVerifier(TrustedRoots.of([self.ca.root_certificate]))
         self.trust = NodeTrust(self.verifier, (RELEASED,))
@@ -120,6 +125,7 @@ class InProcessCluster:
                 self.verifier, RELEASED, dt.timedelta(minutes=5), lambda: dt.datetime.now(dt.UTC)
             ),
             cluster_size=len(self.hosts),
+            clock=self.clock,
         )
 
     async def restart(self, node_id: str) -> None:

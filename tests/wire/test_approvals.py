@@ -20,9 +20,11 @@ from wire.approvals import (
     Approval,
     ApprovalPolicy,
     Operation,
+    lifecycle_digest,
     message_digest,
 )
 from wire.errors import MalformedMessageError
+from wire.hashing import lp_join
 
 #: The eight points of edwards25519 whose order divides 8, canonically encoded: the identity,
 #: the point of order 2, two of order 4 and four of order 8. Source: the blocklist in libsodium's
@@ -55,7 +57,7 @@ HONEST = Ed25519PrivateKey.generate()
 HONEST_PUBLIC = HONEST.public_key().public_bytes(
     serialization.Encoding.Raw, serialization.PublicFormat.Raw
 )
-BOTH = frozenset(Operation)
+BOTH = frozenset({Operation.SIGN, Operation.DECRYPT})
 NOW = 1_800_000_000
 DIGEST = message_digest(b"wire 5 to 42")
 
@@ -238,3 +240,32 @@ def test_policies_with_any_lifetime_round_trip(lifetime: int | None) -> None:
     encoded = policy.encode()
     assert ApprovalPolicy.decode(encoded) == policy
     assert ApprovalPolicy.decode(encoded).encode() == encoded
+
+
+# -- lifecycle operations (issue 10) ---------------------------------------------------------
+
+
+def test_every_policy_guards_reshare_backup_restore_and_delete_and_refresh_only_if_listed() -> None:
+    sign_only = ApprovalPolicy((HONEST_PUBLIC,), 1, frozenset({Operation.SIGN}))
+    for operation in (Operation.RESHARE, Operation.BACKUP, Operation.RESTORE, Operation.DELETE):
+        assert sign_only.requires(operation)
+    assert not sign_only.requires(Operation.REFRESH)
+    assert not sign_only.requires(Operation.DECRYPT)
+    listed = ApprovalPolicy((HONEST_PUBLIC,), 1, frozenset({Operation.REFRESH}))
+    assert listed.requires(Operation.REFRESH)
+    assert ApprovalPolicy.decode(listed.encode()) == listed
+
+
+def test_lifecycle_digests_bind_operation_epoch_and_detail() -> None:
+    base = lifecycle_digest(Operation.DELETE, 3, (7).to_bytes(2, "big"))
+    assert base != lifecycle_digest(Operation.DELETE, 4, (7).to_bytes(2, "big"))
+    assert base != lifecycle_digest(Operation.DELETE, 3, (30).to_bytes(2, "big"))
+    assert base != lifecycle_digest(Operation.RESHARE, 3, (7).to_bytes(2, "big"))
+    # SHA-256(lp("keyshard/lifecycle/v1") || lp("refresh") || lp(epoch u32) || lp(""))
+    assert (
+        lifecycle_digest(Operation.REFRESH, 0)
+        == hashlib.sha256(lp_join((b"keyshard/lifecycle/v1", b"refresh", bytes(4), b""))).digest()
+    )
+    for operation in (Operation.SIGN, Operation.DECRYPT):
+        with pytest.raises(ValueError, match="name a message"):
+            lifecycle_digest(operation, 0)

@@ -1,0 +1,138 @@
+"""``keyshard key disable|enable|schedule-deletion|cancel-deletion|refresh`` — a key's life.
+
+The verbs that change a key rather than use it, kept apart from :mod:`keyshard.cli.key_cmd` (which
+registers them through :func:`register`, and whose cluster flags, SDK runner and rendering they
+share). Each goes through the SDK to every holder of the key; each node checks the change itself
+(the key's state, its epoch, and the approvals its policy requires).
+
+* ``disable``/``enable``: a disabled key describes itself but signs and decrypts nothing (the
+  nodes refuse with ``key_disabled``). Free: neither gives anyone a power the policy withholds.
+* ``schedule-deletion --days N`` (7..30, default 30, as AWS KMS): the key serves nothing and,
+  once the date comes, every node erases its share. Needs the policy's ``delete`` quorum
+  (``keyshard key approve --op delete --days N``). ``cancel-deletion`` brings it back disabled.
+
+Import cost: like ``key_cmd``, only the standard library and ``keyshard.cli`` at the top.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from keyshard.cli.exit_codes import EXIT_OK
+from keyshard.cli.output import emit
+
+if TYPE_CHECKING:
+    from keyshard.client.keys import KeyDescription
+    from keyshard.client.sdk import AsyncClient
+
+__all__ = ["EPILOGS", "register"]
+
+#: The SDK's bounds (wire.messages), repeated so that --help imports nothing heavy.
+MIN_DAYS, MAX_DAYS, DEFAULT_DAYS = 7, 30, 30
+
+_STATE_FIELDS = (
+    "fields: as `key info` (name, suite, threshold, holders, epoch, state, delete_at...)."
+)
+
+EPILOGS = {
+    "disable": f"""\
+examples:
+  keyshard key disable treasury
+  keyshard key disable treasury --format json --field state
+
+Every holder refuses to sign or decrypt with the key (error code key_disabled) until
+`keyshard key enable`. Nothing is erased; nonces and presignatures prepared for it are dropped.
+{_STATE_FIELDS}""",
+    "enable": f"""\
+examples:
+  keyshard key enable treasury
+
+A key pending deletion cannot be enabled: cancel the deletion first (it comes back disabled).
+{_STATE_FIELDS}""",
+    "schedule-deletion": f"""\
+examples:
+  keyshard key schedule-deletion treasury --days 7
+  keyshard key approve payouts --approver-key alice.pem --op delete --days 30 > alice.json
+  keyshard key schedule-deletion payouts --approval alice.json --approval bob.json
+
+After the waiting period ({MIN_DAYS}..{MAX_DAYS} days, default {DEFAULT_DAYS}) every node erases its
+share of the key for good: nothing can then sign or decrypt with it, and no backup is made here.
+Until then the key serves nothing and `keyshard key cancel-deletion` brings it back, disabled.
+A key with an approval policy needs its quorum's `delete` approvals, for these --days.
+{_STATE_FIELDS}""",
+    "cancel-deletion": f"""\
+examples:
+  keyshard key cancel-deletion treasury && keyshard key enable treasury
+
+The key comes back disabled (as AWS KMS does): enable it to use it.
+{_STATE_FIELDS}""",
+}
+
+
+def register(
+    verb: Callable[..., Any], approval_flag: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    """Add the lifecycle verbs; ``verb`` is :func:`key_cmd.register`'s parser factory."""
+    disable = verb(
+        "disable", "refuse every use of a key until enabled", "Disable a key on every holder."
+    )
+    disable.set_defaults(handler=_state_handler("disable"))
+    enable = verb(
+        "enable", "let a disabled key be used again", "Enable a disabled key on every holder."
+    )
+    enable.set_defaults(handler=_state_handler("enable"))
+    schedule = verb(
+        "schedule-deletion",
+        "erase a key's shares on every node after a waiting period",
+        "Schedule the deletion of a key: after --days every node erases its share.",
+    )
+    schedule.add_argument(
+        "--days",
+        type=int,
+        default=DEFAULT_DAYS,
+        help=f"waiting period in days, {MIN_DAYS}..{MAX_DAYS} (default {DEFAULT_DAYS})",
+    )
+    approval_flag(schedule)
+    schedule.set_defaults(handler=_schedule)
+    cancel = verb(
+        "cancel-deletion",
+        "stop a scheduled deletion (the key comes back disabled)",
+        "Cancel a key's scheduled deletion on every holder; the key is then disabled.",
+    )
+    cancel.set_defaults(handler=_state_handler("cancel_deletion"))
+
+
+def _emit_key(args: argparse.Namespace, key: KeyDescription) -> int:
+    from keyshard.cli.key_cmd import _key_record, _key_text  # noqa: PLC0415 -- shared rendering
+
+    record = _key_record(key)
+    emit(args, record, lambda: _key_text(record))
+    return EXIT_OK
+
+
+def _state_handler(action: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        from keyshard.cli.key_cmd import _run  # noqa: PLC0415 -- shared runner
+
+        async def work(client: AsyncClient) -> KeyDescription:
+            return await client.coordinator.set_key_state(args.name, action)
+
+        return _emit_key(args, _run(args, work))
+
+    return handler
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from keyshard.cli.errors import UsageError  # noqa: PLC0415
+    from keyshard.cli.key_cmd import _read_approvals, _run  # noqa: PLC0415 -- shared runner
+
+    if not MIN_DAYS <= args.days <= MAX_DAYS:
+        raise UsageError(f"--days must be {MIN_DAYS}..{MAX_DAYS}")
+    approvals = _read_approvals(args.approval)
+
+    async def work(client: AsyncClient) -> KeyDescription:
+        return await client.schedule_key_deletion(args.name, days=args.days, approvals=approvals)
+
+    return _emit_key(args, _run(args, work))

@@ -1,0 +1,110 @@
+"""A key's life on real processes (issue 10), through the CLI entry point: a dev cluster keeps
+its keys (and their state) across ``dev down`` / ``dev up``; disable and scheduled deletion are
+enforced by every node; a refreshed key signs again under the same public key. Every signature is
+checked by an independent verifier (cryptography's Ed25519)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cluster_processes import cluster_processes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from keyshard.cli.main import main
+from keyshard.dev.cluster import Cluster
+
+pytestmark = pytest.mark.slow
+
+_CLUSTER_ENV = (
+    "KEYSHARD_PROFILE",
+    "KEYSHARD_DEV_DIR",
+    "KEYSHARD_CLIENT_CERT",
+    "KEYSHARD_CLIENT_KEY",
+    "KEYSHARD_FORMAT",
+)
+
+
+@pytest.fixture
+def directory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for name in _CLUSTER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    path = Path(tempfile.mkdtemp(prefix="ksl-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        if (path / "cluster.json").exists():
+            Cluster.attach(path).down()
+        assert cluster_processes(path) == []
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    out = capsys.readouterr().out
+    value = json.loads(out)
+    assert isinstance(value, dict)
+    return value
+
+
+def _sign(d: list[str], name: str, message: Path, capsys: pytest.CaptureFixture[str]) -> bytes:
+    assert main(["key", "sign", name, *d, "--file", str(message), "--format", "json"]) == 0
+    return bytes.fromhex(str(_json(capsys)["signature"]))
+
+
+def test_keys_and_their_state_survive_dev_down_and_up(
+    directory: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = ["--dir", str(directory)]
+    message = tmp_path / "message"
+    message.write_bytes(b"wire 5 to 42")
+    with Cluster(directory, 3) as cluster:
+        cluster.up(timeout=120)
+        assert main(["key", "create", "kept", *d, "--threshold", "1", "--format", "json"]) == 0
+        public = bytes.fromhex(str(_json(capsys)["public_key"]))
+        assert main(["key", "create", "paused", *d, "--threshold", "1", "--format", "json"]) == 0
+        capsys.readouterr()
+        assert main(["key", "disable", "paused", *d, "--format", "json"]) == 0
+        assert _json(capsys)["state"] == "disabled"
+        assert main(["key", "sign", "paused", *d, "--file", str(message)]) == 2
+        assert "disabled" in capsys.readouterr().err
+    assert cluster_processes(directory) == []
+
+    with Cluster(directory, 3) as cluster:
+        cluster.up(timeout=120)
+        assert main(["key", "list", *d]) == 0
+        assert capsys.readouterr().out.split() == ["kept", "paused"]
+        assert main(["key", "info", "kept", *d, "--format", "json"]) == 0
+        info = _json(capsys)
+        assert bytes.fromhex(str(info["public_key"])) == public
+        assert (info["state"], info["epoch"], info["committee"]) == (
+            "enabled",
+            0,
+            ["node-1", "node-2", "node-3"],
+        )
+        signature = _sign(d, "kept", message, capsys)
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, b"wire 5 to 42")
+        assert main(["key", "info", "paused", *d, "--format", "json"]) == 0
+        assert _json(capsys)["state"] == "disabled"
+
+        assert (
+            main(["key", "schedule-deletion", "kept", *d, "--days", "7", "--format", "json"]) == 0
+        )
+        pending = _json(capsys)
+        assert pending["state"] == "pending_deletion"
+        assert isinstance(pending["delete_at"], int)
+        assert main(["key", "sign", "kept", *d, "--file", str(message)]) == 2
+        assert "pending deletion" in capsys.readouterr().err
+        assert main(["key", "cancel-deletion", "kept", *d, "--format", "json"]) == 0
+        assert _json(capsys)["state"] == "disabled"
+        assert main(["key", "enable", "kept", *d, "--format", "json"]) == 0
+        assert _json(capsys)["state"] == "enabled"
+
+    # --fresh forgets them
+    with Cluster(directory, 3) as cluster:
+        cluster.up(timeout=120, fresh=True)
+        assert main(["key", "list", *d]) == 0
+        assert capsys.readouterr().out.split() == []
