@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -58,15 +59,21 @@ __all__ = [
     "MAX_APPROVERS",
     "Approval",
     "ApprovalPolicy",
+    "ApproverGroup",
     "Operation",
     "approval_statement",
     "decryption_digest",
     "lifecycle_digest",
     "message_digest",
+    "policy_update_digest",
 ]
 
 POLICY_VERSION = 1  # no lifetime field: DEFAULT_APPROVAL_LIFETIME applies
 POLICY_VERSION_LIFETIME = 2  # with "max_lifetime"
+POLICY_VERSION_GOVERNANCE = 3  # with "groups" and "mandatory_nodes" (and "max_lifetime")
+MAX_GROUPS = 8
+#: The longest list of mandatory participants (a cluster's size bound).
+MAX_MANDATORY_NODES = 16
 APPROVAL_VERSION = 1
 MAX_APPROVERS = 32
 #: Seconds an approval stays acceptable after its ``not_after`` (clocks of approvers and enclaves
@@ -80,6 +87,9 @@ _MAX_TIME = 2**40
 _STATEMENT_DOMAIN = b"keyshard/approval/v1"
 _DECRYPT_DOMAIN = b"keyshard/decrypt/v1"
 _LIFECYCLE_DOMAIN = b"keyshard/lifecycle/v1"
+_POLICY_UPDATE_DOMAIN = b"keyshard/policy-update/v1"
+_GROUP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+_NODE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class Operation(enum.Enum):
@@ -90,11 +100,18 @@ class Operation(enum.Enum):
     BACKUP = "backup"
     RESTORE = "restore"
     DELETE = "delete"
+    UPDATE_POLICY = "update-policy"
 
 
 #: Operations every policy requires its quorum for, listed or not.
 GUARDED_OPERATIONS = frozenset(
-    {Operation.RESHARE, Operation.BACKUP, Operation.RESTORE, Operation.DELETE}
+    {
+        Operation.RESHARE,
+        Operation.BACKUP,
+        Operation.RESTORE,
+        Operation.DELETE,
+        Operation.UPDATE_POLICY,
+    }
 )
 
 
@@ -108,15 +125,60 @@ def _public_key(field: str, value: object) -> bytes:
     return value
 
 
+def _approver_list(field: str, value: object, high: int = MAX_APPROVERS) -> tuple[bytes, ...]:
+    """1..``high`` distinct, valid approver keys, sorted (one encoding per set)."""
+    approvers = tuple(value) if isinstance(value, tuple | list) else None
+    if approvers is None or not 1 <= len(approvers) <= high:
+        raise MalformedMessageError(field, f"must list 1..{high} keys")
+    for key in approvers:
+        _public_key(field, key)
+    if len(set(approvers)) != len(approvers):
+        raise MalformedMessageError(field, "must be distinct")
+    return tuple(sorted(approvers))
+
+
+@dataclass(frozen=True, slots=True)
+class ApproverGroup:
+    """A named group of approvers with its own quorum: every group of a policy must reach its
+    quorum (e.g. "2 of treasury AND 1 of compliance"), besides the policy's overall quorum."""
+
+    name: str
+    approvers: tuple[bytes, ...]
+    quorum: int
+
+    def __post_init__(self) -> None:
+        if type(self.name) is not str or not _GROUP_NAME.fullmatch(self.name):
+            raise MalformedMessageError("groups.name", "must be 1-32 of [a-z0-9_-]")
+        object.__setattr__(self, "approvers", _approver_list("groups.approvers", self.approvers))
+        if type(self.quorum) is not int or not 1 <= self.quorum <= len(self.approvers):
+            raise MalformedMessageError("groups.quorum", "must be in 1..number of its approvers")
+
+    def to_wire(self) -> dict[str, object]:
+        return {"name": self.name, "approvers": list(self.approvers), "quorum": self.quorum}
+
+    @classmethod
+    def from_wire(cls, value: object) -> ApproverGroup:
+        if not isinstance(value, dict) or set(value) != {"name", "approvers", "quorum"}:
+            raise MalformedMessageError("groups", "each group is a map of name, approvers, quorum")
+        return cls(value["name"], value["approvers"], value["quorum"])
+
+
 @dataclass(frozen=True, slots=True)
 class ApprovalPolicy:
     """Approvers (sorted, distinct), quorum ``1 <= q <= len(approvers)``, operations needing it,
-    and the longest an approval may live (seconds; None: :data:`DEFAULT_APPROVAL_LIFETIME`)."""
+    and the longest an approval may live (seconds; None: :data:`DEFAULT_APPROVAL_LIFETIME`).
+
+    Governance (version 3): ``groups`` — named groups of the approvers, each with its own quorum,
+    ALL of which must be met besides the overall ``quorum`` of distinct approvers;
+    ``mandatory_nodes`` — nodes that must take part in every signing set (no quorum of nodes
+    without them)."""
 
     approvers: tuple[bytes, ...]
     quorum: int
     operations: frozenset[Operation]
     max_approval_lifetime: int | None = None
+    groups: tuple[ApproverGroup, ...] = ()
+    mandatory_nodes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         approvers = tuple(self.approvers) if isinstance(self.approvers, tuple | list) else None
@@ -143,6 +205,31 @@ class ApprovalPolicy:
             raise MalformedMessageError(
                 "max_approval_lifetime", f"must be 1..{MAX_APPROVAL_LIFETIME} seconds"
             )
+        self._check_governance()
+
+    def _check_governance(self) -> None:
+        groups = self.groups
+        if not isinstance(groups, tuple) or len(groups) > MAX_GROUPS:
+            raise MalformedMessageError("groups", f"must be a list of at most {MAX_GROUPS}")
+        if not all(isinstance(g, ApproverGroup) for g in groups):
+            raise MalformedMessageError("groups", "must be approver groups")
+        names = [g.name for g in groups]
+        if names != sorted(set(names)):
+            raise MalformedMessageError("groups", "must be sorted by name, names distinct")
+        if any(not set(g.approvers) <= set(self.approvers) for g in groups):
+            raise MalformedMessageError("groups", "a group's approvers must be policy approvers")
+        nodes = self.mandatory_nodes
+        if not isinstance(nodes, tuple) or len(nodes) > MAX_MANDATORY_NODES:
+            raise MalformedMessageError("mandatory_nodes", "must be a short list of node ids")
+        if any(type(n) is not str or not _NODE_ID.fullmatch(n) for n in nodes):
+            raise MalformedMessageError("mandatory_nodes", "must be node ids")
+        if list(nodes) != sorted(set(nodes)):
+            raise MalformedMessageError("mandatory_nodes", "must be sorted and distinct")
+
+    @property
+    def governed(self) -> bool:
+        """Whether the policy uses groups or mandatory participants (encoding version 3)."""
+        return bool(self.groups or self.mandatory_nodes)
 
     @property
     def approval_lifetime(self) -> int:
@@ -166,13 +253,32 @@ class ApprovalPolicy:
         }
         if self.max_approval_lifetime is not None:
             value |= {"v": POLICY_VERSION_LIFETIME, "max_lifetime": self.max_approval_lifetime}
+        if self.governed:
+            value |= {
+                "v": POLICY_VERSION_GOVERNANCE,
+                "groups": [g.to_wire() for g in self.groups],
+                "mandatory_nodes": list(self.mandatory_nodes),
+            }
         return cbor.dumps(value)
 
     @classmethod
     def decode(cls, data: bytes) -> ApprovalPolicy:
         value = cbor.loads_map(data, what="policy")
         fields = {"v", "approvers", "quorum", "operations"}
-        if set(value) == fields | {"max_lifetime"} and value["v"] == POLICY_VERSION_LIFETIME:
+        governance = {"groups", "mandatory_nodes"}
+        groups: tuple[ApproverGroup, ...] = ()
+        mandatory: tuple[str, ...] = ()
+        if value.get("v") == POLICY_VERSION_GOVERNANCE and (
+            set(value) in (fields | governance, fields | governance | {"max_lifetime"})
+        ):
+            lifetime = value.get("max_lifetime")
+            if not isinstance(value["groups"], list) or not isinstance(
+                value["mandatory_nodes"], list
+            ):
+                raise MalformedMessageError("policy", "groups and mandatory_nodes are lists")
+            groups = tuple(ApproverGroup.from_wire(g) for g in value["groups"])
+            mandatory = tuple(value["mandatory_nodes"])
+        elif set(value) == fields | {"max_lifetime"} and value["v"] == POLICY_VERSION_LIFETIME:
             lifetime = value["max_lifetime"]
         elif set(value) == fields and value["v"] == POLICY_VERSION:
             lifetime = None
@@ -192,17 +298,20 @@ class ApprovalPolicy:
         approvers = value["approvers"]
         if not isinstance(approvers, list):
             raise MalformedMessageError("approvers", "must be a list")
-        policy = cls(tuple(approvers), value["quorum"], operations, lifetime)
+        policy = cls(tuple(approvers), value["quorum"], operations, lifetime, groups, mandatory)
         if policy.encode() != data:  # e.g. approvers out of order: one encoding per policy
             raise MalformedMessageError("policy", "not the canonical encoding")
         return policy
 
     def __str__(self) -> str:
         ops = ",".join(sorted(op.value for op in self.operations))
-        return (
-            f"{self.quorum} of {len(self.approvers)} approvers for {ops}; "
-            f"approvals live at most {self.approval_lifetime} s"
-        )
+        text = f"{self.quorum} of {len(self.approvers)} approvers"
+        for group in self.groups:
+            text += f" AND {group.quorum} of {group.name} ({len(group.approvers)})"
+        text += f" for {ops}; approvals live at most {self.approval_lifetime} s"
+        if self.mandatory_nodes:
+            text += f"; every signing set includes {', '.join(self.mandatory_nodes)}"
+        return text
 
 
 def message_digest(message: bytes) -> bytes:
@@ -223,6 +332,16 @@ def lifecycle_digest(operation: Operation, epoch: int, detail: bytes = b"") -> b
         raise ValueError("epoch out of range")
     return hashlib.sha256(
         lp_join((_LIFECYCLE_DOMAIN, operation.value.encode(), epoch.to_bytes(4, "big"), detail))
+    ).digest()
+
+
+def policy_update_digest(version: int, policy: bytes) -> bytes:
+    """What an approval of a policy update names: the number of updates the key has had (so an
+    approval moves the policy once) and the new policy's encoding (empty: no policy)."""
+    if not 0 <= version < 2**32:
+        raise ValueError("policy version out of range")
+    return hashlib.sha256(
+        lp_join((_POLICY_UPDATE_DOMAIN, version.to_bytes(4, "big"), policy))
     ).digest()
 
 

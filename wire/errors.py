@@ -38,6 +38,7 @@ class ErrorCode(enum.Enum):
     APPROVAL_SIGNATURE = "approval_signature"
     APPROVAL_REUSED = "approval_reused"  # a single-use (decrypt) approval was already spent here
     QUORUM_NOT_MET = "quorum_not_met"
+    MANDATORY_PARTICIPANT = "mandatory_participant"  # a node the policy requires is not taking part
     PROTOCOL = "protocol"  # a protocol check failed (a proof, a share, a commitment)
     ATTESTATION = "attestation"  # this node's own attestation failed
     UNWITNESSED = "unwitnessed"  # booted, but not yet shown its peers' witness reports

@@ -71,6 +71,10 @@ __all__ = [
     "NonceCommit",
     "NonceCommitments",
     "Partial",
+    "PolicyHistory",
+    "PolicyShow",
+    "PolicyUpdate",
+    "PolicyUpdated",
     "PresignStart",
     "PresignStep",
     "Presigned",
@@ -628,6 +632,71 @@ class EcdsaSign(Request):
 # -- errors ---------------------------------------------------------------------------------
 
 
+# -- governance: policy updates -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyUpdate(Request):
+    """Replace the key's approval policy by ``policy`` (empty: none), with ``approvals`` that
+    the CURRENT policy accepts for ``update-policy`` (each names the update count and the new
+    policy: :func:`wire.approvals.policy_update_digest`)."""
+
+    OP: ClassVar[str] = "policy_update"
+    key_name: str
+    policy: bytes
+    approvals: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _policy(self.policy)
+        _approvals(self.approvals)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyUpdated(Reply):
+    """The key is under the policy asked; ``updates`` counts its policy updates so far (a
+    repeat of an update that already applied changes nothing)."""
+
+    OP: ClassVar[str] = "policy_updated"
+    updates: int
+
+    def check(self) -> None:
+        if type(self.updates) is not int or not 0 <= self.updates < 2**32:
+            raise MalformedMessageError("updates", "must be a count of updates")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyShow(Request):
+    OP: ClassVar[str] = "policy_show"
+    key_name: str
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyHistory(Reply):
+    """The key's current policy and the ones it replaced (oldest first), each with the node's
+    UTC seconds when it was replaced."""
+
+    OP: ClassVar[str] = "policy_history"
+    current: bytes
+    previous: tuple[bytes, ...]
+    replaced_at: tuple[int, ...]
+
+    def check(self) -> None:
+        _policy(self.current)
+        if not isinstance(self.previous, tuple) or len(self.previous) > 256:
+            raise MalformedMessageError("previous", "must be a list of at most 256 policies")
+        for policy in self.previous:
+            _policy(policy)
+        if not isinstance(self.replaced_at, tuple) or len(self.replaced_at) != len(self.previous):
+            raise MalformedMessageError("replaced_at", "one time per previous policy")
+        for when in self.replaced_at:
+            if type(when) is not int or not 0 <= when < 2**40:
+                raise MalformedMessageError("replaced_at", "must be UTC seconds")
+
+
 # -- state witnesses (enclave.service.witness) ----------------------------------------------
 
 
@@ -778,6 +847,8 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         PresignStep: (DkgOutbox, Presigned),
         EcdsaSign: (SignatureShares,),
         StateQuery: (SignedState,),
+        PolicyUpdate: (PolicyUpdated,),
+        PolicyShow: (PolicyHistory,),
         WitnessRecord: (WitnessRecorded,),
         WitnessQuery: (WitnessEnvelope,),
         WitnessCheck: (WitnessVerdict,),

@@ -16,6 +16,7 @@
     ├── KeyPendingError             the key is created but not yet committed by every participant
     ├── UnwitnessedError            booted, but not yet shown enough peer witness reports
     ├── RolledBackError             peers witnessed newer sealed state: no key is served (reason)
+    ├── MandatoryParticipantError   a signing set without a node the key's policy requires
     ├── WitnessError                a state statement or witness report is refused (reason)
     ├── KeyDisabledError            the key is disabled (name)
     ├── KeyPendingDeletionError     the key is scheduled for deletion (name, delete_at)
@@ -27,6 +28,7 @@
         ├── ApprovalExpiredError    approval ``index`` expired (not_after)
         ├── ApprovalSignatureError  approval ``index``'s signature does not verify
         └── QuorumNotMetError       fewer distinct valid approvers than the quorum (have, need)
+            └── GroupQuorumNotMetError  a group of the policy short of its quorum (group)
 
 Malformed requests raise :class:`wire.errors.MalformedMessageError` (re-exported here). Messages
 carry public facts only (names, node ids, phases); nothing decrypted appears in them.
@@ -47,12 +49,14 @@ __all__ = [
     "BusyError",
     "EnvelopeError",
     "EpochMismatchError",
+    "GroupQuorumNotMetError",
     "KeyDisabledError",
     "KeyExistsError",
     "KeyPendingDeletionError",
     "KeyPendingError",
     "KeyStateError",
     "MalformedMessageError",
+    "MandatoryParticipantError",
     "NonceUnknownError",
     "PeerRefusedError",
     "QuorumNotMetError",
@@ -242,3 +246,25 @@ class QuorumNotMetError(ApprovalError):
     def __init__(self, have: int, need: int) -> None:
         super().__init__(f"{have} distinct valid approval(s); the policy needs {need}")
         self.have, self.need = have, need
+
+
+class GroupQuorumNotMetError(QuorumNotMetError):
+    """An approver group of the policy is short of its own quorum (whatever the total)."""
+
+    rule = "group-quorum"
+
+    def __init__(self, group: str, have: int, need: int) -> None:
+        ApprovalError.__init__(
+            self, f"{have} valid approval(s) from group {group!r}; the policy needs {need}"
+        )
+        self.group, self.have, self.need = group, have, need
+
+
+class MandatoryParticipantError(ServiceError):
+    """The key's policy requires nodes that are not in the signing set."""
+
+    code = ErrorCode.MANDATORY_PARTICIPANT
+
+    def __init__(self, missing: tuple[str, ...]) -> None:
+        super().__init__(f"the key's policy requires {', '.join(missing)} in every signing set")
+        self.missing = missing

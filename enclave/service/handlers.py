@@ -27,7 +27,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -44,6 +44,7 @@ from enclave.mpc.ecdsa import sign as ecdsa_sign
 from enclave.mpc.errors import EncodingError, InvalidParameters, MisuseError, MpcError
 from enclave.mpc.frost.round2 import SigningPackage
 from enclave.mpc.frost.round2 import sign as frost_sign
+from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import KeyShare
 from enclave.mpc.suites import KeySuite, Scheme, key_suite
 from enclave.service.binding import PeerVerifier
@@ -54,6 +55,7 @@ from enclave.service.errors import (
     EpochMismatchError,
     KeyExistsError,
     KeyStateError,
+    MandatoryParticipantError,
     PeerRefusedError,
     RolledBackError,
     ServiceError,
@@ -65,7 +67,7 @@ from enclave.service.errors import (
     WrongSchemeError,
 )
 from enclave.service.identity import ServiceIdentity
-from enclave.service.keystore import KeyState, KeyStore, SealedBlobs, StoredKey
+from enclave.service.keystore import KeyState, KeyStore, PolicyChange, SealedBlobs, StoredKey
 from enclave.service.nonces import NONCE_CHUNK, FrostNonces
 from enclave.service.policy import SpentApprovals, check_approvals
 from enclave.service.presigning import Presigning
@@ -85,6 +87,7 @@ from wire.approvals import (
     decryption_digest,
     lifecycle_digest,
     message_digest,
+    policy_update_digest,
 )
 from wire.binding import ChannelBinding
 from wire.errors import ErrorCode, MalformedMessageError, WireError
@@ -110,6 +113,10 @@ from wire.messages import (
     NonceCommit,
     NonceCommitments,
     Partial,
+    PolicyHistory,
+    PolicyShow,
+    PolicyUpdate,
+    PolicyUpdated,
     Presigned,
     PresignStart,
     PresignStep,
@@ -193,6 +200,7 @@ class NodeService:
             identity.node_id, identity.node_identity.public_key, cluster_size
         )
         self._witness_book: WitnessBook | None = None
+        self._policy_lock = asyncio.Lock()  # one policy update at a time: each names a count
         self._witness_lock = asyncio.Lock()
         self._peers = peers
         self._rng = OsRandom()
@@ -263,6 +271,8 @@ class NodeService:
             PresignStart: partial(self._presign_start, client=client),
             PresignStep: partial(self._presign_step, client=client),
             EcdsaSign: partial(self._ecdsa_sign, client=client),
+            PolicyUpdate: self._policy_update,
+            PolicyShow: self._policy_show,
             StateQuery: self._state_query,
             WitnessRecord: self._witness_record,
             WitnessQuery: self._witness_query,
@@ -386,12 +396,30 @@ class NodeService:
             )
         return KeyStateReply(state.value, delete_at, key.epoch)
 
+    @staticmethod
+    def _holders(key: StoredKey, identifiers: Iterable[Identifier]) -> list[str]:
+        """The node ids behind share identifiers (a key's holders are recorded in identifier
+        order; an identifier outside them names no node)."""
+        return [key.nodes[int(i) - 1] for i in identifiers if 1 <= int(i) <= len(key.nodes)]
+
+    @staticmethod
+    def _require_participants(key_policy: ApprovalPolicy | None, node_ids: Iterable[str]) -> None:
+        """Refuse a signing set without every node the key's policy makes mandatory."""
+        if key_policy is None or not key_policy.mandatory_nodes:
+            return
+        taking_part = set(node_ids)
+        missing = tuple(n for n in key_policy.mandatory_nodes if n not in taking_part)
+        if missing:
+            raise MandatoryParticipantError(missing)
+
     # -- key creation -------------------------------------------------------------------
 
     async def _key_create(self, request: KeyCreate) -> Reply:
         name = request.key_name
         suite = self._suite(request.suite)
         suite.check_committee(request.threshold, len(request.participants))
+        if request.policy:  # a mandatory participant must hold a share, or nothing could sign
+            self._require_participants(ApprovalPolicy.decode(request.policy), request.participants)
         self._creations.reserve(name)  # before the first await
         try:
             if await self._keys.exists(name, now=int(self._clock())):
@@ -499,6 +527,9 @@ class NodeService:
             mine = package.commitments.get(me)
             if mine is None:
                 raise SessionError("the signing package carries no commitment of this node")
+            # every listed signer's share is needed for the signature to verify, so a package
+            # naming the mandatory participants cannot be signed without them
+            self._require_participants(key.policy, self._holders(key, package.commitments))
             nonces = self._nonces.take(request.key_name, mine)
             digest = message_digest(package.message)
             self._approve(request.key_name, key, Operation.SIGN, digest, approvals)
@@ -524,6 +555,8 @@ class NodeService:
 
     async def _presign_start(self, request: PresignStart, *, client: bytes) -> Reply:
         key = await self._key(request.key_name, Scheme.ECDSA)
+        # exactly 2t+1 presign and every one of them signs: the set must hold the mandatory nodes
+        self._require_participants(key.policy, request.participants)
         pending = self._presigning.pending(request.key_name, client)
         self._pools.check_room(request.key_name, client, request.count, pending)
         self._presigning.check_new(request.key_name, request.session_id)
@@ -670,3 +703,38 @@ class NodeService:
                 extra={"fields": {"event": "witnessed", "epoch": self._store.epoch}},
             )
         return WitnessVerdict(gate.state.value, gate.counted, gate.needed)
+
+    # -- governance: policy updates -----------------------------------------------------
+
+    async def _policy_update(self, request: PolicyUpdate) -> Reply:
+        """Replace the key's policy, with approvals its CURRENT policy accepts for
+        ``update-policy`` naming this update's number and the new policy; the old policy joins
+        the key's history (sealed with the share)."""
+        async with self._policy_lock:
+            key = await self._keys.active(request.key_name)
+            current = b"" if key.policy is None else key.policy.encode()
+            if request.policy == current:  # a repeat of an update that applied here: no change
+                return PolicyUpdated(len(key.policy_history))
+            new = ApprovalPolicy.decode(request.policy) if request.policy else None
+            self._require_participants(new, key.nodes)  # mandatory nodes must hold shares
+            updates = len(key.policy_history)
+            digest = policy_update_digest(updates, request.policy)
+            self._approve(request.key_name, key, Operation.UPDATE_POLICY, digest, request.approvals)
+            change = PolicyChange(current, int(self._clock()))
+            updated = replace(key, policy=new, policy_history=(*key.policy_history, change))
+            await self._keys.replace(request.key_name, updated)
+        log.info(
+            "key policy updated",
+            extra={
+                "fields": {"event": "policy_updated", "key": request.key_name, "n": updates + 1}
+            },
+        )
+        return PolicyUpdated(updates + 1)
+
+    async def _policy_show(self, request: PolicyShow) -> Reply:
+        key = await self._keys.active(request.key_name)
+        return PolicyHistory(
+            b"" if key.policy is None else key.policy.encode(),
+            tuple(c.policy for c in key.policy_history),
+            tuple(c.replaced_at for c in key.policy_history),
+        )

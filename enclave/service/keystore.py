@@ -17,6 +17,11 @@ A key's ``epoch`` counts how often its shares changed (refresh, reshare); a key 
 epoch 0, and records without an ``epoch`` field are at epoch 0. Clients cache a key's description
 per epoch.
 
+Policy updates (record version 5: ``"policy_history"``, a list of ``[policy, replaced_at]``):
+a key's policy may be replaced, with approvals its current policy accepts; the policies it had
+are kept in order, and their number counts the updates (what an update approval names).
+Version-2 to -4 records load with no history.
+
 Key state (record version 4: ``"epoch"``, ``"state"``, ``"delete_at"``, ``"next_share"``,
 ``"next_digest"``): a committed key is ``enabled``, ``disabled`` (kept, serves nothing but its
 description) or ``pending_deletion`` (likewise, until ``delete_at``, the enclave's UTC seconds).
@@ -58,6 +63,7 @@ __all__ = [
     "PENDING_TIMEOUT",
     "KeyState",
     "KeyStore",
+    "PolicyChange",
     "SealedBlobs",
     "StagedShare",
     "StoredKey",
@@ -84,10 +90,13 @@ def _blob(name: str) -> str:
     return f"{KEY_BLOB_PREFIX}{name}"
 
 
-_RECORD_VERSION = 4
+_RECORD_VERSION = 5
 _V2_FIELDS = frozenset({"v", "share", "policy", "suite", "nodes"})
 _V3_FIELDS = _V2_FIELDS | {"pending", "created"}
-_RECORD_FIELDS = _V3_FIELDS | {"epoch", "state", "delete_at", "next_share", "next_digest"}
+_V4_FIELDS = _V3_FIELDS | {"epoch", "state", "delete_at", "next_share", "next_digest"}
+_RECORD_FIELDS = _V4_FIELDS | {"policy_history"}
+#: Policy updates a key may have had (each keeps the policy it replaced).
+MAX_POLICY_HISTORY = 256
 _MAX_TIME = 2**40
 
 
@@ -113,6 +122,14 @@ class StagedShare:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyChange:
+    """A policy a key had (encoding; empty: none) and when it was replaced."""
+
+    policy: bytes
+    replaced_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoredKey:
     """One key as sealed on this node (``share`` is secret; the rest public)."""
 
@@ -126,6 +143,9 @@ class StoredKey:
     state: KeyState = KeyState.ENABLED
     delete_at: int = 0  # pending deletion: the enclave's UTC seconds it is erased at
     staged: StagedShare | None = None
+    #: The policies this key had before its current one, oldest first, each with the enclave's
+    #: UTC seconds when it was replaced (its length counts the policy's updates).
+    policy_history: tuple[PolicyChange, ...] = ()
 
     def __repr__(self) -> str:
         return (
@@ -149,6 +169,7 @@ def _encode(key: StoredKey) -> bytes:
             "delete_at": key.delete_at,
             "next_share": b"" if key.staged is None else key.staged.share.to_sealable_bytes(),
             "next_digest": b"" if key.staged is None else key.staged.digest,
+            "policy_history": [[c.policy, c.replaced_at] for c in key.policy_history],
         }
     )
 
@@ -169,6 +190,7 @@ def _tombstone(key: StoredKey) -> bytes:
             "delete_at": key.delete_at,
             "next_share": b"",
             "next_digest": b"",
+            "policy_history": [],
         }
     )
 
@@ -178,18 +200,21 @@ class _DeletedKeyError(Exception):
 
 
 def _upgrade(record: dict[str, Any]) -> dict[str, Any]:
-    """A version-2 or -3 record as version 4 (committed, enabled, epoch 0, nothing staged)."""
+    """A version-2, -3 or -4 record as version 5 (committed, enabled, epoch 0, nothing staged,
+    no policy history, as each version lacked)."""
     if record.get("v") == 2 and set(record) == _V2_FIELDS:
         record = record | {"v": 3, "pending": False, "created": 0}
     if record.get("v") == 3 and set(record) == _V3_FIELDS:
         record = record | {
-            "v": _RECORD_VERSION,
+            "v": 4,
             "epoch": 0,
             "state": KeyState.ENABLED.value,
             "delete_at": 0,
             "next_share": b"",
             "next_digest": b"",
         }
+    if record.get("v") == 4 and set(record) == _V4_FIELDS:
+        record = record | {"v": _RECORD_VERSION, "policy_history": []}
     if record.get("v") != _RECORD_VERSION or set(record) != _RECORD_FIELDS:
         raise SecretError
     return record
@@ -244,6 +269,7 @@ def _decode(sealed: bytes) -> StoredKey:
         ):
             raise SecretError
         policy = ApprovalPolicy.decode(record["policy"]) if record["policy"] else None
+        history = _policy_history(record["policy_history"])
     except MalformedMessageError:
         raise SecretError from None
     share = KeyShare.from_sealed_bytes(record["share"])
@@ -266,7 +292,27 @@ def _decode(sealed: bytes) -> StoredKey:
         state=state,
         delete_at=record["delete_at"],
         staged=staged,
+        policy_history=history,
     )
+
+
+def _policy_history(value: object) -> tuple[PolicyChange, ...]:
+    if type(value) is not list or len(value) > MAX_POLICY_HISTORY:
+        raise SecretError
+    changes = []
+    for item in value:
+        if (
+            type(item) is not list
+            or len(item) != 2
+            or type(item[0]) is not bytes
+            or type(item[1]) is not int
+            or not 0 <= item[1] < _MAX_TIME
+        ):
+            raise SecretError
+        if item[0]:
+            ApprovalPolicy.decode(item[0])
+        changes.append(PolicyChange(item[0], item[1]))
+    return tuple(changes)
 
 
 class KeyStore:

@@ -41,6 +41,7 @@ from enclave.service.errors import (
     ApprovalSignatureError,
     ApprovalUnlistedError,
     BusyError,
+    GroupQuorumNotMetError,
     QuorumNotMetError,
 )
 from wire.approvals import CLOCK_SKEW, Approval, ApprovalPolicy, Operation
@@ -130,6 +131,10 @@ def check_approvals(
         approved.add(approval.approver)
     if len(approved) < policy.quorum:
         raise QuorumNotMetError(len(approved), policy.quorum)
+    for group in policy.groups:  # every group reaches its own quorum, whatever the total
+        have = len(approved & set(group.approvers))
+        if have < group.quorum:
+            raise GroupQuorumNotMetError(group.name, have, group.quorum)
     return tuple(accepted)
 
 

@@ -85,6 +85,10 @@ from wire.messages import (
     NonceCommit,
     NonceCommitments,
     Partial,
+    PolicyHistory,
+    PolicyShow,
+    PolicyUpdate,
+    PolicyUpdated,
     Presigned,
     PresignStart,
     PresignStep,
@@ -336,9 +340,15 @@ class Coordinator:
                 await self.link(node_id)
             return sorted(set(explicit))
         now = time.monotonic()
+        mandatory = () if key.policy is None else key.policy.mandatory_nodes
         candidates = sorted(
             key.holders,
-            key=lambda n: (self._down_until.get(n, 0.0) > now, self._load[n], random.random()),  # noqa: S311 -- load spreading, not security
+            key=lambda n: (
+                n not in mandatory,  # the policy's mandatory participants first, always
+                self._down_until.get(n, 0.0) > now,
+                self._load[n],
+                random.random(),  # noqa: S311 -- load spreading, not security
+            ),
         )
         chosen: list[str] = []
         failures: dict[str, ChannelError] = {}
@@ -570,6 +580,70 @@ class Coordinator:
         if not answers:  # every reachable node refused: say why (the first refusal)
             raise next(r for r in replies if isinstance(r, BaseException))
         return sorted({name for reply in answers for name in reply.names})
+
+    # -- governance: policy updates ----------------------------------------------------------
+
+    async def update_policy(
+        self, name: str, policy: ApprovalPolicy | None, *, approvals: Sequence[bytes] = ()
+    ) -> KeyDescription:
+        """Replace ``name``'s approval policy on every holder, with approvals its CURRENT policy
+        accepts for ``update-policy`` (each node checks them itself). A holder out of reach
+        fails the call after the others changed: run it again with the same approvals (a node
+        already under the new policy answers without change)."""
+        key = await self.describe_key(name, refresh=True)
+        try:
+            request = PolicyUpdate(
+                name, b"" if policy is None else policy.encode(), tuple(approvals)
+            )
+        except MalformedMessageError as error:
+            raise InvalidInputError(str(error)) from None
+        targets = sorted(key.holders)
+        results = await asyncio.gather(
+            *(self._call(n, request, PolicyUpdated) for n in targets), return_exceptions=True
+        )
+        failures: dict[str, ChannelError] = {}
+        for node_id, result in zip(targets, results, strict=True):
+            if isinstance(result, ChannelError):
+                failures[node_id] = result
+            elif isinstance(result, BaseException):
+                raise result
+        self.forget_key(name)
+        await self._witnesses.record([n for n in targets if n not in failures])
+        if failures:
+            raise _unavailable(
+                f"the policy of {name!r} changed on {len(targets) - len(failures)} of "
+                f"{len(targets)} holders: run it again",
+                failures,
+                have=len(targets) - len(failures),
+                need=len(targets),
+            )
+        return await self.describe_key(name, refresh=True)
+
+    async def policy_history(self, name: str) -> PolicyHistory:
+        """The key's policies, as its reachable holders (at least t+1) agree on them."""
+        key = await self.describe_key(name)
+        holders = await self._reachable(sorted(key.holders))
+        results = await asyncio.gather(
+            *(self._call(n, PolicyShow(name), PolicyHistory) for n in holders),
+            return_exceptions=True,
+        )
+        answers = {}
+        for node_id, result in zip(holders, results, strict=True):
+            if isinstance(result, ChannelError | RemoteError):
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            answers[node_id] = result
+        need = key.public.threshold + 1
+        if len(answers) < need:
+            raise UnavailableError(
+                f"{len(answers)} holder(s) of {name!r} answered; {need} must agree",
+                have=len(answers),
+                need=need,
+            )
+        if len({(r.current, r.previous) for r in answers.values()}) != 1:
+            raise ProtocolError(f"the holders of {name!r} disagree about its policies")
+        return answers[min(answers)]
 
     # -- key state --------------------------------------------------------------------------
 

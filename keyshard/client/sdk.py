@@ -30,6 +30,7 @@ from keyshard.client.channel import NodeChannel, NodeTrust, client_context
 from keyshard.client.coordinator import Coordinator, KeyDescription, Link
 from keyshard.client.credentials import CERT_FILE, KEY_FILE, ClientCredentials
 from keyshard.client.errors import ConfigurationError, CredentialsError
+from keyshard.client.governance import PolicyRecord, read_history
 from keyshard.client.profile import ClusterProfile
 from wire.approvals import ApprovalPolicy
 from wire.messages import DEFAULT_DELETION_DAYS
@@ -156,6 +157,19 @@ class AsyncClient:
 
     async def list_keys(self) -> list[str]:
         return await self.coordinator.list_keys()
+
+    # -- governance -----------------------------------------------------------------------
+
+    async def update_policy(
+        self, name: str, policy: ApprovalPolicy | None, *, approvals: Sequence[bytes] = ()
+    ) -> KeyDescription:
+        """Replace ``name``'s approval policy (None: none) with approvals its current policy
+        accepts for ``update-policy`` (:func:`wire.approvals.policy_update_digest`)."""
+        return await self.coordinator.update_policy(name, policy, approvals=approvals)
+
+    async def policy_history(self, name: str) -> list[PolicyRecord]:
+        """``name``'s policies, oldest first, the current one last."""
+        return read_history(await self.coordinator.policy_history(name))
 
     # -- key state ------------------------------------------------------------------------
 
@@ -306,6 +320,14 @@ class Client:
 
     def list_keys(self) -> list[str]:
         return self._run(self._inner.list_keys())
+
+    def update_policy(
+        self, name: str, policy: ApprovalPolicy | None, *, approvals: Sequence[bytes] = ()
+    ) -> KeyDescription:
+        return self._run(self._inner.update_policy(name, policy, approvals=approvals))
+
+    def policy_history(self, name: str) -> list[PolicyRecord]:
+        return self._run(self._inner.policy_history(name))
 
     def disable_key(self, name: str) -> KeyDescription:
         return self._run(self._inner.disable_key(name))

@@ -47,6 +47,10 @@ from wire.messages import (
     NonceCommit,
     NonceCommitments,
     Partial,
+    PolicyHistory,
+    PolicyShow,
+    PolicyUpdate,
+    PolicyUpdated,
     Presigned,
     PresignStart,
     PresignStep,
@@ -99,6 +103,8 @@ REQUEST_SAMPLES: list[Request] = [
         "m/0/7",
     ),
     StateQuery(),
+    PolicyUpdate("payroll", POLICY, (b"approval",)),
+    PolicyShow("payroll"),
     WitnessRecord({"node-2": b"d2"}, {"node-2": b"statement"}),
     WitnessQuery("node-3", b"d3"),
     WitnessCheck({"node-1": b"d1", "node-2": b"d2"}, {"node-1": b"e1", "node-2": b"e2"}),
@@ -117,6 +123,8 @@ REPLY_SAMPLES: list[Reply] = [
     Partial(b"partial"),
     Presigned((b"p" * 32, b"q" * 32), (b"\x02" + b"r" * 32, b"\x03" + b"r" * 32)),
     SignedState(b"statement"),
+    PolicyUpdated(1),
+    PolicyHistory(POLICY, (b"",), (1_700_000_000,)),
     WitnessRecorded(("node-2",)),
     WitnessEnvelope(b"envelope"),
     WitnessVerdict("witnessed", 1, 1),
@@ -491,6 +499,17 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
         st.text(max_size=30),
     ),
     StateQuery: st.just(StateQuery()),
+    PolicyUpdate: st.builds(PolicyUpdate, names, policies, approvals),
+    PolicyUpdated: st.builds(PolicyUpdated, st.integers(1, 2**32 - 1)),
+    PolicyShow: st.builds(PolicyShow, names),
+    PolicyHistory: st.lists(st.tuples(policies, st.integers(0, 2**40 - 1)), max_size=3).flatmap(
+        lambda items: st.builds(
+            PolicyHistory,
+            policies,
+            st.just(tuple(p for p, _ in items)),
+            st.just(tuple(t for _, t in items)),
+        )
+    ),
     SignedState: st.builds(SignedState, st.binary(min_size=1, max_size=200)),
     WitnessRecord: participants.map(
         lambda p: WitnessRecord(p, {n: b"s" + d for n, d in p.items()})
