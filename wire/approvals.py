@@ -8,7 +8,11 @@ SHA-256 digest of what is approved, ``not_after`` in UTC seconds). What is appro
 
 * sign: ``SHA-256(message)`` (:func:`message_digest`) — the exact bytes the signing package signs;
 * decrypt: ``SHA-256(lp("keyshard/decrypt/v1") || lp(ciphertext) || lp(context))``
-  (:func:`decryption_digest`), ``context`` being the associated data the client will use.
+  (:func:`decryption_digest`), ``context`` being the associated data the client will use;
+* backup: ``SHA-256(lp("keyshard/backup-approval/v1") || lp(recovery public key))``
+  (:func:`backup_digest`) — the approval names the one recovery key the shares may be encrypted
+  to. A key with any policy needs its quorum for a backup even if the policy's list of
+  operations predates backups (:data:`QUORUM_BY_DEFAULT`).
 
 Approver keys must be canonical encodings of points of prime order (libsodium's
 ``crypto_core_ed25519_is_valid_point``): with a small-order key listed (one of the eight points of
@@ -45,10 +49,12 @@ __all__ = [
     "DEFAULT_APPROVAL_LIFETIME",
     "MAX_APPROVAL_LIFETIME",
     "MAX_APPROVERS",
+    "QUORUM_BY_DEFAULT",
     "Approval",
     "ApprovalPolicy",
     "Operation",
     "approval_statement",
+    "backup_digest",
     "decryption_digest",
     "message_digest",
 ]
@@ -67,11 +73,18 @@ MAX_APPROVAL_LIFETIME = 30 * 24 * 3600
 _MAX_TIME = 2**40
 _STATEMENT_DOMAIN = b"keyshard/approval/v1"
 _DECRYPT_DOMAIN = b"keyshard/decrypt/v1"
+_BACKUP_DOMAIN = b"keyshard/backup-approval/v1"
 
 
 class Operation(enum.Enum):
     SIGN = "sign"
     DECRYPT = "decrypt"
+    BACKUP = "backup"
+
+
+#: Operations a key's policy gates whether or not its list names them: a key under approvals
+#: is never exported (even as encrypted shares) on one caller's word.
+QUORUM_BY_DEFAULT: frozenset[Operation] = frozenset({Operation.BACKUP})
 
 
 def _public_key(field: str, value: object) -> bytes:
@@ -128,7 +141,7 @@ class ApprovalPolicy:
         return self.max_approval_lifetime
 
     def requires(self, operation: Operation) -> bool:
-        return operation in self.operations
+        return operation in self.operations or operation in QUORUM_BY_DEFAULT
 
     def encode(self) -> bytes:
         """The canonical encoding (what the DKG binds and what is sealed): version 1 without a
@@ -186,6 +199,11 @@ def message_digest(message: bytes) -> bytes:
 
 def decryption_digest(ciphertext: bytes, context: bytes) -> bytes:
     return hashlib.sha256(lp_join((_DECRYPT_DOMAIN, ciphertext, context))).digest()
+
+
+def backup_digest(recovery_key: bytes) -> bytes:
+    """What a backup approval approves: the recovery key the shares are encrypted to."""
+    return hashlib.sha256(lp_join((_BACKUP_DOMAIN, recovery_key))).digest()
 
 
 def approval_statement(

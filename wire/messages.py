@@ -44,6 +44,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "REPLIES",
     "SERVICE_PORT",
+    "BackupShare",
     "DecryptPartial",
     "DkgOutbox",
     "DkgStep",
@@ -69,6 +70,7 @@ __all__ = [
     "Presigned",
     "Reply",
     "Request",
+    "ShareBackup",
     "SignatureShares",
     "decode_reply",
     "decode_request",
@@ -537,6 +539,46 @@ class EcdsaSign(Request):
 # -- errors ---------------------------------------------------------------------------------
 
 
+# -- backup -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BackupShare(Request):
+    """This node's share of ``key_name``, verifiably encrypted to ``recovery_key`` (a raw X25519
+    public key; :mod:`enclave.mpc.pve`). The key's policy gates it (operation ``backup``, digest
+    :func:`~wire.approvals.backup_digest` of the recovery key)."""
+
+    OP: ClassVar[str] = "backup_share"
+    key_name: str
+    recovery_key: bytes
+    approvals: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        check_bytes("recovery_key", self.recovery_key, 32, 32)
+        _approvals(self.approvals)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareBackup(Reply):
+    """The encryption with its proof, for the key as this node holds it: its party
+    ``identifier``, ``epoch`` and public key package (the statement's label binds all three)."""
+
+    OP: ClassVar[str] = "share_backup"
+    identifier: int
+    epoch: int
+    public_key_package: bytes
+    encryption: bytes
+
+    def check(self) -> None:
+        if type(self.identifier) is not int or not 1 <= self.identifier <= MAX_PARTICIPANTS:
+            raise MalformedMessageError("identifier", "must be a participant position 1..16")
+        if type(self.epoch) is not int or not 0 <= self.epoch < 2**32:
+            raise MalformedMessageError("epoch", "must be a 32-bit counter")
+        check_bytes("public_key_package", self.public_key_package, 1)
+        check_bytes("encryption", self.encryption, 1)
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorReply(Reply):
     """A refused request: why (an :class:`ErrorCode`) and public text. A code this client does
@@ -568,6 +610,7 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         PresignStart: (DkgOutbox,),
         PresignStep: (DkgOutbox, Presigned),
         EcdsaSign: (SignatureShares,),
+        BackupShare: (ShareBackup,),
     }
 )
 _REQUESTS: dict[str, type[Message]] = {cls.OP: cls for cls in REPLIES}

@@ -44,6 +44,8 @@ from enclave.mpc.errors import EncodingError, InvalidParameters, MisuseError, Mp
 from enclave.mpc.frost.round2 import SigningPackage
 from enclave.mpc.frost.round2 import sign as frost_sign
 from enclave.mpc.keys import KeyShare
+from enclave.mpc.pve import PveStatement
+from enclave.mpc.pve import encrypt as pve_encrypt
 from enclave.mpc.suites import KeySuite, Scheme, key_suite
 from enclave.service.binding import PeerVerifier
 from enclave.service.dkg import KeyCreation
@@ -62,9 +64,17 @@ from enclave.service.nonces import NONCE_CHUNK, FrostNonces
 from enclave.service.policy import SpentApprovals, check_approvals
 from enclave.service.presigning import Presigning
 from enclave.service.sessions import KeyCreations, PresignaturePools, PresigningRuns
-from wire.approvals import ApprovalPolicy, Operation, decryption_digest, message_digest
+from wire.approvals import (
+    ApprovalPolicy,
+    Operation,
+    backup_digest,
+    decryption_digest,
+    message_digest,
+)
+from wire.backup import backup_label
 from wire.errors import ErrorCode, WireError
 from wire.messages import (
+    BackupShare,
     DecryptPartial,
     DkgOutbox,
     DkgStep,
@@ -89,6 +99,7 @@ from wire.messages import (
     PresignStep,
     Reply,
     Request,
+    ShareBackup,
     SignatureShares,
 )
 
@@ -191,6 +202,7 @@ class NodeService:
             PresignStart: partial(self._presign_start, client=client),
             PresignStep: partial(self._presign_step, client=client),
             EcdsaSign: partial(self._ecdsa_sign, client=client),
+            BackupShare: self._backup_share,
         }
         handler = handlers.get(type(request))
         if handler is None:
@@ -447,3 +459,28 @@ class NodeService:
             signing = SigningRequest(presignature_id, digest, entropy, tweak)
             shares.append(ecdsa_sign(presignature, signing).to_bytes())
         return SignatureShares(tuple(shares))
+
+    # -- backup -------------------------------------------------------------------------
+
+    async def _backup_share(self, request: BackupShare) -> Reply:
+        """This node's share, verifiably encrypted to the request's recovery key (PVE), for a
+        committed key of any scheme. The key's policy gates it — any policy, even one whose list
+        predates backups (``QUORUM_BY_DEFAULT``) — with approvals naming this recovery key. The
+        proof's label binds the key as this node holds it (name, suite, package, epoch)."""
+        key = await self._keys.active(request.key_name)
+        digest = backup_digest(request.recovery_key)
+        self._approve(request.key_name, key, Operation.BACKUP, digest, request.approvals)
+        package = key.share.public.to_bytes()
+        label = backup_label(request.key_name, key.suite.name, package, key.epoch)
+        statement = PveStatement(  # a low-order recovery key: InvalidParameters -> MALFORMED
+            key.share.verifying_share, key.share.identifier, request.recovery_key, label
+        )
+        # about 60 ms of CPU: off the event loop, so the node keeps serving meanwhile
+        encryption = await asyncio.to_thread(
+            pve_encrypt, key.share.secret_share, statement, self._rng
+        )
+        log.info(
+            "share backed up",
+            extra={"fields": {"event": "backup_share", "key": request.key_name}},
+        )
+        return ShareBackup(int(key.share.identifier), key.epoch, package, encryption.to_bytes())

@@ -69,7 +69,7 @@ from wire.messages import (
 
 APPROVERS = [Ed25519PrivateKey.generate() for _ in range(3)]
 OUTSIDER = Ed25519PrivateKey.generate()
-BOTH = frozenset(Operation)
+BOTH = frozenset({Operation.SIGN, Operation.DECRYPT})
 POLICY = ApprovalPolicy(tuple(public_key_bytes(k) for k in APPROVERS), 2, BOTH)
 GPK = bytes(range(32))
 NOW = 1_800_000_000

@@ -17,9 +17,11 @@ from wire import cbor
 from wire.approvals import (
     DEFAULT_APPROVAL_LIFETIME,
     MAX_APPROVAL_LIFETIME,
+    QUORUM_BY_DEFAULT,
     Approval,
     ApprovalPolicy,
     Operation,
+    backup_digest,
     message_digest,
 )
 from wire.errors import MalformedMessageError
@@ -55,7 +57,7 @@ HONEST = Ed25519PrivateKey.generate()
 HONEST_PUBLIC = HONEST.public_key().public_bytes(
     serialization.Encoding.Raw, serialization.PublicFormat.Raw
 )
-BOTH = frozenset(Operation)
+BOTH = frozenset({Operation.SIGN, Operation.DECRYPT})
 NOW = 1_800_000_000
 DIGEST = message_digest(b"wire 5 to 42")
 
@@ -238,3 +240,15 @@ def test_policies_with_any_lifetime_round_trip(lifetime: int | None) -> None:
     encoded = policy.encode()
     assert ApprovalPolicy.decode(encoded) == policy
     assert ApprovalPolicy.decode(encoded).encode() == encoded
+
+
+def test_a_backup_needs_the_quorum_of_any_policy_and_names_its_recovery_key() -> None:
+    """A policy listing only sign (written before backups existed) still gates backups."""
+    sign_only = ApprovalPolicy((HONEST_PUBLIC,), 1, frozenset({Operation.SIGN}))
+    assert sign_only.requires(Operation.BACKUP)
+    assert not sign_only.requires(Operation.DECRYPT)
+    assert Operation.BACKUP in QUORUM_BY_DEFAULT
+    assert backup_digest(b"a" * 32) != backup_digest(b"b" * 32)
+    assert len(backup_digest(b"a" * 32)) == 32
+    listed = ApprovalPolicy((HONEST_PUBLIC,), 1, frozenset({Operation.BACKUP}))
+    assert ApprovalPolicy.decode(listed.encode()) == listed

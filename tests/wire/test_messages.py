@@ -25,6 +25,7 @@ from wire.messages import (
     MAX_PRESIGN_BATCH,
     MAX_REQUEST_ID,
     REPLIES,
+    BackupShare,
     DecryptPartial,
     DkgOutbox,
     DkgStep,
@@ -50,6 +51,7 @@ from wire.messages import (
     PresignStep,
     Reply,
     Request,
+    ShareBackup,
     SignatureShares,
     decode_reply,
     decode_request,
@@ -86,6 +88,7 @@ REQUEST_SAMPLES: list[Request] = [
         ((b"approval",), ()),
         "m/0/7",
     ),
+    BackupShare("payroll", b"r" * 32, (b"approval",)),
 ]
 REPLY_SAMPLES: list[Reply] = [
     HelloReply(b"document"),
@@ -98,6 +101,7 @@ REPLY_SAMPLES: list[Reply] = [
     SignatureShares((b"s1", b"s2")),
     Partial(b"partial"),
     Presigned((b"p" * 32, b"q" * 32), (b"\x02" + b"r" * 32, b"\x03" + b"r" * 32)),
+    ShareBackup(2, 4, b"pkg", b"pve"),
     ErrorReply(ErrorCode.KEY_EXISTS, "key 'payroll' already exists"),
 ]
 
@@ -293,6 +297,9 @@ def test_every_replies_entry_is_consistent() -> None:
         (lambda: FrostSign("k", (b"p",) * (MAX_BATCH + 1), ((),) * (MAX_BATCH + 1)), "packages"),
         (lambda: FrostSign("k", (b"p", b"q"), ((),)), "approvals"),
         (lambda: SignatureShares(()), "shares"),
+        (lambda: BackupShare("k", b"r" * 31), "recovery_key"),
+        (lambda: ShareBackup(0, 0, b"pkg", b"pve"), "identifier"),
+        (lambda: ShareBackup(1, 0, b"pkg", b""), "encryption"),
         (lambda: PresignStart("k", SESSION, THREE, 0), "count"),
         (lambda: PresignStart("k", SESSION, THREE, MAX_PRESIGN_BATCH + 1), "count"),
         (lambda: Presigned((b"p" * 32,), (b"\x02" + b"r" * 32,) * 2), "big_rs"),
@@ -425,6 +432,14 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
         _ecdsa_sign,
         st.lists(st.tuples(b32, st.binary(max_size=40), b32, approvals), min_size=1, max_size=4),
         st.text(max_size=30),
+    ),
+    BackupShare: st.builds(BackupShare, names, b32, approvals),
+    ShareBackup: st.builds(
+        ShareBackup,
+        st.integers(1, 16),
+        st.integers(0, 2**32 - 1),
+        st.binary(min_size=1, max_size=64),
+        st.binary(min_size=1, max_size=64),
     ),
     ErrorReply: st.builds(ErrorReply, st.sampled_from(ErrorCode), st.text(max_size=60)),
 }
