@@ -47,8 +47,10 @@ from enclave.mpc.frost.round1 import PREPROCESSED_SESSION_ID, SigningCommitments
 from enclave.mpc.frost.round2 import SignatureShare, SigningPackage
 from enclave.mpc.keys import PublicKeyPackage
 from enclave.mpc.suites import Scheme, key_suite
+from keyshard.client.backup import Backup, EncryptedShare
 from keyshard.client.batching import Coalescer
 from keyshard.client.errors import (
+    BackupError,
     BindingError,
     ChannelError,
     ClientError,
@@ -65,6 +67,7 @@ from wire.errors import ErrorCode, MalformedMessageError
 from wire.messages import (
     MAX_BATCH,
     MAX_PRESIGN_BATCH,
+    BackupShare,
     DecryptPartial,
     DkgOutbox,
     DkgStep,
@@ -86,6 +89,7 @@ from wire.messages import (
     PresignStep,
     Reply,
     Request,
+    ShareBackup,
     SignatureShares,
     presign_batch_session_id,
 )
@@ -969,3 +973,65 @@ class Coordinator:
             ) from None
         except MpcError as error:
             raise ProtocolError(f"decryption of {name!r} refused: {error}") from None
+
+    # -- backup ---------------------------------------------------------------------------
+
+    async def backup(
+        self,
+        name: str,
+        recovery_key: bytes,
+        *,
+        approvals: Sequence[bytes] = (),
+        created: int | None = None,
+    ) -> Backup:
+        """Every reachable holder's share, verifiably encrypted to ``recovery_key`` (raw X25519),
+        as one backup that is verified here before it is returned.
+
+        Asks every holder (the more encrypted shares, the more holders a later restore may
+        lose); at least t+1 must answer. Each reply must describe the key as its holders agree
+        (same package and epoch, its own position); any node that answers with a proof that
+        does not verify is named. A node refusing (approvals short of the quorum) is an error:
+        a backup is never made from fewer holders than were asked silently.
+        """
+        key = await self.describe_key(name, refresh=True)
+        holders = await self._reachable(key.holders)
+        need = key.threshold + 1
+        if len(holders) < need:
+            raise UnavailableError(
+                f"only {len(holders)} holder(s) of {name!r} reachable; {need} needed",
+                have=len(holders),
+                need=need,
+            )
+        request = BackupShare(name, recovery_key, tuple(approvals))
+        replies = await asyncio.gather(*(self._call(n, request, ShareBackup) for n in holders))
+        package = key.public.to_bytes()
+        shares = []
+        for node_id, reply in sorted(
+            zip(holders, replies, strict=True), key=lambda item: item[1].identifier
+        ):
+            if reply.public_key_package != package or reply.epoch != key.epoch:
+                raise ProtocolError(
+                    f"{node_id} backs up another version of {name!r}", culprit=node_id
+                )
+            if reply.identifier != key.holders[node_id]:
+                raise ProtocolError(f"{node_id} claims party {reply.identifier}", culprit=node_id)
+            shares.append(EncryptedShare(reply.identifier, node_id, reply.encryption))
+        backup = Backup(
+            name,
+            key.suite,
+            key.public,
+            key.epoch,
+            int(time.time()) if created is None else created,
+            recovery_key,
+            tuple(shares),
+        )
+        try:
+            backup.verify()
+        except BackupError as error:
+            for share in backup.shares:  # name the node whose proof fails, if one does
+                try:
+                    backup.verify_share(share)
+                except BackupError as bad:
+                    raise ProtocolError(str(bad), culprit=share.node) from None
+            raise ProtocolError(f"the backup of {name!r} does not verify: {error}") from None
+        return backup

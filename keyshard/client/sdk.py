@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from enclave.mpc.decryption.ecies import MAX_CIPHERTEXT, MAX_PLAINTEXT
 from enclave.mpc.ecdsa import EcdsaSignature
 from enclave.mpc.suites import Scheme
+from keyshard.client.backup import Backup
 from keyshard.client.channel import NodeChannel, NodeTrust, client_context
 from keyshard.client.coordinator import Coordinator, KeyDescription, Link
 from keyshard.client.credentials import CERT_FILE, KEY_FILE, ClientCredentials
@@ -198,6 +199,16 @@ class AsyncClient:
         Ciphertexts are at most :data:`MAX_CIPHERTEXT` bytes."""
         return await self.coordinator.decrypt(name, ciphertext, context, approvals=approvals)
 
+    # -- backup ---------------------------------------------------------------------------
+
+    async def backup_key(
+        self, name: str, recovery_key: bytes, *, approvals: Sequence[bytes] = ()
+    ) -> Backup:
+        """Every reachable holder's share verifiably encrypted to ``recovery_key`` (raw X25519
+        public key, :func:`keyshard.client.backup.load_recovery_public_key`), verified here;
+        ``Backup.encode()`` is the file. The key's policy needs its quorum for this."""
+        return await self.coordinator.backup(name, recovery_key, approvals=approvals)
+
 
 class Client:
     """The same operations as :class:`AsyncClient`, blocking; ``with`` closes it.
@@ -305,3 +316,8 @@ class Client:
         return self._run(
             self._inner.decrypt(name, ciphertext, context=context, approvals=approvals)
         )
+
+    def backup_key(
+        self, name: str, recovery_key: bytes, *, approvals: Sequence[bytes] = ()
+    ) -> Backup:
+        return self._run(self._inner.backup_key(name, recovery_key, approvals=approvals))

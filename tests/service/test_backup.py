@@ -1,0 +1,171 @@
+"""Backups end to end through the real Coordinator and real in-process nodes: each holder
+encrypts its share to the recovery key (BackupShare -> ShareBackup), the file verifies without the
+recovery key, reconstructs with it to the key's own public key, the policy gates it, and a node
+that answers with a bad proof is named."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from inprocess import InProcessCluster
+
+from keyshard.client.approvals import public_key_bytes, sign_approval
+from keyshard.client.backup import Backup, private_key_pem
+from keyshard.client.coordinator import Coordinator
+from keyshard.client.errors import BackupError, ProtocolError, RemoteError
+from wire.approvals import ApprovalPolicy, Operation, backup_digest
+from wire.errors import ErrorCode
+from wire.messages import BackupShare, Reply, Request, ShareBackup
+
+RECOVERY = X25519PrivateKey.generate()
+RECOVERY_PUBLIC = RECOVERY.public_key().public_bytes_raw()
+
+
+def drive(cluster: InProcessCluster, work: Callable[[Coordinator], Awaitable[object]]) -> object:
+    async def main() -> object:
+        async with cluster.coordinator() as coordinator:
+            return await work(coordinator)
+
+    return asyncio.run(main())
+
+
+@pytest.fixture
+def cluster() -> InProcessCluster:
+    return InProcessCluster()
+
+
+@pytest.mark.parametrize("suite", ["ed25519", "secp256k1", "ecdsa-secp256k1"])
+def test_backup_verifies_without_the_key_and_reconstructs_the_public_key(
+    cluster: InProcessCluster, suite: str
+) -> None:
+    async def work(c: Coordinator) -> tuple[bytes, bytes]:
+        key = await c.create_key("k", suite=suite, threshold=1)
+        backup = await c.backup("k", RECOVERY_PUBLIC)
+        return key.public_key, backup.encode()
+
+    public_key, encoded = drive(cluster, work)  # type: ignore[misc]
+    backup = Backup.decode(encoded)
+    assert backup.encode() == encoded
+    assert [s.node for s in backup.shares] == ["node-1", "node-2", "node-3"]
+    backup.verify()  # public data only
+    secret = backup.reconstruct(RECOVERY)
+    assert backup.public.group.base_mul(secret).to_bytes() == public_key
+    pem = private_key_pem(backup.suite, secret)
+    if backup.public.group.name == "secp256k1":  # an OpenSSL key that signs for the public key
+        private = serialization.load_pem_private_key(pem, password=None)
+        assert isinstance(private, ec.EllipticCurvePrivateKey)
+        signature = private.sign(b"restored", ec.ECDSA(hashes.SHA256()))
+        public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), public_key)
+        public.verify(signature, b"restored", ec.ECDSA(hashes.SHA256()))
+    else:
+        assert b"KEYSHARD ED25519 SECRET SCALAR" in pem
+
+
+def test_a_backup_needs_only_t_plus_1_reachable_holders(cluster: InProcessCluster) -> None:
+    drive(cluster, lambda c: c.create_key("k", threshold=1))
+    cluster.stopped.add("node-3")
+    backup = drive(cluster, lambda c: c.backup("k", RECOVERY_PUBLIC))
+    assert isinstance(backup, Backup)
+    assert [s.node for s in backup.shares] == ["node-1", "node-2"]
+    backup.verify()
+    backup.reconstruct(RECOVERY)
+
+
+def test_the_policy_gates_backups_to_the_approved_recovery_key_only(
+    cluster: InProcessCluster,
+) -> None:
+    approver = Ed25519PrivateKey.generate()
+    # a policy written before backups existed: it lists sign only, yet a backup needs the quorum
+    policy = ApprovalPolicy((public_key_bytes(approver),), 1, frozenset({Operation.SIGN}))
+    other = X25519PrivateKey.generate().public_key().public_bytes_raw()
+
+    async def work(c: Coordinator) -> None:
+        key = await c.create_key("k", threshold=1, policy=policy)
+
+        def approval(recovery_key: bytes) -> tuple[bytes, ...]:
+            return (
+                sign_approval(
+                    approver,
+                    key_name="k",
+                    group_public_key=key.public_key,
+                    operation=Operation.BACKUP,
+                    digest=backup_digest(recovery_key),
+                    not_after=int(time.time()) + 900,
+                ).encode(),
+            )
+
+        with pytest.raises(RemoteError) as refused:
+            await c.backup("k", RECOVERY_PUBLIC)
+        assert refused.value.error_code is ErrorCode.QUORUM_NOT_MET
+        with pytest.raises(RemoteError) as mismatch:  # approved for another recovery key
+            await c.backup("k", RECOVERY_PUBLIC, approvals=approval(other))
+        assert mismatch.value.error_code is ErrorCode.APPROVAL_MISMATCH
+        backup = await c.backup("k", RECOVERY_PUBLIC, approvals=approval(RECOVERY_PUBLIC))
+        backup.verify()
+
+    drive(cluster, work)
+
+
+def test_a_low_order_recovery_key_is_refused_by_the_node(cluster: InProcessCluster) -> None:
+    async def work(c: Coordinator) -> None:
+        await c.create_key("k", threshold=1)
+        with pytest.raises(RemoteError) as refused:
+            await c.backup("k", bytes(32))
+        assert refused.value.error_code is ErrorCode.MALFORMED
+
+    drive(cluster, work)
+
+
+def test_a_node_answering_a_bad_proof_is_named(cluster: InProcessCluster) -> None:
+    def corrupt(request: Request, reply: Reply) -> Reply:
+        if isinstance(request, BackupShare) and isinstance(reply, ShareBackup):
+            body = bytearray(reply.encryption)
+            body[-1] ^= 1  # the last row's ciphertext tag
+            return dataclasses.replace(reply, encryption=bytes(body))
+        return reply
+
+    cluster.tamper["node-2"] = corrupt
+
+    async def work(c: Coordinator) -> None:
+        await c.create_key("k", threshold=1)
+        with pytest.raises(ProtocolError) as caught:
+            await c.backup("k", RECOVERY_PUBLIC)
+        assert caught.value.culprit == "node-2"
+
+    drive(cluster, work)
+
+
+def test_a_node_backing_up_another_epoch_is_named(cluster: InProcessCluster) -> None:
+    def stale(request: Request, reply: Reply) -> Reply:
+        if isinstance(reply, ShareBackup):
+            return dataclasses.replace(reply, epoch=reply.epoch + 1)
+        return reply
+
+    cluster.tamper["node-1"] = stale
+
+    async def work(c: Coordinator) -> None:
+        await c.create_key("k", threshold=1)
+        with pytest.raises(ProtocolError) as caught:
+            await c.backup("k", RECOVERY_PUBLIC)
+        assert caught.value.culprit == "node-1"
+
+    drive(cluster, work)
+
+
+def test_reconstruct_refuses_another_recovery_key(cluster: InProcessCluster) -> None:
+    async def work(c: Coordinator) -> Backup:
+        await c.create_key("k", threshold=1)
+        return await c.backup("k", RECOVERY_PUBLIC)
+
+    backup = drive(cluster, work)
+    assert isinstance(backup, Backup)
+    with pytest.raises(BackupError, match="not the one the backup is encrypted to"):
+        backup.reconstruct(X25519PrivateKey.generate())
