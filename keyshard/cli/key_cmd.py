@@ -133,6 +133,7 @@ fields: name (one row per key).
     "approve": f"""\
 examples:
   keyshard key approve payouts --approver-key alice.pem --file tx.bin > alice.json
+  keyshard key approve payouts --approver-key alice.pem --op backup --recovery-key recovery.pub
   keyshard key approve payouts --approver-key bob.pem --op decrypt --context q3 < sealed.bin
   keyshard key approve wallet --approver-key alice.pem --path m/0/7 --file tx.bin
   keyshard key approve payouts --approver-key alice.pem --public-key HEX --file tx.bin
@@ -179,6 +180,24 @@ examples:
 t+1 nodes each return a proven partial decryption; they are combined on this machine.
 A truncated or altered ciphertext, or the wrong --context, is refused here (exit 1).
 fields (--format json): key, context, length, out; plaintext (hex) when there is no --out.
+
+{_CLUSTER_HELP}""",
+    "backup": f"""\
+examples:
+  keyshard key backup treasury --recovery-key recovery.pub --out treasury.backup
+  keyshard key backup payouts --recovery-key recovery.pub --out payouts.backup \\
+      --approval alice.json --approval bob.json
+  keyshard backup verify treasury.backup
+
+The recovery key pair comes from `keyshard recovery-key generate --private recovery.pem
+--public recovery.pub` (keep recovery.pem offline).
+Every reachable holder (at least t+1) encrypts its own share to the recovery public key with a
+proof that anyone can check WITHOUT the recovery key (`keyshard backup verify`). The file is
+verified here before it is written; an existing --out is never overwritten. A key with an
+approval policy needs its quorum, with approvals naming this recovery key
+(`keyshard key approve NAME --op backup --recovery-key recovery.pub`).
+fields: key, suite, epoch, created, threshold, public_key, recovery_key, holders, parties,
+        out, length.
 
 {_CLUSTER_HELP}""",
 }
@@ -283,7 +302,14 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="FILE",
         help="the approver's private key (PEM, from `keyshard approver keygen`)",
     )
-    approve.add_argument("--op", choices=["sign", "decrypt"], default="sign")
+    approve.add_argument("--op", choices=["sign", "decrypt", "backup"], default="sign")
+    approve.add_argument(
+        "--recovery-key",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="backup: the recovery public key (PEM) the backup will be encrypted to",
+    )
     approve.add_argument("--file", type=Path, default=None, help="what to approve (default: stdin)")
     approve.add_argument(
         "--context", default="", help="decrypt: the associated data the ciphertext is bound to"
@@ -334,6 +360,25 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         )
         parser.set_defaults(handler=handler)
     _approval_flag(decrypt)
+
+    backup = verb(
+        "backup",
+        "back up a key: each holder's share verifiably encrypted to a recovery key",
+        "Back up a key: every reachable holder encrypts its share to an offline recovery key,\n"
+        "with a proof anyone can check without that key (`keyshard backup verify`).",
+    )
+    backup.add_argument(
+        "--recovery-key",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the recovery public key (PEM, from `keyshard recovery-key generate`)",
+    )
+    backup.add_argument(
+        "--out", type=Path, required=True, help="the backup file to write (never overwritten)"
+    )
+    _approval_flag(backup)
+    backup.set_defaults(handler=_backup)
 
 
 def _cluster_flags(parser: argparse.ArgumentParser) -> None:
@@ -753,12 +798,16 @@ def _approve(args: argparse.Namespace) -> int:
 
     private_key = _local(lambda: load_approver_key(args.approver_key))
     operation = Operation(args.op)
-    # a decrypt approval names a ciphertext: whatever `encrypt` wrote must be approvable
-    data = _read_input(args.file, MAX_CIPHERTEXT if operation is Operation.DECRYPT else MAX_INPUT)
-    if operation is Operation.SIGN:
-        digest = message_digest(data)
+    if operation is Operation.BACKUP:  # the approval names the recovery key, not a message
+        digest = _backup_approval_digest(args.recovery_key)
     else:
-        digest = decryption_digest(data, args.context.encode("utf-8"))
+        # a decrypt approval names a ciphertext: whatever `encrypt` wrote must be approvable
+        limit = MAX_CIPHERTEXT if operation is Operation.DECRYPT else MAX_INPUT
+        data = _read_input(args.file, limit)
+        if operation is Operation.SIGN:
+            digest = message_digest(data)
+        else:
+            digest = decryption_digest(data, args.context.encode("utf-8"))
     policy: ApprovalPolicy | None = None  # offline: unknown, the nodes' default lifetime caps
     if args.public_key is not None:
         try:
@@ -791,3 +840,54 @@ async def _approval_target(
     """The public key an approval names (the child's under ``path``) and the key's policy."""
     key = await client.describe_key(name)
     return key.child_public_key(path), key.policy
+
+
+# -- backup -------------------------------------------------------------------------------
+
+
+def _recovery_public_key(path: Path) -> bytes:
+    from keyshard.client.backup import load_recovery_public_key  # noqa: PLC0415 -- lazy SDK
+
+    pem = _read_input(path, MAX_APPROVAL_FILE)
+    return _local(lambda: load_recovery_public_key(pem))
+
+
+def _backup_approval_digest(path: Path | None) -> bytes:
+    from wire.approvals import backup_digest  # noqa: PLC0415 -- lazy
+
+    if path is None:
+        raise UsageError("--op backup needs --recovery-key FILE (the key the backup names)")
+    return backup_digest(_recovery_public_key(path))
+
+
+def write_new_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to a file that must not exist yet, created with ``mode`` (never widened by
+    the umask's absence: the mode is set on the open descriptor)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        raise UsageError(f"{path} exists: refusing to overwrite it") from None
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror}") from None
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), mode)
+        handle.write(data)
+
+
+def _backup(args: argparse.Namespace) -> int:
+    recovery_key = _recovery_public_key(args.recovery_key)
+    approvals = _read_approvals(args.approval)
+    if args.out.exists():  # before the cluster does any work
+        raise UsageError(f"{args.out} exists: refusing to overwrite it")
+    backup = _run(args, lambda c: c.backup_key(args.name, recovery_key, approvals=approvals))
+    data = backup.encode()
+    write_new_file(args.out, data)
+    record = backup.summary() | {"out": str(args.out), "length": len(data)}
+    holders = ", ".join(share.node for share in backup.shares)
+    emit(
+        args,
+        record,
+        f"backed up {args.name} ({backup.suite.name}, epoch {backup.epoch}) to {args.out}: "
+        f"shares of {holders}, verified",
+    )
+    return EXIT_OK

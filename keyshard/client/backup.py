@@ -169,6 +169,20 @@ class Backup:
             encrypted.append(EncryptedShare(ident_value, node, _bytes(entry["pve"], "pve")))
         return cls(key_name, suite, public, epoch, created, recovery_key, tuple(encrypted))
 
+    def summary(self) -> dict[str, object]:
+        """The public facts of the backup, for printing (no secret: this is all in the file)."""
+        return {
+            "key": self.key_name,
+            "suite": self.suite.name,
+            "epoch": self.epoch,
+            "created": self.created,
+            "threshold": self.public.threshold,
+            "public_key": self.public.group_public_key.to_bytes().hex(),
+            "recovery_key": self.recovery_key.hex(),
+            "holders": [s.node for s in self.shares],
+            "parties": [s.identifier for s in self.shares],
+        }
+
     # -- verification ---------------------------------------------------------------------
 
     def label(self) -> bytes:
