@@ -466,12 +466,13 @@ class NodeService:
         """This node's share, verifiably encrypted to the request's recovery key (PVE), for a
         committed key of any scheme. The key's policy gates it — any policy, even one whose list
         predates backups (``QUORUM_BY_DEFAULT``) — with approvals naming this recovery key. The
-        proof's label binds the key as this node holds it (name, suite, package, epoch)."""
+        proof's label binds the key as this node holds it (name, suite, package, epoch, policy)."""
         key = await self._keys.active(request.key_name)
         digest = backup_digest(request.recovery_key)
         self._approve(request.key_name, key, Operation.BACKUP, digest, request.approvals)
         package = key.share.public.to_bytes()
-        label = backup_label(request.key_name, key.suite.name, package, key.epoch)
+        policy = b"" if key.policy is None else key.policy.encode()
+        label = backup_label(request.key_name, key.suite.name, package, key.epoch, policy)
         statement = PveStatement(  # a low-order recovery key: InvalidParameters -> MALFORMED
             key.share.verifying_share, key.share.identifier, request.recovery_key, label
         )

@@ -59,7 +59,7 @@ examples:
 
 Needs no recovery key and no cluster. Exit 0: the backup restores exactly the public key it
 names (printed); exit 1: it does not, with the check that failed.
-fields: key, suite, epoch, created, threshold, public_key, recovery_key, holders, parties,
+fields: key, suite, epoch, created, threshold, public_key, recovery_key, holders, parties, policy,
         verified.
 """
 

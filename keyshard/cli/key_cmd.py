@@ -196,7 +196,7 @@ proof that anyone can check WITHOUT the recovery key (`keyshard backup verify`).
 verified here before it is written; an existing --out is never overwritten. A key with an
 approval policy needs its quorum, with approvals naming this recovery key
 (`keyshard key approve NAME --op backup --recovery-key recovery.pub`).
-fields: key, suite, epoch, created, threshold, public_key, recovery_key, holders, parties,
+fields: key, suite, epoch, created, threshold, public_key, recovery_key, holders, parties, policy,
         out, length.
 
 {_CLUSTER_HELP}""",

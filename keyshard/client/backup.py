@@ -9,6 +9,7 @@ Format, version 1: one canonical CBOR map (:mod:`wire.cbor`; one encoding per ba
 
     {"format": "keyshard-backup", "v": 1,
      "key": name, "suite": suite name, "epoch": int, "created": UTC seconds,
+     "policy": the key's approval policy (canonical encoding; empty: none),
      "group_public_key": bytes, "threshold": t,
      "verification_shares": [{"id": i, "share": Y_i}, ...]   (every holder, ids increasing),
      "recovery_key": raw X25519 public key (32 bytes),
@@ -21,7 +22,8 @@ What :meth:`Backup.verify` checks, all on public data:
    ``t + 1`` of them gives the public key; :meth:`PublicKeyPackage.check_consistency`);
 2. at least ``t + 1`` encrypted shares, of distinct holders listed among the verification shares;
 3. each encrypted share's proof verifies for the statement "decrypts under ``recovery_key`` to
-   ``log_G Y_i``", labelled with :func:`wire.backup.backup_label` (key, suite, package, epoch).
+   ``log_G Y_i``", labelled with :func:`wire.backup.backup_label` (key, suite, package, epoch,
+   policy): a file whose policy was stripped or changed does not verify.
 
 Together: the recovery key opens ``t + 1`` values ``s_i`` with ``s_i·G = Y_i``, and by (1)
 their interpolation at 0 is the private key of the group public key. :meth:`reconstruct`
@@ -48,6 +50,7 @@ from enclave.mpc.shamir import reconstruct as interpolate
 from enclave.mpc.suites import KeySuite, key_suite
 from keyshard.client.errors import BackupError
 from wire import cbor
+from wire.approvals import ApprovalPolicy
 from wire.backup import backup_label
 from wire.checks import check_key_name, check_node_id
 from wire.errors import MalformedMessageError
@@ -77,6 +80,7 @@ _FIELDS = {
     "verification_shares",
     "recovery_key",
     "encrypted_shares",
+    "policy",
 }
 #: The PEM label of an Ed25519 key's secret SCALAR (no RFC 8032 seed exists for a key that was
 #: never one party's: the DKG made the scalar directly, so no PKCS#8 Ed25519 form can hold it).
@@ -103,6 +107,7 @@ class Backup:
     created: int
     recovery_key: bytes
     shares: tuple[EncryptedShare, ...]
+    policy: ApprovalPolicy | None = None
 
     # -- encoding -------------------------------------------------------------------------
 
@@ -122,6 +127,7 @@ class Backup:
                     for i, p in self.public.verifying_shares.items()
                 ],
                 "recovery_key": self.recovery_key,
+                "policy": self._policy_bytes(),
                 "encrypted_shares": [
                     {"id": s.identifier, "node": s.node, "pve": s.encryption} for s in self.shares
                 ],
@@ -167,7 +173,9 @@ class Backup:
                 raise BackupError("encrypted shares: identifiers not increasing")
             node = check_node_id(entry["node"], "node")
             encrypted.append(EncryptedShare(ident_value, node, _bytes(entry["pve"], "pve")))
-        return cls(key_name, suite, public, epoch, created, recovery_key, tuple(encrypted))
+        policy_bytes = _bytes(value["policy"], "policy")
+        policy = ApprovalPolicy.decode(policy_bytes) if policy_bytes else None
+        return cls(key_name, suite, public, epoch, created, recovery_key, tuple(encrypted), policy)
 
     def summary(self) -> dict[str, object]:
         """The public facts of the backup, for printing (no secret: this is all in the file)."""
@@ -180,13 +188,19 @@ class Backup:
             "public_key": self.public.group_public_key.to_bytes().hex(),
             "recovery_key": self.recovery_key.hex(),
             "holders": [s.node for s in self.shares],
+            "policy": None if self.policy is None else str(self.policy),
             "parties": [s.identifier for s in self.shares],
         }
 
     # -- verification ---------------------------------------------------------------------
 
+    def _policy_bytes(self) -> bytes:
+        return b"" if self.policy is None else self.policy.encode()
+
     def label(self) -> bytes:
-        return backup_label(self.key_name, self.suite.name, self.public.to_bytes(), self.epoch)
+        return backup_label(
+            self.key_name, self.suite.name, self.public.to_bytes(), self.epoch, self._policy_bytes()
+        )
 
     def statement(self, identifier: int) -> pve.PveStatement:
         ident = Identifier.from_int(self.public.group, identifier)

@@ -1024,6 +1024,7 @@ class Coordinator:
             int(time.time()) if created is None else created,
             recovery_key,
             tuple(shares),
+            key.policy,
         )
         try:
             backup.verify()

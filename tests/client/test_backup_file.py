@@ -30,10 +30,16 @@ from keyshard.client.backup import (
 from keyshard.client.errors import BackupError
 from tests.mpc.rng import SeededRandom
 from wire import cbor
+from wire.approvals import ApprovalPolicy, Operation
 from wire.backup import backup_label
 
 RECOVERY = X25519PrivateKey.from_private_bytes(hashlib.sha256(b"backup file test").digest())
 RECOVERY_PUBLIC = RECOVERY.public_key().public_bytes_raw()
+POLICY = ApprovalPolicy(
+    (Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key().public_bytes_raw(),),
+    1,
+    frozenset({Operation.SIGN}),
+)
 SUITES = pytest.mark.parametrize("suite", list(KEY_SUITES.values()), ids=lambda s: s.name)
 
 
@@ -46,7 +52,7 @@ def make_backup(suite: KeySuite, *, holders: int = 3, threshold: int = 1) -> tup
     public = PublicKeyPackage(
         group, group.base_mul(secret), {i: group.base_mul(s) for i, s in shares.items()}, threshold
     )
-    label = backup_label("payroll", suite.name, public.to_bytes(), 3)
+    label = backup_label("payroll", suite.name, public.to_bytes(), 3, b"")
     encrypted = tuple(
         EncryptedShare(
             int(i),
@@ -74,6 +80,7 @@ def test_round_trip_verify_and_reconstruct(suite: KeySuite) -> None:
     backup, secret = honest(suite)
     encoded = backup.encode()
     decoded = Backup.decode(encoded)
+    assert decoded == backup
     assert decoded.encode() == encoded
     decoded.verify()
     assert decoded.reconstruct(RECOVERY) == secret
@@ -86,6 +93,7 @@ def test_a_proof_bound_to_other_context_is_refused(suite: KeySuite) -> None:
         dataclasses.replace(backup, epoch=4),  # a backup from before a refresh
         dataclasses.replace(backup, key_name="other"),
         dataclasses.replace(backup, recovery_key=generate_recovery_public()),
+        dataclasses.replace(backup, policy=POLICY),  # a policy added (or stripped) afterwards
     ):
         with pytest.raises(BackupError, match="does not verify"):
             other.verify()

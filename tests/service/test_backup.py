@@ -110,6 +110,7 @@ def test_the_policy_gates_backups_to_the_approved_recovery_key_only(
         assert mismatch.value.error_code is ErrorCode.APPROVAL_MISMATCH
         backup = await c.backup("k", RECOVERY_PUBLIC, approvals=approval(RECOVERY_PUBLIC))
         backup.verify()
+        assert Backup.decode(backup.encode()).policy == policy  # a restore keeps the policy
 
     drive(cluster, work)
 
