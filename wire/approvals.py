@@ -12,7 +12,9 @@ SHA-256 digest of what is approved, ``not_after`` in UTC seconds). What is appro
 * backup: ``SHA-256(lp("keyshard/backup-approval/v1") || lp(recovery public key))``
   (:func:`backup_digest`) — the approval names the one recovery key the shares may be encrypted
   to. A key with any policy needs its quorum for a backup even if the policy's list of
-  operations predates backups (:data:`QUORUM_BY_DEFAULT`).
+  operations predates backups (:data:`QUORUM_BY_DEFAULT`);
+* restore: ``SHA-256(lp("keyshard/restore-approval/v1") || lp(public key package))``
+  (:func:`restore_digest`), checked by each node against the policy the backup carries.
 
 Approver keys must be canonical encodings of points of prime order (libsodium's
 ``crypto_core_ed25519_is_valid_point``): with a small-order key listed (one of the eight points of
@@ -57,6 +59,7 @@ __all__ = [
     "backup_digest",
     "decryption_digest",
     "message_digest",
+    "restore_digest",
 ]
 
 POLICY_VERSION = 1  # no lifetime field: DEFAULT_APPROVAL_LIFETIME applies
@@ -74,17 +77,19 @@ _MAX_TIME = 2**40
 _STATEMENT_DOMAIN = b"keyshard/approval/v1"
 _DECRYPT_DOMAIN = b"keyshard/decrypt/v1"
 _BACKUP_DOMAIN = b"keyshard/backup-approval/v1"
+_RESTORE_DOMAIN = b"keyshard/restore-approval/v1"
 
 
 class Operation(enum.Enum):
     SIGN = "sign"
     DECRYPT = "decrypt"
     BACKUP = "backup"
+    RESTORE = "restore"
 
 
 #: Operations a key's policy gates whether or not its list names them: a key under approvals
-#: is never exported (even as encrypted shares) on one caller's word.
-QUORUM_BY_DEFAULT: frozenset[Operation] = frozenset({Operation.BACKUP})
+#: is never exported (even as encrypted shares) nor restored on one caller's word.
+QUORUM_BY_DEFAULT: frozenset[Operation] = frozenset({Operation.BACKUP, Operation.RESTORE})
 
 
 def _public_key(field: str, value: object) -> bytes:
@@ -204,6 +209,12 @@ def decryption_digest(ciphertext: bytes, context: bytes) -> bytes:
 def backup_digest(recovery_key: bytes) -> bytes:
     """What a backup approval approves: the recovery key the shares are encrypted to."""
     return hashlib.sha256(lp_join((_BACKUP_DOMAIN, recovery_key))).digest()
+
+
+def restore_digest(public_key_package: bytes) -> bytes:
+    """What a restore approval approves: the key's public package (group key, threshold, every
+    verification share), i.e. exactly which shares may be dealt into the enclaves again."""
+    return hashlib.sha256(lp_join((_RESTORE_DOMAIN, public_key_package))).digest()
 
 
 def approval_statement(

@@ -61,6 +61,8 @@ __all__ = [
     "KeyInfoReply",
     "KeyList",
     "KeyListReply",
+    "KeyRestore",
+    "KeyRestored",
     "Message",
     "NonceCommit",
     "NonceCommitments",
@@ -70,6 +72,7 @@ __all__ = [
     "Presigned",
     "Reply",
     "Request",
+    "RestoreCommit",
     "ShareBackup",
     "SignatureShares",
     "decode_reply",
@@ -580,6 +583,56 @@ class ShareBackup(Reply):
 
 
 @dataclass(frozen=True, slots=True)
+class KeyRestore(Request):
+    """Hold one share of a restored key: ``share`` is a :class:`wire.backup.RestoredShare`
+    sealed (``crypto_box_seal``) to this node's attested box key. ``nodes`` lists the new
+    holders by party position; the node seals the share *pending* until :class:`RestoreCommit`.
+    The backup's ``policy`` becomes the key's, and gates this (operation ``restore``)."""
+
+    OP: ClassVar[str] = "key_restore"
+    key_name: str
+    suite: str
+    public_key_package: bytes
+    policy: bytes
+    nodes: tuple[str, ...]
+    share: bytes
+    approvals: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        check_suite_name(self.suite)
+        check_bytes("public_key_package", self.public_key_package, 1)
+        _policy(self.policy)
+        if not isinstance(self.nodes, tuple) or not 2 <= len(self.nodes) <= MAX_PARTICIPANTS:
+            raise MalformedMessageError("nodes", f"must list 2..{MAX_PARTICIPANTS} nodes")
+        for node_id in self.nodes:
+            check_node_id(node_id, "nodes")
+        if len(set(self.nodes)) != len(self.nodes):
+            raise MalformedMessageError("nodes", "must be distinct")
+        check_bytes("share", self.share, 1, 1024)
+        _approvals(self.approvals)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRestored(Reply):
+    """The restored share is sealed, pending."""
+
+    OP: ClassVar[str] = "key_restored"
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreCommit(Request):
+    """Commit a key this node sealed pending by :class:`KeyRestore` in this boot (a DKG's
+    pending key is never committed this way: that takes every peer's acknowledgement)."""
+
+    OP: ClassVar[str] = "restore_commit"
+    key_name: str
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorReply(Reply):
     """A refused request: why (an :class:`ErrorCode`) and public text. A code this client does
     not know (a newer node) decodes as :attr:`ErrorCode.INTERNAL`, keeping the text."""
@@ -611,6 +664,8 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         PresignStep: (DkgOutbox, Presigned),
         EcdsaSign: (SignatureShares,),
         BackupShare: (ShareBackup,),
+        KeyRestore: (KeyRestored,),
+        RestoreCommit: (KeyCommitted,),
     }
 )
 _REQUESTS: dict[str, type[Message]] = {cls.OP: cls for cls in REPLIES}

@@ -237,26 +237,32 @@ class Backup:
                 f"verify: {error}"
             ) from None
 
+    def open_share(self, share: EncryptedShare, recovery_private_key: X25519PrivateKey) -> Scalar:
+        """One holder's share, decrypted with the recovery key (for a restore, which deals it
+        straight into that holder's replacement enclave); checked against its ``Y_i``."""
+        if recovery_private_key.public_key().public_bytes_raw() != self.recovery_key:
+            raise BackupError("this recovery key is not the one the backup is encrypted to")
+        proof = pve.VerifiableEncryption.from_bytes(share.encryption, self.public.group)
+        try:
+            return pve.decrypt(recovery_private_key, self.statement(share.identifier), proof)
+        except SecretError:
+            raise BackupError(f"the encrypted share of {share.node} does not open") from None
+        except MpcError as error:
+            raise BackupError(f"the encrypted share of {share.node}: {error}") from None
+
     def reconstruct(self, recovery_private_key: X25519PrivateKey) -> Scalar:
         """EMERGENCY PATH: the whole private key, assembled here from ``t + 1`` shares.
 
         Verifies the backup first; refuses a recovery key that is not the backup's, and any
         result whose public key is not the backup's group public key."""
         self.verify()
-        public = recovery_private_key.public_key().public_bytes_raw()
-        if public != self.recovery_key:
-            raise BackupError("this recovery key is not the one the backup is encrypted to")
         group = self.public.group
-        opened: dict[Identifier, Scalar] = {}
-        for share in self.shares[: self.public.threshold + 1]:
-            proof = pve.VerifiableEncryption.from_bytes(share.encryption, group)
-            statement = self.statement(share.identifier)
-            try:
-                opened[statement.holder] = pve.decrypt(recovery_private_key, statement, proof)
-            except SecretError:
-                raise BackupError(
-                    f"the encrypted share of {share.node} does not open with this key"
-                ) from None
+        opened = {
+            Identifier.from_int(group, share.identifier): self.open_share(
+                share, recovery_private_key
+            )
+            for share in self.shares[: self.public.threshold + 1]
+        }
         secret = interpolate(group, opened)
         if group.base_mul(secret) != self.public.group_public_key:
             raise BackupError("the reconstructed key does not match the backup's public key")

@@ -35,6 +35,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from nacl.public import PublicKey, SealedBox
+
 from enclave.mpc.decryption.combine import combine
 from enclave.mpc.decryption.ecies import Ciphertext, encrypt, verify_ciphertext
 from enclave.mpc.decryption.partial import PartialDecryption
@@ -62,6 +65,7 @@ from keyshard.client.errors import (
 )
 from keyshard.client.keys import KeyDescription
 from wire.approvals import ApprovalPolicy, message_digest
+from wire.backup import RestoredShare
 from wire.binding import ChannelBinding
 from wire.errors import ErrorCode, MalformedMessageError
 from wire.messages import (
@@ -81,6 +85,8 @@ from wire.messages import (
     KeyInfoReply,
     KeyList,
     KeyListReply,
+    KeyRestore,
+    KeyRestored,
     NonceCommit,
     NonceCommitments,
     Partial,
@@ -89,6 +95,7 @@ from wire.messages import (
     PresignStep,
     Reply,
     Request,
+    RestoreCommit,
     ShareBackup,
     SignatureShares,
     presign_batch_session_id,
@@ -1036,3 +1043,66 @@ class Coordinator:
                     raise ProtocolError(str(bad), culprit=share.node) from None
             raise ProtocolError(f"the backup of {name!r} does not verify: {error}") from None
         return backup
+
+    async def restore(
+        self,
+        backup: Backup,
+        recovery_private_key: X25519PrivateKey,
+        *,
+        nodes: Sequence[str] | None = None,
+        approvals: Sequence[bytes] = (),
+    ) -> KeyDescription:
+        """Deal a backup's shares into the attested enclaves of this cluster, then commit.
+
+        The backup is verified first. Party ``i`` (the i-th verification share) goes to
+        ``nodes[i-1]`` (default: this cluster's first n nodes, sorted); each share is decrypted
+        here with the recovery key and at once sealed (``crypto_box_seal``) to that node's box
+        key — the one its attestation document bound when its channel was opened — addressed to
+        that node, key and package. A party the backup has no share of gets none: its node is
+        recorded as a holder and reported missing (a repair gives it one). Every node seals its
+        share pending; only when all have does each commit (a failure leaves pending shares that
+        serve nothing and expire). The backup's policy becomes the key's, and each node checks
+        ``approvals`` against it (operation ``restore``).
+        """
+        try:
+            backup.verify()
+        except BackupError as error:
+            raise InvalidInputError(str(error)) from None
+        n = len(backup.public.verifying_shares)
+        targets = list(nodes) if nodes is not None else self._node_ids[:n]
+        if len(targets) != n or len(set(targets)) != n:
+            raise InvalidInputError(f"a restore of {backup.key_name!r} needs {n} distinct nodes")
+        by_party = dict(zip((int(i) for i in backup.public.identifiers), targets, strict=True))
+        package = backup.public.to_bytes()
+        policy = b"" if backup.policy is None else backup.policy.encode()
+        requests: dict[str, KeyRestore] = {}
+        for share in backup.shares:
+            node_id = by_party[share.identifier]
+            link = await self.link(node_id)
+            secret = backup.open_share(share, recovery_private_key)  # BackupError: local
+            payload = RestoredShare(
+                backup.key_name,
+                node_id,
+                share.identifier,
+                RestoredShare.package_digest(package),
+                secret.to_bytes(),
+            )
+            sealed = SealedBox(PublicKey(link.binding.box_public_key)).encrypt(payload.encode())
+            requests[node_id] = KeyRestore(
+                backup.key_name,
+                backup.suite.name,
+                package,
+                policy,
+                tuple(targets),
+                bytes(sealed),
+                tuple(approvals),
+            )
+        await asyncio.gather(
+            *(self._call(node_id, request, KeyRestored) for node_id, request in requests.items())
+        )
+        name = backup.key_name
+        await asyncio.gather(
+            *(self._call(node_id, RestoreCommit(name), KeyCommitted) for node_id in requests)
+        )
+        self.forget_key(name)
+        return await self.describe_key(name, refresh=True)

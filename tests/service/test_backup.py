@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from inprocess import InProcessCluster
 
@@ -21,9 +21,9 @@ from keyshard.client.approvals import public_key_bytes, sign_approval
 from keyshard.client.backup import Backup, private_key_pem
 from keyshard.client.coordinator import Coordinator
 from keyshard.client.errors import BackupError, ProtocolError, RemoteError
-from wire.approvals import ApprovalPolicy, Operation, backup_digest
+from wire.approvals import ApprovalPolicy, Operation, backup_digest, restore_digest
 from wire.errors import ErrorCode
-from wire.messages import BackupShare, Reply, Request, ShareBackup
+from wire.messages import BackupShare, KeyRestore, Reply, Request, ShareBackup
 
 RECOVERY = X25519PrivateKey.generate()
 RECOVERY_PUBLIC = RECOVERY.public_key().public_bytes_raw()
@@ -170,3 +170,122 @@ def test_reconstruct_refuses_another_recovery_key(cluster: InProcessCluster) -> 
     assert isinstance(backup, Backup)
     with pytest.raises(BackupError, match="not the one the backup is encrypted to"):
         backup.reconstruct(X25519PrivateKey.generate())
+
+
+# -- restore into the enclaves of another cluster --------------------------------------------
+
+
+def _backed_up(
+    suite: str = "ed25519", policy: ApprovalPolicy | None = None
+) -> tuple[Backup, bytes]:
+    """A key made on one cluster and backed up (approved by APPROVER when it has a policy)."""
+    source = InProcessCluster()
+
+    async def work(c: Coordinator) -> tuple[Backup, bytes]:
+        key = await c.create_key("k", suite=suite, threshold=1, policy=policy)
+        approvals = () if policy is None else _approval(key.public_key, Operation.BACKUP)
+        return await c.backup("k", RECOVERY_PUBLIC, approvals=approvals), key.public_key
+
+    result = drive(source, work)
+    assert isinstance(result, tuple)
+    return result
+
+
+APPROVER = Ed25519PrivateKey.generate()
+POLICY = ApprovalPolicy((public_key_bytes(APPROVER),), 1, frozenset({Operation.SIGN}))
+
+
+def _approval(public_key: bytes, operation: Operation, digest: bytes = b"") -> tuple[bytes, ...]:
+    if not digest:
+        digest = backup_digest(RECOVERY_PUBLIC)
+    return (
+        sign_approval(
+            APPROVER,
+            key_name="k",
+            group_public_key=public_key,
+            operation=operation,
+            digest=digest,
+            not_after=int(time.time()) + 900,
+        ).encode(),
+    )
+
+
+@pytest.mark.parametrize("suite", ["ed25519", "ecdsa-secp256k1"])
+def test_restore_into_a_fresh_cluster_signs_with_the_same_public_key(suite: str) -> None:
+    backup, public_key = _backed_up(suite)
+    fresh = InProcessCluster()  # other enclaves, other boots, no key
+
+    async def work(c: Coordinator) -> None:
+        key = await c.restore(backup, RECOVERY)
+        assert key.public_key == public_key
+        assert dict(key.holders) == {"node-1": 1, "node-2": 2, "node-3": 3}
+        if suite == "ed25519":
+            signature = await c.sign("k", b"after the restore")
+            Ed25519PublicKey.from_public_bytes(public_key).verify(signature, b"after the restore")
+        else:
+            signed = await c.sign_ecdsa("k", b"after the restore")
+            public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), public_key)
+            public.verify(signed.to_der(), b"after the restore", ec.ECDSA(hashes.SHA256()))
+        with pytest.raises(RemoteError) as again:  # the name is taken now
+            await c.restore(backup, RECOVERY)
+        assert again.value.error_code is ErrorCode.KEY_EXISTS
+
+    drive(fresh, work)
+
+
+def test_restore_keeps_the_policy_and_needs_its_quorum() -> None:
+    backup, public_key = _backed_up(policy=POLICY)
+    fresh = InProcessCluster()
+    package = backup.public.to_bytes()
+
+    async def work(c: Coordinator) -> None:
+        with pytest.raises(RemoteError) as refused:
+            await c.restore(backup, RECOVERY)
+        assert refused.value.error_code is ErrorCode.QUORUM_NOT_MET
+        approvals = _approval(public_key, Operation.RESTORE, restore_digest(package))
+        key = await c.restore(backup, RECOVERY, approvals=approvals)
+        assert key.policy == POLICY
+        with pytest.raises(RemoteError) as unsigned:  # signing still needs the approvers
+            await c.sign("k", b"m")
+        assert unsigned.value.error_code is ErrorCode.QUORUM_NOT_MET
+
+    drive(fresh, work)
+
+
+def test_a_restored_share_opens_only_at_its_node_for_its_key() -> None:
+    backup, _ = _backed_up()
+    fresh = InProcessCluster()
+
+    async def work(c: Coordinator) -> None:
+        # node-2 is handed node-1's sealed share: it does not open with node-2's box key
+        original = c._call
+
+        async def misroute(node_id: str, request: Request, expected: type) -> Reply:  # type: ignore[type-arg]
+            if isinstance(request, KeyRestore) and node_id == "node-2":
+                request = dataclasses.replace(request, share=routed["node-1"])
+            if isinstance(request, KeyRestore):
+                routed[node_id] = request.share
+            return await original(node_id, request, expected)
+
+        routed: dict[str, bytes] = {}
+        c._call = misroute  # type: ignore[method-assign]
+        with pytest.raises(RemoteError) as refused:
+            await c.restore(backup, RECOVERY, nodes=["node-1", "node-2", "node-3"])
+        assert refused.value.error_code is ErrorCode.ENVELOPE
+
+    drive(fresh, work)
+
+
+def test_a_restore_without_every_share_records_the_missing_holder() -> None:
+    backup, public_key = _backed_up()
+    partial = dataclasses.replace(backup, shares=backup.shares[:2])  # parties 1 and 2 only
+    fresh = InProcessCluster()
+
+    async def work(c: Coordinator) -> None:
+        key = await c.restore(partial, RECOVERY)
+        assert key.public_key == public_key
+        assert key.missing == ("node-3",)
+        signature = await c.sign("k", b"two of three")
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, b"two of three")
+
+    drive(fresh, work)

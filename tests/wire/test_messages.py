@@ -42,6 +42,8 @@ from wire.messages import (
     KeyInfoReply,
     KeyList,
     KeyListReply,
+    KeyRestore,
+    KeyRestored,
     Message,
     NonceCommit,
     NonceCommitments,
@@ -51,6 +53,7 @@ from wire.messages import (
     PresignStep,
     Reply,
     Request,
+    RestoreCommit,
     ShareBackup,
     SignatureShares,
     decode_reply,
@@ -89,6 +92,8 @@ REQUEST_SAMPLES: list[Request] = [
         "m/0/7",
     ),
     BackupShare("payroll", b"r" * 32, (b"approval",)),
+    KeyRestore("payroll", "ed25519", b"pkg", POLICY, ("node-1", "node-2"), b"sealed", (b"a",)),
+    RestoreCommit("payroll"),
 ]
 REPLY_SAMPLES: list[Reply] = [
     HelloReply(b"document"),
@@ -102,6 +107,7 @@ REPLY_SAMPLES: list[Reply] = [
     Partial(b"partial"),
     Presigned((b"p" * 32, b"q" * 32), (b"\x02" + b"r" * 32, b"\x03" + b"r" * 32)),
     ShareBackup(2, 4, b"pkg", b"pve"),
+    KeyRestored(),
     ErrorReply(ErrorCode.KEY_EXISTS, "key 'payroll' already exists"),
 ]
 
@@ -300,6 +306,8 @@ def test_every_replies_entry_is_consistent() -> None:
         (lambda: BackupShare("k", b"r" * 31), "recovery_key"),
         (lambda: ShareBackup(0, 0, b"pkg", b"pve"), "identifier"),
         (lambda: ShareBackup(1, 0, b"pkg", b""), "encryption"),
+        (lambda: KeyRestore("k", "ed25519", b"p", b"", ("a", "a"), b"s"), "nodes"),
+        (lambda: KeyRestore("k", "ed25519", b"p", b"", ("a", "b"), b""), "share"),
         (lambda: PresignStart("k", SESSION, THREE, 0), "count"),
         (lambda: PresignStart("k", SESSION, THREE, MAX_PRESIGN_BATCH + 1), "count"),
         (lambda: Presigned((b"p" * 32,), (b"\x02" + b"r" * 32,) * 2), "big_rs"),
@@ -441,6 +449,18 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
         st.binary(min_size=1, max_size=64),
         st.binary(min_size=1, max_size=64),
     ),
+    KeyRestore: st.builds(
+        KeyRestore,
+        names,
+        suites,
+        st.binary(min_size=1, max_size=64),
+        policies,
+        st.lists(node_ids, min_size=2, max_size=16, unique=True).map(tuple),
+        st.binary(min_size=1, max_size=64),
+        approvals,
+    ),
+    KeyRestored: st.just(KeyRestored()),
+    RestoreCommit: st.builds(RestoreCommit, names),
     ErrorReply: st.builds(ErrorReply, st.sampled_from(ErrorCode), st.text(max_size=60)),
 }
 
