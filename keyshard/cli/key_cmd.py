@@ -134,6 +134,7 @@ fields: name (one row per key).
 examples:
   keyshard key approve payouts --approver-key alice.pem --file tx.bin > alice.json
   keyshard key approve payouts --approver-key alice.pem --op backup --recovery-key recovery.pub
+  keyshard key approve payouts --approver-key alice.pem --op restore --file payouts.backup
   keyshard key approve payouts --approver-key bob.pem --op decrypt --context q3 < sealed.bin
   keyshard key approve wallet --approver-key alice.pem --path m/0/7 --file tx.bin
   keyshard key approve payouts --approver-key alice.pem --public-key HEX --file tx.bin
@@ -198,6 +199,21 @@ approval policy needs its quorum, with approvals naming this recovery key
 (`keyshard key approve NAME --op backup --recovery-key recovery.pub`).
 fields: key, suite, epoch, created, threshold, public_key, recovery_key, holders, parties, policy,
         out, length.
+
+{_CLUSTER_HELP}""",
+    "restore": f"""\
+examples:
+  keyshard key restore treasury.backup --recovery-key recovery.pem
+  keyshard key restore payouts.backup --recovery-key recovery.pem --nodes node-4,node-5,node-6 \\
+      --approval alice.json
+
+The backup is verified first. Party i goes to the i-th node; its share is decrypted on this
+machine and sealed to that node's box key from its attestation document, addressed to that node,
+key and package (one share at a time: this machine never assembles the key). Every node seals its
+share pending, then all commit. A party the backup holds no share of is recorded and reported
+missing. The backup's approval policy becomes the key's; a key with a policy needs its quorum
+for the restore (`keyshard key approve NAME --op restore --file FILE`).
+{_KEY_FIELDS}
 
 {_CLUSTER_HELP}""",
 }
@@ -302,7 +318,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="FILE",
         help="the approver's private key (PEM, from `keyshard approver keygen`)",
     )
-    approve.add_argument("--op", choices=["sign", "decrypt", "backup"], default="sign")
+    approve.add_argument("--op", choices=["sign", "decrypt", "backup", "restore"], default="sign")
     approve.add_argument(
         "--recovery-key",
         type=Path,
@@ -361,6 +377,11 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         parser.set_defaults(handler=handler)
     _approval_flag(decrypt)
 
+    _register_backup_verbs(verb)
+
+
+def _register_backup_verbs(verb: Callable[..., Any]) -> None:
+    """``key backup`` and ``key restore`` (the offline verbs are ``keyshard backup ...``)."""
     backup = verb(
         "backup",
         "back up a key: each holder's share verifiably encrypted to a recovery key",
@@ -379,6 +400,31 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     _approval_flag(backup)
     backup.set_defaults(handler=_backup)
+
+    restore = verb(
+        "restore",
+        "re-deal a backup's shares into this cluster's attested enclaves",
+        "Restore a key from a backup into the enclaves of this (possibly new) cluster: each\n"
+        "share is decrypted here with the recovery key and sealed at once to its new node's\n"
+        "attested box key. The key keeps its public key and approval policy.",
+        named=False,
+    )
+    restore.add_argument("file", type=Path, help="the backup file (from `keyshard key backup`)")
+    restore.add_argument(
+        "--recovery-key",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the recovery PRIVATE key (PEM) the backup is encrypted to",
+    )
+    restore.add_argument(
+        "--nodes",
+        default=None,
+        metavar="N1,N2,...",
+        help="the new holders, party 1 first (default: the cluster's first n nodes, sorted)",
+    )
+    _approval_flag(restore)
+    restore.set_defaults(handler=_restore)
 
 
 def _cluster_flags(parser: argparse.ArgumentParser) -> None:
@@ -798,8 +844,11 @@ def _approve(args: argparse.Namespace) -> int:
 
     private_key = _local(lambda: load_approver_key(args.approver_key))
     operation = Operation(args.op)
+    restored: tuple[bytes, ApprovalPolicy | None] | None = None
     if operation is Operation.BACKUP:  # the approval names the recovery key, not a message
         digest = _backup_approval_digest(args.recovery_key)
+    elif operation is Operation.RESTORE:  # the backup file (--file) names key and package
+        digest, restored = _restore_approval_target(args.file)
     else:
         # a decrypt approval names a ciphertext: whatever `encrypt` wrote must be approvable
         limit = MAX_CIPHERTEXT if operation is Operation.DECRYPT else MAX_INPUT
@@ -809,7 +858,9 @@ def _approve(args: argparse.Namespace) -> int:
         else:
             digest = decryption_digest(data, args.context.encode("utf-8"))
     policy: ApprovalPolicy | None = None  # offline: unknown, the nodes' default lifetime caps
-    if args.public_key is not None:
+    if restored is not None and args.public_key is None:  # the key is not on the cluster yet
+        public_key, policy = restored
+    elif args.public_key is not None:
         try:
             public_key = bytes.fromhex(args.public_key)
         except ValueError:
@@ -890,4 +941,46 @@ def _backup(args: argparse.Namespace) -> int:
         f"backed up {args.name} ({backup.suite.name}, epoch {backup.epoch}) to {args.out}: "
         f"shares of {holders}, verified",
     )
+    return EXIT_OK
+
+
+def _read_backup(path: Path | None) -> Any:
+    """A backup file, decoded and verified (exit 1 for anything wrong with it)."""
+    from keyshard.cli.backup_cmd import MAX_BACKUP  # noqa: PLC0415 -- lazy
+    from keyshard.client.backup import Backup  # noqa: PLC0415 -- lazy SDK
+
+    if path is None:
+        raise UsageError("the backup file is read from --file")
+    data = _read_input(path, MAX_BACKUP)
+
+    def load() -> Backup:
+        backup = Backup.decode(data)
+        backup.verify()
+        return backup
+
+    return _local(load)
+
+
+def _restore_approval_target(
+    path: Path | None,
+) -> tuple[bytes, tuple[bytes, ApprovalPolicy | None]]:
+    """The digest a restore approval signs and, from the backup, the key and policy it names."""
+    from wire.approvals import restore_digest  # noqa: PLC0415 -- lazy
+
+    backup = _read_backup(path)
+    public = backup.public
+    return restore_digest(public.to_bytes()), (public.group_public_key.to_bytes(), backup.policy)
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from keyshard.client.backup import load_recovery_private_key  # noqa: PLC0415 -- lazy SDK
+
+    backup = _read_backup(args.file)
+    pem = _read_input(args.recovery_key, MAX_APPROVAL_FILE)
+    recovery = _local(lambda: load_recovery_private_key(pem))
+    nodes = None if args.nodes is None else [n.strip() for n in args.nodes.split(",")]
+    approvals = _read_approvals(args.approval)
+    key = _run(args, lambda c: c.restore_key(backup, recovery, nodes=nodes, approvals=approvals))
+    record = _key_record(key)
+    emit(args, record, lambda: _key_text(record))
     return EXIT_OK

@@ -15,8 +15,10 @@ from cryptography.hazmat.primitives import serialization
 
 from enclave.mpc.suites import KEY_SUITES
 from keyshard.cli.main import main
+from keyshard.client.backup import Backup
 from tests.client.test_backup_file import RECOVERY, make_backup
 from wire import cbor
+from wire.approvals import restore_digest
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +102,19 @@ def test_reconstruct_asks_unless_yes_and_writes_nothing_when_refused(
         serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
     )
     assert point.hex() == record["public_key"]
+
+
+def test_approve_restore_names_the_backups_key_and_package_offline(
+    backup_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    approver = tmp_path / "alice.pem"
+    assert main(["approver", "keygen", "--out", str(approver)]) == 0
+    capsys.readouterr()
+    argv = ["key", "approve", "payroll", "--approver-key", str(approver), "--op", "restore"]
+    # no cluster is asked: the key is not on one yet, the backup says which key it is
+    assert main([*argv, "--file", str(backup_file), "--dir", str(tmp_path / "none")]) == 0
+    approval = json.loads(capsys.readouterr().out)
+    backup = Backup.decode(backup_file.read_bytes())
+    assert approval["operation"] == "restore"
+    assert approval["digest"] == restore_digest(backup.public.to_bytes()).hex()
+    assert approval["group_public_key"] == backup.public.group_public_key.to_bytes().hex()

@@ -32,7 +32,7 @@ from keyshard.client.profile import ClusterProfile, NodeEntry
 from wire.tls import self_signed_certificate
 
 REPO = Path(__file__).resolve().parents[2]
-VERBS = ("create", "info", "list", "approve", "sign", "encrypt", "decrypt", "backup")
+VERBS = ("create", "info", "list", "approve", "sign", "encrypt", "decrypt", "backup", "restore")
 ENVIRONMENT = (
     key_cmd.PROFILE_ENV,
     key_cmd.DIR_ENV,

@@ -165,3 +165,39 @@ def test_ed25519_key_backup_reconstructs_the_signing_scalar(
     assert main(["key", "sign", "treasury", *d, "--file", str(message)]) == 0
     signature = bytes.fromhex(capsysbinary.readouterr().out.decode().strip())
     Ed25519PublicKey.from_public_bytes(public_key).verify(signature, b"pay 7")
+
+
+def test_restore_into_a_fresh_cluster(
+    directory: Path, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """Back up on the running cluster; a new cluster that shares nothing with it (other
+    enclaves, boots, sealing keys and KMS) receives the shares and signs under the same key."""
+    d = ["--dir", str(directory)]
+    private, public = _recovery_key(tmp_path, capsysbinary)
+    assert main(["key", "create", "vault", *d, "--threshold", "1", "--format", "json"]) == 0
+    created = _json(capsysbinary)
+    backup_file = tmp_path / "vault.backup"
+    argv = ["key", "backup", "vault", *d, "--recovery-key", str(public)]
+    assert main([*argv, "--out", str(backup_file)]) == 0
+    capsysbinary.readouterr()
+
+    fresh_dir = Path(tempfile.mkdtemp(prefix="ksr-", dir="/tmp"))
+    try:
+        with Cluster(fresh_dir, 3) as fresh:
+            fresh.up(timeout=90)
+            f = ["--dir", str(fresh.directory)]
+            assert main(["key", "info", "vault", *f]) == 2  # not there yet
+            capsysbinary.readouterr()
+            argv = ["key", "restore", str(backup_file), *f, "--recovery-key", str(private)]
+            assert main([*argv, "--format", "json"]) == 0
+            restored = _json(capsysbinary)
+            assert restored["public_key"] == created["public_key"]
+            message = tmp_path / "message"
+            message.write_bytes(b"after the restore")
+            assert main(["key", "sign", "vault", *f, "--file", str(message)]) == 0
+            signature = bytes.fromhex(capsysbinary.readouterr().out.decode().strip())
+            verifier = Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(created["public_key"])))
+            verifier.verify(signature, b"after the restore")  # OpenSSL's Ed25519
+        assert cluster_processes(fresh_dir) == []
+    finally:
+        shutil.rmtree(fresh_dir, ignore_errors=True)
