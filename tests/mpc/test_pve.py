@@ -32,6 +32,9 @@ RECOVERY = X25519PrivateKey.from_private_bytes(hashlib.sha256(b"test recovery ke
 RECOVERY_PUBLIC = RECOVERY.public_key().public_bytes_raw()
 #: The eight-torsion X25519 point u = 0 (low order): every exchange with it is all-zero.
 LOW_ORDER = bytes(32)
+#: The encoding of one fixed PVE (secp256k1, seeds 42/43): see test_the_encoding_is_a_fixed_format.
+SNAPSHOT_LENGTH = 17545
+SNAPSHOT_SHA256 = "6de091af8cdee98415af76c642d58528d2e131ed88c5f46b166e4bdfcaa2b65a"
 
 
 def _setup(group: Group, seed: int = 1) -> tuple[Scalar, PveStatement]:
@@ -280,3 +283,15 @@ def test_label_is_length_prefixed_into_the_statement() -> None:
     a = dataclasses.replace(statement, label=lp_join((b"ab", b"c"))).digest()
     b = dataclasses.replace(statement, label=lp_join((b"a", b"bc"))).digest()
     assert a != b
+
+
+# -- format snapshot ------------------------------------------------------------------------------
+
+
+def test_the_encoding_is_a_fixed_format() -> None:
+    """With fixed randomness the PVE is byte-for-byte fixed (every primitive is deterministic
+    given its seed): a changed digest here is a format break, not a refactoring."""
+    share, statement = _setup(SECP256K1, 42)
+    encoded = pve.encrypt(share, statement, SeededRandom(43)).to_bytes()
+    assert len(encoded) == SNAPSHOT_LENGTH
+    assert hashlib.sha256(encoded).hexdigest() == SNAPSHOT_SHA256
