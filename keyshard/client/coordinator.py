@@ -1072,6 +1072,9 @@ class Coordinator:
         targets = list(nodes) if nodes is not None else self._node_ids[:n]
         if len(targets) != n or len(set(targets)) != n:
             raise InvalidInputError(f"a restore of {backup.key_name!r} needs {n} distinct nodes")
+        unknown = [node_id for node_id in targets if node_id not in self._load]
+        if unknown:
+            raise InvalidInputError(f"not nodes of this cluster: {', '.join(unknown)}")
         by_party = dict(zip((int(i) for i in backup.public.identifiers), targets, strict=True))
         package = backup.public.to_bytes()
         policy = b"" if backup.policy is None else backup.policy.encode()

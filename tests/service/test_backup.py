@@ -21,7 +21,7 @@ from inprocess import InProcessCluster
 from keyshard.client.approvals import public_key_bytes, sign_approval
 from keyshard.client.backup import Backup, private_key_pem
 from keyshard.client.coordinator import Coordinator
-from keyshard.client.errors import BackupError, ProtocolError, RemoteError
+from keyshard.client.errors import BackupError, InvalidInputError, ProtocolError, RemoteError
 from wire.approvals import ApprovalPolicy, Operation, backup_digest, restore_digest
 from wire.errors import ErrorCode
 from wire.messages import BackupShare, KeyRestore, Reply, Request, ShareBackup
@@ -315,3 +315,16 @@ def test_no_share_appears_in_any_log_line(
 async def _create_and_back_up(c: Coordinator) -> Backup:
     await c.create_key("k", threshold=1)
     return await c.backup("k", RECOVERY_PUBLIC)
+
+
+def test_restore_refuses_wrong_node_lists_locally() -> None:
+    backup, _ = _backed_up()
+    fresh = InProcessCluster()
+    for nodes in (["node-1", "node-2"], ["node-1", "node-1", "node-2"], ["node-1", "", "node-9"]):
+
+        async def work(c: Coordinator, nodes: list[str] = nodes) -> None:
+            with pytest.raises(InvalidInputError):
+                await c.restore(backup, RECOVERY, nodes=nodes)
+
+        drive(fresh, work)
+    assert not any(isinstance(r, KeyRestore) for link in fresh.links for r in link.requests)
