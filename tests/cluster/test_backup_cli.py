@@ -71,20 +71,33 @@ def _recovery_key(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) ->
     return private, public
 
 
+def _create_and_back_up(
+    name: str,
+    d: list[str],
+    public: Path,
+    tmp_path: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    *create: str,
+) -> tuple[dict[str, object], Path]:
+    """``key create NAME`` (2-of-3) then ``key backup NAME``: the key's record and the file."""
+    assert main(["key", "create", name, *d, "--threshold", "1", *create, "--format", "json"]) == 0
+    created = _json(capsysbinary)
+    backup_file = tmp_path / f"{name}.backup"
+    argv = ["key", "backup", name, *d, "--recovery-key", str(public), "--out", str(backup_file)]
+    assert main([*argv, "--format", "json"]) == 0
+    made = _json(capsysbinary)
+    assert made["holders"] == ["node-1", "node-2", "node-3"]
+    assert made["public_key"] == created["public_key"]
+    return created, backup_file
+
+
 def test_ecdsa_key_backup_verify_reconstruct(
     directory: Path, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
     d = ["--dir", str(directory)]
     private, public = _recovery_key(tmp_path, capsysbinary)
-    argv = ["key", "create", "wallet", *d, "--suite", "ecdsa-secp256k1", "--threshold", "1"]
-    assert main([*argv, "--format", "json"]) == 0
-    created = _json(capsysbinary)
-    backup_file = tmp_path / "wallet.backup"
-    argv = ["key", "backup", "wallet", *d, "--recovery-key", str(public), "--out", str(backup_file)]
-    assert main([*argv, "--format", "json"]) == 0
-    made = _json(capsysbinary)
-    assert made["holders"] == ["node-1", "node-2", "node-3"]
-    assert made["public_key"] == created["public_key"]
+    suite = ("--suite", "ecdsa-secp256k1")
+    created, backup_file = _create_and_back_up("wallet", d, public, tmp_path, capsysbinary, *suite)
 
     # anyone, with the file alone: no recovery key, no cluster
     assert main(["backup", "verify", str(backup_file), "--format", "json"]) == 0
@@ -143,12 +156,7 @@ def test_ed25519_key_backup_reconstructs_the_signing_scalar(
 ) -> None:
     d = ["--dir", str(directory)]
     private, public = _recovery_key(tmp_path, capsysbinary)
-    assert main(["key", "create", "treasury", *d, "--threshold", "1", "--format", "json"]) == 0
-    created = _json(capsysbinary)
-    backup_file = tmp_path / "treasury.backup"
-    argv = ["key", "backup", "treasury", *d, "--recovery-key", str(public)]
-    assert main([*argv, "--out", str(backup_file)]) == 0
-    assert b"verified" in capsysbinary.readouterr().out
+    created, backup_file = _create_and_back_up("treasury", d, public, tmp_path, capsysbinary)
     assert main(["backup", "verify", str(backup_file)]) == 0
     capsysbinary.readouterr()
     key_pem = tmp_path / "treasury.pem"
@@ -174,12 +182,7 @@ def test_restore_into_a_fresh_cluster(
     enclaves, boots, sealing keys and KMS) receives the shares and signs under the same key."""
     d = ["--dir", str(directory)]
     private, public = _recovery_key(tmp_path, capsysbinary)
-    assert main(["key", "create", "vault", *d, "--threshold", "1", "--format", "json"]) == 0
-    created = _json(capsysbinary)
-    backup_file = tmp_path / "vault.backup"
-    argv = ["key", "backup", "vault", *d, "--recovery-key", str(public)]
-    assert main([*argv, "--out", str(backup_file)]) == 0
-    capsysbinary.readouterr()
+    created, backup_file = _create_and_back_up("vault", d, public, tmp_path, capsysbinary)
 
     fresh_dir = Path(tempfile.mkdtemp(prefix="ksr-", dir="/tmp"))
     try:

@@ -24,7 +24,7 @@ from keyshard.client.coordinator import Coordinator
 from keyshard.client.errors import BackupError, InvalidInputError, ProtocolError, RemoteError
 from wire.approvals import ApprovalPolicy, Operation, backup_digest, restore_digest
 from wire.errors import ErrorCode
-from wire.messages import BackupShare, KeyRestore, Reply, Request, ShareBackup
+from wire.messages import KeyRestore, Reply, Request, ShareBackup
 
 RECOVERY = X25519PrivateKey.generate()
 RECOVERY_PUBLIC = RECOVERY.public_key().public_bytes_raw()
@@ -126,38 +126,35 @@ def test_a_low_order_recovery_key_is_refused_by_the_node(cluster: InProcessClust
     drive(cluster, work)
 
 
-def test_a_node_answering_a_bad_proof_is_named(cluster: InProcessCluster) -> None:
-    def corrupt(request: Request, reply: Reply) -> Reply:
-        if isinstance(request, BackupShare) and isinstance(reply, ShareBackup):
-            body = bytearray(reply.encryption)
-            body[-1] ^= 1  # the last row's ciphertext tag
-            return dataclasses.replace(reply, encryption=bytes(body))
-        return reply
-
-    cluster.tamper["node-2"] = corrupt
-
-    async def work(c: Coordinator) -> None:
-        await c.create_key("k", threshold=1)
-        with pytest.raises(ProtocolError) as caught:
-            await c.backup("k", RECOVERY_PUBLIC)
-        assert caught.value.culprit == "node-2"
-
-    drive(cluster, work)
+def _bad_proof(reply: ShareBackup) -> ShareBackup:
+    body = bytearray(reply.encryption)
+    body[-1] ^= 1  # the last row's ciphertext tag
+    return dataclasses.replace(reply, encryption=bytes(body))
 
 
-def test_a_node_backing_up_another_epoch_is_named(cluster: InProcessCluster) -> None:
-    def stale(request: Request, reply: Reply) -> Reply:
-        if isinstance(reply, ShareBackup):
-            return dataclasses.replace(reply, epoch=reply.epoch + 1)
-        return reply
+def _other_epoch(reply: ShareBackup) -> ShareBackup:
+    return dataclasses.replace(reply, epoch=reply.epoch + 1)
 
-    cluster.tamper["node-1"] = stale
+
+def _other_party(reply: ShareBackup) -> ShareBackup:
+    return dataclasses.replace(reply, identifier=reply.identifier % 3 + 1)
+
+
+@pytest.mark.parametrize("lie", [_bad_proof, _other_epoch, _other_party])
+@pytest.mark.parametrize("liar", ["node-1", "node-2"])
+def test_a_node_answering_a_wrong_backup_is_named(
+    cluster: InProcessCluster, lie: Callable[[ShareBackup], ShareBackup], liar: str
+) -> None:
+    def tamper(request: Request, reply: Reply) -> Reply:
+        return lie(reply) if isinstance(reply, ShareBackup) else reply
+
+    cluster.tamper[liar] = tamper
 
     async def work(c: Coordinator) -> None:
         await c.create_key("k", threshold=1)
         with pytest.raises(ProtocolError) as caught:
             await c.backup("k", RECOVERY_PUBLIC)
-        assert caught.value.culprit == "node-1"
+        assert caught.value.culprit == liar
 
     drive(cluster, work)
 
