@@ -132,8 +132,9 @@ def check_recovery_key(data: bytes) -> X25519PublicKey:
 class PveStatement:
     """What a PVE proves: ``holder``'s ciphertext under ``recovery_key`` decrypts to ``log_G Y``.
 
-    ``label`` is the caller's context (for a backup: key name, suite, public key package, epoch):
-    it is hashed into the transcript and every AEAD, so the proof holds for it alone.
+    ``label`` is the caller's context (for a backup, :func:`wire.backup.backup_label`: key name,
+    suite, public key package, epoch, policy): it is hashed into the transcript and every AEAD,
+    so the proof holds for it alone.
     """
 
     public_share: Point
@@ -183,8 +184,10 @@ class _Row:
 class VerifiableEncryption:
     """A PVE proof (public): the 128 challenge bits and :data:`KAPPA` rows.
 
-    Encoding (:mod:`enclave.mpc.encoding`, kind ``pve``): challenge (16 bytes), then per row the
-    seed, ``x_1`` when the row's bit is 1, and the unopened ciphertext, all at fixed lengths.
+    Encoding (:mod:`enclave.mpc.encoding`, kind ``pve``): the challenge (length-prefixed, 16
+    bytes), then per row the seed (length-prefixed, 32 bytes), ``x_1`` (the group's scalar
+    encoding) only when the row's bit is 1, and the unopened ciphertext (length-prefixed, 80
+    bytes); the decoder refuses any other length. About 17 KiB in all.
     """
 
     group: Group
@@ -197,6 +200,8 @@ class VerifiableEncryption:
         for k, row in enumerate(self.rows):
             if (row.opened_x1 is not None) != _bit(self.challenge, k):
                 raise InvalidParameters(f"row {k} opens the wrong half")
+            if row.opened_x1 is not None and row.opened_x1.group is not self.group:
+                raise InvalidParameters(f"row {k}: x1 from another group")
             if len(row.seed) != SEED_LENGTH or len(row.ciphertext) != CIPHERTEXT_LENGTH:
                 raise InvalidParameters(f"row {k} has fields of the wrong length")
 
