@@ -209,7 +209,7 @@ examples:
 
 The backup is verified first. Party i goes to the i-th node; its share is decrypted on this
 machine and sealed to that node's box key from its attestation document, addressed to that node,
-key and package (one share at a time: this machine never assembles the key). Every node seals its
+key and package (one share at a time; this machine never combines them). Every node seals its
 share pending, then all commit. A party the backup holds no share of is recorded and reported
 missing. The backup's approval policy becomes the key's; a key with a policy needs its quorum
 for the restore (`keyshard key approve NAME --op restore --file FILE`).
