@@ -14,6 +14,14 @@ SHA-256 digest of what is approved, ``not_after`` in UTC seconds). What is appro
   (:func:`lifecycle_digest`): the key's current epoch, so an approval is spent by the change it
   approves, and the operation's parameters (delete: the waiting days).
 
+* backup: ``SHA-256(lp("keyshard/backup-approval/v1") || lp(recovery public key))``
+  (:func:`backup_digest`) — the approval names the one recovery key the shares may be encrypted
+  to;
+* restore: ``SHA-256(lp("keyshard/restore-approval/v1") || lp(public key package))``
+  (:func:`restore_digest`), checked by each node against the policy the backup carries;
+* update-policy: ``SHA-256(lp("keyshard/policy-update/v1") || lp(update count) || lp(policy))``
+  (:func:`policy_update_digest`), checked against the key's CURRENT policy.
+
 Which operations need the quorum: those the policy lists, and always reshare, backup, restore and
 delete (:data:`GUARDED_OPERATIONS`) — they move or destroy the key, so a key with a policy never
 does them on a client's word alone, whatever the policy lists (policies sealed before these
@@ -62,10 +70,12 @@ __all__ = [
     "ApproverGroup",
     "Operation",
     "approval_statement",
+    "backup_digest",
     "decryption_digest",
     "lifecycle_digest",
     "message_digest",
     "policy_update_digest",
+    "restore_digest",
 ]
 
 POLICY_VERSION = 1  # no lifetime field: DEFAULT_APPROVAL_LIFETIME applies
@@ -88,6 +98,8 @@ _STATEMENT_DOMAIN = b"keyshard/approval/v1"
 _DECRYPT_DOMAIN = b"keyshard/decrypt/v1"
 _LIFECYCLE_DOMAIN = b"keyshard/lifecycle/v1"
 _POLICY_UPDATE_DOMAIN = b"keyshard/policy-update/v1"
+_BACKUP_DOMAIN = b"keyshard/backup-approval/v1"
+_RESTORE_DOMAIN = b"keyshard/restore-approval/v1"
 _GROUP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _NODE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -343,6 +355,17 @@ def policy_update_digest(version: int, policy: bytes) -> bytes:
     return hashlib.sha256(
         lp_join((_POLICY_UPDATE_DOMAIN, version.to_bytes(4, "big"), policy))
     ).digest()
+
+
+def backup_digest(recovery_key: bytes) -> bytes:
+    """What a backup approval approves: the recovery key the shares are encrypted to."""
+    return hashlib.sha256(lp_join((_BACKUP_DOMAIN, recovery_key))).digest()
+
+
+def restore_digest(public_key_package: bytes) -> bytes:
+    """What a restore approval approves: the key's public package (group key, threshold, every
+    verification share), i.e. exactly which shares may be dealt into the enclaves again."""
+    return hashlib.sha256(lp_join((_RESTORE_DOMAIN, public_key_package))).digest()
 
 
 def approval_statement(

@@ -49,6 +49,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "REPLIES",
     "SERVICE_PORT",
+    "BackupShare",
     "DecryptPartial",
     "DkgOutbox",
     "DkgStep",
@@ -65,6 +66,8 @@ __all__ = [
     "KeyInfoReply",
     "KeyList",
     "KeyListReply",
+    "KeyRestore",
+    "KeyRestored",
     "KeySetState",
     "KeyStateReply",
     "Message",
@@ -80,6 +83,8 @@ __all__ = [
     "Presigned",
     "Reply",
     "Request",
+    "RestoreCommit",
+    "ShareBackup",
     "SignatureShares",
     "SignedState",
     "StateQuery",
@@ -814,6 +819,96 @@ class WitnessVerdict(Reply):
                 raise MalformedMessageError(name, f"must be in 0..{MAX_PARTICIPANTS}")
 
 
+# -- backup -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BackupShare(Request):
+    """This node's share of ``key_name``, verifiably encrypted to ``recovery_key`` (a raw X25519
+    public key; :mod:`enclave.mpc.pve`). The key's policy gates it (operation ``backup``, digest
+    :func:`~wire.approvals.backup_digest` of the recovery key)."""
+
+    OP: ClassVar[str] = "backup_share"
+    key_name: str
+    recovery_key: bytes
+    approvals: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        check_bytes("recovery_key", self.recovery_key, 32, 32)
+        _approvals(self.approvals)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareBackup(Reply):
+    """The encryption with its proof, for the key as this node holds it: its party
+    ``identifier``, ``epoch`` and public key package (the statement's label binds all three)."""
+
+    OP: ClassVar[str] = "share_backup"
+    identifier: int
+    epoch: int
+    public_key_package: bytes
+    encryption: bytes
+
+    def check(self) -> None:
+        if type(self.identifier) is not int or not 1 <= self.identifier <= MAX_PARTICIPANTS:
+            raise MalformedMessageError("identifier", "must be a participant position 1..16")
+        if type(self.epoch) is not int or not 0 <= self.epoch < 2**32:
+            raise MalformedMessageError("epoch", "must be a 32-bit counter")
+        check_bytes("public_key_package", self.public_key_package, 1)
+        check_bytes("encryption", self.encryption, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRestore(Request):
+    """Hold one share of a restored key: ``share`` is a :class:`wire.backup.RestoredShare`
+    sealed (``crypto_box_seal``) to this node's attested box key. ``nodes`` lists the new
+    holders by party position; the node seals the share *pending* until :class:`RestoreCommit`.
+    The backup's ``policy`` becomes the key's, and gates this (operation ``restore``)."""
+
+    OP: ClassVar[str] = "key_restore"
+    key_name: str
+    suite: str
+    public_key_package: bytes
+    policy: bytes
+    nodes: tuple[str, ...]
+    share: bytes
+    approvals: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        check_suite_name(self.suite)
+        check_bytes("public_key_package", self.public_key_package, 1)
+        _policy(self.policy)
+        if not isinstance(self.nodes, tuple) or not 2 <= len(self.nodes) <= MAX_PARTICIPANTS:
+            raise MalformedMessageError("nodes", f"must list 2..{MAX_PARTICIPANTS} nodes")
+        for node_id in self.nodes:
+            check_node_id(node_id, "nodes")
+        if len(set(self.nodes)) != len(self.nodes):
+            raise MalformedMessageError("nodes", "must be distinct")
+        check_bytes("share", self.share, 1, 1024)
+        _approvals(self.approvals)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRestored(Reply):
+    """The restored share is sealed, pending."""
+
+    OP: ClassVar[str] = "key_restored"
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreCommit(Request):
+    """Commit a key this node sealed pending by :class:`KeyRestore` in this boot (a DKG's
+    pending key is never committed this way: that takes every peer's acknowledgement)."""
+
+    OP: ClassVar[str] = "restore_commit"
+    key_name: str
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorReply(Reply):
     """A refused request: why (an :class:`ErrorCode`) and public text. A code this client does
@@ -845,6 +940,9 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         DecryptPartial: (Partial,),
         PresignStart: (DkgOutbox,),
         PresignStep: (DkgOutbox, Presigned),
+        BackupShare: (ShareBackup,),
+        KeyRestore: (KeyRestored,),
+        RestoreCommit: (KeyCommitted,),
         EcdsaSign: (SignatureShares,),
         StateQuery: (SignedState,),
         PolicyUpdate: (PolicyUpdated,),

@@ -32,6 +32,9 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
+from nacl.exceptions import CryptoError
+from nacl.public import SealedBox
+
 from attestation.errors import AttestationError
 from attestation.nsm.client import NsmClient
 from attestation.nsm.raw import RawNsm
@@ -45,7 +48,9 @@ from enclave.mpc.errors import EncodingError, InvalidParameters, MisuseError, Mp
 from enclave.mpc.frost.round2 import SigningPackage
 from enclave.mpc.frost.round2 import sign as frost_sign
 from enclave.mpc.identifiers import Identifier
-from enclave.mpc.keys import KeyShare
+from enclave.mpc.keys import KeyShare, PublicKeyPackage
+from enclave.mpc.pve import PveStatement
+from enclave.mpc.pve import encrypt as pve_encrypt
 from enclave.mpc.suites import KeySuite, Scheme, key_suite
 from enclave.service.binding import PeerVerifier
 from enclave.service.dkg import KeyCreation
@@ -84,14 +89,18 @@ from enclave.service.witness import (
 from wire.approvals import (
     ApprovalPolicy,
     Operation,
+    backup_digest,
     decryption_digest,
     lifecycle_digest,
     message_digest,
     policy_update_digest,
+    restore_digest,
 )
+from wire.backup import RestoredShare, backup_label
 from wire.binding import ChannelBinding
 from wire.errors import ErrorCode, MalformedMessageError, WireError
 from wire.messages import (
+    BackupShare,
     DecryptPartial,
     DkgOutbox,
     DkgStep,
@@ -108,6 +117,8 @@ from wire.messages import (
     KeyInfoReply,
     KeyList,
     KeyListReply,
+    KeyRestore,
+    KeyRestored,
     KeySetState,
     KeyStateReply,
     NonceCommit,
@@ -122,6 +133,8 @@ from wire.messages import (
     PresignStep,
     Reply,
     Request,
+    RestoreCommit,
+    ShareBackup,
     SignatureShares,
     SignedState,
     StateQuery,
@@ -200,7 +213,10 @@ class NodeService:
             identity.node_id, identity.node_identity.public_key, cluster_size
         )
         self._witness_book: WitnessBook | None = None
-        self._policy_lock = asyncio.Lock()  # one policy update at a time: each names a count
+        self._policy_lock = asyncio.Lock()
+        self._restoring: set[str] = (
+            set()
+        )  # keys this boot sealed pending by a restore  # one policy update at a time: each names a count
         self._witness_lock = asyncio.Lock()
         self._peers = peers
         self._rng = OsRandom()
@@ -271,6 +287,9 @@ class NodeService:
             PresignStart: partial(self._presign_start, client=client),
             PresignStep: partial(self._presign_step, client=client),
             EcdsaSign: partial(self._ecdsa_sign, client=client),
+            BackupShare: self._backup_share,
+            KeyRestore: self._key_restore,
+            RestoreCommit: self._restore_commit,
             PolicyUpdate: self._policy_update,
             PolicyShow: self._policy_show,
             StateQuery: self._state_query,
@@ -738,3 +757,97 @@ class NodeService:
             tuple(c.policy for c in key.policy_history),
             tuple(c.replaced_at for c in key.policy_history),
         )
+
+    # -- backup -------------------------------------------------------------------------
+
+    async def _backup_share(self, request: BackupShare) -> Reply:
+        """This node's share, verifiably encrypted to the request's recovery key (PVE), for a
+        committed key of any scheme. The key's policy gates it — any policy, even one whose list
+        predates backups (``GUARDED_OPERATIONS``) — with approvals naming this recovery key. The
+        proof's label binds the key as this node holds it (name, suite, package, epoch, policy)."""
+        key = await self._keys.active(request.key_name)
+        digest = backup_digest(request.recovery_key)
+        self._approve(request.key_name, key, Operation.BACKUP, digest, request.approvals)
+        package = key.share.public.to_bytes()
+        policy = b"" if key.policy is None else key.policy.encode()
+        label = backup_label(request.key_name, key.suite.name, package, key.epoch, policy)
+        statement = PveStatement(  # a low-order recovery key: InvalidParameters -> MALFORMED
+            key.share.verifying_share, key.share.identifier, request.recovery_key, label
+        )
+        # about 60 ms of CPU: off the event loop, so the node keeps serving meanwhile
+        encryption = await asyncio.to_thread(
+            pve_encrypt, key.share.secret_share, statement, self._rng
+        )
+        log.info(
+            "share backed up",
+            extra={"fields": {"event": "backup_share", "key": request.key_name}},
+        )
+        return ShareBackup(int(key.share.identifier), key.epoch, package, encryption.to_bytes())
+
+    async def _key_restore(self, request: KeyRestore) -> Reply:
+        """Seal, pending, this node's share of a restored key (see :class:`KeyRestore`).
+
+        Before anything is sealed: the package decodes and is consistent (its shares lie on one
+        polynomial through its group key); this node is among ``nodes``, at the position that is
+        its identifier; the backup's policy is satisfied (operation ``restore``, digest of the
+        package); the sealed share opens with this boot's box key, names this key, node,
+        identifier and package, and is the discrete log of this node's verification share."""
+        name = request.key_name
+        suite = self._suite(request.suite)
+        public = PublicKeyPackage.from_bytes(request.public_key_package, suite.group)
+        if len(request.nodes) != len(public.verifying_shares):
+            raise SessionError("a restore names one node per verification share")
+        suite.check_committee(public.threshold, len(request.nodes))
+        if self._node_id not in request.nodes:
+            raise PeerRefusedError(self._node_id, "this node is not among the restored holders")
+        identifier = public.identifiers[request.nodes.index(self._node_id)]
+        policy = ApprovalPolicy.decode(request.policy) if request.policy else None
+        check_approvals(
+            policy,
+            request.approvals,
+            key_name=name,
+            group_public_key=public.group_public_key.to_bytes(),
+            operation=Operation.RESTORE,
+            digest=restore_digest(request.public_key_package),
+            now=int(self._clock()),
+        )
+        share = self._open_restored_share(request, int(identifier))
+        key_share = KeyShare(identifier, suite.group.decode_scalar(share.share), public)
+        self._creations.reserve(name)  # no DKG of this name meanwhile
+        try:
+            now = int(self._clock())
+            stored = StoredKey(key_share, policy, suite, request.nodes, pending=True, created=now)
+            await self._keys.save(name, stored, now=now)  # KeyExistsError for a taken name
+        finally:
+            self._creations.release(name)
+        self._restoring.add(name)
+        log.info("key restored, pending", extra={"fields": {"event": "restore", "key": name}})
+        return KeyRestored()
+
+    def _open_restored_share(self, request: KeyRestore, identifier: int) -> RestoredShare:
+        try:
+            plaintext = SealedBox(self.identity.box_key).decrypt(request.share)
+        except CryptoError:
+            raise EnvelopeError("the restored share is not sealed to this boot's box key") from None
+        share = RestoredShare.decode(plaintext)
+        expected = (
+            request.key_name,
+            self._node_id,
+            identifier,
+            RestoredShare.package_digest(request.public_key_package),
+        )
+        if (share.key_name, share.node_id, share.identifier, share.package_sha256) != expected:
+            raise EnvelopeError("the restored share is addressed to another key, node or package")
+        return share
+
+    async def _restore_commit(self, request: RestoreCommit) -> Reply:
+        """Commit a key this boot sealed pending by ``key_restore``. A pending restore this boot
+        did not make (before a restart, or a DKG's) is refused: it expires as any pending key."""
+        if request.key_name not in self._restoring:
+            raise SessionError("no key restore of this name is pending on this boot")
+        await self._keys.activate(request.key_name)
+        self._restoring.discard(request.key_name)
+        log.info(
+            "key restored", extra={"fields": {"event": "restore_done", "key": request.key_name}}
+        )
+        return KeyCommitted()

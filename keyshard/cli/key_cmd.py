@@ -135,6 +135,8 @@ fields: name (one row per key).
     "approve": f"""\
 examples:
   keyshard key approve payouts --approver-key alice.pem --file tx.bin > alice.json
+  keyshard key approve payouts --approver-key alice.pem --op backup --recovery-key recovery.pub
+  keyshard key approve payouts --approver-key alice.pem --op restore --file payouts.backup
   keyshard key approve payouts --approver-key bob.pem --op decrypt --context q3 < sealed.bin
   keyshard key approve wallet --approver-key alice.pem --path m/0/7 --file tx.bin
   keyshard key approve payouts --approver-key alice.pem --public-key HEX --file tx.bin
@@ -181,6 +183,39 @@ examples:
 t+1 nodes each return a proven partial decryption; they are combined on this machine.
 A truncated or altered ciphertext, or the wrong --context, is refused here (exit 1).
 fields (--format json): key, context, length, out; plaintext (hex) when there is no --out.
+
+{_CLUSTER_HELP}""",
+    "backup": f"""\
+examples:
+  keyshard key backup treasury --recovery-key recovery.pub --out treasury.backup
+  keyshard key backup payouts --recovery-key recovery.pub --out payouts.backup \\
+      --approval alice.json --approval bob.json
+  keyshard backup verify treasury.backup
+
+The recovery key pair comes from `keyshard recovery-key generate --private recovery.pem
+--public recovery.pub` (keep recovery.pem offline).
+Every reachable holder (at least t+1) encrypts its own share to the recovery public key with a
+proof that anyone can check WITHOUT the recovery key (`keyshard backup verify`). The file is
+verified here before it is written; an existing --out is never overwritten. A key with an
+approval policy needs its quorum, with approvals naming this recovery key
+(`keyshard key approve NAME --op backup --recovery-key recovery.pub`).
+fields: key, suite, epoch, created, threshold, public_key, recovery_key, holders, parties, policy,
+        out, length.
+
+{_CLUSTER_HELP}""",
+    "restore": f"""\
+examples:
+  keyshard key restore treasury.backup --recovery-key recovery.pem
+  keyshard key restore payouts.backup --recovery-key recovery.pem --nodes node-4,node-5,node-6 \\
+      --approval alice.json
+
+The backup is verified first. Party i goes to the i-th node; its share is decrypted on this
+machine and sealed to that node's box key from its attestation document, addressed to that node,
+key and package (one share at a time; this machine never combines them). Every node seals its
+share pending, then all commit. A party the backup holds no share of is recorded and reported
+missing. The backup's approval policy becomes the key's; a key with a policy needs its quorum
+for the restore (`keyshard key approve NAME --op restore --file FILE`).
+{_KEY_FIELDS}
 
 {_CLUSTER_HELP}""",
 }
@@ -250,6 +285,14 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         ),
     )
     create.add_argument(
+        "--policy-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the approval policy as JSON: approver groups, quorums, mandatory nodes "
+        "(see `keyshard key policy --help`); instead of --approver/--quorum/--require",
+    )
+    create.add_argument(
         "--approval-lifetime",
         type=int,
         default=None,
@@ -275,55 +318,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     listing.set_defaults(handler=_list)
 
-    approve = verb(
-        "approve",
-        "sign an approval for one message or ciphertext (JSON on stdout)",
-        "Sign, with an approver's private key, an approval of one message (sign) or one\n"
-        "ciphertext and context (decrypt) for a key with an approval policy.",
-    )
-    approve.add_argument(
-        "--approver-key",
-        type=Path,
-        required=True,
-        metavar="FILE",
-        help="the approver's private key (PEM, from `keyshard approver keygen`)",
-    )
-    approve.add_argument(
-        "--op",
-        choices=["sign", "decrypt", "refresh", "reshare", "delete"],
-        default="sign",
-        help="what is approved (default sign); refresh/reshare/delete name the key's epoch",
-    )
-    approve.add_argument(
-        "--days",
-        type=int,
-        default=30,
-        help="--op delete: the waiting days of the deletion approved (default 30)",
-    )
-    approve.add_argument(
-        "--epoch",
-        type=int,
-        default=None,
-        help="refresh/reshare/delete: the key's epoch (default: ask the cluster)",
-    )
-    approve.add_argument("--file", type=Path, default=None, help="what to approve (default: stdin)")
-    approve.add_argument(
-        "--context", default="", help="decrypt: the associated data the ciphertext is bound to"
-    )
-    approve.add_argument(
-        "--ttl",
-        type=int,
-        default=DEFAULT_TTL,
-        help=f"seconds valid (default {DEFAULT_TTL}; at most the key's approval lifetime)",
-    )
-    approve.add_argument(
-        "--public-key",
-        default=None,
-        metavar="HEX",
-        help="the public key the approval names (default: ask the cluster)",
-    )
-    _path_flag(approve)
-    approve.set_defaults(handler=_approve)
+    _register_approve(verb)
 
     sign = verb(
         "sign",
@@ -363,6 +358,137 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         {name: f"{text}\n\n{_CLUSTER_HELP}" for name, text in key_lifecycle.EPILOGS.items()}
     )
     key_lifecycle.register(verb, _approval_flag)
+
+    _register_backup_verbs(verb)
+    from keyshard.cli import key_policy  # noqa: PLC0415 -- who approves what, and its changes
+
+    key_policy.register(verbs, _cluster_flags, _approval_flag, _CLUSTER_HELP)
+
+
+def _register_approve(verb: Callable[..., Any]) -> None:
+    """``key approve``: an approver signs one approval, on a machine that may be offline."""
+    approve = verb(
+        "approve",
+        "sign an approval for one message or ciphertext (JSON on stdout)",
+        "Sign, with an approver's private key, an approval of one message (sign) or one\n"
+        "ciphertext and context (decrypt) for a key with an approval policy.",
+    )
+    approve.add_argument(
+        "--approver-key",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the approver's private key (PEM, from `keyshard approver keygen`)",
+    )
+    approve.add_argument(
+        "--op",
+        choices=[
+            "sign",
+            "decrypt",
+            "refresh",
+            "reshare",
+            "delete",
+            "backup",
+            "restore",
+            "update-policy",
+        ],
+        default="sign",
+        help=(
+            "what is approved (default sign); refresh/reshare/delete name the key's epoch, "
+            "backup a recovery key, restore a backup file, update-policy a policy file"
+        ),
+    )
+    approve.add_argument(
+        "--recovery-key",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="backup: the recovery public key (PEM) the backup will be encrypted to",
+    )
+    approve.add_argument(
+        "--policy-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="update-policy: the new policy (JSON, as `key create --policy-file`)",
+    )
+    approve.add_argument(
+        "--days",
+        type=int,
+        default=30,
+        help="--op delete: the waiting days of the deletion approved (default 30)",
+    )
+    approve.add_argument(
+        "--epoch",
+        type=int,
+        default=None,
+        help="refresh/reshare/delete: the key's epoch (default: ask the cluster)",
+    )
+    approve.add_argument("--file", type=Path, default=None, help="what to approve (default: stdin)")
+    approve.add_argument(
+        "--context", default="", help="decrypt: the associated data the ciphertext is bound to"
+    )
+    approve.add_argument(
+        "--ttl",
+        type=int,
+        default=DEFAULT_TTL,
+        help=f"seconds valid (default {DEFAULT_TTL}; at most the key's approval lifetime)",
+    )
+    approve.add_argument(
+        "--public-key",
+        default=None,
+        metavar="HEX",
+        help="the public key the approval names (default: ask the cluster)",
+    )
+    _path_flag(approve)
+    approve.set_defaults(handler=_approve)
+
+
+def _register_backup_verbs(verb: Callable[..., Any]) -> None:
+    """``key backup`` and ``key restore`` (the offline verbs are ``keyshard backup ...``)."""
+    backup = verb(
+        "backup",
+        "back up a key: each holder's share verifiably encrypted to a recovery key",
+        "Back up a key: every reachable holder encrypts its share to an offline recovery key,\n"
+        "with a proof anyone can check without that key (`keyshard backup verify`).",
+    )
+    backup.add_argument(
+        "--recovery-key",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the recovery public key (PEM, from `keyshard recovery-key generate`)",
+    )
+    backup.add_argument(
+        "--out", type=Path, required=True, help="the backup file to write (never overwritten)"
+    )
+    _approval_flag(backup)
+    backup.set_defaults(handler=_backup)
+
+    restore = verb(
+        "restore",
+        "re-deal a backup's shares into this cluster's attested enclaves",
+        "Restore a key from a backup into the enclaves of this (possibly new) cluster: each\n"
+        "share is decrypted here with the recovery key and sealed at once to its new node's\n"
+        "attested box key. The key keeps its public key and approval policy.",
+        named=False,
+    )
+    restore.add_argument("file", type=Path, help="the backup file (from `keyshard key backup`)")
+    restore.add_argument(
+        "--recovery-key",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the recovery PRIVATE key (PEM) the backup is encrypted to",
+    )
+    restore.add_argument(
+        "--nodes",
+        default=None,
+        metavar="N1,N2,...",
+        help="the new holders, party 1 first (default: the cluster's first n nodes, sorted)",
+    )
+    _approval_flag(restore)
+    restore.set_defaults(handler=_restore)
 
 
 def _cluster_flags(parser: argparse.ArgumentParser) -> None:
@@ -583,6 +709,8 @@ def _binary_result(
 
 
 def _key_record(key: KeyDescription) -> dict[str, object]:
+    from keyshard.client.governance import policy_to_json  # noqa: PLC0415 -- lazy SDK
+
     record: dict[str, object] = {
         "name": key.name,
         "suite": key.suite.name,
@@ -597,13 +725,7 @@ def _key_record(key: KeyDescription) -> dict[str, object]:
     policy = key.policy
     record |= {
         "holders": dict(sorted(key.holders.items())),
-        "policy": None
-        if policy is None
-        else {
-            "approvers": [a.hex() for a in policy.approvers],
-            "quorum": policy.quorum,
-            "require": sorted(op.value for op in policy.operations),
-        },
+        "policy": policy_to_json(policy),
         "epoch": key.epoch,
         "missing": list(key.missing),
         "committee": sorted({*key.holders, *key.missing}),
@@ -637,9 +759,10 @@ def _key_text(record: Mapping[str, Any]) -> str:
     if policy is None:
         rows.append(("policy", "none"))
     else:
-        ops = ",".join(policy["require"])
-        rows.append(("policy", f"{policy['quorum']} of {len(policy['approvers'])} for {ops}"))
+        rows.append(("policy", policy["summary"]))
         rows += [("approver", approver) for approver in policy["approvers"]]
+        for group, members in policy.get("groups", {}).items():
+            rows += [(f"  {group}", approver) for approver in members["approvers"]]
     lines = [f"{field:<12}  {value}" for field, value in rows]
     return "\n".join(lines) + "\n" + str(record["public_key_pem"]).rstrip("\n")
 
@@ -651,6 +774,12 @@ def _policy(args: argparse.Namespace) -> ApprovalPolicy | None:
     """The :class:`~wire.approvals.ApprovalPolicy` the flags ask for, or None."""
     from wire.approvals import ApprovalPolicy, Operation  # noqa: PLC0415 -- lazy
 
+    if args.policy_file is not None:
+        if args.approver or args.quorum is not None or args.approval_lifetime is not None:
+            raise UsageError("--policy-file replaces --approver, --quorum, --approval-lifetime")
+        from keyshard.cli.key_policy import read_policy_file  # noqa: PLC0415
+
+        return read_policy_file(args.policy_file)
     if not args.approver:
         if args.quorum is not None:
             raise UsageError("--quorum needs at least one --approver")
@@ -779,47 +908,73 @@ def _approve(args: argparse.Namespace) -> int:
     from keyshard.client.approvals import (  # noqa: PLC0415 -- lazy SDK
         load_approver_key,
     )
-    from wire.approvals import Operation, decryption_digest, message_digest  # noqa: PLC0415
+    from wire.approvals import Operation  # noqa: PLC0415 -- lazy
 
     if args.public_key is not None and args.path:
         raise UsageError(
             "--path derives the child key from what the cluster reports: omit --public-key, "
             "or give the child's public key as --public-key without --path"
         )
-    from keyshard.client.sdk import MAX_CIPHERTEXT  # noqa: PLC0415 -- lazy SDK
-
     private_key = _local(lambda: load_approver_key(args.approver_key))
     operation = Operation(args.op)
-    policy: ApprovalPolicy | None = None  # offline: unknown, the nodes' default lifetime caps
     if operation in (Operation.SIGN, Operation.DECRYPT):
-        # a decrypt approval names a ciphertext: whatever `encrypt` wrote must be approvable
-        limit = MAX_CIPHERTEXT if operation is Operation.DECRYPT else MAX_INPUT
-        data = _read_input(args.file, limit)
-        if operation is Operation.SIGN:
-            digest = message_digest(data)
-        else:
-            digest = decryption_digest(data, args.context.encode("utf-8"))
+        digest, public_key, policy = _use_target(args, operation)
     else:
-        digest, public_key, policy = _lifecycle_target(args, operation)
-        return _emit_approval(
-            args,
-            private_key,
-            operation=operation,
-            digest=digest,
-            public_key=public_key,
-            policy=policy,
-        )
-    if args.public_key is not None:
-        try:
-            public_key = bytes.fromhex(args.public_key)
-        except ValueError:
-            raise UsageError("--public-key takes hex") from None
-    else:
-        # approvals for a BIP-32 child name the child key, which is what signs
-        public_key, policy = _run(args, lambda c: _approval_target(c, args.name, args.path))
+        digest, public_key, policy = _management_target(args, operation)
     return _emit_approval(
         args, private_key, operation=operation, digest=digest, public_key=public_key, policy=policy
     )
+
+
+def _use_target(
+    args: argparse.Namespace, operation: Any
+) -> tuple[bytes, bytes, ApprovalPolicy | None]:
+    """A sign or decrypt approval's digest (of the message, or the ciphertext and context), the
+    key it names (a BIP-32 child's for --path) and the key's policy (None offline)."""
+    from keyshard.client.sdk import MAX_CIPHERTEXT  # noqa: PLC0415 -- lazy SDK
+    from wire.approvals import Operation, decryption_digest, message_digest  # noqa: PLC0415
+
+    # a decrypt approval names a ciphertext: whatever `encrypt` wrote must be approvable
+    limit = MAX_CIPHERTEXT if operation is Operation.DECRYPT else MAX_INPUT
+    data = _read_input(args.file, limit)
+    if operation is Operation.SIGN:
+        digest = message_digest(data)
+    else:
+        digest = decryption_digest(data, args.context.encode("utf-8"))
+    if args.public_key is not None:  # offline: the nodes' default lifetime caps the expiry
+        return digest, _hex_arg("--public-key", args.public_key), None
+    # approvals for a BIP-32 child name the child key, which is what signs
+    public_key, policy = _run(args, lambda c: _approval_target(c, args.name, args.path))
+    return digest, public_key, policy
+
+
+def _management_target(
+    args: argparse.Namespace, operation: Any
+) -> tuple[bytes, bytes, ApprovalPolicy | None]:
+    """The digest, key and policy of an approval that manages the key rather than uses it."""
+    from wire.approvals import Operation  # noqa: PLC0415 -- lazy
+
+    if operation is Operation.RESTORE:  # the backup file (--file) names key and package
+        digest, (public_key, policy) = _restore_approval_target(args.file)
+        return digest, public_key, policy
+    if operation is Operation.BACKUP:  # the approval names the recovery key
+        digest = _backup_approval_digest(args.recovery_key)
+        if args.public_key is not None:
+            return digest, _hex_arg("--public-key", args.public_key), None
+        public_key, policy = _run(args, lambda c: _approval_target(c, args.name, ""))
+        return digest, public_key, policy
+    if operation is Operation.UPDATE_POLICY:
+        from keyshard.cli.key_policy import update_approval_target  # noqa: PLC0415
+
+        return update_approval_target(args, _run)
+    return _lifecycle_target(args, operation)
+
+
+def _hex_arg(flag: str, value: str) -> bytes:
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise UsageError(f"{flag} takes hex") from None
 
 
 def _lifecycle_target(
@@ -893,3 +1048,96 @@ async def _approval_target(
     """The public key an approval names (the child's under ``path``) and the key's policy."""
     key = await client.describe_key(name)
     return key.child_public_key(path), key.policy
+
+
+# -- backup -------------------------------------------------------------------------------
+
+
+def _recovery_public_key(path: Path) -> bytes:
+    from keyshard.client.backup import load_recovery_public_key  # noqa: PLC0415 -- lazy SDK
+
+    pem = _read_input(path, MAX_APPROVAL_FILE)
+    return _local(lambda: load_recovery_public_key(pem))
+
+
+def _backup_approval_digest(path: Path | None) -> bytes:
+    from wire.approvals import backup_digest  # noqa: PLC0415 -- lazy
+
+    if path is None:
+        raise UsageError("--op backup needs --recovery-key FILE (the key the backup names)")
+    return backup_digest(_recovery_public_key(path))
+
+
+def write_new_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to a file that must not exist yet, created with ``mode`` (never widened by
+    the umask's absence: the mode is set on the open descriptor)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        raise UsageError(f"{path} exists: refusing to overwrite it") from None
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror}") from None
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), mode)
+        handle.write(data)
+
+
+def _backup(args: argparse.Namespace) -> int:
+    recovery_key = _recovery_public_key(args.recovery_key)
+    approvals = _read_approvals(args.approval)
+    if args.out.exists():  # before the cluster does any work
+        raise UsageError(f"{args.out} exists: refusing to overwrite it")
+    backup = _run(args, lambda c: c.backup_key(args.name, recovery_key, approvals=approvals))
+    data = backup.encode()
+    write_new_file(args.out, data)
+    record = backup.summary() | {"out": str(args.out), "length": len(data)}
+    holders = ", ".join(share.node for share in backup.shares)
+    emit(
+        args,
+        record,
+        f"backed up {args.name} ({backup.suite.name}, epoch {backup.epoch}) to {args.out}: "
+        f"shares of {holders}, verified",
+    )
+    return EXIT_OK
+
+
+def _read_backup(path: Path | None) -> Any:
+    """A backup file, decoded and verified (exit 1 for anything wrong with it)."""
+    from keyshard.cli.backup_cmd import MAX_BACKUP  # noqa: PLC0415 -- lazy
+    from keyshard.client.backup import Backup  # noqa: PLC0415 -- lazy SDK
+
+    if path is None:
+        raise UsageError("the backup file is read from --file")
+    data = _read_input(path, MAX_BACKUP)
+
+    def load() -> Backup:
+        backup = Backup.decode(data)
+        backup.verify()
+        return backup
+
+    return _local(load)
+
+
+def _restore_approval_target(
+    path: Path | None,
+) -> tuple[bytes, tuple[bytes, ApprovalPolicy | None]]:
+    """The digest a restore approval signs and, from the backup, the key and policy it names."""
+    from wire.approvals import restore_digest  # noqa: PLC0415 -- lazy
+
+    backup = _read_backup(path)
+    public = backup.public
+    return restore_digest(public.to_bytes()), (public.group_public_key.to_bytes(), backup.policy)
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from keyshard.client.backup import load_recovery_private_key  # noqa: PLC0415 -- lazy SDK
+
+    backup = _read_backup(args.file)
+    pem = _read_input(args.recovery_key, MAX_APPROVAL_FILE)
+    recovery = _local(lambda: load_recovery_private_key(pem))
+    nodes = None if args.nodes is None else [n.strip() for n in args.nodes.split(",")]
+    approvals = _read_approvals(args.approval)
+    key = _run(args, lambda c: c.restore_key(backup, recovery, nodes=nodes, approvals=approvals))
+    record = _key_record(key)
+    emit(args, record, lambda: _key_text(record))
+    return EXIT_OK

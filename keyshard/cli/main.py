@@ -78,6 +78,16 @@ GROUPS: tuple[Group, ...] = (
         "keyshard.cli.dev_cmd",
         "run an emulated local cluster (emulated KMS, NSM and enclaves)",
     ),
+    Group(
+        "backup",
+        "keyshard.cli.backup_cmd",
+        "verify a key backup without the recovery key; the emergency reconstruct",
+    ),
+    Group(
+        "recovery-key",
+        "keyshard.cli.backup_cmd",
+        "the offline recovery key pair that key backups are encrypted to",
+    ),
 )
 
 _DESCRIPTION = """\

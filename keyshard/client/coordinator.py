@@ -35,6 +35,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from nacl.public import PublicKey, SealedBox
+
 from enclave.mpc.decryption.combine import combine
 from enclave.mpc.decryption.ecies import Ciphertext, encrypt, verify_ciphertext
 from enclave.mpc.decryption.partial import PartialDecryption
@@ -47,8 +50,10 @@ from enclave.mpc.frost.round1 import PREPROCESSED_SESSION_ID, SigningCommitments
 from enclave.mpc.frost.round2 import SignatureShare, SigningPackage
 from enclave.mpc.keys import PublicKeyPackage
 from enclave.mpc.suites import Scheme, key_suite
+from keyshard.client.backup import Backup, EncryptedShare
 from keyshard.client.batching import Coalescer
 from keyshard.client.errors import (
+    BackupError,
     BindingError,
     ChannelError,
     ClientError,
@@ -61,12 +66,14 @@ from keyshard.client.errors import (
 from keyshard.client.keys import KeyDescription
 from keyshard.client.witnessing import WitnessRelay
 from wire.approvals import ApprovalPolicy, message_digest
+from wire.backup import RestoredShare
 from wire.binding import ChannelBinding
 from wire.errors import ErrorCode, MalformedMessageError
 from wire.messages import (
     KEY_ACTIONS,
     MAX_BATCH,
     MAX_PRESIGN_BATCH,
+    BackupShare,
     DecryptPartial,
     DkgOutbox,
     DkgStep,
@@ -80,6 +87,8 @@ from wire.messages import (
     KeyInfoReply,
     KeyList,
     KeyListReply,
+    KeyRestore,
+    KeyRestored,
     KeySetState,
     KeyStateReply,
     NonceCommit,
@@ -94,6 +103,8 @@ from wire.messages import (
     PresignStep,
     Reply,
     Request,
+    RestoreCommit,
+    ShareBackup,
     SignatureShares,
     presign_batch_session_id,
 )
@@ -1117,3 +1128,132 @@ class Coordinator:
             ) from None
         except MpcError as error:
             raise ProtocolError(f"decryption of {name!r} refused: {error}") from None
+
+    # -- backup ---------------------------------------------------------------------------
+
+    async def backup(
+        self,
+        name: str,
+        recovery_key: bytes,
+        *,
+        approvals: Sequence[bytes] = (),
+        created: int | None = None,
+    ) -> Backup:
+        """Every reachable holder's share, verifiably encrypted to ``recovery_key`` (raw X25519),
+        as one backup that is verified here before it is returned.
+
+        Asks every holder (the more encrypted shares, the more holders a later restore may
+        lose); at least t+1 must answer. Each reply must describe the key as its holders agree
+        (same package and epoch, its own position); any node that answers with a proof that
+        does not verify is named. A node refusing (approvals short of the quorum) is an error:
+        a backup is never made from fewer holders than were asked silently.
+        """
+        key = await self.describe_key(name, refresh=True)
+        holders = await self._reachable(key.holders)
+        need = key.threshold + 1
+        if len(holders) < need:
+            raise UnavailableError(
+                f"only {len(holders)} holder(s) of {name!r} reachable; {need} needed",
+                have=len(holders),
+                need=need,
+            )
+        request = BackupShare(name, recovery_key, tuple(approvals))
+        replies = await asyncio.gather(*(self._call(n, request, ShareBackup) for n in holders))
+        package = key.public.to_bytes()
+        shares = []
+        for node_id, reply in sorted(
+            zip(holders, replies, strict=True), key=lambda item: item[1].identifier
+        ):
+            if reply.public_key_package != package or reply.epoch != key.epoch:
+                raise ProtocolError(
+                    f"{node_id} backs up another version of {name!r}", culprit=node_id
+                )
+            if reply.identifier != key.holders[node_id]:
+                raise ProtocolError(f"{node_id} claims party {reply.identifier}", culprit=node_id)
+            shares.append(EncryptedShare(reply.identifier, node_id, reply.encryption))
+        backup = Backup(
+            name,
+            key.suite,
+            key.public,
+            key.epoch,
+            int(time.time()) if created is None else created,
+            recovery_key,
+            tuple(shares),
+            key.policy,
+        )
+        try:
+            backup.verify()
+        except BackupError as error:
+            for share in backup.shares:  # name the node whose proof fails, if one does
+                try:
+                    backup.verify_share(share)
+                except BackupError as bad:
+                    raise ProtocolError(str(bad), culprit=share.node) from None
+            raise ProtocolError(f"the backup of {name!r} does not verify: {error}") from None
+        return backup
+
+    async def restore(
+        self,
+        backup: Backup,
+        recovery_private_key: X25519PrivateKey,
+        *,
+        nodes: Sequence[str] | None = None,
+        approvals: Sequence[bytes] = (),
+    ) -> KeyDescription:
+        """Deal a backup's shares into the attested enclaves of this cluster, then commit.
+
+        The backup is verified first. Party ``i`` (the i-th verification share) goes to
+        ``nodes[i-1]`` (default: this cluster's first n nodes, sorted); each share is decrypted
+        here with the recovery key and at once sealed (``crypto_box_seal``) to that node's box
+        key — the one its attestation document bound when its channel was opened — addressed to
+        that node, key and package. A party the backup has no share of gets none: its node is
+        recorded as a holder and reported missing (a repair gives it one). Every node seals its
+        share pending; only when all have does each commit (a failure leaves pending shares that
+        serve nothing and expire). The backup's policy becomes the key's, and each node checks
+        ``approvals`` against it (operation ``restore``).
+        """
+        try:
+            backup.verify()
+        except BackupError as error:
+            raise InvalidInputError(str(error)) from None
+        n = len(backup.public.verifying_shares)
+        targets = list(nodes) if nodes is not None else self._node_ids[:n]
+        if len(targets) != n or len(set(targets)) != n:
+            raise InvalidInputError(f"a restore of {backup.key_name!r} needs {n} distinct nodes")
+        unknown = [node_id for node_id in targets if node_id not in self._load]
+        if unknown:
+            raise InvalidInputError(f"not nodes of this cluster: {', '.join(unknown)}")
+        by_party = dict(zip((int(i) for i in backup.public.identifiers), targets, strict=True))
+        package = backup.public.to_bytes()
+        policy = b"" if backup.policy is None else backup.policy.encode()
+        requests: dict[str, KeyRestore] = {}
+        for share in backup.shares:
+            node_id = by_party[share.identifier]
+            link = await self.link(node_id)
+            secret = backup.open_share(share, recovery_private_key)  # BackupError: local
+            payload = RestoredShare(
+                backup.key_name,
+                node_id,
+                share.identifier,
+                RestoredShare.package_digest(package),
+                secret.to_bytes(),
+            )
+            sealed = SealedBox(PublicKey(link.binding.box_public_key)).encrypt(payload.encode())
+            requests[node_id] = KeyRestore(
+                backup.key_name,
+                backup.suite.name,
+                package,
+                policy,
+                tuple(targets),
+                bytes(sealed),
+                tuple(approvals),
+            )
+        await asyncio.gather(
+            *(self._call(node_id, request, KeyRestored) for node_id, request in requests.items())
+        )
+        name = backup.key_name
+        await asyncio.gather(
+            *(self._call(node_id, RestoreCommit(name), KeyCommitted) for node_id in requests)
+        )
+        self.forget_key(name)
+        return await self.describe_key(name, refresh=True)

@@ -8,8 +8,10 @@
     │   ├── ConfigurationError  a profile or credentials that are missing, unreadable or malformed
     │   │   ├── ProfileError
     │   │   └── CredentialsError
-    │   └── InvalidInputError   bad input detected here: a malformed ciphertext, a wrong context
-    │                           (the AEAD check fails), a hardened or malformed BIP-32 path
+    │   ├── InvalidInputError   bad input detected here: a malformed ciphertext, a wrong context
+    │   │                       (the AEAD check fails), a hardened or malformed BIP-32 path
+    │   └── BackupError         a backup file that is malformed, does not verify, or does not
+    │                           open with the recovery key given
     ├── ChannelError            a node could not be reached or its channel broke (node_id)
     │   └── BindingError        the node's attestation does not bind this channel (node_id, reason)
     ├── UnavailableError        fewer reachable holders than the operation needs (have, need)
@@ -29,6 +31,7 @@ from typing import ClassVar
 from wire.errors import ErrorCode
 
 __all__ = [
+    "BackupError",
     "BindingError",
     "ChannelError",
     "ClientError",
@@ -70,6 +73,12 @@ class CredentialsError(ConfigurationError):
 
 class InvalidInputError(LocalError):
     code = "invalid_input"
+
+
+class BackupError(LocalError):
+    """A backup file (or recovery key) this client refuses; the message says which check."""
+
+    code = "invalid_backup"
 
 
 class ChannelError(ClientError):

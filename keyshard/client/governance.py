@@ -12,8 +12,8 @@ A policy file says who approves what, in groups if the organisation has them::
       "approval_lifetime": 86400
     }
 
-``approvers`` (optional) lists approvers outside any group; the policy's approvers are those plus
-every group's. ``quorum`` (optional) is the overall count of distinct approvers; by default the
+``approvers`` (optional) lists approvers, in groups or not; the policy's approvers are those
+plus every group's. ``quorum`` (optional) is the overall count of distinct approvers; by default the
 sum of the groups' quorums (every approver, without groups). Every group must reach its own
 quorum as well: the example needs 2 of treasury AND 1 of compliance. ``mandatory_nodes`` must
 take part in every signing. Approver keys are the 32-byte Ed25519 public keys ``keyshard
@@ -99,9 +99,8 @@ def policy_to_json(policy: ApprovalPolicy | None) -> dict[str, Any] | None:
     same shape :func:`policy_from_json` reads."""
     if policy is None:
         return None
-    grouped = {k for g in policy.groups for k in g.approvers}
     record: dict[str, Any] = {
-        "approvers": [a.hex() for a in policy.approvers if a not in grouped],
+        "approvers": [a.hex() for a in policy.approvers],
         "quorum": policy.quorum,
         "require": sorted(op.value for op in policy.operations),
     }

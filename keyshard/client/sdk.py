@@ -23,9 +23,12 @@ from collections.abc import Awaitable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
 from enclave.mpc.decryption.ecies import MAX_CIPHERTEXT, MAX_PLAINTEXT
 from enclave.mpc.ecdsa import EcdsaSignature
 from enclave.mpc.suites import Scheme
+from keyshard.client.backup import Backup
 from keyshard.client.channel import NodeChannel, NodeTrust, client_context
 from keyshard.client.coordinator import Coordinator, KeyDescription, Link
 from keyshard.client.credentials import CERT_FILE, KEY_FILE, ClientCredentials
@@ -236,6 +239,31 @@ class AsyncClient:
         Ciphertexts are at most :data:`MAX_CIPHERTEXT` bytes."""
         return await self.coordinator.decrypt(name, ciphertext, context, approvals=approvals)
 
+    # -- backup ---------------------------------------------------------------------------
+
+    async def backup_key(
+        self, name: str, recovery_key: bytes, *, approvals: Sequence[bytes] = ()
+    ) -> Backup:
+        """Every reachable holder's share verifiably encrypted to ``recovery_key`` (raw X25519
+        public key, :func:`keyshard.client.backup.load_recovery_public_key`), verified here;
+        ``Backup.encode()`` is the file. The key's policy needs its quorum for this."""
+        return await self.coordinator.backup(name, recovery_key, approvals=approvals)
+
+    async def restore_key(
+        self,
+        backup: Backup,
+        recovery_private_key: X25519PrivateKey,
+        *,
+        nodes: Sequence[str] | None = None,
+        approvals: Sequence[bytes] = (),
+    ) -> KeyDescription:
+        """Re-deal a verified backup's shares into this cluster's attested enclaves (party i to
+        ``nodes[i-1]``, default the first n nodes); the key keeps its public key and policy, and
+        each node checks ``approvals`` against that policy."""
+        return await self.coordinator.restore(
+            backup, recovery_private_key, nodes=nodes, approvals=approvals
+        )
+
 
 class Client:
     """The same operations as :class:`AsyncClient`, blocking; ``with`` closes it.
@@ -364,4 +392,21 @@ class Client:
     ) -> bytes:
         return self._run(
             self._inner.decrypt(name, ciphertext, context=context, approvals=approvals)
+        )
+
+    def backup_key(
+        self, name: str, recovery_key: bytes, *, approvals: Sequence[bytes] = ()
+    ) -> Backup:
+        return self._run(self._inner.backup_key(name, recovery_key, approvals=approvals))
+
+    def restore_key(
+        self,
+        backup: Backup,
+        recovery_private_key: X25519PrivateKey,
+        *,
+        nodes: Sequence[str] | None = None,
+        approvals: Sequence[bytes] = (),
+    ) -> KeyDescription:
+        return self._run(
+            self._inner.restore_key(backup, recovery_private_key, nodes=nodes, approvals=approvals)
         )

@@ -44,6 +44,9 @@ VERBS = (
     "enable",
     "schedule-deletion",
     "cancel-deletion",
+    "backup",
+    "restore",
+    "policy",
 )
 ENVIRONMENT = (
     key_cmd.PROFILE_ENV,
@@ -115,6 +118,9 @@ def _key_verbs() -> dict[str, argparse.ArgumentParser]:
 def test_every_verb_has_a_description_examples_and_the_output_flags() -> None:
     verbs = _key_verbs()
     assert tuple(verbs) == VERBS
+    policy = verbs.pop("policy")  # a group: its actions are the verbs
+    for action in policy._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
+        verbs[f"policy {action.prog.rsplit(' ', 1)[-1]}"] = action
     for name, verb in verbs.items():
         shown = verb.format_help()
         assert verb.description, name

@@ -75,6 +75,13 @@ def _loaded(modules: list[str], prefixes: tuple[str, ...]) -> list[str]:
         ["approver", "--help"],
         ["approver", "keygen", "--help"],
         ["key", "--help"],
+        ["key", "backup", "--help"],
+        ["key", "restore", "--help"],
+        ["backup", "--help"],
+        ["backup", "verify", "--help"],
+        ["backup", "reconstruct", "--help"],
+        ["recovery-key", "--help"],
+        ["recovery-key", "generate", "--help"],
     ],
     ids=" ".join,
 )

@@ -16,10 +16,12 @@ from nacl import bindings as sodium
 from wire import cbor
 from wire.approvals import (
     DEFAULT_APPROVAL_LIFETIME,
+    GUARDED_OPERATIONS,
     MAX_APPROVAL_LIFETIME,
     Approval,
     ApprovalPolicy,
     Operation,
+    backup_digest,
     lifecycle_digest,
     message_digest,
 )
@@ -240,6 +242,18 @@ def test_policies_with_any_lifetime_round_trip(lifetime: int | None) -> None:
     encoded = policy.encode()
     assert ApprovalPolicy.decode(encoded) == policy
     assert ApprovalPolicy.decode(encoded).encode() == encoded
+
+
+def test_a_backup_needs_the_quorum_of_any_policy_and_names_its_recovery_key() -> None:
+    """A policy listing only sign (written before backups existed) still gates backups."""
+    sign_only = ApprovalPolicy((HONEST_PUBLIC,), 1, frozenset({Operation.SIGN}))
+    assert sign_only.requires(Operation.BACKUP)
+    assert not sign_only.requires(Operation.DECRYPT)
+    assert Operation.BACKUP in GUARDED_OPERATIONS
+    assert backup_digest(b"a" * 32) != backup_digest(b"b" * 32)
+    assert len(backup_digest(b"a" * 32)) == 32
+    listed = ApprovalPolicy((HONEST_PUBLIC,), 1, frozenset({Operation.BACKUP}))
+    assert ApprovalPolicy.decode(listed.encode()) == listed
 
 
 # -- lifecycle operations (issue 10) ---------------------------------------------------------
