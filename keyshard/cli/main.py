@@ -40,12 +40,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, NoReturn
 
 from keyshard.cli.errors import CliError
-from keyshard.cli.exit_codes import EXIT_LOCAL_ERROR
+from keyshard.cli.exit_codes import EXIT_LOCAL_ERROR, EXIT_OK
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -191,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("keyshard: interrupted", file=sys.stderr)
         return EXIT_LOCAL_ERROR
+    except BrokenPipeError:  # `keyshard ... | head`: the reader left; not an error of ours
+        # stdout is unusable now: point it at devnull so the interpreter's final flush is quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

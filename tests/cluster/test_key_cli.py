@@ -255,7 +255,12 @@ def test_approvers_approve_and_the_nodes_enforce_the_quorum(
     create = ["key", "create", "payouts", *d, *approvers, "--quorum", "2", "--require", "sign"]
     assert main([*create, "--format", "json"]) == 0
     created = json.loads(_out(capsysbinary))
-    assert created["policy"] == {"approvers": sorted(publics), "quorum": 2, "require": ["sign"]}
+    assert created["policy"] == {
+        "approvers": sorted(publics),
+        "quorum": 2,
+        "require": ["sign"],
+        "summary": "2 of 2 approvers for sign; approvals live at most 604800 s",
+    }
 
     message = tmp_path / "message"
     message.write_bytes(b"pay 7 to 9")
