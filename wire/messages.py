@@ -509,7 +509,9 @@ class EcdsaSign(Request):
 
     ``entropies[i]`` is the coordinator's fresh re-randomiser input; approvals are checked before
     any presignature is touched. ``path`` (non-hardened BIP-32; empty: the key itself) signs every
-    item under that child key; approvals must then name the child's public key.
+    item under that child key; approvals must then name the child's public key. ``prehashed``:
+    each message is already the 32-byte SHA-256 digest (AWS KMS's MessageType DIGEST), signed as
+    given; approvals name that same digest, so they are the ones the whole message would need.
     """
 
     OP: ClassVar[str] = "ecdsa_sign"
@@ -519,6 +521,7 @@ class EcdsaSign(Request):
     entropies: tuple[bytes, ...]
     approvals: tuple[tuple[bytes, ...], ...]
     path: str = ""
+    prehashed: bool = False
 
     def check(self) -> None:
         check_key_name(self.key_name)
@@ -532,6 +535,10 @@ class EcdsaSign(Request):
         _batch_approvals(self.approvals, items)
         if type(self.path) is not str or len(self.path) > MAX_PATH:
             raise MalformedMessageError("path", f"must be a BIP-32 path of at most {MAX_PATH}")
+        if type(self.prehashed) is not bool:
+            raise MalformedMessageError("prehashed", "must be a boolean")
+        if self.prehashed and any(len(m) != 32 for m in self.messages):
+            raise MalformedMessageError("messages", "prehashed messages are 32-byte digests")
 
 
 # -- errors ---------------------------------------------------------------------------------

@@ -429,7 +429,11 @@ class NodeService:
         (never used twice) and signs."""
         key = await self._key(request.key_name, Scheme.ECDSA)
         tweak, signing_key = derive_keyshard_path(key.share.public.group_public_key, request.path)
-        digests = [message_digest(message) for message in request.messages]
+        digests = (
+            list(request.messages)  # AWS KMS MessageType DIGEST: SHA-256 done by the caller
+            if request.prehashed
+            else [message_digest(message) for message in request.messages]
+        )
         for digest, approvals in zip(digests, request.approvals, strict=True):
             self._approve(
                 request.key_name,

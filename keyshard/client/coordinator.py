@@ -218,7 +218,7 @@ class Coordinator:
         self._presign_locks: dict[str, asyncio.Lock] = {}
         self._rng = _OsRandom()
         self._frost_batches: dict[str, Coalescer[_Item, bytes]] = {}
-        self._ecdsa_batches: dict[tuple[str, str], Coalescer[_Item, EcdsaSignature]] = {}
+        self._ecdsa_batches: dict[tuple[str, str, bool], Coalescer[_Item, EcdsaSignature]] = {}
 
     async def __aenter__(self) -> Coordinator:
         return self
@@ -796,8 +796,10 @@ class Coordinator:
         presignature: PresignatureInfo | None = None,
         approvals: Sequence[bytes] = (),
         path: str = "",
+        prehashed: bool = False,
     ) -> EcdsaSignature:
-        """ECDSA-sign SHA-256(``message``) with a presignature (from the pool unless given).
+        """ECDSA-sign SHA-256(``message``) with a presignature (from the pool unless given);
+        ``prehashed``: ``message`` is that 32-byte digest already (AWS KMS's DIGEST).
 
         Every presigner checks the approvals, then takes the presignature out of its pool; the
         combined signature is verified (under the BIP-32 child of ``path`` when one is given),
@@ -811,14 +813,17 @@ class Coordinator:
                     [tuple(approvals)],
                     path,
                     [presignature],
+                    prehashed=prehashed,
                 )
             )[0]
 
         async def run(items: list[_Item]) -> list[EcdsaSignature]:
             messages, approvals = _unzip(items)
-            return await self.sign_ecdsa_many(name, messages, approvals=approvals, path=path)
+            return await self.sign_ecdsa_many(
+                name, messages, approvals=approvals, path=path, prehashed=prehashed
+            )
 
-        batches = _coalesced(self._ecdsa_batches, (name, path), run)
+        batches = _coalesced(self._ecdsa_batches, (name, path, prehashed), run)
         return await batches.submit((message, tuple(approvals)))
 
     async def sign_ecdsa_many(
@@ -828,10 +833,14 @@ class Coordinator:
         *,
         approvals: Sequence[Sequence[bytes]] | None = None,
         path: str = "",
+        prehashed: bool = False,
     ) -> list[EcdsaSignature]:
         """ECDSA signatures over many messages with pooled presignatures: one request per
-        presigner for each batch. The path is checked before any presignature is taken."""
+        presigner for each batch. The path is checked before any presignature is taken.
+        ``prehashed``: every message is its 32-byte SHA-256 digest already."""
         approvals = _per_message(messages, approvals)
+        if prehashed and any(len(m) != 32 for m in messages):
+            raise InvalidInputError("a prehashed message is a 32-byte SHA-256 digest")
         key = await self.describe_key(name)
         if key.suite.scheme is not Scheme.ECDSA:
             raise InvalidInputError(f"key {name!r} is {key.suite.name}, not threshold ECDSA")
@@ -849,6 +858,7 @@ class Coordinator:
                     approvals[i : i + len(infos)],
                     path,
                     infos,
+                    prehashed=prehashed,
                 )
 
             signed = await self._retry_once(name, attempt)
@@ -863,13 +873,15 @@ class Coordinator:
         approvals: list[tuple[bytes, ...]],
         path: str,
         infos: list[PresignatureInfo],
+        *,
+        prehashed: bool = False,
     ) -> list[EcdsaSignature]:
         name = key.name
         tweak, _ = key.child(path)
         parties = infos[0].parties
         signers = [key.node_of(p) for p in parties]
         requests = [
-            SigningRequest.create(info, message_digest(m), self._rng, tweak)
+            SigningRequest.create(info, m if prehashed else message_digest(m), self._rng, tweak)
             for info, m in zip(infos, messages, strict=True)
         ]
         request = EcdsaSign(
@@ -879,6 +891,7 @@ class Coordinator:
             tuple(r.entropy for r in requests),
             tuple(approvals),
             path,
+            prehashed,
         )
         replies = await asyncio.gather(*(self._call(n, request, SignatureShares) for n in signers))
         signatures = []

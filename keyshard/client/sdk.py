@@ -182,6 +182,15 @@ class AsyncClient:
     ) -> EcdsaSignature:
         return await self.coordinator.sign_ecdsa(name, message, approvals=approvals, path=path)
 
+    async def sign_ecdsa_digest(
+        self, name: str, digest: bytes, *, approvals: Sequence[bytes] = (), path: str = ""
+    ) -> EcdsaSignature:
+        """ECDSA-sign a SHA-256 digest computed elsewhere (32 bytes; AWS KMS's MessageType
+        DIGEST). Approvals are those the whole message would need: they name the same digest."""
+        return await self.coordinator.sign_ecdsa(
+            name, digest, approvals=approvals, path=path, prehashed=True
+        )
+
     # -- encryption -----------------------------------------------------------------------
 
     async def encrypt(self, name: str, plaintext: bytes, *, context: bytes = b"") -> bytes:
@@ -295,6 +304,13 @@ class Client:
         self, name: str, message: bytes, *, approvals: Sequence[bytes] = (), path: str = ""
     ) -> EcdsaSignature:
         return self._run(self._inner.sign_ecdsa(name, message, approvals=approvals, path=path))
+
+    def sign_ecdsa_digest(
+        self, name: str, digest: bytes, *, approvals: Sequence[bytes] = (), path: str = ""
+    ) -> EcdsaSignature:
+        return self._run(
+            self._inner.sign_ecdsa_digest(name, digest, approvals=approvals, path=path)
+        )
 
     def encrypt(self, name: str, plaintext: bytes, *, context: bytes = b"") -> bytes:
         return self._run(self._inner.encrypt(name, plaintext, context=context))
