@@ -78,6 +78,11 @@ GROUPS: tuple[Group, ...] = (
         "keyshard.cli.dev_cmd",
         "run an emulated local cluster (emulated KMS, NSM and enclaves)",
     ),
+    Group(
+        "gateway",
+        "keyshard.cli.gateway_cmd",
+        "serve the AWS KMS API (boto3, AWS CLI) over the cluster's threshold keys",
+    ),
 )
 
 _DESCRIPTION = """\
