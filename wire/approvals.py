@@ -51,6 +51,7 @@ __all__ = [
     "approval_statement",
     "decryption_digest",
     "message_digest",
+    "prf_digest",
 ]
 
 POLICY_VERSION = 1  # no lifetime field: DEFAULT_APPROVAL_LIFETIME applies
@@ -67,6 +68,7 @@ MAX_APPROVAL_LIFETIME = 30 * 24 * 3600
 _MAX_TIME = 2**40
 _STATEMENT_DOMAIN = b"keyshard/approval/v1"
 _DECRYPT_DOMAIN = b"keyshard/decrypt/v1"
+_PRF_DOMAIN = b"keyshard/prf-decrypt/v1"
 
 
 class Operation(enum.Enum):
@@ -186,6 +188,11 @@ def message_digest(message: bytes) -> bytes:
 
 def decryption_digest(ciphertext: bytes, context: bytes) -> bytes:
     return hashlib.sha256(lp_join((_DECRYPT_DOMAIN, ciphertext, context))).digest()
+
+
+def prf_digest(key_name: str, seed: bytes) -> bytes:
+    """What an approval to evaluate a key's PRF at ``seed`` (XKS decryption) would name."""
+    return hashlib.sha256(lp_join((_PRF_DOMAIN, key_name.encode(), seed))).digest()
 
 
 def approval_statement(

@@ -41,6 +41,7 @@ __all__ = [
     "MAX_PARTICIPANTS",
     "MAX_PATH",
     "MAX_PRESIGN_BATCH",
+    "PRF_MODES",
     "PROTOCOL_VERSION",
     "REPLIES",
     "SERVICE_PORT",
@@ -67,6 +68,8 @@ __all__ = [
     "PresignStart",
     "PresignStep",
     "Presigned",
+    "PrfEvaluate",
+    "PrfPartials",
     "Reply",
     "Request",
     "SignatureShares",
@@ -434,6 +437,43 @@ class Partial(Reply):
         check_bytes("partial", self.partial, 1)
 
 
+# -- threshold PRF (XKS: per-message AES keys of a key that never exists whole) -------------
+
+#: The two ways to ask for PRF evaluations: ``encrypt`` sends nonces (the node evaluates at
+#: their one-way hash, so no caller can aim it at an existing seed), ``decrypt`` sends seeds.
+PRF_MODES = ("encrypt", "decrypt")
+
+
+@dataclass(frozen=True, slots=True)
+class PrfEvaluate(Request):
+    """This node's partials ``x_i·H(key, seed)`` with DLEQ proofs, one per input (at most
+    :data:`MAX_BATCH`): a 32-byte nonce in ``encrypt`` mode, a 16-byte seed in ``decrypt`` mode
+    (which a key whose policy wants decryption approvals refuses: none travel here)."""
+
+    OP: ClassVar[str] = "prf_evaluate"
+    key_name: str
+    session_id: bytes
+    mode: str
+    inputs: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        if self.mode not in PRF_MODES:
+            raise MalformedMessageError("mode", f"must be one of {', '.join(PRF_MODES)}")
+        size = 32 if self.mode == "encrypt" else 16
+        _blobs("inputs", self.inputs, low=1, high=MAX_BATCH, size=(size, size))
+
+
+@dataclass(frozen=True, slots=True)
+class PrfPartials(Reply):
+    OP: ClassVar[str] = "prf_partials"
+    partials: tuple[bytes, ...]
+
+    def check(self) -> None:
+        _blobs("partials", self.partials, low=1, high=MAX_BATCH, size=(1, 1024))
+
+
 # -- threshold ECDSA ------------------------------------------------------------------------
 
 
@@ -575,6 +615,7 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         PresignStart: (DkgOutbox,),
         PresignStep: (DkgOutbox, Presigned),
         EcdsaSign: (SignatureShares,),
+        PrfEvaluate: (PrfPartials,),
     }
 )
 _REQUESTS: dict[str, type[Message]] = {cls.OP: cls for cls in REPLIES}

@@ -43,7 +43,10 @@ from enclave.mpc.ecdsa import sign as ecdsa_sign
 from enclave.mpc.errors import EncodingError, InvalidParameters, MisuseError, MpcError
 from enclave.mpc.frost.round2 import SigningPackage
 from enclave.mpc.frost.round2 import sign as frost_sign
+from enclave.mpc.groups import ED25519
 from enclave.mpc.keys import KeyShare
+from enclave.mpc.prf import PrfMode, encryption_seed
+from enclave.mpc.prf import evaluate as prf_evaluate
 from enclave.mpc.suites import KeySuite, Scheme, key_suite
 from enclave.service.binding import PeerVerifier
 from enclave.service.dkg import KeyCreation
@@ -62,7 +65,13 @@ from enclave.service.nonces import NONCE_CHUNK, FrostNonces
 from enclave.service.policy import SpentApprovals, check_approvals
 from enclave.service.presigning import Presigning
 from enclave.service.sessions import KeyCreations, PresignaturePools, PresigningRuns
-from wire.approvals import ApprovalPolicy, Operation, decryption_digest, message_digest
+from wire.approvals import (
+    ApprovalPolicy,
+    Operation,
+    decryption_digest,
+    message_digest,
+    prf_digest,
+)
 from wire.errors import ErrorCode, WireError
 from wire.messages import (
     DecryptPartial,
@@ -87,6 +96,8 @@ from wire.messages import (
     Presigned,
     PresignStart,
     PresignStep,
+    PrfEvaluate,
+    PrfPartials,
     Reply,
     Request,
     SignatureShares,
@@ -191,6 +202,7 @@ class NodeService:
             PresignStart: partial(self._presign_start, client=client),
             PresignStep: partial(self._presign_step, client=client),
             EcdsaSign: partial(self._ecdsa_sign, client=client),
+            PrfEvaluate: self._prf_evaluate,
         }
         handler = handlers.get(type(request))
         if handler is None:
@@ -384,6 +396,31 @@ class NodeService:
             key.share, ciphertext, request.session_id, self._rng, request.context
         )
         return Partial(partial.to_bytes())
+
+    # -- threshold PRF (the XKS proxy's per-message AES keys) ---------------------------
+
+    async def _prf_evaluate(self, request: PrfEvaluate) -> Reply:
+        """Partials of the key's PRF. Encrypt mode evaluates at the one-way hash of each
+        nonce; decrypt mode at seeds the caller names, so it is refused for a key whose policy
+        wants approvals to decrypt (:mod:`enclave.mpc.prf`)."""
+        key = await self._key(request.key_name, Scheme.FROST)
+        if key.share.group is not ED25519:
+            raise UnsupportedError(f"key {request.key_name!r}: the PRF is served for Ed25519 keys")
+        if request.mode == PrfMode.DECRYPT.value:
+            for seed in request.inputs:
+                self._approve(
+                    request.key_name, key, Operation.DECRYPT, prf_digest(request.key_name, seed), ()
+                )
+            seeds = list(request.inputs)
+        else:
+            seeds = [encryption_seed(nonce) for nonce in request.inputs]
+        name = request.key_name.encode()
+        return PrfPartials(
+            tuple(
+                prf_evaluate(key.share, name, seed, request.session_id, self._rng).to_bytes()
+                for seed in seeds
+            )
+        )
 
     # -- threshold ECDSA ----------------------------------------------------------------
 

@@ -45,7 +45,17 @@ from enclave.mpc.errors import MpcError, ProtocolAbort, SecretError
 from enclave.mpc.frost.aggregate import aggregate
 from enclave.mpc.frost.round1 import PREPROCESSED_SESSION_ID, SigningCommitments
 from enclave.mpc.frost.round2 import SignatureShare, SigningPackage
+from enclave.mpc.groups import ED25519
 from enclave.mpc.keys import PublicKeyPackage
+from enclave.mpc.prf import (
+    NONCE_LENGTH,
+    SEED_LENGTH,
+    PrfMode,
+    PrfPartial,
+    encryption_seed,
+    output_key,
+)
+from enclave.mpc.prf import combine as combine_prf
 from enclave.mpc.suites import Scheme, key_suite
 from keyshard.client.batching import Coalescer
 from keyshard.client.errors import (
@@ -84,6 +94,8 @@ from wire.messages import (
     Presigned,
     PresignStart,
     PresignStep,
+    PrfEvaluate,
+    PrfPartials,
     Reply,
     Request,
     SignatureShares,
@@ -982,3 +994,51 @@ class Coordinator:
             ) from None
         except MpcError as error:
             raise ProtocolError(f"decryption of {name!r} refused: {error}") from None
+
+    # -- threshold PRF (per-message keys for the XKS proxy) -------------------------------
+
+    async def prf(
+        self, name: str, mode: PrfMode, inputs: Sequence[bytes]
+    ) -> list[tuple[bytes, bytes]]:
+        """``(seed, 32-byte output)`` of the key's threshold PRF for each input: fresh nonces in
+        ``ENCRYPT`` mode (the seed is their one-way hash), seeds in ``DECRYPT`` mode. t+1
+        holders answer; every partial is checked by its DLEQ proof, a bad one named."""
+        if not 1 <= len(inputs) <= MAX_BATCH:
+            raise InvalidInputError(f"1..{MAX_BATCH} PRF inputs per request")
+        return await self._retry_once(name, lambda: self._prf(name, mode, list(inputs)))
+
+    async def _prf(
+        self, name: str, mode: PrfMode, inputs: list[bytes]
+    ) -> list[tuple[bytes, bytes]]:
+        key = await self.describe_key(name)
+        if key.public.group is not ED25519 or not key.suite.decrypts:
+            raise InvalidInputError(
+                f"key {name!r} is {key.suite.name}: the PRF needs an Ed25519 key"
+            )
+        size = NONCE_LENGTH if mode is PrfMode.ENCRYPT else SEED_LENGTH
+        if any(len(i) != size for i in inputs):
+            raise InvalidInputError(f"{mode.value} PRF inputs are {size} bytes")
+        seeds = [encryption_seed(i) for i in inputs] if mode is PrfMode.ENCRYPT else inputs
+        chosen = await self._choose(key, key.threshold + 1, None)
+        session_id = os.urandom(32)
+        request = PrfEvaluate(name, session_id, mode.value, tuple(inputs))
+        replies = await asyncio.gather(*(self._call(n, request, PrfPartials) for n in chosen))
+        label = name.encode()
+        out = []
+        for k, seed in enumerate(seeds):
+            try:
+                partials = {
+                    key.identifier(n): PrfPartial.from_bytes(reply.partials[k], key.public.group)
+                    for n, reply in zip(chosen, replies, strict=True)
+                }
+                value = combine_prf(key.public, label, seed, partials, session_id)
+            except IndexError:
+                raise ProtocolError("a node returned too few PRF partials") from None
+            except ProtocolAbort as error:
+                raise ProtocolError(
+                    f"PRF of {name!r} refused: {error}", culprit=_culprits(key, error)
+                ) from None
+            except MpcError as error:
+                raise ProtocolError(f"PRF of {name!r} refused: {error}") from None
+            out.append((seed, output_key(key.public, label, seed, value)))
+        return out

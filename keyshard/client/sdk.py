@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from enclave.mpc.decryption.ecies import MAX_CIPHERTEXT, MAX_PLAINTEXT
 from enclave.mpc.ecdsa import EcdsaSignature
+from enclave.mpc.prf import PrfMode
 from enclave.mpc.suites import Scheme
 from keyshard.client.channel import NodeChannel, NodeTrust, client_context
 from keyshard.client.coordinator import Coordinator, KeyDescription, Link
@@ -206,6 +207,21 @@ class AsyncClient:
         """Threshold decryption: t+1 nodes' partials, each proven, combined on this machine.
         Ciphertexts are at most :data:`MAX_CIPHERTEXT` bytes."""
         return await self.coordinator.decrypt(name, ciphertext, context, approvals=approvals)
+
+    # -- threshold PRF --------------------------------------------------------------------
+
+    async def encryption_keys(self, name: str, count: int = 1) -> list[tuple[bytes, bytes]]:
+        """``count`` fresh ``(seed, key)`` pairs of the key's threshold PRF (32-byte AES keys):
+        keep the seed with the ciphertext; :meth:`decryption_keys` re-derives the key from it.
+        The seeds are one-way hashes of random nonces, so no caller can aim one at an existing
+        seed (the XKS proxy's encrypt-only guarantee)."""
+        nonces = [os.urandom(32) for _ in range(count)]
+        return await self.coordinator.prf(name, PrfMode.ENCRYPT, nonces)
+
+    async def decryption_keys(self, name: str, seeds: Sequence[bytes]) -> list[bytes]:
+        """The PRF keys at ``seeds`` (refused by the nodes for a key whose policy wants
+        decryption approvals)."""
+        return [key for _, key in await self.coordinator.prf(name, PrfMode.DECRYPT, seeds)]
 
 
 class Client:

@@ -48,6 +48,8 @@ from wire.messages import (
     Presigned,
     PresignStart,
     PresignStep,
+    PrfEvaluate,
+    PrfPartials,
     Reply,
     Request,
     SignatureShares,
@@ -86,6 +88,7 @@ REQUEST_SAMPLES: list[Request] = [
         ((b"approval",), ()),
         "m/0/7",
     ),
+    PrfEvaluate("xks-key", SESSION, "encrypt", (b"n" * 32, b"o" * 32)),
 ]
 REPLY_SAMPLES: list[Reply] = [
     HelloReply(b"document"),
@@ -99,6 +102,7 @@ REPLY_SAMPLES: list[Reply] = [
     Partial(b"partial"),
     Presigned((b"p" * 32, b"q" * 32), (b"\x02" + b"r" * 32, b"\x03" + b"r" * 32)),
     ErrorReply(ErrorCode.KEY_EXISTS, "key 'payroll' already exists"),
+    PrfPartials((b"partial",)),
 ]
 
 
@@ -427,6 +431,21 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
         st.text(max_size=30),
     ),
     ErrorReply: st.builds(ErrorReply, st.sampled_from(ErrorCode), st.text(max_size=60)),
+    PrfEvaluate: st.builds(
+        PrfEvaluate,
+        names,
+        sessions,
+        st.just("encrypt"),
+        st.lists(b32, min_size=1, max_size=4).map(tuple),
+    )
+    | st.builds(
+        PrfEvaluate,
+        names,
+        sessions,
+        st.just("decrypt"),
+        st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_size=4).map(tuple),
+    ),
+    PrfPartials: st.builds(PrfPartials, blobs(1)),
 }
 
 
