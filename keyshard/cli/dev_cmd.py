@@ -255,12 +255,12 @@ def _gateway(args: argparse.Namespace) -> int:
     except ClusterError as error:
         print(f"keyshard dev gateway: {error}", file=sys.stderr)
         return EXIT_LOCAL_ERROR
-    public = {k: v for k, v in info.to_json().items() if k != "secret_access_key"}
+    public = {k: v for k, v in info.to_json().items() if "secret" not in k}
     emit(
         args,
         public,
         lambda: "\n".join(
-            [f"{k:16} {v}" for k, v in public.items()]
+            [f"{k:22} {v}" for k, v in public.items()]
             + [f"credentials: {args.dir / GATEWAY_FILE} (secret access key inside)"]
         ),
     )

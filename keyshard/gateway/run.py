@@ -19,12 +19,15 @@ from pathlib import Path
 from enclave.logs import configure_logging
 from keyshard.client.sdk import AsyncClient
 from keyshard.gateway.config import GatewayConfig
+from keyshard.gateway.http_server import Handler, Response
 from keyshard.gateway.kms_api import KmsEndpoint
 from keyshard.gateway.operations import Gateway
 from keyshard.gateway.registry import Registry
 from keyshard.gateway.server import Listener, serve
+from keyshard.gateway.sigv4 import SignedRequest
+from keyshard.gateway.xks_api import XksEndpoint
 
-__all__ = ["GatewayOptions", "run_gateway", "serve_forever"]
+__all__ = ["GatewayOptions", "route", "run_gateway", "serve_forever"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,20 @@ async def run_gateway(
         options.profile, cert=options.cert, key=options.key
     ) as cluster:
         gateway = Gateway(config, registry, cluster, threshold=options.threshold)
-        await serve(options.listener, KmsEndpoint(gateway), started, stop)
+        kms = KmsEndpoint(gateway)
+        xks = None if config.xks is None else XksEndpoint(config.xks, cluster)
+        await serve(options.listener, route(kms, xks), started, stop)
+
+
+def route(kms: Handler, xks: XksEndpoint | None) -> Handler:
+    """One listener, two APIs: the XKS routes under their prefix, the KMS API at ``/``."""
+
+    async def handler(request: SignedRequest) -> Response:
+        if xks is not None and xks.serves(request.target.partition("?")[0]):
+            return await xks(request)
+        return await kms(request)
+
+    return handler
 
 
 def serve_forever(options: GatewayOptions, announce: Callable[[str], None] | None = None) -> None:

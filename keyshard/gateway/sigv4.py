@@ -66,11 +66,13 @@ def verify_request(
     request: SignedRequest,
     secret_of: Callable[[str], str | None],
     *,
-    region: str,
+    region: str | None,
     service: str,
     now: dt.datetime,
+    max_skew: dt.timedelta = MAX_SKEW,
 ) -> str:
-    """The access key id that signed ``request``, or :class:`SignatureError`."""
+    """The access key id that signed ``request``, or :class:`SignatureError`. ``region`` None
+    accepts the scope's region (XKS: the region AWS KMS calls from)."""
     authorization = request.header("authorization")
     if authorization is None:
         raise SignatureError("the request is not signed (no Authorization header)")
@@ -84,8 +86,10 @@ def verify_request(
     secret = secret_of(access_key)
     if secret is None:
         raise SignatureError("the access key is not known here", unknown_key=True)
-    if scope_region != region or scope_service != service:
-        raise SignatureError(f"the credential scope must be region {region}, service {service}")
+    if (region is not None and scope_region != region) or scope_service != service:
+        raise SignatureError(
+            f"the credential scope must be region {region or 'any'}, service {service}"
+        )
     signed = match["signed"].split(";")
     if signed != sorted(set(signed)) or not {"host", "x-amz-date"} <= set(signed):
         raise SignatureError(
@@ -98,14 +102,14 @@ def verify_request(
         raise SignatureError("X-Amz-Date is not a basic ISO 8601 UTC time") from None
     if amz_date[:8] != date:
         raise SignatureError("the credential scope's date is not X-Amz-Date's")
-    if abs(now - when) > MAX_SKEW:
+    if abs(now - when) > max_skew:
         raise SignatureError("the signature expired or is from the future (clock skew)")
     canonical = canonical_request(request, signed)
     scope = "/".join(parts)
     string_to_sign = "\n".join(
         (_ALGORITHM, amz_date, scope.split("/", 1)[1], _sha256_hex(canonical.encode()))
     )
-    key = signing_key(secret, date, region, service)
+    key = signing_key(secret, date, scope_region, service)
     expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, match["signature"]):
         raise SignatureError("the signature does not match")

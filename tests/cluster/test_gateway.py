@@ -9,8 +9,10 @@ the gateway's own Verify alone.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -22,10 +24,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import coincurve
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from cluster_processes import cluster_processes
 from cryptography.hazmat.primitives import hashes, serialization
@@ -35,11 +41,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from enclave.mpc.prf import PrfMode
 from keyshard.cli.main import main
-from keyshard.client.sdk import Client
+from keyshard.client.sdk import AsyncClient, Client
 from keyshard.dev.cluster import ACCOUNT, REGION, Cluster
 from keyshard.dev.gateway import GATEWAY_FILE, DevGateway
-from keyshard.gateway.config import AccessKey, GatewayConfig, new_access_key
+from keyshard.gateway.config import (
+    AccessKey,
+    GatewayConfig,
+    XksConfig,
+    XksKey,
+    new_access_key,
+    new_xks_credentials,
+)
 from keyshard.gateway.registry import KeyRecord, Registry
 from wire.approvals import ApprovalPolicy, Operation
 
@@ -432,6 +446,16 @@ def test_access_rules_and_keys_that_need_approvals(cluster: Cluster, tmp_path: P
     with Client.from_profile(cluster.profile_file) as sdk:
         sdk.create_key(guarded.cluster_name, threshold=1, policy=policy)
     Registry(tmp_path / "keys.json").add(guarded)
+    sealed_key = f"xks-guarded-{uuid.uuid4().hex[:8]}"
+    decrypt_policy = ApprovalPolicy((approver,), 1, frozenset({Operation.DECRYPT}))
+    with Client.from_profile(cluster.profile_file) as sdk:
+        sdk.create_key(sealed_key, threshold=1, policy=decrypt_policy)
+    xks_access = new_xks_credentials()
+    xks = XksConfig(
+        "/guarded",
+        (xks_access,),
+        (XksKey("guarded", sealed_key, frozenset({"ENCRYPT", "DECRYPT"})),),
+    )
 
     admin = new_access_key()
     signer = AccessKey(
@@ -441,7 +465,7 @@ def test_access_rules_and_keys_that_need_approvals(cluster: Cluster, tmp_path: P
         frozenset({"Sign", "GetPublicKey"}),
     )
     process, url = _start_gateway(
-        cluster, GatewayConfig(REGION, ACCOUNT, (admin, signer)), tmp_path
+        cluster, GatewayConfig(REGION, ACCOUNT, (admin, signer), xks), tmp_path
     )
     try:
         info = DevGateway(url, REGION, admin.access_key_id, admin.secret, "")
@@ -477,6 +501,229 @@ def test_access_rules_and_keys_that_need_approvals(cluster: Cluster, tmp_path: P
             with pytest.raises(ClientError) as refused:
                 call()
             assert _code(refused) == "AccessDeniedException"
+
+        # XKS: a key whose policy wants approvals to decrypt encrypts, but never decrypts here.
+        proxy = Xks(
+            DevGateway(
+                url,
+                REGION,
+                "",
+                "",
+                "/guarded/kms/xks/v1",
+                xks_access.access_key_id,
+                xks_access.secret,
+            )
+        )
+        status, sealed = proxy.call("/keys/guarded/encrypt", _encrypt_body(b"x", None))
+        assert status == 200
+        status, answer = proxy.call("/keys/guarded/decrypt", _decrypt_body(sealed, None))
+        assert (status, answer["errorName"]) == (403, "AccessDeniedException")
     finally:
         process.terminate()
         assert process.wait(timeout=30) == 0
+
+
+# -- the XKS proxy, driven by botocore's SigV4 signer --------------------------------------
+
+
+class Xks:
+    """A test client of the XKS proxy API: JSON over HTTP, signed by botocore's SigV4Auth with
+    service ``kms-xks-proxy`` as AWS KMS signs it."""
+
+    def __init__(self, gateway: DevGateway) -> None:
+        self.gateway = gateway
+        self.secret = gateway.xks_secret_access_key
+
+    def call(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        method: str = "POST",
+        secret: str | None = None,
+        service: str = "kms-xks-proxy",
+    ) -> tuple[int, dict[str, Any]]:
+        url = self.gateway.endpoint_url + self.gateway.xks_uri_prefix + path
+        data = json.dumps(body).encode()
+        request = AWSRequest(method, url, data=data, headers={"Content-Type": "application/json"})
+        credentials = Credentials(self.gateway.xks_access_key_id, secret or self.secret)
+        SigV4Auth(credentials, service, "eu-west-1").add_auth(request)
+        prepared = request.prepare()
+        parts = urlsplit(url)
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+        try:
+            connection.request(method, parts.path, body=data, headers=dict(prepared.headers))
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"{}")
+        finally:
+            connection.close()
+
+
+METADATA = {
+    "awsPrincipalArn": "arn:aws:iam::123456789012:user/Alice",
+    "kmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "kmsOperation": "Encrypt",
+    "kmsRequestId": "4112f4d6-db54-4af4-ae30-c55a22a8dfae",
+}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _encrypt_body(plaintext: bytes, aad: bytes | None, *, cdiv: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "requestMetadata": METADATA,
+        "plaintext": _b64(plaintext),
+        "encryptionAlgorithm": "AES_GCM",
+    }
+    if aad is not None:
+        body["additionalAuthenticatedData"] = _b64(aad)
+    if cdiv:
+        body["ciphertextDataIntegrityValueAlgorithm"] = "SHA_256"
+    return body
+
+
+def _decrypt_body(encrypted: dict[str, Any], aad: bytes | None, **changes: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "requestMetadata": {**METADATA, "kmsOperation": "Decrypt"},
+        "encryptionAlgorithm": "AES_GCM",
+        **{
+            k: encrypted[k]
+            for k in (
+                "ciphertext",
+                "ciphertextMetadata",
+                "initializationVector",
+                "authenticationTag",
+            )
+        },
+        **changes,
+    }
+    if aad is not None:
+        body["additionalAuthenticatedData"] = _b64(aad)
+    return body
+
+
+def _flip(value: str) -> str:
+    raw = bytearray(base64.b64decode(value))
+    raw[-1] ^= 1
+    return _b64(bytes(raw))
+
+
+def test_xks_health_metadata_encrypt_decrypt_and_cdiv(gateway: DevGateway) -> None:
+    xks = Xks(gateway)
+    status, health = xks.call(
+        "/health", {"requestMetadata": {"kmsRequestId": "1", "kmsOperation": "KmsHealthCheck"}}
+    )
+    assert status == 200
+    assert {d["healthStatus"] for d in health["ekmFleetDetails"]} == {"ACTIVE"}
+    usages = {
+        "xks-dev": ["DECRYPT", "ENCRYPT"],
+        "xks-dev-encrypt-only": ["ENCRYPT"],
+        "xks-dev-decrypt-only": ["DECRYPT"],
+    }
+    for key_id, usage in usages.items():
+        assert xks.call(f"/keys/{key_id}/metadata", {"requestMetadata": METADATA}) == (
+            200,
+            {"keySpec": "AES_256", "keyUsage": usage, "keyStatus": "ENABLED"},
+        )
+
+    for plaintext, aad in (
+        (b"Hello World!", b"project=nile,department=marketing"),
+        (os.urandom(4300), None),
+    ):
+        status, sealed = xks.call(
+            "/keys/xks-dev-encrypt-only/encrypt", _encrypt_body(plaintext, aad)
+        )
+        assert status == 200
+        ciphertext = base64.b64decode(sealed["ciphertext"])
+        metadata = base64.b64decode(sealed["ciphertextMetadata"])
+        iv = base64.b64decode(sealed["initializationVector"])
+        tag = base64.b64decode(sealed["authenticationTag"])
+        assert len(ciphertext) == len(plaintext)  # AES-GCM: the same length
+        assert len(metadata) <= 20
+        assert len(iv) == 12
+        assert len(tag) == 16
+        cdiv = hashlib.sha256((aad or b"") + metadata + iv + ciphertext + tag).digest()
+        assert base64.b64decode(sealed["ciphertextDataIntegrityValue"]) == cdiv  # Appendix C
+        for key_id in ("xks-dev", "xks-dev-decrypt-only"):
+            status, opened = xks.call(f"/keys/{key_id}/decrypt", _decrypt_body(sealed, aad))
+            assert status == 200
+            assert base64.b64decode(opened["plaintext"]) == plaintext
+    # No CDIV asked, none given; every encryption uses a fresh per-message key (seed) and IV.
+    _, first = xks.call("/keys/xks-dev/encrypt", _encrypt_body(b"same", None, cdiv=False))
+    _, second = xks.call("/keys/xks-dev/encrypt", _encrypt_body(b"same", None, cdiv=False))
+    assert "ciphertextDataIntegrityValue" not in first
+    assert first["ciphertextMetadata"] != second["ciphertextMetadata"]
+
+
+def test_xks_negative_cases_of_the_specification(gateway: DevGateway) -> None:
+    xks = Xks(gateway)
+    aad = b"project=nile"
+    status, sealed = xks.call("/keys/xks-dev/encrypt", _encrypt_body(b"secret data", aad))
+    assert status == 200
+
+    def refused(path: str, body: dict[str, Any], **kw: str) -> tuple[int, str]:
+        status, answer = xks.call(path, body, **kw)
+        return status, str(answer["errorName"])
+
+    decrypt = _decrypt_body(sealed, aad)
+    assert refused("/keys/xks-dev/decrypt", decrypt, secret="A" * 44) == (
+        401,
+        "AuthenticationFailedException",
+    )
+    assert refused("/keys/xks-dev/decrypt", decrypt, service="kms") == (
+        401,
+        "AuthenticationFailedException",
+    )
+    assert refused("/keys/no-such-key/decrypt", decrypt) == (404, "KeyNotFoundException")
+    assert refused("/keys/xks-dev-encrypt-only/decrypt", decrypt) == (
+        400,
+        "InvalidKeyUsageException",
+    )
+    assert refused("/keys/xks-dev-decrypt-only/encrypt", _encrypt_body(b"x", None)) == (
+        400,
+        "InvalidKeyUsageException",
+    )
+    bad_aad = _decrypt_body(sealed, b"project=amazon")
+    no_aad = _decrypt_body(sealed, None)
+    tampered_tag = _decrypt_body(sealed, aad, authenticationTag=_flip(sealed["authenticationTag"]))
+    tampered_text = _decrypt_body(sealed, aad, ciphertext=_flip(sealed["ciphertext"]))
+    tampered_iv = _decrypt_body(
+        sealed, aad, initializationVector=_flip(sealed["initializationVector"])
+    )
+    tampered_seed = _decrypt_body(
+        sealed, aad, ciphertextMetadata=_flip(sealed["ciphertextMetadata"])
+    )
+    for body in (bad_aad, no_aad, tampered_tag, tampered_text, tampered_iv, tampered_seed):
+        assert refused("/keys/xks-dev/decrypt", body) == (400, "InvalidCiphertextException")
+    assert refused("/keys/xks-dev/decrypt", {**decrypt, "encryptionAlgorithm": "AES_CBC"}) == (
+        400,
+        "ValidationException",
+    )
+    assert refused(
+        "/keys/xks-dev/decrypt", {k: v for k, v in decrypt.items() if k != "requestMetadata"}
+    ) == (
+        400,
+        "ValidationException",
+    )
+    assert refused("/keys/xks-dev/metadata", {"requestMetadata": METADATA}, method="GET")[0] == 405
+    assert refused("/keys/xks-dev/rotate", {"requestMetadata": METADATA}) == (
+        404,
+        "InvalidUriPathException",
+    )
+
+
+def test_an_encrypt_mode_evaluation_never_lands_on_an_existing_seed(cluster: Cluster) -> None:
+    """The node hashes an encrypt-mode input into the seed: handing it the seed of an existing
+    ciphertext (padded to a nonce) yields another seed and key, never that ciphertext's."""
+
+    async def run() -> None:
+        async with AsyncClient.from_profile(cluster.profile_file) as sdk:
+            ((seed, key),) = await sdk.encryption_keys("xks-dev", 1)
+            assert await sdk.decryption_keys("xks-dev", [seed]) == [key]
+            aimed = await sdk.coordinator.prf("xks-dev", PrfMode.ENCRYPT, [seed + bytes(16)])
+            assert aimed[0][0] != seed
+            assert aimed[0][1] != key
+
+    asyncio.run(run())
