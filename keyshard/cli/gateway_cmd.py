@@ -1,6 +1,7 @@
 """``keyshard gateway`` — serve the AWS KMS API over the cluster's threshold keys.
 
-The gateway is a client of the cluster (its own client certificate; it holds no share) that
+Needs the ``gateway`` extra (``pip install 'keyshard[gateway]'``: h11, the HTTP parser); without
+it the command says so in one line (exit 1). The gateway is a client of the cluster (its own client certificate; it holds no share) that
 speaks AWS KMS's JSON protocol with SigV4, so boto3, the AWS CLI and the AWS Encryption SDK work
 unchanged against threshold keys. It runs in the foreground until SIGTERM or Ctrl-C.
 
@@ -15,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from keyshard.cli.errors import UsageError
+from keyshard.cli.errors import MissingExtraError, UsageError
 from keyshard.cli.exit_codes import EXIT_OK
 
 _EPILOG = """\
@@ -63,6 +64,10 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("h11") is None:  # before importing anything that needs it
+        raise MissingExtraError("gateway", "h11")
     from keyshard.client.errors import ClientError
     from keyshard.gateway.config import ConfigError
     from keyshard.gateway.registry import RegistryError
