@@ -76,11 +76,26 @@ async def serve(
     handler: Handler,
     started: Callable[[str], Awaitable[None] | None],
     stop: asyncio.Event,
+    *,
+    max_connections: int = 512,
 ) -> None:
-    """Serve until ``stop`` is set; ``started`` gets the URL once the socket listens."""
+    """Serve until ``stop`` is set; ``started`` gets the URL once the socket listens. Past
+    ``max_connections`` open connections a newcomer is closed at once, so idle callers cannot
+    exhaust the process (each connection also times out after 60 s of silence)."""
+    tasks: set[asyncio.Task[object]] = set()
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_connection(reader, writer, handler)
+        if len(tasks) >= max_connections:
+            writer.close()
+            return
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover -- asyncio runs every connection in a task
+            raise RuntimeError("a connection outside a task")
+        tasks.add(task)
+        try:
+            await serve_connection(reader, writer, handler)
+        finally:
+            tasks.discard(task)
 
     server = await asyncio.start_server(
         connection, listener.host, listener.port, ssl=listener.ssl_context()
@@ -92,3 +107,6 @@ async def serve(
         if result is not None:
             await result
         await stop.wait()
+        for task in list(tasks):  # open connections end with the server, not after it
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
