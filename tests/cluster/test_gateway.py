@@ -727,3 +727,22 @@ def test_an_encrypt_mode_evaluation_never_lands_on_an_existing_seed(cluster: Clu
             assert aimed[0][1] != key
 
     asyncio.run(run())
+
+
+def test_the_gateway_log_holds_no_secret(cluster: Cluster, gateway: DevGateway) -> None:
+    """Runs last in this module: everything above went through the dev gateway, whose log must
+    carry operations, callers and error types only — no body, secret key or plaintext."""
+    log = cluster.log_file("gateway").read_text()
+    entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert {e.get("event") for e in entries} >= {"kms", "xks"}
+    forbidden = [
+        gateway.secret_access_key,
+        gateway.xks_secret_access_key,
+        "payroll",
+        base64.b64encode(b"payroll").decode(),
+        base64.b64encode(b"Hello World!").decode(),
+        "Hello World",
+        "secret data",
+    ]
+    for value in forbidden:
+        assert value not in log
