@@ -58,6 +58,8 @@ CONTEXT = {"purpose": "bench"}
 
 def _summary(latencies: list[float], elapsed: float) -> tuple[float, float, float]:
     ordered = sorted(latencies)
+    if not ordered:
+        return 0.0, float("nan"), float("nan")
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return len(ordered) / elapsed, statistics.median(ordered) * 1000, p99 * 1000
 
@@ -67,8 +69,8 @@ def _threads(
 ) -> tuple[float, float, float]:
     latencies: list[float] = []
     lock = threading.Lock()
+    states = [make() for _ in range(n)]  # clients made before the clock starts
     deadline = time.perf_counter() + seconds
-    states = [make() for _ in range(n)]
 
     def loop(state: Any) -> None:
         while time.perf_counter() < deadline:

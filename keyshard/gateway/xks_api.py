@@ -41,12 +41,14 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from enclave.mpc.prf import SEED_LENGTH
+from keyshard.client.batching import Coalescer
 from keyshard.client.errors import ClientError, RemoteError
 from keyshard.client.sdk import AsyncClient
 from keyshard.gateway.config import XksConfig, XksKey
 from keyshard.gateway.http_server import Response
 from keyshard.gateway.sigv4 import SignatureError, SignedRequest, verify_request
 from wire.errors import ErrorCode
+from wire.messages import MAX_BATCH
 
 __all__ = ["SERVICE", "XksEndpoint", "XksError"]
 
@@ -88,6 +90,26 @@ class XksEndpoint:
         self._clock = clock
         self._random = random
         self.base = config.uri_prefix + "/kms/xks/v1"
+        # Concurrent calls on one cluster key share one PRF request per node (up to MAX_BATCH
+        # inputs): N calls in flight cost one round trip, not N.
+        self._sealing: dict[str, Coalescer[None, tuple[bytes, bytes]]] = {}
+        self._opening: dict[str, Coalescer[bytes, bytes]] = {}
+
+    def _sealer(self, cluster_key: str) -> Coalescer[None, tuple[bytes, bytes]]:
+        async def run(items: list[None]) -> list[tuple[bytes, bytes]]:
+            return await self._cluster.encryption_keys(cluster_key, len(items))
+
+        if cluster_key not in self._sealing:
+            self._sealing[cluster_key] = Coalescer(run, max_items=MAX_BATCH, isolate=_never)
+        return self._sealing[cluster_key]
+
+    def _opener(self, cluster_key: str) -> Coalescer[bytes, bytes]:
+        async def run(seeds: list[bytes]) -> list[bytes]:
+            return await self._cluster.decryption_keys(cluster_key, seeds)
+
+        if cluster_key not in self._opening:
+            self._opening[cluster_key] = Coalescer(run, max_items=MAX_BATCH, isolate=_never)
+        return self._opening[cluster_key]
 
     def serves(self, path: str) -> bool:
         return path == self.base or path.startswith(self.base + "/")
@@ -194,7 +216,7 @@ class XksEndpoint:
         cdiv = body.get("ciphertextDataIntegrityValueAlgorithm")
         if cdiv is not None and cdiv != "SHA_256":
             raise _validation("ciphertextDataIntegrityValueAlgorithm must be SHA_256")
-        ((seed, aes_key),) = await self._keys(self._cluster.encryption_keys(key.cluster_key, 1))
+        seed, aes_key = await self._keys(self._sealer(key.cluster_key).submit(None))
         metadata = bytes([_VERSION]) + seed
         iv = self._random(12)
         sealed = AESGCM(aes_key).encrypt(iv, plaintext, _aad(aad, metadata))
@@ -227,9 +249,7 @@ class XksEndpoint:
             raise XksError(
                 400, "InvalidCiphertextException", "ciphertextMetadata is not this proxy's"
             )
-        (aes_key,) = await self._keys(
-            self._cluster.decryption_keys(key.cluster_key, [metadata[1:]])
-        )
+        aes_key = await self._keys(self._opener(key.cluster_key).submit(metadata[1:]))
         try:
             plaintext = AESGCM(aes_key).decrypt(iv, ciphertext + tag, _aad(aad, metadata))
         except InvalidTag:
@@ -281,6 +301,11 @@ class XksEndpoint:
             raise XksError(
                 503, "DependencyTimeoutException", f"the cluster did not answer: {error.code}"
             ) from None
+
+
+def _never(error: BaseException) -> bool:
+    """A PRF batch fails for its key (unreachable nodes, a policy), never for one input."""
+    return False
 
 
 def _json(raw: bytes) -> dict[str, Any]:
