@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import http.client
 import json
@@ -712,6 +713,27 @@ def test_xks_negative_cases_of_the_specification(gateway: DevGateway) -> None:
         404,
         "InvalidUriPathException",
     )
+
+
+def test_xks_concurrent_calls_each_get_their_own_key_and_answer(gateway: DevGateway) -> None:
+    """Calls in flight together share PRF requests (coalesced per key) yet each gets its own
+    seed, and each decrypts to its own plaintext."""
+    xks = Xks(gateway)
+    plaintexts = [f"message {i}".encode() for i in range(12)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=12) as pool:
+        sealed = list(
+            pool.map(
+                lambda p: xks.call("/keys/xks-dev/encrypt", _encrypt_body(p, b"ctx")), plaintexts
+            )
+        )
+        assert {status for status, _ in sealed} == {200}
+        assert len({answer["ciphertextMetadata"] for _, answer in sealed}) == len(plaintexts)
+        opened = list(
+            pool.map(
+                lambda s: xks.call("/keys/xks-dev/decrypt", _decrypt_body(s[1], b"ctx")), sealed
+            )
+        )
+    assert [base64.b64decode(answer["plaintext"]) for _, answer in opened] == plaintexts
 
 
 def test_an_encrypt_mode_evaluation_never_lands_on_an_existing_seed(cluster: Cluster) -> None:
