@@ -75,6 +75,7 @@ __all__ = [
     "lifecycle_digest",
     "message_digest",
     "policy_update_digest",
+    "prf_digest",
     "restore_digest",
 ]
 
@@ -102,6 +103,7 @@ _BACKUP_DOMAIN = b"keyshard/backup-approval/v1"
 _RESTORE_DOMAIN = b"keyshard/restore-approval/v1"
 _GROUP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _NODE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_PRF_DOMAIN = b"keyshard/prf-decrypt/v1"
 
 
 class Operation(enum.Enum):
@@ -366,6 +368,11 @@ def restore_digest(public_key_package: bytes) -> bytes:
     """What a restore approval approves: the key's public package (group key, threshold, every
     verification share), i.e. exactly which shares may be dealt into the enclaves again."""
     return hashlib.sha256(lp_join((_RESTORE_DOMAIN, public_key_package))).digest()
+
+
+def prf_digest(key_name: str, seed: bytes) -> bytes:
+    """What an approval to evaluate a key's PRF at ``seed`` (XKS decryption) would name."""
+    return hashlib.sha256(lp_join((_PRF_DOMAIN, key_name.encode(), seed))).digest()
 
 
 def approval_statement(

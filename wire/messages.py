@@ -46,6 +46,7 @@ __all__ = [
     "MAX_PATH",
     "MAX_PRESIGN_BATCH",
     "MIN_DELETION_DAYS",
+    "PRF_MODES",
     "PROTOCOL_VERSION",
     "REPLIES",
     "SERVICE_PORT",
@@ -81,6 +82,8 @@ __all__ = [
     "PresignStart",
     "PresignStep",
     "Presigned",
+    "PrfEvaluate",
+    "PrfPartials",
     "Reply",
     "Request",
     "RestoreCommit",
@@ -534,6 +537,43 @@ class Partial(Reply):
         check_bytes("partial", self.partial, 1)
 
 
+# -- threshold PRF (XKS: per-message AES keys of a key that never exists whole) -------------
+
+#: The two ways to ask for PRF evaluations: ``encrypt`` sends nonces (the node evaluates at
+#: their one-way hash, so no caller can aim it at an existing seed), ``decrypt`` sends seeds.
+PRF_MODES = ("encrypt", "decrypt")
+
+
+@dataclass(frozen=True, slots=True)
+class PrfEvaluate(Request):
+    """This node's partials ``x_i·H(key, seed)`` with DLEQ proofs, one per input (at most
+    :data:`MAX_BATCH`): a 32-byte nonce in ``encrypt`` mode, a 16-byte seed in ``decrypt`` mode
+    (which a key whose policy wants decryption approvals refuses: none travel here)."""
+
+    OP: ClassVar[str] = "prf_evaluate"
+    key_name: str
+    session_id: bytes
+    mode: str
+    inputs: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        if self.mode not in PRF_MODES:
+            raise MalformedMessageError("mode", f"must be one of {', '.join(PRF_MODES)}")
+        size = 32 if self.mode == "encrypt" else 16
+        _blobs("inputs", self.inputs, low=1, high=MAX_BATCH, size=(size, size))
+
+
+@dataclass(frozen=True, slots=True)
+class PrfPartials(Reply):
+    OP: ClassVar[str] = "prf_partials"
+    partials: tuple[bytes, ...]
+
+    def check(self) -> None:
+        _blobs("partials", self.partials, low=1, high=MAX_BATCH, size=(1, 1024))
+
+
 # -- threshold ECDSA ------------------------------------------------------------------------
 
 
@@ -609,7 +649,9 @@ class EcdsaSign(Request):
 
     ``entropies[i]`` is the coordinator's fresh re-randomiser input; approvals are checked before
     any presignature is touched. ``path`` (non-hardened BIP-32; empty: the key itself) signs every
-    item under that child key; approvals must then name the child's public key.
+    item under that child key; approvals must then name the child's public key. ``prehashed``:
+    each message is already the 32-byte SHA-256 digest (AWS KMS's MessageType DIGEST), signed as
+    given; approvals name that same digest, so they are the ones the whole message would need.
     """
 
     OP: ClassVar[str] = "ecdsa_sign"
@@ -619,6 +661,7 @@ class EcdsaSign(Request):
     entropies: tuple[bytes, ...]
     approvals: tuple[tuple[bytes, ...], ...]
     path: str = ""
+    prehashed: bool = False
 
     def check(self) -> None:
         check_key_name(self.key_name)
@@ -632,6 +675,10 @@ class EcdsaSign(Request):
         _batch_approvals(self.approvals, items)
         if type(self.path) is not str or len(self.path) > MAX_PATH:
             raise MalformedMessageError("path", f"must be a BIP-32 path of at most {MAX_PATH}")
+        if type(self.prehashed) is not bool:
+            raise MalformedMessageError("prehashed", "must be a boolean")
+        if self.prehashed and any(len(m) != 32 for m in self.messages):
+            raise MalformedMessageError("messages", "prehashed messages are 32-byte digests")
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -950,6 +997,7 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         WitnessRecord: (WitnessRecorded,),
         WitnessQuery: (WitnessEnvelope,),
         WitnessCheck: (WitnessVerdict,),
+        PrfEvaluate: (PrfPartials,),
     }
 )
 _REQUESTS: dict[str, type[Message]] = {cls.OP: cls for cls in REPLIES}

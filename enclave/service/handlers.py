@@ -47,8 +47,11 @@ from enclave.mpc.ecdsa import sign as ecdsa_sign
 from enclave.mpc.errors import EncodingError, InvalidParameters, MisuseError, MpcError
 from enclave.mpc.frost.round2 import SigningPackage
 from enclave.mpc.frost.round2 import sign as frost_sign
+from enclave.mpc.groups import ED25519
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import KeyShare, PublicKeyPackage
+from enclave.mpc.prf import PrfMode, encryption_seed
+from enclave.mpc.prf import evaluate as prf_evaluate
 from enclave.mpc.pve import PveStatement
 from enclave.mpc.pve import encrypt as pve_encrypt
 from enclave.mpc.suites import KeySuite, Scheme, key_suite
@@ -94,6 +97,7 @@ from wire.approvals import (
     lifecycle_digest,
     message_digest,
     policy_update_digest,
+    prf_digest,
     restore_digest,
 )
 from wire.backup import RestoredShare, backup_label
@@ -131,6 +135,8 @@ from wire.messages import (
     Presigned,
     PresignStart,
     PresignStep,
+    PrfEvaluate,
+    PrfPartials,
     Reply,
     Request,
     RestoreCommit,
@@ -296,6 +302,7 @@ class NodeService:
             WitnessRecord: self._witness_record,
             WitnessQuery: self._witness_query,
             WitnessCheck: self._witness_check,
+            PrfEvaluate: self._prf_evaluate,
         }
         handler = handlers.get(type(request))
         if handler is None:
@@ -570,6 +577,31 @@ class NodeService:
         )
         return Partial(partial.to_bytes())
 
+    # -- threshold PRF (the XKS proxy's per-message AES keys) ---------------------------
+
+    async def _prf_evaluate(self, request: PrfEvaluate) -> Reply:
+        """Partials of the key's PRF. Encrypt mode evaluates at the one-way hash of each
+        nonce; decrypt mode at seeds the caller names, so it is refused for a key whose policy
+        wants approvals to decrypt (:mod:`enclave.mpc.prf`)."""
+        key = await self._key(request.key_name, Scheme.FROST)
+        if key.share.group is not ED25519:
+            raise UnsupportedError(f"key {request.key_name!r}: the PRF is served for Ed25519 keys")
+        if request.mode == PrfMode.DECRYPT.value:
+            for seed in request.inputs:
+                self._approve(
+                    request.key_name, key, Operation.DECRYPT, prf_digest(request.key_name, seed), ()
+                )
+            seeds = list(request.inputs)
+        else:
+            seeds = [encryption_seed(nonce) for nonce in request.inputs]
+        name = request.key_name.encode()
+        return PrfPartials(
+            tuple(
+                prf_evaluate(key.share, name, seed, request.session_id, self._rng).to_bytes()
+                for seed in seeds
+            )
+        )
+
     # -- threshold ECDSA ----------------------------------------------------------------
 
     async def _presign_start(self, request: PresignStart, *, client: bytes) -> Reply:
@@ -616,7 +648,11 @@ class NodeService:
         (never used twice) and signs."""
         key = await self._key(request.key_name, Scheme.ECDSA)
         tweak, signing_key = derive_keyshard_path(key.share.public.group_public_key, request.path)
-        digests = [message_digest(message) for message in request.messages]
+        digests = (
+            list(request.messages)  # AWS KMS MessageType DIGEST: SHA-256 done by the caller
+            if request.prehashed
+            else [message_digest(message) for message in request.messages]
+        )
         for digest, approvals in zip(digests, request.approvals, strict=True):
             self._approve(
                 request.key_name,

@@ -1,4 +1,4 @@
-"""``keyshard dev up|status|down|demo`` — the emulated local cluster.
+"""``keyshard dev up|status|down|gateway|demo`` — the emulated local cluster.
 
 ``up`` builds and measures the enclave image, starts the emulated KMS and hypervisor, creates one KMS
 key per node pinned to the image's PCRs, starts N nodes (parent + enclave) in the background and
@@ -65,6 +65,17 @@ examples:
   keyshard dev down --dir /tmp/ks
 
 exit codes: 0 stopped; 1 no cluster in the directory.
+"""
+
+_GATEWAY_EPILOG = """\
+examples:
+  keyshard dev gateway                   then: aws kms list-keys --endpoint-url URL
+  keyshard dev gateway --format json --field endpoint_url
+
+The gateway serves AWS KMS's API over the cluster's threshold keys; boto3 and the AWS CLI
+take its endpoint with endpoint_url / --endpoint-url and the access key in <dir>/gateway.json.
+'keyshard dev down' stops it with the cluster.
+exit codes: 0 serving; 1 no cluster, or the gateway did not start.
 """
 
 _DEMO_EPILOG = """\
@@ -149,6 +160,21 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     with_dir(down)
     down.set_defaults(handler=_down)
 
+    gateway = verb(
+        "gateway",
+        "start the cluster's AWS KMS gateway, write <dir>/gateway.json",
+        "Start 'keyshard gateway' for the running dev cluster in the background, on a free\n"
+        "loopback port with a generated access key, and write <dir>/gateway.json (endpoint URL,\n"
+        "region, access key id, secret access key, XKS URI prefix; mode 0600).",
+        _GATEWAY_EPILOG,
+    )
+    with_dir(gateway)
+    gateway.add_argument(
+        "--listen", default="127.0.0.1:0", help="HOST:PORT on loopback (default: a free port)"
+    )
+    add_output_flags(gateway)
+    gateway.set_defaults(handler=_gateway)
+
     demo = verb(
         "demo",
         "a guided tour: attestation, a 3-node cluster, threshold signing and decryption",
@@ -224,6 +250,28 @@ def _down(args: argparse.Namespace) -> int:
     except ClusterError as error:
         print(f"keyshard dev down: {error}", file=sys.stderr)
         return EXIT_LOCAL_ERROR
+    return EXIT_OK
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    _require_emulation()
+    from keyshard.dev.cluster import Cluster, ClusterError
+    from keyshard.dev.gateway import GATEWAY_FILE, start_gateway
+
+    try:
+        info = start_gateway(Cluster.attach(args.dir, progress=_progress), listen=args.listen)
+    except ClusterError as error:
+        print(f"keyshard dev gateway: {error}", file=sys.stderr)
+        return EXIT_LOCAL_ERROR
+    public = {k: v for k, v in info.to_json().items() if "secret" not in k}
+    emit(
+        args,
+        public,
+        lambda: "\n".join(
+            [f"{k:22} {v}" for k, v in public.items()]
+            + [f"credentials: {args.dir / GATEWAY_FILE} (secret access key inside)"]
+        ),
+    )
     return EXIT_OK
 
 

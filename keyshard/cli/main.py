@@ -89,6 +89,11 @@ GROUPS: tuple[Group, ...] = (
         "keyshard.cli.backup_cmd",
         "the offline recovery key pair that key backups are encrypted to",
     ),
+    Group(
+        "gateway",
+        "keyshard.cli.gateway_cmd",
+        "serve the AWS KMS API (boto3, AWS CLI) over the cluster's threshold keys",
+    ),
 )
 
 _DESCRIPTION = """\

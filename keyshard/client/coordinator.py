@@ -48,7 +48,17 @@ from enclave.mpc.errors import MpcError, ProtocolAbort, SecretError
 from enclave.mpc.frost.aggregate import aggregate
 from enclave.mpc.frost.round1 import PREPROCESSED_SESSION_ID, SigningCommitments
 from enclave.mpc.frost.round2 import SignatureShare, SigningPackage
+from enclave.mpc.groups import ED25519
 from enclave.mpc.keys import PublicKeyPackage
+from enclave.mpc.prf import (
+    NONCE_LENGTH,
+    SEED_LENGTH,
+    PrfMode,
+    PrfPartial,
+    encryption_seed,
+    output_key,
+)
+from enclave.mpc.prf import combine as combine_prf
 from enclave.mpc.suites import Scheme, key_suite
 from keyshard.client.backup import Backup, EncryptedShare
 from keyshard.client.batching import Coalescer
@@ -101,6 +111,8 @@ from wire.messages import (
     Presigned,
     PresignStart,
     PresignStep,
+    PrfEvaluate,
+    PrfPartials,
     Reply,
     Request,
     RestoreCommit,
@@ -237,7 +249,7 @@ class Coordinator:
         self._presign_locks: dict[str, asyncio.Lock] = {}
         self._rng = _OsRandom()
         self._frost_batches: dict[str, Coalescer[_Item, bytes]] = {}
-        self._ecdsa_batches: dict[tuple[str, str], Coalescer[_Item, EcdsaSignature]] = {}
+        self._ecdsa_batches: dict[tuple[str, str, bool], Coalescer[_Item, EcdsaSignature]] = {}
         self._witnesses = WitnessRelay(self._node_ids, self._call, self._fresh_link)
 
     async def __aenter__(self) -> Coordinator:
@@ -955,8 +967,10 @@ class Coordinator:
         presignature: PresignatureInfo | None = None,
         approvals: Sequence[bytes] = (),
         path: str = "",
+        prehashed: bool = False,
     ) -> EcdsaSignature:
-        """ECDSA-sign SHA-256(``message``) with a presignature (from the pool unless given).
+        """ECDSA-sign SHA-256(``message``) with a presignature (from the pool unless given);
+        ``prehashed``: ``message`` is that 32-byte digest already (AWS KMS's DIGEST).
 
         Every presigner checks the approvals, then takes the presignature out of its pool; the
         combined signature is verified (under the BIP-32 child of ``path`` when one is given),
@@ -970,14 +984,17 @@ class Coordinator:
                     [tuple(approvals)],
                     path,
                     [presignature],
+                    prehashed=prehashed,
                 )
             )[0]
 
         async def run(items: list[_Item]) -> list[EcdsaSignature]:
             messages, approvals = _unzip(items)
-            return await self.sign_ecdsa_many(name, messages, approvals=approvals, path=path)
+            return await self.sign_ecdsa_many(
+                name, messages, approvals=approvals, path=path, prehashed=prehashed
+            )
 
-        batches = _coalesced(self._ecdsa_batches, (name, path), run)
+        batches = _coalesced(self._ecdsa_batches, (name, path, prehashed), run)
         return await batches.submit((message, tuple(approvals)))
 
     async def sign_ecdsa_many(
@@ -987,10 +1004,14 @@ class Coordinator:
         *,
         approvals: Sequence[Sequence[bytes]] | None = None,
         path: str = "",
+        prehashed: bool = False,
     ) -> list[EcdsaSignature]:
         """ECDSA signatures over many messages with pooled presignatures: one request per
-        presigner for each batch. The path is checked before any presignature is taken."""
+        presigner for each batch. The path is checked before any presignature is taken.
+        ``prehashed``: every message is its 32-byte SHA-256 digest already."""
         approvals = _per_message(messages, approvals)
+        if prehashed and any(len(m) != 32 for m in messages):
+            raise InvalidInputError("a prehashed message is a 32-byte SHA-256 digest")
         key = await self.describe_key(name)
         if key.suite.scheme is not Scheme.ECDSA:
             raise InvalidInputError(f"key {name!r} is {key.suite.name}, not threshold ECDSA")
@@ -1008,6 +1029,7 @@ class Coordinator:
                     approvals[i : i + len(infos)],
                     path,
                     infos,
+                    prehashed=prehashed,
                 )
 
             signed = await self._retry_once(name, attempt)
@@ -1022,13 +1044,15 @@ class Coordinator:
         approvals: list[tuple[bytes, ...]],
         path: str,
         infos: list[PresignatureInfo],
+        *,
+        prehashed: bool = False,
     ) -> list[EcdsaSignature]:
         name = key.name
         tweak, _ = key.child(path)
         parties = infos[0].parties
         signers = [key.node_of(p) for p in parties]
         requests = [
-            SigningRequest.create(info, message_digest(m), self._rng, tweak)
+            SigningRequest.create(info, m if prehashed else message_digest(m), self._rng, tweak)
             for info, m in zip(infos, messages, strict=True)
         ]
         request = EcdsaSign(
@@ -1038,6 +1062,7 @@ class Coordinator:
             tuple(r.entropy for r in requests),
             tuple(approvals),
             path,
+            prehashed,
         )
         replies = await asyncio.gather(*(self._call(n, request, SignatureShares) for n in signers))
         signatures = []
@@ -1257,3 +1282,51 @@ class Coordinator:
         )
         self.forget_key(name)
         return await self.describe_key(name, refresh=True)
+
+    # -- threshold PRF (per-message keys for the XKS proxy) -------------------------------
+
+    async def prf(
+        self, name: str, mode: PrfMode, inputs: Sequence[bytes]
+    ) -> list[tuple[bytes, bytes]]:
+        """``(seed, 32-byte output)`` of the key's threshold PRF for each input: fresh nonces in
+        ``ENCRYPT`` mode (the seed is their one-way hash), seeds in ``DECRYPT`` mode. t+1
+        holders answer; every partial is checked by its DLEQ proof, a bad one named."""
+        if not 1 <= len(inputs) <= MAX_BATCH:
+            raise InvalidInputError(f"1..{MAX_BATCH} PRF inputs per request")
+        return await self._retry_once(name, lambda: self._prf(name, mode, list(inputs)))
+
+    async def _prf(
+        self, name: str, mode: PrfMode, inputs: list[bytes]
+    ) -> list[tuple[bytes, bytes]]:
+        key = await self.describe_key(name)
+        if key.public.group is not ED25519 or not key.suite.decrypts:
+            raise InvalidInputError(
+                f"key {name!r} is {key.suite.name}: the PRF needs an Ed25519 key"
+            )
+        size = NONCE_LENGTH if mode is PrfMode.ENCRYPT else SEED_LENGTH
+        if any(len(i) != size for i in inputs):
+            raise InvalidInputError(f"{mode.value} PRF inputs are {size} bytes")
+        seeds = [encryption_seed(i) for i in inputs] if mode is PrfMode.ENCRYPT else inputs
+        chosen = await self._choose(key, key.threshold + 1, None)
+        session_id = os.urandom(32)
+        request = PrfEvaluate(name, session_id, mode.value, tuple(inputs))
+        replies = await asyncio.gather(*(self._call(n, request, PrfPartials) for n in chosen))
+        label = name.encode()
+        out = []
+        for k, seed in enumerate(seeds):
+            try:
+                partials = {
+                    key.identifier(n): PrfPartial.from_bytes(reply.partials[k], key.public.group)
+                    for n, reply in zip(chosen, replies, strict=True)
+                }
+                value = combine_prf(key.public, label, seed, partials, session_id)
+            except IndexError:
+                raise ProtocolError("a node returned too few PRF partials") from None
+            except ProtocolAbort as error:
+                raise ProtocolError(
+                    f"PRF of {name!r} refused: {error}", culprit=_culprits(key, error)
+                ) from None
+            except MpcError as error:
+                raise ProtocolError(f"PRF of {name!r} refused: {error}") from None
+            out.append((seed, output_key(key.public, label, seed, value)))
+        return out

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from enclave.mpc.decryption.ecies import MAX_CIPHERTEXT, MAX_PLAINTEXT
 from enclave.mpc.ecdsa import EcdsaSignature
+from enclave.mpc.prf import PrfMode
 from enclave.mpc.suites import Scheme
 from keyshard.client.backup import Backup
 from keyshard.client.channel import NodeChannel, NodeTrust, client_context
@@ -223,6 +224,15 @@ class AsyncClient:
     ) -> EcdsaSignature:
         return await self.coordinator.sign_ecdsa(name, message, approvals=approvals, path=path)
 
+    async def sign_ecdsa_digest(
+        self, name: str, digest: bytes, *, approvals: Sequence[bytes] = (), path: str = ""
+    ) -> EcdsaSignature:
+        """ECDSA-sign a SHA-256 digest computed elsewhere (32 bytes; AWS KMS's MessageType
+        DIGEST). Approvals are those the whole message would need: they name the same digest."""
+        return await self.coordinator.sign_ecdsa(
+            name, digest, approvals=approvals, path=path, prehashed=True
+        )
+
     # -- encryption -----------------------------------------------------------------------
 
     async def encrypt(self, name: str, plaintext: bytes, *, context: bytes = b"") -> bytes:
@@ -263,6 +273,21 @@ class AsyncClient:
         return await self.coordinator.restore(
             backup, recovery_private_key, nodes=nodes, approvals=approvals
         )
+
+    # -- threshold PRF --------------------------------------------------------------------
+
+    async def encryption_keys(self, name: str, count: int = 1) -> list[tuple[bytes, bytes]]:
+        """``count`` fresh ``(seed, key)`` pairs of the key's threshold PRF (32-byte AES keys):
+        keep the seed with the ciphertext; :meth:`decryption_keys` re-derives the key from it.
+        The seeds are one-way hashes of random nonces, so no caller can aim one at an existing
+        seed (the XKS proxy's encrypt-only guarantee)."""
+        nonces = [os.urandom(32) for _ in range(count)]
+        return await self.coordinator.prf(name, PrfMode.ENCRYPT, nonces)
+
+    async def decryption_keys(self, name: str, seeds: Sequence[bytes]) -> list[bytes]:
+        """The PRF keys at ``seeds`` (refused by the nodes for a key whose policy wants
+        decryption approvals)."""
+        return [key for _, key in await self.coordinator.prf(name, PrfMode.DECRYPT, seeds)]
 
 
 class Client:
@@ -383,6 +408,13 @@ class Client:
         self, name: str, message: bytes, *, approvals: Sequence[bytes] = (), path: str = ""
     ) -> EcdsaSignature:
         return self._run(self._inner.sign_ecdsa(name, message, approvals=approvals, path=path))
+
+    def sign_ecdsa_digest(
+        self, name: str, digest: bytes, *, approvals: Sequence[bytes] = (), path: str = ""
+    ) -> EcdsaSignature:
+        return self._run(
+            self._inner.sign_ecdsa_digest(name, digest, approvals=approvals, path=path)
+        )
 
     def encrypt(self, name: str, plaintext: bytes, *, context: bytes = b"") -> bytes:
         return self._run(self._inner.encrypt(name, plaintext, context=context))

@@ -76,6 +76,8 @@ ADMIN_ACCESS_KEY = "AKIAKSDEVADMIN000000"
 #: Emulated credentials: the emulated KMS maps access key ids to principals and checks no signature.
 FAKE_SECRET = "emulated-not-a-secret"  # noqa: S105 -- emulation only, not a credential
 STOP_GRACE = 10.0
+#: Client-side services a dev cluster may run beside its nodes (started by their own verbs).
+SERVICES = ("gateway",)
 
 Progress = Callable[[str], None]
 
@@ -472,11 +474,29 @@ class Cluster:
     # -- down ----------------------------------------------------------------------------
 
     def down(self) -> None:
-        """Stop every process of the cluster (nodes first, then the cloud); idempotent."""
+        """Stop every process of the cluster (services such as the gateway first, then the
+        nodes, then the cloud); idempotent."""
+        for name in SERVICES:
+            self._stop(name)
         for index in range(self.nodes, 0, -1):
             self.stop_node(index)
         self._stop("cloud")
         self._progress("cluster stopped")
+
+    def start_service(self, name: str, argv: list[str]) -> None:
+        """Start a client-side service of the cluster (one of :data:`SERVICES`) in the
+        background; ``down`` stops it with the rest."""
+        if name not in SERVICES:
+            raise ClusterError(f"unknown cluster service {name!r}")
+        if self._alive(name):
+            raise ClusterError(f"the {name} of {self.directory} is already running")
+        self._spawn(name, argv)
+
+    def service_alive(self, name: str) -> bool:
+        return self._alive(name)
+
+    def log_file(self, name: str) -> Path:
+        return self._log_file(name)
 
     def pids(self) -> dict[str, int]:
         found = {}

@@ -57,6 +57,8 @@ from wire.messages import (
     Presigned,
     PresignStart,
     PresignStep,
+    PrfEvaluate,
+    PrfPartials,
     Reply,
     Request,
     RestoreCommit,
@@ -116,6 +118,7 @@ REQUEST_SAMPLES: list[Request] = [
     WitnessRecord({"node-2": b"d2"}, {"node-2": b"statement"}),
     WitnessQuery("node-3", b"d3"),
     WitnessCheck({"node-1": b"d1", "node-2": b"d2"}, {"node-1": b"e1", "node-2": b"e2"}),
+    PrfEvaluate("xks-key", SESSION, "encrypt", (b"n" * 32, b"o" * 32)),
 ]
 REPLY_SAMPLES: list[Reply] = [
     HelloReply(b"document"),
@@ -139,6 +142,7 @@ REPLY_SAMPLES: list[Reply] = [
     WitnessEnvelope(b"envelope"),
     WitnessVerdict("witnessed", 1, 1),
     ErrorReply(ErrorCode.KEY_EXISTS, "key 'payroll' already exists"),
+    PrfPartials((b"partial",)),
 ]
 
 
@@ -560,6 +564,21 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
     KeyRestored: st.just(KeyRestored()),
     RestoreCommit: st.builds(RestoreCommit, names),
     ErrorReply: st.builds(ErrorReply, st.sampled_from(ErrorCode), st.text(max_size=60)),
+    PrfEvaluate: st.builds(
+        PrfEvaluate,
+        names,
+        sessions,
+        st.just("encrypt"),
+        st.lists(b32, min_size=1, max_size=4).map(tuple),
+    )
+    | st.builds(
+        PrfEvaluate,
+        names,
+        sessions,
+        st.just("decrypt"),
+        st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_size=4).map(tuple),
+    ),
+    PrfPartials: st.builds(PrfPartials, blobs(1)),
 }
 
 
