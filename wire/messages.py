@@ -65,6 +65,7 @@ __all__ = [
     "KeyInfoReply",
     "KeyList",
     "KeyListReply",
+    "KeyRefresh",
     "KeySetState",
     "KeyStateReply",
     "Message",
@@ -74,6 +75,12 @@ __all__ = [
     "PresignStart",
     "PresignStep",
     "Presigned",
+    "RefreshAbandon",
+    "RefreshCommit",
+    "RefreshFinish",
+    "RefreshStaged",
+    "RefreshStep",
+    "RefreshVouch",
     "Reply",
     "Request",
     "SignatureShares",
@@ -341,9 +348,12 @@ class KeyInfoReply(Reply):
     epoch: int
     state: str = "enabled"  # enabled, disabled or pending_deletion (KEY_STATES)
     delete_at: int = 0  # pending deletion: the node's UTC seconds it erases its share at
+    staged: bool = False  # a refresh to epoch+1 is staged here, not yet committed
 
     def check(self) -> None:
         _state(self.state, self.delete_at)
+        if type(self.staged) is not bool:
+            raise MalformedMessageError("staged", "must be a boolean")
         check_suite_name(self.suite)
         _policy(self.policy)
         if type(self.identifier) is not int or not 1 <= self.identifier <= MAX_PARTICIPANTS:
@@ -425,6 +435,134 @@ class KeyStateReply(Reply):
     def check(self) -> None:
         _state(self.state, self.delete_at)
         _epoch(self.epoch)
+
+
+# -- proactive refresh ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRefresh(Request):
+    """Start a proactive refresh of ``key_name`` leaving ``epoch``: ``participants`` maps EVERY
+    holder of the key to its attestation document. ``approvals`` (operation ``refresh``, over
+    :func:`wire.approvals.lifecycle_digest` at ``epoch``) are needed only when the key's policy
+    lists refresh. Answered by the deal envelopes (:class:`DkgOutbox`)."""
+
+    OP: ClassVar[str] = "key_refresh"
+    key_name: str
+    session_id: bytes
+    epoch: int
+    participants: Mapping[str, bytes]
+    approvals: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _epoch(self.epoch)
+        _participants(self, self.participants)
+        _approvals(self.approvals)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshStep(Request):
+    """The deal envelopes addressed to this node: it stages (seals) its next-epoch share."""
+
+    OP: ClassVar[str] = "refresh_step"
+    key_name: str
+    session_id: bytes
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _blobs("inbox", self.inbox, high=MAX_PARTICIPANTS)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshStaged(Reply):
+    """The next share is sealed, not in use: the next epoch's public key package (the same
+    group key, new verifying shares) and this node's confirmation to every peer."""
+
+    OP: ClassVar[str] = "refresh_staged"
+    public_key_package: bytes
+    outbox: Mapping[str, bytes]
+
+    def check(self) -> None:
+        check_bytes("public_key_package", self.public_key_package, 1)
+        _outbox(self, self.outbox)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshCommit(Request):
+    """Every peer's confirmation addressed to this node: it moves to the next epoch
+    (answered by :class:`KeyCommitted`)."""
+
+    OP: ClassVar[str] = "refresh_commit"
+    key_name: str
+    session_id: bytes
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _blobs("inbox", self.inbox, high=MAX_PARTICIPANTS)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshVouch(Request):
+    """Ask a node at ``epoch`` to vouch, in an envelope to the other participant (a holder whose
+    refresh to ``epoch`` is staged), that it committed ``epoch`` with its public key package.
+    ``participants``: this node's and the recipient's documents. Answered by :class:`DkgOutbox`."""
+
+    OP: ClassVar[str] = "refresh_vouch"
+    key_name: str
+    epoch: int
+    participants: Mapping[str, bytes]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _epoch(self.epoch)
+        _participants(self, self.participants)
+        if len(self.participants) != 2:
+            raise MalformedMessageError("participants", "must name the voucher and recipient")
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshFinish(Request):
+    """Commit this node's staged refresh to ``epoch`` on a peer's vouch (``inbox``: the one
+    envelope); ``participants``: this node's and the voucher's documents."""
+
+    OP: ClassVar[str] = "refresh_finish"
+    key_name: str
+    epoch: int
+    participants: Mapping[str, bytes]
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _epoch(self.epoch)
+        _participants(self, self.participants)
+        if len(self.participants) != 2:
+            raise MalformedMessageError("participants", "must name the voucher and recipient")
+        _blobs("inbox", self.inbox, low=1, high=1)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshAbandon(Request):
+    """Drop this node's running refresh of the key (it can then commit it on no confirmation);
+    with ``discard``, also drop a staged share of a refresh leaving ``epoch`` — safe only once
+    every holder dropped its run and none moved past ``epoch``. Answered by
+    :class:`KeyInfoReply` (the key as it then is)."""
+
+    OP: ClassVar[str] = "refresh_abandon"
+    key_name: str
+    epoch: int
+    discard: bool = False
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _epoch(self.epoch)
+        if type(self.discard) is not bool:
+            raise MalformedMessageError("discard", "must be a boolean")
 
 
 # -- FROST (RFC 9591 with preprocessed nonces) ----------------------------------------------
@@ -646,6 +784,12 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         KeyInfo: (KeyInfoReply,),
         KeyList: (KeyListReply,),
         KeySetState: (KeyStateReply,),
+        KeyRefresh: (DkgOutbox,),
+        RefreshStep: (RefreshStaged,),
+        RefreshCommit: (KeyCommitted,),
+        RefreshVouch: (DkgOutbox,),
+        RefreshFinish: (KeyCommitted,),
+        RefreshAbandon: (KeyInfoReply,),
         NonceCommit: (NonceCommitments,),
         FrostSign: (SignatureShares,),
         DecryptPartial: (Partial,),

@@ -24,6 +24,7 @@ safe: the client presigns again. One key, one scheme: the suite registry says wh
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import time
@@ -48,7 +49,9 @@ from enclave.mpc.keys import KeyShare
 from enclave.mpc.suites import KeySuite, Scheme, key_suite
 from enclave.service.binding import PeerVerifier
 from enclave.service.dkg import KeyCreation
+from enclave.service.envelope import EnvelopeHeader, Envelopes
 from enclave.service.errors import (
+    EnvelopeError,
     EpochMismatchError,
     KeyExistsError,
     KeyStateError,
@@ -61,11 +64,12 @@ from enclave.service.errors import (
     WrongSchemeError,
 )
 from enclave.service.identity import ServiceIdentity
-from enclave.service.keystore import KeyState, KeyStore, SealedBlobs, StoredKey
+from enclave.service.keystore import KeyState, KeyStore, SealedBlobs, StagedShare, StoredKey
 from enclave.service.nonces import NONCE_CHUNK, FrostNonces
 from enclave.service.policy import SpentApprovals, check_approvals
 from enclave.service.presigning import Presigning
-from enclave.service.sessions import KeyCreations, PresignaturePools, PresigningRuns
+from enclave.service.refresh import VOUCH_ROUND, KeyRefreshing, vouch_digest, vouch_session_id
+from enclave.service.sessions import KeyCreations, KeyRefreshes, PresignaturePools, PresigningRuns
 from wire.approvals import (
     ApprovalPolicy,
     Operation,
@@ -91,6 +95,7 @@ from wire.messages import (
     KeyInfoReply,
     KeyList,
     KeyListReply,
+    KeyRefresh,
     KeySetState,
     KeyStateReply,
     NonceCommit,
@@ -99,6 +104,12 @@ from wire.messages import (
     Presigned,
     PresignStart,
     PresignStep,
+    RefreshAbandon,
+    RefreshCommit,
+    RefreshFinish,
+    RefreshStaged,
+    RefreshStep,
+    RefreshVouch,
     Reply,
     Request,
     SignatureShares,
@@ -167,6 +178,7 @@ class NodeService:
         self._presigning = PresigningRuns()
         self._pools = PresignaturePools()
         self._spent_approvals = SpentApprovals()  # decrypt approvals are single use
+        self._refreshes = KeyRefreshes()
 
     async def sweep_deletions(self) -> list[str]:
         """Erase every key whose scheduled deletion is due (each request that names such a key
@@ -222,6 +234,12 @@ class NodeService:
             KeyInfo: self._key_info,
             KeyList: self._key_list,
             KeySetState: self._key_set_state,
+            KeyRefresh: self._key_refresh,
+            RefreshStep: self._refresh_step,
+            RefreshCommit: self._refresh_commit,
+            RefreshVouch: self._refresh_vouch,
+            RefreshFinish: self._refresh_finish,
+            RefreshAbandon: self._refresh_abandon,
             NonceCommit: self._nonce_commit,
             FrostSign: self._frost_sign,
             DecryptPartial: self._decrypt_partial,
@@ -237,7 +255,10 @@ class NodeService:
     # -- keys ---------------------------------------------------------------------------
 
     async def _key_info(self, request: KeyInfo) -> Reply:
-        key = await self._keys.active(request.key_name)
+        return self._describe(await self._keys.active(request.key_name))
+
+    @staticmethod
+    def _describe(key: StoredKey) -> KeyInfoReply:
         return KeyInfoReply(
             key.suite.name,
             int(key.share.identifier),
@@ -247,6 +268,7 @@ class NodeService:
             key.epoch,
             key.state.value,
             key.delete_at,
+            key.staged is not None,
         )
 
     async def _key_list(self, request: KeyList) -> Reply:
@@ -340,6 +362,135 @@ class NodeService:
                 extra={"fields": {"event": "key_state", "key": name, "state": state.value}},
             )
         return KeyStateReply(state.value, delete_at, key.epoch)
+
+    # -- proactive refresh ----------------------------------------------------------------
+
+    async def _key_refresh(self, request: KeyRefresh) -> Reply:
+        """Start a refresh among every holder (module :mod:`enclave.service.refresh`). Refused
+        for a key pending deletion, at another epoch, with a staged refresh not yet resolved,
+        or whose holders were never recorded."""
+        name = request.key_name
+        key = await self._keys.active(name)
+        if key.state is KeyState.PENDING_DELETION:
+            raise KeyStateError(name, key.state.value, "refresh")
+        if request.epoch != key.epoch:
+            raise EpochMismatchError(name, key.epoch, request.epoch)
+        if key.staged is not None:
+            raise KeyStateError(name, "staged for an interrupted refresh", "refresh")
+        if not key.nodes or set(request.participants) != set(key.nodes):
+            raise SessionError(f"a refresh of {name!r} takes exactly every holder of the key")
+        digest = lifecycle_digest(Operation.REFRESH, key.epoch)
+        self._approve(name, key, Operation.REFRESH, digest, request.approvals)
+        run = KeyRefreshing(
+            key_name=name,
+            epoch=key.epoch,
+            share=key.share,
+            nodes=key.nodes,
+            session_id=request.session_id,
+            me=self._node_id,
+            box_key=self.identity.box_key,
+            peer_box_keys=self._peer_box_keys(request.participants),
+        )
+        outbox = run.start(self._rng)
+        self._refreshes.put(run)
+        log.info("refresh started", extra={"fields": {"event": "refresh_start", "key": name}})
+        return DkgOutbox(outbox)
+
+    async def _refresh_step(self, request: RefreshStep) -> Reply:
+        """Stage: the next share is sealed beside the current one BEFORE this node confirms."""
+        name = request.key_name
+        run = self._refreshes.get(name, request.session_id)
+        pending = run.stage(request.inbox)
+        key = await self._keys.active(name)
+        if key.epoch != run.epoch or key.staged is not None:
+            self._refreshes.drop(name)
+            raise SessionError(f"key {name!r} changed during its refresh")
+        staged = StagedShare(pending.new, pending.confirmation.digest)
+        await self._keys.replace(name, replace(key, staged=staged))
+        log.info("refresh staged", extra={"fields": {"event": "refresh_staged", "key": name}})
+        return RefreshStaged(pending.new.public.to_bytes(), run.confirmations())
+
+    async def _refresh_commit(self, request: RefreshCommit) -> Reply:
+        name = request.key_name
+        run = self._refreshes.get(name, request.session_id)
+        new = run.commit(request.inbox)
+        key = await self._keys.active(name)
+        staged = key.staged
+        if key.epoch != run.epoch or staged is None or staged.share.public != new.public:
+            raise SessionError(f"key {name!r} changed during its refresh")
+        await self._commit_staged(name, key, staged)
+        return KeyCommitted()
+
+    async def _commit_staged(self, name: str, key: StoredKey, staged: StagedShare) -> None:
+        """Reseal with only the next share, at the next epoch; then destroy what the old share
+        made (nonces, presignatures) and the run."""
+        committed = replace(key, share=staged.share, staged=None, epoch=key.epoch + 1)
+        await self._keys.replace(name, committed)
+        self._refreshes.drop(name)
+        self._forget_secrets(name)
+        log.info(
+            "refresh committed",
+            extra={"fields": {"event": "refresh_done", "key": name, "epoch": committed.epoch}},
+        )
+
+    def _vouch_envelopes(self, participants: Mapping[str, bytes]) -> tuple[str, Envelopes]:
+        """The other participant (attested like any peer) and envelopes to it."""
+        peers = self._peer_box_keys(participants)
+        [other] = peers
+        return other, Envelopes(self._node_id, self.identity.box_key, peers)
+
+    async def _refresh_vouch(self, request: RefreshVouch) -> Reply:
+        name = request.key_name
+        key = await self._keys.active(name)
+        if key.epoch != request.epoch:
+            raise EpochMismatchError(name, key.epoch, request.epoch)
+        recipient, envelopes = self._vouch_envelopes(request.participants)
+        if recipient not in key.nodes:
+            raise PeerRefusedError(recipient, f"not a holder of {name!r}")
+        header = EnvelopeHeader(
+            name, vouch_session_id(name, key.epoch), VOUCH_ROUND, self._node_id, recipient
+        )
+        body = vouch_digest(name, key.epoch, key.share.public.to_bytes())
+        return DkgOutbox({recipient: envelopes.seal(header, body)})
+
+    async def _refresh_finish(self, request: RefreshFinish) -> Reply:
+        """Commit a staged share on a committed holder's vouch for exactly its package."""
+        name = request.key_name
+        key = await self._keys.active(name)
+        staged = key.staged
+        if staged is None:
+            if key.epoch == request.epoch:
+                return KeyCommitted()  # finished already (a retry)
+            raise SessionError(f"no staged refresh of {name!r} on this node")
+        if request.epoch != key.epoch + 1:
+            raise EpochMismatchError(name, key.epoch + 1, request.epoch)
+        voucher, envelopes = self._vouch_envelopes(request.participants)
+        if voucher not in key.nodes:
+            raise PeerRefusedError(voucher, f"not a holder of {name!r}")
+        header = EnvelopeHeader(
+            name, vouch_session_id(name, request.epoch), VOUCH_ROUND, "", self._node_id
+        )
+        _, body = envelopes.open(request.inbox[0], header)
+        expected = vouch_digest(name, request.epoch, staged.share.public.to_bytes())
+        if not hmac.compare_digest(body, expected):
+            raise EnvelopeError(f"{voucher} holds another epoch {request.epoch} of {name!r}")
+        await self._commit_staged(name, key, staged)
+        return KeyCommitted()
+
+    async def _refresh_abandon(self, request: RefreshAbandon) -> Reply:
+        name = request.key_name
+        self._refreshes.drop(name)  # before any await: no confirmation can commit it any more
+        key = await self._keys.active(name)
+        if request.discard and key.staged is not None:
+            if key.epoch != request.epoch:
+                raise EpochMismatchError(name, key.epoch, request.epoch)
+            key = replace(key, staged=None)
+            await self._keys.replace(name, key)
+            log.info(
+                "staged refresh discarded",
+                extra={"fields": {"event": "refresh_discarded", "key": name}},
+            )
+        return self._describe(key)
 
     # -- key creation -------------------------------------------------------------------
 

@@ -87,6 +87,7 @@ _V2_FIELDS = frozenset({"v", "share", "policy", "suite", "nodes"})
 _V3_FIELDS = _V2_FIELDS | {"pending", "created"}
 _RECORD_FIELDS = _V3_FIELDS | {"epoch", "state", "delete_at", "next_share", "next_digest"}
 _MAX_TIME = 2**40
+_DIGEST = 64  # a refresh transcript digest (enclave.mpc.renewal)
 
 
 class KeyState(enum.Enum):
@@ -250,7 +251,7 @@ def _decode(sealed: bytes) -> StoredKey:
     staged = None
     if record["next_share"]:
         next_share = KeyShare.from_sealed_bytes(record["next_share"])
-        if next_share.group is not suite.group or len(record["next_digest"]) != 32:
+        if next_share.group is not suite.group or len(record["next_digest"]) != _DIGEST:
             raise SecretError
         staged = StagedShare(next_share, record["next_digest"])
     return StoredKey(

@@ -79,6 +79,7 @@ from wire.messages import (
     KeyInfoReply,
     KeyList,
     KeyListReply,
+    KeyRefresh,
     KeySetState,
     KeyStateReply,
     NonceCommit,
@@ -87,6 +88,12 @@ from wire.messages import (
     Presigned,
     PresignStart,
     PresignStep,
+    RefreshAbandon,
+    RefreshCommit,
+    RefreshFinish,
+    RefreshStaged,
+    RefreshStep,
+    RefreshVouch,
     Reply,
     Request,
     SignatureShares,
@@ -297,7 +304,23 @@ class Coordinator:
             if error.error_code not in (ErrorCode.NONCE_UNKNOWN, ErrorCode.BUSY):
                 raise
             self._drop_key_state(name, error.node_id)
+            if error.error_code is ErrorCode.NONCE_UNKNOWN:
+                await self._check_epoch(name)
         return await attempt()
+
+    async def _check_epoch(self, name: str) -> None:
+        """After spent nonces: a refresh (by any client) destroys every nonce and presignature
+        of the old epoch on every holder, so when the key moved to another epoch, everything
+        held for it is dropped with its description."""
+        stale = self._keys.pop(name, None)
+        if stale is None:
+            return
+        try:
+            fresh = await self.describe_key(name)
+        except ClientError:
+            fresh = None
+        if fresh is None or fresh.epoch != stale.epoch:
+            self._drop_key_state(name)
 
     def _drop_key_state(self, name: str, node_id: str | None = None) -> None:
         """Forget ``name``'s nonces held for ``node_id`` (every node's when None) and its pooled
@@ -474,6 +497,11 @@ class Coordinator:
         answers, lacking = self._answers(reachable, results)
         if not answers:
             raise KeyNotFoundError(name)
+        # One epoch only (an interrupted refresh leaves holders at two): the newest that t+1
+        # holders report, else the newest. Holders at the other are described, never chosen.
+        newest = self._usable_epoch(answers)
+        lagging = tuple(sorted(n for n, a in answers.items() if a.epoch != newest))
+        answers = {n: a for n, a in answers.items() if a.epoch == newest}
         views = {
             (a.suite, a.public_key_package, a.policy, a.nodes, a.epoch) for a in answers.values()
         }
@@ -489,8 +517,12 @@ class Coordinator:
                 f"the nodes describe key {name!r} in a way this client refuses: {error}"
             ) from None
         if len(answers) < public.threshold + 1:
+            finish = (
+                f" (run `keyshard key refresh {name}` to finish its refresh)" if lagging else ""
+            )
             raise UnavailableError(
-                f"only {len(answers)} holder(s) of {name!r} answered; {public.threshold + 1} must agree",
+                f"only {len(answers)} holder(s) of {name!r} answered at epoch {newest}; "
+                f"{public.threshold + 1} must agree{finish}",
                 have=len(answers),
                 need=public.threshold + 1,
             )
@@ -508,11 +540,33 @@ class Coordinator:
         # A recorded holder that answers it has no such key lost its share (deleted or rolled-back
         # state): reported, and never chosen to sign.
         missing = tuple(n for n in first.nodes if n in lacking)
-        holders = {n: i for n, i in holders.items() if n in self._load and n not in missing}
+        holders = {
+            n: i
+            for n, i in holders.items()
+            if n in self._load and n not in missing and n not in lagging
+        }
         states = {n: (a.state, a.delete_at) for n, a in answers.items()}
-        key = KeyDescription(name, kind, public, holders, policy, first.epoch, missing, states)
+        key = KeyDescription(
+            name, kind, public, holders, policy, first.epoch, missing, states, lagging
+        )
         self._keys[name] = key
         return key
+
+    @staticmethod
+    def _usable_epoch(answers: Mapping[str, KeyInfoReply]) -> int:
+        """The newest epoch at least t+1 answers report (t as those answers' package says);
+        the newest of all when none has t+1."""
+        epochs = sorted({a.epoch for a in answers.values()}, reverse=True)
+        for epoch in epochs:
+            at = [a for a in answers.values() if a.epoch == epoch]
+            try:
+                group = key_suite(at[0].suite).group
+                threshold = PublicKeyPackage.from_bytes(at[0].public_key_package, group).threshold
+            except MpcError:
+                continue  # refused below, with the whole description
+            if len(at) >= threshold + 1:
+                return epoch
+        return epochs[0]
 
     @staticmethod
     def _answers(
@@ -578,6 +632,111 @@ class Coordinator:
                 need=len(targets),
             )
         return await self.describe_key(name, refresh=True)
+
+    # -- proactive refresh ----------------------------------------------------------------
+
+    async def refresh_key(self, name: str, *, approvals: Sequence[bytes] = ()) -> KeyDescription:
+        """Proactive refresh among every holder: the same public key, fresh shares, the next
+        epoch (see :mod:`enclave.service.refresh`). A refresh interrupted earlier is resolved
+        first — finished where any holder committed it, else abandoned everywhere — and then
+        counts as this one when some holder had committed it. Needs every recorded holder
+        reachable. ``approvals``: operation ``refresh`` at the key's epoch, when its policy
+        lists refresh."""
+        if await self._resolve_refresh(name) == "finished":
+            return await self.describe_key(name, refresh=True)
+        key = await self.describe_key(name, refresh=True)
+        participants = sorted({*key.holders, *key.missing, *key.other_epoch})
+        unreachable = sorted(set(participants) - set(key.holders))
+        if unreachable:
+            raise UnavailableError(
+                f"a refresh of {name!r} takes every holder; not usable: {', '.join(unreachable)}",
+                have=len(key.holders),
+                need=len(participants),
+            )
+        links = await self._fresh(participants)
+        documents = {i: link.document for i, link in links.items()}
+        session_id = os.urandom(32)
+        start = KeyRefresh(name, session_id, key.epoch, documents, tuple(approvals))
+        replies = await asyncio.gather(*(self._call(i, start, DkgOutbox) for i in participants))
+        deals = {i: r.outbox for i, r in zip(participants, replies, strict=True)}
+        inboxes = self._route(deals, participants, "refresh deal")
+        staged = await asyncio.gather(
+            *(
+                self._call(i, RefreshStep(name, session_id, tuple(inboxes[i])), RefreshStaged)
+                for i in participants
+            )
+        )
+        packages = {r.public_key_package for r in staged}
+        if len(packages) != 1:
+            raise ProtocolError(f"the holders staged different refreshes of {name!r}")
+        try:
+            public = PublicKeyPackage.from_bytes(packages.pop(), key.public.group)
+        except MpcError as error:
+            raise ProtocolError(f"the holders staged an invalid key package: {error}") from None
+        if public.group_public_key != key.public.group_public_key:
+            raise ProtocolError(f"the holders' refresh would change the public key of {name!r}")
+        confirmations = {i: r.outbox for i, r in zip(participants, staged, strict=True)}
+        inboxes = self._route(confirmations, participants, "refresh confirmation")
+        await asyncio.gather(
+            *(
+                self._call(i, RefreshCommit(name, session_id, tuple(inboxes[i])), KeyCommitted)
+                for i in participants
+            )
+        )
+        self.forget_key(name)
+        return await self.describe_key(name, refresh=True)
+
+    async def _resolve_refresh(self, name: str) -> str | None:
+        """Finish or abandon an interrupted refresh of ``name``: ``"finished"``,
+        ``"abandoned"``, or None when there was none.
+
+        Where some holder moved to the next epoch, every holder still staged commits on its
+        vouch. Where none did, every holder first drops its running refresh (so none can commit
+        it any more), and only then are the staged shares discarded — which needs every holder.
+        """
+        reachable = await self._reachable(self._node_ids)
+        results = await asyncio.gather(
+            *(self._call(i, KeyInfo(name), KeyInfoReply) for i in reachable),
+            return_exceptions=True,
+        )
+        answers, _ = self._answers(reachable, results)
+        if not any(a.staged for a in answers.values()):
+            return None
+        newest = max(a.epoch for a in answers.values())
+        behind = sorted(n for n, a in answers.items() if a.staged and a.epoch == newest - 1)
+        if behind:
+            voucher = next(n for n, a in sorted(answers.items()) if a.epoch == newest)
+            for node_id in behind:
+                await self._finish_refresh(name, newest, voucher, node_id)
+            self.forget_key(name)
+            return "finished"
+        holders = next(iter(answers.values())).nodes
+        if set(holders) - set(answers):
+            raise UnavailableError(
+                f"an interrupted refresh of {name!r} can only be abandoned with every holder "
+                f"reachable; missing: {', '.join(sorted(set(holders) - set(answers)))}",
+                have=len(answers),
+                need=len(holders),
+            )
+        dropped = await asyncio.gather(
+            *(self._call(i, RefreshAbandon(name, newest), KeyInfoReply) for i in holders)
+        )
+        if any(r.epoch != newest for r in dropped):
+            return await self._resolve_refresh(name)  # one committed meanwhile: finish it
+        await asyncio.gather(
+            *(self._call(i, RefreshAbandon(name, newest, True), KeyInfoReply) for i in holders)
+        )
+        self.forget_key(name)
+        return "abandoned"
+
+    async def _finish_refresh(self, name: str, epoch: int, voucher: str, node_id: str) -> None:
+        links = await self._fresh([voucher, node_id])
+        documents = {i: link.document for i, link in links.items()}
+        vouch = await self._call(voucher, RefreshVouch(name, epoch, documents), DkgOutbox)
+        envelope = vouch.outbox.get(node_id)
+        if envelope is None or len(vouch.outbox) != 1:
+            raise ProtocolError(f"{voucher}'s vouch is misaddressed", culprit=voucher)
+        await self._call(node_id, RefreshFinish(name, epoch, documents, (envelope,)), KeyCommitted)
 
     def forget_key(self, name: str) -> None:
         """Drop the cached description, nonces and presignatures of ``name``."""

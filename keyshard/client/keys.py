@@ -47,6 +47,10 @@ class KeyDescription:
     #: Each answering holder's state (enabled, disabled, pending_deletion) and, pending
     #: deletion, the UTC seconds it erases its share at (0 otherwise).
     states: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    #: Holders that answered at another epoch than ``epoch`` (a refresh interrupted between
+    #: their commit and their peers'): never chosen, so one signature never mixes shares of two
+    #: epochs. ``key refresh`` finishes the refresh.
+    other_epoch: tuple[str, ...] = ()
 
     @property
     def state(self) -> str:

@@ -180,6 +180,12 @@ class AsyncClient:
         """Stop a scheduled deletion; the key is then disabled (enable it to use it)."""
         return await self.coordinator.set_key_state(name, "cancel_deletion")
 
+    async def refresh_key(self, name: str, *, approvals: Sequence[bytes] = ()) -> KeyDescription:
+        """Proactive refresh: the same public key, new shares on every holder, the next epoch;
+        the old shares and everything made with them are destroyed once every holder has the
+        new one (an interrupted refresh is finished or abandoned first)."""
+        return await self.coordinator.refresh_key(name, approvals=approvals)
+
     # -- signing --------------------------------------------------------------------------
 
     async def sign(
@@ -320,6 +326,9 @@ class Client:
 
     def cancel_key_deletion(self, name: str) -> KeyDescription:
         return self._run(self._inner.cancel_key_deletion(name))
+
+    def refresh_key(self, name: str, *, approvals: Sequence[bytes] = ()) -> KeyDescription:
+        return self._run(self._inner.refresh_key(name, approvals=approvals))
 
     def sign(
         self, name: str, message: bytes, *, approvals: Sequence[bytes] = (), path: str = ""

@@ -44,6 +44,7 @@ VERBS = (
     "enable",
     "schedule-deletion",
     "cancel-deletion",
+    "refresh",
 )
 ENVIRONMENT = (
     key_cmd.PROFILE_ENV,
