@@ -653,7 +653,15 @@ class Coordinator:
                 have=len(key.holders),
                 need=len(participants),
             )
-        links = await self._fresh(participants)
+        try:
+            links = await self._fresh(participants)
+        except ChannelError as error:
+            raise _unavailable(
+                f"a refresh of {name!r} takes every holder; unreachable: {error.node_id}",
+                {error.node_id: error},
+                have=len(participants) - 1,
+                need=len(participants),
+            ) from None
         documents = {i: link.document for i, link in links.items()}
         session_id = os.urandom(32)
         start = KeyRefresh(name, session_id, key.epoch, documents, tuple(approvals))

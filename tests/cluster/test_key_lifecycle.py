@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import coincurve
 import pytest
 from cluster_processes import cluster_processes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -108,3 +109,54 @@ def test_keys_and_their_state_survive_dev_down_and_up(
         cluster.up(timeout=120, fresh=True)
         assert main(["key", "list", *d]) == 0
         assert capsys.readouterr().out.split() == []
+
+
+def test_create_sign_refresh_sign_again_on_real_processes(
+    directory: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's acceptance: 2-of-3, sign, refresh, sign again — the same public key, and each
+    signature verified by an independent verifier (cryptography for Ed25519, libsecp256k1
+    through coincurve for ECDSA)."""
+    d = ["--dir", str(directory)]
+    message = tmp_path / "message"
+    message.write_bytes(b"wire 5 to 42")
+    with Cluster(directory, 3) as cluster:
+        cluster.up(timeout=120)
+        assert main(["key", "create", "acct", *d, "--threshold", "1", "--format", "json"]) == 0
+        created = _json(capsys)
+        public = bytes.fromhex(str(created["public_key"]))
+        verifier = Ed25519PublicKey.from_public_bytes(public)
+        verifier.verify(_sign(d, "acct", message, capsys), b"wire 5 to 42")
+        create_ecdsa = ["key", "create", "wallet", *d, "--suite", "ecdsa-secp256k1"]
+        assert main([*create_ecdsa, "--threshold", "1", "--format", "json"]) == 0
+        wallet = coincurve.PublicKey(bytes.fromhex(str(_json(capsys)["public_key"])))
+        assert wallet.verify(_sign(d, "wallet", message, capsys), b"wire 5 to 42")
+
+        assert main(["key", "refresh", "acct", *d, "--format", "json"]) == 0
+        refreshed = _json(capsys)
+        assert refreshed["public_key"] == created["public_key"]
+        assert (refreshed["epoch"], refreshed["state"]) == (1, "enabled")
+        verifier.verify(_sign(d, "acct", message, capsys), b"wire 5 to 42")
+
+        # a refresh needs every holder: with node-3 down it is refused and changes nothing
+        cluster.stop_node(3)
+        try:
+            assert main(["key", "refresh", "acct", *d]) == 2
+            assert "every holder" in capsys.readouterr().err
+            verifier.verify(_sign(d, "acct", message, capsys), b"wire 5 to 42")
+        finally:
+            cluster.start_node(3)
+            cluster.wait_ready(nodes=[3], timeout=60)
+
+        assert main(["key", "refresh", "--all", *d, "--format", "json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert rows == [
+            {"name": "acct", "epoch": 2, "error": None},
+            {"name": "wallet", "epoch": 1, "error": None},
+        ]
+        verifier.verify(_sign(d, "acct", message, capsys), b"wire 5 to 42")
+        assert wallet.verify(_sign(d, "wallet", message, capsys), b"wire 5 to 42")
+        assert main(["key", "info", "acct", *d]) == 0
+        shown = capsys.readouterr().out
+        assert "epoch" in shown
+        assert "enabled" in shown

@@ -343,3 +343,20 @@ def test_a_policy_that_lists_refresh_needs_its_quorum(cluster: InProcessCluster)
         assert caught.value.error_code is ErrorCode.APPROVAL_MISMATCH
 
     drive(cluster, work)
+
+
+def test_a_refresh_with_a_holder_down_is_refused_and_changes_nothing(
+    cluster: InProcessCluster,
+) -> None:
+    async def work(c: Coordinator) -> None:
+        key = await c.create_key("k", threshold=1)
+        cluster.stopped.add("node-3")
+        for link in cluster.links:
+            if link.node_id == "node-3":
+                link.break_()
+        with pytest.raises(UnavailableError, match="every holder"):
+            await c.refresh_key("k")
+        assert await sealed_epochs(cluster, "k") == dict.fromkeys(NODES, (0, False))
+        await signs(c, key)
+
+    drive(cluster, work)
