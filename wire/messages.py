@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from wire import cbor
 from wire.approvals import MAX_APPROVERS, ApprovalPolicy
-from wire.checks import check_bytes, check_key_name, check_node_id, check_suite_name
+from wire.checks import MAX_BLOB, check_bytes, check_key_name, check_node_id, check_suite_name
 from wire.errors import ErrorCode, MalformedMessageError
 from wire.hashing import lp_join
 
@@ -45,10 +45,13 @@ __all__ = [
     "MAX_PARTICIPANTS",
     "MAX_PATH",
     "MAX_PRESIGN_BATCH",
+    "MAX_TWEAKS",
     "MIN_DELETION_DAYS",
     "PROTOCOL_VERSION",
     "REPLIES",
     "SERVICE_PORT",
+    "Bip340NonceCommit",
+    "Bip340Sign",
     "DecryptPartial",
     "DkgOutbox",
     "DkgStep",
@@ -618,6 +621,62 @@ class SignatureShares(Reply):
         _blobs("shares", self.shares, low=1, high=MAX_BATCH)
 
 
+# -- BIP-340 (BIP-445) ------------------------------------------------------------------------
+
+#: Tweaks one BIP-340 signature may apply (BIP-32 steps and a Taproot tweak).
+MAX_TWEAKS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Bip340NonceCommit(Request):
+    """Make ``count`` BIP-445 nonce pairs for a ``bip340`` key ahead of the message; the reply
+    (:class:`NonceCommitments`) carries their 66-byte public nonces."""
+
+    OP: ClassVar[str] = "bip340_nonce_commit"
+    key_name: str
+    count: int
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _count("count", self.count, MAX_NONCES)
+
+
+@dataclass(frozen=True, slots=True)
+class Bip340Sign(Request):
+    """BIP-445 Sign of up to :data:`MAX_BATCH` messages by ``signers`` (party identifiers,
+    ascending): ``pubnonces[i]`` holds each signer's public nonce for ``messages[i]``, in the
+    order of ``signers``. ``tweaks``: mode byte (0 plain, 1 x-only) and 32 bytes each, applied in
+    order; approvals name the tweaked x-only key. Answered by :class:`SignatureShares`."""
+
+    OP: ClassVar[str] = "bip340_sign"
+    key_name: str
+    signers: tuple[int, ...]
+    messages: tuple[bytes, ...]
+    pubnonces: tuple[tuple[bytes, ...], ...]
+    approvals: tuple[tuple[bytes, ...], ...]
+    tweaks: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        signers = self.signers
+        if (
+            not isinstance(signers, tuple)
+            or not 1 <= len(signers) <= MAX_PARTICIPANTS
+            or not all(type(i) is int and 1 <= i <= MAX_PARTICIPANTS for i in signers)
+            or list(signers) != sorted(set(signers))
+        ):
+            raise MalformedMessageError("signers", "must be ascending distinct identifiers 1..16")
+        items = len(_blobs("messages", self.messages, low=1, high=MAX_BATCH, size=(0, MAX_BLOB)))
+        if not isinstance(self.pubnonces, tuple) or len(self.pubnonces) != items:
+            raise MalformedMessageError("pubnonces", "must hold one list per message")
+        for nonces in self.pubnonces:
+            got = _blobs("pubnonces", nonces, high=MAX_PARTICIPANTS, size=(66, 66))
+            if len(got) != len(signers):
+                raise MalformedMessageError("pubnonces", "must hold one nonce per signer")
+        _blobs("tweaks", self.tweaks, high=MAX_TWEAKS, size=(33, 33))
+        _batch_approvals(self.approvals, items)
+
+
 # -- threshold decryption -------------------------------------------------------------------
 
 
@@ -796,6 +855,8 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         PresignStart: (DkgOutbox,),
         PresignStep: (DkgOutbox, Presigned),
         EcdsaSign: (SignatureShares,),
+        Bip340NonceCommit: (NonceCommitments,),
+        Bip340Sign: (SignatureShares,),
     }
 )
 _REQUESTS: dict[str, type[Message]] = {cls.OP: cls for cls in REPLIES}

@@ -48,6 +48,7 @@ from enclave.mpc.frost.round2 import sign as frost_sign
 from enclave.mpc.keys import KeyShare
 from enclave.mpc.suites import KeySuite, Scheme, key_suite
 from enclave.service.binding import PeerVerifier
+from enclave.service.bip340_signing import Bip340Nonces, decode_tweaks, output_key, sign_item
 from enclave.service.dkg import KeyCreation
 from enclave.service.envelope import EnvelopeHeader, Envelopes
 from enclave.service.errors import (
@@ -79,6 +80,8 @@ from wire.approvals import (
 )
 from wire.errors import ErrorCode, WireError
 from wire.messages import (
+    Bip340NonceCommit,
+    Bip340Sign,
     DecryptPartial,
     DkgOutbox,
     DkgStep,
@@ -179,6 +182,7 @@ class NodeService:
         self._pools = PresignaturePools()
         self._spent_approvals = SpentApprovals()  # decrypt approvals are single use
         self._refreshes = KeyRefreshes()
+        self._bip340_nonces = Bip340Nonces()
 
     async def sweep_deletions(self) -> list[str]:
         """Erase every key whose scheduled deletion is due (each request that names such a key
@@ -246,6 +250,8 @@ class NodeService:
             PresignStart: partial(self._presign_start, client=client),
             PresignStep: partial(self._presign_step, client=client),
             EcdsaSign: partial(self._ecdsa_sign, client=client),
+            Bip340NonceCommit: self._bip340_nonce_commit,
+            Bip340Sign: self._bip340_sign,
         }
         handler = handlers.get(type(request))
         if handler is None:
@@ -321,6 +327,7 @@ class NodeService:
     def _forget_secrets(self, name: str) -> None:
         """Destroy every preprocessed nonce, presignature and presigning run of ``name``."""
         self._nonces.forget(name)
+        self._bip340_nonces.forget(name)
         self._pools.forget(name)
         self._presigning.forget(name)
 
@@ -687,4 +694,58 @@ class NodeService:
             presignature = self._pools.take(request.key_name, client, presignature_id)
             signing = SigningRequest(presignature_id, digest, entropy, tweak)
             shares.append(ecdsa_sign(presignature, signing).to_bytes())
+        return SignatureShares(tuple(shares))
+
+    # -- BIP-340 (BIP-445) ----------------------------------------------------------------
+
+    async def _bip340_nonce_commit(self, request: Bip340NonceCommit) -> Reply:
+        """Nonce pairs in chunks of :data:`NONCE_CHUNK`, yielding between them."""
+        key = await self._key(request.key_name, Scheme.BIP340)
+        published: list[bytes] = []
+        while len(published) < request.count:
+            chunk = min(NONCE_CHUNK, request.count - len(published))
+            published += self._bip340_nonces.preprocess(
+                request.key_name, key.share, chunk, self._rng
+            )
+            if len(published) < request.count:
+                await asyncio.sleep(0)
+        return NonceCommitments(tuple(published))
+
+    async def _bip340_sign(self, request: Bip340Sign) -> Reply:
+        """Each item's nonce of this node is taken out BEFORE any other check (single use,
+        whatever follows); then approvals (naming the tweaked x-only key), then BIP-445 Sign."""
+        key = await self._key(request.key_name, Scheme.BIP340)
+        me = int(key.share.identifier)
+        if me not in request.signers:
+            raise SessionError("this node is not among the signers")
+        position = request.signers.index(me)
+        secnonces = [
+            self._bip340_nonces.take(request.key_name, nonces[position])
+            for nonces in request.pubnonces
+        ]
+        tweaks = decode_tweaks(request.tweaks)
+        signing_key = output_key(key.share, tweaks)
+        digests = [message_digest(message) for message in request.messages]
+        for digest, approvals in zip(digests, request.approvals, strict=True):
+            self._approve(
+                request.key_name,
+                key,
+                Operation.SIGN,
+                digest,
+                approvals,
+                group_public_key=signing_key,
+            )
+        shares = [
+            sign_item(
+                key.share,
+                secnonce,
+                signers=request.signers,
+                pubnonces=nonces,
+                tweaks=tweaks,
+                message=message,
+            )
+            for secnonce, nonces, message in zip(
+                secnonces, request.pubnonces, request.messages, strict=True
+            )
+        ]
         return SignatureShares(tuple(shares))

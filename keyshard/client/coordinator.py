@@ -42,12 +42,14 @@ from enclave.mpc.ecdsa import EcdsaSignature, PresignatureInfo, SigningRequest
 from enclave.mpc.ecdsa import SignatureShare as EcdsaSignatureShare
 from enclave.mpc.ecdsa import combine as combine_ecdsa
 from enclave.mpc.errors import MpcError, ProtocolAbort, SecretError
+from enclave.mpc.frost import bip340
 from enclave.mpc.frost.aggregate import aggregate
 from enclave.mpc.frost.round1 import PREPROCESSED_SESSION_ID, SigningCommitments
 from enclave.mpc.frost.round2 import SignatureShare, SigningPackage
 from enclave.mpc.keys import PublicKeyPackage
 from enclave.mpc.suites import Scheme, key_suite
 from keyshard.client.batching import Coalescer
+from keyshard.client.bip340 import core_tweaks
 from keyshard.client.errors import (
     BindingError,
     ChannelError,
@@ -66,6 +68,8 @@ from wire.messages import (
     KEY_ACTIONS,
     MAX_BATCH,
     MAX_PRESIGN_BATCH,
+    Bip340NonceCommit,
+    Bip340Sign,
     DecryptPartial,
     DkgOutbox,
     DkgStep,
@@ -226,6 +230,7 @@ class Coordinator:
         self._presign_refills: dict[str, asyncio.Task[None]] = {}
         self._presignatures: dict[str, deque[PresignatureInfo]] = {}
         self._presign_locks: dict[str, asyncio.Lock] = {}
+        self._bip340_nonces: dict[tuple[str, str], deque[bytes]] = {}
         self._rng = _OsRandom()
         self._frost_batches: dict[str, Coalescer[_Item, bytes]] = {}
         self._ecdsa_batches: dict[tuple[str, str], Coalescer[_Item, EcdsaSignature]] = {}
@@ -276,6 +281,8 @@ class Coordinator:
         link = self._links.pop(node_id, None)
         for slot in [s for s in self._nonces if s[1] == node_id]:
             del self._nonces[slot]
+        for slot in [s for s in self._bip340_nonces if s[1] == node_id]:
+            del self._bip340_nonces[slot]
         if link is not None:
             await link.close()
 
@@ -327,6 +334,8 @@ class Coordinator:
         presignatures (any presigner may be the one that lost them)."""
         for slot in [s for s in self._nonces if s[0] == name and node_id in (None, s[1])]:
             del self._nonces[slot]
+        for slot in [s for s in self._bip340_nonces if s[0] == name and node_id in (None, s[1])]:
+            del self._bip340_nonces[slot]
         self._presignatures.pop(name, None)
 
     async def _choose(
@@ -808,7 +817,8 @@ class Coordinator:
     ) -> list[bytes]:
         key = await self.describe_key(name)
         if key.suite.scheme is not Scheme.FROST:
-            raise InvalidInputError(f"key {name!r} is {key.suite.name}: sign it with ECDSA")
+            scheme = "BIP-340" if key.suite.scheme is Scheme.BIP340 else "ECDSA"
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}: sign it with {scheme}")
         suite = key.suite.frost_suite()
         chosen = await self._choose(key, key.suite.signers_needed(key.threshold), signers)
         pools = await asyncio.gather(*(self._commitments(key, n, len(messages)) for n in chosen))
@@ -1107,6 +1117,79 @@ class Coordinator:
             except MpcError as error:
                 raise ProtocolError(f"ECDSA signature of {name!r} refused: {error}") from None
         return signatures
+
+    # -- BIP-340 (BIP-445) ----------------------------------------------------------------
+
+    async def sign_bip340(
+        self,
+        name: str,
+        message: bytes,
+        *,
+        tweaks: Sequence[bytes] = (),
+        signers: Sequence[str] | None = None,
+        approvals: Sequence[bytes] = (),
+    ) -> bytes:
+        """A 64-byte BIP-340 signature of ``message`` by t+1 holders of a ``bip340`` key, for
+        its x-only key tweaked by ``tweaks`` (:mod:`keyshard.client.bip340`; e.g. a Taproot
+        output key); verified with libsecp256k1 before it is returned (a wrong partial
+        signature names its node). Retried once on other nonces."""
+        return await self._retry_once(
+            name, lambda: self._sign_bip340(name, message, tuple(tweaks), signers, approvals)
+        )
+
+    async def _sign_bip340(
+        self,
+        name: str,
+        message: bytes,
+        tweaks: tuple[bytes, ...],
+        signers: Sequence[str] | None,
+        approvals: Sequence[bytes],
+    ) -> bytes:
+        key = await self.describe_key(name)
+        if key.suite.scheme is not Scheme.BIP340:
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}, not a bip340 key")
+        decoded = core_tweaks(tweaks)
+        chosen = await self._choose(key, key.threshold + 1, signers)
+        chosen.sort(key=lambda n: int(key.identifier(n)))
+        pubnonces = await asyncio.gather(*(self._bip340_nonce(key, n) for n in chosen))
+        ids = tuple(int(key.identifier(n)) for n in chosen)
+        request = Bip340Sign(
+            name, ids, (message,), (tuple(pubnonces),), (tuple(approvals),), tweaks
+        )
+        replies = await asyncio.gather(*(self._call(n, request, SignatureShares) for n in chosen))
+        identifiers = [key.identifier(n) for n in chosen]
+        by_id = dict(zip(identifiers, pubnonces, strict=True))
+        try:
+            context = bip340.SessionContext(
+                bip340.nonce_agg(by_id),
+                bip340.SignersContext.from_public(key.public, identifiers),
+                decoded,
+                message,
+            )
+            psigs = {i: reply.shares[0] for i, reply in zip(identifiers, replies, strict=True)}
+            return bip340.aggregate(psigs, by_id, context)
+        except ProtocolAbort as error:
+            raise ProtocolError(
+                f"BIP-340 signature of {name!r} refused: {error}", culprit=_culprits(key, error)
+            ) from None
+        except MpcError as error:
+            raise ProtocolError(f"BIP-340 signature of {name!r} refused: {error}") from None
+
+    async def _bip340_nonce(self, key: KeyDescription, node_id: str) -> bytes:
+        """One unused public nonce of ``node_id`` (fetched in batches of :data:`NONCE_BATCH`)."""
+        slot = (key.name, node_id)
+        pool = self._bip340_nonces.setdefault(slot, deque())
+        if not pool:
+            async with self._nonce_locks.setdefault(slot, asyncio.Lock()):
+                if not pool:
+                    request = Bip340NonceCommit(key.name, NONCE_BATCH)
+                    reply = await self._call(node_id, request, NonceCommitments)
+                    if any(len(n) != 66 for n in reply.commitments):
+                        raise ProtocolError(f"{node_id} sent a malformed nonce", culprit=node_id)
+                    pool.extend(reply.commitments)
+        if not pool:
+            raise ProtocolError(f"{node_id} sent no nonces", culprit=node_id)
+        return pool.popleft()
 
     # -- encryption -----------------------------------------------------------------------
 

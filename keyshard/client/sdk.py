@@ -26,10 +26,11 @@ from typing import Any, TypeVar
 from enclave.mpc.decryption.ecies import MAX_CIPHERTEXT, MAX_PLAINTEXT
 from enclave.mpc.ecdsa import EcdsaSignature
 from enclave.mpc.suites import Scheme
+from keyshard.client.bip340 import taproot_tweak
 from keyshard.client.channel import NodeChannel, NodeTrust, client_context
 from keyshard.client.coordinator import Coordinator, KeyDescription, Link
 from keyshard.client.credentials import CERT_FILE, KEY_FILE, ClientCredentials
-from keyshard.client.errors import ConfigurationError, CredentialsError
+from keyshard.client.errors import ConfigurationError, CredentialsError, InvalidInputError
 from keyshard.client.profile import ClusterProfile
 from wire.approvals import ApprovalPolicy
 from wire.messages import DEFAULT_DELETION_DAYS
@@ -196,6 +197,8 @@ class AsyncClient:
         key = await self.coordinator.describe_key(name)
         if key.suite.scheme is Scheme.ECDSA:
             return (await self.sign_ecdsa(name, message, approvals=approvals, path=path)).to_der()
+        if key.suite.scheme is Scheme.BIP340 and not path:
+            return await self.sign_bip340(name, message, approvals=approvals)
         if path:
             raise ConfigurationError("BIP-32 paths are for threshold-ECDSA keys")
         return await self.coordinator.sign(name, message, approvals=approvals)
@@ -211,6 +214,30 @@ class AsyncClient:
         self, name: str, message: bytes, *, approvals: Sequence[bytes] = (), path: str = ""
     ) -> EcdsaSignature:
         return await self.coordinator.sign_ecdsa(name, message, approvals=approvals, path=path)
+
+    async def sign_bip340(
+        self,
+        name: str,
+        message: bytes,
+        *,
+        taproot: bool = False,
+        merkle_root: bytes = b"",
+        approvals: Sequence[bytes] = (),
+    ) -> bytes:
+        """A 64-byte BIP-340 signature by a ``bip340`` key (BIP-445 among t+1 holders), for its
+        x-only key or, with ``taproot``, for its BIP-341 output key (``merkle_root``: the script
+        tree's, empty for key-path only); verified with libsecp256k1. Approvals name the key
+        that verifies (the output key with ``taproot``)."""
+        tweaks: list[bytes] = []
+        if taproot:
+            key = await self.coordinator.describe_key(name)
+            internal = key.xonly_public_key()
+            if internal is None:
+                raise InvalidInputError(f"key {name!r} is {key.suite.name}: no Taproot")
+            tweaks.append(taproot_tweak(internal, merkle_root))
+        elif merkle_root:
+            raise InvalidInputError("a Taproot script tree root needs taproot=True")
+        return await self.coordinator.sign_bip340(name, message, tweaks=tweaks, approvals=approvals)
 
     # -- encryption -----------------------------------------------------------------------
 

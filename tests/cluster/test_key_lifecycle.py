@@ -5,6 +5,7 @@ checked by an independent verifier (cryptography's Ed25519)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -132,6 +133,20 @@ def test_create_sign_refresh_sign_again_on_real_processes(
         wallet = coincurve.PublicKey(bytes.fromhex(str(_json(capsys)["public_key"])))
         assert wallet.verify(_sign(d, "wallet", message, capsys), b"wire 5 to 42")
 
+        # BIP-340 over the network: the Taproot output key, computed by libsecp256k1 here
+        assert main(["key", "create", "btc", *d, "--suite", "bip340", "--threshold", "1"]) == 0
+        capsys.readouterr()
+        assert main(["key", "info", "btc", *d, "--field", "xonly_public_key"]) == 0
+        internal = bytes.fromhex(capsys.readouterr().out.strip())
+        output = coincurve.PublicKeyXOnly(internal)
+        tag = hashlib.sha256(b"TapTweak").digest()
+        output.tweak_add(hashlib.sha256(tag + tag + internal).digest())
+        sign_btc = ["key", "sign", "btc", *d, "--file", str(message), "--taproot"]
+        assert main([*sign_btc, "--format", "json"]) == 0
+        signed = _json(capsys)
+        assert signed["public_key"] == output.format().hex()
+        assert output.verify(bytes.fromhex(str(signed["signature"])), b"wire 5 to 42")
+
         assert main(["key", "refresh", "acct", *d, "--format", "json"]) == 0
         refreshed = _json(capsys)
         assert refreshed["public_key"] == created["public_key"]
@@ -152,8 +167,11 @@ def test_create_sign_refresh_sign_again_on_real_processes(
         rows = json.loads(capsys.readouterr().out)
         assert rows == [
             {"name": "acct", "epoch": 2, "error": None},
+            {"name": "btc", "epoch": 1, "error": None},
             {"name": "wallet", "epoch": 1, "error": None},
         ]
+        assert main([*sign_btc, "--format", "json"]) == 0  # the same output key after refresh
+        assert output.verify(bytes.fromhex(str(_json(capsys)["signature"])), b"wire 5 to 42")
         verifier.verify(_sign(d, "acct", message, capsys), b"wire 5 to 42")
         assert wallet.verify(_sign(d, "wallet", message, capsys), b"wire 5 to 42")
         assert main(["key", "info", "acct", *d]) == 0

@@ -25,6 +25,8 @@ from wire.messages import (
     MAX_PRESIGN_BATCH,
     MAX_REQUEST_ID,
     REPLIES,
+    Bip340NonceCommit,
+    Bip340Sign,
     DecryptPartial,
     DkgOutbox,
     DkgStep,
@@ -91,6 +93,10 @@ REQUEST_SAMPLES: list[Request] = [
     RefreshFinish("payroll", 3, {"node-1": b"d1", "node-3": b"d3"}, (b"vouch",)),
     RefreshAbandon("payroll", 2, True),
     NonceCommit("payroll", 16),
+    Bip340NonceCommit("btc", 64),
+    Bip340Sign(
+        "btc", (1, 3), (b"sighash",), ((b"n" * 66, b"m" * 66),), ((),), (b"\x01" + bytes(32),)
+    ),
     FrostSign("payroll", (b"package 1", b"package 2"), ((b"approval",), ())),
     DecryptPartial("payroll", b"ct", SESSION, b"context", (b"a1", b"a2")),
     PresignStart("wallet", SESSION, THREE, 3),
@@ -345,6 +351,13 @@ def test_every_replies_entry_is_consistent() -> None:
         (lambda: KeyStateReply("enabled", 0, 2**32), "epoch"),
         (lambda: KeyInfoReply("ed25519", 1, b"pkg", b"", (), 0, "enabled", 0, 1), "staged"),  # type: ignore[arg-type]
         (lambda: KeyRefresh("k", SESSION, -1, THREE), "epoch"),
+        (lambda: Bip340NonceCommit("k", 0), "count"),
+        (lambda: Bip340Sign("k", (2, 1), (b"m",), ((b"n" * 66,) * 2,), ((),)), "signers"),
+        (lambda: Bip340Sign("k", (1, 1), (b"m",), ((b"n" * 66,) * 2,), ((),)), "signers"),
+        (lambda: Bip340Sign("k", (1, 2), (b"m",), ((b"n" * 66,),), ((),)), "pubnonces"),
+        (lambda: Bip340Sign("k", (1, 2), (b"m",), ((b"n" * 65,) * 2,), ((),)), "pubnonces"),
+        (lambda: Bip340Sign("k", (1, 2), (b"m",), ((b"n" * 66,) * 2,), ()), "approvals"),
+        (lambda: Bip340Sign("k", (1, 2), (b"m",), ((b"n" * 66,) * 2,), ((),), (b"t",)), "tweaks"),
         (lambda: KeyRefresh("k", b"short", 0, THREE), "session_id"),
         (lambda: RefreshVouch("k", 1, THREE), "participants"),
         (lambda: RefreshFinish("k", 1, {"a": b"1", "b": b"2"}, ()), "inbox"),
@@ -452,6 +465,29 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
             st.integers(7, 30),
             approvals,
         ),
+    ),
+    Bip340NonceCommit: st.builds(Bip340NonceCommit, names, st.integers(1, MAX_NONCES)),
+    Bip340Sign: st.integers(1, 4).flatmap(
+        lambda signers: st.lists(
+            st.tuples(
+                st.binary(max_size=40),
+                st.lists(
+                    st.binary(min_size=66, max_size=66), min_size=signers, max_size=signers
+                ).map(tuple),
+                approvals,
+            ),
+            min_size=1,
+            max_size=3,
+        ).map(
+            lambda items: Bip340Sign(
+                "k",
+                tuple(range(1, len(items[0][1]) + 1)),
+                tuple(i[0] for i in items),
+                tuple(i[1] for i in items),
+                tuple(i[2] for i in items),
+                (b"\x00" + bytes(32),),
+            )
+        )
     ),
     KeyRefresh: st.builds(
         KeyRefresh, names, sessions, st.integers(0, 2**32 - 1), participants, approvals
