@@ -84,6 +84,9 @@ __all__ = [
     "RefreshStaged",
     "RefreshStep",
     "RefreshVouch",
+    "RepairInstall",
+    "RepairStart",
+    "RepairSum",
     "Reply",
     "Request",
     "SignatureShares",
@@ -621,6 +624,70 @@ class SignatureShares(Reply):
         _blobs("shares", self.shares, low=1, high=MAX_BATCH)
 
 
+# -- repair ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RepairStart(Request):
+    """Start repairing ``target``'s lost share of ``key_name`` at ``epoch``, sent to each helper:
+    ``participants`` maps every helper (at least t+1 holders, the target not among them) and the
+    target to their attestation documents. ``approvals`` (operation ``repair``, over
+    :func:`wire.approvals.lifecycle_digest` at ``epoch`` with the target's node id) only when
+    the key's policy lists repair. Answered by the delta envelopes (:class:`DkgOutbox`)."""
+
+    OP: ClassVar[str] = "repair_start"
+    key_name: str
+    session_id: bytes
+    epoch: int
+    target: str
+    participants: Mapping[str, bytes]
+    approvals: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _epoch(self.epoch)
+        check_node_id(self.target, "target")
+        _participants(self, self.participants)
+        if self.target not in self.participants:
+            raise MalformedMessageError("participants", "must name the target")
+        _approvals(self.approvals)
+
+
+@dataclass(frozen=True, slots=True)
+class RepairSum(Request):
+    """The other helpers' deltas for this helper; answered by its sum, in an envelope to the
+    target (:class:`DkgOutbox`)."""
+
+    OP: ClassVar[str] = "repair_sum"
+    key_name: str
+    session_id: bytes
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _blobs("inbox", self.inbox, high=MAX_PARTICIPANTS)
+
+
+@dataclass(frozen=True, slots=True)
+class RepairInstall(Request):
+    """To the target: every helper's sum (``inbox``) and every participant's document; the
+    target checks, seals its repaired share and answers :class:`KeyCommitted`."""
+
+    OP: ClassVar[str] = "repair_install"
+    key_name: str
+    session_id: bytes
+    participants: Mapping[str, bytes]
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _participants(self, self.participants)
+        _blobs("inbox", self.inbox, low=1, high=MAX_PARTICIPANTS)
+
+
 # -- BIP-340 (BIP-445) ------------------------------------------------------------------------
 
 #: Tweaks one BIP-340 signature may apply (BIP-32 steps and a Taproot tweak).
@@ -857,6 +924,9 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         EcdsaSign: (SignatureShares,),
         Bip340NonceCommit: (NonceCommitments,),
         Bip340Sign: (SignatureShares,),
+        RepairStart: (DkgOutbox,),
+        RepairSum: (DkgOutbox,),
+        RepairInstall: (KeyCommitted,),
     }
 )
 _REQUESTS: dict[str, type[Message]] = {cls.OP: cls for cls in REPLIES}

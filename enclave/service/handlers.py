@@ -28,6 +28,7 @@ import hmac
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
@@ -45,7 +46,9 @@ from enclave.mpc.ecdsa import sign as ecdsa_sign
 from enclave.mpc.errors import EncodingError, InvalidParameters, MisuseError, MpcError
 from enclave.mpc.frost.round2 import SigningPackage
 from enclave.mpc.frost.round2 import sign as frost_sign
-from enclave.mpc.keys import KeyShare
+from enclave.mpc.identifiers import Identifier
+from enclave.mpc.keys import KeyShare, PublicKeyPackage
+from enclave.mpc.repair import repair_step_3
 from enclave.mpc.suites import KeySuite, Scheme, key_suite
 from enclave.service.binding import PeerVerifier
 from enclave.service.bip340_signing import Bip340Nonces, decode_tweaks, output_key, sign_item
@@ -70,6 +73,13 @@ from enclave.service.nonces import NONCE_CHUNK, FrostNonces
 from enclave.service.policy import SpentApprovals, check_approvals
 from enclave.service.presigning import Presigning
 from enclave.service.refresh import VOUCH_ROUND, KeyRefreshing, vouch_digest, vouch_session_id
+from enclave.service.repair import (
+    KeyRepairing,
+    RepairRecord,
+    open_sums,
+    repair_session_id,
+    sigma_values,
+)
 from enclave.service.sessions import KeyCreations, KeyRefreshes, PresignaturePools, PresigningRuns
 from wire.approvals import (
     ApprovalPolicy,
@@ -113,6 +123,9 @@ from wire.messages import (
     RefreshStaged,
     RefreshStep,
     RefreshVouch,
+    RepairInstall,
+    RepairStart,
+    RepairSum,
     Reply,
     Request,
     SignatureShares,
@@ -122,6 +135,8 @@ __all__ = ["ANONYMOUS", "NodeService", "OsRandom", "error_reply"]
 
 #: The client id of requests that reach the service without a TLS identity (in-process tests).
 ANONYMOUS = b""
+#: At most this many repairs wait between their two steps on a node (the oldest dropped first).
+MAX_REPAIRS = 32
 #: How often a node looks for keys whose scheduled deletion is due.
 SWEEP_SECONDS = 600.0
 
@@ -183,6 +198,7 @@ class NodeService:
         self._spent_approvals = SpentApprovals()  # decrypt approvals are single use
         self._refreshes = KeyRefreshes()
         self._bip340_nonces = Bip340Nonces()
+        self._repairs: OrderedDict[tuple[str, bytes], KeyRepairing] = OrderedDict()
 
     async def sweep_deletions(self) -> list[str]:
         """Erase every key whose scheduled deletion is due (each request that names such a key
@@ -244,6 +260,9 @@ class NodeService:
             RefreshVouch: self._refresh_vouch,
             RefreshFinish: self._refresh_finish,
             RefreshAbandon: self._refresh_abandon,
+            RepairStart: self._repair_start,
+            RepairSum: self._repair_sum,
+            RepairInstall: self._repair_install,
             NonceCommit: self._nonce_commit,
             FrostSign: self._frost_sign,
             DecryptPartial: self._decrypt_partial,
@@ -498,6 +517,104 @@ class NodeService:
                 extra={"fields": {"event": "refresh_discarded", "key": name}},
             )
         return self._describe(key)
+
+    # -- repair ---------------------------------------------------------------------------
+
+    async def _repair_start(self, request: RepairStart) -> Reply:
+        """A helper: check the key, the epoch, the helpers (holders, t+1 at least, the target
+        not among them) and the approvals the policy may require; deal the deltas."""
+        name = request.key_name
+        key = await self._keys.active(name)
+        if request.epoch != key.epoch:
+            raise EpochMismatchError(name, key.epoch, request.epoch)
+        if not key.nodes:
+            raise SessionError(f"the holders of {name!r} were never recorded: no repair")
+        detail = request.target.encode()
+        digest = lifecycle_digest(Operation.REPAIR, key.epoch, detail)
+        self._approve(name, key, Operation.REPAIR, digest, request.approvals)
+        helpers = sorted(set(request.participants) - {request.target})
+        record = RepairRecord(
+            key.share.public.to_bytes(),
+            b"" if key.policy is None else key.policy.encode(),
+            key.suite.name,
+            key.nodes,
+            key.epoch,
+            key.state.value,
+            key.delete_at,
+        )
+        run = KeyRepairing(
+            key_name=name,
+            share=key.share,
+            record=record,
+            session_id=request.session_id,
+            me=self._node_id,
+            target=request.target,
+            helpers=helpers,
+            box_key=self.identity.box_key,
+            peer_box_keys=self._peer_box_keys(request.participants),
+        )
+        try:
+            outbox = run.start(self._rng)
+        except MpcError as error:  # too few helpers, one outside the committee...
+            raise SessionError(f"repair of {name!r}: {error}") from None
+        self._repairs[name, request.session_id] = run
+        while len(self._repairs) > MAX_REPAIRS:
+            self._repairs.popitem(last=False)
+        return DkgOutbox(outbox)
+
+    async def _repair_sum(self, request: RepairSum) -> Reply:
+        run = self._repairs.pop((request.key_name, request.session_id), None)
+        if run is None:
+            raise SessionError(f"no running repair of {request.key_name!r} with this id")
+        return DkgOutbox(run.sum(request.inbox))
+
+    async def _repair_install(self, request: RepairInstall) -> Reply:
+        """The target: one record from every helper, a share that matches its verification
+        share, sealed over the lost one (never over a readable share of this epoch)."""
+        name = request.key_name
+        peers = self._peer_box_keys(request.participants)
+        helpers = sorted(peers)
+        record, sums = open_sums(
+            Envelopes(self._node_id, self.identity.box_key, peers),
+            key_name=name,
+            session_id=request.session_id,
+            me=self._node_id,
+            inbox=request.inbox,
+            helpers=helpers,
+        )
+        suite = self._suite(record.suite)
+        if self._node_id not in record.nodes or not set(helpers) <= set(record.nodes):
+            raise SessionError(f"the helpers' record of {name!r} does not name this node")
+        if not await self._keys.lost(name, epoch=record.epoch):
+            raise KeyExistsError(name)
+        ids = {n: Identifier.from_int(suite.group, i) for i, n in enumerate(record.nodes, 1)}
+        try:
+            public = PublicKeyPackage.from_bytes(record.package, suite.group)
+            share = repair_step_3(
+                public,
+                [ids[h] for h in helpers],
+                ids[self._node_id],
+                repair_session_id(request.session_id, name, record.epoch, self._node_id),
+                sigma_values(sums, ids, suite.group),
+            )
+            state = KeyState(record.state)
+        except ValueError:
+            raise SessionError("the helpers' record has an unknown key state") from None
+        policy = ApprovalPolicy.decode(record.policy) if record.policy else None
+        repaired = StoredKey(
+            share,
+            policy,
+            suite,
+            record.nodes,
+            epoch=record.epoch,
+            created=int(self._clock()),
+            state=state,
+            delete_at=record.delete_at,
+        )
+        await self._keys.restore(name, repaired)
+        self._forget_secrets(name)
+        log.info("share repaired", extra={"fields": {"event": "repaired", "key": name}})
+        return KeyCommitted()
 
     # -- key creation -------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from enclave.errors import EnclaveError
 from enclave.mpc.errors import MpcError, SecretError
 from enclave.mpc.keys import KeyShare
 from enclave.mpc.suites import KEY_SUITES, KeySuite, suite_of_group
@@ -326,6 +327,27 @@ class KeyStore:
         await self._store.put(_blob(name), _encode(key))
         self._cache[name] = key
 
+    async def lost(self, name: str, *, epoch: int) -> bool:
+        """Whether this node has lost its share of ``name`` at ``epoch``: no record, a record
+        it cannot read (deleted or corrupt blob), or one of an older epoch — what a repair may
+        replace. A key erased by its scheduled deletion is not lost: it stays erased."""
+        if name in self._deleted:
+            return False
+        try:
+            key = await self.stored(name)
+        except UnknownKeyError:
+            return name not in self._deleted
+        except (MpcError, EnclaveError):
+            return True  # the blob is gone or unreadable: the share is lost
+        return key.pending or key.epoch < epoch
+
+    async def restore(self, name: str, key: StoredKey) -> None:
+        """Seal a repaired share over whatever this node had of ``name`` (see :meth:`lost`)."""
+        if not await self.lost(name, epoch=key.epoch):
+            raise KeyExistsError(name)
+        await self._store.put(_blob(name), _encode(key))
+        self._cache[name] = key
+
     async def sweep(self) -> list[str]:
         """Erase every key pending deletion whose date has come; their names."""
         erased = []
@@ -339,8 +361,8 @@ class KeyStore:
             except UnknownKeyError:
                 if name in self._deleted:
                     erased.append(name)
-            except MpcError:
-                continue  # an unreadable record is not this sweep's to judge
+            except (MpcError, EnclaveError):
+                continue  # a lost or unreadable record is not this sweep's to judge
         return erased
 
     async def active(self, name: str) -> StoredKey:

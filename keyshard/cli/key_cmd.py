@@ -253,7 +253,8 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--require",
         default="sign,decrypt",
         help=(
-            "operations that need approvals, of sign, decrypt, refresh (default sign,decrypt); "
+            "operations that need approvals, of sign, decrypt, refresh, repair (default "
+            "sign,decrypt); "
             "reshare, backup, restore and delete need them always"
         ),
     )
@@ -298,7 +299,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     approve.add_argument(
         "--op",
-        choices=["sign", "decrypt", "refresh", "reshare", "delete"],
+        choices=["sign", "decrypt", "refresh", "reshare", "delete", "repair"],
         default="sign",
         help="what is approved (default sign); refresh/reshare/delete name the key's epoch",
     )
@@ -307,6 +308,11 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         type=int,
         default=30,
         help="--op delete: the waiting days of the deletion approved (default 30)",
+    )
+    approve.add_argument(
+        "--node",
+        default=None,
+        help="--op repair: the node whose share is repaired",
     )
     approve.add_argument(
         "--epoch",
@@ -892,6 +898,10 @@ def _lifecycle_target(
     if args.path:
         raise UsageError("--path is for sign approvals")
     detail = b""
+    if operation is Operation.REPAIR:
+        if not args.node:
+            raise UsageError("--op repair names the node repaired: --node NODE")
+        detail = args.node.encode()
     if operation is Operation.DELETE:
         if not 7 <= args.days <= 30:
             raise UsageError("--days must be 7..30")

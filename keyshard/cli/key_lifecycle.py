@@ -12,6 +12,8 @@ share). Each goes through the SDK to every holder of the key; each node checks t
   (``keyshard key approve --op delete --days N``). ``cancel-deletion`` brings it back disabled.
 * ``refresh NAME`` / ``refresh --all``: proactive refresh among every holder — the same public
   key, new shares, the next epoch; an interrupted refresh is finished or abandoned first.
+* ``repair NAME --node N``: a holder that lost its share gets the same share back from t+1
+  helpers.
 
 Import cost: like ``key_cmd``, only the standard library and ``keyshard.cli`` at the top.
 """
@@ -77,6 +79,18 @@ not change; the epoch counts up. A refresh interrupted by a crash leaves every n
 serve the old epoch or the new one, never a mix: run the command again to finish it (or, when
 no node had switched, to abandon it and refresh anew). Needs every holder reachable.
 fields: as `key info`; with --all, one row per key (name, epoch, or error).""",
+    "repair": """\
+examples:
+  keyshard key repair treasury --node node-3
+  keyshard key repair treasury --node node-3 --helper node-1 --helper node-2
+
+For a holder that lost its share (its sealed blob deleted or corrupt, `key info` lists it as
+MISSING): t+1 other holders give it back the same share at its recorded position by the
+repairable threshold scheme (Laing-Stinson, as the Zcash Foundation's FROST), each helper
+seeing only random values from the others and the node only random-looking sums. The node
+checks the result against its public verification share before sealing it, and never replaces
+a share it can still read. Free unless the key's policy lists repair.
+fields: as `key info`.""",
     "cancel-deletion": f"""\
 examples:
   keyshard key cancel-deletion treasury && keyshard key enable treasury
@@ -128,6 +142,21 @@ def register(
     refresh.add_argument("--all", action="store_true", help="refresh every key of the cluster")
     approval_flag(refresh)
     refresh.set_defaults(handler=_refresh)
+    repair = verb(
+        "repair",
+        "give a holder that lost its share the same share back, from t+1 helpers",
+        "Repair a holder's lost share of a key from t+1 other holders (no node learns\n"
+        "another's share).",
+    )
+    repair.add_argument("--node", required=True, help="the holder that lost its share")
+    repair.add_argument(
+        "--helper",
+        action="append",
+        default=None,
+        help="a helping holder (repeatable; default: t+1 reachable holders)",
+    )
+    approval_flag(repair)
+    repair.set_defaults(handler=_repair)
 
 
 def _emit_key(args: argparse.Namespace, key: KeyDescription) -> int:
@@ -203,3 +232,16 @@ def _refresh(args: argparse.Namespace) -> int:
     if failed:
         raise RemoteError(f"{len(failed)} of {len(rows)} key(s) not refreshed")
     return EXIT_OK
+
+
+def _repair(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _read_approvals, _run  # noqa: PLC0415 -- shared runner
+
+    approvals = _read_approvals(args.approval)
+
+    async def work(client: AsyncClient) -> KeyDescription:
+        return await client.coordinator.repair_key(
+            args.name, args.node, helpers=args.helper, approvals=approvals
+        )
+
+    return _emit_key(args, _run(args, work))

@@ -33,6 +33,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Protocol, TypeVar
 
 from enclave.mpc.decryption.combine import combine
@@ -98,6 +99,9 @@ from wire.messages import (
     RefreshStaged,
     RefreshStep,
     RefreshVouch,
+    RepairInstall,
+    RepairStart,
+    RepairSum,
     Reply,
     Request,
     SignatureShares,
@@ -754,6 +758,51 @@ class Coordinator:
         if envelope is None or len(vouch.outbox) != 1:
             raise ProtocolError(f"{voucher}'s vouch is misaddressed", culprit=voucher)
         await self._call(node_id, RefreshFinish(name, epoch, documents, (envelope,)), KeyCommitted)
+
+    # -- repair ---------------------------------------------------------------------------
+
+    async def repair_key(
+        self,
+        name: str,
+        node_id: str,
+        *,
+        helpers: Sequence[str] | None = None,
+        approvals: Sequence[bytes] = (),
+    ) -> KeyDescription:
+        """Give ``node_id``, a recorded holder that lost its share, the same share back from
+        t+1 helpers (default: the least loaded reachable holders), none of which learns
+        another's share (:mod:`enclave.service.repair`). ``approvals``: operation ``repair``
+        naming the epoch and ``node_id``, when the key's policy lists repair."""
+        key = await self.describe_key(name, refresh=True)
+        committee = {*key.holders, *key.missing, *key.other_epoch}
+        if node_id not in committee:
+            raise InvalidInputError(f"{node_id} is not a holder of {name!r}")
+        others = replace(key, holders={n: i for n, i in key.holders.items() if n != node_id})
+        if helpers is not None and node_id in helpers:
+            raise InvalidInputError("the node being repaired cannot help repair itself")
+        chosen = await self._choose(others, key.threshold + 1, helpers)
+        links = await self._fresh([*chosen, node_id])
+        documents = {i: link.document for i, link in links.items()}
+        session_id = os.urandom(32)
+        start = RepairStart(name, session_id, key.epoch, node_id, documents, tuple(approvals))
+        replies = await asyncio.gather(*(self._call(i, start, DkgOutbox) for i in chosen))
+        deals = {i: r.outbox for i, r in zip(chosen, replies, strict=True)}
+        inboxes = self._route(deals, chosen, "repair delta")
+        sums = await asyncio.gather(
+            *(
+                self._call(i, RepairSum(name, session_id, tuple(inboxes[i])), DkgOutbox)
+                for i in chosen
+            )
+        )
+        envelopes = []
+        for helper, reply in zip(chosen, sums, strict=True):
+            if set(reply.outbox) != {node_id}:
+                raise ProtocolError(f"{helper}'s repair sum is misaddressed", culprit=helper)
+            envelopes.append(reply.outbox[node_id])
+        install = RepairInstall(name, session_id, documents, tuple(envelopes))
+        await self._call(node_id, install, KeyCommitted)
+        self.forget_key(name)
+        return await self.describe_key(name, refresh=True)
 
     def forget_key(self, name: str) -> None:
         """Drop the cached description, nonces and presignatures of ``name``."""

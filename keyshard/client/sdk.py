@@ -187,6 +187,12 @@ class AsyncClient:
         new one (an interrupted refresh is finished or abandoned first)."""
         return await self.coordinator.refresh_key(name, approvals=approvals)
 
+    async def repair_key(
+        self, name: str, node_id: str, *, approvals: Sequence[bytes] = ()
+    ) -> KeyDescription:
+        """Give ``node_id`` (a holder that lost its share) the same share back from t+1 helpers."""
+        return await self.coordinator.repair_key(name, node_id, approvals=approvals)
+
     # -- signing --------------------------------------------------------------------------
 
     async def sign(
@@ -356,6 +362,11 @@ class Client:
 
     def refresh_key(self, name: str, *, approvals: Sequence[bytes] = ()) -> KeyDescription:
         return self._run(self._inner.refresh_key(name, approvals=approvals))
+
+    def repair_key(
+        self, name: str, node_id: str, *, approvals: Sequence[bytes] = ()
+    ) -> KeyDescription:
+        return self._run(self._inner.repair_key(name, node_id, approvals=approvals))
 
     def sign(
         self, name: str, message: bytes, *, approvals: Sequence[bytes] = (), path: str = ""

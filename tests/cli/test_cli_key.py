@@ -45,6 +45,7 @@ VERBS = (
     "schedule-deletion",
     "cancel-deletion",
     "refresh",
+    "repair",
 )
 ENVIRONMENT = (
     key_cmd.PROFILE_ENV,

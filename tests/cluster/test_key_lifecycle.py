@@ -5,6 +5,7 @@ checked by an independent verifier (cryptography's Ed25519)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import shutil
@@ -18,6 +19,7 @@ from cluster_processes import cluster_processes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from keyshard.cli.main import main
+from keyshard.client.sdk import AsyncClient
 from keyshard.dev.cluster import Cluster
 
 pytestmark = pytest.mark.slow
@@ -178,3 +180,21 @@ def test_create_sign_refresh_sign_again_on_real_processes(
         shown = capsys.readouterr().out
         assert "epoch" in shown
         assert "enabled" in shown
+
+        # node-3 loses its share (the sealed blob deleted on its parent's disk) and is repaired
+        (cluster.node_layout(3).blob_dir / "key-acct").unlink()
+        cluster.restart_node(3)
+        cluster.wait_ready(nodes=[3], timeout=60)
+        assert main(["key", "info", "acct", *d, "--format", "json"]) == 0
+        assert _json(capsys)["missing"] == ["node-3"]
+        assert main(["key", "repair", "acct", *d, "--node", "node-3", "--format", "json"]) == 0
+        repaired = _json(capsys)
+        assert (repaired["missing"], repaired["public_key"]) == ([], created["public_key"])
+
+        async def with_node_3() -> bytes:
+            async with AsyncClient.from_profile(directory / "profile.json") as client:
+                return await client.coordinator.sign(
+                    "acct", b"wire 5 to 42", signers=["node-1", "node-3"]
+                )
+
+        verifier.verify(asyncio.run(with_node_3()), b"wire 5 to 42")

@@ -59,6 +59,9 @@ from wire.messages import (
     RefreshStaged,
     RefreshStep,
     RefreshVouch,
+    RepairInstall,
+    RepairStart,
+    RepairSum,
     Reply,
     Request,
     SignatureShares,
@@ -94,6 +97,9 @@ REQUEST_SAMPLES: list[Request] = [
     RefreshAbandon("payroll", 2, True),
     NonceCommit("payroll", 16),
     Bip340NonceCommit("btc", 64),
+    RepairStart("payroll", SESSION, 1, "node-3", THREE, (b"approval",)),
+    RepairSum("payroll", SESSION, (b"d1",)),
+    RepairInstall("payroll", SESSION, THREE, (b"s1", b"s2")),
     Bip340Sign(
         "btc", (1, 3), (b"sighash",), ((b"n" * 66, b"m" * 66),), ((),), (b"\x01" + bytes(32),)
     ),
@@ -352,6 +358,9 @@ def test_every_replies_entry_is_consistent() -> None:
         (lambda: KeyInfoReply("ed25519", 1, b"pkg", b"", (), 0, "enabled", 0, 1), "staged"),  # type: ignore[arg-type]
         (lambda: KeyRefresh("k", SESSION, -1, THREE), "epoch"),
         (lambda: Bip340NonceCommit("k", 0), "count"),
+        (lambda: RepairStart("k", SESSION, 0, "node-9", THREE), "participants"),
+        (lambda: RepairStart("k", SESSION, 0, "bad id", THREE), "target"),
+        (lambda: RepairInstall("k", SESSION, THREE, ()), "inbox"),
         (lambda: Bip340Sign("k", (2, 1), (b"m",), ((b"n" * 66,) * 2,), ((),)), "signers"),
         (lambda: Bip340Sign("k", (1, 1), (b"m",), ((b"n" * 66,) * 2,), ((),)), "signers"),
         (lambda: Bip340Sign("k", (1, 2), (b"m",), ((b"n" * 66,),), ((),)), "pubnonces"),
@@ -489,6 +498,19 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
             )
         )
     ),
+    RepairStart: participants.flatmap(
+        lambda chosen: st.builds(
+            RepairStart,
+            names,
+            sessions,
+            st.integers(0, 2**32 - 1),
+            st.sampled_from(sorted(chosen)),
+            st.just(chosen),
+            approvals,
+        )
+    ),
+    RepairSum: st.builds(RepairSum, names, sessions, blobs()),
+    RepairInstall: st.builds(RepairInstall, names, sessions, participants, blobs(1)),
     KeyRefresh: st.builds(
         KeyRefresh, names, sessions, st.integers(0, 2**32 - 1), participants, approvals
     ),
