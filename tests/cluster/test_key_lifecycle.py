@@ -198,3 +198,29 @@ def test_create_sign_refresh_sign_again_on_real_processes(
                 )
 
         verifier.verify(asyncio.run(with_node_3()), b"wire 5 to 42")
+
+
+def test_add_node_keeps_every_key_and_new_keys_use_the_new_node(
+    directory: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = ["--dir", str(directory)]
+    message = tmp_path / "message"
+    message.write_bytes(b"wire 5 to 42")
+    with Cluster(directory, 3) as cluster:
+        cluster.up(timeout=120)
+        assert main(["key", "create", "old", *d, "--threshold", "1", "--format", "json"]) == 0
+        old = Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(_json(capsys)["public_key"])))
+    assert main(["dev", "add-node", *d, "--timeout", "120"]) == 0
+    assert "node-4" in capsys.readouterr().out
+    try:
+        assert main(["key", "info", "old", *d, "--format", "json"]) == 0
+        info = _json(capsys)
+        assert (info["committee"], info["missing"]) == (["node-1", "node-2", "node-3"], [])
+        old.verify(_sign(d, "old", message, capsys), b"wire 5 to 42")
+        assert main(["key", "create", "new", *d, "--threshold", "1", "--format", "json"]) == 0
+        new = _json(capsys)
+        assert new["committee"] == ["node-1", "node-2", "node-3", "node-4"]
+        verifier = Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(new["public_key"])))
+        verifier.verify(_sign(d, "new", message, capsys), b"wire 5 to 42")
+    finally:
+        Cluster.attach(directory).down()
