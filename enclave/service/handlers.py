@@ -19,6 +19,13 @@ presigning among 2t+1 holders over envelopes, in batches; each finished presigna
 this key's in-memory :class:`~enclave.mpc.ecdsa.PresignaturePool` — never sealed, used at most
 once (``ecdsa_sign`` takes it out of the pool before signing), all lost on restart, which is
 safe: the client presigns again. One key, one scheme: the suite registry says what a key serves.
+
+A key's life (issue 10): ``key_set_state`` (disable, enable, scheduled deletion — a due key is
+erased on the next request naming it or by :meth:`NodeService.sweep_forever`); proactive refresh
+in two phases (:mod:`enclave.service.refresh`); repair of a holder's lost share
+(:mod:`enclave.service.repair`); BIP-340 signing by BIP-445 (:mod:`enclave.service.
+bip340_signing`). Only an enabled key signs or decrypts; a refresh or repair destroys every nonce
+and presignature made with the share it replaces.
 """
 
 from __future__ import annotations

@@ -621,6 +621,13 @@ class Coordinator:
         if action not in KEY_ACTIONS:
             raise InvalidInputError(f"unknown key action {action!r}")
         key = await self.describe_key(name, refresh=True)
+        if key.other_epoch:
+            raise UnavailableError(
+                f"{', '.join(key.other_epoch)} of {name!r} are at another epoch: run "
+                f"`keyshard key refresh {name}` to finish its refresh first",
+                have=len(key.holders),
+                need=len(key.holders) + len(key.other_epoch),
+            )
         try:
             request = KeySetState(name, action, key.epoch, days, tuple(approvals))
         except MalformedMessageError as error:

@@ -209,6 +209,9 @@ def test_a_node_killed_before_its_commit_is_finished_on_a_vouch(
         await signs(c, key)
         with pytest.raises(Exception, match="not holders"):
             await c.sign("k", b"m", signers=["node-1", "node-3"])
+        # a state change waits for the refresh to finish (node-3 would miss it)
+        with pytest.raises(UnavailableError, match="finish its refresh"):
+            await c.set_key_state("k", "disable")
         # refresh_key finishes it (node-2 vouches); it counts as the refresh asked for
         assert (await c.refresh_key("k")).epoch == 1
         assert await sealed_epochs(cluster, "k") == dict.fromkeys(NODES, (1, False))
