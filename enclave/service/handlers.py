@@ -31,12 +31,13 @@ and presignature made with the share it replaces.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -142,6 +143,16 @@ __all__ = ["ANONYMOUS", "NodeService", "OsRandom", "error_reply"]
 
 #: The client id of requests that reach the service without a TLS identity (in-process tests).
 ANONYMOUS = b""
+#: Requests that change a key's sealed record: one at a time per key on a node.
+_SERIALISED = (
+    KeySetState,
+    KeyRefresh,
+    RefreshStep,
+    RefreshCommit,
+    RefreshFinish,
+    RefreshAbandon,
+    RepairInstall,
+)
 #: At most this many repairs wait between their two steps on a node (the oldest dropped first).
 MAX_REPAIRS = 32
 #: How often a node looks for keys whose scheduled deletion is due.
@@ -206,6 +217,7 @@ class NodeService:
         self._refreshes = KeyRefreshes()
         self._bip340_nonces = Bip340Nonces()
         self._repairs: OrderedDict[tuple[str, bytes], KeyRepairing] = OrderedDict()
+        self._key_locks: dict[str, asyncio.Lock] = {}
 
     async def sweep_deletions(self) -> list[str]:
         """Erase every key whose scheduled deletion is due (each request that names such a key
@@ -282,7 +294,23 @@ class NodeService:
         handler = handlers.get(type(request))
         if handler is None:
             raise UnexpectedMessageError(f"{request.OP} is not served here")
+        if isinstance(request, _SERIALISED):
+            async with self._key_lock(request.key_name):
+                return await handler(request)
         return await handler(request)
+
+    @contextlib.asynccontextmanager
+    async def _key_lock(self, name: str) -> AsyncIterator[None]:
+        """One change of ``name``'s record at a time on this node (a refresh's commit and an
+        abandon racing would otherwise each read the record the other is replacing). The lock
+        is forgotten once nobody holds or waits for it."""
+        lock = self._key_locks.setdefault(name, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._key_locks.get(name) is lock:
+                del self._key_locks[name]
 
     # -- keys ---------------------------------------------------------------------------
 

@@ -363,3 +363,45 @@ def test_a_refresh_with_a_holder_down_is_refused_and_changes_nothing(
         await signs(c, key)
 
     drive(cluster, work)
+
+
+def test_an_abandon_racing_a_commit_on_one_node_sees_the_commit(
+    cluster: InProcessCluster,
+) -> None:
+    """A second client resolving the key while a commit's reseal is in flight on node-1: node-1
+    answers the abandon only after the commit (one record change at a time per key), so the
+    resolver learns node-1 moved on and never discards the others' staged shares."""
+    host = cluster.hosts["node-1"]
+    original = host.put_blob
+    puts: list[str] = []
+    parked = asyncio.Event()
+    release = asyncio.Event()
+
+    async def put_blob(name: str, data: bytes) -> None:
+        if name == "key-k":
+            puts.append(name)
+        if name == "key-k" and len(puts) == 4:  # the refresh's commit: parked
+            parked.set()
+            await release.wait()
+        await original(name, data)
+
+    host.put_blob = put_blob  # type: ignore[method-assign]
+
+    async def work(c: Coordinator) -> None:
+        await c.create_key("k", threshold=1)
+        assert len(puts) == 2  # sealed pending, then committed
+        lost(cluster, "node-2", RefreshCommit)
+        lost(cluster, "node-3", RefreshCommit)
+        refresh = asyncio.create_task(c.refresh_key("k"))
+        await asyncio.wait_for(parked.wait(), 60)
+        abandon = asyncio.create_task(cluster.services["node-1"].answer(RefreshAbandon("k", 0)))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert not abandon.done()  # it waits for the commit's reseal
+        release.set()
+        reply = await abandon
+        assert reply.epoch == 1  # type: ignore[attr-defined]
+        with pytest.raises(ChannelError):
+            await refresh
+
+    drive(cluster, work)
