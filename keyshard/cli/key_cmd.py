@@ -97,7 +97,8 @@ _KEY_FIELDS = (
     "        xpub (ecdsa-secp256k1 keys), xonly_public_key and taproot_output_key (bip340\n"
     "        keys), holders, committee, policy, epoch, state\n"
     "        (enabled, disabled, pending_deletion; mixed while a change reached some holders),\n"
-    "        delete_at (UTC seconds, pending deletion), missing."
+    "        delete_at (UTC seconds, pending deletion), missing, other_epoch (holders an\n"
+    "        interrupted refresh left at another epoch)."
 )
 
 _EPILOGS = {
@@ -635,7 +636,8 @@ def _key_record(key: KeyDescription) -> dict[str, object]:
         },
         "epoch": key.epoch,
         "missing": list(key.missing),
-        "committee": sorted({*key.holders, *key.missing}),
+        "committee": sorted({*key.holders, *key.missing, *key.other_epoch}),
+        "other_epoch": list(key.other_epoch),
         "state": key.state,
         "delete_at": key.delete_at,
     }
@@ -666,6 +668,9 @@ def _key_text(record: Mapping[str, Any]) -> str:
     if record["missing"]:
         lost = ", ".join(record["missing"])
         rows.append(("MISSING", f"{lost}: recorded holder(s) that lost their share"))
+    if record.get("other_epoch"):
+        behind = ", ".join(record["other_epoch"])
+        rows.append(("OTHER EPOCH", f"{behind}: an interrupted refresh (`key refresh` ends it)"))
     if policy is None:
         rows.append(("policy", "none"))
     else:

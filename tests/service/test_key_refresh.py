@@ -405,3 +405,26 @@ def test_an_abandon_racing_a_commit_on_one_node_sees_the_commit(
             await refresh
 
     drive(cluster, work)
+
+
+def test_key_info_names_the_holders_an_interrupted_refresh_left_behind(
+    cluster: InProcessCluster,
+) -> None:
+    from keyshard.cli.key_cmd import _key_record, _key_text  # noqa: PLC0415 -- rendering only
+
+    async def work(c: Coordinator) -> KeyDescription:
+        await c.create_key("k", threshold=1)
+        crash(cluster, "node-3", RefreshCommit, after=False)
+        with pytest.raises(ChannelError):
+            await c.refresh_key("k")
+        heal(cluster)
+        return await c.describe_key("k", refresh=True)
+
+    key = drive(cluster, work)
+    assert isinstance(key, KeyDescription)
+    record = _key_record(key)
+    assert record["other_epoch"] == ["node-3"]
+    assert record["committee"] == list(NODES)
+    assert record["epoch"] == 1
+    text = _key_text(record)
+    assert "OTHER EPOCH   node-3: an interrupted refresh" in text
