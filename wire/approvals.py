@@ -9,7 +9,7 @@ SHA-256 digest of what is approved, ``not_after`` in UTC seconds). What is appro
 * sign: ``SHA-256(message)`` (:func:`message_digest`) — the exact bytes the signing package signs;
 * decrypt: ``SHA-256(lp("keyshard/decrypt/v1") || lp(ciphertext) || lp(context))``
   (:func:`decryption_digest`), ``context`` being the associated data the client will use;
-* a lifecycle operation (refresh, reshare, backup, restore, delete):
+* a lifecycle operation (refresh, reshare, backup, restore, delete, repair):
   ``SHA-256(lp("keyshard/lifecycle/v1") || lp(operation) || lp(epoch) || lp(detail))``
   (:func:`lifecycle_digest`): the key's current epoch, so an approval is spent by the change it
   approves, and the operation's parameters (delete: the waiting days).
@@ -25,8 +25,8 @@ SHA-256 digest of what is approved, ``not_after`` in UTC seconds). What is appro
 Which operations need the quorum: those the policy lists, and always reshare, backup, restore and
 delete (:data:`GUARDED_OPERATIONS`) — they move or destroy the key, so a key with a policy never
 does them on a client's word alone, whatever the policy lists (policies sealed before these
-operations existed included). Refresh is free unless listed: it changes no one's power over the
-key.
+operations existed included). Refresh and repair are free unless listed: neither changes anyone's
+power over the key (a repair gives a recorded holder back the share it had).
 
 Approver keys must be canonical encodings of points of prime order (libsodium's
 ``crypto_core_ed25519_is_valid_point``): with a small-order key listed (one of the eight points of
@@ -115,6 +115,7 @@ class Operation(enum.Enum):
     RESTORE = "restore"
     DELETE = "delete"
     UPDATE_POLICY = "update-policy"
+    REPAIR = "repair"
 
 
 #: Operations every policy requires its quorum for, listed or not.

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from wire import cbor
 from wire.approvals import MAX_APPROVERS, ApprovalPolicy
-from wire.checks import check_bytes, check_key_name, check_node_id, check_suite_name
+from wire.checks import MAX_BLOB, check_bytes, check_key_name, check_node_id, check_suite_name
 from wire.errors import ErrorCode, MalformedMessageError
 from wire.hashing import lp_join
 
@@ -45,12 +45,15 @@ __all__ = [
     "MAX_PARTICIPANTS",
     "MAX_PATH",
     "MAX_PRESIGN_BATCH",
+    "MAX_TWEAKS",
     "MIN_DELETION_DAYS",
     "PRF_MODES",
     "PROTOCOL_VERSION",
     "REPLIES",
     "SERVICE_PORT",
     "BackupShare",
+    "Bip340NonceCommit",
+    "Bip340Sign",
     "DecryptPartial",
     "DkgOutbox",
     "DkgStep",
@@ -67,6 +70,7 @@ __all__ = [
     "KeyInfoReply",
     "KeyList",
     "KeyListReply",
+    "KeyRefresh",
     "KeyRestore",
     "KeyRestored",
     "KeySetState",
@@ -84,6 +88,15 @@ __all__ = [
     "Presigned",
     "PrfEvaluate",
     "PrfPartials",
+    "RefreshAbandon",
+    "RefreshCommit",
+    "RefreshFinish",
+    "RefreshStaged",
+    "RefreshStep",
+    "RefreshVouch",
+    "RepairInstall",
+    "RepairStart",
+    "RepairSum",
     "Reply",
     "Request",
     "RestoreCommit",
@@ -361,9 +374,12 @@ class KeyInfoReply(Reply):
     epoch: int
     state: str = "enabled"  # enabled, disabled or pending_deletion (KEY_STATES)
     delete_at: int = 0  # pending deletion: the node's UTC seconds it erases its share at
+    staged: bool = False  # a refresh to epoch+1 is staged here, not yet committed
 
     def check(self) -> None:
         _state(self.state, self.delete_at)
+        if type(self.staged) is not bool:
+            raise MalformedMessageError("staged", "must be a boolean")
         check_suite_name(self.suite)
         _policy(self.policy)
         if type(self.identifier) is not int or not 1 <= self.identifier <= MAX_PARTICIPANTS:
@@ -447,6 +463,134 @@ class KeyStateReply(Reply):
         _epoch(self.epoch)
 
 
+# -- proactive refresh ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRefresh(Request):
+    """Start a proactive refresh of ``key_name`` leaving ``epoch``: ``participants`` maps EVERY
+    holder of the key to its attestation document. ``approvals`` (operation ``refresh``, over
+    :func:`wire.approvals.lifecycle_digest` at ``epoch``) are needed only when the key's policy
+    lists refresh. Answered by the deal envelopes (:class:`DkgOutbox`)."""
+
+    OP: ClassVar[str] = "key_refresh"
+    key_name: str
+    session_id: bytes
+    epoch: int
+    participants: Mapping[str, bytes]
+    approvals: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _epoch(self.epoch)
+        _participants(self, self.participants)
+        _approvals(self.approvals)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshStep(Request):
+    """The deal envelopes addressed to this node: it stages (seals) its next-epoch share."""
+
+    OP: ClassVar[str] = "refresh_step"
+    key_name: str
+    session_id: bytes
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _blobs("inbox", self.inbox, high=MAX_PARTICIPANTS)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshStaged(Reply):
+    """The next share is sealed, not in use: the next epoch's public key package (the same
+    group key, new verifying shares) and this node's confirmation to every peer."""
+
+    OP: ClassVar[str] = "refresh_staged"
+    public_key_package: bytes
+    outbox: Mapping[str, bytes]
+
+    def check(self) -> None:
+        check_bytes("public_key_package", self.public_key_package, 1)
+        _outbox(self, self.outbox)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshCommit(Request):
+    """Every peer's confirmation addressed to this node: it moves to the next epoch
+    (answered by :class:`KeyCommitted`)."""
+
+    OP: ClassVar[str] = "refresh_commit"
+    key_name: str
+    session_id: bytes
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _blobs("inbox", self.inbox, high=MAX_PARTICIPANTS)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshVouch(Request):
+    """Ask a node at ``epoch`` to vouch, in an envelope to the other participant (a holder whose
+    refresh to ``epoch`` is staged), that it committed ``epoch`` with its public key package.
+    ``participants``: this node's and the recipient's documents. Answered by :class:`DkgOutbox`."""
+
+    OP: ClassVar[str] = "refresh_vouch"
+    key_name: str
+    epoch: int
+    participants: Mapping[str, bytes]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _epoch(self.epoch)
+        _participants(self, self.participants)
+        if len(self.participants) != 2:
+            raise MalformedMessageError("participants", "must name the voucher and recipient")
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshFinish(Request):
+    """Commit this node's staged refresh to ``epoch`` on a peer's vouch (``inbox``: the one
+    envelope); ``participants``: this node's and the voucher's documents."""
+
+    OP: ClassVar[str] = "refresh_finish"
+    key_name: str
+    epoch: int
+    participants: Mapping[str, bytes]
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _epoch(self.epoch)
+        _participants(self, self.participants)
+        if len(self.participants) != 2:
+            raise MalformedMessageError("participants", "must name the voucher and recipient")
+        _blobs("inbox", self.inbox, low=1, high=1)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshAbandon(Request):
+    """Drop this node's running refresh of the key (it can then commit it on no confirmation);
+    with ``discard``, also drop a staged share of a refresh leaving ``epoch`` — safe only once
+    every holder dropped its run and none moved past ``epoch``. Answered by
+    :class:`KeyInfoReply` (the key as it then is)."""
+
+    OP: ClassVar[str] = "refresh_abandon"
+    key_name: str
+    epoch: int
+    discard: bool = False
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _epoch(self.epoch)
+        if type(self.discard) is not bool:
+            raise MalformedMessageError("discard", "must be a boolean")
+
+
 # -- FROST (RFC 9591 with preprocessed nonces) ----------------------------------------------
 
 
@@ -498,6 +642,126 @@ class SignatureShares(Reply):
 
     def check(self) -> None:
         _blobs("shares", self.shares, low=1, high=MAX_BATCH)
+
+
+# -- repair ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RepairStart(Request):
+    """Start repairing ``target``'s lost share of ``key_name`` at ``epoch``, sent to each helper:
+    ``participants`` maps every helper (at least t+1 holders, the target not among them) and the
+    target to their attestation documents. ``approvals`` (operation ``repair``, over
+    :func:`wire.approvals.lifecycle_digest` at ``epoch`` with the target's node id) only when
+    the key's policy lists repair. Answered by the delta envelopes (:class:`DkgOutbox`)."""
+
+    OP: ClassVar[str] = "repair_start"
+    key_name: str
+    session_id: bytes
+    epoch: int
+    target: str
+    participants: Mapping[str, bytes]
+    approvals: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _epoch(self.epoch)
+        check_node_id(self.target, "target")
+        _participants(self, self.participants)
+        if self.target not in self.participants:
+            raise MalformedMessageError("participants", "must name the target")
+        _approvals(self.approvals)
+
+
+@dataclass(frozen=True, slots=True)
+class RepairSum(Request):
+    """The other helpers' deltas for this helper; answered by its sum, in an envelope to the
+    target (:class:`DkgOutbox`)."""
+
+    OP: ClassVar[str] = "repair_sum"
+    key_name: str
+    session_id: bytes
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _blobs("inbox", self.inbox, high=MAX_PARTICIPANTS)
+
+
+@dataclass(frozen=True, slots=True)
+class RepairInstall(Request):
+    """To the target: every helper's sum (``inbox``) and every participant's document; the
+    target checks, seals its repaired share and answers :class:`KeyCommitted`."""
+
+    OP: ClassVar[str] = "repair_install"
+    key_name: str
+    session_id: bytes
+    participants: Mapping[str, bytes]
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _participants(self, self.participants)
+        _blobs("inbox", self.inbox, low=1, high=MAX_PARTICIPANTS)
+
+
+# -- BIP-340 (BIP-445) ------------------------------------------------------------------------
+
+#: Tweaks one BIP-340 signature may apply (BIP-32 steps and a Taproot tweak).
+MAX_TWEAKS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Bip340NonceCommit(Request):
+    """Make ``count`` BIP-445 nonce pairs for a ``bip340`` key ahead of the message; the reply
+    (:class:`NonceCommitments`) carries their 66-byte public nonces."""
+
+    OP: ClassVar[str] = "bip340_nonce_commit"
+    key_name: str
+    count: int
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _count("count", self.count, MAX_NONCES)
+
+
+@dataclass(frozen=True, slots=True)
+class Bip340Sign(Request):
+    """BIP-445 Sign of up to :data:`MAX_BATCH` messages by ``signers`` (party identifiers,
+    ascending): ``pubnonces[i]`` holds each signer's public nonce for ``messages[i]``, in the
+    order of ``signers``. ``tweaks``: mode byte (0 plain, 1 x-only) and 32 bytes each, applied in
+    order; approvals name the tweaked x-only key. Answered by :class:`SignatureShares`."""
+
+    OP: ClassVar[str] = "bip340_sign"
+    key_name: str
+    signers: tuple[int, ...]
+    messages: tuple[bytes, ...]
+    pubnonces: tuple[tuple[bytes, ...], ...]
+    approvals: tuple[tuple[bytes, ...], ...]
+    tweaks: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        signers = self.signers
+        if (
+            not isinstance(signers, tuple)
+            or not 1 <= len(signers) <= MAX_PARTICIPANTS
+            or not all(type(i) is int and 1 <= i <= MAX_PARTICIPANTS for i in signers)
+            or list(signers) != sorted(set(signers))
+        ):
+            raise MalformedMessageError("signers", "must be ascending distinct identifiers 1..16")
+        items = len(_blobs("messages", self.messages, low=1, high=MAX_BATCH, size=(0, MAX_BLOB)))
+        if not isinstance(self.pubnonces, tuple) or len(self.pubnonces) != items:
+            raise MalformedMessageError("pubnonces", "must hold one list per message")
+        for nonces in self.pubnonces:
+            got = _blobs("pubnonces", nonces, high=MAX_PARTICIPANTS, size=(66, 66))
+            if len(got) != len(signers):
+                raise MalformedMessageError("pubnonces", "must hold one nonce per signer")
+        _blobs("tweaks", self.tweaks, high=MAX_TWEAKS, size=(33, 33))
+        _batch_approvals(self.approvals, items)
 
 
 # -- threshold decryption -------------------------------------------------------------------
@@ -982,6 +1246,12 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         KeyInfo: (KeyInfoReply,),
         KeyList: (KeyListReply,),
         KeySetState: (KeyStateReply,),
+        KeyRefresh: (DkgOutbox,),
+        RefreshStep: (RefreshStaged,),
+        RefreshCommit: (KeyCommitted,),
+        RefreshVouch: (DkgOutbox,),
+        RefreshFinish: (KeyCommitted,),
+        RefreshAbandon: (KeyInfoReply,),
         NonceCommit: (NonceCommitments,),
         FrostSign: (SignatureShares,),
         DecryptPartial: (Partial,),
@@ -998,6 +1268,11 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         WitnessQuery: (WitnessEnvelope,),
         WitnessCheck: (WitnessVerdict,),
         PrfEvaluate: (PrfPartials,),
+        Bip340NonceCommit: (NonceCommitments,),
+        Bip340Sign: (SignatureShares,),
+        RepairStart: (DkgOutbox,),
+        RepairSum: (DkgOutbox,),
+        RepairInstall: (KeyCommitted,),
     }
 )
 _REQUESTS: dict[str, type[Message]] = {cls.OP: cls for cls in REPLIES}

@@ -19,6 +19,7 @@ from enclave.mpc.frost.ciphersuite import FROST_ED25519_SHA512, FROST_SECP256K1_
 from enclave.mpc.groups import ED25519, SECP256K1, Group
 
 __all__ = [
+    "BIP340_SECP256K1",
     "ECDSA_SECP256K1",
     "ED25519_FROST",
     "KEY_SUITES",
@@ -33,6 +34,7 @@ __all__ = [
 class Scheme(enum.Enum):
     FROST = "frost"
     ECDSA = "ecdsa"
+    BIP340 = "bip340"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +86,12 @@ ECDSA_SECP256K1 = KeySuite(
     "ecdsa-secp256k1", SECP256K1, Scheme.ECDSA, None, "threshold ECDSA secp256k1 (DJNPO20)"
 )
 
+BIP340_SECP256K1 = KeySuite(
+    "bip340", SECP256K1, Scheme.BIP340, None, "BIP-340 Schnorr by FROST (BIP-445), Taproot tweaks"
+)
+
 KEY_SUITES: Mapping[str, KeySuite] = MappingProxyType(
-    {s.name: s for s in (ED25519_FROST, SECP256K1_FROST, ECDSA_SECP256K1)}
+    {s.name: s for s in (ED25519_FROST, SECP256K1_FROST, ECDSA_SECP256K1, BIP340_SECP256K1)}
 )
 
 

@@ -19,15 +19,25 @@ presigning among 2t+1 holders over envelopes, in batches; each finished presigna
 this key's in-memory :class:`~enclave.mpc.ecdsa.PresignaturePool` — never sealed, used at most
 once (``ecdsa_sign`` takes it out of the pool before signing), all lost on restart, which is
 safe: the client presigns again. One key, one scheme: the suite registry says what a key serves.
+
+A key's life (issue 10): ``key_set_state`` (disable, enable, scheduled deletion — a due key is
+erased on the next request naming it or by :meth:`NodeService.sweep_forever`); proactive refresh
+in two phases (:mod:`enclave.service.refresh`); repair of a holder's lost share
+(:mod:`enclave.service.repair`); BIP-340 signing by BIP-445 (:mod:`enclave.service.
+bip340_signing`). Only an enabled key signs or decrypts; a refresh or repair destroys every nonce
+and presignature made with the share it replaces.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hmac
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -54,8 +64,10 @@ from enclave.mpc.prf import PrfMode, encryption_seed
 from enclave.mpc.prf import evaluate as prf_evaluate
 from enclave.mpc.pve import PveStatement
 from enclave.mpc.pve import encrypt as pve_encrypt
+from enclave.mpc.repair import repair_step_3
 from enclave.mpc.suites import KeySuite, Scheme, key_suite
 from enclave.service.binding import PeerVerifier
+from enclave.service.bip340_signing import Bip340Nonces, decode_tweaks, output_key, sign_item
 from enclave.service.dkg import KeyCreation
 from enclave.service.envelope import EnvelopeHeader, Envelopes
 from enclave.service.errors import (
@@ -75,11 +87,26 @@ from enclave.service.errors import (
     WrongSchemeError,
 )
 from enclave.service.identity import ServiceIdentity
-from enclave.service.keystore import KeyState, KeyStore, PolicyChange, SealedBlobs, StoredKey
+from enclave.service.keystore import (
+    KeyState,
+    KeyStore,
+    PolicyChange,
+    SealedBlobs,
+    StagedShare,
+    StoredKey,
+)
 from enclave.service.nonces import NONCE_CHUNK, FrostNonces
 from enclave.service.policy import SpentApprovals, check_approvals
 from enclave.service.presigning import Presigning
-from enclave.service.sessions import KeyCreations, PresignaturePools, PresigningRuns
+from enclave.service.refresh import VOUCH_ROUND, KeyRefreshing, vouch_digest, vouch_session_id
+from enclave.service.repair import (
+    KeyRepairing,
+    RepairRecord,
+    open_sums,
+    repair_session_id,
+    sigma_values,
+)
+from enclave.service.sessions import KeyCreations, KeyRefreshes, PresignaturePools, PresigningRuns
 from enclave.service.witness import (
     WITNESS_BLOB,
     StateStatement,
@@ -105,6 +132,8 @@ from wire.binding import ChannelBinding
 from wire.errors import ErrorCode, MalformedMessageError, WireError
 from wire.messages import (
     BackupShare,
+    Bip340NonceCommit,
+    Bip340Sign,
     DecryptPartial,
     DkgOutbox,
     DkgStep,
@@ -121,6 +150,7 @@ from wire.messages import (
     KeyInfoReply,
     KeyList,
     KeyListReply,
+    KeyRefresh,
     KeyRestore,
     KeyRestored,
     KeySetState,
@@ -137,6 +167,15 @@ from wire.messages import (
     PresignStep,
     PrfEvaluate,
     PrfPartials,
+    RefreshAbandon,
+    RefreshCommit,
+    RefreshFinish,
+    RefreshStaged,
+    RefreshStep,
+    RefreshVouch,
+    RepairInstall,
+    RepairStart,
+    RepairSum,
     Reply,
     Request,
     RestoreCommit,
@@ -160,6 +199,18 @@ ANONYMOUS = b""
 _WITNESS_REQUESTS = (StateQuery, WitnessRecord, WitnessQuery, WitnessCheck)
 #: The header of every witness report envelope (it is bound to one boot by the box keys).
 _REPORT = EnvelopeHeader(":witness", b"witness-report/v1", 0, "", "")
+#: Requests that change a key's sealed record: one at a time per key on a node.
+_SERIALISED = (
+    KeySetState,
+    KeyRefresh,
+    RefreshStep,
+    RefreshCommit,
+    RefreshFinish,
+    RefreshAbandon,
+    RepairInstall,
+)
+#: At most this many repairs wait between their two steps on a node (the oldest dropped first).
+MAX_REPAIRS = 32
 #: How often a node looks for keys whose scheduled deletion is due.
 SWEEP_SECONDS = 600.0
 
@@ -232,6 +283,10 @@ class NodeService:
         self._presigning = PresigningRuns()
         self._pools = PresignaturePools()
         self._spent_approvals = SpentApprovals()  # decrypt approvals are single use
+        self._refreshes = KeyRefreshes()
+        self._bip340_nonces = Bip340Nonces()
+        self._repairs: OrderedDict[tuple[str, bytes], KeyRepairing] = OrderedDict()
+        self._key_locks: dict[str, asyncio.Lock] = {}
 
     async def sweep_deletions(self) -> list[str]:
         """Erase every key whose scheduled deletion is due (each request that names such a key
@@ -287,6 +342,15 @@ class NodeService:
             KeyInfo: self._key_info,
             KeyList: self._key_list,
             KeySetState: self._key_set_state,
+            KeyRefresh: self._key_refresh,
+            RefreshStep: self._refresh_step,
+            RefreshCommit: self._refresh_commit,
+            RefreshVouch: self._refresh_vouch,
+            RefreshFinish: self._refresh_finish,
+            RefreshAbandon: self._refresh_abandon,
+            RepairStart: self._repair_start,
+            RepairSum: self._repair_sum,
+            RepairInstall: self._repair_install,
             NonceCommit: self._nonce_commit,
             FrostSign: self._frost_sign,
             DecryptPartial: self._decrypt_partial,
@@ -303,6 +367,8 @@ class NodeService:
             WitnessQuery: self._witness_query,
             WitnessCheck: self._witness_check,
             PrfEvaluate: self._prf_evaluate,
+            Bip340NonceCommit: self._bip340_nonce_commit,
+            Bip340Sign: self._bip340_sign,
         }
         handler = handlers.get(type(request))
         if handler is None:
@@ -313,12 +379,31 @@ class NodeService:
             request, StateQuery
         ):
             raise RolledBackError(self.witness_gate.reason)  # its records are suspect too
+        if isinstance(request, _SERIALISED):
+            async with self._key_lock(request.key_name):
+                return await handler(request)
         return await handler(request)
+
+    @contextlib.asynccontextmanager
+    async def _key_lock(self, name: str) -> AsyncIterator[None]:
+        """One change of ``name``'s record at a time on this node (a refresh's commit and an
+        abandon racing would otherwise each read the record the other is replacing). The lock
+        is forgotten once nobody holds or waits for it."""
+        lock = self._key_locks.setdefault(name, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._key_locks.get(name) is lock:
+                del self._key_locks[name]
 
     # -- keys ---------------------------------------------------------------------------
 
     async def _key_info(self, request: KeyInfo) -> Reply:
-        key = await self._keys.active(request.key_name)
+        return self._describe(await self._keys.active(request.key_name))
+
+    @staticmethod
+    def _describe(key: StoredKey) -> KeyInfoReply:
         return KeyInfoReply(
             key.suite.name,
             int(key.share.identifier),
@@ -328,6 +413,7 @@ class NodeService:
             key.epoch,
             key.state.value,
             key.delete_at,
+            key.staged is not None,
         )
 
     async def _key_list(self, request: KeyList) -> Reply:
@@ -380,6 +466,7 @@ class NodeService:
     def _forget_secrets(self, name: str) -> None:
         """Destroy every preprocessed nonce, presignature and presigning run of ``name``."""
         self._nonces.forget(name)
+        self._bip340_nonces.forget(name)
         self._pools.forget(name)
         self._presigning.forget(name)
 
@@ -437,6 +524,233 @@ class NodeService:
         missing = tuple(n for n in key_policy.mandatory_nodes if n not in taking_part)
         if missing:
             raise MandatoryParticipantError(missing)
+
+    # -- proactive refresh ----------------------------------------------------------------
+
+    async def _key_refresh(self, request: KeyRefresh) -> Reply:
+        """Start a refresh among every holder (module :mod:`enclave.service.refresh`). Refused
+        for a key pending deletion, at another epoch, with a staged refresh not yet resolved,
+        or whose holders were never recorded."""
+        name = request.key_name
+        key = await self._keys.active(name)
+        if key.state is KeyState.PENDING_DELETION:
+            raise KeyStateError(name, key.state.value, "refresh")
+        if request.epoch != key.epoch:
+            raise EpochMismatchError(name, key.epoch, request.epoch)
+        if key.staged is not None:
+            raise KeyStateError(name, "staged for an interrupted refresh", "refresh")
+        if not key.nodes or set(request.participants) != set(key.nodes):
+            raise SessionError(f"a refresh of {name!r} takes exactly every holder of the key")
+        digest = lifecycle_digest(Operation.REFRESH, key.epoch)
+        self._approve(name, key, Operation.REFRESH, digest, request.approvals)
+        run = KeyRefreshing(
+            key_name=name,
+            epoch=key.epoch,
+            share=key.share,
+            nodes=key.nodes,
+            session_id=request.session_id,
+            me=self._node_id,
+            box_key=self.identity.box_key,
+            peer_box_keys=self._peer_box_keys(request.participants),
+        )
+        outbox = run.start(self._rng)
+        self._refreshes.put(run)
+        log.info("refresh started", extra={"fields": {"event": "refresh_start", "key": name}})
+        return DkgOutbox(outbox)
+
+    async def _refresh_step(self, request: RefreshStep) -> Reply:
+        """Stage: the next share is sealed beside the current one BEFORE this node confirms."""
+        name = request.key_name
+        run = self._refreshes.get(name, request.session_id)
+        pending = run.stage(request.inbox)
+        key = await self._keys.active(name)
+        if key.epoch != run.epoch or key.staged is not None:
+            self._refreshes.drop(name)
+            raise SessionError(f"key {name!r} changed during its refresh")
+        staged = StagedShare(pending.new, pending.confirmation.digest)
+        await self._keys.replace(name, replace(key, staged=staged))
+        log.info("refresh staged", extra={"fields": {"event": "refresh_staged", "key": name}})
+        return RefreshStaged(pending.new.public.to_bytes(), run.confirmations())
+
+    async def _refresh_commit(self, request: RefreshCommit) -> Reply:
+        name = request.key_name
+        run = self._refreshes.get(name, request.session_id)
+        new = run.commit(request.inbox)
+        key = await self._keys.active(name)
+        staged = key.staged
+        if key.epoch != run.epoch or staged is None or staged.share.public != new.public:
+            raise SessionError(f"key {name!r} changed during its refresh")
+        await self._commit_staged(name, key, staged)
+        return KeyCommitted()
+
+    async def _commit_staged(self, name: str, key: StoredKey, staged: StagedShare) -> None:
+        """Reseal with only the next share, at the next epoch; then destroy what the old share
+        made (nonces, presignatures) and the run."""
+        committed = replace(key, share=staged.share, staged=None, epoch=key.epoch + 1)
+        await self._keys.replace(name, committed)
+        self._refreshes.drop(name)
+        self._forget_secrets(name)
+        log.info(
+            "refresh committed",
+            extra={"fields": {"event": "refresh_done", "key": name, "epoch": committed.epoch}},
+        )
+
+    def _vouch_envelopes(self, participants: Mapping[str, bytes]) -> tuple[str, Envelopes]:
+        """The other participant (attested like any peer) and envelopes to it."""
+        peers = self._peer_box_keys(participants)
+        [other] = peers
+        return other, Envelopes(self._node_id, self.identity.box_key, peers)
+
+    async def _refresh_vouch(self, request: RefreshVouch) -> Reply:
+        name = request.key_name
+        key = await self._keys.active(name)
+        if key.epoch != request.epoch:
+            raise EpochMismatchError(name, key.epoch, request.epoch)
+        recipient, envelopes = self._vouch_envelopes(request.participants)
+        if recipient not in key.nodes:
+            raise PeerRefusedError(recipient, f"not a holder of {name!r}")
+        header = EnvelopeHeader(
+            name, vouch_session_id(name, key.epoch), VOUCH_ROUND, self._node_id, recipient
+        )
+        body = vouch_digest(name, key.epoch, key.share.public.to_bytes())
+        return DkgOutbox({recipient: envelopes.seal(header, body)})
+
+    async def _refresh_finish(self, request: RefreshFinish) -> Reply:
+        """Commit a staged share on a committed holder's vouch for exactly its package."""
+        name = request.key_name
+        key = await self._keys.active(name)
+        staged = key.staged
+        if staged is None:
+            if key.epoch == request.epoch:
+                return KeyCommitted()  # finished already (a retry)
+            raise SessionError(f"no staged refresh of {name!r} on this node")
+        if request.epoch != key.epoch + 1:
+            raise EpochMismatchError(name, key.epoch + 1, request.epoch)
+        voucher, envelopes = self._vouch_envelopes(request.participants)
+        if voucher not in key.nodes:
+            raise PeerRefusedError(voucher, f"not a holder of {name!r}")
+        header = EnvelopeHeader(
+            name, vouch_session_id(name, request.epoch), VOUCH_ROUND, "", self._node_id
+        )
+        _, body = envelopes.open(request.inbox[0], header)
+        expected = vouch_digest(name, request.epoch, staged.share.public.to_bytes())
+        if not hmac.compare_digest(body, expected):
+            raise EnvelopeError(f"{voucher} holds another epoch {request.epoch} of {name!r}")
+        await self._commit_staged(name, key, staged)
+        return KeyCommitted()
+
+    async def _refresh_abandon(self, request: RefreshAbandon) -> Reply:
+        name = request.key_name
+        self._refreshes.drop(name)  # before any await: no confirmation can commit it any more
+        key = await self._keys.active(name)
+        if request.discard and key.staged is not None:
+            if key.epoch != request.epoch:
+                raise EpochMismatchError(name, key.epoch, request.epoch)
+            key = replace(key, staged=None)
+            await self._keys.replace(name, key)
+            log.info(
+                "staged refresh discarded",
+                extra={"fields": {"event": "refresh_discarded", "key": name}},
+            )
+        return self._describe(key)
+
+    # -- repair ---------------------------------------------------------------------------
+
+    async def _repair_start(self, request: RepairStart) -> Reply:
+        """A helper: check the key, the epoch, the helpers (holders, t+1 at least, the target
+        not among them) and the approvals the policy may require; deal the deltas."""
+        name = request.key_name
+        key = await self._keys.active(name)
+        if request.epoch != key.epoch:
+            raise EpochMismatchError(name, key.epoch, request.epoch)
+        if not key.nodes:
+            raise SessionError(f"the holders of {name!r} were never recorded: no repair")
+        detail = request.target.encode()
+        digest = lifecycle_digest(Operation.REPAIR, key.epoch, detail)
+        self._approve(name, key, Operation.REPAIR, digest, request.approvals)
+        helpers = sorted(set(request.participants) - {request.target})
+        record = RepairRecord(
+            key.share.public.to_bytes(),
+            b"" if key.policy is None else key.policy.encode(),
+            key.suite.name,
+            key.nodes,
+            key.epoch,
+            key.state.value,
+            key.delete_at,
+        )
+        run = KeyRepairing(
+            key_name=name,
+            share=key.share,
+            record=record,
+            session_id=request.session_id,
+            me=self._node_id,
+            target=request.target,
+            helpers=helpers,
+            box_key=self.identity.box_key,
+            peer_box_keys=self._peer_box_keys(request.participants),
+        )
+        try:
+            outbox = run.start(self._rng)
+        except MpcError as error:  # too few helpers, one outside the committee...
+            raise SessionError(f"repair of {name!r}: {error}") from None
+        self._repairs[name, request.session_id] = run
+        while len(self._repairs) > MAX_REPAIRS:
+            self._repairs.popitem(last=False)
+        return DkgOutbox(outbox)
+
+    async def _repair_sum(self, request: RepairSum) -> Reply:
+        run = self._repairs.pop((request.key_name, request.session_id), None)
+        if run is None:
+            raise SessionError(f"no running repair of {request.key_name!r} with this id")
+        return DkgOutbox(run.sum(request.inbox))
+
+    async def _repair_install(self, request: RepairInstall) -> Reply:
+        """The target: one record from every helper, a share that matches its verification
+        share, sealed over the lost one (never over a readable share of this epoch)."""
+        name = request.key_name
+        peers = self._peer_box_keys(request.participants)
+        helpers = sorted(peers)
+        record, sums = open_sums(
+            Envelopes(self._node_id, self.identity.box_key, peers),
+            key_name=name,
+            session_id=request.session_id,
+            me=self._node_id,
+            inbox=request.inbox,
+            helpers=helpers,
+        )
+        suite = self._suite(record.suite)
+        if self._node_id not in record.nodes or not set(helpers) <= set(record.nodes):
+            raise SessionError(f"the helpers' record of {name!r} does not name this node")
+        if not await self._keys.lost(name, epoch=record.epoch):
+            raise KeyExistsError(name)
+        ids = {n: Identifier.from_int(suite.group, i) for i, n in enumerate(record.nodes, 1)}
+        try:
+            public = PublicKeyPackage.from_bytes(record.package, suite.group)
+            share = repair_step_3(
+                public,
+                [ids[h] for h in helpers],
+                ids[self._node_id],
+                repair_session_id(request.session_id, name, record.epoch, self._node_id),
+                sigma_values(sums, ids, suite.group),
+            )
+            state = KeyState(record.state)
+        except ValueError:
+            raise SessionError("the helpers' record has an unknown key state") from None
+        policy = ApprovalPolicy.decode(record.policy) if record.policy else None
+        repaired = StoredKey(
+            share,
+            policy,
+            suite,
+            record.nodes,
+            epoch=record.epoch,
+            created=int(self._clock()),
+            state=state,
+            delete_at=record.delete_at,
+        )
+        await self._keys.restore(name, repaired)
+        self._forget_secrets(name)
+        log.info("share repaired", extra={"fields": {"event": "repaired", "key": name}})
+        return KeyCommitted()
 
     # -- key creation -------------------------------------------------------------------
 
@@ -887,3 +1201,57 @@ class NodeService:
             "key restored", extra={"fields": {"event": "restore_done", "key": request.key_name}}
         )
         return KeyCommitted()
+
+    # -- BIP-340 (BIP-445) ----------------------------------------------------------------
+
+    async def _bip340_nonce_commit(self, request: Bip340NonceCommit) -> Reply:
+        """Nonce pairs in chunks of :data:`NONCE_CHUNK`, yielding between them."""
+        key = await self._key(request.key_name, Scheme.BIP340)
+        published: list[bytes] = []
+        while len(published) < request.count:
+            chunk = min(NONCE_CHUNK, request.count - len(published))
+            published += self._bip340_nonces.preprocess(
+                request.key_name, key.share, chunk, self._rng
+            )
+            if len(published) < request.count:
+                await asyncio.sleep(0)
+        return NonceCommitments(tuple(published))
+
+    async def _bip340_sign(self, request: Bip340Sign) -> Reply:
+        """Each item's nonce of this node is taken out BEFORE any other check (single use,
+        whatever follows); then approvals (naming the tweaked x-only key), then BIP-445 Sign."""
+        key = await self._key(request.key_name, Scheme.BIP340)
+        me = int(key.share.identifier)
+        if me not in request.signers:
+            raise SessionError("this node is not among the signers")
+        position = request.signers.index(me)
+        secnonces = [
+            self._bip340_nonces.take(request.key_name, nonces[position])
+            for nonces in request.pubnonces
+        ]
+        tweaks = decode_tweaks(request.tweaks)
+        signing_key = output_key(key.share, tweaks)
+        digests = [message_digest(message) for message in request.messages]
+        for digest, approvals in zip(digests, request.approvals, strict=True):
+            self._approve(
+                request.key_name,
+                key,
+                Operation.SIGN,
+                digest,
+                approvals,
+                group_public_key=signing_key,
+            )
+        shares = [
+            sign_item(
+                key.share,
+                secnonce,
+                signers=request.signers,
+                pubnonces=nonces,
+                tweaks=tweaks,
+                message=message,
+            )
+            for secnonce, nonces, message in zip(
+                secnonces, request.pubnonces, request.messages, strict=True
+            )
+        ]
+        return SignatureShares(tuple(shares))

@@ -44,6 +44,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from enclave.errors import EnclaveError
 from enclave.mpc.errors import MpcError, SecretError
 from enclave.mpc.keys import KeyShare
 from enclave.mpc.suites import KEY_SUITES, KeySuite, suite_of_group
@@ -98,6 +99,7 @@ _RECORD_FIELDS = _V4_FIELDS | {"policy_history"}
 #: Policy updates a key may have had (each keeps the policy it replaced).
 MAX_POLICY_HISTORY = 256
 _MAX_TIME = 2**40
+_DIGEST = 64  # a refresh transcript digest (enclave.mpc.renewal)
 
 
 class KeyState(enum.Enum):
@@ -278,7 +280,7 @@ def _decode(sealed: bytes) -> StoredKey:
     staged = None
     if record["next_share"]:
         next_share = KeyShare.from_sealed_bytes(record["next_share"])
-        if next_share.group is not suite.group or len(record["next_digest"]) != 32:
+        if next_share.group is not suite.group or len(record["next_digest"]) != _DIGEST:
             raise SecretError
         staged = StagedShare(next_share, record["next_digest"])
     return StoredKey(
@@ -373,6 +375,27 @@ class KeyStore:
         await self._store.put(_blob(name), _encode(key))
         self._cache[name] = key
 
+    async def lost(self, name: str, *, epoch: int) -> bool:
+        """Whether this node has lost its share of ``name`` at ``epoch``: no record, a record
+        it cannot read (deleted or corrupt blob), or one of an older epoch — what a repair may
+        replace. A key erased by its scheduled deletion is not lost: it stays erased."""
+        if name in self._deleted:
+            return False
+        try:
+            key = await self.stored(name)
+        except UnknownKeyError:
+            return name not in self._deleted
+        except (MpcError, EnclaveError):
+            return True  # the blob is gone or unreadable: the share is lost
+        return key.pending or key.epoch < epoch
+
+    async def restore(self, name: str, key: StoredKey) -> None:
+        """Seal a repaired share over whatever this node had of ``name`` (see :meth:`lost`)."""
+        if not await self.lost(name, epoch=key.epoch):
+            raise KeyExistsError(name)
+        await self._store.put(_blob(name), _encode(key))
+        self._cache[name] = key
+
     async def sweep(self) -> list[str]:
         """Erase every key pending deletion whose date has come; their names."""
         erased = []
@@ -386,8 +409,8 @@ class KeyStore:
             except UnknownKeyError:
                 if name in self._deleted:
                     erased.append(name)
-            except MpcError:
-                continue  # an unreadable record is not this sweep's to judge
+            except (MpcError, EnclaveError):
+                continue  # a lost or unreadable record is not this sweep's to judge
         return erased
 
     async def active(self, name: str) -> StoredKey:

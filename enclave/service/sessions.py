@@ -16,6 +16,7 @@ from enclave.mpc.errors import MpcError
 from enclave.service.dkg import KeyCreation, KeyCreationPhase
 from enclave.service.errors import BusyError, NonceUnknownError, SessionError
 from enclave.service.presigning import Presigning
+from enclave.service.refresh import KeyRefreshing
 
 __all__ = [
     "CREATION_TIMEOUT",
@@ -25,6 +26,7 @@ __all__ = [
     "MAX_PRESIGNING",
     "PRESIGNATURE_TTL",
     "KeyCreations",
+    "KeyRefreshes",
     "PresignaturePools",
     "PresigningRuns",
 ]
@@ -80,6 +82,34 @@ class KeyCreations:
 
     def finish(self, name: str) -> None:
         self._running.pop(name, None)
+
+
+#: At most this many refreshes run at once on a node (the oldest is dropped first).
+MAX_REFRESHES = 32
+
+
+class KeyRefreshes:
+    """Running refreshes, one per key: a new one replaces an unfinished one of the same key
+    (whose client gave up). Dropping a run is what makes a node unable to commit it on
+    confirmations (a vouch can still finish a staged share)."""
+
+    def __init__(self) -> None:
+        self._runs: OrderedDict[str, KeyRefreshing] = OrderedDict()
+
+    def put(self, run: KeyRefreshing) -> None:
+        self._runs.pop(run.key_name, None)
+        self._runs[run.key_name] = run
+        while len(self._runs) > MAX_REFRESHES:
+            self._runs.popitem(last=False)
+
+    def get(self, key_name: str, session_id: bytes) -> KeyRefreshing:
+        run = self._runs.get(key_name)
+        if run is None or run.session_id != session_id:
+            raise SessionError(f"no running refresh of {key_name!r} with this id on this node")
+        return run
+
+    def drop(self, key_name: str) -> None:
+        self._runs.pop(key_name, None)
 
 
 class PresigningRuns:

@@ -47,6 +47,16 @@ Keys survive 'dev down' / 'dev up' of the same nodes: the emulated KMS keeps its
 exit codes: 0 every node ready; 1 local error; 2 a node failed to become ready (left running).
 """
 
+_ADD_NODE_EPILOG = """\
+examples:
+  keyshard dev add-node                  node-4 joins a three-node cluster
+  keyshard dev add-node --dir /tmp/ks
+
+The emulated cluster restarts on the new image (a real cluster adds an instance with its own
+KMS key and rolls the release the same way). The node holds no share of existing keys.
+exit codes: 0 every node ready; 1 local error (no cluster kept); 2 a node failed to become ready.
+"""
+
 _STATUS_EPILOG = """\
 examples:
   keyshard dev status
@@ -174,6 +184,19 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     add_output_flags(gateway)
     gateway.set_defaults(handler=_gateway)
+    add_node = verb(
+        "add-node",
+        "grow the cluster by one node, keeping every key",
+        "Add one node to the cluster: the image (which lists every node's KMS key) is rebuilt\n"
+        "and measured, every node restarted on it — each unseals what it had — and the new\n"
+        "node started. Existing keys keep their holders; new keys use every node.",
+        _ADD_NODE_EPILOG,
+    )
+    with_dir(add_node)
+    add_node.add_argument(
+        "--timeout", type=float, default=90.0, help="seconds to wait for readiness (default 90)"
+    )
+    add_node.set_defaults(handler=_add_node)
 
     demo = verb(
         "demo",
@@ -223,6 +246,20 @@ def _up(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, OSError):
         cluster.down()
         raise
+    print(_table(views))
+    print(f"profile: {cluster.profile_file}")
+    return EXIT_OK
+
+
+def _add_node(args: argparse.Namespace) -> int:
+    _require_emulation()
+    from keyshard.dev.cluster import Cluster, ClusterError
+
+    try:
+        cluster, views = Cluster.add_node(args.dir, progress=_progress, timeout=args.timeout)
+    except ClusterError as error:
+        print(f"keyshard dev add-node: {error}", file=sys.stderr)
+        return EXIT_REMOTE_ERROR if "ready" in str(error) else EXIT_LOCAL_ERROR
     print(_table(views))
     print(f"profile: {cluster.profile_file}")
     return EXIT_OK

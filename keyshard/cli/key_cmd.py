@@ -94,9 +94,11 @@ exit codes: 0 success; 1 local error (flags, files, profile, credentials, input 
 
 _KEY_FIELDS = (
     "fields: name, suite, threshold, signers_needed, public_key (hex), public_key_pem,\n"
-    "        xpub (ecdsa-secp256k1 keys), holders, committee, policy, epoch, state\n"
+    "        xpub (ecdsa-secp256k1 keys), xonly_public_key and taproot_output_key (bip340\n"
+    "        keys), holders, committee, policy, epoch, state\n"
     "        (enabled, disabled, pending_deletion; mixed while a change reached some holders),\n"
-    "        delete_at (UTC seconds, pending deletion), missing."
+    "        delete_at (UTC seconds, pending deletion), missing, other_epoch (holders an\n"
+    "        interrupted refresh left at another epoch)."
 )
 
 _EPILOGS = {
@@ -109,7 +111,8 @@ examples:
   keyshard key create treasury --profile ./prod/profile.json --cert admin.pem --key admin-key.pem
 
 suites: ed25519 (FROST, default), secp256k1 (FROST), ecdsa-secp256k1 (threshold ECDSA,
-        needs n >= 2t+1 nodes; derives BIP-32 children). FROST keys also decrypt.
+        needs n >= 2t+1 nodes; derives BIP-32 children), bip340 (BIP-340 Schnorr by FROST,
+        BIP-445; Taproot output keys). ed25519 and secp256k1 keys also decrypt.
 {_KEY_FIELDS}
 
 {_CLUSTER_HELP}""",
@@ -155,11 +158,14 @@ examples:
   keyshard key sign payouts --file tx.bin --approval alice.json --approval bob.json
   keyshard key sign wallet --file tx.bin --path m/0/7 --format json
   keyshard key sign wallet --file tx.bin --field compact
+  keyshard key sign btc --file sighash.bin --taproot          bip340 keys: BIP-340 Schnorr
 
-Prints the signature in hex: FROST (RFC 9591 encoding), or for ECDSA keys the DER signature of
-SHA-256(message). Signatures are verified before they are printed.
+Prints the signature in hex: FROST (RFC 9591 encoding), for ECDSA keys the DER signature of
+SHA-256(message), for bip340 keys the 64-byte BIP-340 signature of the message itself (a
+sighash), for the x-only key or with --taproot its BIP-341 output key. Signatures are verified
+before they are printed.
 fields: key, suite, public_key (the key that verifies), signature; ECDSA keys also path,
-        r, s, compact (r||s hex), recovery_id, hash.
+        r, s, compact (r||s hex), recovery_id, hash; bip340 keys internal_key, taproot.
 
 {_CLUSTER_HELP}""",
     "encrypt": f"""\
@@ -260,7 +266,10 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     create.add_argument(
         "--suite",
         default="ed25519",
-        help="ed25519 (default), secp256k1, or ecdsa-secp256k1 (threshold ECDSA, n >= 2t+1)",
+        help=(
+            "ed25519 (default), secp256k1, ecdsa-secp256k1 (threshold ECDSA, n >= 2t+1), or "
+            "bip340 (BIP-340 Schnorr by FROST, BIP-445; Taproot)"
+        ),
     )
     create.add_argument(
         "--threshold",
@@ -280,7 +289,8 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--require",
         default="sign,decrypt",
         help=(
-            "operations that need approvals, of sign, decrypt, refresh (default sign,decrypt); "
+            "operations that need approvals, of sign, decrypt, refresh, repair (default "
+            "sign,decrypt); "
             "reshare, backup, restore and delete need them always"
         ),
     )
@@ -329,6 +339,17 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     sign.add_argument("--file", type=Path, default=None, help="message file (default: stdin)")
     _approval_flag(sign)
     _path_flag(sign)
+    sign.add_argument(
+        "--taproot",
+        action="store_true",
+        help="bip340 keys: sign for the BIP-341 Taproot output key of this internal key",
+    )
+    sign.add_argument(
+        "--taproot-root",
+        default="",
+        metavar="HEX",
+        help="with --taproot: the script tree's 32-byte merkle root (default: key path only)",
+    )
     sign.set_defaults(handler=_sign)
 
     encrypt = verb(
@@ -391,12 +412,18 @@ def _register_approve(verb: Callable[..., Any]) -> None:
             "backup",
             "restore",
             "update-policy",
+            "repair",
         ],
         default="sign",
         help=(
             "what is approved (default sign); refresh/reshare/delete name the key's epoch, "
             "backup a recovery key, restore a backup file, update-policy a policy file"
         ),
+    )
+    approve.add_argument(
+        "--node",
+        default=None,
+        help="--op repair: the node whose share is repaired",
     )
     approve.add_argument(
         "--recovery-key",
@@ -722,13 +749,18 @@ def _key_record(key: KeyDescription) -> dict[str, object]:
     xpub = key.xpub()
     if xpub is not None:
         record["xpub"] = xpub
+    xonly = key.xonly_public_key()
+    if xonly is not None:
+        record["xonly_public_key"] = xonly.hex()
+        record["taproot_output_key"] = (key.taproot_output_key() or b"").hex()
     policy = key.policy
     record |= {
         "holders": dict(sorted(key.holders.items())),
         "policy": policy_to_json(policy),
         "epoch": key.epoch,
         "missing": list(key.missing),
-        "committee": sorted({*key.holders, *key.missing}),
+        "committee": sorted({*key.holders, *key.missing, *key.other_epoch}),
+        "other_epoch": list(key.other_epoch),
         "state": key.state,
         "delete_at": key.delete_at,
     }
@@ -746,6 +778,9 @@ def _key_text(record: Mapping[str, Any]) -> str:
     ]
     if "xpub" in record:
         rows.append(("xpub", record["xpub"]))
+    if "xonly_public_key" in record:
+        rows.append(("xonly", record["xonly_public_key"]))
+        rows.append(("taproot", record["taproot_output_key"]))
     rows.append(("holders", ", ".join(f"{node}={index}" for node, index in holders.items())))
     rows.append(("epoch", str(record.get("epoch", 0))))
     state = str(record.get("state", "enabled"))
@@ -756,6 +791,9 @@ def _key_text(record: Mapping[str, Any]) -> str:
     if record["missing"]:
         lost = ", ".join(record["missing"])
         rows.append(("MISSING", f"{lost}: recorded holder(s) that lost their share"))
+    if record.get("other_epoch"):
+        behind = ", ".join(record["other_epoch"])
+        rows.append(("OTHER EPOCH", f"{behind}: an interrupted refresh (`key refresh` ends it)"))
     if policy is None:
         rows.append(("policy", "none"))
     else:
@@ -832,6 +870,10 @@ def _sign(args: argparse.Namespace) -> int:
         # The path is checked (and the signing key derived) before any presigning is spent.
         public = key.child_public_key(args.path)
         record: dict[str, object] = {"key": args.name, "suite": key.suite.name}
+        if key.suite.scheme.value == "bip340":
+            return await _sign_bip340(c, key, message, approvals, args)
+        if args.taproot or args.taproot_root:
+            raise UsageError("--taproot is for bip340 keys")
         if key.suite.scheme.value == "ecdsa":
             signed = await c.sign_ecdsa(args.name, message, approvals=approvals, path=args.path)
             record |= {
@@ -853,6 +895,36 @@ def _sign(args: argparse.Namespace) -> int:
     record = _run(args, work)
     emit(args, record, str(record["signature"]))
     return EXIT_OK
+
+
+async def _sign_bip340(
+    client: AsyncClient,
+    key: KeyDescription,
+    message: bytes,
+    approvals: list[bytes],
+    args: argparse.Namespace,
+) -> dict[str, object]:
+    """A BIP-340 signature (64 bytes), for the x-only key or its Taproot output key."""
+    if args.path:
+        raise UsageError("bip340 keys sign without a BIP-32 path (--taproot for Taproot)")
+    try:
+        root = bytes.fromhex(args.taproot_root)
+    except ValueError:
+        raise UsageError("--taproot-root takes 32 bytes of hex") from None
+    if root and (len(root) != 32 or not args.taproot):
+        raise UsageError("--taproot-root takes 32 bytes of hex, with --taproot")
+    signing_key = key.taproot_output_key(root) if args.taproot else key.xonly_public_key()
+    signature = await client.sign_bip340(
+        args.name, message, taproot=args.taproot, merkle_root=root, approvals=approvals
+    )
+    return {
+        "key": args.name,
+        "suite": key.suite.name,
+        "public_key": (signing_key or b"").hex(),
+        "internal_key": (key.xonly_public_key() or b"").hex(),
+        "taproot": args.taproot,
+        "signature": signature.hex(),
+    }
 
 
 def _check_signature(
@@ -987,6 +1059,10 @@ def _lifecycle_target(
     if args.path:
         raise UsageError("--path is for sign approvals")
     detail = b""
+    if operation is Operation.REPAIR:
+        if not args.node:
+            raise UsageError("--op repair names the node repaired: --node NODE")
+        detail = args.node.encode()
     if operation is Operation.DELETE:
         if not 7 <= args.days <= 30:
             raise UsageError("--days must be 7..30")

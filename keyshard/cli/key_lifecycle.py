@@ -10,6 +10,10 @@ share). Each goes through the SDK to every holder of the key; each node checks t
 * ``schedule-deletion --days N`` (7..30, default 30, as AWS KMS): the key serves nothing and,
   once the date comes, every node erases its share. Needs the policy's ``delete`` quorum
   (``keyshard key approve --op delete --days N``). ``cancel-deletion`` brings it back disabled.
+* ``refresh NAME`` / ``refresh --all``: proactive refresh among every holder — the same public
+  key, new shares, the next epoch; an interrupted refresh is finished or abandoned first.
+* ``repair NAME --node N``: a holder that lost its share gets the same share back from t+1
+  helpers.
 
 Import cost: like ``key_cmd``, only the standard library and ``keyshard.cli`` at the top.
 """
@@ -62,6 +66,31 @@ share of the key for good: nothing can then sign or decrypt with it, and no back
 Until then the key serves nothing and `keyshard key cancel-deletion` brings it back, disabled.
 A key with an approval policy needs its quorum's `delete` approvals, for these --days.
 {_STATE_FIELDS}""",
+    "refresh": """\
+examples:
+  keyshard key refresh treasury
+  keyshard key refresh --all                     every key (a scheduled job)
+  keyshard key refresh payouts --approval alice.json   when the policy lists refresh
+
+Every holder deals a zero-sharing to the others; each seals its new share beside the old one,
+and only when every holder has confirmed the same transcript does each switch to the new share
+and destroy the old one, with every nonce and presignature made with it. The public key does
+not change; the epoch counts up. A refresh interrupted by a crash leaves every node able to
+serve the old epoch or the new one, never a mix: run the command again to finish it (or, when
+no node had switched, to abandon it and refresh anew). Needs every holder reachable.
+fields: as `key info`; with --all, one row per key (name, epoch, or error).""",
+    "repair": """\
+examples:
+  keyshard key repair treasury --node node-3
+  keyshard key repair treasury --node node-3 --helper node-1 --helper node-2
+
+For a holder that lost its share (its sealed blob deleted or corrupt, `key info` lists it as
+MISSING): t+1 other holders give it back the same share at its recorded position by the
+repairable threshold scheme (Laing-Stinson, as the Zcash Foundation's FROST), each helper
+seeing only random values from the others and the node only random-looking sums. The node
+checks the result against its public verification share before sealing it, and never replaces
+a share it can still read. Free unless the key's policy lists repair.
+fields: as `key info`.""",
     "cancel-deletion": f"""\
 examples:
   keyshard key cancel-deletion treasury && keyshard key enable treasury
@@ -102,6 +131,32 @@ def register(
         "Cancel a key's scheduled deletion on every holder; the key is then disabled.",
     )
     cancel.set_defaults(handler=_state_handler("cancel_deletion"))
+    refresh = verb(
+        "refresh",
+        "new shares of the same key on every holder (the next epoch)",
+        "Refresh a key's shares among every holder: the same public key, new shares, the old\n"
+        "ones destroyed once every holder has its new one.",
+        named=False,
+    )
+    refresh.add_argument("name", nargs="?", help="key name (or --all)")
+    refresh.add_argument("--all", action="store_true", help="refresh every key of the cluster")
+    approval_flag(refresh)
+    refresh.set_defaults(handler=_refresh)
+    repair = verb(
+        "repair",
+        "give a holder that lost its share the same share back, from t+1 helpers",
+        "Repair a holder's lost share of a key from t+1 other holders (no node learns\n"
+        "another's share).",
+    )
+    repair.add_argument("--node", required=True, help="the holder that lost its share")
+    repair.add_argument(
+        "--helper",
+        action="append",
+        default=None,
+        help="a helping holder (repeatable; default: t+1 reachable holders)",
+    )
+    approval_flag(repair)
+    repair.set_defaults(handler=_repair)
 
 
 def _emit_key(args: argparse.Namespace, key: KeyDescription) -> int:
@@ -134,5 +189,59 @@ def _schedule(args: argparse.Namespace) -> int:
 
     async def work(client: AsyncClient) -> KeyDescription:
         return await client.schedule_key_deletion(args.name, days=args.days, approvals=approvals)
+
+    return _emit_key(args, _run(args, work))
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    from keyshard.cli.errors import RemoteError, UsageError  # noqa: PLC0415
+    from keyshard.cli.key_cmd import _read_approvals, _run  # noqa: PLC0415 -- shared runner
+
+    if (args.name is None) == (not args.all):
+        raise UsageError("name one key, or --all")
+    approvals = _read_approvals(args.approval)
+    if not args.all:
+
+        async def one(client: AsyncClient) -> KeyDescription:
+            return await client.refresh_key(args.name, approvals=approvals)
+
+        return _emit_key(args, _run(args, one))
+
+    async def every(client: AsyncClient) -> list[dict[str, object]]:
+        from keyshard.client.errors import ClientError  # noqa: PLC0415 -- lazy SDK
+
+        rows: list[dict[str, object]] = []
+        for name in await client.list_keys():
+            try:
+                key = await client.refresh_key(name, approvals=approvals)
+            except ClientError as error:  # one key's refusal does not stop the others
+                rows.append({"name": name, "epoch": None, "error": str(error)})
+            else:
+                rows.append({"name": name, "epoch": key.epoch, "error": None})
+        return rows
+
+    rows = _run(args, every)
+    text = "\n".join(
+        f"{r['name']}  epoch {r['epoch']}"
+        if r["error"] is None
+        else f"{r['name']}  FAILED: {r['error']}"
+        for r in rows
+    )
+    emit(args, rows, text)
+    failed = [r for r in rows if r["error"] is not None]
+    if failed:
+        raise RemoteError(f"{len(failed)} of {len(rows)} key(s) not refreshed")
+    return EXIT_OK
+
+
+def _repair(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _read_approvals, _run  # noqa: PLC0415 -- shared runner
+
+    approvals = _read_approvals(args.approval)
+
+    async def work(client: AsyncClient) -> KeyDescription:
+        return await client.coordinator.repair_key(
+            args.name, args.node, helpers=args.helper, approvals=approvals
+        )
 
     return _emit_key(args, _run(args, work))

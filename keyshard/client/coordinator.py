@@ -33,6 +33,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -45,6 +46,7 @@ from enclave.mpc.ecdsa import EcdsaSignature, PresignatureInfo, SigningRequest
 from enclave.mpc.ecdsa import SignatureShare as EcdsaSignatureShare
 from enclave.mpc.ecdsa import combine as combine_ecdsa
 from enclave.mpc.errors import MpcError, ProtocolAbort, SecretError
+from enclave.mpc.frost import bip340
 from enclave.mpc.frost.aggregate import aggregate
 from enclave.mpc.frost.round1 import PREPROCESSED_SESSION_ID, SigningCommitments
 from enclave.mpc.frost.round2 import SignatureShare, SigningPackage
@@ -62,6 +64,7 @@ from enclave.mpc.prf import combine as combine_prf
 from enclave.mpc.suites import Scheme, key_suite
 from keyshard.client.backup import Backup, EncryptedShare
 from keyshard.client.batching import Coalescer
+from keyshard.client.bip340 import core_tweaks
 from keyshard.client.errors import (
     BackupError,
     BindingError,
@@ -84,6 +87,8 @@ from wire.messages import (
     MAX_BATCH,
     MAX_PRESIGN_BATCH,
     BackupShare,
+    Bip340NonceCommit,
+    Bip340Sign,
     DecryptPartial,
     DkgOutbox,
     DkgStep,
@@ -97,6 +102,7 @@ from wire.messages import (
     KeyInfoReply,
     KeyList,
     KeyListReply,
+    KeyRefresh,
     KeyRestore,
     KeyRestored,
     KeySetState,
@@ -113,6 +119,15 @@ from wire.messages import (
     PresignStep,
     PrfEvaluate,
     PrfPartials,
+    RefreshAbandon,
+    RefreshCommit,
+    RefreshFinish,
+    RefreshStaged,
+    RefreshStep,
+    RefreshVouch,
+    RepairInstall,
+    RepairStart,
+    RepairSum,
     Reply,
     Request,
     RestoreCommit,
@@ -247,6 +262,7 @@ class Coordinator:
         self._presign_refills: dict[str, asyncio.Task[None]] = {}
         self._presignatures: dict[str, deque[PresignatureInfo]] = {}
         self._presign_locks: dict[str, asyncio.Lock] = {}
+        self._bip340_nonces: dict[tuple[str, str], deque[bytes]] = {}
         self._rng = _OsRandom()
         self._frost_batches: dict[str, Coalescer[_Item, bytes]] = {}
         self._ecdsa_batches: dict[tuple[str, str, bool], Coalescer[_Item, EcdsaSignature]] = {}
@@ -298,6 +314,8 @@ class Coordinator:
         link = self._links.pop(node_id, None)
         for slot in [s for s in self._nonces if s[1] == node_id]:
             del self._nonces[slot]
+        for slot in [s for s in self._bip340_nonces if s[1] == node_id]:
+            del self._bip340_nonces[slot]
         if link is not None:
             await link.close()
 
@@ -338,13 +356,31 @@ class Coordinator:
             if error.error_code not in (ErrorCode.NONCE_UNKNOWN, ErrorCode.BUSY):
                 raise
             self._drop_key_state(name, error.node_id)
+            if error.error_code is ErrorCode.NONCE_UNKNOWN:
+                await self._check_epoch(name)
         return await attempt()
+
+    async def _check_epoch(self, name: str) -> None:
+        """After spent nonces: a refresh (by any client) destroys every nonce and presignature
+        of the old epoch on every holder, so when the key moved to another epoch, everything
+        held for it is dropped with its description."""
+        stale = self._keys.pop(name, None)
+        if stale is None:
+            return
+        try:
+            fresh = await self.describe_key(name)
+        except ClientError:
+            fresh = None
+        if fresh is None or fresh.epoch != stale.epoch:
+            self._drop_key_state(name)
 
     def _drop_key_state(self, name: str, node_id: str | None = None) -> None:
         """Forget ``name``'s nonces held for ``node_id`` (every node's when None) and its pooled
         presignatures (any presigner may be the one that lost them)."""
         for slot in [s for s in self._nonces if s[0] == name and node_id in (None, s[1])]:
             del self._nonces[slot]
+        for slot in [s for s in self._bip340_nonces if s[0] == name and node_id in (None, s[1])]:
+            del self._bip340_nonces[slot]
         self._presignatures.pop(name, None)
 
     async def _choose(
@@ -527,6 +563,11 @@ class Coordinator:
         answers, lacking = self._answers(reachable, results)
         if not answers:
             raise KeyNotFoundError(name)
+        # One epoch only (an interrupted refresh leaves holders at two): the newest that t+1
+        # holders report, else the newest. Holders at the other are described, never chosen.
+        newest = self._usable_epoch(answers)
+        lagging = tuple(sorted(n for n, a in answers.items() if a.epoch != newest))
+        answers = {n: a for n, a in answers.items() if a.epoch == newest}
         views = {
             (a.suite, a.public_key_package, a.policy, a.nodes, a.epoch) for a in answers.values()
         }
@@ -542,8 +583,12 @@ class Coordinator:
                 f"the nodes describe key {name!r} in a way this client refuses: {error}"
             ) from None
         if len(answers) < public.threshold + 1:
+            finish = (
+                f" (run `keyshard key refresh {name}` to finish its refresh)" if lagging else ""
+            )
             raise UnavailableError(
-                f"only {len(answers)} holder(s) of {name!r} answered; {public.threshold + 1} must agree",
+                f"only {len(answers)} holder(s) of {name!r} answered at epoch {newest}; "
+                f"{public.threshold + 1} must agree{finish}",
                 have=len(answers),
                 need=public.threshold + 1,
             )
@@ -561,11 +606,33 @@ class Coordinator:
         # A recorded holder that answers it has no such key lost its share (deleted or rolled-back
         # state): reported, and never chosen to sign.
         missing = tuple(n for n in first.nodes if n in lacking)
-        holders = {n: i for n, i in holders.items() if n in self._load and n not in missing}
+        holders = {
+            n: i
+            for n, i in holders.items()
+            if n in self._load and n not in missing and n not in lagging
+        }
         states = {n: (a.state, a.delete_at) for n, a in answers.items()}
-        key = KeyDescription(name, kind, public, holders, policy, first.epoch, missing, states)
+        key = KeyDescription(
+            name, kind, public, holders, policy, first.epoch, missing, states, lagging
+        )
         self._keys[name] = key
         return key
+
+    @staticmethod
+    def _usable_epoch(answers: Mapping[str, KeyInfoReply]) -> int:
+        """The newest epoch at least t+1 answers report (t as those answers' package says);
+        the newest of all when none has t+1."""
+        epochs = sorted({a.epoch for a in answers.values()}, reverse=True)
+        for epoch in epochs:
+            at = [a for a in answers.values() if a.epoch == epoch]
+            try:
+                group = key_suite(at[0].suite).group
+                threshold = PublicKeyPackage.from_bytes(at[0].public_key_package, group).threshold
+            except MpcError:
+                continue  # refused below, with the whole description
+            if len(at) >= threshold + 1:
+                return epoch
+        return epochs[0]
 
     @staticmethod
     def _answers(
@@ -681,6 +748,13 @@ class Coordinator:
         if action not in KEY_ACTIONS:
             raise InvalidInputError(f"unknown key action {action!r}")
         key = await self.describe_key(name, refresh=True)
+        if key.other_epoch:
+            raise UnavailableError(
+                f"{', '.join(key.other_epoch)} of {name!r} are at another epoch: run "
+                f"`keyshard key refresh {name}` to finish its refresh first",
+                have=len(key.holders),
+                need=len(key.holders) + len(key.other_epoch),
+            )
         try:
             request = KeySetState(name, action, key.epoch, days, tuple(approvals))
         except MalformedMessageError as error:
@@ -706,6 +780,166 @@ class Coordinator:
                 have=len(targets) - len(failures),
                 need=len(targets),
             )
+        return await self.describe_key(name, refresh=True)
+
+    # -- proactive refresh ----------------------------------------------------------------
+
+    async def refresh_key(self, name: str, *, approvals: Sequence[bytes] = ()) -> KeyDescription:
+        """Proactive refresh among every holder: the same public key, fresh shares, the next
+        epoch (see :mod:`enclave.service.refresh`). A refresh interrupted earlier is resolved
+        first — finished where any holder committed it, else abandoned everywhere — and then
+        counts as this one when some holder had committed it. Needs every recorded holder
+        reachable. ``approvals``: operation ``refresh`` at the key's epoch, when its policy
+        lists refresh."""
+        if await self._resolve_refresh(name) == "finished":
+            return await self.describe_key(name, refresh=True)
+        key = await self.describe_key(name, refresh=True)
+        participants = sorted({*key.holders, *key.missing, *key.other_epoch})
+        unreachable = sorted(set(participants) - set(key.holders))
+        if unreachable:
+            raise UnavailableError(
+                f"a refresh of {name!r} takes every holder; not usable: {', '.join(unreachable)}",
+                have=len(key.holders),
+                need=len(participants),
+            )
+        try:
+            links = await self._fresh(participants)
+        except ChannelError as error:
+            raise _unavailable(
+                f"a refresh of {name!r} takes every holder; unreachable: {error.node_id}",
+                {error.node_id: error},
+                have=len(participants) - 1,
+                need=len(participants),
+            ) from None
+        documents = {i: link.document for i, link in links.items()}
+        session_id = os.urandom(32)
+        start = KeyRefresh(name, session_id, key.epoch, documents, tuple(approvals))
+        replies = await asyncio.gather(*(self._call(i, start, DkgOutbox) for i in participants))
+        deals = {i: r.outbox for i, r in zip(participants, replies, strict=True)}
+        inboxes = self._route(deals, participants, "refresh deal")
+        staged = await asyncio.gather(
+            *(
+                self._call(i, RefreshStep(name, session_id, tuple(inboxes[i])), RefreshStaged)
+                for i in participants
+            )
+        )
+        packages = {r.public_key_package for r in staged}
+        if len(packages) != 1:
+            raise ProtocolError(f"the holders staged different refreshes of {name!r}")
+        try:
+            public = PublicKeyPackage.from_bytes(packages.pop(), key.public.group)
+        except MpcError as error:
+            raise ProtocolError(f"the holders staged an invalid key package: {error}") from None
+        if public.group_public_key != key.public.group_public_key:
+            raise ProtocolError(f"the holders' refresh would change the public key of {name!r}")
+        confirmations = {i: r.outbox for i, r in zip(participants, staged, strict=True)}
+        inboxes = self._route(confirmations, participants, "refresh confirmation")
+        await asyncio.gather(
+            *(
+                self._call(i, RefreshCommit(name, session_id, tuple(inboxes[i])), KeyCommitted)
+                for i in participants
+            )
+        )
+        self.forget_key(name)
+        await self._witnesses.record(participants)  # the old epoch can no longer be served back
+        return await self.describe_key(name, refresh=True)
+
+    async def _resolve_refresh(self, name: str) -> str | None:
+        """Finish or abandon an interrupted refresh of ``name``: ``"finished"``,
+        ``"abandoned"``, or None when there was none.
+
+        Where some holder moved to the next epoch, every holder still staged commits on its
+        vouch. Where none did, every holder first drops its running refresh (so none can commit
+        it any more), and only then are the staged shares discarded — which needs every holder.
+        """
+        reachable = await self._reachable(self._node_ids)
+        results = await asyncio.gather(
+            *(self._call(i, KeyInfo(name), KeyInfoReply) for i in reachable),
+            return_exceptions=True,
+        )
+        answers, _ = self._answers(reachable, results)
+        if not any(a.staged for a in answers.values()):
+            return None
+        newest = max(a.epoch for a in answers.values())
+        behind = sorted(n for n, a in answers.items() if a.staged and a.epoch == newest - 1)
+        if behind:
+            voucher = next(n for n, a in sorted(answers.items()) if a.epoch == newest)
+            for node_id in behind:
+                await self._finish_refresh(name, newest, voucher, node_id)
+            self.forget_key(name)
+            return "finished"
+        holders = next(iter(answers.values())).nodes
+        if set(holders) - set(answers):
+            raise UnavailableError(
+                f"an interrupted refresh of {name!r} can only be abandoned with every holder "
+                f"reachable; missing: {', '.join(sorted(set(holders) - set(answers)))}",
+                have=len(answers),
+                need=len(holders),
+            )
+        dropped = await asyncio.gather(
+            *(self._call(i, RefreshAbandon(name, newest), KeyInfoReply) for i in holders)
+        )
+        if any(r.epoch != newest for r in dropped):
+            return await self._resolve_refresh(name)  # one committed meanwhile: finish it
+        await asyncio.gather(
+            *(self._call(i, RefreshAbandon(name, newest, True), KeyInfoReply) for i in holders)
+        )
+        self.forget_key(name)
+        return "abandoned"
+
+    async def _finish_refresh(self, name: str, epoch: int, voucher: str, node_id: str) -> None:
+        links = await self._fresh([voucher, node_id])
+        documents = {i: link.document for i, link in links.items()}
+        vouch = await self._call(voucher, RefreshVouch(name, epoch, documents), DkgOutbox)
+        envelope = vouch.outbox.get(node_id)
+        if envelope is None or len(vouch.outbox) != 1:
+            raise ProtocolError(f"{voucher}'s vouch is misaddressed", culprit=voucher)
+        await self._call(node_id, RefreshFinish(name, epoch, documents, (envelope,)), KeyCommitted)
+
+    # -- repair ---------------------------------------------------------------------------
+
+    async def repair_key(
+        self,
+        name: str,
+        node_id: str,
+        *,
+        helpers: Sequence[str] | None = None,
+        approvals: Sequence[bytes] = (),
+    ) -> KeyDescription:
+        """Give ``node_id``, a recorded holder that lost its share, the same share back from
+        t+1 helpers (default: the least loaded reachable holders), none of which learns
+        another's share (:mod:`enclave.service.repair`). ``approvals``: operation ``repair``
+        naming the epoch and ``node_id``, when the key's policy lists repair."""
+        key = await self.describe_key(name, refresh=True)
+        committee = {*key.holders, *key.missing, *key.other_epoch}
+        if node_id not in committee:
+            raise InvalidInputError(f"{node_id} is not a holder of {name!r}")
+        others = replace(key, holders={n: i for n, i in key.holders.items() if n != node_id})
+        if helpers is not None and node_id in helpers:
+            raise InvalidInputError("the node being repaired cannot help repair itself")
+        chosen = await self._choose(others, key.threshold + 1, helpers)
+        links = await self._fresh([*chosen, node_id])
+        documents = {i: link.document for i, link in links.items()}
+        session_id = os.urandom(32)
+        start = RepairStart(name, session_id, key.epoch, node_id, documents, tuple(approvals))
+        replies = await asyncio.gather(*(self._call(i, start, DkgOutbox) for i in chosen))
+        deals = {i: r.outbox for i, r in zip(chosen, replies, strict=True)}
+        inboxes = self._route(deals, chosen, "repair delta")
+        sums = await asyncio.gather(
+            *(
+                self._call(i, RepairSum(name, session_id, tuple(inboxes[i])), DkgOutbox)
+                for i in chosen
+            )
+        )
+        envelopes = []
+        for helper, reply in zip(chosen, sums, strict=True):
+            if set(reply.outbox) != {node_id}:
+                raise ProtocolError(f"{helper}'s repair sum is misaddressed", culprit=helper)
+            envelopes.append(reply.outbox[node_id])
+        install = RepairInstall(name, session_id, documents, tuple(envelopes))
+        await self._call(node_id, install, KeyCommitted)
+        self.forget_key(name)
+        await self._witnesses.record([node_id])
         return await self.describe_key(name, refresh=True)
 
     def forget_key(self, name: str) -> None:
@@ -770,7 +1004,8 @@ class Coordinator:
     ) -> list[bytes]:
         key = await self.describe_key(name)
         if key.suite.scheme is not Scheme.FROST:
-            raise InvalidInputError(f"key {name!r} is {key.suite.name}: sign it with ECDSA")
+            scheme = "BIP-340" if key.suite.scheme is Scheme.BIP340 else "ECDSA"
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}: sign it with {scheme}")
         suite = key.suite.frost_suite()
         chosen = await self._choose(key, key.suite.signers_needed(key.threshold), signers)
         pools = await asyncio.gather(*(self._commitments(key, n, len(messages)) for n in chosen))
@@ -1083,6 +1318,79 @@ class Coordinator:
                 raise ProtocolError(f"ECDSA signature of {name!r} refused: {error}") from None
         return signatures
 
+    # -- BIP-340 (BIP-445) ----------------------------------------------------------------
+
+    async def sign_bip340(
+        self,
+        name: str,
+        message: bytes,
+        *,
+        tweaks: Sequence[bytes] = (),
+        signers: Sequence[str] | None = None,
+        approvals: Sequence[bytes] = (),
+    ) -> bytes:
+        """A 64-byte BIP-340 signature of ``message`` by t+1 holders of a ``bip340`` key, for
+        its x-only key tweaked by ``tweaks`` (:mod:`keyshard.client.bip340`; e.g. a Taproot
+        output key); verified with libsecp256k1 before it is returned (a wrong partial
+        signature names its node). Retried once on other nonces."""
+        return await self._retry_once(
+            name, lambda: self._sign_bip340(name, message, tuple(tweaks), signers, approvals)
+        )
+
+    async def _sign_bip340(
+        self,
+        name: str,
+        message: bytes,
+        tweaks: tuple[bytes, ...],
+        signers: Sequence[str] | None,
+        approvals: Sequence[bytes],
+    ) -> bytes:
+        key = await self.describe_key(name)
+        if key.suite.scheme is not Scheme.BIP340:
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}, not a bip340 key")
+        decoded = core_tweaks(tweaks)
+        chosen = await self._choose(key, key.threshold + 1, signers)
+        chosen.sort(key=lambda n: int(key.identifier(n)))
+        pubnonces = await asyncio.gather(*(self._bip340_nonce(key, n) for n in chosen))
+        ids = tuple(int(key.identifier(n)) for n in chosen)
+        request = Bip340Sign(
+            name, ids, (message,), (tuple(pubnonces),), (tuple(approvals),), tweaks
+        )
+        replies = await asyncio.gather(*(self._call(n, request, SignatureShares) for n in chosen))
+        identifiers = [key.identifier(n) for n in chosen]
+        by_id = dict(zip(identifiers, pubnonces, strict=True))
+        try:
+            context = bip340.SessionContext(
+                bip340.nonce_agg(by_id),
+                bip340.SignersContext.from_public(key.public, identifiers),
+                decoded,
+                message,
+            )
+            psigs = {i: reply.shares[0] for i, reply in zip(identifiers, replies, strict=True)}
+            return bip340.aggregate(psigs, by_id, context)
+        except ProtocolAbort as error:
+            raise ProtocolError(
+                f"BIP-340 signature of {name!r} refused: {error}", culprit=_culprits(key, error)
+            ) from None
+        except MpcError as error:
+            raise ProtocolError(f"BIP-340 signature of {name!r} refused: {error}") from None
+
+    async def _bip340_nonce(self, key: KeyDescription, node_id: str) -> bytes:
+        """One unused public nonce of ``node_id`` (fetched in batches of :data:`NONCE_BATCH`)."""
+        slot = (key.name, node_id)
+        pool = self._bip340_nonces.setdefault(slot, deque())
+        if not pool:
+            async with self._nonce_locks.setdefault(slot, asyncio.Lock()):
+                if not pool:
+                    request = Bip340NonceCommit(key.name, NONCE_BATCH)
+                    reply = await self._call(node_id, request, NonceCommitments)
+                    if any(len(n) != 66 for n in reply.commitments):
+                        raise ProtocolError(f"{node_id} sent a malformed nonce", culprit=node_id)
+                    pool.extend(reply.commitments)
+        if not pool:
+            raise ProtocolError(f"{node_id} sent no nonces", culprit=node_id)
+        return pool.popleft()
+
     # -- encryption -----------------------------------------------------------------------
 
     async def encrypt(self, name: str, plaintext: bytes, associated_data: bytes = b"") -> bytes:
@@ -1281,6 +1589,7 @@ class Coordinator:
             *(self._call(node_id, RestoreCommit(name), KeyCommitted) for node_id in requests)
         )
         self.forget_key(name)
+        await self._witnesses.record(list(requests))
         return await self.describe_key(name, refresh=True)
 
     # -- threshold PRF (per-message keys for the XKS proxy) -------------------------------

@@ -17,10 +17,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from enclave.mpc.bip32 import ExtendedPublicKey, default_chain_code, derive_keyshard_path
 from enclave.mpc.errors import MpcError
+from enclave.mpc.frost.bip340 import Tweak, TweakMode, tagged_hash, tweak_key
 from enclave.mpc.groups import ED25519, Scalar
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import PublicKeyPackage
-from enclave.mpc.suites import KEY_SUITES, KeySuite
+from enclave.mpc.suites import KEY_SUITES, KeySuite, Scheme
 from keyshard.client.errors import InvalidInputError, ProtocolError
 from wire.approvals import ApprovalPolicy
 
@@ -47,6 +48,10 @@ class KeyDescription:
     #: Each answering holder's state (enabled, disabled, pending_deletion) and, pending
     #: deletion, the UTC seconds it erases its share at (0 otherwise).
     states: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    #: Holders that answered at another epoch than ``epoch`` (a refresh interrupted between
+    #: their commit and their peers'): never chosen, so one signature never mixes shares of two
+    #: epochs. ``key refresh`` finishes the refresh.
+    other_epoch: tuple[str, ...] = ()
 
     @property
     def state(self) -> str:
@@ -113,6 +118,27 @@ class KeyDescription:
             point = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), raw)
             spki = point.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
         return spki.decode("ascii")
+
+    def xonly_public_key(self) -> bytes | None:
+        """A ``bip340`` key's 32-byte x-only public key (what BIP-340 signatures verify
+        under without a tweak); ``None`` for other suites."""
+        if self.suite.scheme is not Scheme.BIP340:
+            return None
+        return self.public_key[1:]
+
+    def taproot_output_key(self, merkle_root: bytes = b"") -> bytes | None:
+        """A ``bip340`` key's BIP-341 output key (x-only) with this key as internal key and the
+        script tree of ``merkle_root`` (empty: key path only); ``None`` for other suites."""
+        internal = self.xonly_public_key()
+        if internal is None:
+            return None
+        tweak = tagged_hash("TapTweak", internal + merkle_root)
+        try:
+            return tweak_key(
+                self.public.group_public_key, [Tweak(tweak, TweakMode.XONLY)]
+            ).xonly_key
+        except MpcError as error:
+            raise InvalidInputError(f"Taproot: {error}") from None
 
     def xpub(self) -> str | None:
         """The BIP-32 extended public key of a key that derives children (else ``None``)."""

@@ -30,10 +30,11 @@ from enclave.mpc.ecdsa import EcdsaSignature
 from enclave.mpc.prf import PrfMode
 from enclave.mpc.suites import Scheme
 from keyshard.client.backup import Backup
+from keyshard.client.bip340 import taproot_tweak
 from keyshard.client.channel import NodeChannel, NodeTrust, client_context
 from keyshard.client.coordinator import Coordinator, KeyDescription, Link
 from keyshard.client.credentials import CERT_FILE, KEY_FILE, ClientCredentials
-from keyshard.client.errors import ConfigurationError, CredentialsError
+from keyshard.client.errors import ConfigurationError, CredentialsError, InvalidInputError
 from keyshard.client.governance import PolicyRecord, read_history
 from keyshard.client.profile import ClusterProfile
 from wire.approvals import ApprovalPolicy
@@ -198,6 +199,18 @@ class AsyncClient:
         """Stop a scheduled deletion; the key is then disabled (enable it to use it)."""
         return await self.coordinator.set_key_state(name, "cancel_deletion")
 
+    async def refresh_key(self, name: str, *, approvals: Sequence[bytes] = ()) -> KeyDescription:
+        """Proactive refresh: the same public key, new shares on every holder, the next epoch;
+        the old shares and everything made with them are destroyed once every holder has the
+        new one (an interrupted refresh is finished or abandoned first)."""
+        return await self.coordinator.refresh_key(name, approvals=approvals)
+
+    async def repair_key(
+        self, name: str, node_id: str, *, approvals: Sequence[bytes] = ()
+    ) -> KeyDescription:
+        """Give ``node_id`` (a holder that lost its share) the same share back from t+1 helpers."""
+        return await self.coordinator.repair_key(name, node_id, approvals=approvals)
+
     # -- signing --------------------------------------------------------------------------
 
     async def sign(
@@ -208,6 +221,8 @@ class AsyncClient:
         key = await self.coordinator.describe_key(name)
         if key.suite.scheme is Scheme.ECDSA:
             return (await self.sign_ecdsa(name, message, approvals=approvals, path=path)).to_der()
+        if key.suite.scheme is Scheme.BIP340 and not path:
+            return await self.sign_bip340(name, message, approvals=approvals)
         if path:
             raise ConfigurationError("BIP-32 paths are for threshold-ECDSA keys")
         return await self.coordinator.sign(name, message, approvals=approvals)
@@ -232,6 +247,30 @@ class AsyncClient:
         return await self.coordinator.sign_ecdsa(
             name, digest, approvals=approvals, path=path, prehashed=True
         )
+
+    async def sign_bip340(
+        self,
+        name: str,
+        message: bytes,
+        *,
+        taproot: bool = False,
+        merkle_root: bytes = b"",
+        approvals: Sequence[bytes] = (),
+    ) -> bytes:
+        """A 64-byte BIP-340 signature by a ``bip340`` key (BIP-445 among t+1 holders), for its
+        x-only key or, with ``taproot``, for its BIP-341 output key (``merkle_root``: the script
+        tree's, empty for key-path only); verified with libsecp256k1. Approvals name the key
+        that verifies (the output key with ``taproot``)."""
+        tweaks: list[bytes] = []
+        if taproot:
+            key = await self.coordinator.describe_key(name)
+            internal = key.xonly_public_key()
+            if internal is None:
+                raise InvalidInputError(f"key {name!r} is {key.suite.name}: no Taproot")
+            tweaks.append(taproot_tweak(internal, merkle_root))
+        elif merkle_root:
+            raise InvalidInputError("a Taproot script tree root needs taproot=True")
+        return await self.coordinator.sign_bip340(name, message, tweaks=tweaks, approvals=approvals)
 
     # -- encryption -----------------------------------------------------------------------
 
@@ -395,6 +434,14 @@ class Client:
 
     def cancel_key_deletion(self, name: str) -> KeyDescription:
         return self._run(self._inner.cancel_key_deletion(name))
+
+    def refresh_key(self, name: str, *, approvals: Sequence[bytes] = ()) -> KeyDescription:
+        return self._run(self._inner.refresh_key(name, approvals=approvals))
+
+    def repair_key(
+        self, name: str, node_id: str, *, approvals: Sequence[bytes] = ()
+    ) -> KeyDescription:
+        return self._run(self._inner.repair_key(name, node_id, approvals=approvals))
 
     def sign(
         self, name: str, message: bytes, *, approvals: Sequence[bytes] = (), path: str = ""

@@ -221,18 +221,46 @@ class Cluster:
         return self.directory / KMS_STATE_FILE
 
     def _kept_key_arns(self, node_ids: list[str]) -> list[str] | None:
-        """The KMS key ARNs of an earlier run of the same nodes whose keys the emulated KMS
-        kept; None when there is nothing to keep."""
+        """The KMS key ARNs of an earlier run whose keys the emulated KMS kept, for its nodes —
+        the same nodes, or the first of ``node_ids`` when the cluster grew (:meth:`add_node`);
+        None when there is nothing to keep."""
         if not self.kms_state_file.exists():
             return None
         try:
             previous = json.loads(self.state_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        arns = previous.get("key_arns")
-        if previous.get("node_ids") != node_ids or not isinstance(arns, list):
+        arns, kept_ids = previous.get("key_arns"), previous.get("node_ids")
+        if (
+            not isinstance(arns, list)
+            or not isinstance(kept_ids, list)
+            or kept_ids != node_ids[: len(kept_ids)]
+            or len(arns) != len(kept_ids)
+        ):
             return None
         return [str(arn) for arn in arns]
+
+    @classmethod
+    def add_node(
+        cls, directory: Path, *, progress: Progress | None = None, timeout: float = 90.0
+    ) -> tuple[Cluster, list[NodeView]]:
+        """Grow the cluster in ``directory`` by one node, keeping every key.
+
+        The image lists every node's KMS key, so a new node means a new image: the cluster is
+        stopped, the new node's KMS key created, the image rebuilt and measured, every key's
+        policy pinned to it, and every node started again — each existing node unseals the
+        state it had (its KMS key kept, :mod:`keyshard.dev.kms_state`). Existing keys keep
+        their holders; the new node takes part in keys created from now on."""
+        running = cls.attach(directory, progress=progress)
+        grown = cls(directory, running.nodes + 1, progress=progress)
+        if grown._kept_key_arns(list(grown.node_ids)) is None:
+            raise ClusterError(f"the cluster in {directory} kept no keys to grow from")
+        running.down()
+        return grown, grown.up(timeout=timeout)
+
+    @property
+    def node_ids(self) -> tuple[str, ...]:
+        return tuple(f"node-{index}" for index in range(1, self.nodes + 1))
 
     def up(self, *, timeout: float = 90.0, fresh: bool = False) -> list[NodeView]:
         """Bring the cluster up; return every node's view once all are ready.
@@ -279,9 +307,9 @@ class Cluster:
         # Keys first (the image's cluster table lists their ARNs), then ONE image for every node,
         # then each key's policy pinned to that image's measurements — as a real cluster is built.
         admin = self.kms_client(ADMIN_ACCESS_KEY)
-        key_arns = kept or [
+        key_arns = list(kept or []) + [
             create_node_key(admin, ADMIN_ARN, _node_role(node_id), None, node_id)
-            for node_id in node_ids
+            for node_id in node_ids[len(kept or []) :]
         ]
         self._progress("building and measuring the enclave image (admin client certificate pinned)")
         image_config = ImageConfig(

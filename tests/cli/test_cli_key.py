@@ -44,6 +44,8 @@ VERBS = (
     "enable",
     "schedule-deletion",
     "cancel-deletion",
+    "refresh",
+    "repair",
     "backup",
     "restore",
     "policy",

@@ -116,7 +116,7 @@ def test_help_works_without_the_emulation_extra(argv: list[str]) -> None:
     assert _loaded(modules, EMULATION) == []
 
 
-@pytest.mark.parametrize("verb", ["up", "status", "down", "demo"])
+@pytest.mark.parametrize("verb", ["up", "status", "down", "demo", "add-node"])
 def test_dev_without_the_emulation_extra_says_what_to_install(verb: str, tmp_path: Path) -> None:
     code, modules, out, err = _probe(["dev", verb, "--dir", str(tmp_path)], blocked=EMULATION)
     assert (code, out) == (1, "")

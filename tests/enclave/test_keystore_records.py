@@ -48,7 +48,7 @@ def test_epoch_state_and_staged_share_round_trip_through_a_restart() -> None:
     async def run() -> None:
         store, host = await _store()
         _, others = deal(ED25519, 1, 3, _Rng())
-        staged = StagedShare(next(iter(others.values())), bytes(range(32)))
+        staged = StagedShare(next(iter(others.values())), bytes(range(64)))
         key = _key(epoch=3, state=KeyState.PENDING_DELETION, delete_at=2_000_000_000, staged=staged)
         await KeyStore(store).replace("k", key)
         fresh, _ = await _store(host)
@@ -110,7 +110,7 @@ def test_a_due_deletion_seals_a_tombstone_without_any_share() -> None:
         now = [100.0]
         keys = KeyStore(store, clock=lambda: now[0])
         _, others = deal(ED25519, 1, 3, _Rng())
-        staged = StagedShare(next(iter(others.values())), bytes(32))
+        staged = StagedShare(next(iter(others.values())), bytes(64))
         key = _key(state=KeyState.PENDING_DELETION, delete_at=200, staged=staged)
         await keys.replace("k", key)
         now[0] = 200
@@ -142,7 +142,7 @@ def test_a_due_deletion_seals_a_tombstone_without_any_share() -> None:
         ("epoch", 2**32),
         ("delete_at", -1),
         ("next_share", b"x"),  # a staged share without its digest
-        ("next_digest", b"x" * 32),  # a digest without its share
+        ("next_digest", b"x" * 64),  # a digest without its share
     ],
 )
 def test_a_record_with_bad_lifecycle_fields_is_opaque(field: str, value: object) -> None:

@@ -137,9 +137,13 @@ def test_threshold_ecdsa_pooled_presignatures_and_batches(cluster: InProcessClus
 def test_nodes_that_disagree_about_a_key_are_refused(cluster: InProcessCluster) -> None:
     drive(cluster, lambda c: c.create_key("k", threshold=1))
 
+    other = ApprovalPolicy(
+        (public_key_bytes(Ed25519PrivateKey.generate()),), 1, frozenset({Operation.SIGN})
+    )
+
     def other_policy_view(request: Request, reply: Reply) -> Reply:
         if isinstance(reply, KeyInfoReply):
-            return dataclasses.replace(reply, epoch=reply.epoch + 1)
+            return dataclasses.replace(reply, policy=other.encode())
         return reply
 
     cluster.tamper["node-2"] = other_policy_view

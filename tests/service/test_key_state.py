@@ -274,3 +274,17 @@ def test_deleting_a_key_with_a_policy_needs_its_quorum(cluster: InProcessCluster
         await schedule("k", "enable")  # free: signing still needs the sign quorum
 
     drive(cluster, work)
+
+
+def test_the_sweep_erases_a_due_key_nobody_names(cluster: InProcessCluster, clock: Clock) -> None:
+    async def work(c: Coordinator) -> None:
+        await c.create_key("k", threshold=1)
+        await c.sign("k", b"m")
+        await c.set_key_state("k", "schedule_deletion", days=7)
+        clock.now += 7 * DAY
+        for service in cluster.services.values():
+            assert await service.sweep_deletions() == ["k"]
+            assert await service.sweep_deletions() == []  # once
+            assert service._nonces.available("k") == 0
+
+    drive(cluster, work)

@@ -26,6 +26,8 @@ from wire.messages import (
     MAX_REQUEST_ID,
     REPLIES,
     BackupShare,
+    Bip340NonceCommit,
+    Bip340Sign,
     DecryptPartial,
     DkgOutbox,
     DkgStep,
@@ -42,6 +44,7 @@ from wire.messages import (
     KeyInfoReply,
     KeyList,
     KeyListReply,
+    KeyRefresh,
     KeyRestore,
     KeyRestored,
     KeySetState,
@@ -59,6 +62,15 @@ from wire.messages import (
     PresignStep,
     PrfEvaluate,
     PrfPartials,
+    RefreshAbandon,
+    RefreshCommit,
+    RefreshFinish,
+    RefreshStaged,
+    RefreshStep,
+    RefreshVouch,
+    RepairInstall,
+    RepairStart,
+    RepairSum,
     Reply,
     Request,
     RestoreCommit,
@@ -96,7 +108,20 @@ REQUEST_SAMPLES: list[Request] = [
     KeyList(),
     KeySetState("payroll", "disable", 0),
     KeySetState("payroll", "schedule_deletion", 3, 7, (b"approval",)),
+    KeyRefresh("payroll", SESSION, 2, THREE, (b"approval",)),
+    RefreshStep("payroll", SESSION, (b"e1", b"e2")),
+    RefreshCommit("payroll", SESSION, (b"c1", b"c2")),
+    RefreshVouch("payroll", 3, {"node-1": b"d1", "node-3": b"d3"}),
+    RefreshFinish("payroll", 3, {"node-1": b"d1", "node-3": b"d3"}, (b"vouch",)),
+    RefreshAbandon("payroll", 2, True),
     NonceCommit("payroll", 16),
+    Bip340NonceCommit("btc", 64),
+    RepairStart("payroll", SESSION, 1, "node-3", THREE, (b"approval",)),
+    RepairSum("payroll", SESSION, (b"d1",)),
+    RepairInstall("payroll", SESSION, THREE, (b"s1", b"s2")),
+    Bip340Sign(
+        "btc", (1, 3), (b"sighash",), ((b"n" * 66, b"m" * 66),), ((),), (b"\x01" + bytes(32),)
+    ),
     FrostSign("payroll", (b"package 1", b"package 2"), ((b"approval",), ())),
     DecryptPartial("payroll", b"ct", SESSION, b"context", (b"a1", b"a2")),
     BackupShare("payroll", b"r" * 32, (b"approval",)),
@@ -129,6 +154,7 @@ REPLY_SAMPLES: list[Reply] = [
     KeyListReply(("btc", "payroll")),
     KeyInfoReply("ed25519", 1, b"pkg", b"", ("node-1", "node-2"), 2, "pending_deletion", 1 << 31),
     KeyStateReply("disabled", 0, 5),
+    RefreshStaged(b"pkg", {"node-2": b"confirmation"}),
     NonceCommitments((b"c1", b"c2")),
     SignatureShares((b"s1", b"s2")),
     Partial(b"partial"),
@@ -372,6 +398,23 @@ def test_every_replies_entry_is_consistent() -> None:
         (lambda: KeySetState("k", "schedule_deletion", 0, 31), "days"),
         (lambda: KeySetState("k", "schedule_deletion", 0, 7, (b"",)), "approvals"),
         (lambda: KeyStateReply("enabled", 0, 2**32), "epoch"),
+        (lambda: KeyInfoReply("ed25519", 1, b"pkg", b"", (), 0, "enabled", 0, 1), "staged"),  # type: ignore[arg-type]
+        (lambda: KeyRefresh("k", SESSION, -1, THREE), "epoch"),
+        (lambda: Bip340NonceCommit("k", 0), "count"),
+        (lambda: RepairStart("k", SESSION, 0, "node-9", THREE), "participants"),
+        (lambda: RepairStart("k", SESSION, 0, "bad id", THREE), "target"),
+        (lambda: RepairInstall("k", SESSION, THREE, ()), "inbox"),
+        (lambda: Bip340Sign("k", (2, 1), (b"m",), ((b"n" * 66,) * 2,), ((),)), "signers"),
+        (lambda: Bip340Sign("k", (1, 1), (b"m",), ((b"n" * 66,) * 2,), ((),)), "signers"),
+        (lambda: Bip340Sign("k", (1, 2), (b"m",), ((b"n" * 66,),), ((),)), "pubnonces"),
+        (lambda: Bip340Sign("k", (1, 2), (b"m",), ((b"n" * 65,) * 2,), ((),)), "pubnonces"),
+        (lambda: Bip340Sign("k", (1, 2), (b"m",), ((b"n" * 66,) * 2,), ()), "approvals"),
+        (lambda: Bip340Sign("k", (1, 2), (b"m",), ((b"n" * 66,) * 2,), ((),), (b"t",)), "tweaks"),
+        (lambda: KeyRefresh("k", b"short", 0, THREE), "session_id"),
+        (lambda: RefreshVouch("k", 1, THREE), "participants"),
+        (lambda: RefreshFinish("k", 1, {"a": b"1", "b": b"2"}, ()), "inbox"),
+        (lambda: RefreshFinish("k", 1, {"a": b"1", "b": b"2"}, (b"x", b"y")), "inbox"),
+        (lambda: RefreshAbandon("k", 0, 1), "discard"),  # type: ignore[arg-type]
         (lambda: ErrorReply("KeyExistsError", "m"), "code"),  # type: ignore[arg-type]
         (lambda: ErrorReply(ErrorCode.BUSY, "m" * 2001), "message"),
     ],
@@ -475,6 +518,66 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
             approvals,
         ),
     ),
+    Bip340NonceCommit: st.builds(Bip340NonceCommit, names, st.integers(1, MAX_NONCES)),
+    Bip340Sign: st.integers(1, 4).flatmap(
+        lambda signers: st.lists(
+            st.tuples(
+                st.binary(max_size=40),
+                st.lists(
+                    st.binary(min_size=66, max_size=66), min_size=signers, max_size=signers
+                ).map(tuple),
+                approvals,
+            ),
+            min_size=1,
+            max_size=3,
+        ).map(
+            lambda items: Bip340Sign(
+                "k",
+                tuple(range(1, len(items[0][1]) + 1)),
+                tuple(i[0] for i in items),
+                tuple(i[1] for i in items),
+                tuple(i[2] for i in items),
+                (b"\x00" + bytes(32),),
+            )
+        )
+    ),
+    RepairStart: participants.flatmap(
+        lambda chosen: st.builds(
+            RepairStart,
+            names,
+            sessions,
+            st.integers(0, 2**32 - 1),
+            st.sampled_from(sorted(chosen)),
+            st.just(chosen),
+            approvals,
+        )
+    ),
+    RepairSum: st.builds(RepairSum, names, sessions, blobs()),
+    RepairInstall: st.builds(RepairInstall, names, sessions, participants, blobs(1)),
+    KeyRefresh: st.builds(
+        KeyRefresh, names, sessions, st.integers(0, 2**32 - 1), participants, approvals
+    ),
+    RefreshStep: st.builds(RefreshStep, names, sessions, blobs()),
+    RefreshCommit: st.builds(RefreshCommit, names, sessions, blobs()),
+    RefreshStaged: st.builds(
+        RefreshStaged,
+        st.binary(min_size=1, max_size=64),
+        st.dictionaries(node_ids, st.binary(min_size=1, max_size=40), max_size=4),
+    ),
+    RefreshVouch: st.builds(
+        RefreshVouch,
+        names,
+        st.integers(0, 2**32 - 1),
+        st.dictionaries(node_ids, st.binary(min_size=1, max_size=40), min_size=2, max_size=2),
+    ),
+    RefreshFinish: st.builds(
+        RefreshFinish,
+        names,
+        st.integers(0, 2**32 - 1),
+        st.dictionaries(node_ids, st.binary(min_size=1, max_size=40), min_size=2, max_size=2),
+        blobs(1, 1),
+    ),
+    RefreshAbandon: st.builds(RefreshAbandon, names, st.integers(0, 2**32 - 1), st.booleans()),
     KeyStateReply: st.one_of(
         st.builds(
             KeyStateReply,
