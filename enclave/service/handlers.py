@@ -58,6 +58,7 @@ from enclave.service.errors import (
 )
 from enclave.service.identity import ServiceIdentity
 from enclave.service.keystore import KeyStore, SealedBlobs, StoredKey
+from enclave.service.metrics import ServiceMetrics
 from enclave.service.nonces import NONCE_CHUNK, FrostNonces
 from enclave.service.policy import SpentApprovals, check_approvals
 from enclave.service.presigning import Presigning
@@ -153,6 +154,7 @@ class NodeService:
         self._presigning = PresigningRuns()
         self._pools = PresignaturePools()
         self._spent_approvals = SpentApprovals()  # decrypt approvals are single use
+        self.metrics = ServiceMetrics(self._keys, self._nonces, self._pools)
 
     async def hello(self, request: Hello) -> HelloReply:
         """A fresh NSM document echoing the nonce and binding this boot's TLS and box keys."""
@@ -164,7 +166,13 @@ class NodeService:
 
     async def answer(self, request: Request, client: bytes = ANONYMOUS) -> Reply:
         """Serve one request of ``client`` (the SHA-256 of its TLS certificate); any refusal
-        becomes an ``error`` reply (never an exception)."""
+        becomes an ``error`` reply (never an exception). Counted in :attr:`metrics`."""
+        started = self.metrics.clock()
+        reply = await self._answer(request, client)
+        self.metrics.observe(request.OP, reply, self.metrics.clock() - started)
+        return reply
+
+    async def _answer(self, request: Request, client: bytes) -> Reply:
         try:
             return await self.dispatch(request, client)
         except (ServiceError, WireError, MpcError, AttestationError, EnclaveError) as error:

@@ -78,6 +78,11 @@ GROUPS: tuple[Group, ...] = (
         "keyshard.cli.dev_cmd",
         "run an emulated local cluster (emulated KMS, NSM and enclaves)",
     ),
+    Group(
+        "node",
+        "keyshard.cli.node_cmd",
+        "see a cluster's nodes: state, release, keys and pool levels",
+    ),
 )
 
 _DESCRIPTION = """\
