@@ -107,9 +107,7 @@ class FramedStream:
         log.log(
             level,
             "frame rejected",
-            extra={
-                "fields": {"event": "frame_rejected", "peer": peer_name(self.writer), **fields}
-            },
+            extra={"fields": {"event": "frame_rejected", "peer": peer_name(self.writer), **fields}},
         )
         await self.close()
 
