@@ -25,7 +25,7 @@ import json
 import logging
 from dataclasses import dataclass
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from parent.telemetry import EnclaveProbe, NodeCollector
@@ -109,14 +109,17 @@ class OperationsServer:
             self._seen_ready = True
         return telemetry
 
-    async def respond(self, method: str, path: str) -> tuple[int, str, bytes]:
-        """(status, content type, body) for one request (sans socket, for tests too)."""
+    async def respond(self, method: str, path: str, accept: str = "") -> tuple[int, str, bytes]:
+        """(status, content type, body) for one request (sans socket, for tests too). ``accept``
+        picks the exposition format as ``prometheus_client`` negotiates it (text 0.0.4 unless
+        the scraper asks for another)."""
         if method not in ("GET", "HEAD"):
             return 405, "text/plain", b"only GET and HEAD\n"
         route = path.split("?", 1)[0]
         if route == "/metrics":
             await self._fetch()
-            return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+            encoder, content_type = choose_encoder(accept)
+            return 200, content_type, encoder(self._registry)
         if route == "/ready":
             verdict = readiness_of(await self._fetch(), self._probe.error)
         elif route == "/health":
@@ -132,8 +135,8 @@ class OperationsServer:
                 head = await reader.readuntil(b"\r\n\r\n")
                 if len(head) > MAX_REQUEST:
                     raise ValueError("request too large")
-                method, path = _request_line(head)
-                status, content_type, body = await self.respond(method, path)
+                method, path, accept = _parse_head(head)
+                status, content_type, body = await self.respond(method, path, accept)
                 if method == "HEAD":
                     writer.write(_response(status, content_type, len(body)))
                 else:
@@ -150,12 +153,18 @@ class OperationsServer:
                 await writer.wait_closed()
 
 
-def _request_line(head: bytes) -> tuple[str, str]:
-    line = head.split(b"\r\n", 1)[0].decode("ascii")
-    parts = line.split(" ")
+def _parse_head(head: bytes) -> tuple[str, str, str]:
+    """Method, path and Accept header of a request head (ASCII only, else ValueError)."""
+    lines = head.decode("ascii").split("\r\n")
+    parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[1].startswith("/"):
         raise ValueError("not an HTTP/1.x request line")
-    return parts[0], parts[1]
+    accept = ""
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "accept":
+            accept = value.strip()
+    return parts[0], parts[1], accept
 
 
 def _response(status: int, content_type: str, length: int) -> bytes:
