@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint infra-check eif bench soak fuzz clean
+.PHONY: demo test lint infra-check eif parent-package bench soak fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ infra-check:
 ## eif: build the enclave image with nitro-cli and record its PCRs in release/manifest.json
 eif:
 	bash infra/image/build-eif.sh $(EIF_ARGS)
+
+## parent-package: the wheel tarball a node's user data installs, build/parent/keyshard-parent-<version>.tar
+## (+ .sha256 for terraform's parent_package); PARENT_ARGS passes options, e.g. PARENT_ARGS='--version 0.2.0'
+parent-package: $(STAMP)
+	PYTHON=$(BIN)/python bash infra/build-parent-package.sh $(PARENT_ARGS)
 
 ## bench: throughput and latency benchmarks (timings live here, never in tests)
 bench: $(STAMP)

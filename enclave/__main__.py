@@ -1,6 +1,7 @@
 """``python -m enclave --mode emulated|nitro [--cid N] [--runtime-dir DIR]``
 
-The process boundary of the enclave: configure JSON logging to stderr, read the measured image's
+The process boundary of the enclave: configure JSON logging (to stderr, and to the parent over the
+log channel once the transport is chosen: see :mod:`enclave.logs`), read the measured image's
 trust anchors and cluster table, parse the (node-independent) launch arguments, pick the mode's
 seams (the one place modes differ), and run until SIGTERM or SIGINT. Exit codes: 0 after a clean
 stop (whatever the boot reached — ``status`` reported it, including a node id the parent named that
@@ -10,6 +11,7 @@ the image's table does not list), 2 when the configuration is refused before any
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -24,20 +26,31 @@ from attestation.errors import AttestationError  # noqa: E402 -- after the impor
 from enclave.boot import EnclaveRuntime  # noqa: E402
 from enclave.config import ImageConfig, parse_launch_args, select_seams  # noqa: E402
 from enclave.errors import EnclaveError  # noqa: E402
-from enclave.logs import configure_logging  # noqa: E402
+from enclave.logs import LogChannel, configure_logging  # noqa: E402
+from transport.hostclient import HostClient  # noqa: E402
 
 log = logging.getLogger("enclave")
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
+FINAL_FLUSH_SECONDS = 2.0
 
 
-async def _serve(runtime: EnclaveRuntime) -> int:
+async def _serve(runtime: EnclaveRuntime, channel: LogChannel) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await runtime.run(stop)
+    sender = asyncio.create_task(channel.run())
+    try:
+        await runtime.run(stop)
+    finally:
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        # The last lines ("stopped"), if the parent still listens; it is stopping us, so briefly.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FINAL_FLUSH_SECONDS):
+                await channel.send_buffered()
     return EXIT_OK
 
 
@@ -53,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra={"fields": {"event": "config_refused", "error": str(error)}},
         )
         return EXIT_CONFIG
+    channel = LogChannel(HostClient(seams.transport))
+    logging.getLogger().addHandler(channel)
     log.info(
         "starting",
         extra={
@@ -65,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
         },
     )
-    return asyncio.run(_serve(EnclaveRuntime(launch, image, seams)))
+    return asyncio.run(_serve(EnclaveRuntime(launch, image, seams), channel))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -64,6 +65,7 @@ from enclave.status import CLIENT_PORT, NodeState, NodeStatus, StatusListener
 from transport.address import ANY_CID, PARENT_CID, VsockAddress
 from transport.errors import TransportError
 from transport.hostclient import HostClient
+from wire.telemetry import NodeTelemetry, TelemetryState, encode_telemetry
 
 __all__ = ["DATA_KEY_BLOB", "EnclaveRuntime"]
 
@@ -116,6 +118,9 @@ class EnclaveRuntime:
         self._service_server: asyncio.AbstractServer | None = None
         self._service_listener: ServiceListener | None = None
         self._sweeper: asyncio.Task[None] | None = None  # erases keys whose deletion is due
+        self._service: NodeService | None = None
+        self._started = time.monotonic()
+        self._attested_at: float | None = None
         self.store: SealedStore | None = None
 
     # -- status ---------------------------------------------------------------------------
@@ -131,11 +136,33 @@ class EnclaveRuntime:
             data_key_id=self._data_key_id,
         )
 
+    async def telemetry(self) -> bytes:
+        """The ``metrics`` op's reply: this status plus the node service's counters."""
+        status = self.status()
+        now = time.monotonic()
+        service = self._service
+        return encode_telemetry(
+            NodeTelemetry(
+                state=TelemetryState(status.state.value),
+                node_id=status.node_id,
+                reason=status.reason,
+                pcr0=status.pcrs.get(0, b""),
+                sealed_version=status.sealed_version,
+                attestation_age_s=(
+                    None if self._attested_at is None else int(now - self._attested_at)
+                ),
+                uptime_s=int(now - self._started),
+                operations=() if service is None else service.metrics.operations(),
+                latency=() if service is None else service.metrics.latency(),
+                keys=() if service is None else await service.metrics.key_stats(),
+            )
+        )
+
     # -- lifetime -------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> NodeState:
         """Serve status, boot, and keep serving until ``stop`` is set. Returns the final state."""
-        status = StatusListener(self.status)
+        status = StatusListener(self.status, telemetry=self.telemetry)
         server = await self._seams.transport.listen(
             VsockAddress(ANY_CID, CLIENT_PORT), status.handle
         )
@@ -241,6 +268,7 @@ class EnclaveRuntime:
             public_key=public_der,
             max_age=dt.timedelta(seconds=self._image.max_document_age_seconds),
         ).check(verified, now=now)
+        self._attested_at = time.monotonic()
         log.info(
             "attested",
             extra={"fields": {"event": "attested", "document_size": len(document)}},
@@ -269,6 +297,7 @@ class EnclaveRuntime:
                 self._image.peer_releases,
             ),
         )
+        self._service = service
         self._service_listener = ServiceListener(service, self._image.authorized_clients)
         self._service_server = await self._seams.transport.listen_protocol(
             VsockAddress(ANY_CID, SERVICE_PORT), self._service_listener.protocol

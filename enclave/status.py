@@ -15,6 +15,10 @@ it never carries secret material. ``identity_public_key`` is the public half of 
 kept in the sealed state, so a caller can see that a restarted node recovered the same state;
 ``data_key_id`` is the SHA-256 of the KMS ``CiphertextBlob`` (public) naming the data key in use.
 
+The same port answers ``{"op": "metrics"}`` with the node's telemetry (:mod:`wire.telemetry`:
+operations by outcome, latencies, key pool levels, sealed version, attestation age), which the
+parent exports as Prometheus metrics.
+
 The codec is sans-I/O (bytes in, typed values out, strict: canonical CBOR through
 :mod:`wire.cbor`, exactly these fields, this version); :class:`StatusListener` and
 :func:`fetch_status` are the thin asyncio edges.
@@ -32,16 +36,17 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from enclave.errors import StatusProtocolError
 from transport.errors import FramingError
-from transport.framing import FramedStream
+from transport.framing import FramedStream, write_frame
 from wire import cbor
 from wire.errors import MalformedMessageError
+from wire.telemetry import MAX_TELEMETRY_FRAME
 
 __all__ = [
     "CLIENT_PORT",
@@ -156,9 +161,11 @@ def encode_request() -> bytes:
 
 
 def decode_request(payload: bytes) -> str:
-    if _loads_map(payload, "status request", frozenset({"op"}))["op"] != "status":
+    """The requested op: ``status`` or ``metrics`` (see :mod:`wire.telemetry`)."""
+    op = _loads_map(payload, "status request", frozenset({"op"}))["op"]
+    if op not in ("status", "metrics"):
         raise StatusProtocolError("unknown request")
-    return "status"
+    return str(op)
 
 
 def encode_status(status: NodeStatus) -> bytes:
@@ -203,10 +210,14 @@ class StatusListener:
         self,
         current: Callable[[], NodeStatus],
         *,
+        telemetry: Callable[[], Awaitable[bytes]] | None = None,
         max_connections: int = MAX_STATUS_CONNECTIONS,
         timeout: float = STATUS_TIMEOUT,
     ) -> None:
+        """``telemetry`` answers the ``metrics`` op (encoded :mod:`wire.telemetry`); without it
+        that op is refused like an unknown one."""
         self._current = current
+        self._telemetry = telemetry
         self._max = max_connections
         self._timeout = timeout
         # Connection tasks, oldest first; held here too because asyncio holds them weakly.
@@ -236,8 +247,13 @@ class StatusListener:
         clean = False
         try:
             async with asyncio.timeout(self._timeout):
-                decode_request(await stream.recv())
-                await stream.send(encode_status(self._current()))
+                op = decode_request(await stream.recv())
+                if op == "metrics":
+                    if self._telemetry is None:
+                        raise StatusProtocolError("unknown request")
+                    await write_frame(writer, await self._telemetry(), MAX_TELEMETRY_FRAME)
+                else:
+                    await stream.send(encode_status(self._current()))
             clean = True
             log.debug("status served", extra={"fields": {"event": "status_served"}})
         except TimeoutError:

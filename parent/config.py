@@ -26,6 +26,9 @@ Real mode uses ``"launcher": {"kind": "nitro", "eif_path": ..., "cpu_count": 2, 
 ``node_id`` is the node of the image's cluster table this enclave runs as, handed to the enclave at
 boot over host services (``GetLaunch``): every node runs the same image, so this is the one per-node
 value. The enclave refuses an id its table does not list; without ``node_id`` it cannot boot.
+``"operations": {"listen": "0.0.0.0:9100", "status_port": 5000}`` (optional) serves HTTP
+``/metrics``, ``/health`` and ``/ready`` (:mod:`parent.operations`), asking the enclave's status
+port (``status_port``, default 5000) for its telemetry.
 Every outbound target must also appear in ``allow`` (listing it twice is deliberate: the allow-list is
 the reviewed security boundary, the routes are plumbing).
 """
@@ -117,6 +120,13 @@ class ChildSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class OperationsSpec:
+    listen_host: str
+    listen_port: int
+    status_port: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
 class ParentConfig:
     mode: Mode
     runtime_dir: Path | None
@@ -129,6 +139,7 @@ class ParentConfig:
     blob_store: LocalStoreSpec | S3StoreSpec
     credentials: ImdsSpec | StaticCredentialsSpec | None
     launcher: NitroSpec | ChildSpec | None
+    operations: OperationsSpec | None = None
 
 
 class _Fields:
@@ -248,6 +259,7 @@ def parse_config(raw: object) -> ParentConfig:
 
     credentials = _credentials(root.get("credentials", dict, default=None, nullable=True), mode)
     launcher = _launcher(root.get("launcher", dict, default=None, nullable=True), mode)
+    operations = _operations(root.get("operations", dict, default=None, nullable=True))
     root.done()
     return ParentConfig(
         mode=mode,
@@ -261,7 +273,20 @@ def parse_config(raw: object) -> ParentConfig:
         blob_store=store,
         credentials=credentials,
         launcher=launcher,
+        operations=operations,
     )
+
+
+def _operations(raw: object) -> OperationsSpec | None:
+    if raw is None:
+        return None
+    f = _Fields(raw, "operations")
+    host, port = _host_port(f.text("listen"), "operations.listen", allow_zero=True)
+    status_port: int = f.get("status_port", int, default=5000)
+    if not 1 <= status_port <= U32_MAX - 1:
+        raise ConfigError("operations.status_port", f"must be in 1..{U32_MAX - 1}")
+    f.done()
+    return OperationsSpec(host, port, status_port)
 
 
 def _check_runtime_dir(runtime: Path, addresses: list[VsockAddress]) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from parent.blobstore import BlobStore
 from parent.credentials import CredentialsProvider
+from parent.enclavelogs import EnclaveLogRelay
 from parent.errors import BlobNameError, BlobStoreError, CredentialsError
 from transport.address import ANY_CID, VsockAddress
 from transport.base import Transport
@@ -34,6 +35,7 @@ from transport.hostproto import (
     ListBlobs,
     Ok,
     PutBlob,
+    PutLogs,
     Request,
     Response,
     decode_request,
@@ -67,6 +69,9 @@ class HostServices:
         self._store = store
         self._credentials = credentials
         self._tasks: set[asyncio.Task[None]] = set()
+        self.logs = EnclaveLogRelay()
+        self.requests: dict[tuple[str, str], int] = {}
+        """Requests served, by (request type, result): exported as metrics."""
         self._server: asyncio.AbstractServer | None = None
 
     async def serve(
@@ -102,7 +107,12 @@ class HostServices:
                 try:
                     request = decode_request(payload)
                 except HostProtoError as exc:
-                    log.warning("event=host_request_refused error=%s", type(exc).__name__)
+                    log.warning(
+                        "host request refused",
+                        extra={
+                            "fields": {"event": "host_request_refused", "error": type(exc).__name__}
+                        },
+                    )
                     await stream.send(encode_response(Error(ErrorCode.BAD_REQUEST, str(exc))))
                     return
                 encoded = encode_response(await self.dispatch(request))
@@ -117,6 +127,10 @@ class HostServices:
 
     async def dispatch(self, request: Request) -> Response:
         """The response to one request; failures become ``Error`` responses with a public reason."""
+        if isinstance(request, PutLogs):  # the log channel: re-emitted here, never stored
+            self.logs.relay(request.lines, request.dropped)
+            self._count(request, "Ok")
+            return Ok()
         try:
             response = await asyncio.to_thread(self._dispatch_blocking, request)
         except BlobNameError as exc:
@@ -126,18 +140,34 @@ class HostServices:
         except CredentialsError as exc:
             response = Error(ErrorCode.CREDENTIALS_UNAVAILABLE, str(exc))
         except Exception as exc:  # process boundary: never let one request kill the server
-            log.exception("event=host_request_failed type=%s", type(request).__name__)
+            log.exception(
+                "host request failed",
+                extra={"fields": {"event": "host_request_failed", "type": type(request).__name__}},
+            )
             response = Error(ErrorCode.INTERNAL, type(exc).__name__)
-        log.info(
-            "event=host_request type=%s name=%s size=%s result=%s",
-            type(request).__name__,
-            getattr(request, "name", "-"),
-            len(request.data) if isinstance(request, PutBlob) else "-",
+        result = (
             type(response).__name__
             if not isinstance(response, Error)
-            else f"Error:{response.code.value}",
+            else f"Error:{response.code.value}"
+        )
+        self._count(request, result)
+        log.info(
+            "host request",
+            extra={
+                "fields": {
+                    "event": "host_request",
+                    "type": type(request).__name__,
+                    "name": getattr(request, "name", None),
+                    "size": len(request.data) if isinstance(request, PutBlob) else None,
+                    "result": result,
+                }
+            },
         )
         return response
+
+    def _count(self, request: Request, result: str) -> None:
+        key = (type(request).__name__, result)
+        self.requests[key] = self.requests.get(key, 0) + 1
 
     def _dispatch_blocking(self, request: Request) -> Response:
         match request:
@@ -156,4 +186,6 @@ class HostServices:
                 if self._node_id is None:
                     return Error(ErrorCode.LAUNCH_UNAVAILABLE, "this parent names no node id")
                 return Launch(self._node_id)
+            case PutLogs():
+                raise AssertionError("PutLogs is answered on the event loop")
         raise AssertionError(f"unhandled request type {type(request).__name__}")  # closed set

@@ -197,7 +197,10 @@ class NitroCliLauncher:
             with contextlib.suppress(LaunchError):
                 await self.stop()
             raise
-        log.info("event=enclave_started id=%s cid=%d", enclave_id, cid)
+        log.info(
+            "enclave started",
+            extra={"fields": {"event": "enclave_started", "id": enclave_id, "cid": cid}},
+        )
         return LaunchInfo(enclave_id, cid, pid if isinstance(pid, int) else None)
 
     async def describe(self) -> NitroEnclaveInfo | None:
@@ -240,7 +243,10 @@ class NitroCliLauncher:
             if not isinstance(result, dict) or result.get("Terminated") is not True:
                 raise LaunchError("terminate-enclave did not confirm termination")
             self._exit = EnclaveExit(None, None, "terminated")
-            log.info("event=enclave_stopped id=%s", self._enclave_id)
+            log.info(
+                "enclave stopped",
+                extra={"fields": {"event": "enclave_stopped", "id": self._enclave_id}},
+            )
         return self._exit
 
 
@@ -312,7 +318,16 @@ class ChildProcessLauncher:
         finally:
             if out is not None:
                 out.close()
-        log.info("event=enclave_started id=child-%d cid=%d", self._proc.pid, self.cid)
+        log.info(
+            "enclave started",
+            extra={
+                "fields": {
+                    "event": "enclave_started",
+                    "id": f"child-{self._proc.pid}",
+                    "cid": self.cid,
+                }
+            },
+        )
         return LaunchInfo(f"child-{self._proc.pid}", self.cid, self._proc.pid)
 
     async def wait(self) -> EnclaveExit:
@@ -322,7 +337,10 @@ class ChildProcessLauncher:
         self._remove_bytecode_dir()
         if self._exit is None:
             self._exit = _describe_exit(code)
-            log.info("event=enclave_exited %s", self._exit.description)
+            log.info(
+                "enclave exited",
+                extra={"fields": {"event": "enclave_exited", "exit": self._exit.description}},
+            )
         return self._exit
 
     def _remove_bytecode_dir(self) -> None:
@@ -340,7 +358,16 @@ class ChildProcessLauncher:
                 async with asyncio.timeout(self.grace):
                     await self._proc.wait()
             except TimeoutError:
-                log.warning("event=enclave_kill pid=%d grace=%s", self._proc.pid, self.grace)
+                log.warning(
+                    "enclave killed",
+                    extra={
+                        "fields": {
+                            "event": "enclave_kill",
+                            "pid": self._proc.pid,
+                            "grace": self.grace,
+                        }
+                    },
+                )
                 self._signal_group(signal.SIGKILL)
         # Reap any straggler in the group too (a grandchild that ignored SIGTERM).
         self._signal_group(signal.SIGKILL)

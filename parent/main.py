@@ -20,6 +20,7 @@ from parent.errors import ParentError
 from parent.node import ParentNode
 from parent.recorder import TrafficRecorder
 from transport.errors import TransportError
+from transport.jsonlog import configure_json_logging
 
 EXIT_OK = 0
 EXIT_LOCAL_ERROR = 1
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log verbosity on stderr (default INFO)",
+        help="log verbosity on stderr, JSON lines (default INFO)",
     )
     parser.add_argument(
         "--record",
@@ -81,12 +82,23 @@ async def _run(node: ParentNode, metrics_interval: float) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
-    log.info("event=parent_ready inbound=%s", json.dumps(node.inbound_ports, sort_keys=True))
+    log.info(
+        "parent ready",
+        extra={
+            "fields": {
+                "event": "parent_ready",
+                "inbound": json.dumps(node.inbound_ports, sort_keys=True),
+                "operations_port": node.operations_port,
+            }
+        },
+    )
 
     async def report() -> None:
         while metrics_interval > 0:
             await asyncio.sleep(metrics_interval)
-            log.info("event=metrics %s", json.dumps(node.metrics().as_dict(), sort_keys=True))
+            log.info(
+                "proxy metrics", extra={"fields": {"event": "metrics", **node.metrics().as_dict()}}
+            )
 
     reporter = asyncio.create_task(report())
     enclave = asyncio.create_task(node.wait())
@@ -99,18 +111,22 @@ async def _run(node: ParentNode, metrics_interval: float) -> int:
         await node.close()
     if enclave in done and not enclave.cancelled():
         ended = enclave.result()
-        log.warning("event=enclave_ended %s", ended.description if ended else "unknown")
+        log.warning(
+            "enclave ended",
+            extra={
+                "fields": {
+                    "event": "enclave_ended",
+                    "exit": ended.description if ended else "unknown",
+                }
+            },
+        )
         return EXIT_ENCLAVE_STOPPED
     return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    configure_json_logging("parent", args.log_level)
     try:
         config = load_config(args.config)
     except ParentError as exc:

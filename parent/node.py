@@ -2,7 +2,9 @@
 
 Usable as a library (``keyshard dev`` builds emulated nodes with it) and by ``python -m parent``.
 Start order matters: host services and the outbound routes come up *before* the enclave is launched,
-because the enclave's first acts on boot are to fetch its sealed state and call KMS through them.
+because the enclave's first acts on boot are to fetch its sealed state and call KMS through them;
+so does the operations endpoint (``/metrics``, ``/health``, ``/ready``), so that a load balancer
+sees "not ready" for the whole boot.
 Shutdown runs in reverse: stop the enclave, then the proxy, then host services.
 """
 
@@ -35,7 +37,9 @@ from parent.launcher import (
     LaunchInfo,
     NitroCliLauncher,
 )
+from parent.operations import OperationsServer
 from parent.proxy import AllowList, InboundRoute, OutboundRoute, Proxy, ProxyMetrics
+from parent.telemetry import EnclaveProbe, NodeCollector
 from transport.address import PARENT_CID, VsockAddress
 from transport.base import Transport
 from transport.hostproto import Credentials
@@ -125,6 +129,19 @@ class ParentNode:
             self.store, build_credentials(config), node_id=config.node_id, tap=tap
         )
         self.inbound_ports: dict[str, int] = {}
+        self.operations: OperationsServer | None = None
+        if config.operations is not None:
+            probe = EnclaveProbe(
+                self.transport, VsockAddress(config.enclave_cid, config.operations.status_port)
+            )
+            collector = NodeCollector(
+                self.proxy.route_metrics,
+                lambda: self.host_services.requests,
+                self.host_services.logs.counts,
+                probe,
+            )
+            self.operations = OperationsServer(probe, collector)
+        self.operations_port: int | None = None
         self.launch_info: LaunchInfo | None = None
         self._closed = False
 
@@ -143,6 +160,12 @@ class ParentNode:
                         inb.listen_port,
                         VsockAddress(self.config.enclave_cid, inb.enclave_port),
                     )
+                )
+            if self.operations is not None and self.config.operations is not None:
+                # Before the launch: /ready answers 503 for the whole boot, never "refused".
+                spec = self.config.operations
+                self.operations_port = await self.operations.start(
+                    spec.listen_host, spec.listen_port
                 )
             if self.launcher is not None:
                 self.launch_info = await self.launcher.start()
@@ -167,8 +190,15 @@ class ParentNode:
         if self.launcher is not None and self.launch_info is not None:
             try:
                 ended = await self.launcher.stop()
-                log.info("event=enclave_stopped %s", ended.description)
+                log.info(
+                    "enclave stopped",
+                    extra={"fields": {"event": "enclave_stopped", "exit": ended.description}},
+                )
             except Exception:  # keep tearing down the rest even if the stop failed
-                log.exception("event=enclave_stop_failed")
+                log.exception(
+                    "enclave stop failed", extra={"fields": {"event": "enclave_stop_failed"}}
+                )
+        if self.operations is not None:
+            await self.operations.close()
         await self.proxy.close()
         await self.host_services.close()

@@ -138,6 +138,9 @@ class _RouteState:
     """Live connections, oldest first."""
     evicting: int = 0
     """Evicted connections still closing (live, but no longer counted against the limit)."""
+    reached: bool = False
+    """Whether a connection to the target ever succeeded. Until then an inbound route's connect
+    failures are the enclave still booting (callers poll its status port), logged at DEBUG."""
 
 
 class Proxy:
@@ -177,11 +180,16 @@ class Proxy:
         self._servers.append(server)
         port: int = server.sockets[0].getsockname()[1]
         log.info(
-            "event=route_up route=%s kind=inbound listen=%s:%d target=%s",
-            route.name,
-            route.listen_host,
-            port,
-            route.target,
+            "route up",
+            extra={
+                "fields": {
+                    "event": "route_up",
+                    "route": route.name,
+                    "kind": "inbound",
+                    "listen": f"{route.listen_host}:{port}",
+                    "target": str(route.target),
+                }
+            },
         )
         return port
 
@@ -207,11 +215,16 @@ class Proxy:
         )
         self._servers.append(server)
         log.info(
-            "event=route_up route=%s kind=outbound port=%d target=%s:%d",
-            route.name,
-            route.port,
-            route.host,
-            route.target_port,
+            "route up",
+            extra={
+                "fields": {
+                    "event": "route_up",
+                    "route": route.name,
+                    "kind": "outbound",
+                    "port": route.port,
+                    "target": f"{route.host}:{route.target_port}",
+                }
+            },
         )
 
     def _new_route(
@@ -227,6 +240,10 @@ class Proxy:
         state = _RouteState(name, open_target, check, inbound)
         self._routes[name] = state
         return state
+
+    def route_metrics(self) -> dict[str, ProxyMetrics]:
+        """A snapshot per route (the parent's Prometheus metrics)."""
+        return {name: self.metrics(name) for name in self._routes}
 
     def metrics(self, route: str | None = None) -> ProxyMetrics:
         """A snapshot: finished connections plus the live ones, for one route or all."""
@@ -276,7 +293,10 @@ class Proxy:
                 m.refused_limit += 1
             else:
                 m.refused_not_allowed += 1
-            log.warning("event=refused route=%s reason=%s", state.name, reason)
+            log.warning(
+                "connection refused",
+                extra={"fields": {"event": "refused", "route": state.name, "reason": reason}},
+            )
             return False
         m.active += 1
         state.live[relay] = None
@@ -286,6 +306,7 @@ class Proxy:
         async def open_with_timeout() -> None:
             async with asyncio.timeout(timeout):
                 await state.open_target(relay)
+            state.reached = True
 
         relay.connect_target(open_with_timeout)
         return True
@@ -297,7 +318,10 @@ class Proxy:
                 relay.evict()
                 state.evicting += 1
                 state.metrics.evicted += 1
-                log.info("event=evicted route=%s", state.name)
+                log.info(
+                    "connection evicted",
+                    extra={"fields": {"event": "evicted", "route": state.name}},
+                )
                 return True
         return False
 
@@ -313,10 +337,18 @@ class Proxy:
             self._idle.set()
         if relay.connect_error is not None:
             m.connect_failed += 1
-            log.warning(
-                "event=connect_failed route=%s error=%s",
-                state.name,
-                type(relay.connect_error).__name__,
+            booting = state.inbound and not state.reached
+            log.log(
+                logging.DEBUG if booting else logging.WARNING,
+                "connect failed",
+                extra={
+                    "fields": {
+                        "event": "connect_failed",
+                        "route": state.name,
+                        "error": type(relay.connect_error).__name__,
+                        "target_seen": state.reached,
+                    }
+                },
             )
             return
         stats = relay.stats
@@ -332,11 +364,16 @@ class Proxy:
         elif stats.end is SpliceEnd.RESET:
             m.resets += 1
         log.debug(
-            "event=closed route=%s in=%d out=%d end=%s",
-            state.name,
-            stats.a_to_b,
-            stats.b_to_a,
-            stats.end.value if stats.end else "-",
+            "connection closed",
+            extra={
+                "fields": {
+                    "event": "closed",
+                    "route": state.name,
+                    "in": stats.a_to_b,
+                    "out": stats.b_to_a,
+                    "end": stats.end.value if stats.end else None,
+                }
+            },
         )
 
     async def close(self) -> None:

@@ -106,10 +106,8 @@ class FramedStream:
         level = logging.DEBUG if isinstance(reason, StreamClosedError) else logging.WARNING
         log.log(
             level,
-            "event=frame_rejected peer=%s %s",
-            peer_name(self.writer),
-            " ".join(f"{k}={v}" for k, v in fields.items()),
-            extra={"keyshard": {"event": "frame_rejected", **fields}},
+            "frame rejected",
+            extra={"fields": {"event": "frame_rejected", "peer": peer_name(self.writer), **fields}},
         )
         await self.close()
 

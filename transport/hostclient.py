@@ -27,6 +27,7 @@ from transport.hostproto import (
     ListBlobs,
     Ok,
     PutBlob,
+    PutLogs,
     Request,
     Response,
     decode_response,
@@ -84,3 +85,7 @@ class HostClient:
     async def get_launch(self) -> str:
         """The node id the parent claims this enclave runs as (the caller checks it)."""
         return (await self._expect(GetLaunch(), Launch)).node_id
+
+    async def put_logs(self, lines: tuple[str, ...], dropped: int = 0) -> None:
+        """Hand the parent a batch of log lines (the enclave's log channel)."""
+        await self._expect(PutLogs(lines, dropped), Ok)

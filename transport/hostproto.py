@@ -19,7 +19,9 @@ decoder:
   a type outside the closed set for its direction, and any missing, extra or mistyped field.
 
 Requests (enclave -> parent): :class:`PutBlob`, :class:`GetBlob`, :class:`ListBlobs`,
-:class:`GetCredentials`, :class:`GetLaunch`. Responses (parent -> enclave): :class:`Ok`,
+:class:`GetCredentials`, :class:`GetLaunch`, and :class:`PutLogs` (the enclave's log channel: a
+production Nitro enclave has no console, so its JSON log lines reach the host only this way; they
+are public by construction, see :mod:`transport.jsonlog`). Responses (parent -> enclave): :class:`Ok`,
 :class:`Blob`, :class:`BlobNames`, :class:`Credentials`, :class:`Launch`, :class:`Error`. The model is the NSM API's closed
 request/response enums (aws-nitro-enclaves-nsm-api ``src/api/mod.rs``).
 """
@@ -42,6 +44,10 @@ MAX_MESSAGE = 16 << 20
 """Largest frame either side accepts (sealed state plus CBOR overhead)."""
 MAX_NAME = 255
 MAX_TEXT = 4096
+MAX_LOG_LINE = 8192
+"""Longest log line the channel carries (a boot failure's reason is at most 2000 characters)."""
+MAX_LOG_BATCH = 256
+"""Most log lines in one :class:`PutLogs`."""
 
 
 class ErrorCode(enum.Enum):
@@ -125,6 +131,23 @@ class GetLaunch(_Message):
 
 
 @dataclass(frozen=True, slots=True)
+class PutLogs(_Message):
+    """Hand the parent ``lines`` of the enclave's log (JSON objects, oldest first); ``dropped``
+    counts lines the enclave discarded since its last batch because its buffer was full."""
+
+    lines: tuple[str, ...]
+    dropped: int = 0
+
+    def __post_init__(self) -> None:
+        if type(self.lines) is not tuple or len(self.lines) > MAX_LOG_BATCH:
+            raise MalformedMessageError("lines", f"expected at most {MAX_LOG_BATCH} lines")
+        for line in self.lines:
+            _text("lines", line, MAX_LOG_LINE)
+        if type(self.dropped) is not int or self.dropped < 0:
+            raise MalformedMessageError("dropped", "expected a non-negative integer")
+
+
+@dataclass(frozen=True, slots=True)
 class Ok(_Message):
     """The request succeeded and has nothing to return."""
 
@@ -191,11 +214,11 @@ class Error(_Message):
         _text("message", self.message)
 
 
-Request: TypeAlias = PutBlob | GetBlob | ListBlobs | GetCredentials | GetLaunch
+Request: TypeAlias = PutBlob | GetBlob | ListBlobs | GetCredentials | GetLaunch | PutLogs
 Response: TypeAlias = Ok | Blob | BlobNames | Credentials | Launch | Error
 
 _REQUESTS: Mapping[str, type[Request]] = {
-    cls.__name__: cls for cls in (PutBlob, GetBlob, ListBlobs, GetCredentials, GetLaunch)
+    cls.__name__: cls for cls in (PutBlob, GetBlob, ListBlobs, GetCredentials, GetLaunch, PutLogs)
 }
 _RESPONSES: Mapping[str, type[Response]] = {
     cls.__name__: cls for cls in (Ok, Blob, BlobNames, Credentials, Launch, Error)
@@ -219,6 +242,7 @@ def _names(value: object) -> tuple[str, ...]:
 _FROM_WIRE: Mapping[tuple[str, str], Callable[[object], object]] = {
     ("Error", "code"): _error_code,
     ("BlobNames", "names"): _names,
+    ("PutLogs", "lines"): _names,
 }
 
 

@@ -95,6 +95,7 @@ from enclave.service.keystore import (
     StagedShare,
     StoredKey,
 )
+from enclave.service.metrics import ServiceMetrics
 from enclave.service.nonces import NONCE_CHUNK, FrostNonces
 from enclave.service.policy import SpentApprovals, check_approvals
 from enclave.service.presigning import Presigning
@@ -287,6 +288,7 @@ class NodeService:
         self._bip340_nonces = Bip340Nonces()
         self._repairs: OrderedDict[tuple[str, bytes], KeyRepairing] = OrderedDict()
         self._key_locks: dict[str, asyncio.Lock] = {}
+        self.metrics = ServiceMetrics(self._keys, self._nonces, self._pools)
 
     async def sweep_deletions(self) -> list[str]:
         """Erase every key whose scheduled deletion is due (each request that names such a key
@@ -320,7 +322,13 @@ class NodeService:
 
     async def answer(self, request: Request, client: bytes = ANONYMOUS) -> Reply:
         """Serve one request of ``client`` (the SHA-256 of its TLS certificate); any refusal
-        becomes an ``error`` reply (never an exception)."""
+        becomes an ``error`` reply (never an exception). Counted in :attr:`metrics`."""
+        started = self.metrics.clock()
+        reply = await self._answer(request, client)
+        self.metrics.observe(request.OP, reply, self.metrics.clock() - started)
+        return reply
+
+    async def _answer(self, request: Request, client: bytes) -> Reply:
         try:
             return await self.dispatch(request, client)
         except (ServiceError, WireError, MpcError, AttestationError, EnclaveError) as error:

@@ -164,6 +164,11 @@ class PresignaturePools:
         self._pools: dict[str, PresignaturePool] = {}
         self._owners: dict[str, OrderedDict[bytes, tuple[bytes, float]]] = {}
 
+    def level(self, key_name: str) -> int:
+        """Unused presignatures of ``key_name``, every client's (a metric)."""
+        self._expire(key_name)
+        return len(self._owners.get(key_name, ()))
+
     def held(self, key_name: str, client: bytes) -> int:
         self._expire(key_name)
         owners = self._owners.get(key_name)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,7 +66,8 @@ examples:
   KEYSHARD_DEV_DIR=/tmp/ks keyshard dev status
 
 fields (--field, --format json; one record per node): index, node_id, endpoint, process,
-  state, error, status (status.pcrs.0, status.sealed_version, ...).
+  state, error, metrics_url, health_url, ready_url (the parent's HTTP operations
+  endpoint), status (status.pcrs.0, status.sealed_version, ...).
 exit codes: 0 every node ready; 1 no cluster in the directory; 2 a node is not ready.
 """
 
@@ -74,7 +76,30 @@ examples:
   keyshard dev down
   keyshard dev down --dir /tmp/ks
 
-exit codes: 0 stopped; 1 no cluster in the directory.
+Idempotent: with nothing running it says so and succeeds. The profile is removed (its endpoints
+are gone); the rest of the directory stays.
+exit codes: 0 stopped, or nothing was running.
+"""
+
+_LOGS_EPILOG = """\
+examples:
+  keyshard dev logs node-2               the parent's log: JSON lines, the enclave's included
+  keyshard dev logs 2 --lines 20
+  keyshard dev logs node-2 | jq 'select(.source == "enclave")'
+
+Each line is one JSON object (ts, level, source, logger, msg, and the event's fields); lines
+with source "enclave" came from the enclave over its log channel, as on Nitro.
+exit codes: 0 printed; 1 no cluster, or no such node.
+"""
+
+_RESTART_EPILOG = """\
+examples:
+  keyshard dev restart node-2
+  keyshard dev restart 2 --timeout 120
+
+Stops the node (parent and enclave) and starts it again from the same image; its sealed state
+stays with its parent, so it comes back with the same identity and keys.
+exit codes: 0 ready again; 1 no cluster, or no such node; 2 the node did not become ready.
 """
 
 _GATEWAY_EPILOG = """\
@@ -197,6 +222,30 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--timeout", type=float, default=90.0, help="seconds to wait for readiness (default 90)"
     )
     add_node.set_defaults(handler=_add_node)
+    logs = verb(
+        "logs",
+        "print a node's log (parent and enclave, JSON lines)",
+        "Print node NODE's log: its parent's JSON lines, with the enclave's own lines relayed in\n"
+        'over the log channel (source "enclave").',
+        _LOGS_EPILOG,
+    )
+    with_dir(logs)
+    logs.add_argument("node", metavar="NODE", help="node id (node-2) or index (2)")
+    logs.add_argument("--lines", type=int, default=None, help="only the last N lines")
+    logs.set_defaults(handler=_logs)
+
+    restart = verb(
+        "restart",
+        "stop and start one node, wait until it is ready",
+        "Stop node NODE (parent and enclave) and start it again; wait until it is ready.",
+        _RESTART_EPILOG,
+    )
+    with_dir(restart)
+    restart.add_argument("node", metavar="NODE", help="node id (node-2) or index (2)")
+    restart.add_argument(
+        "--timeout", type=float, default=90.0, help="seconds to wait for readiness (default 90)"
+    )
+    restart.set_defaults(handler=_restart)
 
     demo = verb(
         "demo",
@@ -283,10 +332,69 @@ def _down(args: argparse.Namespace) -> int:
     from keyshard.dev.cluster import Cluster, ClusterError
 
     try:
-        Cluster.attach(args.dir, progress=_progress).down()
+        cluster = Cluster.attach(args.dir, progress=_progress)
+    except ClusterError:
+        print(f"keyshard dev down: nothing running in {args.dir}", file=sys.stderr)
+        return EXIT_OK
+    cluster.down()
+    return EXIT_OK
+
+
+def _node_index(cluster_nodes: Sequence[str], name: str) -> int | None:
+    """The 1-based index of ``name`` (a node id or an index), or None."""
+    if name in cluster_nodes:
+        return cluster_nodes.index(name) + 1
+    if name.isascii() and name.isdigit() and 1 <= int(name) <= len(cluster_nodes):
+        return int(name)
+    return None
+
+
+def _logs(args: argparse.Namespace) -> int:
+    _require_emulation()
+    from keyshard.dev.cluster import Cluster, ClusterError
+
+    try:
+        cluster = Cluster.attach(args.dir)
     except ClusterError as error:
-        print(f"keyshard dev down: {error}", file=sys.stderr)
+        print(f"keyshard dev logs: {error}", file=sys.stderr)
         return EXIT_LOCAL_ERROR
+    index = _node_index(cluster.node_ids, args.node)
+    if index is None:
+        print(f"keyshard dev logs: no node {args.node!r} in {args.dir}", file=sys.stderr)
+        return EXIT_LOCAL_ERROR
+    path = cluster.log_files(index)[0]
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as error:
+        print(f"keyshard dev logs: {path}: {error.strerror}", file=sys.stderr)
+        return EXIT_LOCAL_ERROR
+    if args.lines is not None:
+        lines = lines[-args.lines :] if args.lines > 0 else []
+    for line in lines:
+        print(line)
+    return EXIT_OK
+
+
+def _restart(args: argparse.Namespace) -> int:
+    _require_emulation()
+    from keyshard.dev.cluster import Cluster, ClusterError
+
+    try:
+        cluster = Cluster.attach(args.dir, progress=_progress)
+    except ClusterError as error:
+        print(f"keyshard dev restart: {error}", file=sys.stderr)
+        return EXIT_LOCAL_ERROR
+    index = _node_index(cluster.node_ids, args.node)
+    if index is None:
+        print(f"keyshard dev restart: no node {args.node!r} in {args.dir}", file=sys.stderr)
+        return EXIT_LOCAL_ERROR
+    cluster.restart_node(index)
+    try:
+        views = cluster.wait_ready(timeout=args.timeout, nodes=[index])
+    except ClusterError as error:
+        print(f"keyshard dev restart: {error}", file=sys.stderr)
+        return EXIT_REMOTE_ERROR
+    print(_table([views[index - 1]]))
     return EXIT_OK
 
 

@@ -94,6 +94,11 @@ GROUPS: tuple[Group, ...] = (
         "keyshard.cli.gateway_cmd",
         "serve the AWS KMS API (boto3, AWS CLI) over the cluster's threshold keys",
     ),
+    Group(
+        "node",
+        "keyshard.cli.node_cmd",
+        "see a cluster's nodes: state, release, keys and pool levels",
+    ),
 )
 
 _DESCRIPTION = """\

@@ -19,7 +19,7 @@ __all__ = ["EMULATION_EXTRA", "EMULATION_MODULES", "missing_emulation_module"]
 EMULATION_EXTRA = "emulation"
 
 #: Top-level modules of that extra the emulated environment imports, checked in this order.
-EMULATION_MODULES = ("werkzeug", "moto", "flask")
+EMULATION_MODULES = ("werkzeug", "moto", "flask", "prometheus_client")
 
 
 def missing_emulation_module() -> str | None:

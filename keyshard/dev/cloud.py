@@ -28,6 +28,7 @@ from attestation.verifier import AttestationVerifier
 from keyshard.dev.hypervisor import NsmHypervisor, read_vm_spec
 from keyshard.dev.kms_server import start_kms_server
 from keyshard.dev.kms_tls import KmsTls, server_context
+from transport.jsonlog import configure_json_logging
 from transport.unix import UnixSocketTransport
 
 __all__ = ["CloudConfig", "main"]
@@ -104,7 +105,10 @@ async def _run(config: CloudConfig) -> None:
         temporary = config.ready_file.with_suffix(".tmp")
         temporary.write_text(json.dumps({"kms_port": port}), encoding="utf-8")
         temporary.replace(config.ready_file)
-        log.info("emulated cloud ready: KMS on 127.0.0.1:%d, %d NSMs", port, len(hypervisors))
+        log.info(
+            "emulated cloud ready",
+            extra={"fields": {"event": "cloud_ready", "kms_port": port, "nsms": len(hypervisors)}},
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -114,16 +118,14 @@ async def _run(config: CloudConfig) -> None:
         for hypervisor in hypervisors:
             await hypervisor.close()
         await asyncio.to_thread(kms.stop)
-        log.info("emulated cloud stopped")
+        log.info("emulated cloud stopped", extra={"fields": {"event": "cloud_stopped"}})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m keyshard.dev.cloud")
     parser.add_argument("--config", required=True, type=Path)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
-    )
+    configure_json_logging("cloud", logging.INFO)
     asyncio.run(_run(CloudConfig.from_json(args.config.read_text(encoding="utf-8"))))
     return 0
 

@@ -96,12 +96,24 @@ class NodeView:
     running: bool
     status: NodeStatus | None
     error: str | None = None
+    operations_port: int | None = None
 
     @property
     def state(self) -> str:
         if self.status is not None:
             return self.status.state.value
         return "unreachable" if self.running else "stopped"
+
+    def urls(self) -> dict[str, str | None]:
+        """The parent's HTTP operations endpoint: Prometheus metrics, liveness, readiness."""
+        if self.operations_port is None:
+            return {"metrics_url": None, "health_url": None, "ready_url": None}
+        base = f"http://127.0.0.1:{self.operations_port}"
+        return {
+            "metrics_url": f"{base}/metrics",
+            "health_url": f"{base}/health",
+            "ready_url": f"{base}/ready",
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -111,6 +123,7 @@ class NodeView:
             "process": "running" if self.running else "stopped",
             "state": self.state,
             "error": self.error,
+            **self.urls(),
             "status": None if self.status is None else self.status.to_json(),
         }
 
@@ -271,6 +284,9 @@ class Cluster:
         """
         if self.state_file.exists() and self._any_process_alive():
             raise ClusterError(f"a cluster is already running in {self.directory}")
+        # A profile of an earlier run names endpoints that no longer exist: gone, and written
+        # again only once every node is ready (a failed `up` leaves none).
+        self.profile_file.unlink(missing_ok=True)
         node_ids = [f"node-{index}" for index in range(1, self.nodes + 1)]
         kept = None if fresh else self._kept_key_arns(node_ids)
         if kept is None:
@@ -296,6 +312,7 @@ class Cluster:
             "node_ids": node_ids,
             "client_ports": [_free_port() for _ in node_ids],
             "service_ports": [_free_port() for _ in node_ids],
+            "operations_ports": [_free_port() for _ in node_ids],
             "root_fingerprint": certificate_fingerprint(ca.root_der),
         }
         # The KMS's TLS identity; its CA goes into the measured image, so the enclaves trust it
@@ -394,6 +411,7 @@ class Cluster:
             enclave_cid=ENCLAVE_CID,
             client_port=self._state["client_ports"][index - 1],
             service_port=self._state["service_ports"][index - 1],
+            operations_port=self._operations_port(index),
             kms_port=self._state["parent_kms_port"],
             access_key_id=_node_access_key(index),
             secret_access_key=FAKE_SECRET,
@@ -414,6 +432,15 @@ class Cluster:
         if self._record:
             command += ["--record", str(self.record_dir(index))]
         self._spawn(f"node-{index}", command)
+
+    def _operations_port(self, index: int) -> int | None:
+        ports = self._state.get("operations_ports")
+        return None if ports is None else int(ports[index - 1])
+
+    def log_files(self, index: int) -> list[Path]:
+        """Node ``index``'s logs: its parent's (JSON lines, the enclave's relayed in) first, then
+        the emulated enclave's stderr (what a debug enclave's console would show)."""
+        return [self._log_file(f"node-{index}"), self._log_file(f"enclave-{index}")]
 
     def stop_node(self, index: int) -> None:
         self._stop(f"node-{index}")
@@ -450,13 +477,15 @@ class Cluster:
             node_id = self._state["node_ids"][index - 1]
             port = int(self._state["client_ports"][index - 1])
             running = self._alive(f"node-{index}")
+            operations = self._operations_port(index)
             try:
                 status = await fetch_status("127.0.0.1", port, timeout=timeout)
             except (OSError, TimeoutError, EOFError) as error:
-                return NodeView(index, node_id, port, running, None, type(error).__name__)
+                error_text = type(error).__name__
+                return NodeView(index, node_id, port, running, None, error_text, operations)
             except Exception as error:  # process boundary: a malformed reply is shown, not raised
-                return NodeView(index, node_id, port, running, None, str(error))
-            return NodeView(index, node_id, port, running, status)
+                return NodeView(index, node_id, port, running, None, str(error), operations)
+            return NodeView(index, node_id, port, running, status, None, operations)
 
         return list(await asyncio.gather(*(one(i) for i in range(1, self.nodes + 1))))
 
@@ -503,12 +532,13 @@ class Cluster:
 
     def down(self) -> None:
         """Stop every process of the cluster (services such as the gateway first, then the
-        nodes, then the cloud); idempotent."""
+        nodes, then the cloud) and remove the profile (its endpoints are gone); idempotent."""
         for name in SERVICES:
             self._stop(name)
         for index in range(self.nodes, 0, -1):
             self.stop_node(index)
         self._stop("cloud")
+        self.profile_file.unlink(missing_ok=True)
         self._progress("cluster stopped")
 
     def start_service(self, name: str, argv: list[str]) -> None:

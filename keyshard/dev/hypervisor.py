@@ -88,7 +88,16 @@ class NsmHypervisor:
         if self._nsm is None or running != self._running:
             self._nsm = EmulatedNsm(self._ca, pcr_map(running[0]), debug=spec.debug)
             self._running = running
-            log.info("measured image pcr0=%s debug=%s", running[0].pcr0.hex()[:16], spec.debug)
+            log.info(
+                "measured image",
+                extra={
+                    "fields": {
+                        "event": "image_measured",
+                        "pcr0": running[0].pcr0.hex()[:16],
+                        "debug": spec.debug,
+                    }
+                },
+            )
         return self._nsm
 
     async def start(self) -> None:

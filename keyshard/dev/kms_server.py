@@ -156,7 +156,12 @@ class RecipientKms:
             if status == 200 and self.on_change is not None and _may_change(operation):
                 self.on_change()
         except KmsError as error:
-            log.info("kms refused %s: %s", operation, error.code)
+            log.info(
+                "kms refused",
+                extra={
+                    "fields": {"event": "kms_refused", "operation": operation, "code": error.code}
+                },
+            )
             status, body = error.status, {"__type": error.code, "message": error.message}
         payload = json.dumps(body).encode()
         start_response(
@@ -345,7 +350,18 @@ def _check_answer(operation: str, response: Mapping[str, Any], planned: Plan) ->
     for name, arn in planned.answers.items():
         answered = response.get(name)
         if answered is not None and answered not in (arn, arn.rsplit("/", 1)[-1]):
-            log.error("kms %s answered %s=%s, authorised %s", operation, name, answered, arn)
+            log.error(
+                "kms answered for another key",
+                extra={
+                    "fields": {
+                        "event": "kms_wrong_key",
+                        "operation": operation,
+                        "field": name,
+                        "answered": str(answered),
+                        "authorised": arn,
+                    }
+                },
+            )
             raise KmsError(
                 "InternalFailure", f"{operation} acted on a key it was not authorised for", 500
             )

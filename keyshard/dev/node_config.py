@@ -57,6 +57,7 @@ def write_parent_config(
     client_port: int,
     kms_port: int,
     service_port: int | None = None,
+    operations_port: int | None = None,
     access_key_id: str,
     secret_access_key: str,
     python: str,
@@ -80,7 +81,7 @@ def write_parent_config(
         inbound.append(
             {"name": "service", "listen": f"127.0.0.1:{service_port}", "enclave_port": SERVICE_PORT}
         )
-    config = {
+    config: dict[str, object] = {
         "mode": "emulated",
         "runtime_dir": str(layout.run_dir),
         "enclave_cid": enclave_cid,
@@ -104,6 +105,12 @@ def write_parent_config(
             "output": str(enclave_log),
         },
     }
+    if operations_port is not None:
+        # HTTP /metrics, /health, /ready; the parent asks the enclave's status port itself.
+        config["operations"] = {
+            "listen": f"127.0.0.1:{operations_port}",
+            "status_port": CLIENT_PORT,
+        }
     layout.config_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
     return layout.config_file
 

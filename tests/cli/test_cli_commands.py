@@ -88,7 +88,9 @@ def test_a_group_typo_lists_every_group(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit) as info:
         main(["attestaton", "inspect"])
     assert info.value.code == 1
-    assert "choose from 'key', 'approver', 'attestation', 'dev'" in capsys.readouterr().err
+    listed = ", ".join(f"'{group.name}'" for group in GROUPS)
+    assert f"choose from {listed}" in capsys.readouterr().err
+    assert {"key", "approver", "attestation", "dev", "node", "gateway"} <= {g.name for g in GROUPS}
 
 
 def test_inspect_format_json_and_fields(

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from service_fixtures import NODES, Cluster, boot
 
 from attestation.emulated_ca import EmulatedCa
+from enclave.logs import LogChannel
 from enclave.mpc.decryption.combine import combine
 from enclave.mpc.decryption.ecies import encrypt
 from enclave.mpc.decryption.partial import PartialDecryption
@@ -152,6 +153,10 @@ def test_create_sign_decrypt_and_no_secret_in_logs(
     caplog.set_level(logging.DEBUG)
     cluster = Cluster(ca)
     refusals: list[str] = []
+    # The log channel too: every line it would hand the parent (DEBUG included).
+    shipped = _ShippedLines()
+    channel = LogChannel(shipped, level=logging.DEBUG)  # type: ignore[arg-type]
+    logging.getLogger().addHandler(channel)
 
     async def use() -> tuple[PublicKeyPackage, list[bytes], bytes]:
         public = await cluster.create_key("canary")
@@ -182,7 +187,11 @@ def test_create_sign_decrypt_and_no_secret_in_logs(
             partials[ident(node_id)] = PartialDecryption.from_bytes(reply.partial, ED25519)
         return public, signatures, combine(public, ciphertext, partials, session, b"ad")
 
-    public, signatures, plaintext = asyncio.run(use())
+    try:
+        public, signatures, plaintext = asyncio.run(use())
+        assert asyncio.run(channel.send_buffered())
+    finally:
+        logging.getLogger().removeHandler(channel)
     for signature, message in zip(signatures, [b"msg", b"another msg"], strict=True):
         verify(public, signature, message)
     assert plaintext == b"payroll"
@@ -198,9 +207,21 @@ def test_create_sign_decrypt_and_no_secret_in_logs(
         assert secret not in b"".join(cluster.hosts[node_id].blobs.values())
     records = [f"{r.getMessage()} {r.__dict__}" for r in caplog.records]
     assert records  # the service did log its events
-    text = "\n".join(records + refusals)
+    assert any('"event": "request_refused"' in line for line in shipped.lines)
+    text = "\n".join(records + refusals + shipped.lines)
     for secret_hex in secrets_hex:
         assert secret_hex not in text
+
+
+class _ShippedLines:
+    """Stands in for the parent's host services: keeps what the log channel hands over."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    async def put_logs(self, lines: tuple[str, ...], dropped: int = 0) -> None:
+        assert dropped == 0
+        self.lines.extend(lines)
 
 
 # -- refusals ----------------------------------------------------------------------------------

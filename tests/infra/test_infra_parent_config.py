@@ -63,3 +63,23 @@ def test_inbound_forwards_to_the_enclaves_status_and_service_ports() -> None:
         ("status", 7400, STATUS_PORT),
         ("service", 7443, SERVICE_PORT),
     }
+
+
+def test_operations_endpoint_asks_the_enclaves_status_port() -> None:
+    """The HTTP /metrics, /health, /ready listener; its probe reaches the enclave's status port."""
+    config = parse_config(_golden())
+    assert config.operations is not None
+    assert (config.operations.listen_port, config.operations.status_port) == (9100, STATUS_PORT)
+
+
+def test_operations_refuses_unknown_fields_and_bad_ports() -> None:
+    for bad, field in (
+        ({"listen": "0.0.0.0:9100", "path": "/m"}, "operations.path"),
+        ({"listen": "0.0.0.0:9100", "status_port": 0}, "operations.status_port"),
+        ({"listen": "nowhere"}, "operations.listen"),
+    ):
+        document = _golden()
+        document["operations"] = bad
+        with pytest.raises(ConfigError) as caught:
+            parse_config(document)
+        assert caught.value.field == field

@@ -381,9 +381,10 @@ def test_no_module_declares_peers_or_a_peer_port() -> None:
 
 def test_aws_ingress_only_from_declared_clients(aws: Module) -> None:
     ingress = aws.resources_of("aws_vpc_security_group_ingress_rule")
-    assert set(ingress) == {"status", "service"}
+    assert set(ingress) == {"status", "service", "operations"}
     for name, rule in ingress.items():
-        assert rule["for_each"] == "${toset(var.client_cidrs)}"
+        sources = "operator_cidrs" if name == "operations" else "client_cidrs"
+        assert rule["for_each"] == f"${{toset(var.{sources})}}"
         assert rule["from_port"] == rule["to_port"] == f"${{var.{name}_port}}"
         assert rule["cidr_ipv4"] == "${each.value}"
     assert not aws.resources_of("aws_security_group_rule")

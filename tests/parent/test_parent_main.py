@@ -83,30 +83,34 @@ async def _start(runtime: Path, mode: str, *extra: str) -> asyncio.subprocess.Pr
     )
 
 
-async def _until(proc: asyncio.subprocess.Process, pattern: str) -> re.Match[str]:
+async def _until(proc: asyncio.subprocess.Process, **wanted: object) -> dict[str, Any]:
+    """The first JSON log line whose fields include ``wanted`` (every line must be JSON)."""
     assert proc.stderr is not None
     while line := (await proc.stderr.readline()).decode():
-        if match := re.search(pattern, line):
-            return match
-    raise AssertionError(f"parent exited before logging {pattern!r}")
+        entry = json.loads(line)
+        assert {"ts", "level", "source", "logger", "msg"} <= set(entry)
+        if all(entry.get(key) == value for key, value in wanted.items()):
+            return dict(entry)
+    raise AssertionError(f"parent exited before logging {wanted!r}")
 
 
 def test_parent_process_end_to_end(runtime_dir: Path) -> None:
     async def scenario() -> tuple[int, int]:
         proc = await _start(runtime_dir, "serve", "--record", str(runtime_dir / "seen"))
         try:
-            pid = int((await _until(proc, r"event=enclave_started id=child-(\d+)"))[1])
-            port = json.loads((await _until(proc, r"event=parent_ready inbound=(\{.*\})"))[1])[
-                "api"
-            ]
-            await _until(proc, r"event=host_request type=PutBlob name=ready size=7 result=Ok")
+            started = await _until(proc, event="enclave_started", source="parent")
+            pid = int(re.fullmatch(r"child-(\d+)", started["id"])[1])  # type: ignore[index]
+            port = json.loads((await _until(proc, event="parent_ready"))["inbound"])["api"]
+            await _until(
+                proc, event="host_request", type="PutBlob", name="ready", size=7, result="Ok"
+            )
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"through the parent")
             writer.write_eof()
             assert await reader.read() == b"through the parent"
             writer.close()
             proc.send_signal(signal.SIGTERM)
-            await _until(proc, r"event=enclave_stopped")
+            await _until(proc, event="enclave_stopped")
             return await proc.wait(), pid
         finally:
             if proc.returncode is None:
@@ -135,7 +139,7 @@ def test_parent_exits_2_when_the_enclave_dies(runtime_dir: Path) -> None:
     async def scenario() -> int:
         proc = await _start(runtime_dir, "die")
         try:
-            await _until(proc, r"event=enclave_ended exited with code 3")
+            await _until(proc, event="enclave_ended", exit="exited with code 3")
             return await proc.wait()
         finally:
             if proc.returncode is None:

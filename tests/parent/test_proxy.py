@@ -197,7 +197,8 @@ def test_allow_list_refuses_what_is_not_listed(
 
     asyncio.run(main())
     assert any(
-        "event=refused route=kms reason=not_allowed" in r.getMessage() for r in caplog.records
+        getattr(r, "fields", None) == {"event": "refused", "route": "kms", "reason": "not_allowed"}
+        for r in caplog.records
     )
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from transport.address import VsockAddress
 from transport.errors import FrameTooLargeError, StreamClosedError, TruncatedFrameError
 from transport.framing import FramedStream, encode_frame, read_frame, write_frame
+from transport.jsonlog import JsonFormatter
 from transport.unix import UnixSocketTransport
 
 
@@ -92,14 +93,16 @@ def test_oversize_frame_closes_the_connection_with_a_logged_reason(
 
     caplog.set_level(logging.DEBUG, logger="transport")
     assert asyncio.run(_two_frames(transport, addr, secret_marker)) == b""
-    records = [r for r in caplog.records if "frame_rejected" in r.getMessage()]
+    records = [
+        r for r in caplog.records if getattr(r, "fields", {}).get("event") == "frame_rejected"
+    ]
     assert len(records) == 1
-    message = records[0].getMessage()
-    assert "error=FrameTooLargeError" in message
-    assert "size=65" in message
-    assert "limit=64" in message
+    fields = records[0].fields  # type: ignore[attr-defined]
+    assert fields["error"] == "FrameTooLargeError"
+    assert (fields["size"], fields["limit"]) == (65, 64)
     assert records[0].levelno == logging.WARNING
-    assert all(secret_marker.decode() not in r.getMessage() for r in caplog.records)
+    lines = [JsonFormatter("parent").format(r) for r in caplog.records]
+    assert all(secret_marker.decode() not in line for line in lines)
 
 
 async def _two_frames(transport: UnixSocketTransport, addr: VsockAddress, body: bytes) -> bytes:

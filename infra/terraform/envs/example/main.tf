@@ -1,7 +1,9 @@
-# Example environment: three nodes (t = 1) in two AWS accounts and one GCP project, in three
-# regions, fed from the release manifest on disk. Each node opens its status and node-service ports
-# to the declared client ranges only; nodes never connect to each other (the client coordinates and
-# relays the envelopes), so no node admits another node's address.
+# Example environment: three nodes (t = 1) in three AWS accounts and three regions, fed from the
+# release manifest on disk — node kinds that can join today (a GCP Confidential Space node cannot
+# yet: infra/README.md "Multi-cloud"). Each node opens its status and node-service ports to the
+# declared client ranges only, and its HTTP operations port (/metrics, /health, /ready) to the
+# operators' ranges only; nodes never connect to each other (the client coordinates and relays the
+# envelopes), so no node admits another node's address.
 
 locals {
   manifest   = jsondecode(file(var.manifest_path))
@@ -50,7 +52,9 @@ module "node_a" {
   network              = { network_id = var.node_a.vpc_id, subnet_id = var.node_a.subnet_id, address_id = var.node_a.eip_allocation_id }
   status_port          = 7400
   service_port         = 7443
+  operations_port      = 9100
   client_cidrs         = var.client_cidrs
+  operator_cidrs       = var.operator_cidrs
   key_admin_principals = var.node_a.key_admins
   machine_type         = var.node_a.instance_type
 }
@@ -67,24 +71,28 @@ module "node_b" {
   network              = { network_id = var.node_b.vpc_id, subnet_id = var.node_b.subnet_id, address_id = var.node_b.eip_allocation_id }
   status_port          = 7400
   service_port         = 7443
+  operations_port      = 9100
   client_cidrs         = var.client_cidrs
+  operator_cidrs       = var.operator_cidrs
   key_admin_principals = var.node_b.key_admins
   machine_type         = var.node_b.instance_type
 }
 
 module "node_c" {
-  source    = "../../modules/node-gcp-confidential"
-  providers = { google = google.node_c }
+  source    = "../../modules/node-aws-nitro"
+  providers = { aws = aws.node_c }
 
   cluster_name         = var.cluster_name
   node_id              = "c"
   releases             = local.releases
-  artifact_uri         = "${var.image_repository}@${local.manifest.image_digest}"
+  artifact_uri         = local.eif_uri
   parent_package       = local.parent_package
-  network              = { network_id = var.node_c.network, subnet_id = var.node_c.subnetwork, address_id = var.node_c.public_ip }
+  network              = { network_id = var.node_c.vpc_id, subnet_id = var.node_c.subnet_id, address_id = var.node_c.eip_allocation_id }
   status_port          = 7400
   service_port         = 7443
+  operations_port      = 9100
   client_cidrs         = var.client_cidrs
+  operator_cidrs       = var.operator_cidrs
   key_admin_principals = var.node_c.key_admins
-  machine_type         = var.node_c.machine_type
+  machine_type         = var.node_c.instance_type
 }

@@ -22,6 +22,16 @@ output "cluster_profile" {
   value       = module.cluster_profile.profile_json
 }
 
+output "operations_endpoints" {
+  description = "Each node's HTTP operations endpoint (metrics, health and readiness URLs), reachable from operator_cidrs only: point Prometheus and the uptime checks here."
+  value       = { for n in local.nodes : n.node_id => n.operations_endpoint }
+}
+
+output "health_checks" {
+  description = "Each node's health check, in the shape a load balancer target group or an uptime checker takes."
+  value       = { for n in local.nodes : n.node_id => n.health_check }
+}
+
 output "sealing_keys" {
   description = "Each node's attestation-gated sealing key."
   value       = { for n in local.nodes : n.node_id => n.sealing_key_id }
@@ -34,7 +44,7 @@ output "blob_stores" {
 
 output "image_cluster_table" {
   description = <<-EOT
-    The cluster table the ONE enclave image of every AWS node bakes into enclave/image.json: node id
+    The cluster table the ONE enclave image of every node bakes into enclave/image.json: node id
     => that node's sealing key ARN. Write it to a file (terraform output -json image_cluster_table >
     nodes.json) and pass it to tools/image_config.py write --nodes nodes.json (or build-eif.sh
     --nodes nodes.json); infra/README.md, step 1. Each parent names its own row (parent config

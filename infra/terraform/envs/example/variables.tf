@@ -42,9 +42,10 @@ variable "parent_package_sha256" {
   type        = string
 }
 
-variable "image_repository" {
-  description = "The container repository of the enclave image (the GCP node runs it pinned by digest)."
-  type        = string
+variable "operator_cidrs" {
+  description = "Ranges of the operators' monitoring (Prometheus, health checkers): the only sources admitted to any node's HTTP operations port (/metrics, /health, /ready)."
+  type        = list(string)
+  default     = []
 }
 
 variable "client_cidrs" {
@@ -81,14 +82,15 @@ variable "node_b" {
 }
 
 variable "node_c" {
-  description = "Node c: a GCP project (Confidential Space)."
+  description = "Node c: a third AWS account in a third region. (A GCP Confidential Space node cannot join yet: see infra/README.md \"Multi-cloud\"; modules/node-gcp-confidential is kept ready for when it can.)"
   type = object({
-    project_id   = string
-    region       = string
-    network      = string
-    subnetwork   = string
-    public_ip    = string
-    key_admins   = list(string)
-    machine_type = string
+    account_id        = string
+    region            = string
+    deploy_role_arn   = string
+    vpc_id            = string
+    subnet_id         = string
+    eip_allocation_id = string
+    key_admins        = list(string)
+    instance_type     = string
   })
 }

@@ -6,9 +6,5 @@ terraform {
       source  = "hashicorp/aws"
       version = ">= 5.40.0, < 7.0.0"
     }
-    google = {
-      source  = "hashicorp/google"
-      version = ">= 5.20.0, < 7.0.0"
-    }
   }
 }

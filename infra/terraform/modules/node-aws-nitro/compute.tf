@@ -39,6 +39,7 @@ module "parent_config" {
   enclave_memory_mib = var.enclave_memory_mib
   status_port        = var.status_port
   service_port       = var.service_port
+  operations_port    = var.operations_port
   blob_bucket        = aws_s3_bucket.blobs.id
 }
 

@@ -1,4 +1,5 @@
-# Ingress: the status port and the node-service port, each only from the declared client ranges.
+# Ingress: the status port and the node-service port, each only from the declared client ranges;
+# the parent's HTTP operations port (/metrics, /health, /ready) only from the operators' ranges.
 # There is no peer ingress or egress: nodes never connect to each other (the client relays the
 # crypto_box envelopes of a DKG or a signature). Egress: HTTPS for the AWS APIs (KMS, S3, CloudWatch,
 # STS), which the parent's outbound proxy narrows further to this region's KMS endpoint for the
@@ -35,6 +36,18 @@ resource "aws_vpc_security_group_ingress_rule" "service" {
   ip_protocol       = "tcp"
   from_port         = var.service_port
   to_port           = var.service_port
+  cidr_ipv4         = each.value
+  tags              = local.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "operations" {
+  for_each = toset(var.operator_cidrs)
+
+  security_group_id = aws_security_group.node.id
+  description       = "Keyshard operations (HTTP /metrics, /health, /ready) from a declared operator range"
+  ip_protocol       = "tcp"
+  from_port         = var.operations_port
+  to_port           = var.operations_port
   cidr_ipv4         = each.value
   tags              = local.tags
 }

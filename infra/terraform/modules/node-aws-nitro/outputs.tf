@@ -25,6 +25,31 @@ output "service_endpoint" {
   value       = "${data.aws_eip.node.public_ip}:${var.service_port}"
 }
 
+output "operations_endpoint" {
+  description = "The parent's HTTP operations endpoint: Prometheus metrics, liveness and readiness URLs (reachable from operator_cidrs only)."
+  value = {
+    metrics_url = "http://${data.aws_eip.node.public_ip}:${var.operations_port}/metrics"
+    health_url  = "http://${data.aws_eip.node.public_ip}:${var.operations_port}/health"
+    ready_url   = "http://${data.aws_eip.node.public_ip}:${var.operations_port}/ready"
+  }
+}
+
+output "health_check" {
+  description = <<-EOT
+    The node's health check, in the shape of a load balancer target group's health_check block (or
+    an uptime checker's): HTTP GET /ready on the operations port answers 200 once the enclave serves
+    and 503 while it boots, after it failed or when it does not answer; /health (liveness) is 503
+    only once the node failed. The checker's source must be in operator_cidrs.
+  EOT
+  value = {
+    protocol      = "HTTP"
+    port          = var.operations_port
+    path          = "/ready"
+    matcher       = "200"
+    liveness_path = "/health"
+  }
+}
+
 output "node_identity" {
   description = "The cloud identity the node acts as (IAM role ARN)."
   value       = aws_iam_role.node.arn

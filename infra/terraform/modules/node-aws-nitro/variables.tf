@@ -166,6 +166,33 @@ variable "client_cidrs" {
   }
 }
 
+variable "operations_port" {
+  description = <<-EOT
+    TCP port of the parent's HTTP operations endpoint: Prometheus /metrics (the parent's counters
+    and the enclave's, fetched over the status protocol), /health (503 once the node failed) and
+    /ready (503 while the enclave boots, 200 once it serves) for load-balancer and uptime checks.
+    Public information only. Opened to operator_cidrs only, never to client_cidrs.
+  EOT
+  type        = number
+  default     = 9100
+
+  validation {
+    condition     = var.operations_port >= 1024 && var.operations_port <= 65535 && floor(var.operations_port) == var.operations_port
+    error_message = "The operations_port must be an unprivileged TCP port (1024-65535)."
+  }
+}
+
+variable "operator_cidrs" {
+  description = "CIDR blocks of the operators' monitoring (Prometheus scrapers, health checkers): the only sources admitted to the operations port. Empty: the port stays closed (the parent still serves it on the host)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.operator_cidrs : can(cidrhost(c, 0)) && !contains(["0.0.0.0/0", "::/0"], c)])
+    error_message = "Every operator CIDR must be a CIDR block narrower than the whole internet."
+  }
+}
+
 variable "key_admin_principals" {
   description = <<-EOT
     Who administers (but can never use) the sealing key. AWS: IAM principal ARNs. GCP: IAM members

@@ -1,6 +1,8 @@
 # Ingress to this node's service account only: the status port and the node-service port, from the
 # declared client ranges. No peer rule: nodes never connect to each other (the client relays the
-# envelopes). Nothing else is opened; GCP's implied deny-ingress rule does the rest.
+# envelopes). Nothing else is opened; GCP's implied deny-ingress rule does the rest. The node
+# interface's operations_port / operator_cidrs open nothing here: this kind runs no parent yet
+# (see infra/README.md "Multi-cloud"), so there is no /metrics, /health or /ready to reach.
 
 resource "google_compute_firewall" "client" {
   count = length(var.client_cidrs) > 0 ? 1 : 0

@@ -20,6 +20,16 @@ output "service_endpoint" {
   value       = "${var.network.address_id}:${var.service_port}"
 }
 
+output "operations_endpoint" {
+  description = "The parent's HTTP operations endpoint: null, this kind runs no parent yet (infra/README.md \"Multi-cloud\")."
+  value       = null
+}
+
+output "health_check" {
+  description = "The node's HTTP health check: null, this kind runs no parent yet (infra/README.md \"Multi-cloud\")."
+  value       = null
+}
+
 output "node_identity" {
   description = "The cloud identity the node acts as (service account email)."
   value       = google_service_account.node.email

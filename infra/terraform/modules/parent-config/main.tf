@@ -11,6 +11,9 @@
 # the client coordinates a DKG or a signature and relays crypto_box envelopes between the enclaves,
 # so there is no peer listener and no outbound peer route.
 #
+# Operations: the parent's own HTTP listener (not a route to the enclave): Prometheus /metrics,
+# /health and /ready, which ask the enclave's status port (vsock 5000) for its telemetry.
+#
 # Node id: the one per-node value the enclave takes from the parent (see local.config.node_id).
 #
 # Outbound: exactly this region's KMS endpoint (TLS stays end to end, the parent sees ciphertext);
@@ -42,5 +45,6 @@ locals {
     blob_store  = { kind = "s3", bucket = var.blob_bucket, prefix = "sealed/", region = var.region }
     credentials = { kind = "imds" }
     launcher    = { kind = "nitro", eif_path = var.eif_path, cpu_count = var.enclave_cpus, memory_mib = var.enclave_memory_mib }
+    operations  = { listen = "0.0.0.0:${var.operations_port}", status_port = local.enclave_status_port }
   }
 }

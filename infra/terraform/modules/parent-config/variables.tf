@@ -44,6 +44,12 @@ variable "service_port" {
   type        = number
 }
 
+variable "operations_port" {
+  description = "TCP port of the parent's HTTP operations endpoint (/metrics, /health, /ready; parent/operations.py)."
+  type        = number
+  default     = 9100
+}
+
 variable "blob_bucket" {
   description = "S3 bucket of the sealed blobs."
   type        = string
