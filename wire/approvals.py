@@ -90,6 +90,7 @@ class Operation(enum.Enum):
     BACKUP = "backup"
     RESTORE = "restore"
     DELETE = "delete"
+    EXPORT = "export"  # keyshard key export: lifecycle_digest(EXPORT, epoch, recipient key)
 
 
 #: Operations every policy requires its quorum for, listed or not.

@@ -242,3 +242,20 @@ class QuorumNotMetError(ApprovalError):
     def __init__(self, have: int, need: int) -> None:
         super().__init__(f"{have} distinct valid approval(s); the policy needs {need}")
         self.have, self.need = have, need
+
+
+class NotExportableError(ServiceError):
+    """An export of a key that was not created exportable (with a policy): never."""
+
+    code = ErrorCode.NOT_EXPORTABLE
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"key {name!r} was not created exportable: it never leaves the cluster")
+        self.name = name
+
+
+class ImportShareError(ServiceError):
+    """An imported share that does not open, is not addressed to this node and import, or does
+    not match the dealer's commitment (a tampered share): nothing is sealed."""
+
+    code = ErrorCode.PROTOCOL

@@ -27,6 +27,12 @@ name then reads as unknown. A refresh stages the next epoch's share beside the c
 (``next_share``/``next_digest``) and commits it by a reseal with only the new share (see
 :mod:`enclave.service.refresh`). Version-3 records load as enabled at epoch 0 with nothing staged.
 
+Custody (record version 5: ``"exportable"``, ``"exported"``, ``"imported"``, booleans): a key
+created ``exportable`` may be exported by its policy's quorum (:mod:`enclave.service.custody`);
+a node that wrapped its share for an export reseals the record ``exported`` BEFORE it answers,
+and nothing ever clears that flag (``key info`` shows it for the key's life); ``imported`` marks a
+key the client split from an outside secret. Version-4 records load with all three false.
+
 The share is sealed (and the manifest rewritten) BEFORE a node reports a key as created, so a
 reported key survives a restart. Shares are loaded lazily and cached for this boot only.
 """
@@ -84,10 +90,12 @@ def _blob(name: str) -> str:
     return f"{KEY_BLOB_PREFIX}{name}"
 
 
-_RECORD_VERSION = 4
+_RECORD_VERSION = 5
 _V2_FIELDS = frozenset({"v", "share", "policy", "suite", "nodes"})
 _V3_FIELDS = _V2_FIELDS | {"pending", "created"}
-_RECORD_FIELDS = _V3_FIELDS | {"epoch", "state", "delete_at", "next_share", "next_digest"}
+_V4_FIELDS = _V3_FIELDS | {"epoch", "state", "delete_at", "next_share", "next_digest"}
+_CUSTODY_FIELDS = ("exportable", "exported", "imported")
+_RECORD_FIELDS = _V4_FIELDS | set(_CUSTODY_FIELDS)
 _MAX_TIME = 2**40
 
 
@@ -126,6 +134,9 @@ class StoredKey:
     state: KeyState = KeyState.ENABLED
     delete_at: int = 0  # pending deletion: the enclave's UTC seconds it is erased at
     staged: StagedShare | None = None
+    exportable: bool = False  # its policy's quorum may export it (chosen at creation)
+    exported: bool = False  # this node wrapped its share for an export: never cleared
+    imported: bool = False  # split by a client from an outside secret
 
     def __repr__(self) -> str:
         return (
@@ -149,6 +160,9 @@ def _encode(key: StoredKey) -> bytes:
             "delete_at": key.delete_at,
             "next_share": b"" if key.staged is None else key.staged.share.to_sealable_bytes(),
             "next_digest": b"" if key.staged is None else key.staged.digest,
+            "exportable": key.exportable,
+            "exported": key.exported,
+            "imported": key.imported,
         }
     )
 
@@ -169,6 +183,9 @@ def _tombstone(key: StoredKey) -> bytes:
             "delete_at": key.delete_at,
             "next_share": b"",
             "next_digest": b"",
+            "exportable": False,
+            "exported": key.exported,
+            "imported": key.imported,
         }
     )
 
@@ -178,19 +195,24 @@ class _DeletedKeyError(Exception):
 
 
 def _upgrade(record: dict[str, Any]) -> dict[str, Any]:
-    """A version-2 or -3 record as version 4 (committed, enabled, epoch 0, nothing staged)."""
+    """A version-2, -3 or -4 record as version 5 (version 3: committed, enabled, epoch 0,
+    nothing staged; version 4: neither exportable, exported nor imported)."""
     if record.get("v") == 2 and set(record) == _V2_FIELDS:
         record = record | {"v": 3, "pending": False, "created": 0}
     if record.get("v") == 3 and set(record) == _V3_FIELDS:
         record = record | {
-            "v": _RECORD_VERSION,
+            "v": 4,
             "epoch": 0,
             "state": KeyState.ENABLED.value,
             "delete_at": 0,
             "next_share": b"",
             "next_digest": b"",
         }
+    if record.get("v") == 4 and set(record) == _V4_FIELDS:
+        record = record | {"v": _RECORD_VERSION} | dict.fromkeys(_CUSTODY_FIELDS, False)
     if record.get("v") != _RECORD_VERSION or set(record) != _RECORD_FIELDS:
+        raise SecretError
+    if not all(type(record[name]) is bool for name in _CUSTODY_FIELDS):
         raise SecretError
     return record
 
@@ -266,6 +288,9 @@ def _decode(sealed: bytes) -> StoredKey:
         state=state,
         delete_at=record["delete_at"],
         staged=staged,
+        exportable=record["exportable"],
+        exported=record["exported"],
+        imported=record["imported"],
     )
 
 

@@ -35,6 +35,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
+from nacl.public import PublicKey as BoxPublicKey
+from nacl.public import SealedBox
+
 from enclave.mpc.decryption.combine import combine
 from enclave.mpc.decryption.ecies import Ciphertext, encrypt, verify_ciphertext
 from enclave.mpc.decryption.partial import PartialDecryption
@@ -45,9 +48,12 @@ from enclave.mpc.errors import MpcError, ProtocolAbort, SecretError
 from enclave.mpc.frost.aggregate import aggregate
 from enclave.mpc.frost.round1 import PREPROCESSED_SESSION_ID, SigningCommitments
 from enclave.mpc.frost.round2 import SignatureShare, SigningPackage
+from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import PublicKeyPackage
+from enclave.mpc.shamir import split_secret
 from enclave.mpc.suites import Scheme, key_suite
 from keyshard.client.batching import Coalescer
+from keyshard.client.custody import ExportBundle, PrivateKey
 from keyshard.client.errors import (
     BindingError,
     ChannelError,
@@ -62,6 +68,7 @@ from keyshard.client.keys import KeyDescription
 from keyshard.client.witnessing import WitnessRelay
 from wire.approvals import ApprovalPolicy, message_digest
 from wire.binding import ChannelBinding
+from wire.custody import encode_import_share
 from wire.errors import ErrorCode, MalformedMessageError
 from wire.messages import (
     KEY_ACTIONS,
@@ -71,11 +78,14 @@ from wire.messages import (
     DkgOutbox,
     DkgStep,
     EcdsaSign,
+    ExportedShare,
     FrostSign,
     KeyCommit,
     KeyCommitted,
     KeyCreate,
     KeyCreated,
+    KeyExport,
+    KeyImport,
     KeyInfo,
     KeyInfoReply,
     KeyList,
@@ -401,11 +411,14 @@ class Coordinator:
         threshold: int | None = None,
         nodes: Sequence[str] | None = None,
         policy: ApprovalPolicy | None = None,
+        exportable: bool = False,
     ) -> KeyDescription:
         """Run a DKG among ``nodes`` (default: every node). ``threshold`` is the polynomial degree
         t (t+1 nodes sign; 2t+1 for ECDSA); default: the largest t the suite allows on n nodes
         with a majority signing. ``policy``: approvals the nodes will require, fixed for the
-        key's life (bound into the DKG, sealed with each share). Never retried: a failed
+        key's life (bound into the DKG, sealed with each share). ``exportable``: the policy's
+        quorum may export the key (:meth:`export_key`; only with a policy, never by default).
+        Never retried: a failed
         creation leaves nothing sealed, and the caller may simply run it again.
         """
         try:
@@ -420,10 +433,14 @@ class Coordinator:
         except MpcError as error:
             raise InvalidInputError(str(error)) from None
         encoded_policy = b"" if policy is None else policy.encode()
+        if exportable and policy is None:
+            raise InvalidInputError("only a key with an approval policy can be exportable")
         links = await self._fresh(participants)
         documents = {i: link.document for i, link in links.items()}
         session_id = os.urandom(32)
-        request = KeyCreate(name, kind.name, t, session_id, documents, encoded_policy)
+        request = KeyCreate(
+            name, kind.name, t, session_id, documents, encoded_policy, exportable=exportable
+        )
         replies = await asyncio.gather(*(self._call(i, request, DkgOutbox) for i in participants))
         outboxes = {i: reply.outbox for i, reply in zip(participants, replies, strict=True)}
         answers: list[Reply] = []
@@ -460,7 +477,12 @@ class Coordinator:
         await self._witnesses.record(participants)
         public = PublicKeyPackage.from_bytes(packages.pop(), kind.group)
         key = KeyDescription(
-            name, kind, public, {i: k for k, i in enumerate(participants, start=1)}, policy
+            name,
+            kind,
+            public,
+            {i: k for k, i in enumerate(participants, start=1)},
+            policy,
+            exportable=exportable,
         )
         self._keys[name] = key
         return key
@@ -495,7 +517,8 @@ class Coordinator:
         if not answers:
             raise KeyNotFoundError(name)
         views = {
-            (a.suite, a.public_key_package, a.policy, a.nodes, a.epoch) for a in answers.values()
+            (a.suite, a.public_key_package, a.policy, a.nodes, a.epoch, a.exportable, a.imported)
+            for a in answers.values()
         }
         if len(views) != 1:
             raise ProtocolError(f"nodes disagree about key {name!r}")
@@ -530,7 +553,19 @@ class Coordinator:
         missing = tuple(n for n in first.nodes if n in lacking)
         holders = {n: i for n, i in holders.items() if n in self._load and n not in missing}
         states = {n: (a.state, a.delete_at) for n, a in answers.items()}
-        key = KeyDescription(name, kind, public, holders, policy, first.epoch, missing, states)
+        key = KeyDescription(
+            name,
+            kind,
+            public,
+            holders,
+            policy,
+            first.epoch,
+            missing,
+            states,
+            exportable=first.exportable,
+            exported=any(a.exported for a in answers.values()),
+            imported=first.imported,
+        )
         self._keys[name] = key
         return key
 
@@ -1043,3 +1078,139 @@ class Coordinator:
             ) from None
         except MpcError as error:
             raise ProtocolError(f"decryption of {name!r} refused: {error}") from None
+
+    # -- custody: export and import (keyshard.client.custody, enclave.service.custody) ----
+
+    async def export_key(
+        self, name: str, recipient: bytes, *, approvals: Sequence[bytes] = ()
+    ) -> ExportBundle:
+        """Every holder's share of ``name``, re-randomised and HPKE-wrapped for ``recipient``
+        (a raw X25519 public key): the bundle only the recipient opens
+        (:func:`keyshard.client.custody.unwrap`). Every holder checks on its own that the key
+        was created exportable and that ``approvals`` (operation ``export`` over
+        :func:`wire.approvals.lifecycle_digest` at the key's epoch, the recipient as detail)
+        meet its policy, and flags the key exported before it answers. Every holder must take
+        part; never retried (the approvals are spent)."""
+        key = await self.describe_key(name, refresh=True)
+        if key.missing:
+            raise UnavailableError(
+                f"holders of {name!r} lost their share ({', '.join(key.missing)}): an export "
+                "takes every holder",
+                have=len(key.holders),
+                need=len(key.holders) + len(key.missing),
+            )
+        holders = sorted(key.holders)
+        links = await self._fresh(holders)
+        documents = {n: link.document for n, link in links.items()}
+        session_id = os.urandom(32)
+        try:
+            request = KeyExport(name, key.epoch, session_id, recipient, documents, tuple(approvals))
+        except MalformedMessageError as error:
+            raise InvalidInputError(str(error)) from None
+        results = await asyncio.gather(
+            *(self._call(n, request, ExportedShare) for n in holders), return_exceptions=True
+        )
+        answered = [n for n, r in zip(holders, results, strict=True) if isinstance(r, Reply)]
+        self.forget_key(name)  # its description changed (exported)
+        if answered:  # their sealed state changed: witnessed, so no rollback undoes the flag
+            await self._witnesses.record(answered)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        shares: dict[str, tuple[int, bytes]] = {}
+        for node_id, result in zip(holders, results, strict=True):
+            assert isinstance(result, ExportedShare)
+            if result.identifier != key.holders[node_id]:
+                raise ProtocolError(f"{node_id} exported another party's share", culprit=node_id)
+            shares[node_id] = (result.identifier, result.wrapped)
+        return ExportBundle(
+            name, key.suite, key.public_key, key.epoch, session_id, recipient, shares
+        )
+
+    async def import_key(
+        self,
+        name: str,
+        private: PrivateKey,
+        *,
+        suite: str | None = None,
+        threshold: int | None = None,
+        nodes: Sequence[str] | None = None,
+        policy: ApprovalPolicy | None = None,
+        exportable: bool = False,
+    ) -> KeyDescription:
+        """Split ``private`` with Feldman VSS among ``nodes`` (default: every node) and seal each
+        share to the attested box key of its holder's current boot; each holder checks its share
+        against the commitment and seals it pending, and all commit once every holder
+        acknowledged the same key (as a creation). The key is flagged imported. Never retried."""
+        suite = suite or ("ed25519" if private.group.name == "ed25519" else "ecdsa-secp256k1")
+        try:
+            kind = key_suite(suite)
+        except MpcError as error:
+            raise InvalidInputError(str(error)) from None
+        if kind.group is not private.group:
+            raise InvalidInputError(f"a {private.group.name} key cannot be a {kind.name} key")
+        if exportable and policy is None:
+            raise InvalidInputError("only a key with an approval policy can be exportable")
+        participants = sorted(nodes or self._node_ids)
+        n = len(participants)
+        t = (n - 1) // 2 if threshold is None else threshold
+        try:
+            kind.check_committee(t, n)
+        except MpcError as error:
+            raise InvalidInputError(str(error)) from None
+        group = kind.group
+        ids = {node: Identifier.from_int(group, k) for k, node in enumerate(participants, 1)}
+        shares, polynomial = split_secret(group, private.scalar, t, list(ids.values()), self._rng)
+        commitment = polynomial.commitments()
+        del polynomial
+        expected = PublicKeyPackage(
+            group,
+            commitment.constant,
+            {ident: commitment.evaluate(ident) for ident in ids.values()},
+            t,
+        ).to_bytes()
+        links = await self._fresh(participants)
+        documents = {i: link.document for i, link in links.items()}
+        session_id = os.urandom(32)
+        encoded_policy = b"" if policy is None else policy.encode()
+        requests = {}
+        for node_id, link in links.items():
+            plaintext = encode_import_share(
+                name, session_id, node_id, shares[ids[node_id]].to_bytes()
+            )
+            envelope = SealedBox(BoxPublicKey(link.binding.box_public_key)).encrypt(plaintext)
+            requests[node_id] = KeyImport(
+                name,
+                kind.name,
+                t,
+                session_id,
+                documents,
+                commitment.to_bytes(),
+                bytes(envelope),
+                encoded_policy,
+                exportable,
+            )
+        shares.clear()
+        replies = await asyncio.gather(
+            *(self._call(i, requests[i], KeyCreated) for i in participants)
+        )
+        for node_id, reply in zip(participants, replies, strict=True):
+            if reply.public_key_package != expected:
+                raise ProtocolError(f"{node_id} sealed another key", culprit=node_id)
+        acknowledgements = {i: r.outbox for i, r in zip(participants, replies, strict=True)}
+        inboxes = self._route(acknowledgements, participants, "imported-key acknowledgement")
+        await asyncio.gather(
+            *(self._call(i, KeyCommit(name, tuple(inboxes[i])), KeyCommitted) for i in participants)
+        )
+        await self._witnesses.record(participants)
+        key = KeyDescription(
+            name,
+            kind,
+            PublicKeyPackage.from_bytes(expected, group),
+            {i: k for k, i in enumerate(participants, start=1)},
+            policy,
+            exportable=exportable,
+            imported=True,
+        )
+        self._keys[name] = key
+        return key

@@ -47,6 +47,11 @@ class KeyDescription:
     #: Each answering holder's state (enabled, disabled, pending_deletion) and, pending
     #: deletion, the UTC seconds it erases its share at (0 otherwise).
     states: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    #: Custody (issue 11): created exportable (its policy's quorum may export it); exported
+    #: (some holder wrapped its share for an export: forever); imported from outside.
+    exportable: bool = False
+    exported: bool = False
+    imported: bool = False
 
     @property
     def state(self) -> str:
