@@ -96,7 +96,8 @@ _KEY_FIELDS = (
     "fields: name, suite, threshold, signers_needed, public_key (hex), public_key_pem,\n"
     "        xpub (ecdsa-secp256k1 keys), holders, committee, policy, epoch, state\n"
     "        (enabled, disabled, pending_deletion; mixed while a change reached some holders),\n"
-    "        delete_at (UTC seconds, pending deletion), missing."
+    "        delete_at (UTC seconds, pending deletion), missing, exportable, exported,\n"
+    "        imported (custody: booleans)."
 )
 
 _EPILOGS = {
@@ -290,9 +291,16 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     approve.add_argument(
         "--op",
-        choices=["sign", "decrypt", "refresh", "reshare", "delete"],
+        choices=["sign", "decrypt", "refresh", "reshare", "delete", "export"],
         default="sign",
-        help="what is approved (default sign); refresh/reshare/delete name the key's epoch",
+        help="what is approved (default sign); refresh/reshare/delete/export name the key's epoch",
+    )
+    approve.add_argument(
+        "--to",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="--op export: the recipient's X25519 public key (PEM) the export goes to",
     )
     approve.add_argument(
         "--days",
@@ -363,6 +371,9 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         {name: f"{text}\n\n{_CLUSTER_HELP}" for name, text in key_lifecycle.EPILOGS.items()}
     )
     key_lifecycle.register(verb, _approval_flag)
+    from keyshard.cli import key_custody  # noqa: PLC0415 -- export, unwrap, import
+
+    key_custody.register(verb, _approval_flag, create)
 
 
 def _cluster_flags(parser: argparse.ArgumentParser) -> None:
@@ -609,6 +620,9 @@ def _key_record(key: KeyDescription) -> dict[str, object]:
         "committee": sorted({*key.holders, *key.missing}),
         "state": key.state,
         "delete_at": key.delete_at,
+        "exportable": key.exportable,
+        "exported": key.exported,
+        "imported": key.imported,
     }
     return record
 
@@ -631,6 +645,8 @@ def _key_text(record: Mapping[str, Any]) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record["delete_at"]))
         state = f"{state} (erased at {when})"
     rows.append(("state", state))
+    custody = [flag for flag in ("exportable", "exported", "imported") if record.get(flag)]
+    rows.append(("custody", ", ".join(custody) or "never leaves the cluster"))
     if record["missing"]:
         lost = ", ".join(record["missing"])
         rows.append(("MISSING", f"{lost}: recorded holder(s) that lost their share"))
@@ -671,10 +687,16 @@ def _policy(args: argparse.Namespace) -> ApprovalPolicy | None:
 
 def _create(args: argparse.Namespace) -> int:
     policy = _policy(args)
+    if args.exportable and policy is None:
+        raise UsageError("--exportable needs an approval policy (--approver)")
     key = _run(
         args,
         lambda c: c.create_key(
-            args.name, suite=args.suite, threshold=args.threshold, policy=policy
+            args.name,
+            suite=args.suite,
+            threshold=args.threshold,
+            policy=policy,
+            exportable=args.exportable,
         ),
     )
     record = _key_record(key)
@@ -836,6 +858,14 @@ def _lifecycle_target(
         if not 7 <= args.days <= 30:
             raise UsageError("--days must be 7..30")
         detail = args.days.to_bytes(2, "big")
+    if operation is Operation.EXPORT:
+        if args.to is None:
+            raise UsageError("--op export needs --to: the recipient's public key it goes to")
+        from keyshard.cli.key_custody import recipient_of  # noqa: PLC0415 -- lazy
+
+        detail = recipient_of(args.to)
+    elif args.to is not None:
+        raise UsageError("--to is for --op export")
     policy: ApprovalPolicy | None = None
     if args.public_key is not None and args.epoch is not None:
         try:

@@ -44,6 +44,9 @@ VERBS = (
     "enable",
     "schedule-deletion",
     "cancel-deletion",
+    "export",
+    "unwrap",
+    "import",
 )
 ENVIRONMENT = (
     key_cmd.PROFILE_ENV,
