@@ -19,6 +19,12 @@ presigning among 2t+1 holders over envelopes, in batches; each finished presigna
 this key's in-memory :class:`~enclave.mpc.ecdsa.PresignaturePool` — never sealed, used at most
 once (``ecdsa_sign`` takes it out of the pool before signing), all lost on restart, which is
 safe: the client presigns again. One key, one scheme: the suite registry says what a key serves.
+
+Custody (:mod:`enclave.service.custody`): ``key_export`` wraps this node's re-randomised share for
+a recipient, only for a key created exportable and with its policy's export quorum (spent here),
+and seals the key ``exported`` before answering; ``key_import`` seals (pending) a share a client
+dealt with Feldman VSS once it checks against the commitment, committed by ``key_commit`` like a
+created key.
 """
 
 from __future__ import annotations

@@ -38,12 +38,12 @@ from keyshard.client.custody import (
     private_key_pem,
     unwrap,
 )
-from keyshard.client.errors import InvalidInputError, ProtocolError, RemoteError
+from keyshard.client.errors import ChannelError, InvalidInputError, ProtocolError, RemoteError
 from keyshard.client.keys import KeyDescription
 from wire.approvals import ApprovalPolicy, Operation, lifecycle_digest
 from wire.custody import HPKE, encode_import_share, export_info
 from wire.errors import ErrorCode, MalformedMessageError
-from wire.messages import ErrorReply, KeyCreate, KeyImport, KeyInfo
+from wire.messages import ErrorReply, KeyCreate, KeyExport, KeyImport, KeyInfo
 
 
 def drive(cluster: InProcessCluster, work: Callable[[Coordinator], Awaitable[object]]) -> object:
@@ -379,3 +379,42 @@ def test_an_import_of_the_wrong_kind_is_refused_before_any_node_is_asked(
 
     drive(cluster, work)
     assert all(not link.requests for link in cluster.links)
+
+
+def test_an_export_needs_every_holder_and_spends_nothing_without_one(
+    cluster: InProcessCluster,
+) -> None:
+    recipient = _raw(X25519PrivateKey.generate())
+
+    async def work(c: Coordinator) -> None:
+        key = await c.create_key("k", threshold=1, policy=POLICY, exportable=True)
+        approvals = _export_approvals(key, recipient, APPROVERS[:2])
+        cluster.stopped.add("node-3")
+        for link in cluster.links:
+            if link.node_id == "node-3":
+                link.break_()
+        with pytest.raises(ChannelError) as caught:
+            await c.export_key("k", recipient, approvals=approvals)
+        assert caught.value.node_id == "node-3"
+        assert not any(isinstance(r, KeyExport) for link in cluster.links for r in link.requests)
+        cluster.stopped.clear()
+        # nothing was spent or flagged: the same approvals export once every holder is back
+        bundle = await c.export_key("k", recipient, approvals=approvals)
+        assert len(bundle.shares) == 3
+
+    drive(cluster, work)
+
+
+def test_a_disabled_key_is_not_exported(cluster: InProcessCluster) -> None:
+    recipient = _raw(X25519PrivateKey.generate())
+
+    async def work(c: Coordinator) -> None:
+        key = await c.create_key("k", threshold=1, policy=POLICY, exportable=True)
+        await c.set_key_state("k", "disable")
+        approvals = _export_approvals(key, recipient, APPROVERS[:2])
+        assert await refused(c.export_key("k", recipient, approvals=approvals)) is (
+            ErrorCode.KEY_DISABLED
+        )
+        assert not (await c.describe_key("k", refresh=True)).exported
+
+    drive(cluster, work)
