@@ -45,7 +45,7 @@ from enclave.mpc.ecdsa import EcdsaSignature, PresignatureInfo, SigningRequest
 from enclave.mpc.ecdsa import SignatureShare as EcdsaSignatureShare
 from enclave.mpc.ecdsa import combine as combine_ecdsa
 from enclave.mpc.errors import MpcError, ProtocolAbort, SecretError
-from enclave.mpc.frost.aggregate import aggregate
+from enclave.mpc.frost.aggregate import aggregate, verify_signature_share
 from enclave.mpc.frost.round1 import PREPROCESSED_SESSION_ID, SigningCommitments
 from enclave.mpc.frost.round2 import SignatureShare, SigningPackage
 from enclave.mpc.identifiers import Identifier
@@ -65,6 +65,7 @@ from keyshard.client.errors import (
     UnavailableError,
 )
 from keyshard.client.keys import KeyDescription
+from keyshard.client.offline import CommitmentsFile, PackageFile, PartialFile, package_digest
 from keyshard.client.witnessing import WitnessRelay
 from wire.approvals import ApprovalPolicy, message_digest
 from wire.binding import ChannelBinding
@@ -1214,3 +1215,137 @@ class Coordinator:
         )
         self._keys[name] = key
         return key
+
+    # -- offline partial signatures (keyshard.client.offline) -----------------------------
+
+    async def _node_key(self, node_id: str, name: str) -> tuple[KeyInfoReply, PublicKeyPackage]:
+        """One node's own description of a FROST key (the air-gapped side reaches one node)."""
+        info = await self._call(node_id, KeyInfo(name), KeyInfoReply)
+        try:
+            kind = key_suite(info.suite)
+            public = PublicKeyPackage.from_bytes(info.public_key_package, kind.group)
+        except MpcError as error:
+            raise ProtocolError(f"{node_id} describes {name!r} wrongly: {error}") from None
+        if kind.scheme is not Scheme.FROST:
+            raise InvalidInputError(f"key {name!r} is {kind.name}: offline signing is FROST only")
+        return info, public
+
+    async def offline_commit(self, node_id: str, name: str, count: int) -> CommitmentsFile:
+        """Air-gapped side: ``count`` nonce commitments of ``node_id`` for ``name``, to publish
+        (the nonces stay in the node, each usable once)."""
+        _, public = await self._node_key(node_id, name)
+        try:
+            request = NonceCommit(name, count)
+        except MalformedMessageError as error:
+            raise InvalidInputError(str(error)) from None
+        reply = await self._call(node_id, request, NonceCommitments)
+        return CommitmentsFile(
+            name, node_id, public.group_public_key.to_bytes(), tuple(reply.commitments)
+        )
+
+    async def offline_sign(self, node_id: str, package: PackageFile) -> PartialFile:
+        """Air-gapped side: ``node_id``'s signature share over ``package`` (it checks the
+        approvals and spends the nonces behind its commitment; a replay is refused)."""
+        if package.node_id != node_id:
+            raise InvalidInputError(f"this package is for {package.node_id}, not {node_id}")
+        info, public = await self._node_key(node_id, package.key_name)
+        if public.group_public_key.to_bytes() != package.public_key:
+            raise InvalidInputError(f"this package is for another key named {package.key_name!r}")
+        try:
+            parsed = SigningPackage.from_bytes(package.package)
+            request = FrostSign(package.key_name, (package.package,), (package.approvals,))
+        except (MpcError, MalformedMessageError) as error:
+            raise InvalidInputError(f"not a signing package: {error}") from None
+        reply = await self._call(node_id, request, SignatureShares)
+        ident = Identifier.from_int(public.group, info.identifier)
+        try:
+            share = SignatureShare.from_bytes(reply.shares[0])
+            verify_signature_share(parsed, ident, share, public)
+        except (MpcError, IndexError) as error:
+            raise ProtocolError(f"{node_id}'s share: {error}", culprit=node_id) from None
+        return PartialFile(
+            package.key_name, node_id, package_digest(package.package), reply.shares[0]
+        )
+
+    async def prepare_offline(
+        self,
+        name: str,
+        message: bytes,
+        commitments: CommitmentsFile,
+        *,
+        index: int = 0,
+        approvals: Sequence[bytes] = (),
+    ) -> PackageFile:
+        """Online side: a package carrying the offline node's published commitment ``index``,
+        signed at once by enough online holders (their shares verified and kept in the file)."""
+        key = await self.describe_key(name)
+        if key.suite.scheme is not Scheme.FROST:
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}: offline signing is FROST")
+        offline = commitments.node_id
+        if commitments.key_name != name or commitments.public_key != key.public_key:
+            raise InvalidInputError(f"these commitments are not {name!r}'s")
+        if offline not in key.holders:
+            raise InvalidInputError(f"{offline} holds no share of {name!r}")
+        suite = key.suite.frost_suite()
+        try:
+            theirs = SigningCommitments.from_bytes(commitments.commitments[index])
+        except (MpcError, IndexError) as error:
+            raise InvalidInputError(f"commitment {index}: {error}") from None
+        if theirs.suite is not suite or theirs.session_id != PREPROCESSED_SESSION_ID:
+            raise InvalidInputError(f"commitment {index} is for another suite")
+
+        async def attempt() -> PackageFile:
+            online = [n for n in sorted(key.holders) if n != offline]
+            needed = key.suite.signers_needed(key.threshold) - 1
+            chosen = (await self._reachable(online))[:needed]
+            if len(chosen) < needed:
+                raise UnavailableError(
+                    f"{len(chosen)} online holder(s) of {name!r} reachable; {needed} needed",
+                    have=len(chosen),
+                    need=needed,
+                )
+            pools = await asyncio.gather(*(self._commitments(key, n, 1) for n in chosen))
+            mine = {key.identifier(n): pool[0] for n, pool in zip(chosen, pools, strict=True)}
+            package = SigningPackage(
+                suite, PREPROCESSED_SESSION_ID, mine | {key.identifier(offline): theirs}, message
+            )
+            encoded = package.to_bytes()
+            request = FrostSign(name, (encoded,), (tuple(approvals),))
+            replies = await asyncio.gather(
+                *(self._call(n, request, SignatureShares) for n in chosen)
+            )
+            shares = {}
+            for node_id, reply in zip(chosen, replies, strict=True):
+                try:
+                    share = SignatureShare.from_bytes(reply.shares[0])
+                    verify_signature_share(package, key.identifier(node_id), share, key.public)
+                except (MpcError, IndexError) as error:
+                    raise ProtocolError(f"{node_id}'s share: {error}", culprit=node_id) from None
+                shares[node_id] = reply.shares[0]
+            return PackageFile(name, offline, key.public_key, encoded, tuple(approvals), shares)
+
+        return await self._retry_once(name, attempt)
+
+    async def combine_offline(self, package: PackageFile, partial: PartialFile) -> bytes:
+        """Online side: the signature, from the package's online shares and the offline
+        node's partial; returned only if it verifies under the key."""
+        key = await self.describe_key(package.key_name)
+        if (partial.key_name, partial.node_id) != (package.key_name, package.node_id):
+            raise InvalidInputError("this partial is for another key or node than the package")
+        if partial.digest != package_digest(package.package):
+            raise InvalidInputError("this partial signed another package")
+        if key.public_key != package.public_key:
+            raise InvalidInputError(f"this package is for another key named {key.name!r}")
+        try:
+            parsed = SigningPackage.from_bytes(package.package)
+            shares = {
+                key.identifier(n): SignatureShare.from_bytes(s)
+                for n, s in {**package.online_shares, partial.node_id: partial.share}.items()
+            }
+            return aggregate(parsed, shares, key.public)
+        except ProtocolAbort as error:
+            raise ProtocolError(
+                f"signature of {key.name!r} refused: {error}", culprit=_culprits(key, error)
+            ) from None
+        except (MpcError, KeyError) as error:
+            raise InvalidInputError(f"the package and partial do not combine: {error}") from None
