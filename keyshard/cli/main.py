@@ -78,6 +78,11 @@ GROUPS: tuple[Group, ...] = (
         "keyshard.cli.dev_cmd",
         "run an emulated local cluster (emulated KMS, NSM and enclaves)",
     ),
+    Group(
+        "offline",
+        "keyshard.cli.offline_cmd",
+        "FROST signatures with a holder that has no network: files carried by hand",
+    ),
 )
 
 _DESCRIPTION = """\

@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from enclave.mpc.errors import MpcError
+from enclave.mpc.frost.round2 import SigningPackage
 from keyshard.client.errors import InvalidInputError
 from wire import cbor
 from wire.checks import check_key_name, check_node_id
@@ -106,6 +108,13 @@ class PackageFile:
     online_shares: Mapping[str, bytes]
 
     KIND = "offline-package"
+
+    def message_sha256(self) -> bytes:
+        """SHA-256 of the message the package signs (what an offline operator is shown)."""
+        try:
+            return hashlib.sha256(SigningPackage.from_bytes(self.package).message).digest()
+        except MpcError as error:
+            raise InvalidInputError(f"not a signing package: {error}") from None
 
     def encode(self) -> bytes:
         return cbor.dumps(

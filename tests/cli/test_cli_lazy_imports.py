@@ -75,6 +75,8 @@ def _loaded(modules: list[str], prefixes: tuple[str, ...]) -> list[str]:
         ["approver", "--help"],
         ["approver", "keygen", "--help"],
         ["key", "--help"],
+        ["offline", "--help"],
+        ["offline", "sign", "--help"],
     ],
     ids=" ".join,
 )

@@ -183,3 +183,39 @@ def test_an_imported_pem_signs_under_its_own_public_key(
     assert main(["key", "import", "legacy", *d, "--file", str(pem)]) == 2
     assert "key_exists" in capsys.readouterr().err
     assert main(["key", "import", "other", *d, "--file", str(message)]) == 1
+
+
+def test_an_offline_holder_signs_through_files_and_refuses_a_replay(
+    directory: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 2-of-3 key with node-3 offline: package -> file -> partial -> combined signature; the
+    same package a second time is refused."""
+    d = ["--dir", str(directory)]
+    assert main(["key", "create", "cold", *d, "--threshold", "1", "--format", "json"]) == 0
+    public = bytes.fromhex(str(_json(capsys)["public_key"]))
+    commitments = tmp_path / "cold.commitments"
+    offline = ["offline", "commit", "cold", *d, "--node", "node-3", "--count", "4"]
+    assert main([*offline, "--out", str(commitments)]) == 0
+    capsys.readouterr()
+    inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
+    inbox.mkdir()
+    outbox.mkdir()
+    message = tmp_path / "tx"
+    message.write_bytes(b"move 3 BTC to cold storage")
+    prepare = ["offline", "prepare", "cold", *d, "--commitments", str(commitments)]
+    assert main([*prepare, "--file", str(message), "--out", str(inbox / "tx.package")]) == 0
+    capsys.readouterr()
+    sign = ["offline", "sign", *d, "--node", "node-3", "--inbox", str(inbox)]
+    assert main([*sign, "--outbox", str(outbox), "--format", "json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["error"] is None
+    combine = ["offline", "combine", *d, "--package", str(inbox / "tx.package")]
+    assert main([*combine, "--partial", str(outbox / "tx.partial")]) == 0
+    signature = bytes.fromhex(capsys.readouterr().out.strip())
+    Ed25519PublicKey.from_public_bytes(public).verify(signature, b"move 3 BTC to cold storage")
+
+    # the same package carried in again (under another name): refused, nothing written
+    shutil.copy(inbox / "tx.package", inbox / "replay.package")
+    assert main([*sign, "--outbox", str(outbox)]) == 2
+    assert "nonce_unknown" in capsys.readouterr().out
+    assert not (outbox / "replay.partial").exists()
