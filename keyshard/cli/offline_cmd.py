@@ -34,6 +34,27 @@ MAX_FILE = 512 * 1024
 _CLUSTER_NOTE = "the cluster flags, credentials and exit codes are those of `keyshard key`."
 
 _EPILOGS = {
+    "witness-request": f"""\
+examples:
+  keyshard offline witness-request --node node-3 --out node-3.witness-request
+
+Air-gapped side, after the node booted: its fresh attestation document, for its peers to seal
+their witness reports to. Until the reports come back the node serves no key (unwitnessed).
+The documents are refused once older than 5 minutes: carry the files promptly.
+fields: node, out. {_CLUSTER_NOTE}""",
+    "witness-reports": f"""\
+examples:
+  keyshard offline witness-reports --request node-3.witness-request --out node-3.witness-reports
+
+Online side: every reachable peer's report on the offline node, sealed to its boot's box key.
+fields: node, peers, out. {_CLUSTER_NOTE}""",
+    "witness-check": f"""\
+examples:
+  keyshard offline witness-check --node node-3 --reports node-3.witness-reports
+
+Air-gapped side: the node weighs the reports; witnessed, it serves its keys for this boot.
+A node whose peers saw newer sealed state refuses every key (rolled_back, exit 2).
+fields: node, state, counted, needed. {_CLUSTER_NOTE}""",
     "commit": f"""\
 examples:
   keyshard offline commit cold --node node-3 --count 16 --out cold.commitments
@@ -119,6 +140,25 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     combine.add_argument("--package", type=Path, required=True, metavar="FILE")
     combine.add_argument("--partial", type=Path, required=True, metavar="FILE")
     combine.set_defaults(handler=_combine)
+
+    request = verb(
+        "witness-request", "air-gapped: the node's document for its peers", "Ask for witnesses."
+    )
+    request.add_argument("--node", required=True, help="the offline node (this side's node)")
+    request.add_argument("--out", type=Path, required=True, metavar="FILE")
+    request.set_defaults(handler=_witness_request)
+
+    reports = verb(
+        "witness-reports", "online: the peers' sealed reports", "Collect witness reports."
+    )
+    reports.add_argument("--request", type=Path, required=True, metavar="FILE")
+    reports.add_argument("--out", type=Path, required=True, metavar="FILE")
+    reports.set_defaults(handler=_witness_reports)
+
+    check = verb("witness-check", "air-gapped: show the node its reports", "Check witnesses.")
+    check.add_argument("--node", required=True, help="the offline node (this side's node)")
+    check.add_argument("--reports", type=Path, required=True, metavar="FILE")
+    check.set_defaults(handler=_witness_check)
 
 
 def _read(path: Path) -> bytes:
@@ -232,3 +272,45 @@ def _combine(args: argparse.Namespace) -> int:
     }
     emit(args, record, signature.hex())
     return EXIT_OK
+
+
+def _witness_request(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _run  # noqa: PLC0415 -- shared runner
+
+    if args.out.exists():
+        raise UsageError(f"{args.out} exists; refusing to overwrite it")
+    request = _run(args, lambda c: c.coordinator.offline_witness_request(args.node))
+    _write(args.out, request.encode())
+    emit(args, {"node": args.node, "out": str(args.out)}, f"document of {args.node} in {args.out}")
+    return EXIT_OK
+
+
+def _witness_reports(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _local, _run  # noqa: PLC0415 -- shared
+    from keyshard.client.offline import WitnessRequestFile  # noqa: PLC0415 -- lazy SDK
+
+    request = _local(lambda: WitnessRequestFile.decode(_read(args.request)))
+    if args.out.exists():
+        raise UsageError(f"{args.out} exists; refusing to overwrite it")
+    reports = _run(args, lambda c: c.coordinator.offline_witness_reports(request))
+    _write(args.out, reports.encode())
+    peers = sorted(reports.envelopes)
+    record = {"node": reports.node_id, "peers": peers, "out": str(args.out)}
+    emit(args, record, f"reports of {', '.join(peers)} on {reports.node_id} in {args.out}")
+    return EXIT_OK
+
+
+def _witness_check(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _local, _run  # noqa: PLC0415 -- shared
+    from keyshard.client.offline import WitnessReportsFile  # noqa: PLC0415 -- lazy SDK
+
+    reports = _local(lambda: WitnessReportsFile.decode(_read(args.reports)))
+    verdict = _run(args, lambda c: c.coordinator.offline_witness_check(args.node, reports))
+    record = {
+        "node": args.node,
+        "state": verdict.state,
+        "counted": verdict.counted,
+        "needed": verdict.needed,
+    }
+    emit(args, record, f"{args.node}: {verdict.state} ({verdict.counted} of {verdict.needed})")
+    return EXIT_OK if verdict.state == "witnessed" else EXIT_REMOTE_ERROR

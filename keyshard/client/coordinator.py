@@ -65,7 +65,14 @@ from keyshard.client.errors import (
     UnavailableError,
 )
 from keyshard.client.keys import KeyDescription
-from keyshard.client.offline import CommitmentsFile, PackageFile, PartialFile, package_digest
+from keyshard.client.offline import (
+    CommitmentsFile,
+    PackageFile,
+    PartialFile,
+    WitnessReportsFile,
+    WitnessRequestFile,
+    package_digest,
+)
 from keyshard.client.witnessing import WitnessRelay
 from wire.approvals import ApprovalPolicy, message_digest
 from wire.binding import ChannelBinding
@@ -102,6 +109,10 @@ from wire.messages import (
     Reply,
     Request,
     SignatureShares,
+    WitnessCheck,
+    WitnessEnvelope,
+    WitnessQuery,
+    WitnessVerdict,
     presign_batch_session_id,
 )
 
@@ -1349,3 +1360,45 @@ class Coordinator:
             ) from None
         except (MpcError, KeyError) as error:
             raise InvalidInputError(f"the package and partial do not combine: {error}") from None
+
+    async def offline_witness_request(self, node_id: str) -> WitnessRequestFile:
+        """Air-gapped side: ``node_id``'s fresh attestation document, for its peers to seal
+        their witness reports to (the link's ``hello`` is served before the node is witnessed)."""
+        return WitnessRequestFile(node_id, (await self._fresh_link(node_id)).document)
+
+    async def offline_witness_reports(self, request: WitnessRequestFile) -> WitnessReportsFile:
+        """Online side: every reachable peer's report on the offline node, sealed to the box
+        key its document binds (a peer that cannot vouch is skipped; the node's quorum rule
+        decides)."""
+        peers = await self._reachable([n for n in self._node_ids if n != request.node_id])
+        links = await self._fresh(peers)
+        try:
+            query = WitnessQuery(request.node_id, request.document)
+        except MalformedMessageError as error:
+            raise InvalidInputError(str(error)) from None
+        results = await asyncio.gather(
+            *(self._call(p, query, WitnessEnvelope) for p in peers), return_exceptions=True
+        )
+        documents, envelopes = {}, {}
+        for peer, result in zip(peers, results, strict=True):
+            if isinstance(result, ChannelError | RemoteError):
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            documents[peer], envelopes[peer] = links[peer].document, result.envelope
+        if not envelopes:
+            raise UnavailableError(f"no peer reported on {request.node_id}", have=0, need=1)
+        return WitnessReportsFile(request.node_id, documents, envelopes)
+
+    async def offline_witness_check(
+        self, node_id: str, reports: WitnessReportsFile
+    ) -> WitnessVerdict:
+        """Air-gapped side: show ``node_id`` its peers' reports; its verdict (``witnessed``:
+        it serves keys for the rest of this boot). A rolled-back node answers its error."""
+        if reports.node_id != node_id:
+            raise InvalidInputError(f"these reports are on {reports.node_id}, not {node_id}")
+        try:
+            request = WitnessCheck(reports.documents, reports.envelopes)
+        except MalformedMessageError as error:
+            raise InvalidInputError(str(error)) from None
+        return await self._request(node_id, request, WitnessVerdict)

@@ -15,6 +15,13 @@ A FROST key one of whose holders is offline signs in four steps, each a file:
 4. **combine** (online side): every share is verified and aggregated; the signature is returned
    only if it verifies under the key.
 
+After every boot a node serves no key until its peers' witness reports show its sealed state is
+not older than they saw (:mod:`enclave.service.witness`); an offline node gets them by file too:
+it writes its fresh attestation document (:class:`WitnessRequestFile`), the online side asks the
+peers for their reports sealed to that boot's box key (:class:`WitnessReportsFile`, each with the
+peer's own fresh document), and the offline node is shown them. Documents are refused once older
+than the image's maximum age (5 minutes by default): the round trip must fit in it.
+
 The files are canonical CBOR; none holds a secret (a signature share under a one-time nonce
 reveals nothing of the share), and each names the key, its public key and the node, so a file is
 never applied to another key. Tampering is caught, not trusted away: a wrong commitment or share
@@ -35,7 +42,14 @@ from wire import cbor
 from wire.checks import check_key_name, check_node_id
 from wire.errors import MalformedMessageError
 
-__all__ = ["CommitmentsFile", "PackageFile", "PartialFile", "package_digest"]
+__all__ = [
+    "CommitmentsFile",
+    "PackageFile",
+    "PartialFile",
+    "WitnessReportsFile",
+    "WitnessRequestFile",
+    "package_digest",
+]
 
 _VERSION = 1
 
@@ -50,7 +64,8 @@ def _load(data: bytes, kind: str, fields: set[str]) -> dict[str, Any]:
         value = cbor.loads_map(data, what=kind, fields={"v", "kind", *fields}, version=_VERSION)
         if value["kind"] != kind:
             raise MalformedMessageError(kind, f"this is a {value['kind']!r} file")
-        check_key_name(value["key"])
+        if "key" in fields:
+            check_key_name(value["key"])
         check_node_id(value["node"])
     except MalformedMessageError as error:
         raise InvalidInputError(f"not a Keyshard {kind} file: {error}") from None
@@ -177,3 +192,69 @@ class PartialFile:
         if type(value["digest"]) is not bytes or type(value["share"]) is not bytes:
             raise InvalidInputError("not a Keyshard offline-partial file: wrong field types")
         return cls(value["key"], value["node"], value["digest"], value["share"])
+
+
+def _documents(value: object, kind: str) -> dict[str, bytes]:
+    if not isinstance(value, dict) or not all(
+        type(k) is str and type(v) is bytes for k, v in value.items()
+    ):
+        raise InvalidInputError(f"not a Keyshard {kind} file: node ids to bytes expected")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessRequestFile:
+    """An offline node's attestation document of its current boot (binding its box key)."""
+
+    node_id: str
+    document: bytes
+
+    KIND = "offline-witness-request"
+
+    def encode(self) -> bytes:
+        return cbor.dumps(
+            {
+                "v": _VERSION,
+                "kind": self.KIND,
+                "node": self.node_id,
+                "document": self.document,
+            }
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> WitnessRequestFile:
+        value = _load(data, cls.KIND, {"node", "document"})
+        if type(value["document"]) is not bytes:
+            raise InvalidInputError("not a Keyshard offline-witness-request file: document")
+        return cls(value["node"], value["document"])
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessReportsFile:
+    """Peers' witness reports on ``node_id`` (sealed to its box key), with their documents."""
+
+    node_id: str
+    documents: Mapping[str, bytes]
+    envelopes: Mapping[str, bytes]
+
+    KIND = "offline-witness-reports"
+
+    def encode(self) -> bytes:
+        return cbor.dumps(
+            {
+                "v": _VERSION,
+                "kind": self.KIND,
+                "node": self.node_id,
+                "documents": dict(sorted(self.documents.items())),
+                "envelopes": dict(sorted(self.envelopes.items())),
+            }
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> WitnessReportsFile:
+        value = _load(data, cls.KIND, {"node", "documents", "envelopes"})
+        documents = _documents(value["documents"], cls.KIND)
+        envelopes = _documents(value["envelopes"], cls.KIND)
+        if set(documents) != set(envelopes):
+            raise InvalidInputError("not a Keyshard offline-witness-reports file: peers differ")
+        return cls(value["node"], documents, envelopes)

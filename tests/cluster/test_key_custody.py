@@ -186,10 +186,10 @@ def test_an_imported_pem_signs_under_its_own_public_key(
 
 
 def test_an_offline_holder_signs_through_files_and_refuses_a_replay(
-    directory: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cluster: Cluster, directory: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A 2-of-3 key with node-3 offline: package -> file -> partial -> combined signature; the
-    same package a second time is refused."""
+    same package a second time is refused; after a reboot node-3 is witnessed by file."""
     d = ["--dir", str(directory)]
     assert main(["key", "create", "cold", *d, "--threshold", "1", "--format", "json"]) == 0
     public = bytes.fromhex(str(_json(capsys)["public_key"]))
@@ -219,3 +219,24 @@ def test_an_offline_holder_signs_through_files_and_refuses_a_replay(
     assert main([*sign, "--outbox", str(outbox)]) == 2
     assert "nonce_unknown" in capsys.readouterr().out
     assert not (outbox / "replay.partial").exists()
+
+    # node-3 reboots: its nonces are gone (the old commitments are refused), and its peers'
+    # witness reports reach it by file before it serves again
+    cluster.restart_node(3)
+    cluster.wait_ready(nodes=[3], timeout=60)
+    request, reports = tmp_path / "n3.request", tmp_path / "n3.reports"
+    assert main(["offline", "witness-request", *d, "--node", "node-3", "--out", str(request)]) == 0
+    assert (
+        main(["offline", "witness-reports", *d, "--request", str(request), "--out", str(reports)])
+        == 0
+    )
+    capsys.readouterr()
+    check = ["offline", "witness-check", *d, "--node", "node-3", "--reports", str(reports)]
+    assert main([*check, "--format", "json"]) == 0
+    assert _json(capsys)["state"] == "witnessed"
+    message.write_bytes(b"after the reboot")
+    prepare_next = [*prepare, "--index", "1", "--file", str(message)]
+    assert main([*prepare_next, "--out", str(inbox / "next.package")]) == 0
+    capsys.readouterr()
+    assert main([*sign, "--outbox", str(outbox)]) == 2  # replay and a commitment of the last boot
+    assert not (outbox / "next.partial").exists()

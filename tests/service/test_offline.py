@@ -20,8 +20,14 @@ from inprocess import InProcessCluster
 
 from keyshard.client.approvals import public_key_bytes, sign_approval
 from keyshard.client.coordinator import Coordinator, Link
-from keyshard.client.errors import ChannelError, InvalidInputError, RemoteError
-from keyshard.client.offline import CommitmentsFile, PackageFile, PartialFile
+from keyshard.client.errors import ChannelError, InvalidInputError, RemoteError, UnavailableError
+from keyshard.client.offline import (
+    CommitmentsFile,
+    PackageFile,
+    PartialFile,
+    WitnessReportsFile,
+    WitnessRequestFile,
+)
 from wire.approvals import ApprovalPolicy, Operation, message_digest
 from wire.errors import ErrorCode
 
@@ -171,6 +177,41 @@ def test_files_for_another_key_or_node_are_refused_before_any_node_is_asked(
         # the real package still signs: nothing above reached node-3's nonces
         partial = await sides.offline.offline_sign(OFFLINE, prepared)
         await sides.online.combine_offline(prepared, partial)
+        await sides.online.close()
+        await sides.offline.close()
+
+    asyncio.run(work())
+
+
+def test_a_restarted_offline_node_is_witnessed_by_file(cluster: InProcessCluster) -> None:
+    """After a boot node-3 serves nothing until its peers' reports reach it; with no route to
+    them, they travel as files: its document out, the peers' sealed reports back."""
+
+    async def work() -> None:
+        await cluster.restart(OFFLINE)
+        sides = Sides(cluster)
+        with pytest.raises(UnavailableError):  # the SDK cannot relay reports across the gap
+            await sides.offline.offline_commit(OFFLINE, "cold", 1)
+        request = WitnessRequestFile.decode(
+            (await sides.offline.offline_witness_request(OFFLINE)).encode()
+        )
+        reports = WitnessReportsFile.decode(
+            (await sides.online.offline_witness_reports(request)).encode()
+        )
+        assert set(reports.envelopes) == {"node-1", "node-2"}
+        with pytest.raises(InvalidInputError):
+            await sides.offline.offline_witness_check("node-2", reports)
+        verdict = await sides.offline.offline_witness_check(OFFLINE, reports)
+        assert verdict.state == "witnessed"
+        commitments = await sides.offline.offline_commit(OFFLINE, "cold", 1)
+        key = await sides.online.describe_key("cold")
+        prepared = await sides.online.prepare_offline(
+            "cold", b"m", commitments, approvals=_approvals(key.public_key, b"m")
+        )
+        signature = await sides.online.combine_offline(
+            prepared, await sides.offline.offline_sign(OFFLINE, prepared)
+        )
+        Ed25519PublicKey.from_public_bytes(key.public_key).verify(signature, b"m")
         await sides.online.close()
         await sides.offline.close()
 
