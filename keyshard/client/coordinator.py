@@ -1244,14 +1244,18 @@ class Coordinator:
     async def offline_commit(self, node_id: str, name: str, count: int) -> CommitmentsFile:
         """Air-gapped side: ``count`` nonce commitments of ``node_id`` for ``name``, to publish
         (the nonces stay in the node, each usable once)."""
-        _, public = await self._node_key(node_id, name)
+        info, public = await self._node_key(node_id, name)
         try:
             request = NonceCommit(name, count)
         except MalformedMessageError as error:
             raise InvalidInputError(str(error)) from None
         reply = await self._call(node_id, request, NonceCommitments)
         return CommitmentsFile(
-            name, node_id, public.group_public_key.to_bytes(), tuple(reply.commitments)
+            name,
+            node_id,
+            public.group_public_key.to_bytes(),
+            tuple(reply.commitments),
+            info.identifier,
         )
 
     async def offline_sign(self, node_id: str, package: PackageFile) -> PartialFile:
@@ -1295,8 +1299,14 @@ class Coordinator:
         offline = commitments.node_id
         if commitments.key_name != name or commitments.public_key != key.public_key:
             raise InvalidInputError(f"these commitments are not {name!r}'s")
-        if offline not in key.holders:
-            raise InvalidInputError(f"{offline} holds no share of {name!r}")
+        # the online side may not know the offline node (a profile without it): its party is
+        # the one the commitments file names, if the key has it and no online holder claims it
+        party = key.holders.get(offline, commitments.identifier)
+        claimed = {i for n, i in key.holders.items() if n != offline}
+        known = {int(i) for i in key.public.identifiers}
+        if party != commitments.identifier or party not in known or party in claimed:
+            raise InvalidInputError(f"{offline} is not party {commitments.identifier} of {name!r}")
+        their_id = Identifier.from_int(key.public.group, party)
         suite = key.suite.frost_suite()
         try:
             theirs = SigningCommitments.from_bytes(commitments.commitments[index])
@@ -1318,7 +1328,7 @@ class Coordinator:
             pools = await asyncio.gather(*(self._commitments(key, n, 1) for n in chosen))
             mine = {key.identifier(n): pool[0] for n, pool in zip(chosen, pools, strict=True)}
             package = SigningPackage(
-                suite, PREPROCESSED_SESSION_ID, mine | {key.identifier(offline): theirs}, message
+                suite, PREPROCESSED_SESSION_ID, mine | {their_id: theirs}, message
             )
             encoded = package.to_bytes()
             request = FrostSign(name, (encoded,), (tuple(approvals),))
@@ -1351,14 +1361,17 @@ class Coordinator:
             parsed = SigningPackage.from_bytes(package.package)
             shares = {
                 key.identifier(n): SignatureShare.from_bytes(s)
-                for n, s in {**package.online_shares, partial.node_id: partial.share}.items()
+                for n, s in package.online_shares.items()
             }
+            # the offline node's party: the one signer of the package no online share covers
+            [offline] = [i for i in parsed.signers if i not in shares]
+            shares[offline] = SignatureShare.from_bytes(partial.share)
             return aggregate(parsed, shares, key.public)
         except ProtocolAbort as error:
             raise ProtocolError(
                 f"signature of {key.name!r} refused: {error}", culprit=_culprits(key, error)
             ) from None
-        except (MpcError, KeyError) as error:
+        except (MpcError, KeyError, ValueError) as error:
             raise InvalidInputError(f"the package and partial do not combine: {error}") from None
 
     async def offline_witness_request(self, node_id: str) -> WitnessRequestFile:

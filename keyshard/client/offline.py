@@ -86,6 +86,8 @@ class CommitmentsFile:
     node_id: str
     public_key: bytes
     commitments: tuple[bytes, ...]
+    #: The node's party identifier for the key (the online side may not know the node at all).
+    identifier: int = 0
 
     KIND = "offline-commitments"
 
@@ -98,16 +100,19 @@ class CommitmentsFile:
                 "node": self.node_id,
                 "public_key": self.public_key,
                 "commitments": list(self.commitments),
+                "identifier": self.identifier,
             }
         )
 
     @classmethod
     def decode(cls, data: bytes) -> CommitmentsFile:
-        value = _load(data, cls.KIND, {"key", "node", "public_key", "commitments"})
-        if type(value["public_key"]) is not bytes:
-            raise InvalidInputError("not a Keyshard offline-commitments file: public_key")
+        value = _load(data, cls.KIND, {"key", "node", "public_key", "commitments", "identifier"})
+        if type(value["public_key"]) is not bytes or type(value["identifier"]) is not int:
+            raise InvalidInputError("not a Keyshard offline-commitments file: wrong field types")
         commitments = _bytes_list(value["commitments"], cls.KIND)
-        return cls(value["key"], value["node"], value["public_key"], commitments)
+        return cls(
+            value["key"], value["node"], value["public_key"], commitments, value["identifier"]
+        )
 
 
 @dataclass(frozen=True, slots=True)

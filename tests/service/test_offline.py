@@ -216,3 +216,31 @@ def test_a_restarted_offline_node_is_witnessed_by_file(cluster: InProcessCluster
         await sides.offline.close()
 
     asyncio.run(work())
+
+
+def test_an_online_side_that_does_not_know_the_offline_node_signs_with_it(
+    cluster: InProcessCluster,
+) -> None:
+    """A profile without node-3 (a real air gap): its party comes from the commitments file,
+    and only a party the key has and no online holder claims is accepted."""
+
+    async def work() -> None:
+        sides = Sides(cluster)
+        blind = Coordinator(["node-1", "node-2"], cluster.connect)
+        commitments = await sides.offline.offline_commit(OFFLINE, "cold", 2)
+        key = await blind.describe_key("cold")
+        assert OFFLINE not in key.holders
+        for wrong in (1, 7):  # node-1's party; no party of the key
+            with pytest.raises(InvalidInputError):
+                await blind.prepare_offline("cold", b"m", replace(commitments, identifier=wrong))
+        prepared = await blind.prepare_offline(
+            "cold", b"m", commitments, approvals=_approvals(key.public_key, b"m")
+        )
+        signature = await blind.combine_offline(
+            prepared, await sides.offline.offline_sign(OFFLINE, prepared)
+        )
+        Ed25519PublicKey.from_public_bytes(key.public_key).verify(signature, b"m")
+        for coordinator in (blind, sides.online, sides.offline):
+            await coordinator.close()
+
+    asyncio.run(work())
