@@ -240,3 +240,60 @@ def test_an_offline_holder_signs_through_files_and_refuses_a_replay(
     capsys.readouterr()
     assert main([*sign, "--outbox", str(outbox)]) == 2  # replay and a commitment of the last boot
     assert not (outbox / "next.partial").exists()
+
+
+def test_a_dev_node_taken_offline_is_reached_only_through_its_own_profile(
+    cluster: Cluster, directory: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`keyshard dev offline node-3`: online clients no longer list it, the air-gapped side's
+    profile lists it alone (so after a reboot only files bring its witnesses), and a 2-of-3
+    signature still goes through the inbox and outbox it was given."""
+    d = ["--dir", str(directory)]
+    assert main(["key", "create", "cold2", *d, "--threshold", "1", "--format", "json"]) == 0
+    public = bytes.fromhex(str(_json(capsys)["public_key"]))
+    assert main(["dev", "offline", "node-3", *d]) == 0
+    gap = Path(capsys.readouterr().out.strip())
+    air = ["--profile", str(gap / "profile.json")]
+    try:
+        assert main(["key", "info", "cold2", *d, "--format", "json"]) == 0
+        assert "node-3" not in _json(capsys)["holders"]  # type: ignore[operator]
+        cluster.restart_node(3)
+        cluster.wait_ready(nodes=[3], timeout=60)
+        commitments = tmp_path / "c"
+        commit = ["offline", "commit", "cold2", *air, "--node", "node-3", "--out", str(commitments)]
+        assert main(commit) == 2  # unwitnessed, and no peer is reachable from the air gap
+        capsys.readouterr()
+        request, reports = tmp_path / "request", tmp_path / "reports"
+        assert (
+            main(["offline", "witness-request", *air, "--node", "node-3", "--out", str(request)])
+            == 0
+        )
+        assert (
+            main(
+                ["offline", "witness-reports", *d, "--request", str(request), "--out", str(reports)]
+            )
+            == 0
+        )
+        assert (
+            main(["offline", "witness-check", *air, "--node", "node-3", "--reports", str(reports)])
+            == 0
+        )
+        assert main(commit) == 0
+        message = tmp_path / "m"
+        message.write_bytes(b"through the air gap")
+        package = gap / "inbox" / "m.package"
+        prepare = ["offline", "prepare", "cold2", *d, "--commitments", str(commitments)]
+        assert main([*prepare, "--file", str(message), "--out", str(package)]) == 0
+        boxes = ["--inbox", str(gap / "inbox"), "--outbox", str(gap / "outbox")]
+        assert main(["offline", "sign", *air, "--node", "node-3", *boxes]) == 0
+        capsys.readouterr()
+        partial = gap / "outbox" / "m.partial"
+        assert (
+            main(["offline", "combine", *d, "--package", str(package), "--partial", str(partial)])
+            == 0
+        )
+        signature = bytes.fromhex(capsys.readouterr().out.strip())
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, b"through the air gap")
+    finally:
+        assert main(["dev", "online", "node-3", *d]) == 0
+    assert main(["dev", "online", "node-3", *d]) == 1  # online already
