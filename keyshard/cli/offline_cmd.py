@@ -215,6 +215,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _sign(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415
+    from functools import partial as bind  # noqa: PLC0415
 
     from keyshard.cli.key_cmd import _cli_error, _client, _local  # noqa: PLC0415 -- shared
     from keyshard.client.errors import ClientError  # noqa: PLC0415 -- lazy SDK
@@ -222,11 +223,11 @@ def _sign(args: argparse.Namespace) -> int:
 
     if not args.inbox.is_dir() or not args.outbox.is_dir():
         raise UsageError("--inbox and --outbox must be directories")
-    packages: list[tuple[Path, PackageFile]] = []
-    for path in sorted(args.inbox.glob("*.package")):
-        if not (args.outbox / f"{path.stem}.partial").exists():
-            data = _read(path)
-            packages.append((path, _local(lambda data=data: PackageFile.decode(data))))  # type: ignore[misc]
+    packages = [
+        (path, _local(bind(PackageFile.decode, _read(path))))
+        for path in sorted(args.inbox.glob("*.package"))
+        if not (args.outbox / f"{path.stem}.partial").exists()
+    ]
     client = _client(args)
     rows: list[dict[str, object]] = []
 

@@ -16,6 +16,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,6 +27,7 @@ from inprocess import InProcessCluster
 from nacl.public import PublicKey as BoxPublicKey
 from nacl.public import SealedBox
 
+from enclave.mpc.ecdsa import EcdsaSignature
 from enclave.mpc.groups import ED25519
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.shamir import lagrange_coefficient, split_secret
@@ -45,9 +47,11 @@ from wire.custody import HPKE, encode_import_share, export_info
 from wire.errors import ErrorCode, MalformedMessageError
 from wire.messages import ErrorReply, KeyCreate, KeyExport, KeyImport, KeyInfo
 
+_T = TypeVar("_T")
 
-def drive(cluster: InProcessCluster, work: Callable[[Coordinator], Awaitable[object]]) -> object:
-    async def main() -> object:
+
+def drive(cluster: InProcessCluster, work: Callable[[Coordinator], Awaitable[_T]]) -> _T:
+    async def main() -> _T:
         async with cluster.coordinator() as coordinator:
             return await work(coordinator)
 
@@ -161,7 +165,7 @@ def test_an_approved_export_reconstructs_the_key_and_flags_it_for_good(
         )
         return key, bundle, await c.describe_key("k", refresh=True)
 
-    key, bundle, after = drive(cluster, work)  # type: ignore[misc]
+    key, bundle, after = drive(cluster, work)
     assert after.exported
     assert set(bundle.shares) == {"node-1", "node-2", "node-3"}
     # the bundle survives its file form; the recipient alone opens it
@@ -186,7 +190,7 @@ def test_an_approved_export_reconstructs_the_key_and_flags_it_for_good(
             await cluster.restart(node_id)
         return await c.describe_key("k", refresh=True)
 
-    assert drive(cluster, restarted).exported  # type: ignore[attr-defined]
+    assert drive(cluster, restarted).exported
 
 
 def test_exported_values_are_not_the_stored_shares(cluster: InProcessCluster) -> None:
@@ -200,7 +204,7 @@ def test_exported_values_are_not_the_stored_shares(cluster: InProcessCluster) ->
         )
         return key, bundle
 
-    key, bundle = drive(cluster, work)  # type: ignore[misc]
+    key, bundle = drive(cluster, work)
     group = key.public.group
     holders = sorted(bundle.shares)
     ids = [Identifier.from_int(group, i) for i, _ in bundle.shares.values()]
@@ -263,7 +267,7 @@ def test_an_imported_ed25519_pem_signs_under_its_own_public_key(
         await c.import_key("imp", load_private_key(pem), threshold=1)
         return await c.describe_key("imp", refresh=True), await c.sign("imp", b"hello")
 
-    key, signature = drive(cluster, work)  # type: ignore[misc]
+    key, signature = drive(cluster, work)
     assert key.imported
     assert not key.exportable
     assert key.public_key == expected
@@ -280,14 +284,14 @@ def test_an_imported_secp256k1_pem_signs_ecdsa_under_its_own_public_key(
         serialization.NoEncryption(),
     )
 
-    async def work(c: Coordinator) -> object:
+    async def work(c: Coordinator) -> EcdsaSignature:
         key = await c.import_key("wallet", load_private_key(pem), threshold=1)
         assert key.suite.name == "ecdsa-secp256k1"
         return await c.sign_ecdsa("wallet", b"pay 1 BTC")
 
     signature = drive(cluster, work)
     outside.public_key().verify(
-        signature.to_der(),  # type: ignore[attr-defined]
+        signature.to_der(),
         b"pay 1 BTC",
         ec.ECDSA(hashes.SHA256()),
     )
