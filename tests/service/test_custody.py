@@ -422,3 +422,22 @@ def test_a_disabled_key_is_not_exported(cluster: InProcessCluster) -> None:
         assert not (await c.describe_key("k", refresh=True)).exported
 
     drive(cluster, work)
+
+
+def test_a_small_order_recipient_key_is_refused_and_nothing_is_spent(
+    cluster: InProcessCluster,
+) -> None:
+    """With the all-zero X25519 key the HPKE shared secret is zero (anyone could open it):
+    refused as malformed after the approvals are checked, before they are spent or the key
+    is flagged."""
+    zero = bytes(32)
+
+    async def work(c: Coordinator) -> None:
+        key = await c.create_key("k", threshold=1, policy=POLICY, exportable=True)
+        approvals = _export_approvals(key, zero, APPROVERS[:2])
+        assert await refused(c.export_key("k", zero, approvals=approvals)) is ErrorCode.MALFORMED
+        assert not (await c.describe_key("k", refresh=True)).exported
+        # not spent: still accepted up to the same refusal
+        assert await refused(c.export_key("k", zero, approvals=approvals)) is ErrorCode.MALFORMED
+
+    drive(cluster, work)
