@@ -116,6 +116,7 @@ class Operation(enum.Enum):
     DELETE = "delete"
     UPDATE_POLICY = "update-policy"
     REPAIR = "repair"
+    EXPORT = "export"  # keyshard key export: lifecycle_digest(EXPORT, epoch, recipient key)
 
 
 #: Operations every policy requires its quorum for, listed or not.

@@ -51,6 +51,7 @@ class ErrorCode(enum.Enum):
         "key_state"  # the key's state forbids the change (e.g. enable while pending deletion)
     )
     EPOCH_MISMATCH = "epoch_mismatch"  # the request names another epoch than the node's
+    NOT_EXPORTABLE = "not_exportable"  # the key was not created exportable (with a policy)
 
     @property
     def retryable(self) -> bool:

@@ -59,6 +59,7 @@ __all__ = [
     "DkgStep",
     "EcdsaSign",
     "ErrorReply",
+    "ExportedShare",
     "FrostSign",
     "Hello",
     "HelloReply",
@@ -66,6 +67,8 @@ __all__ = [
     "KeyCommitted",
     "KeyCreate",
     "KeyCreated",
+    "KeyExport",
+    "KeyImport",
     "KeyInfo",
     "KeyInfoReply",
     "KeyList",
@@ -201,6 +204,18 @@ def _state(state: object, delete_at: object) -> None:
         raise MalformedMessageError("delete_at", "is set exactly when deletion is pending")
 
 
+def _exportable(exportable: object, policy: bytes) -> None:
+    if type(exportable) is not bool:
+        raise MalformedMessageError("exportable", "must be a boolean")
+    if exportable and not policy:
+        raise MalformedMessageError("exportable", "only a key with an approval policy")
+
+
+def _flag(name: str, value: object) -> None:
+    if type(value) is not bool:
+        raise MalformedMessageError(name, "must be a boolean")
+
+
 def _epoch(value: object) -> None:
     if type(value) is not int or not 0 <= value < 2**32:
         raise MalformedMessageError("epoch", "must be a 32-bit counter")
@@ -277,11 +292,15 @@ class KeyCreate(Request):
     session_id: bytes
     participants: Mapping[str, bytes]
     policy: bytes = b""
+    #: Sealed with every share for the key's life: its policy's quorum may export it
+    #: (:class:`KeyExport`). Only a key with a policy can be exportable; bound into the DKG.
+    exportable: bool = False
 
     def check(self) -> None:
         check_key_name(self.key_name)
         check_suite_name(self.suite)
         _policy(self.policy)
+        _exportable(self.exportable, self.policy)
         _participants(self, self.participants)
         if type(self.threshold) is not int or not 1 <= self.threshold < len(self.participants):
             raise MalformedMessageError("threshold", "must be in 1..n-1 (degree; t+1 sign)")
@@ -375,9 +394,14 @@ class KeyInfoReply(Reply):
     state: str = "enabled"  # enabled, disabled or pending_deletion (KEY_STATES)
     delete_at: int = 0  # pending deletion: the node's UTC seconds it erases its share at
     staged: bool = False  # a refresh to epoch+1 is staged here, not yet committed
+    exportable: bool = False  # created exportable (its policy's quorum may export it)
+    exported: bool = False  # this node wrapped its share for an export: forever
+    imported: bool = False  # the key came from outside (keyshard key import)
 
     def check(self) -> None:
         _state(self.state, self.delete_at)
+        for name in ("exportable", "exported", "imported"):
+            _flag(name, getattr(self, name))
         if type(self.staged) is not bool:
             raise MalformedMessageError("staged", "must be a boolean")
         check_suite_name(self.suite)
@@ -589,6 +613,85 @@ class RefreshAbandon(Request):
         _epoch(self.epoch)
         if type(self.discard) is not bool:
             raise MalformedMessageError("discard", "must be a boolean")
+
+
+# -- custody: export and import (keyshard.client.custody, enclave.service.custody) ----------
+
+#: An X25519 public key (the export's HPKE recipient).
+X25519_KEY = 32
+
+
+@dataclass(frozen=True, slots=True)
+class KeyExport(Request):
+    """Wrap this node's re-randomised share of ``key_name`` for ``recipient`` (an X25519 public
+    key; HPKE, RFC 9180). ``participants`` are EVERY holder of the key with the attestation
+    document of its current boot (the pairwise masks are agreed with their box keys);
+    ``approvals`` are of operation ``export`` over
+    :func:`wire.approvals.lifecycle_digest` at ``epoch`` with the recipient key as detail."""
+
+    OP: ClassVar[str] = "key_export"
+    key_name: str
+    epoch: int
+    session_id: bytes
+    recipient: bytes
+    participants: Mapping[str, bytes]
+    approvals: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _epoch(self.epoch)
+        _session(self.session_id)
+        check_bytes("recipient", self.recipient, X25519_KEY, X25519_KEY)
+        _participants(self, self.participants)
+        _approvals(self.approvals)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedShare(Reply):
+    """This node's masked share, HPKE-sealed to the recipient (``enc || ct``)."""
+
+    OP: ClassVar[str] = "exported_share"
+    identifier: int
+    wrapped: bytes
+
+    def check(self) -> None:
+        if type(self.identifier) is not int or not 1 <= self.identifier <= MAX_PARTICIPANTS:
+            raise MalformedMessageError("identifier", "must be a participant position 1..16")
+        check_bytes("wrapped", self.wrapped, 1, 1024)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyImport(Request):
+    """Seal (pending) this node's share of a key the client split with Feldman VSS.
+
+    ``commitment`` is the sharing polynomial's commitment (degree ``threshold``; its constant
+    term the public key); ``envelope`` this node's share, sealed by the client to the box key of
+    this node's current boot (``crypto_box_seal``). Holders are positions 1..n in the sorted
+    ``participants``, as in a DKG. Answered by :class:`KeyCreated`; committed by
+    :class:`KeyCommit`, as a creation."""
+
+    OP: ClassVar[str] = "key_import"
+    key_name: str
+    suite: str
+    threshold: int
+    session_id: bytes
+    participants: Mapping[str, bytes]
+    commitment: bytes
+    envelope: bytes
+    policy: bytes = b""
+    exportable: bool = False
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        check_suite_name(self.suite)
+        _policy(self.policy)
+        _exportable(self.exportable, self.policy)
+        _participants(self, self.participants)
+        if type(self.threshold) is not int or not 1 <= self.threshold < len(self.participants):
+            raise MalformedMessageError("threshold", "must be in 1..n-1 (degree; t+1 sign)")
+        _session(self.session_id)
+        check_bytes("commitment", self.commitment, 1, 4096)
+        check_bytes("envelope", self.envelope, 1, 1024)
 
 
 # -- FROST (RFC 9591 with preprocessed nonces) ----------------------------------------------
@@ -1261,6 +1364,8 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         KeyRestore: (KeyRestored,),
         RestoreCommit: (KeyCommitted,),
         EcdsaSign: (SignatureShares,),
+        KeyExport: (ExportedShare,),
+        KeyImport: (KeyCreated,),
         StateQuery: (SignedState,),
         PolicyUpdate: (PolicyUpdated,),
         PolicyShow: (PolicyHistory,),

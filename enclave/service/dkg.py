@@ -45,12 +45,16 @@ __all__ = ["KeyCreation", "KeyCreationPhase", "dkg_session_id"]
 _CONTEXT_DOMAIN = b"keyshard/service/dkg-context/v1"
 
 
-def dkg_session_id(session_id: bytes, key_name: str, suite: str, policy: bytes) -> bytes:
+def dkg_session_id(
+    session_id: bytes, key_name: str, suite: str, policy: bytes, exportable: bool = False
+) -> bytes:
     """The DKG's session id: binds what the nodes must agree on beyond the MPC parameters
-    (the suite too: FROST-secp256k1 and ECDSA-secp256k1 keys share a group, never a key)."""
-    return hashlib.sha256(
-        lp_join((_CONTEXT_DOMAIN, session_id, key_name.encode(), suite.encode(), policy))
-    ).digest()
+    (the suite too: FROST-secp256k1 and ECDSA-secp256k1 keys share a group, never a key; and
+    whether the key is exportable, a field only exportable keys add)."""
+    fields = [_CONTEXT_DOMAIN, session_id, key_name.encode(), suite.encode(), policy]
+    if exportable:
+        fields.append(b"exportable")
+    return hashlib.sha256(lp_join(fields)).digest()
 
 
 class KeyCreationPhase(enum.Enum):
@@ -91,12 +95,13 @@ class KeyCreation:
         box_key: PrivateKey,
         peer_box_keys: Mapping[str, bytes],
         policy: bytes = b"",
+        exportable: bool = False,
     ) -> None:
         nodes = sorted({me, *peer_box_keys})
         if me in peer_box_keys or len(nodes) != len(peer_box_keys) + 1:
             raise SessionError("participants must be this node plus distinct peers")
         self.key_name, self.session_id, self.me = key_name, session_id, me
-        self.policy, self.suite = policy, suite
+        self.policy, self.suite, self.exportable = policy, suite, exportable
         self.nodes = tuple(nodes)
         self._ids = {node: Identifier.from_int(group, index) for index, node in enumerate(nodes, 1)}
         self._group = group
@@ -104,7 +109,7 @@ class KeyCreation:
             group,
             threshold,
             list(self._ids.values()),
-            dkg_session_id(session_id, key_name, suite, policy),
+            dkg_session_id(session_id, key_name, suite, policy, exportable),
         )
         self._dkg = DkgSession(self._params, self._ids[me])
         self._envelopes = Envelopes(me, box_key, peer_box_keys)

@@ -268,3 +268,20 @@ class MandatoryParticipantError(ServiceError):
     def __init__(self, missing: tuple[str, ...]) -> None:
         super().__init__(f"the key's policy requires {', '.join(missing)} in every signing set")
         self.missing = missing
+
+
+class NotExportableError(ServiceError):
+    """An export of a key that was not created exportable (with a policy): never."""
+
+    code = ErrorCode.NOT_EXPORTABLE
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"key {name!r} was not created exportable: it never leaves the cluster")
+        self.name = name
+
+
+class ImportShareError(ServiceError):
+    """An imported share that does not open, is not addressed to this node and import, or does
+    not match the dealer's commitment (a tampered share): nothing is sealed."""
+
+    code = ErrorCode.PROTOCOL

@@ -26,6 +26,12 @@ in two phases (:mod:`enclave.service.refresh`); repair of a holder's lost share
 (:mod:`enclave.service.repair`); BIP-340 signing by BIP-445 (:mod:`enclave.service.
 bip340_signing`). Only an enabled key signs or decrypts; a refresh or repair destroys every nonce
 and presignature made with the share it replaces.
+
+Custody (:mod:`enclave.service.custody`): ``key_export`` wraps this node's re-randomised share for
+a recipient, only for a key created exportable and with its policy's export quorum (spent here),
+and seals the key ``exported`` before answering; ``key_import`` seals (pending) a share a client
+dealt with Feldman VSS once it checks against the commitment, committed by ``key_commit`` like a
+created key.
 """
 
 from __future__ import annotations
@@ -66,16 +72,25 @@ from enclave.mpc.pve import PveStatement
 from enclave.mpc.pve import encrypt as pve_encrypt
 from enclave.mpc.repair import repair_step_3
 from enclave.mpc.suites import KeySuite, Scheme, key_suite
+from enclave.mpc.vss import VssCommitment
 from enclave.service.binding import PeerVerifier
 from enclave.service.bip340_signing import Bip340Nonces, decode_tweaks, output_key, sign_item
+from enclave.service.custody import (
+    KeyImportation,
+    import_digest,
+    open_import_share,
+    wrap_share,
+)
 from enclave.service.dkg import KeyCreation
 from enclave.service.envelope import EnvelopeHeader, Envelopes
 from enclave.service.errors import (
     EnvelopeError,
     EpochMismatchError,
+    ImportShareError,
     KeyExistsError,
     KeyStateError,
     MandatoryParticipantError,
+    NotExportableError,
     PeerRefusedError,
     RolledBackError,
     ServiceError,
@@ -140,6 +155,7 @@ from wire.messages import (
     DkgStep,
     EcdsaSign,
     ErrorReply,
+    ExportedShare,
     FrostSign,
     Hello,
     HelloReply,
@@ -147,6 +163,8 @@ from wire.messages import (
     KeyCommitted,
     KeyCreate,
     KeyCreated,
+    KeyExport,
+    KeyImport,
     KeyInfo,
     KeyInfoReply,
     KeyList,
@@ -377,6 +395,8 @@ class NodeService:
             PrfEvaluate: self._prf_evaluate,
             Bip340NonceCommit: self._bip340_nonce_commit,
             Bip340Sign: self._bip340_sign,
+            KeyExport: self._key_export,
+            KeyImport: self._key_import,
         }
         handler = handlers.get(type(request))
         if handler is None:
@@ -422,6 +442,9 @@ class NodeService:
             key.state.value,
             key.delete_at,
             key.staged is not None,
+            key.exportable,
+            key.exported,
+            key.imported,
         )
 
     async def _key_list(self, request: KeyList) -> Reply:
@@ -786,6 +809,7 @@ class NodeService:
             box_key=self.identity.box_key,
             peer_box_keys=peer_box_keys,
             policy=request.policy,
+            exportable=request.exportable,
         )
         self._creations.start(name, creation)
         log.info(
@@ -803,13 +827,21 @@ class NodeService:
 
     async def _dkg_step(self, request: DkgStep) -> Reply:
         creation = self._creations.get(request.key_name)
+        if not isinstance(creation, KeyCreation):
+            raise SessionError(f"key {request.key_name!r} is being imported, not created")
         result = creation.step(request.inbox)
         if isinstance(result, KeyShare):
             policy = ApprovalPolicy.decode(creation.policy) if creation.policy else None
             now = int(self._clock())
             # sealed (share and policy together, pending) before success is reported
             stored = StoredKey(
-                result, policy, key_suite(creation.suite), creation.nodes, pending=True, created=now
+                result,
+                policy,
+                key_suite(creation.suite),
+                creation.nodes,
+                pending=True,
+                created=now,
+                exportable=creation.exportable,
             )
             await self._keys.save(request.key_name, stored, now=now)
             package = result.public.to_bytes()
@@ -828,6 +860,117 @@ class NodeService:
         self._creations.finish(request.key_name)
         log.info("key created", extra={"fields": {"event": "dkg_done", "key": request.key_name}})
         return KeyCommitted()
+
+    # -- custody: export and import (enclave.service.custody) ---------------------------
+
+    async def _key_export(self, request: KeyExport) -> Reply:
+        """Wrap this node's re-randomised share for the recipient: only an exportable key, at
+        the epoch named, with every holder taking part and the policy's quorum of ``export``
+        approvals naming this recipient (spent here). The record is resealed ``exported``
+        before the wrapped share leaves the node."""
+        name = request.key_name
+        key = await self._keys.usable(name)
+        if not key.exportable or key.policy is None:
+            raise NotExportableError(name)
+        if request.epoch != key.epoch:
+            raise EpochMismatchError(name, key.epoch, request.epoch)
+        if not key.nodes or set(request.participants) != set(key.nodes):
+            raise PeerRefusedError(self._node_id, "an export takes every holder of the key")
+        peer_box_keys = self._peer_box_keys(request.participants)
+        # an exportable key's policy always guards export, listed or not
+        policy = replace(key.policy, operations=key.policy.operations | {Operation.EXPORT})
+        now = int(self._clock())
+        accepted = check_approvals(
+            policy,
+            request.approvals,
+            key_name=name,
+            group_public_key=key.share.public.group_public_key.to_bytes(),
+            operation=Operation.EXPORT,
+            digest=lifecycle_digest(Operation.EXPORT, key.epoch, request.recipient),
+            now=now,
+        )
+        wrapped = wrap_share(
+            key.share,
+            key_name=name,
+            epoch=key.epoch,
+            session_id=request.session_id,
+            recipient=request.recipient,
+            me=self._node_id,
+            holders=key.nodes,
+            box_key=self.identity.box_key,
+            peer_box_keys=peer_box_keys,
+        )
+        self._spent_approvals.spend(accepted, now)
+        if not key.exported:
+            await self._keys.replace(name, replace(key, exported=True))
+        log.info("key share exported", extra={"fields": {"event": "key_exported", "key": name}})
+        return ExportedShare(int(key.share.identifier), wrapped)
+
+    async def _key_import(self, request: KeyImport) -> Reply:
+        """Seal (pending) this node's share of an imported key once it checks against the
+        commitment; committed, like a created key, on every peer's acknowledgement."""
+        name = request.key_name
+        suite = self._suite(request.suite)
+        suite.check_committee(request.threshold, len(request.participants))
+        self._creations.reserve(name)  # before the first await
+        try:
+            if await self._keys.exists(name, now=int(self._clock())):
+                raise KeyExistsError(name)
+            peer_box_keys = self._peer_box_keys(request.participants)
+            nodes = tuple(sorted(request.participants))
+            group = suite.group
+            commitment = VssCommitment.from_bytes(request.commitment, group)
+            if commitment.degree != request.threshold:
+                raise ImportShareError("the commitment's degree is not the threshold")
+            ids = {n: Identifier.from_int(group, k) for k, n in enumerate(nodes, start=1)}
+            public = PublicKeyPackage(
+                group,
+                commitment.constant,
+                {ident: commitment.evaluate(ident) for ident in ids.values()},
+                request.threshold,
+            )
+            secret = open_import_share(
+                group,
+                box_key=self.identity.box_key,
+                envelope=request.envelope,
+                key_name=name,
+                session_id=request.session_id,
+                me=self._node_id,
+                identifier=ids[self._node_id],
+                commitment=commitment,
+            )
+            share = KeyShare(ids[self._node_id], secret, public)
+            policy = ApprovalPolicy.decode(request.policy) if request.policy else None
+            now = int(self._clock())
+            stored = StoredKey(
+                share,
+                policy,
+                suite,
+                nodes,
+                pending=True,
+                created=now,
+                exportable=request.exportable,
+                imported=True,
+            )
+            await self._keys.save(name, stored, now=now)
+        except BaseException:
+            self._creations.release(name)
+            raise
+        importation = KeyImportation(
+            key_name=name,
+            session_id=request.session_id,
+            me=self._node_id,
+            box_key=self.identity.box_key,
+            peer_box_keys=peer_box_keys,
+            digest=import_digest(
+                public, suite.name, request.policy, request.exportable, request.session_id
+            ),
+        )
+        self._creations.start(name, importation)
+        log.info(
+            "imported key sealed, pending", extra={"fields": {"event": "imported", "key": name}}
+        )
+        return KeyCreated(public.to_bytes(), importation.acknowledge())
 
     def _peer_box_keys(self, participants: Mapping[str, bytes]) -> dict[str, bytes]:
         """Verify every participant's document; their box keys (this node excluded)."""

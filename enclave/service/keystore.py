@@ -32,6 +32,12 @@ name then reads as unknown. A refresh stages the next epoch's share beside the c
 (``next_share``/``next_digest``) and commits it by a reseal with only the new share (see
 :mod:`enclave.service.refresh`). Version-3 records load as enabled at epoch 0 with nothing staged.
 
+Custody (record version 5: ``"exportable"``, ``"exported"``, ``"imported"``, booleans): a key
+created ``exportable`` may be exported by its policy's quorum (:mod:`enclave.service.custody`);
+a node that wrapped its share for an export reseals the record ``exported`` BEFORE it answers,
+and nothing ever clears that flag (``key info`` shows it for the key's life); ``imported`` marks a
+key the client split from an outside secret. Version-4 records load with all three false.
+
 The share is sealed (and the manifest rewritten) BEFORE a node reports a key as created, so a
 reported key survives a restart. Shares are loaded lazily and cached for this boot only.
 """
@@ -95,7 +101,8 @@ _RECORD_VERSION = 5
 _V2_FIELDS = frozenset({"v", "share", "policy", "suite", "nodes"})
 _V3_FIELDS = _V2_FIELDS | {"pending", "created"}
 _V4_FIELDS = _V3_FIELDS | {"epoch", "state", "delete_at", "next_share", "next_digest"}
-_RECORD_FIELDS = _V4_FIELDS | {"policy_history"}
+_CUSTODY_FIELDS = ("exportable", "exported", "imported")
+_RECORD_FIELDS = _V4_FIELDS | {"policy_history"} | set(_CUSTODY_FIELDS)
 #: Policy updates a key may have had (each keeps the policy it replaced).
 MAX_POLICY_HISTORY = 256
 _MAX_TIME = 2**40
@@ -148,6 +155,9 @@ class StoredKey:
     #: The policies this key had before its current one, oldest first, each with the enclave's
     #: UTC seconds when it was replaced (its length counts the policy's updates).
     policy_history: tuple[PolicyChange, ...] = ()
+    exportable: bool = False  # its policy's quorum may export it (chosen at creation)
+    exported: bool = False  # this node wrapped its share for an export: never cleared
+    imported: bool = False  # split by a client from an outside secret
 
     def __repr__(self) -> str:
         return (
@@ -172,6 +182,9 @@ def _encode(key: StoredKey) -> bytes:
             "next_share": b"" if key.staged is None else key.staged.share.to_sealable_bytes(),
             "next_digest": b"" if key.staged is None else key.staged.digest,
             "policy_history": [[c.policy, c.replaced_at] for c in key.policy_history],
+            "exportable": key.exportable,
+            "exported": key.exported,
+            "imported": key.imported,
         }
     )
 
@@ -193,6 +206,9 @@ def _tombstone(key: StoredKey) -> bytes:
             "next_share": b"",
             "next_digest": b"",
             "policy_history": [],
+            "exportable": False,
+            "exported": key.exported,
+            "imported": key.imported,
         }
     )
 
@@ -202,8 +218,8 @@ class _DeletedKeyError(Exception):
 
 
 def _upgrade(record: dict[str, Any]) -> dict[str, Any]:
-    """A version-2, -3 or -4 record as version 5 (committed, enabled, epoch 0, nothing staged,
-    no policy history, as each version lacked)."""
+    """A version-2, -3 or -4 record as version 5 (version 3: committed, enabled, epoch 0,
+    nothing staged; version 4: no policy history, neither exportable, exported nor imported)."""
     if record.get("v") == 2 and set(record) == _V2_FIELDS:
         record = record | {"v": 3, "pending": False, "created": 0}
     if record.get("v") == 3 and set(record) == _V3_FIELDS:
@@ -216,8 +232,14 @@ def _upgrade(record: dict[str, Any]) -> dict[str, Any]:
             "next_digest": b"",
         }
     if record.get("v") == 4 and set(record) == _V4_FIELDS:
-        record = record | {"v": _RECORD_VERSION, "policy_history": []}
+        record = (
+            record
+            | {"v": _RECORD_VERSION, "policy_history": []}
+            | dict.fromkeys(_CUSTODY_FIELDS, False)
+        )
     if record.get("v") != _RECORD_VERSION or set(record) != _RECORD_FIELDS:
+        raise SecretError
+    if not all(type(record[name]) is bool for name in _CUSTODY_FIELDS):
         raise SecretError
     return record
 
@@ -295,6 +317,9 @@ def _decode(sealed: bytes) -> StoredKey:
         delete_at=record["delete_at"],
         staged=staged,
         policy_history=history,
+        exportable=record["exportable"],
+        exported=record["exported"],
+        imported=record["imported"],
     )
 
 

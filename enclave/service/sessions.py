@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from enclave.mpc.ecdsa import Presignature, PresignaturePool
 from enclave.mpc.errors import MpcError
+from enclave.service.custody import KeyImportation
 from enclave.service.dkg import KeyCreation, KeyCreationPhase
 from enclave.service.errors import BusyError, NonceUnknownError, SessionError
 from enclave.service.presigning import Presigning
@@ -52,7 +53,7 @@ class KeyCreations:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._running: dict[str, tuple[float, KeyCreation]] = {}
+        self._running: dict[str, tuple[float, KeyCreation | KeyImportation]] = {}
         self._reserved: set[str] = set()
 
     def reserve(self, name: str) -> None:
@@ -70,11 +71,11 @@ class KeyCreations:
     def release(self, name: str) -> None:
         self._reserved.discard(name)
 
-    def start(self, name: str, creation: KeyCreation) -> None:
+    def start(self, name: str, creation: KeyCreation | KeyImportation) -> None:
         self._reserved.discard(name)
         self._running[name] = (self._clock(), creation)
 
-    def get(self, name: str) -> KeyCreation:
+    def get(self, name: str) -> KeyCreation | KeyImportation:
         running = self._running.get(name)
         if running is None:
             raise SessionError(f"no key creation {name!r} on this node")

@@ -259,6 +259,63 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     demo.add_argument("--dir", type=Path, default=None, help="keep the demo's files here")
     demo.set_defaults(handler=_demo)
 
+    offline = verb(
+        "offline",
+        "take a node off the network: its own profile, inbox and outbox",
+        "Take a running node off the cluster's profile (online clients no longer reach it) and\n"
+        "write the air-gapped side's profile, listing that node only, with inbox/ and outbox/\n"
+        "directories for `keyshard offline` (README: sign with an offline holder).",
+        _OFFLINE_EPILOG,
+    )
+    with_dir(offline)
+    offline.add_argument("node", help="the node id (e.g. node-3)")
+    offline.set_defaults(handler=_offline)
+    online = verb(
+        "online",
+        "list an offline node in the cluster's profile again",
+        "Bring a node taken offline back into the cluster's profile.",
+        "examples:\n  keyshard dev online node-3\n",
+    )
+    with_dir(online)
+    online.add_argument("node", help="the node id")
+    online.set_defaults(handler=_online)
+
+
+_OFFLINE_EPILOG = """\
+examples:
+  keyshard dev offline node-3
+  keyshard offline commit cold --node node-3 --profile .keyshard/dev/offline/node-3/profile.json \\
+      --count 16 --out cold.commitments
+
+prints the air-gapped side's directory: profile.json, client/, inbox/, outbox/.
+`keyshard dev online node-3` lists the node again; `keyshard dev up` lists every node.
+"""
+
+
+def _offline(args: argparse.Namespace) -> int:
+    from keyshard.client.errors import ClientError
+    from keyshard.dev.offline import OfflineError, take_offline
+
+    try:
+        target = take_offline(args.dir, args.node)
+    except (OfflineError, ClientError, OSError) as error:
+        print(f"keyshard dev offline: {error}", file=sys.stderr)
+        return EXIT_LOCAL_ERROR
+    print(target)
+    return EXIT_OK
+
+
+def _online(args: argparse.Namespace) -> int:
+    from keyshard.client.errors import ClientError
+    from keyshard.dev.offline import OfflineError, bring_online
+
+    try:
+        bring_online(args.dir, args.node)
+    except (OfflineError, ClientError, OSError) as error:
+        print(f"keyshard dev online: {error}", file=sys.stderr)
+        return EXIT_LOCAL_ERROR
+    return EXIT_OK
+
 
 def _require_emulation() -> None:
     """Fail in one line, before any import of :mod:`keyshard.dev`, if the extra is missing."""

@@ -98,7 +98,8 @@ _KEY_FIELDS = (
     "        keys), holders, committee, policy, epoch, state\n"
     "        (enabled, disabled, pending_deletion; mixed while a change reached some holders),\n"
     "        delete_at (UTC seconds, pending deletion), missing, other_epoch (holders an\n"
-    "        interrupted refresh left at another epoch)."
+    "        interrupted refresh left at another epoch), exportable, exported, imported\n"
+    "        (custody: booleans)."
 )
 
 _EPILOGS = {
@@ -379,7 +380,9 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         {name: f"{text}\n\n{_CLUSTER_HELP}" for name, text in key_lifecycle.EPILOGS.items()}
     )
     key_lifecycle.register(verb, _approval_flag)
+    from keyshard.cli import key_custody  # noqa: PLC0415 -- export, unwrap, import
 
+    key_custody.register(verb, _approval_flag, create)
     _register_backup_verbs(verb)
     from keyshard.cli import key_policy  # noqa: PLC0415 -- who approves what, and its changes
 
@@ -413,11 +416,13 @@ def _register_approve(verb: Callable[..., Any]) -> None:
             "restore",
             "update-policy",
             "repair",
+            "export",
         ],
         default="sign",
         help=(
             "what is approved (default sign); refresh/reshare/delete name the key's epoch, "
-            "backup a recovery key, restore a backup file, update-policy a policy file"
+            "backup a recovery key, restore a backup file, update-policy a policy file, "
+            "export a recipient (--to)"
         ),
     )
     approve.add_argument(
@@ -438,6 +443,13 @@ def _register_approve(verb: Callable[..., Any]) -> None:
         default=None,
         metavar="FILE",
         help="update-policy: the new policy (JSON, as `key create --policy-file`)",
+    )
+    approve.add_argument(
+        "--to",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="--op export: the recipient's X25519 public key (PEM) the export goes to",
     )
     approve.add_argument(
         "--days",
@@ -763,6 +775,9 @@ def _key_record(key: KeyDescription) -> dict[str, object]:
         "other_epoch": list(key.other_epoch),
         "state": key.state,
         "delete_at": key.delete_at,
+        "exportable": key.exportable,
+        "exported": key.exported,
+        "imported": key.imported,
     }
     return record
 
@@ -788,6 +803,8 @@ def _key_text(record: Mapping[str, Any]) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record["delete_at"]))
         state = f"{state} (erased at {when})"
     rows.append(("state", state))
+    custody = [flag for flag in ("exportable", "exported", "imported") if record.get(flag)]
+    rows.append(("custody", ", ".join(custody) or "never leaves the cluster"))
     if record["missing"]:
         lost = ", ".join(record["missing"])
         rows.append(("MISSING", f"{lost}: recorded holder(s) that lost their share"))
@@ -838,10 +855,16 @@ def _policy(args: argparse.Namespace) -> ApprovalPolicy | None:
 
 def _create(args: argparse.Namespace) -> int:
     policy = _policy(args)
+    if args.exportable and policy is None:
+        raise UsageError("--exportable needs an approval policy (--approver)")
     key = _run(
         args,
         lambda c: c.create_key(
-            args.name, suite=args.suite, threshold=args.threshold, policy=policy
+            args.name,
+            suite=args.suite,
+            threshold=args.threshold,
+            policy=policy,
+            exportable=args.exportable,
         ),
     )
     record = _key_record(key)
@@ -1049,24 +1072,40 @@ def _hex_arg(flag: str, value: str) -> bytes:
         raise UsageError(f"{flag} takes hex") from None
 
 
+def _lifecycle_detail(args: argparse.Namespace, operation: Any) -> bytes:
+    """The parameters a lifecycle approval names besides the epoch: the repaired node, the
+    deletion's waiting days, or the export's recipient key."""
+    from wire.approvals import Operation  # noqa: PLC0415 -- lazy
+
+    if args.to is not None and operation is not Operation.EXPORT:
+        raise UsageError("--to is for --op export")
+    if operation is Operation.REPAIR:
+        if not args.node:
+            raise UsageError("--op repair names the node repaired: --node NODE")
+        return str(args.node).encode()
+    if operation is Operation.DELETE:
+        if not 7 <= args.days <= 30:
+            raise UsageError("--days must be 7..30")
+        return int(args.days).to_bytes(2, "big")
+    if operation is Operation.EXPORT:
+        if args.to is None:
+            raise UsageError("--op export needs --to: the recipient's public key it goes to")
+        from keyshard.cli.key_custody import recipient_of  # noqa: PLC0415 -- lazy
+
+        return recipient_of(args.to)
+    return b""
+
+
 def _lifecycle_target(
     args: argparse.Namespace, operation: Any
 ) -> tuple[bytes, bytes, ApprovalPolicy | None]:
     """A lifecycle approval's digest (operation, epoch, parameters), the key's public key and
     policy: asked of the cluster unless --public-key and --epoch are both given."""
-    from wire.approvals import Operation, lifecycle_digest  # noqa: PLC0415 -- lazy
+    from wire.approvals import lifecycle_digest  # noqa: PLC0415 -- lazy
 
     if args.path:
         raise UsageError("--path is for sign approvals")
-    detail = b""
-    if operation is Operation.REPAIR:
-        if not args.node:
-            raise UsageError("--op repair names the node repaired: --node NODE")
-        detail = args.node.encode()
-    if operation is Operation.DELETE:
-        if not 7 <= args.days <= 30:
-            raise UsageError("--days must be 7..30")
-        detail = args.days.to_bytes(2, "big")
+    detail = _lifecycle_detail(args, operation)
     policy: ApprovalPolicy | None = None
     if args.public_key is not None and args.epoch is not None:
         try:

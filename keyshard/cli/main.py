@@ -99,6 +99,11 @@ GROUPS: tuple[Group, ...] = (
         "keyshard.cli.node_cmd",
         "see a cluster's nodes: state, release, keys and pool levels",
     ),
+    Group(
+        "offline",
+        "keyshard.cli.offline_cmd",
+        "FROST signatures with a holder that has no network: files carried by hand",
+    ),
 )
 
 _DESCRIPTION = """\

@@ -38,6 +38,7 @@ from typing import Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nacl.public import PublicKey, SealedBox
+from nacl.public import PublicKey as BoxPublicKey
 
 from enclave.mpc.decryption.combine import combine
 from enclave.mpc.decryption.ecies import Ciphertext, encrypt, verify_ciphertext
@@ -47,10 +48,11 @@ from enclave.mpc.ecdsa import SignatureShare as EcdsaSignatureShare
 from enclave.mpc.ecdsa import combine as combine_ecdsa
 from enclave.mpc.errors import MpcError, ProtocolAbort, SecretError
 from enclave.mpc.frost import bip340
-from enclave.mpc.frost.aggregate import aggregate
+from enclave.mpc.frost.aggregate import aggregate, verify_signature_share
 from enclave.mpc.frost.round1 import PREPROCESSED_SESSION_ID, SigningCommitments
 from enclave.mpc.frost.round2 import SignatureShare, SigningPackage
 from enclave.mpc.groups import ED25519
+from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import PublicKeyPackage
 from enclave.mpc.prf import (
     NONCE_LENGTH,
@@ -61,10 +63,12 @@ from enclave.mpc.prf import (
     output_key,
 )
 from enclave.mpc.prf import combine as combine_prf
+from enclave.mpc.shamir import split_secret
 from enclave.mpc.suites import Scheme, key_suite
 from keyshard.client.backup import Backup, EncryptedShare
 from keyshard.client.batching import Coalescer
 from keyshard.client.bip340 import core_tweaks
+from keyshard.client.custody import ExportBundle, PrivateKey
 from keyshard.client.errors import (
     BackupError,
     BindingError,
@@ -77,10 +81,19 @@ from keyshard.client.errors import (
     UnavailableError,
 )
 from keyshard.client.keys import KeyDescription
+from keyshard.client.offline import (
+    CommitmentsFile,
+    PackageFile,
+    PartialFile,
+    WitnessReportsFile,
+    WitnessRequestFile,
+    package_digest,
+)
 from keyshard.client.witnessing import WitnessRelay
 from wire.approvals import ApprovalPolicy, message_digest
 from wire.backup import RestoredShare
 from wire.binding import ChannelBinding
+from wire.custody import encode_import_share
 from wire.errors import ErrorCode, MalformedMessageError
 from wire.messages import (
     KEY_ACTIONS,
@@ -93,11 +106,14 @@ from wire.messages import (
     DkgOutbox,
     DkgStep,
     EcdsaSign,
+    ExportedShare,
     FrostSign,
     KeyCommit,
     KeyCommitted,
     KeyCreate,
     KeyCreated,
+    KeyExport,
+    KeyImport,
     KeyInfo,
     KeyInfoReply,
     KeyList,
@@ -133,6 +149,10 @@ from wire.messages import (
     RestoreCommit,
     ShareBackup,
     SignatureShares,
+    WitnessCheck,
+    WitnessEnvelope,
+    WitnessQuery,
+    WitnessVerdict,
     presign_batch_session_id,
 )
 
@@ -470,11 +490,14 @@ class Coordinator:
         threshold: int | None = None,
         nodes: Sequence[str] | None = None,
         policy: ApprovalPolicy | None = None,
+        exportable: bool = False,
     ) -> KeyDescription:
         """Run a DKG among ``nodes`` (default: every node). ``threshold`` is the polynomial degree
         t (t+1 nodes sign; 2t+1 for ECDSA); default: the largest t the suite allows on n nodes
         with a majority signing. ``policy``: approvals the nodes will require, fixed for the
-        key's life (bound into the DKG, sealed with each share). Never retried: a failed
+        key's life (bound into the DKG, sealed with each share). ``exportable``: the policy's
+        quorum may export the key (:meth:`export_key`; only with a policy, never by default).
+        Never retried: a failed
         creation leaves nothing sealed, and the caller may simply run it again.
         """
         try:
@@ -489,10 +512,14 @@ class Coordinator:
         except MpcError as error:
             raise InvalidInputError(str(error)) from None
         encoded_policy = b"" if policy is None else policy.encode()
+        if exportable and policy is None:
+            raise InvalidInputError("only a key with an approval policy can be exportable")
         links = await self._fresh(participants)
         documents = {i: link.document for i, link in links.items()}
         session_id = os.urandom(32)
-        request = KeyCreate(name, kind.name, t, session_id, documents, encoded_policy)
+        request = KeyCreate(
+            name, kind.name, t, session_id, documents, encoded_policy, exportable=exportable
+        )
         replies = await asyncio.gather(*(self._call(i, request, DkgOutbox) for i in participants))
         outboxes = {i: reply.outbox for i, reply in zip(participants, replies, strict=True)}
         answers: list[Reply] = []
@@ -529,7 +556,12 @@ class Coordinator:
         await self._witnesses.record(participants)
         public = PublicKeyPackage.from_bytes(packages.pop(), kind.group)
         key = KeyDescription(
-            name, kind, public, {i: k for k, i in enumerate(participants, start=1)}, policy
+            name,
+            kind,
+            public,
+            {i: k for k, i in enumerate(participants, start=1)},
+            policy,
+            exportable=exportable,
         )
         self._keys[name] = key
         return key
@@ -569,7 +601,8 @@ class Coordinator:
         lagging = tuple(sorted(n for n, a in answers.items() if a.epoch != newest))
         answers = {n: a for n, a in answers.items() if a.epoch == newest}
         views = {
-            (a.suite, a.public_key_package, a.policy, a.nodes, a.epoch) for a in answers.values()
+            (a.suite, a.public_key_package, a.policy, a.nodes, a.epoch, a.exportable, a.imported)
+            for a in answers.values()
         }
         if len(views) != 1:
             raise ProtocolError(f"nodes disagree about key {name!r}")
@@ -613,7 +646,18 @@ class Coordinator:
         }
         states = {n: (a.state, a.delete_at) for n, a in answers.items()}
         key = KeyDescription(
-            name, kind, public, holders, policy, first.epoch, missing, states, lagging
+            name,
+            kind,
+            public,
+            holders,
+            policy,
+            first.epoch,
+            missing,
+            states,
+            lagging,
+            exportable=first.exportable,
+            exported=any(a.exported for a in answers.values()),
+            imported=first.imported,
         )
         self._keys[name] = key
         return key
@@ -1639,3 +1683,328 @@ class Coordinator:
                 raise ProtocolError(f"PRF of {name!r} refused: {error}") from None
             out.append((seed, output_key(key.public, label, seed, value)))
         return out
+
+    # -- custody: export and import (keyshard.client.custody, enclave.service.custody) ----
+
+    async def export_key(
+        self, name: str, recipient: bytes, *, approvals: Sequence[bytes] = ()
+    ) -> ExportBundle:
+        """Every holder's share of ``name``, re-randomised and HPKE-wrapped for ``recipient``
+        (a raw X25519 public key): the bundle only the recipient opens
+        (:func:`keyshard.client.custody.unwrap`). Every holder checks on its own that the key
+        was created exportable and that ``approvals`` (operation ``export`` over
+        :func:`wire.approvals.lifecycle_digest` at the key's epoch, the recipient as detail)
+        meet its policy, and flags the key exported before it answers. Every holder must take
+        part; never retried (the approvals are spent)."""
+        key = await self.describe_key(name, refresh=True)
+        if key.missing:
+            raise UnavailableError(
+                f"holders of {name!r} lost their share ({', '.join(key.missing)}): an export "
+                "takes every holder",
+                have=len(key.holders),
+                need=len(key.holders) + len(key.missing),
+            )
+        holders = sorted(key.holders)
+        links = await self._fresh(holders)
+        documents = {n: link.document for n, link in links.items()}
+        session_id = os.urandom(32)
+        try:
+            request = KeyExport(name, key.epoch, session_id, recipient, documents, tuple(approvals))
+        except MalformedMessageError as error:
+            raise InvalidInputError(str(error)) from None
+        results = await asyncio.gather(
+            *(self._call(n, request, ExportedShare) for n in holders), return_exceptions=True
+        )
+        answered = [n for n, r in zip(holders, results, strict=True) if isinstance(r, Reply)]
+        self.forget_key(name)  # its description changed (exported)
+        if answered:  # their sealed state changed: witnessed, so no rollback undoes the flag
+            await self._witnesses.record(answered)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        shares: dict[str, tuple[int, bytes]] = {}
+        for node_id, result in zip(holders, results, strict=True):
+            assert isinstance(result, ExportedShare)
+            if result.identifier != key.holders[node_id]:
+                raise ProtocolError(f"{node_id} exported another party's share", culprit=node_id)
+            shares[node_id] = (result.identifier, result.wrapped)
+        return ExportBundle(
+            name, key.suite, key.public_key, key.epoch, session_id, recipient, shares
+        )
+
+    async def import_key(
+        self,
+        name: str,
+        private: PrivateKey,
+        *,
+        suite: str | None = None,
+        threshold: int | None = None,
+        nodes: Sequence[str] | None = None,
+        policy: ApprovalPolicy | None = None,
+        exportable: bool = False,
+    ) -> KeyDescription:
+        """Split ``private`` with Feldman VSS among ``nodes`` (default: every node) and seal each
+        share to the attested box key of its holder's current boot; each holder checks its share
+        against the commitment and seals it pending, and all commit once every holder
+        acknowledged the same key (as a creation). The key is flagged imported. Never retried."""
+        suite = suite or ("ed25519" if private.group.name == "ed25519" else "ecdsa-secp256k1")
+        try:
+            kind = key_suite(suite)
+        except MpcError as error:
+            raise InvalidInputError(str(error)) from None
+        if kind.group is not private.group:
+            raise InvalidInputError(f"a {private.group.name} key cannot be a {kind.name} key")
+        if exportable and policy is None:
+            raise InvalidInputError("only a key with an approval policy can be exportable")
+        participants = sorted(nodes or self._node_ids)
+        n = len(participants)
+        t = (n - 1) // 2 if threshold is None else threshold
+        try:
+            kind.check_committee(t, n)
+        except MpcError as error:
+            raise InvalidInputError(str(error)) from None
+        group = kind.group
+        ids = {node: Identifier.from_int(group, k) for k, node in enumerate(participants, 1)}
+        shares, polynomial = split_secret(group, private.scalar, t, list(ids.values()), self._rng)
+        commitment = polynomial.commitments()
+        del polynomial
+        expected = PublicKeyPackage(
+            group,
+            commitment.constant,
+            {ident: commitment.evaluate(ident) for ident in ids.values()},
+            t,
+        ).to_bytes()
+        links = await self._fresh(participants)
+        documents = {i: link.document for i, link in links.items()}
+        session_id = os.urandom(32)
+        encoded_policy = b"" if policy is None else policy.encode()
+        requests = {}
+        for node_id, link in links.items():
+            plaintext = encode_import_share(
+                name, session_id, node_id, shares[ids[node_id]].to_bytes()
+            )
+            envelope = SealedBox(BoxPublicKey(link.binding.box_public_key)).encrypt(plaintext)
+            requests[node_id] = KeyImport(
+                name,
+                kind.name,
+                t,
+                session_id,
+                documents,
+                commitment.to_bytes(),
+                bytes(envelope),
+                encoded_policy,
+                exportable,
+            )
+        shares.clear()
+        replies = await asyncio.gather(
+            *(self._call(i, requests[i], KeyCreated) for i in participants)
+        )
+        for node_id, reply in zip(participants, replies, strict=True):
+            if reply.public_key_package != expected:
+                raise ProtocolError(f"{node_id} sealed another key", culprit=node_id)
+        acknowledgements = {i: r.outbox for i, r in zip(participants, replies, strict=True)}
+        inboxes = self._route(acknowledgements, participants, "imported-key acknowledgement")
+        await asyncio.gather(
+            *(self._call(i, KeyCommit(name, tuple(inboxes[i])), KeyCommitted) for i in participants)
+        )
+        await self._witnesses.record(participants)
+        key = KeyDescription(
+            name,
+            kind,
+            PublicKeyPackage.from_bytes(expected, group),
+            {i: k for k, i in enumerate(participants, start=1)},
+            policy,
+            exportable=exportable,
+            imported=True,
+        )
+        self._keys[name] = key
+        return key
+
+    # -- offline partial signatures (keyshard.client.offline) -----------------------------
+
+    async def _node_key(self, node_id: str, name: str) -> tuple[KeyInfoReply, PublicKeyPackage]:
+        """One node's own description of a FROST key (the air-gapped side reaches one node)."""
+        info = await self._call(node_id, KeyInfo(name), KeyInfoReply)
+        try:
+            kind = key_suite(info.suite)
+            public = PublicKeyPackage.from_bytes(info.public_key_package, kind.group)
+        except MpcError as error:
+            raise ProtocolError(f"{node_id} describes {name!r} wrongly: {error}") from None
+        if kind.scheme is not Scheme.FROST:
+            raise InvalidInputError(f"key {name!r} is {kind.name}: offline signing is FROST only")
+        return info, public
+
+    async def offline_commit(self, node_id: str, name: str, count: int) -> CommitmentsFile:
+        """Air-gapped side: ``count`` nonce commitments of ``node_id`` for ``name``, to publish
+        (the nonces stay in the node, each usable once)."""
+        info, public = await self._node_key(node_id, name)
+        try:
+            request = NonceCommit(name, count)
+        except MalformedMessageError as error:
+            raise InvalidInputError(str(error)) from None
+        reply = await self._call(node_id, request, NonceCommitments)
+        return CommitmentsFile(
+            name,
+            node_id,
+            public.group_public_key.to_bytes(),
+            tuple(reply.commitments),
+            info.identifier,
+        )
+
+    async def offline_sign(self, node_id: str, package: PackageFile) -> PartialFile:
+        """Air-gapped side: ``node_id``'s signature share over ``package`` (it checks the
+        approvals and spends the nonces behind its commitment; a replay is refused)."""
+        if package.node_id != node_id:
+            raise InvalidInputError(f"this package is for {package.node_id}, not {node_id}")
+        info, public = await self._node_key(node_id, package.key_name)
+        if public.group_public_key.to_bytes() != package.public_key:
+            raise InvalidInputError(f"this package is for another key named {package.key_name!r}")
+        try:
+            parsed = SigningPackage.from_bytes(package.package)
+            request = FrostSign(package.key_name, (package.package,), (package.approvals,))
+        except (MpcError, MalformedMessageError) as error:
+            raise InvalidInputError(f"not a signing package: {error}") from None
+        reply = await self._call(node_id, request, SignatureShares)
+        ident = Identifier.from_int(public.group, info.identifier)
+        try:
+            share = SignatureShare.from_bytes(reply.shares[0])
+            verify_signature_share(parsed, ident, share, public)
+        except (MpcError, IndexError) as error:
+            raise ProtocolError(f"{node_id}'s share: {error}", culprit=node_id) from None
+        return PartialFile(
+            package.key_name, node_id, package_digest(package.package), reply.shares[0]
+        )
+
+    async def prepare_offline(
+        self,
+        name: str,
+        message: bytes,
+        commitments: CommitmentsFile,
+        *,
+        index: int = 0,
+        approvals: Sequence[bytes] = (),
+    ) -> PackageFile:
+        """Online side: a package carrying the offline node's published commitment ``index``,
+        signed at once by enough online holders (their shares verified and kept in the file)."""
+        key = await self.describe_key(name)
+        if key.suite.scheme is not Scheme.FROST:
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}: offline signing is FROST")
+        offline = commitments.node_id
+        if commitments.key_name != name or commitments.public_key != key.public_key:
+            raise InvalidInputError(f"these commitments are not {name!r}'s")
+        # the online side may not know the offline node (a profile without it): its party is
+        # the one the commitments file names, if the key has it and no online holder claims it
+        party = key.holders.get(offline, commitments.identifier)
+        claimed = {i for n, i in key.holders.items() if n != offline}
+        known = {int(i) for i in key.public.identifiers}
+        if party != commitments.identifier or party not in known or party in claimed:
+            raise InvalidInputError(f"{offline} is not party {commitments.identifier} of {name!r}")
+        their_id = Identifier.from_int(key.public.group, party)
+        suite = key.suite.frost_suite()
+        try:
+            theirs = SigningCommitments.from_bytes(commitments.commitments[index])
+        except (MpcError, IndexError) as error:
+            raise InvalidInputError(f"commitment {index}: {error}") from None
+        if theirs.suite is not suite or theirs.session_id != PREPROCESSED_SESSION_ID:
+            raise InvalidInputError(f"commitment {index} is for another suite")
+
+        async def attempt() -> PackageFile:
+            online = [n for n in sorted(key.holders) if n != offline]
+            needed = key.suite.signers_needed(key.threshold) - 1
+            chosen = (await self._reachable(online))[:needed]
+            if len(chosen) < needed:
+                raise UnavailableError(
+                    f"{len(chosen)} online holder(s) of {name!r} reachable; {needed} needed",
+                    have=len(chosen),
+                    need=needed,
+                )
+            pools = await asyncio.gather(*(self._commitments(key, n, 1) for n in chosen))
+            mine = {key.identifier(n): pool[0] for n, pool in zip(chosen, pools, strict=True)}
+            package = SigningPackage(
+                suite, PREPROCESSED_SESSION_ID, mine | {their_id: theirs}, message
+            )
+            encoded = package.to_bytes()
+            request = FrostSign(name, (encoded,), (tuple(approvals),))
+            replies = await asyncio.gather(
+                *(self._call(n, request, SignatureShares) for n in chosen)
+            )
+            shares = {}
+            for node_id, reply in zip(chosen, replies, strict=True):
+                try:
+                    share = SignatureShare.from_bytes(reply.shares[0])
+                    verify_signature_share(package, key.identifier(node_id), share, key.public)
+                except (MpcError, IndexError) as error:
+                    raise ProtocolError(f"{node_id}'s share: {error}", culprit=node_id) from None
+                shares[node_id] = reply.shares[0]
+            return PackageFile(name, offline, key.public_key, encoded, tuple(approvals), shares)
+
+        return await self._retry_once(name, attempt)
+
+    async def combine_offline(self, package: PackageFile, partial: PartialFile) -> bytes:
+        """Online side: the signature, from the package's online shares and the offline
+        node's partial; returned only if it verifies under the key."""
+        key = await self.describe_key(package.key_name)
+        if (partial.key_name, partial.node_id) != (package.key_name, package.node_id):
+            raise InvalidInputError("this partial is for another key or node than the package")
+        if partial.digest != package_digest(package.package):
+            raise InvalidInputError("this partial signed another package")
+        if key.public_key != package.public_key:
+            raise InvalidInputError(f"this package is for another key named {key.name!r}")
+        try:
+            parsed = SigningPackage.from_bytes(package.package)
+            shares = {
+                key.identifier(n): SignatureShare.from_bytes(s)
+                for n, s in package.online_shares.items()
+            }
+            # the offline node's party: the one signer of the package no online share covers
+            [offline] = [i for i in parsed.signers if i not in shares]
+            shares[offline] = SignatureShare.from_bytes(partial.share)
+            return aggregate(parsed, shares, key.public)
+        except ProtocolAbort as error:
+            raise ProtocolError(
+                f"signature of {key.name!r} refused: {error}", culprit=_culprits(key, error)
+            ) from None
+        except (MpcError, KeyError, ValueError) as error:
+            raise InvalidInputError(f"the package and partial do not combine: {error}") from None
+
+    async def offline_witness_request(self, node_id: str) -> WitnessRequestFile:
+        """Air-gapped side: ``node_id``'s fresh attestation document, for its peers to seal
+        their witness reports to (the link's ``hello`` is served before the node is witnessed)."""
+        return WitnessRequestFile(node_id, (await self._fresh_link(node_id)).document)
+
+    async def offline_witness_reports(self, request: WitnessRequestFile) -> WitnessReportsFile:
+        """Online side: every reachable peer's report on the offline node, sealed to the box
+        key its document binds (a peer that cannot vouch is skipped; the node's quorum rule
+        decides)."""
+        peers = await self._reachable([n for n in self._node_ids if n != request.node_id])
+        links = await self._fresh(peers)
+        try:
+            query = WitnessQuery(request.node_id, request.document)
+        except MalformedMessageError as error:
+            raise InvalidInputError(str(error)) from None
+        results = await asyncio.gather(
+            *(self._call(p, query, WitnessEnvelope) for p in peers), return_exceptions=True
+        )
+        documents, envelopes = {}, {}
+        for peer, result in zip(peers, results, strict=True):
+            if isinstance(result, ChannelError | RemoteError):
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            documents[peer], envelopes[peer] = links[peer].document, result.envelope
+        if not envelopes:
+            raise UnavailableError(f"no peer reported on {request.node_id}", have=0, need=1)
+        return WitnessReportsFile(request.node_id, documents, envelopes)
+
+    async def offline_witness_check(
+        self, node_id: str, reports: WitnessReportsFile
+    ) -> WitnessVerdict:
+        """Air-gapped side: show ``node_id`` its peers' reports; its verdict (``witnessed``:
+        it serves keys for the rest of this boot). A rolled-back node answers its error."""
+        if reports.node_id != node_id:
+            raise InvalidInputError(f"these reports are on {reports.node_id}, not {node_id}")
+        try:
+            request = WitnessCheck(reports.documents, reports.envelopes)
+        except MalformedMessageError as error:
+            raise InvalidInputError(str(error)) from None
+        return await self._request(node_id, request, WitnessVerdict)

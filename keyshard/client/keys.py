@@ -52,6 +52,11 @@ class KeyDescription:
     #: their commit and their peers'): never chosen, so one signature never mixes shares of two
     #: epochs. ``key refresh`` finishes the refresh.
     other_epoch: tuple[str, ...] = ()
+    #: Custody (issue 11): created exportable (its policy's quorum may export it); exported
+    #: (some holder wrapped its share for an export: forever); imported from outside.
+    exportable: bool = False
+    exported: bool = False
+    imported: bool = False
 
     @property
     def state(self) -> str:

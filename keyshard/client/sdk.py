@@ -34,6 +34,7 @@ from keyshard.client.bip340 import taproot_tweak
 from keyshard.client.channel import NodeChannel, NodeTrust, client_context
 from keyshard.client.coordinator import Coordinator, KeyDescription, Link
 from keyshard.client.credentials import CERT_FILE, KEY_FILE, ClientCredentials
+from keyshard.client.custody import ExportBundle, PrivateKey
 from keyshard.client.errors import ConfigurationError, CredentialsError, InvalidInputError
 from keyshard.client.governance import PolicyRecord, read_history
 from keyshard.client.profile import ClusterProfile
@@ -152,9 +153,44 @@ class AsyncClient:
         threshold: int | None = None,
         nodes: Sequence[str] | None = None,
         policy: ApprovalPolicy | None = None,
+        exportable: bool = False,
     ) -> KeyDescription:
         return await self.coordinator.create_key(
-            name, suite=suite, threshold=threshold, nodes=nodes, policy=policy
+            name,
+            suite=suite,
+            threshold=threshold,
+            nodes=nodes,
+            policy=policy,
+            exportable=exportable,
+        )
+
+    async def export_key(
+        self, name: str, recipient: bytes, *, approvals: Sequence[bytes] = ()
+    ) -> ExportBundle:
+        """Every holder's re-randomised share, HPKE-wrapped for ``recipient`` (raw X25519);
+        open it with :func:`keyshard.client.custody.unwrap` and the recipient's private key."""
+        return await self.coordinator.export_key(name, recipient, approvals=approvals)
+
+    async def import_key(
+        self,
+        name: str,
+        private: PrivateKey,
+        *,
+        suite: str | None = None,
+        threshold: int | None = None,
+        nodes: Sequence[str] | None = None,
+        policy: ApprovalPolicy | None = None,
+        exportable: bool = False,
+    ) -> KeyDescription:
+        """Split ``private`` (:func:`keyshard.client.custody.load_private_key`) among the nodes."""
+        return await self.coordinator.import_key(
+            name,
+            private,
+            suite=suite,
+            threshold=threshold,
+            nodes=nodes,
+            policy=policy,
+            exportable=exportable,
         )
 
     async def describe_key(self, name: str, *, refresh: bool = False) -> KeyDescription:
@@ -400,10 +436,16 @@ class Client:
         threshold: int | None = None,
         nodes: Sequence[str] | None = None,
         policy: ApprovalPolicy | None = None,
+        exportable: bool = False,
     ) -> KeyDescription:
         return self._run(
             self._inner.create_key(
-                name, suite=suite, threshold=threshold, nodes=nodes, policy=policy
+                name,
+                suite=suite,
+                threshold=threshold,
+                nodes=nodes,
+                policy=policy,
+                exportable=exportable,
             )
         )
 

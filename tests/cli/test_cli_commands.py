@@ -17,7 +17,7 @@ from keyshard.cli.output import FORMAT_ENV
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "attestation"
 GOOD = DATA_DIR / "evervault_beta_valid.bin"
 MANIFEST = {entry["file"]: entry for entry in json.loads((DATA_DIR / "manifest.json").read_text())}
-OWN_GROUPS = ("approver", "attestation", "backup", "dev", "key", "recovery-key")
+OWN_GROUPS = ("approver", "attestation", "backup", "dev", "key", "offline", "recovery-key")
 
 
 @pytest.fixture(autouse=True)

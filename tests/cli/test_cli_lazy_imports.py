@@ -82,6 +82,8 @@ def _loaded(modules: list[str], prefixes: tuple[str, ...]) -> list[str]:
         ["backup", "reconstruct", "--help"],
         ["recovery-key", "--help"],
         ["recovery-key", "generate", "--help"],
+        ["offline", "--help"],
+        ["offline", "sign", "--help"],
     ],
     ids=" ".join,
 )

@@ -33,6 +33,7 @@ from wire.messages import (
     DkgStep,
     EcdsaSign,
     ErrorReply,
+    ExportedShare,
     FrostSign,
     Hello,
     HelloReply,
@@ -40,6 +41,8 @@ from wire.messages import (
     KeyCommitted,
     KeyCreate,
     KeyCreated,
+    KeyExport,
+    KeyImport,
     KeyInfo,
     KeyInfoReply,
     KeyList,
@@ -105,6 +108,9 @@ REQUEST_SAMPLES: list[Request] = [
     DkgStep("payroll", (b"e1", b"e2")),
     KeyCommit("payroll", (b"a1", b"a2")),
     KeyInfo("payroll"),
+    KeyCreate("vault", "ed25519", 1, SESSION, {"node-1": b"d1", "node-2": b"d2"}, POLICY, True),
+    KeyExport("vault", 2, SESSION, b"x" * 32, THREE, (b"a1", b"a2")),
+    KeyImport("imp", "ed25519", 1, SESSION, THREE, b"commitment", b"envelope", POLICY, True),
     KeyList(),
     KeySetState("payroll", "disable", 0),
     KeySetState("payroll", "schedule_deletion", 3, 7, (b"approval",)),
@@ -146,6 +152,10 @@ REQUEST_SAMPLES: list[Request] = [
     PrfEvaluate("xks-key", SESSION, "encrypt", (b"n" * 32, b"o" * 32)),
 ]
 REPLY_SAMPLES: list[Reply] = [
+    KeyInfoReply(
+        "ed25519", 1, b"pkg", POLICY, ("node-1", "node-2"), 0, "enabled", 0, False, True, True
+    ),
+    ExportedShare(2, b"enc || ct"),
     HelloReply(b"document"),
     DkgOutbox({"node-2": b"e"}),
     KeyCreated(b"pkg", {"node-2": b"ack"}),
@@ -454,6 +464,21 @@ def _key_create(chosen: dict[str, bytes]) -> st.SearchStrategy[KeyCreate]:
     return st.builds(KeyCreate, names, suites, threshold, sessions, st.just(chosen), policies)
 
 
+def _key_import(chosen: dict[str, bytes]) -> st.SearchStrategy[KeyImport]:
+    return st.builds(
+        KeyImport,
+        names,
+        suites,
+        st.integers(1, len(chosen) - 1),
+        sessions,
+        st.just(chosen),
+        st.binary(min_size=1, max_size=64),
+        st.binary(min_size=1, max_size=64),
+        st.just(POLICY),
+        st.booleans(),
+    )
+
+
 def _frost_sign(items: list[tuple[bytes, tuple[bytes, ...]]]) -> FrostSign:
     return FrostSign("k", tuple(p for p, _ in items), tuple(a for _, a in items))
 
@@ -577,6 +602,11 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
         st.dictionaries(node_ids, st.binary(min_size=1, max_size=40), min_size=2, max_size=2),
         blobs(1, 1),
     ),
+    KeyExport: st.builds(
+        KeyExport, names, st.integers(0, 2**32 - 1), sessions, b32, participants, approvals
+    ),
+    ExportedShare: st.builds(ExportedShare, st.integers(1, 16), st.binary(min_size=1, max_size=80)),
+    KeyImport: participants.flatmap(_key_import),
     RefreshAbandon: st.builds(RefreshAbandon, names, st.integers(0, 2**32 - 1), st.booleans()),
     KeyStateReply: st.one_of(
         st.builds(
@@ -792,3 +822,26 @@ def test_every_message_type_refuses_foreign_items_before_decoding(
         assert decoder.call_count == 0
     assert caught.value.field == "frame"
     assert caught.value.code is ErrorCode.MALFORMED
+
+
+# -- custody (issue 11) ------------------------------------------------------------------------
+
+
+def test_only_a_key_with_a_policy_can_be_exportable() -> None:
+    with pytest.raises(MalformedMessageError) as caught:
+        KeyCreate("k", "ed25519", 1, SESSION, {"node-1": b"d1", "node-2": b"d2"}, b"", True)
+    assert caught.value.field == "exportable"
+    with pytest.raises(MalformedMessageError):
+        KeyImport("k", "ed25519", 1, SESSION, THREE, b"c", b"e", b"", True)
+
+
+@pytest.mark.parametrize("recipient", [b"", b"x" * 31, b"x" * 33])
+def test_an_export_names_one_x25519_recipient(recipient: bytes) -> None:
+    with pytest.raises(MalformedMessageError) as caught:
+        KeyExport("k", 0, SESSION, recipient, THREE)
+    assert caught.value.field == "recipient"
+
+
+def test_custody_flags_are_booleans() -> None:
+    with pytest.raises(MalformedMessageError):
+        KeyInfoReply("ed25519", 1, b"pkg", b"", (), 0, "enabled", 0, 1)  # type: ignore[arg-type]

@@ -1,0 +1,317 @@
+"""``keyshard offline commit|sign|prepare|combine`` — FROST signatures with an offline holder.
+
+The files of :mod:`keyshard.client.offline` carry a signature between the online side and a node
+that has no network. Two verbs run on each side:
+
+* air-gapped side, talking to its own node only (``--node``; a profile that lists it):
+  ``commit`` publishes nonce commitments; ``sign`` answers every package in ``--inbox`` with a
+  partial in ``--outbox`` (the node checks the approvals; a package it signed is refused again).
+* online side, never addressing the offline node: ``prepare`` has the online holders sign a
+  package carrying one published commitment; ``combine`` verifies and prints the signature.
+
+Cluster flags, credentials and exit codes are those of ``keyshard key`` (its runner is shared).
+Import cost: only the standard library and ``keyshard.cli`` at the top.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from keyshard.cli.errors import UsageError
+from keyshard.cli.exit_codes import EXIT_OK, EXIT_REMOTE_ERROR
+from keyshard.cli.output import add_output_flags, emit
+
+if TYPE_CHECKING:
+    from keyshard.client.offline import PackageFile, PartialFile
+    from keyshard.client.sdk import AsyncClient
+
+__all__ = ["register"]
+
+HELP = "FROST signatures with a holder that has no network: files carried by hand"
+MAX_FILE = 512 * 1024
+_CLUSTER_NOTE = "the cluster flags, credentials and exit codes are those of `keyshard key`."
+
+_EPILOGS = {
+    "witness-request": f"""\
+examples:
+  keyshard offline witness-request --node node-3 --out node-3.witness-request
+
+Air-gapped side, after the node booted: its fresh attestation document, for its peers to seal
+their witness reports to. Until the reports come back the node serves no key (unwitnessed).
+The documents are refused once older than 5 minutes: carry the files promptly.
+fields: node, out. {_CLUSTER_NOTE}""",
+    "witness-reports": f"""\
+examples:
+  keyshard offline witness-reports --request node-3.witness-request --out node-3.witness-reports
+
+Online side: every reachable peer's report on the offline node, sealed to its boot's box key.
+fields: node, peers, out. {_CLUSTER_NOTE}""",
+    "witness-check": f"""\
+examples:
+  keyshard offline witness-check --node node-3 --reports node-3.witness-reports
+
+Air-gapped side: the node weighs the reports; witnessed, it serves its keys for this boot.
+A node whose peers saw newer sealed state refuses every key (rolled_back, exit 2).
+fields: node, state, counted, needed. {_CLUSTER_NOTE}""",
+    "commit": f"""\
+examples:
+  keyshard offline commit cold --node node-3 --count 16 --out cold.commitments
+
+Air-gapped side: node-3 keeps the nonces (in memory: a restart forgets them, and packages built
+on them are then refused, never signed twice) and the file carries their public commitments.
+fields: key, node, count, out. {_CLUSTER_NOTE}""",
+    "prepare": f"""\
+examples:
+  keyshard offline prepare cold --commitments cold.commitments --index 0 --file tx.bin \\
+      --approval alice.json --approval bob.json --out inbox/tx-0.package
+
+Online side: the online holders sign at once; their shares travel in the package file.
+Use each commitment index once (node-3 refuses a spent one). fields: key, node, index, out.
+{_CLUSTER_NOTE}""",
+    "sign": f"""\
+examples:
+  keyshard offline sign --node node-3 --inbox inbox --outbox outbox
+
+Air-gapped side: every *.package in --inbox without a partial in --outbox is shown (key,
+SHA-256 of the message) and signed by the node, which checks the approvals the package carries;
+a refused package writes nothing and makes the command exit 2 after the others.
+fields: one row per package: package, partial, error. {_CLUSTER_NOTE}""",
+    "combine": f"""\
+examples:
+  keyshard offline combine --package inbox/tx-0.package --partial outbox/tx-0.partial
+
+Online side: prints the signature (hex) only if it verifies under the key.
+fields: key, public_key, signature. {_CLUSTER_NOTE}""",
+}
+
+
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from keyshard.cli.key_cmd import _approval_flag, _cluster_flags  # noqa: PLC0415 -- shared
+
+    group = groups.add_parser(
+        "offline",
+        help=HELP,
+        description=(
+            "Sign with a FROST key one of whose holders has no network: the offline node\n"
+            "publishes nonce commitments in advance; packages and partials travel as files."
+        ),
+    )
+    verbs = group.add_subparsers(dest="verb", metavar="<verb>", required=True)
+
+    def verb(name: str, summary: str, description: str) -> Any:
+        parser = verbs.add_parser(
+            name,
+            help=summary,
+            description=description,
+            epilog=_EPILOGS[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _cluster_flags(parser)
+        add_output_flags(parser)
+        return parser
+
+    commit = verb("commit", "air-gapped: publish nonce commitments", "Publish nonce commitments.")
+    commit.add_argument("name", help="key name")
+    commit.add_argument("--node", required=True, help="the offline node (this side's node)")
+    commit.add_argument("--count", type=int, default=16, help="commitments (1..256, default 16)")
+    commit.add_argument("--out", type=Path, required=True, metavar="FILE")
+    commit.set_defaults(handler=_commit)
+
+    prepare = verb(
+        "prepare", "online: sign with the online holders; write the package", "Prepare a package."
+    )
+    prepare.add_argument("name", help="key name")
+    prepare.add_argument("--commitments", type=Path, required=True, metavar="FILE")
+    prepare.add_argument("--index", type=int, default=0, help="which commitment (default 0)")
+    prepare.add_argument("--file", type=Path, required=True, metavar="FILE", help="message")
+    prepare.add_argument("--out", type=Path, required=True, metavar="FILE")
+    _approval_flag(prepare)
+    prepare.set_defaults(handler=_prepare)
+
+    sign = verb("sign", "air-gapped: answer packages with partials", "Sign packages offline.")
+    sign.add_argument("--node", required=True, help="the offline node (this side's node)")
+    sign.add_argument("--inbox", type=Path, required=True, metavar="DIR")
+    sign.add_argument("--outbox", type=Path, required=True, metavar="DIR")
+    sign.set_defaults(handler=_sign)
+
+    combine = verb("combine", "online: combine a package and its partial", "Combine a signature.")
+    combine.add_argument("--package", type=Path, required=True, metavar="FILE")
+    combine.add_argument("--partial", type=Path, required=True, metavar="FILE")
+    combine.set_defaults(handler=_combine)
+
+    request = verb(
+        "witness-request", "air-gapped: the node's document for its peers", "Ask for witnesses."
+    )
+    request.add_argument("--node", required=True, help="the offline node (this side's node)")
+    request.add_argument("--out", type=Path, required=True, metavar="FILE")
+    request.set_defaults(handler=_witness_request)
+
+    reports = verb(
+        "witness-reports", "online: the peers' sealed reports", "Collect witness reports."
+    )
+    reports.add_argument("--request", type=Path, required=True, metavar="FILE")
+    reports.add_argument("--out", type=Path, required=True, metavar="FILE")
+    reports.set_defaults(handler=_witness_reports)
+
+    check = verb("witness-check", "air-gapped: show the node its reports", "Check witnesses.")
+    check.add_argument("--node", required=True, help="the offline node (this side's node)")
+    check.add_argument("--reports", type=Path, required=True, metavar="FILE")
+    check.set_defaults(handler=_witness_check)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE + 1)
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    if len(data) > MAX_FILE:
+        raise UsageError(f"{path} is longer than {MAX_FILE} bytes")
+    return data
+
+
+def _write(path: Path, data: bytes) -> None:
+    from keyshard.cli.key_cmd import _local  # noqa: PLC0415 -- shared
+    from keyshard.client.custody import write_secret_file  # noqa: PLC0415 -- lazy SDK
+
+    _local(lambda: write_secret_file(path, data))  # never overwrites a file
+
+
+def _commit(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _run  # noqa: PLC0415 -- shared runner
+
+    if args.out.exists():
+        raise UsageError(f"{args.out} exists; refusing to overwrite it")
+    published = _run(args, lambda c: c.coordinator.offline_commit(args.node, args.name, args.count))
+    _write(args.out, published.encode())
+    record = {"key": args.name, "node": args.node, "count": len(published.commitments)}
+    emit(args, record | {"out": str(args.out)}, f"{record['count']} commitments in {args.out}")
+    return EXIT_OK
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _local, _read_approvals, _read_input, _run  # noqa: PLC0415
+    from keyshard.client.offline import CommitmentsFile  # noqa: PLC0415 -- lazy SDK
+
+    commitments = _local(lambda: CommitmentsFile.decode(_read(args.commitments)))
+    message = _read_input(args.file)
+    approvals = _read_approvals(args.approval)
+    if args.out.exists():
+        raise UsageError(f"{args.out} exists; refusing to overwrite it")
+
+    async def work(c: AsyncClient) -> PackageFile:
+        return await c.coordinator.prepare_offline(
+            args.name, message, commitments, index=args.index, approvals=approvals
+        )
+
+    package = _run(args, work)
+    _write(args.out, package.encode())
+    record = {"key": args.name, "node": package.node_id, "index": args.index}
+    emit(args, record | {"out": str(args.out)}, f"package for {package.node_id} in {args.out}")
+    return EXIT_OK
+
+
+def _sign(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+    from functools import partial as bind  # noqa: PLC0415
+
+    from keyshard.cli.key_cmd import _cli_error, _client, _local  # noqa: PLC0415 -- shared
+    from keyshard.client.errors import ClientError  # noqa: PLC0415 -- lazy SDK
+    from keyshard.client.offline import PackageFile  # noqa: PLC0415 -- lazy SDK
+
+    if not args.inbox.is_dir() or not args.outbox.is_dir():
+        raise UsageError("--inbox and --outbox must be directories")
+    packages = [
+        (path, _local(bind(PackageFile.decode, _read(path))))
+        for path in sorted(args.inbox.glob("*.package"))
+        if not (args.outbox / f"{path.stem}.partial").exists()
+    ]
+    client = _client(args)
+    rows: list[dict[str, object]] = []
+
+    async def work() -> None:
+        async with client:
+            for path, package in packages:
+                row: dict[str, object] = {
+                    "package": str(path),
+                    "key": package.key_name,
+                    "message_sha256": _local(package.message_sha256).hex(),
+                }
+                try:
+                    partial: PartialFile = await client.coordinator.offline_sign(args.node, package)
+                except ClientError as error:
+                    row |= {"partial": None, "error": str(_cli_error(error, args))}
+                else:
+                    target = args.outbox / f"{path.stem}.partial"
+                    _write(target, partial.encode())
+                    row |= {"partial": str(target), "error": None}
+                rows.append(row)
+
+    asyncio.run(work())
+    lines = []
+    for row in rows:
+        what = f"{row['package']} ({row['key']}, message sha256 {row['message_sha256']})"
+        done = f"signed -> {row['partial']}" if row["error"] is None else f"refused: {row['error']}"
+        lines.append(f"{what}: {done}")
+    emit(args, rows, "\n".join(lines) or "nothing to sign")
+    return EXIT_OK if all(row["error"] is None for row in rows) else EXIT_REMOTE_ERROR
+
+
+def _combine(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _local, _run  # noqa: PLC0415 -- shared
+    from keyshard.client.offline import PackageFile, PartialFile  # noqa: PLC0415 -- lazy SDK
+
+    package = _local(lambda: PackageFile.decode(_read(args.package)))
+    partial = _local(lambda: PartialFile.decode(_read(args.partial)))
+    signature = _run(args, lambda c: c.coordinator.combine_offline(package, partial))
+    record = {
+        "key": package.key_name,
+        "public_key": package.public_key.hex(),
+        "signature": signature.hex(),
+    }
+    emit(args, record, signature.hex())
+    return EXIT_OK
+
+
+def _witness_request(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _run  # noqa: PLC0415 -- shared runner
+
+    if args.out.exists():
+        raise UsageError(f"{args.out} exists; refusing to overwrite it")
+    request = _run(args, lambda c: c.coordinator.offline_witness_request(args.node))
+    _write(args.out, request.encode())
+    emit(args, {"node": args.node, "out": str(args.out)}, f"document of {args.node} in {args.out}")
+    return EXIT_OK
+
+
+def _witness_reports(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _local, _run  # noqa: PLC0415 -- shared
+    from keyshard.client.offline import WitnessRequestFile  # noqa: PLC0415 -- lazy SDK
+
+    request = _local(lambda: WitnessRequestFile.decode(_read(args.request)))
+    if args.out.exists():
+        raise UsageError(f"{args.out} exists; refusing to overwrite it")
+    reports = _run(args, lambda c: c.coordinator.offline_witness_reports(request))
+    _write(args.out, reports.encode())
+    peers = sorted(reports.envelopes)
+    record = {"node": reports.node_id, "peers": peers, "out": str(args.out)}
+    emit(args, record, f"reports of {', '.join(peers)} on {reports.node_id} in {args.out}")
+    return EXIT_OK
+
+
+def _witness_check(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _local, _run  # noqa: PLC0415 -- shared
+    from keyshard.client.offline import WitnessReportsFile  # noqa: PLC0415 -- lazy SDK
+
+    reports = _local(lambda: WitnessReportsFile.decode(_read(args.reports)))
+    verdict = _run(args, lambda c: c.coordinator.offline_witness_check(args.node, reports))
+    record = {
+        "node": args.node,
+        "state": verdict.state,
+        "counted": verdict.counted,
+        "needed": verdict.needed,
+    }
+    emit(args, record, f"{args.node}: {verdict.state} ({verdict.counted} of {verdict.needed})")
+    return EXIT_OK if verdict.state == "witnessed" else EXIT_REMOTE_ERROR
