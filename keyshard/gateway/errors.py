@@ -27,6 +27,7 @@ __all__ = [
     "AccessDeniedError",
     "AlreadyExistsError",
     "DependencyTimeoutError",
+    "DisabledError",
     "IncorrectKeyError",
     "InternalError",
     "InvalidAliasNameError",
@@ -34,6 +35,7 @@ __all__ = [
     "InvalidKeyUsageError",
     "InvalidMarkerError",
     "InvalidSignatureError",
+    "InvalidStateError",
     "KeyUnavailableError",
     "KmsError",
     "NotFoundError",
@@ -138,6 +140,20 @@ class UnknownOperationError(KmsError):
 
 class SerializationError(KmsError):
     type_name = "SerializationException"
+    status = 400
+
+
+class DisabledError(KmsError):
+    """The key is disabled (``DisableKey``): enable it to use it."""
+
+    type_name = "DisabledException"
+    status = 400
+
+
+class InvalidStateError(KmsError):
+    """The key's state forbids the request (e.g. pending deletion)."""
+
+    type_name = "KMSInvalidStateException"
     status = 400
 
 

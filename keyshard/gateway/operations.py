@@ -20,8 +20,9 @@ KMS KeySpec (KeyUsage)            Keyshard suite  operations
 
 Verify checks the signature here with the public key (pyca/cryptography), as KMS itself does.
 Keys whose approval policy covers an operation are refused with ``AccessDeniedException`` for it:
-KMS's API has no place to carry approvals. Enable/Disable and key deletion are not served yet (the
-cluster has no key lifecycle to map them onto): ``UnsupportedOperationException``.
+KMS's API has no place to carry approvals. EnableKey, DisableKey, ScheduleKeyDeletion and
+CancelKeyDeletion map onto the cluster's own key states (every holder changes; a disabled key
+answers ``DisabledException``, one pending deletion ``KMSInvalidStateException``, as KMS does).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from keyshard.gateway.envelope import Blob, BlobError, ContextError, associated_
 from keyshard.gateway.errors import (
     AccessDeniedError,
     AlreadyExistsError,
+    DisabledError,
     IncorrectKeyError,
     InternalError,
     InvalidAliasNameError,
@@ -60,6 +62,7 @@ from keyshard.gateway.errors import (
     InvalidKeyUsageError,
     InvalidMarkerError,
     InvalidSignatureError,
+    InvalidStateError,
     KeyUnavailableError,
     KmsError,
     NotFoundError,
@@ -79,6 +82,7 @@ MAX_PLAINTEXT = 4096
 MAX_MESSAGE = 4096
 #: A ciphertext blob: header + threshold-ECIES overhead over a 4 KiB plaintext fits easily.
 MAX_BLOB = 6144
+_STATE_CODES = frozenset({ErrorCode.KEY_PENDING_DELETION, ErrorCode.KEY_STATE})
 _APPROVAL_CODES = frozenset(
     {
         ErrorCode.APPROVAL_MISMATCH,
@@ -212,6 +216,10 @@ class Gateway:
     async def _usable(self, record: KeyRecord, operation: Operation) -> KeyDescription:
         """The cluster's description of the key, refused if its policy wants approvals."""
         key = await self.cluster.describe_key(record.cluster_name)
+        if key.state == "disabled":  # Encrypt never reaches a node: refused here, as KMS does
+            raise DisabledError(f"{self.arn(record.key_id)} is disabled.")
+        if key.state == "pending_deletion":
+            raise InvalidStateError(f"{self.arn(record.key_id)} is pending deletion.")
         if key.policy is not None and operation in key.policy.operations:
             raise AccessDeniedError(
                 f"key {record.key_id} requires {key.policy.quorum} approval(s) to "
@@ -220,23 +228,29 @@ class Gateway:
             )
         return key
 
-    def metadata(self, record: KeyRecord) -> dict[str, Any]:
+    def metadata(
+        self, record: KeyRecord, state: str = "enabled", delete_at: int | None = None
+    ) -> dict[str, Any]:
+        """KMS's KeyMetadata for ``record`` in the cluster's ``state`` (enabled, disabled,
+        pending_deletion; ``delete_at`` its UTC seconds)."""
         spec = SPECS[record.key_spec]
         data: dict[str, Any] = {
             "AWSAccountId": self.config.account,
             "KeyId": record.key_id,
             "Arn": self.arn(record.key_id),
             "CreationDate": record.created,
-            "Enabled": True,
+            "Enabled": state == "enabled",
             "Description": record.description,
             "KeyUsage": record.key_usage,
-            "KeyState": "Enabled",
+            "KeyState": _KEY_STATES.get(state, "Unavailable"),
             "Origin": "AWS_KMS",
             "KeyManager": "CUSTOMER",
             "CustomerMasterKeySpec": record.key_spec,
             "KeySpec": record.key_spec,
             "MultiRegion": False,
         }
+        if state == "pending_deletion" and delete_at is not None:
+            data["DeletionDate"] = delete_at
         if spec.encryption:
             data["EncryptionAlgorithms"] = list(spec.encryption)
         if spec.signing:
@@ -309,6 +323,10 @@ def _from_client(error: ClientError) -> KmsError:
         answer = KeyUnavailableError(f"too few of the key's holders are reachable: {error}")
     elif isinstance(error, RemoteError) and error.error_code in _APPROVAL_CODES:
         answer = AccessDeniedError(f"the cluster requires approvals: {error.message}")
+    elif isinstance(error, RemoteError) and error.error_code is ErrorCode.KEY_DISABLED:
+        answer = DisabledError(f"the key is disabled: {error.message}")
+    elif isinstance(error, RemoteError) and error.error_code in _STATE_CODES:
+        answer = InvalidStateError(error.message)
     elif isinstance(error, RemoteError):
         answer = (
             KeyUnavailableError(f"a node is busy: {error.error_code.value}")
@@ -325,10 +343,6 @@ def _from_client(error: ClientError) -> KmsError:
 #: KMS operations this gateway knows of but does not serve (UnsupportedOperationException).
 _NOT_SERVED = frozenset(
     {
-        "EnableKey",
-        "DisableKey",
-        "ScheduleKeyDeletion",
-        "CancelKeyDeletion",
         "PutKeyPolicy",
         "GetKeyPolicy",
         "CreateGrant",
@@ -375,7 +389,49 @@ async def _create_key(gw: Gateway, caller: AccessKey, p: Params) -> dict[str, An
 
 @_operation("DescribeKey")
 async def _describe_key(gw: Gateway, caller: AccessKey, p: Params) -> dict[str, Any]:
-    return {"KeyMetadata": gw.metadata(gw.key(caller, p, "DescribeKey"))}
+    record = gw.key(caller, p, "DescribeKey")
+    key = await gw.cluster.describe_key(record.cluster_name, refresh=True)
+    return {"KeyMetadata": gw.metadata(record, key.state, key.delete_at)}
+
+
+#: The cluster's key states as KMS names them ("mixed": a change reached only some holders).
+_KEY_STATES = {
+    "enabled": "Enabled",
+    "disabled": "Disabled",
+    "pending_deletion": "PendingDeletion",
+}
+
+
+@_operation("EnableKey")
+async def _enable_key(gw: Gateway, caller: AccessKey, p: Params) -> dict[str, Any]:
+    await gw.cluster.enable_key(gw.key(caller, p, "EnableKey").cluster_name)
+    return {}
+
+
+@_operation("DisableKey")
+async def _disable_key(gw: Gateway, caller: AccessKey, p: Params) -> dict[str, Any]:
+    await gw.cluster.disable_key(gw.key(caller, p, "DisableKey").cluster_name)
+    return {}
+
+
+@_operation("ScheduleKeyDeletion")
+async def _schedule_key_deletion(gw: Gateway, caller: AccessKey, p: Params) -> dict[str, Any]:
+    record = gw.key(caller, p, "ScheduleKeyDeletion")
+    days = p.integer("PendingWindowInDays", low=7, high=30) or 30
+    key = await gw.cluster.schedule_key_deletion(record.cluster_name, days=days)
+    return {
+        "KeyId": gw.arn(record.key_id),
+        "DeletionDate": key.delete_at,
+        "KeyState": "PendingDeletion",
+        "PendingWindowInDays": days,
+    }
+
+
+@_operation("CancelKeyDeletion")
+async def _cancel_key_deletion(gw: Gateway, caller: AccessKey, p: Params) -> dict[str, Any]:
+    record = gw.key(caller, p, "CancelKeyDeletion")
+    await gw.cluster.cancel_key_deletion(record.cluster_name)
+    return {"KeyId": gw.arn(record.key_id)}
 
 
 def _page(p: Params, items: list[Any]) -> tuple[list[Any], dict[str, Any]]:

@@ -235,6 +235,45 @@ def test_encrypt_decrypt_data_keys_and_the_encryption_context(kms: Any) -> None:
     assert _code(public_key) == "UnsupportedOperationException"
 
 
+def test_disable_enable_and_key_deletion_map_onto_the_cluster(kms: Any) -> None:
+    """EnableKey/DisableKey/ScheduleKeyDeletion/CancelKeyDeletion change the key on every
+    holder; a disabled key is refused with DisabledException, one pending deletion with
+    KMSInvalidStateException, and a cancelled deletion leaves the key disabled (as KMS)."""
+    key = kms.create_key()["KeyMetadata"]
+    key_id = key["KeyId"]
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"kept")["CiphertextBlob"]
+    assert kms.disable_key(KeyId=key_id)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    described = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert (described["KeyState"], described["Enabled"]) == ("Disabled", False)
+    for attempt in (
+        lambda: kms.encrypt(KeyId=key_id, Plaintext=b"x"),
+        lambda: kms.decrypt(CiphertextBlob=blob),
+    ):
+        with pytest.raises(ClientError) as disabled:
+            attempt()
+        assert _code(disabled) == "DisabledException"
+    kms.enable_key(KeyId=key_id)
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"kept"
+
+    scheduled = kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    assert scheduled["KeyState"] == "PendingDeletion"
+    assert scheduled["PendingWindowInDays"] == 7
+    days = (scheduled["DeletionDate"].timestamp() - time.time()) / 86400
+    assert 6.9 < days <= 7.0
+    with pytest.raises(ClientError) as pending:
+        kms.decrypt(CiphertextBlob=blob)
+    assert _code(pending) == "KMSInvalidStateException"
+    with pytest.raises(ClientError) as enable_pending:
+        kms.enable_key(KeyId=key_id)
+    assert _code(enable_pending) == "KMSInvalidStateException"
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    assert kms.cancel_key_deletion(KeyId=key_id)["KeyId"] == key["Arn"]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Disabled"
+    with pytest.raises(ClientError) as window:
+        kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=3)
+    assert _code(window) == "ValidationException"
+
+
 def test_aliases_names_and_listing(kms: Any) -> None:
     key = kms.create_key()["KeyMetadata"]
     alias = f"alias/app-{uuid.uuid4().hex[:8]}"

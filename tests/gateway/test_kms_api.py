@@ -96,7 +96,7 @@ def test_operations_and_bodies(endpoint: KmsEndpoint) -> None:
         400,
         "UnknownOperationException",
     )
-    assert _error(_call(endpoint, "EnableKey", {"KeyId": KEY.key_id})) == (
+    assert _error(_call(endpoint, "PutKeyPolicy", {"KeyId": KEY.key_id})) == (
         400,
         "UnsupportedOperationException",
     )
