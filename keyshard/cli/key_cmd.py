@@ -829,7 +829,7 @@ def _policy(args: argparse.Namespace) -> ApprovalPolicy | None:
     """The :class:`~wire.approvals.ApprovalPolicy` the flags ask for, or None."""
     from wire.approvals import ApprovalPolicy, Operation  # noqa: PLC0415 -- lazy
 
-    if args.policy_file is not None:
+    if getattr(args, "policy_file", None) is not None:  # `key import` takes the flags only
         if args.approver or args.quorum is not None or args.approval_lifetime is not None:
             raise UsageError("--policy-file replaces --approver, --quorum, --approval-lifetime")
         from keyshard.cli.key_policy import read_policy_file  # noqa: PLC0415
