@@ -304,9 +304,9 @@ def test_aliases_names_and_listing(kms: Any) -> None:
     with pytest.raises(ClientError) as unknown:
         kms.describe_key(KeyId=str(uuid.uuid4()))
     assert _code(unknown) == "NotFoundException"
-    with pytest.raises(ClientError) as lifecycle:
-        kms.disable_key(KeyId=key["KeyId"])
-    assert _code(lifecycle) == "UnsupportedOperationException"
+    with pytest.raises(ClientError) as not_served:
+        kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")
+    assert _code(not_served) == "UnsupportedOperationException"
 
 
 def test_requests_not_signed_by_a_known_key_are_refused(gateway: DevGateway) -> None:
