@@ -759,6 +759,8 @@ class NodeService:
                 key.epoch,
                 key.state.value,
                 key.delete_at,
+                key.exportable,
+                key.imported,
             )
             held = (key.share, record)
         run = KeyResharing(
@@ -771,6 +773,7 @@ class NodeService:
             box_key=self.identity.box_key,
             peer_box_keys=peer_box_keys,
             held=held,
+            exported=key is not None and key.exported,
         )
         outbox = run.start(self._rng)
         self._reshares.put(run)
@@ -804,6 +807,9 @@ class NodeService:
                 created=now,
                 state=state,
                 delete_at=record.delete_at,
+                exportable=record.exportable,
+                exported=run.exported,
+                imported=record.imported,
             )
             try:
                 await self._keys.save(name, joined, now=now)

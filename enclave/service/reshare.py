@@ -81,7 +81,17 @@ _VOUCH_SESSION_DOMAIN = b"keyshard/service/reshare-vouch-session/v1"
 DEAL_ROUND = 31
 CONFIRM_ROUND = 32
 VOUCH_ROUND = 33
-_RECORD_FIELDS = ("package", "policy", "suite", "nodes", "epoch", "state", "delete_at")
+_RECORD_FIELDS = (
+    "package",
+    "policy",
+    "suite",
+    "nodes",
+    "epoch",
+    "state",
+    "delete_at",
+    "exportable",
+    "imported",
+)
 
 
 def reshare_session_id(
@@ -140,6 +150,8 @@ class ReshareRecord:
     epoch: int
     state: str
     delete_at: int
+    exportable: bool = False  # custody: chosen at creation, the key's own
+    imported: bool = False
 
     def encode(self) -> bytes:
         return cbor.dumps(
@@ -151,6 +163,8 @@ class ReshareRecord:
                 "epoch": self.epoch,
                 "state": self.state,
                 "delete_at": self.delete_at,
+                "exportable": self.exportable,
+                "imported": self.imported,
             }
         )
 
@@ -160,7 +174,7 @@ class ReshareRecord:
             v = cbor.loads_map(data, what="reshare record", fields=_RECORD_FIELDS)
         except MalformedMessageError:
             raise EnvelopeError("a reshare record is malformed") from None
-        types = (bytes, bytes, str, list, int, str, int)
+        types = (bytes, bytes, str, list, int, str, int, bool, bool)
         if any(type(v[f]) is not t for f, t in zip(_RECORD_FIELDS, types, strict=True)) or not all(
             type(n) is str for n in v["nodes"]
         ):
@@ -173,6 +187,8 @@ class ReshareRecord:
             v["epoch"],
             v["state"],
             v["delete_at"],
+            v["exportable"],
+            v["imported"],
         )
 
 
@@ -205,6 +221,7 @@ class KeyResharing:
         box_key: PrivateKey,
         peer_box_keys: Mapping[str, bytes],
         held: tuple[KeyShare, ReshareRecord] | None,
+        exported: bool = False,
     ) -> None:
         participants = {me, *peer_box_keys}
         if me in peer_box_keys or not set(new_nodes) <= participants:
@@ -222,6 +239,9 @@ class KeyResharing:
         self.key_name, self.epoch, self.session_id, self.me = key_name, epoch, session_id, me
         self.new_nodes, self.new_threshold = tuple(new_nodes), new_threshold
         self._held = held
+        #: Custody: whether any old holder (this one included) wrapped its share for an export;
+        #: a joining node records it, since the key it joins has left the cluster once.
+        self.exported = exported
         self._participants = tuple(sorted(participants))
         self._mpc_session = reshare_session_id(
             session_id, key_name, epoch, self.new_nodes, new_threshold
@@ -303,6 +323,7 @@ class KeyResharing:
                         "c": commitment.to_bytes(),
                         "s": sub_shares[self._new_id(node)].to_bytes(),
                         "r": record_bytes,
+                        "x": b"\x01" if self.exported else b"\x00",
                     }
                 ),
             )
@@ -337,13 +358,14 @@ class KeyResharing:
                 if sender in deals:
                     raise EnvelopeError(f"a second reshare deal from {sender}")
                 try:
-                    deal = cbor.loads_map(body, what="reshare deal", fields=("c", "s", "r"))
+                    deal = cbor.loads_map(body, what="reshare deal", fields=("c", "s", "r", "x"))
                     if any(type(v) is not bytes for v in deal.values()):
                         raise MalformedMessageError("reshare deal", "must hold bytes")
                 except MalformedMessageError:
                     raise EnvelopeError(f"{sender}'s reshare deal is malformed") from None
                 deals[sender] = deal
             record = self._agreed_record(deals)
+            self.exported = self.exported or any(d["x"] != b"\x00" for d in deals.values())
             context = self._context
             if context is None:
                 context = self._context = self._context_for(record)

@@ -227,7 +227,7 @@ def test_reshare_needs_the_policys_quorum_naming_the_committee(cluster: InProces
     )  # reshare is guarded without being listed
 
     async def work(c: Coordinator) -> None:
-        key = await c.create_key("p", threshold=1, nodes=OLD, policy=policy)
+        key = await c.create_key("p", threshold=1, nodes=OLD, policy=policy, exportable=True)
         with pytest.raises(RemoteError) as refused:
             await c.reshare_key("p", nodes=NEW, threshold=2)
         assert refused.value.error_code is ErrorCode.QUORUM_NOT_MET
@@ -250,6 +250,8 @@ def test_reshare_needs_the_policys_quorum_naming_the_committee(cluster: InProces
             await c.reshare_key("p", nodes=NEW, threshold=2, approvals=approve(NEW, 1))
         reshared = await c.reshare_key("p", nodes=NEW, threshold=2, approvals=approve(NEW, 2))
         assert reshared.policy == policy  # the joiners got the policy from the old holders
+        joined = await cluster.services["node-4"]._keys.stored("p")
+        assert (joined.exportable, joined.exported, joined.imported) == (True, False, False)
         assert await records(cluster, "p") == dict.fromkeys(NODES, "e1/4") | {"node-3": "none"}
 
     drive(cluster, work)
