@@ -22,9 +22,10 @@ safe: the client presigns again. One key, one scheme: the suite registry says wh
 
 A key's life (issue 10): ``key_set_state`` (disable, enable, scheduled deletion — a due key is
 erased on the next request naming it or by :meth:`NodeService.sweep_forever`); proactive refresh
-in two phases (:mod:`enclave.service.refresh`); repair of a holder's lost share
+in two phases (:mod:`enclave.service.refresh`); reshare to a new committee and/or threshold, in
+two phases too (:mod:`enclave.service.reshare`); repair of a holder's lost share
 (:mod:`enclave.service.repair`); BIP-340 signing by BIP-445 (:mod:`enclave.service.
-bip340_signing`). Only an enabled key signs or decrypts; a refresh or repair destroys every nonce
+bip340_signing`). Only an enabled key signs or decrypts; a refresh, reshare or repair destroys every nonce
 and presignature made with the share it replaces.
 
 Custody (:mod:`enclave.service.custody`): ``key_export`` wraps this node's re-randomised share for
