@@ -777,6 +777,7 @@ class NodeService:
             exported=key is not None and key.exported,
         )
         outbox = run.start(self._rng)
+        run.approvals = request.approvals  # a joining node checks them at the next step
         self._reshares.put(run)
         log.info("reshare started", extra={"fields": {"event": "reshare_start", "key": name}})
         return DkgOutbox(outbox)
@@ -798,6 +799,7 @@ class NodeService:
             except (ValueError, MalformedMessageError):
                 self._reshares.drop(name)
                 raise SessionError("the old holders' record of the key is invalid") from None
+            self._check_joining_approvals(name, run, policy, pending.new.public)
             joined = StoredKey(
                 pending.new,
                 policy,
@@ -826,6 +828,30 @@ class NodeService:
             await self._keys.replace(name, replace(key, staged=staged))
         log.info("reshare staged", extra={"fields": {"event": "reshare_staged", "key": name}})
         return RefreshStaged(pending.new.public.to_bytes(), run.confirmations())
+
+    def _check_joining_approvals(
+        self,
+        name: str,
+        run: KeyResharing,
+        policy: ApprovalPolicy | None,
+        public: PublicKeyPackage,
+    ) -> None:
+        """A joining node learns the key's policy from the old holders: it checks the reshare's
+        approvals against it too (every old holder already did), before sealing anything."""
+        detail = reshare_detail(run.new_nodes, run.new_threshold)
+        try:
+            check_approvals(
+                policy,
+                run.approvals,
+                key_name=name,
+                group_public_key=public.group_public_key.to_bytes(),
+                operation=Operation.RESHARE,
+                digest=lifecycle_digest(Operation.RESHARE, run.epoch, detail),
+                now=int(self._clock()),
+            )
+        except BaseException:
+            self._reshares.drop(name)
+            raise
 
     async def _reshare_commit(self, request: ReshareCommit) -> Reply:
         """Every new member confirmed: a member commits its share, a leaving holder erases."""

@@ -239,6 +239,8 @@ class KeyResharing:
         self.key_name, self.epoch, self.session_id, self.me = key_name, epoch, session_id, me
         self.new_nodes, self.new_threshold = tuple(new_nodes), new_threshold
         self._held = held
+        #: The reshare's approvals (a joining node checks them against the key's policy).
+        self.approvals: tuple[bytes, ...] = ()
         #: Custody: whether any old holder (this one included) wrapped its share for an export;
         #: a joining node records it, since the key it joins has left the cluster once.
         self.exported = exported

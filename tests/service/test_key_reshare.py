@@ -27,7 +27,12 @@ from enclave.mpc.shamir import reconstruct
 from enclave.service.errors import UnknownKeyError
 from keyshard.client.approvals import public_key_bytes, sign_approval
 from keyshard.client.coordinator import Coordinator
-from keyshard.client.errors import ChannelError, RemoteError, UnavailableError
+from keyshard.client.errors import (
+    ChannelError,
+    InvalidInputError,
+    RemoteError,
+    UnavailableError,
+)
 from keyshard.client.keys import KeyDescription
 from wire.approvals import ApprovalPolicy, Operation, lifecycle_digest, reshare_detail
 from wire.errors import ErrorCode
@@ -231,6 +236,15 @@ def test_reshare_needs_the_policys_quorum_naming_the_committee(cluster: InProces
         with pytest.raises(RemoteError) as refused:
             await c.reshare_key("p", nodes=NEW, threshold=2)
         assert refused.value.error_code is ErrorCode.QUORUM_NOT_MET
+        # were the old holders to deal without approvals, the joiners would still refuse
+        for node_id in OLD:
+            cluster.services[node_id]._approve = lambda *a, **k: None  # type: ignore[method-assign]
+        with pytest.raises(RemoteError) as refused:
+            await c.reshare_key("p", nodes=NEW, threshold=2)
+        assert refused.value.error_code is ErrorCode.QUORUM_NOT_MET
+        for node_id in OLD:
+            del cluster.services[node_id].__dict__["_approve"]
+        assert (await records(cluster, "p"))["node-4"] == "none"  # the joiner sealed nothing
 
         def approve(nodes: list[str], threshold: int) -> list[bytes]:
             digest = lifecycle_digest(Operation.RESHARE, 0, reshare_detail(nodes, threshold))
@@ -412,5 +426,39 @@ def test_refresh_of_a_reshared_key_and_its_abandon_refusal(cluster: InProcessClu
         await signs(c, reshared, ["node-1", "node-2", "node-5"])
         reply = await cluster.services["node-1"].answer(RefreshAbandon("k", 2, True))
         assert reply.OP == "key_info_reply"  # nothing staged: nothing to refuse
+
+    drive(cluster, work)
+
+
+def test_nodes_and_client_refuse_what_would_break_a_reshare(cluster: InProcessCluster) -> None:
+    async def work(c: Coordinator) -> None:
+        key = await created(c)
+        with pytest.raises(RemoteError) as refused:  # t must be below n
+            await c.reshare_key("k", nodes=["node-4", "node-5"], threshold=2)
+        assert refused.value.error_code is ErrorCode.MALFORMED
+        with pytest.raises(InvalidInputError):
+            await c.reshare_key("k", nodes=["node-1", "node-9"], threshold=1)
+        cluster.stopped.add("node-3")  # every old holder deals: one down refuses it
+        await c.forget("node-3")
+        with pytest.raises(UnavailableError):
+            await c.reshare_key("k", nodes=NEW, threshold=2)
+        cluster.stopped.clear()
+        cluster.stopped.add("node-5")  # every new member too
+        await c.forget("node-5")
+        with pytest.raises(UnavailableError):
+            await c.reshare_key("k", nodes=NEW, threshold=2)
+        cluster.stopped.clear()
+        assert await records(cluster, "k") == dict.fromkeys(OLD, "e0/3") | {
+            "node-4": "none",
+            "node-5": "none",
+        }
+        # a reshare to a wholly new committee: every old holder leaves
+        moved = await c.reshare_key("k", nodes=["node-4", "node-5"], threshold=1)
+        assert moved.public_key == key.public_key
+        assert await records(cluster, "k") == dict.fromkeys(OLD, "none") | {
+            "node-4": "e1/2",
+            "node-5": "e1/2",
+        }
+        await signs(c, moved, ["node-4", "node-5"])
 
     drive(cluster, work)
