@@ -917,7 +917,7 @@ class NodeService:
     async def _reshare_finish(self, request: ReshareFinish) -> Reply:
         """On a committed member's vouch for ``epoch``: a staged or joining member commits
         exactly the package vouched for; a holder left out of the vouched committee (the same
-        public key, one epoch behind) erases its share."""
+        public key, an older epoch) erases its share."""
         name = request.key_name
         voucher, envelopes = self._vouch_envelopes(request.participants)
         header = EnvelopeHeader(
@@ -953,7 +953,7 @@ class NodeService:
             await self._commit_reshared(name, key, staged)
         elif key.epoch == request.epoch and key.nodes == nodes:
             return KeyCommitted()  # finished already (a retry)
-        elif self._node_id not in nodes and staged is None and key.epoch + 1 == request.epoch:
+        elif self._node_id not in nodes and staged is None and key.epoch < request.epoch:
             self._check_same_key(name, key, package, voucher)
             await self._retire(name)
             return KeyCommitted()

@@ -841,7 +841,8 @@ class Coordinator:
         first — finished where any holder committed it, else abandoned everywhere — and then
         counts as this one when some holder had committed it. Needs every recorded holder
         reachable. ``approvals``: operation ``refresh`` at the key's epoch, when its policy
-        lists refresh."""
+        lists refresh. An interrupted reshare is resolved before anything else."""
+        await self._resolve_reshare(name)
         if await self._resolve_refresh(name) == "finished":
             return await self.describe_key(name, refresh=True)
         key = await self.describe_key(name, refresh=True)
@@ -1065,7 +1066,8 @@ class Coordinator:
 
         Every reachable node first drops its running reshare of the key and says what it holds.
         Where a member of a newer committee committed, every node still staged or joining
-        commits on its vouch, and every holder left out of that committee erases its share.
+        commits on its vouch, and every holder of an older epoch left out of that committee
+        erases its share (it is of no use any more, whatever happened since).
         Where none did, the staged shares and joining records are discarded — only with every
         node of the cluster reachable (an unreachable one might be a member that committed).
         """
@@ -1091,7 +1093,7 @@ class Coordinator:
             for n, s in statuses.items()
             if (s.role == "staged" and s.epoch == top - 1 and s.next_nodes == committee)
             or (s.role == "joining" and s.epoch == top and s.nodes == committee)
-            or (s.role == "committed" and s.epoch == top - 1 and n not in committee)
+            or (s.role == "committed" and s.epoch < top and n not in committee)
         )
         if voucher is not None and behind:
             for node_id in behind:

@@ -37,6 +37,7 @@ from keyshard.client.keys import KeyDescription
 from wire.approvals import ApprovalPolicy, Operation, lifecycle_digest, reshare_detail
 from wire.errors import ErrorCode
 from wire.messages import (
+    ErrorReply,
     RefreshAbandon,
     Request,
     ReshareCommit,
@@ -350,7 +351,10 @@ def test_the_client_stopping_before_the_leaver_retires(cluster: InProcessCluster
         described = await c.describe_key("k", refresh=True)
         assert described.epoch == 1
         assert "node-3" not in described.holders
-        await c.reshare_key("k", nodes=NEW, threshold=2)  # the leaver erases on a vouch
+        assert described.other_epoch == ("node-3",)
+        refreshed = await c.refresh_key("k")  # resolves the reshare first: the leaver erases
+        assert refreshed.epoch == 2
+        assert refreshed.other_epoch == ()
         assert (await records(cluster, "k"))["node-3"] == "none"
 
     drive(cluster, work)
@@ -371,7 +375,7 @@ def test_a_leaver_killed_after_it_retired(cluster: InProcessCluster) -> None:
     drive(cluster, work)
 
 
-def test_abandoning_needs_every_node_and_refresh_leaves_a_reshare_alone(
+def test_refresh_never_discards_a_staged_reshare_and_finishes_it_first(
     cluster: InProcessCluster,
 ) -> None:
     async def work(c: Coordinator) -> None:
@@ -384,15 +388,15 @@ def test_abandoning_needs_every_node_and_refresh_leaves_a_reshare_alone(
         state = await records(cluster, "k")
         assert state["node-1"] == "staged"
         assert state["node-3"] == "e0/3"
-        # node-4 and node-5 may have committed (they did: both confirmations reached them)
-        # so a refresh must not discard node-1's staged share
-        with pytest.raises(RemoteError, match="reshare"):
-            await c.refresh_key("k")
-        reshared = await c.reshare_key("k", nodes=NEW, threshold=2)  # finishes
-        assert reshared.epoch == 1
-        assert await records(cluster, "k") == dict.fromkeys(NODES, "e1/4") | {"node-3": "none"}
-
-    drive(cluster, work)
+        # node-4 and node-5 committed (every confirmation reached them), so the refresh
+        # machinery must not discard node-1's staged share nor commit it as a refresh
+        reply = await cluster.services["node-1"].answer(RefreshAbandon("k", 0, True))
+        assert isinstance(reply, ErrorReply)
+        assert "reshare" in reply.message
+        refreshed = await c.refresh_key("k")  # finishes the reshare, then refreshes
+        assert refreshed.epoch == 2
+        assert sorted(refreshed.holders) == NEW
+        assert await records(cluster, "k") == dict.fromkeys(NODES, "e2/4") | {"node-3": "none"}
 
 
 def test_an_uncommitted_reshare_is_abandoned_only_with_every_node(
