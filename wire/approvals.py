@@ -49,6 +49,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -76,6 +77,7 @@ __all__ = [
     "message_digest",
     "policy_update_digest",
     "prf_digest",
+    "reshare_detail",
     "restore_digest",
 ]
 
@@ -349,6 +351,15 @@ def lifecycle_digest(operation: Operation, epoch: int, detail: bytes = b"") -> b
     return hashlib.sha256(
         lp_join((_LIFECYCLE_DOMAIN, operation.value.encode(), epoch.to_bytes(4, "big"), detail))
     ).digest()
+
+
+def reshare_detail(nodes: Sequence[str], threshold: int) -> bytes:
+    """The ``detail`` of a reshare approval (:func:`lifecycle_digest` with operation
+    ``reshare``): the new committee in identifier order and its threshold, so an approval moves
+    the key to exactly that committee."""
+    if not 0 < threshold < 2**16:
+        raise ValueError("threshold out of range")
+    return lp_join((threshold.to_bytes(2, "big"), *(n.encode() for n in nodes)))
 
 
 def policy_update_digest(version: int, policy: bytes) -> bytes:

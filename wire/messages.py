@@ -50,6 +50,7 @@ __all__ = [
     "PRF_MODES",
     "PROTOCOL_VERSION",
     "REPLIES",
+    "RESHARE_ROLES",
     "SERVICE_PORT",
     "BackupShare",
     "Bip340NonceCommit",
@@ -102,6 +103,13 @@ __all__ = [
     "RepairSum",
     "Reply",
     "Request",
+    "ReshareAbandon",
+    "ReshareCommit",
+    "ReshareFinish",
+    "ReshareStart",
+    "ReshareStatus",
+    "ReshareStep",
+    "ReshareVouch",
     "RestoreCommit",
     "ShareBackup",
     "SignatureShares",
@@ -692,6 +700,169 @@ class KeyImport(Request):
         _session(self.session_id)
         check_bytes("commitment", self.commitment, 1, 4096)
         check_bytes("envelope", self.envelope, 1, 1024)
+
+
+# -- reshare (a new committee and/or threshold, the same public key) ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReshareStart(Request):
+    """Start a reshare of ``key_name`` leaving ``epoch`` to ``new_nodes`` (the new committee, in
+    identifier order) with ``new_threshold``. ``participants`` maps every old holder and every
+    new member to its attestation document. Old holders check ``approvals`` (operation
+    ``reshare`` over :func:`wire.approvals.lifecycle_digest` at ``epoch`` with
+    :func:`wire.approvals.reshare_detail`) and deal; a joining node deals nothing. Answered by
+    :class:`DkgOutbox` (deal envelopes to the new members)."""
+
+    OP: ClassVar[str] = "reshare_start"
+    key_name: str
+    session_id: bytes
+    epoch: int
+    participants: Mapping[str, bytes]
+    new_nodes: tuple[str, ...]
+    new_threshold: int
+    approvals: tuple[bytes, ...] = ()
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _epoch(self.epoch)
+        _participants(self, self.participants)
+        if (
+            not isinstance(self.new_nodes, tuple)
+            or not 2 <= len(self.new_nodes) <= MAX_PARTICIPANTS
+        ):
+            raise MalformedMessageError("new_nodes", f"must list 2..{MAX_PARTICIPANTS} nodes")
+        for node_id in self.new_nodes:
+            check_node_id(node_id, "new_nodes")
+        if len(set(self.new_nodes)) != len(self.new_nodes):
+            raise MalformedMessageError("new_nodes", "must not repeat a node")
+        if not set(self.new_nodes) <= set(self.participants):
+            raise MalformedMessageError("new_nodes", "must be among the participants")
+        _count("new_threshold", self.new_threshold, MAX_PARTICIPANTS - 1)
+        _approvals(self.approvals)
+
+
+@dataclass(frozen=True, slots=True)
+class ReshareStep(Request):
+    """A new member: every old holder's deal addressed to it; it stages (seals) its share of the
+    new committee and answers :class:`RefreshStaged` (the new package, its confirmation to
+    every other participant)."""
+
+    OP: ClassVar[str] = "reshare_step"
+    key_name: str
+    session_id: bytes
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _blobs("inbox", self.inbox, high=MAX_PARTICIPANTS)
+
+
+@dataclass(frozen=True, slots=True)
+class ReshareCommit(Request):
+    """Every new member's confirmation addressed to this node: a new member commits its staged
+    share; an old holder leaving the committee erases its share (answered by
+    :class:`KeyCommitted`)."""
+
+    OP: ClassVar[str] = "reshare_commit"
+    key_name: str
+    session_id: bytes
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _session(self.session_id)
+        _blobs("inbox", self.inbox, high=MAX_PARTICIPANTS)
+
+
+@dataclass(frozen=True, slots=True)
+class ReshareVouch(Request):
+    """Ask a member of the new committee at ``epoch`` to vouch, in an envelope to the other
+    participant, that it committed ``epoch`` with its package and committee. Answered by
+    :class:`DkgOutbox`."""
+
+    OP: ClassVar[str] = "reshare_vouch"
+    key_name: str
+    epoch: int
+    participants: Mapping[str, bytes]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _epoch(self.epoch)
+        _participants(self, self.participants)
+        if len(self.participants) != 2:
+            raise MalformedMessageError("participants", "must name the voucher and recipient")
+
+
+@dataclass(frozen=True, slots=True)
+class ReshareFinish(Request):
+    """Finish this node's part of an interrupted reshare to ``epoch`` on a committed member's
+    vouch (``inbox``: the one envelope): a staged or joining member commits, a leaving holder
+    erases its share."""
+
+    OP: ClassVar[str] = "reshare_finish"
+    key_name: str
+    epoch: int
+    participants: Mapping[str, bytes]
+    inbox: tuple[bytes, ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _epoch(self.epoch)
+        _participants(self, self.participants)
+        if len(self.participants) != 2:
+            raise MalformedMessageError("participants", "must name the voucher and recipient")
+        _blobs("inbox", self.inbox, low=1, high=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ReshareAbandon(Request):
+    """Drop this node's running reshare of the key (it can then commit it on no confirmation);
+    with ``discard``, also drop what an uncommitted reshare leaving ``epoch`` sealed here (a
+    staged share, a joining node's pending record) — safe only once every participant dropped
+    its run and none committed. Answered by :class:`ReshareStatus`."""
+
+    OP: ClassVar[str] = "reshare_abandon"
+    key_name: str
+    epoch: int
+    discard: bool = False
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        _epoch(self.epoch)
+        if type(self.discard) is not bool:
+            raise MalformedMessageError("discard", "must be a boolean")
+
+
+#: What a node holds of a key, as far as a reshare is concerned (:class:`ReshareStatus`).
+RESHARE_ROLES = ("none", "committed", "staged", "joining")
+
+
+@dataclass(frozen=True, slots=True)
+class ReshareStatus(Reply):
+    """This node's record of the key: ``role`` ``none`` (no record), ``committed`` (a usable
+    record at ``epoch`` held by ``nodes``), ``staged`` (committed at ``epoch``, a reshare to
+    ``next_nodes`` staged) or ``joining`` (a joining node's pending record at ``epoch``, for
+    ``nodes``)."""
+
+    OP: ClassVar[str] = "reshare_status"
+    role: str
+    epoch: int
+    nodes: tuple[str, ...]
+    next_nodes: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        if self.role not in RESHARE_ROLES:
+            raise MalformedMessageError("role", f"must be one of {', '.join(RESHARE_ROLES)}")
+        _epoch(self.epoch)
+        for name in ("nodes", "next_nodes"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or len(value) > MAX_PARTICIPANTS:
+                raise MalformedMessageError(name, f"must list at most {MAX_PARTICIPANTS} nodes")
+            for node_id in value:
+                check_node_id(node_id, name)
 
 
 # -- FROST (RFC 9591 with preprocessed nonces) ----------------------------------------------
@@ -1378,6 +1549,12 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         RepairStart: (DkgOutbox,),
         RepairSum: (DkgOutbox,),
         RepairInstall: (KeyCommitted,),
+        ReshareStart: (DkgOutbox,),
+        ReshareStep: (RefreshStaged,),
+        ReshareCommit: (KeyCommitted,),
+        ReshareVouch: (DkgOutbox,),
+        ReshareFinish: (KeyCommitted,),
+        ReshareAbandon: (ReshareStatus,),
     }
 )
 _REQUESTS: dict[str, type[Message]] = {cls.OP: cls for cls in REPLIES}

@@ -22,9 +22,10 @@ safe: the client presigns again. One key, one scheme: the suite registry says wh
 
 A key's life (issue 10): ``key_set_state`` (disable, enable, scheduled deletion — a due key is
 erased on the next request naming it or by :meth:`NodeService.sweep_forever`); proactive refresh
-in two phases (:mod:`enclave.service.refresh`); repair of a holder's lost share
+in two phases (:mod:`enclave.service.refresh`); reshare to a new committee and/or threshold, in
+two phases too (:mod:`enclave.service.reshare`); repair of a holder's lost share
 (:mod:`enclave.service.repair`); BIP-340 signing by BIP-445 (:mod:`enclave.service.
-bip340_signing`). Only an enabled key signs or decrypts; a refresh or repair destroys every nonce
+bip340_signing`). Only an enabled key signs or decrypts; a refresh, reshare or repair destroys every nonce
 and presignature made with the share it replaces.
 
 Custody (:mod:`enclave.service.custody`): ``key_export`` wraps this node's re-randomised share for
@@ -122,6 +123,17 @@ from enclave.service.repair import (
     repair_session_id,
     sigma_values,
 )
+from enclave.service.reshare import (
+    VOUCH_ROUND as RESHARE_VOUCH_ROUND,
+)
+from enclave.service.reshare import (
+    KeyReshares,
+    KeyResharing,
+    ReshareRecord,
+    open_vouch_body,
+    reshare_vouch_body,
+    reshare_vouch_session_id,
+)
 from enclave.service.sessions import KeyCreations, KeyRefreshes, PresignaturePools, PresigningRuns
 from enclave.service.witness import (
     WITNESS_BLOB,
@@ -141,6 +153,7 @@ from wire.approvals import (
     message_digest,
     policy_update_digest,
     prf_digest,
+    reshare_detail,
     restore_digest,
 )
 from wire.backup import RestoredShare, backup_label
@@ -197,6 +210,13 @@ from wire.messages import (
     RepairSum,
     Reply,
     Request,
+    ReshareAbandon,
+    ReshareCommit,
+    ReshareFinish,
+    ReshareStart,
+    ReshareStatus,
+    ReshareStep,
+    ReshareVouch,
     RestoreCommit,
     ShareBackup,
     SignatureShares,
@@ -227,6 +247,11 @@ _SERIALISED = (
     RefreshFinish,
     RefreshAbandon,
     RepairInstall,
+    ReshareStart,
+    ReshareStep,
+    ReshareCommit,
+    ReshareFinish,
+    ReshareAbandon,
 )
 #: At most this many repairs wait between their two steps on a node (the oldest dropped first).
 MAX_REPAIRS = 32
@@ -303,6 +328,7 @@ class NodeService:
         self._pools = PresignaturePools()
         self._spent_approvals = SpentApprovals()  # decrypt approvals are single use
         self._refreshes = KeyRefreshes()
+        self._reshares = KeyReshares()
         self._bip340_nonces = Bip340Nonces()
         self._repairs: OrderedDict[tuple[str, bytes], KeyRepairing] = OrderedDict()
         self._key_locks: dict[str, asyncio.Lock] = {}
@@ -377,6 +403,12 @@ class NodeService:
             RepairStart: self._repair_start,
             RepairSum: self._repair_sum,
             RepairInstall: self._repair_install,
+            ReshareStart: self._reshare_start,
+            ReshareStep: self._reshare_step,
+            ReshareCommit: self._reshare_commit,
+            ReshareVouch: self._reshare_vouch,
+            ReshareFinish: self._reshare_finish,
+            ReshareAbandon: self._reshare_abandon,
             NonceCommit: self._nonce_commit,
             FrostSign: self._frost_sign,
             DecryptPartial: self._decrypt_partial,
@@ -655,6 +687,8 @@ class NodeService:
             if key.epoch == request.epoch:
                 return KeyCommitted()  # finished already (a retry)
             raise SessionError(f"no staged refresh of {name!r} on this node")
+        if staged.nodes:
+            raise SessionError(f"{name!r} is staged for a reshare: `key reshare` finishes it")
         if request.epoch != key.epoch + 1:
             raise EpochMismatchError(name, key.epoch + 1, request.epoch)
         voucher, envelopes = self._vouch_envelopes(request.participants)
@@ -675,6 +709,8 @@ class NodeService:
         self._refreshes.drop(name)  # before any await: no confirmation can commit it any more
         key = await self._keys.active(name)
         if request.discard and key.staged is not None:
+            if key.staged.nodes:
+                raise SessionError(f"{name!r} is staged for a reshare: `key reshare` ends it")
             if key.epoch != request.epoch:
                 raise EpochMismatchError(name, key.epoch, request.epoch)
             key = replace(key, staged=None)
@@ -684,6 +720,287 @@ class NodeService:
                 extra={"fields": {"event": "refresh_discarded", "key": name}},
             )
         return self._describe(key)
+
+    # -- reshare --------------------------------------------------------------------------
+
+    async def _reshare_start(self, request: ReshareStart) -> Reply:
+        """Start a reshare (module :mod:`enclave.service.reshare`). An old holder checks the
+        key (committed, not pending deletion, nothing staged, at the epoch named), the suite's
+        committee rules for the new committee, the policy's mandatory participants and the
+        approvals (reshare is always guarded), then deals. A joining node must hold no record
+        of the key; it checks what the old holders send at the next step."""
+        name = request.key_name
+        new_nodes = request.new_nodes
+        peer_box_keys = self._peer_box_keys(request.participants)
+        try:
+            key: StoredKey | None = await self._keys.active(name)
+        except UnknownKeyError:
+            key = None
+        held = None
+        if key is not None:
+            if self._node_id not in key.nodes:
+                raise SessionError(f"this node's share of {name!r} is not a recorded holder's")
+            if key.state is KeyState.PENDING_DELETION:
+                raise KeyStateError(name, key.state.value, "reshare")
+            if key.staged is not None:
+                raise KeyStateError(name, "staged for an interrupted refresh or reshare", "reshare")
+            if request.epoch != key.epoch:
+                raise EpochMismatchError(name, key.epoch, request.epoch)
+            key.suite.check_committee(request.new_threshold, len(new_nodes))
+            if key.policy is not None:
+                self._require_participants(key.policy, new_nodes)
+            detail = reshare_detail(new_nodes, request.new_threshold)
+            digest = lifecycle_digest(Operation.RESHARE, key.epoch, detail)
+            self._approve(name, key, Operation.RESHARE, digest, request.approvals)
+            record = ReshareRecord(
+                key.share.public.to_bytes(),
+                b"" if key.policy is None else key.policy.encode(),
+                key.suite.name,
+                key.nodes,
+                key.epoch,
+                key.state.value,
+                key.delete_at,
+                key.exportable,
+                key.imported,
+            )
+            held = (key.share, record)
+        run = KeyResharing(
+            key_name=name,
+            epoch=request.epoch,
+            session_id=request.session_id,
+            me=self._node_id,
+            new_nodes=new_nodes,
+            new_threshold=request.new_threshold,
+            box_key=self.identity.box_key,
+            peer_box_keys=peer_box_keys,
+            held=held,
+            exported=key is not None and key.exported,
+        )
+        outbox = run.start(self._rng)
+        run.approvals = request.approvals  # a joining node checks them at the next step
+        self._reshares.put(run)
+        log.info("reshare started", extra={"fields": {"event": "reshare_start", "key": name}})
+        return DkgOutbox(outbox)
+
+    async def _reshare_step(self, request: ReshareStep) -> Reply:
+        """Stage: the new share is sealed BEFORE this node confirms — beside the current one on
+        a staying holder, as a pending record (the old holders' public record, the new share,
+        the new committee, the next epoch) on a joining node."""
+        name = request.key_name
+        run = self._reshares.get(name, request.session_id)
+        pending = run.stage(request.inbox)
+        record = run.record
+        assert record is not None  # set by stage
+        if run.joining:
+            now = int(self._clock())
+            try:
+                state = KeyState(record.state)
+                policy = ApprovalPolicy.decode(record.policy) if record.policy else None
+            except (ValueError, MalformedMessageError):
+                self._reshares.drop(name)
+                raise SessionError("the old holders' record of the key is invalid") from None
+            self._check_joining_approvals(name, run, policy, pending.new.public)
+            joined = StoredKey(
+                pending.new,
+                policy,
+                run.suite_of(record),
+                run.new_nodes,
+                epoch=run.epoch + 1,
+                pending=True,
+                created=now,
+                state=state,
+                delete_at=record.delete_at,
+                exportable=record.exportable,
+                exported=run.exported,
+                imported=record.imported,
+            )
+            try:
+                await self._keys.save(name, joined, now=now)
+            except KeyExistsError:
+                self._reshares.drop(name)
+                raise
+        else:
+            key = await self._keys.active(name)
+            if key.epoch != run.epoch or key.staged is not None:
+                self._reshares.drop(name)
+                raise SessionError(f"key {name!r} changed during its reshare")
+            staged = StagedShare(pending.new, pending.confirmation.digest, run.new_nodes)
+            await self._keys.replace(name, replace(key, staged=staged))
+        log.info("reshare staged", extra={"fields": {"event": "reshare_staged", "key": name}})
+        return RefreshStaged(pending.new.public.to_bytes(), run.confirmations())
+
+    def _check_joining_approvals(
+        self,
+        name: str,
+        run: KeyResharing,
+        policy: ApprovalPolicy | None,
+        public: PublicKeyPackage,
+    ) -> None:
+        """A joining node learns the key's policy from the old holders: it checks the reshare's
+        approvals against it too (every old holder already did), before sealing anything."""
+        detail = reshare_detail(run.new_nodes, run.new_threshold)
+        try:
+            check_approvals(
+                policy,
+                run.approvals,
+                key_name=name,
+                group_public_key=public.group_public_key.to_bytes(),
+                operation=Operation.RESHARE,
+                digest=lifecycle_digest(Operation.RESHARE, run.epoch, detail),
+                now=int(self._clock()),
+            )
+        except BaseException:
+            self._reshares.drop(name)
+            raise
+
+    async def _reshare_commit(self, request: ReshareCommit) -> Reply:
+        """Every new member confirmed: a member commits its share, a leaving holder erases."""
+        name = request.key_name
+        run = self._reshares.get(name, request.session_id)
+        if not run.member:
+            run.retire(request.inbox)
+            key = await self._keys.active(name)
+            if key.epoch != run.epoch:
+                raise SessionError(f"key {name!r} changed during its reshare")
+            await self._retire(name)
+            return KeyCommitted()
+        new = run.commit(request.inbox)
+        key = await self._keys.stored(name)
+        if run.joining:
+            if not key.pending or key.epoch != run.epoch + 1 or key.share.public != new.public:
+                raise SessionError(f"key {name!r} changed during its reshare")
+            await self._keys.activate(name)
+        else:
+            staged = key.staged
+            if key.epoch != run.epoch or staged is None or staged.share.public != new.public:
+                raise SessionError(f"key {name!r} changed during its reshare")
+            await self._commit_reshared(name, key, staged)
+        self._reshares.drop(name)
+        self._forget_secrets(name)
+        log.info("reshare committed", extra={"fields": {"event": "reshare_done", "key": name}})
+        return KeyCommitted()
+
+    async def _commit_reshared(self, name: str, key: StoredKey, staged: StagedShare) -> None:
+        """Reseal with only the new share and the new committee, at the next epoch."""
+        committed = replace(
+            key, share=staged.share, staged=None, epoch=key.epoch + 1, nodes=staged.nodes
+        )
+        await self._keys.replace(name, committed)
+
+    async def _retire(self, name: str) -> None:
+        """A holder leaving the committee: its share is erased (a tombstone, as a deletion),
+        with everything made with it."""
+        await self._keys.erase(name)
+        self._reshares.drop(name)
+        self._forget_secrets(name)
+        log.info("share retired", extra={"fields": {"event": "reshare_retired", "key": name}})
+
+    async def _reshare_vouch(self, request: ReshareVouch) -> Reply:
+        """A committed member of ``epoch`` vouches for its package and committee."""
+        name = request.key_name
+        key = await self._keys.active(name)
+        if key.epoch != request.epoch:
+            raise EpochMismatchError(name, key.epoch, request.epoch)
+        if self._node_id not in key.nodes:
+            raise SessionError(f"this node is not a recorded holder of {name!r}")
+        recipient, envelopes = self._vouch_envelopes(request.participants)
+        header = EnvelopeHeader(
+            name,
+            reshare_vouch_session_id(name, key.epoch),
+            RESHARE_VOUCH_ROUND,
+            self._node_id,
+            recipient,
+        )
+        body = reshare_vouch_body(key.share.public.to_bytes(), key.nodes)
+        return DkgOutbox({recipient: envelopes.seal(header, body)})
+
+    async def _reshare_finish(self, request: ReshareFinish) -> Reply:
+        """On a committed member's vouch for ``epoch``: a staged or joining member commits
+        exactly the package vouched for; a holder left out of the vouched committee (the same
+        public key, an older epoch) erases its share."""
+        name = request.key_name
+        voucher, envelopes = self._vouch_envelopes(request.participants)
+        header = EnvelopeHeader(
+            name,
+            reshare_vouch_session_id(name, request.epoch),
+            RESHARE_VOUCH_ROUND,
+            "",
+            self._node_id,
+        )
+        _, body = envelopes.open(request.inbox[0], header)
+        package, nodes = open_vouch_body(body)
+        if voucher not in nodes:
+            raise PeerRefusedError(voucher, "not a member of the committee it vouches for")
+        try:
+            key = await self._keys.stored(name)
+        except UnknownKeyError:
+            if self._node_id not in nodes:
+                return KeyCommitted()  # retired already (a retry)
+            raise
+        own = key.share.public.to_bytes()
+        staged = key.staged
+        if key.pending:
+            if key.epoch != request.epoch or key.nodes != nodes:
+                raise EpochMismatchError(name, key.epoch, request.epoch)
+            if not hmac.compare_digest(own, package):
+                raise EnvelopeError(f"{voucher} holds another epoch {request.epoch} of {name!r}")
+            await self._keys.activate(name)
+        elif staged is not None and staged.nodes:
+            if request.epoch != key.epoch + 1 or staged.nodes != nodes:
+                raise EpochMismatchError(name, key.epoch + 1, request.epoch)
+            if not hmac.compare_digest(staged.share.public.to_bytes(), package):
+                raise EnvelopeError(f"{voucher} holds another epoch {request.epoch} of {name!r}")
+            await self._commit_reshared(name, key, staged)
+        elif key.epoch == request.epoch and key.nodes == nodes:
+            return KeyCommitted()  # finished already (a retry)
+        elif self._node_id not in nodes and staged is None and key.epoch < request.epoch:
+            self._check_same_key(name, key, package, voucher)
+            await self._retire(name)
+            return KeyCommitted()
+        else:
+            raise SessionError(f"no interrupted reshare of {name!r} to finish on this node")
+        self._reshares.drop(name)
+        self._forget_secrets(name)
+        log.info("reshare finished", extra={"fields": {"event": "reshare_done", "key": name}})
+        return KeyCommitted()
+
+    @staticmethod
+    def _check_same_key(name: str, key: StoredKey, package: bytes, voucher: str) -> None:
+        """A vouched package is of this very key (the same group public key)."""
+        try:
+            vouched = PublicKeyPackage.from_bytes(package, key.suite.group)
+        except MpcError:
+            raise EnvelopeError(f"{voucher} vouched for an invalid package") from None
+        if vouched.group_public_key != key.share.public.group_public_key:
+            raise EnvelopeError(f"{voucher} vouched for another key named {name!r}")
+
+    async def _reshare_abandon(self, request: ReshareAbandon) -> Reply:
+        """Drop the running reshare (before any await: no confirmation can commit it any more);
+        with ``discard``, also what an uncommitted reshare leaving ``epoch`` sealed here."""
+        name = request.key_name
+        self._reshares.drop(name)
+        try:
+            key = await self._keys.stored(name)
+        except UnknownKeyError:
+            return ReshareStatus("none", request.epoch, ())
+        staged = key.staged
+        if key.pending:
+            if key.epoch == 0:  # a creation in progress, not a reshare
+                return ReshareStatus("none", request.epoch, ())
+            if request.discard and key.epoch == request.epoch + 1:
+                await self._keys.erase(name)
+                log.info("joining record discarded", extra={"fields": {"key": name}})
+                return ReshareStatus("none", request.epoch, ())
+            return ReshareStatus("joining", key.epoch, key.nodes)
+        if staged is not None and staged.nodes:
+            if not request.discard:
+                return ReshareStatus("staged", key.epoch, key.nodes, staged.nodes)
+            if key.epoch != request.epoch:
+                raise EpochMismatchError(name, key.epoch, request.epoch)
+            key = replace(key, staged=None)
+            await self._keys.replace(name, key)
+            log.info("staged reshare discarded", extra={"fields": {"key": name}})
+        return ReshareStatus("committed", key.epoch, key.nodes)
 
     # -- repair ---------------------------------------------------------------------------
 

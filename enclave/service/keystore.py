@@ -38,6 +38,12 @@ a node that wrapped its share for an export reseals the record ``exported`` BEFO
 and nothing ever clears that flag (``key info`` shows it for the key's life); ``imported`` marks a
 key the client split from an outside secret. Version-4 records load with all three false.
 
+Reshare (record version 6: ``"next_nodes"``): a holder that stays in a reshared key's committee
+stages its next share the same way, with the new committee's node ids (``next_nodes``; empty for
+a refresh, whose committee stays), so that the commit — on confirmations or on a peer's vouch
+after a crash — reseals the record with the new holders (see :mod:`enclave.service.reshare`).
+Version-5 records load with nothing staged for a reshare.
+
 The share is sealed (and the manifest rewritten) BEFORE a node reports a key as created, so a
 reported key survives a restart. Shares are loaded lazily and cached for this boot only.
 """
@@ -97,12 +103,13 @@ def _blob(name: str) -> str:
     return f"{KEY_BLOB_PREFIX}{name}"
 
 
-_RECORD_VERSION = 5
+_RECORD_VERSION = 6
 _V2_FIELDS = frozenset({"v", "share", "policy", "suite", "nodes"})
 _V3_FIELDS = _V2_FIELDS | {"pending", "created"}
 _V4_FIELDS = _V3_FIELDS | {"epoch", "state", "delete_at", "next_share", "next_digest"}
 _CUSTODY_FIELDS = ("exportable", "exported", "imported")
-_RECORD_FIELDS = _V4_FIELDS | {"policy_history"} | set(_CUSTODY_FIELDS)
+_V5_FIELDS = _V4_FIELDS | {"policy_history"} | set(_CUSTODY_FIELDS)
+_RECORD_FIELDS = _V5_FIELDS | {"next_nodes"}
 #: Policy updates a key may have had (each keeps the policy it replaced).
 MAX_POLICY_HISTORY = 256
 _MAX_TIME = 2**40
@@ -125,6 +132,8 @@ class StagedShare:
 
     share: KeyShare
     digest: bytes
+    #: A reshare's new committee in identifier order (empty: a refresh, the holders stay).
+    nodes: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"StagedShare(digest={self.digest.hex()[:16]}..., share=<redacted>)"
@@ -185,6 +194,7 @@ def _encode(key: StoredKey) -> bytes:
             "exportable": key.exportable,
             "exported": key.exported,
             "imported": key.imported,
+            "next_nodes": [] if key.staged is None else list(key.staged.nodes),
         }
     )
 
@@ -209,6 +219,7 @@ def _tombstone(key: StoredKey) -> bytes:
             "exportable": False,
             "exported": key.exported,
             "imported": key.imported,
+            "next_nodes": [],
         }
     )
 
@@ -218,8 +229,9 @@ class _DeletedKeyError(Exception):
 
 
 def _upgrade(record: dict[str, Any]) -> dict[str, Any]:
-    """A version-2, -3 or -4 record as version 5 (version 3: committed, enabled, epoch 0,
-    nothing staged; version 4: no policy history, neither exportable, exported nor imported)."""
+    """A version-2 to -5 record as version 6 (version 3: committed, enabled, epoch 0, nothing
+    staged; version 4: no policy history, neither exportable, exported nor imported; version 5:
+    no reshare staged)."""
     if record.get("v") == 2 and set(record) == _V2_FIELDS:
         record = record | {"v": 3, "pending": False, "created": 0}
     if record.get("v") == 3 and set(record) == _V3_FIELDS:
@@ -232,11 +244,9 @@ def _upgrade(record: dict[str, Any]) -> dict[str, Any]:
             "next_digest": b"",
         }
     if record.get("v") == 4 and set(record) == _V4_FIELDS:
-        record = (
-            record
-            | {"v": _RECORD_VERSION, "policy_history": []}
-            | dict.fromkeys(_CUSTODY_FIELDS, False)
-        )
+        record = record | {"v": 5, "policy_history": []} | dict.fromkeys(_CUSTODY_FIELDS, False)
+    if record.get("v") == 5 and set(record) == _V5_FIELDS:
+        record = record | {"v": _RECORD_VERSION, "next_nodes": []}
     if record.get("v") != _RECORD_VERSION or set(record) != _RECORD_FIELDS:
         raise SecretError
     if not all(type(record[name]) is bool for name in _CUSTODY_FIELDS):
@@ -304,7 +314,9 @@ def _decode(sealed: bytes) -> StoredKey:
         next_share = KeyShare.from_sealed_bytes(record["next_share"])
         if next_share.group is not suite.group or len(record["next_digest"]) != _DIGEST:
             raise SecretError
-        staged = StagedShare(next_share, record["next_digest"])
+        staged = StagedShare(next_share, record["next_digest"], _next_nodes(record["next_nodes"]))
+    elif record["next_nodes"] != []:
+        raise SecretError
     return StoredKey(
         share,
         policy,
@@ -321,6 +333,12 @@ def _decode(sealed: bytes) -> StoredKey:
         exported=record["exported"],
         imported=record["imported"],
     )
+
+
+def _next_nodes(value: object) -> tuple[str, ...]:
+    if type(value) is not list or not all(type(n) is str for n in value):
+        raise SecretError
+    return tuple(value)
 
 
 def _policy_history(value: object) -> tuple[PolicyChange, ...]:

@@ -431,6 +431,12 @@ def _register_approve(verb: Callable[..., Any]) -> None:
         help="--op repair: the node whose share is repaired",
     )
     approve.add_argument(
+        "--threshold",
+        type=int,
+        default=None,
+        help="--op reshare: the new committee's t (t+1 sign)",
+    )
+    approve.add_argument(
         "--recovery-key",
         type=Path,
         default=None,
@@ -446,10 +452,12 @@ def _register_approve(verb: Callable[..., Any]) -> None:
     )
     approve.add_argument(
         "--to",
-        type=Path,
         default=None,
-        metavar="FILE",
-        help="--op export: the recipient's X25519 public key (PEM) the export goes to",
+        metavar="FILE|NODES",
+        help=(
+            "--op export: the recipient's X25519 public key (PEM) the export goes to; "
+            "--op reshare: the new committee, comma-separated node ids"
+        ),
     )
     approve.add_argument(
         "--days",
@@ -810,7 +818,12 @@ def _key_text(record: Mapping[str, Any]) -> str:
         rows.append(("MISSING", f"{lost}: recorded holder(s) that lost their share"))
     if record.get("other_epoch"):
         behind = ", ".join(record["other_epoch"])
-        rows.append(("OTHER EPOCH", f"{behind}: an interrupted refresh (`key refresh` ends it)"))
+        rows.append(
+            (
+                "OTHER EPOCH",
+                f"{behind}: an interrupted refresh or reshare (`key refresh` or `key reshare` ends it)",
+            )
+        )
     if policy is None:
         rows.append(("policy", "none"))
     else:
@@ -1077,8 +1090,10 @@ def _lifecycle_detail(args: argparse.Namespace, operation: Any) -> bytes:
     deletion's waiting days, or the export's recipient key."""
     from wire.approvals import Operation  # noqa: PLC0415 -- lazy
 
-    if args.to is not None and operation is not Operation.EXPORT:
-        raise UsageError("--to is for --op export")
+    if args.to is not None and operation not in (Operation.EXPORT, Operation.RESHARE):
+        raise UsageError("--to is for --op export and --op reshare")
+    if operation is Operation.RESHARE:
+        return _reshare_detail(args)
     if operation is Operation.REPAIR:
         if not args.node:
             raise UsageError("--op repair names the node repaired: --node NODE")
@@ -1092,7 +1107,7 @@ def _lifecycle_detail(args: argparse.Namespace, operation: Any) -> bytes:
             raise UsageError("--op export needs --to: the recipient's public key it goes to")
         from keyshard.cli.key_custody import recipient_of  # noqa: PLC0415 -- lazy
 
-        return recipient_of(args.to)
+        return recipient_of(Path(args.to))
     return b""
 
 
@@ -1123,6 +1138,20 @@ def _lifecycle_target(
     except ValueError as error:
         raise UsageError(str(error)) from None
     return digest, public_key, policy
+
+
+def _reshare_detail(args: argparse.Namespace) -> bytes:
+    """--op reshare: what the approval names besides the epoch — the new committee in the
+    identifier order the SDK uses (sorted) and its threshold."""
+    from keyshard.cli.key_lifecycle import committee  # noqa: PLC0415
+    from wire.approvals import reshare_detail  # noqa: PLC0415 -- lazy
+
+    if args.to is None or args.threshold is None:
+        raise UsageError("--op reshare names the new committee: --to NODES --threshold T")
+    try:
+        return reshare_detail(sorted(committee(args.to)), args.threshold)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _emit_approval(

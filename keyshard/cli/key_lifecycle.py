@@ -14,6 +14,9 @@ share). Each goes through the SDK to every holder of the key; each node checks t
   key, new shares, the next epoch; an interrupted refresh is finished or abandoned first.
 * ``repair NAME --node N``: a holder that lost its share gets the same share back from t+1
   helpers.
+* ``reshare NAME --to N1,N2,... --threshold T``: the same public key moves to a new committee
+  and/or threshold; holders leaving the committee erase their shares once every new member has
+  its own. Always needs the policy's quorum (``keyshard key approve --op reshare --to ...``).
 
 Import cost: like ``key_cmd``, only the standard library and ``keyshard.cli`` at the top.
 """
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
     from keyshard.client.keys import KeyDescription
     from keyshard.client.sdk import AsyncClient
 
-__all__ = ["EPILOGS", "register"]
+__all__ = ["EPILOGS", "committee", "register"]
 
 #: The SDK's bounds (wire.messages), repeated so that --help imports nothing heavy.
 MIN_DAYS, MAX_DAYS, DEFAULT_DAYS = 7, 30, 30
@@ -90,6 +93,24 @@ repairable threshold scheme (Laing-Stinson, as the Zcash Foundation's FROST), ea
 seeing only random values from the others and the node only random-looking sums. The node
 checks the result against its public verification share before sealing it, and never replaces
 a share it can still read. Free unless the key's policy lists repair.
+fields: as `key info`.""",
+    "reshare": """\
+examples:
+  keyshard key reshare treasury --to node-1,node-2,node-4,node-5 --threshold 2
+  keyshard key approve payouts --approver-key alice.pem --op reshare \\
+      --to node-1,node-2,node-4,node-5 --threshold 2 > alice.json
+  keyshard key reshare payouts --to node-1,node-2,node-4,node-5 --threshold 2 \\
+      --approval alice.json --approval bob.json
+
+Every holder deals its share, weighted, to the new committee (nodes joining it hold no record
+of the key yet: they take its public record — suite, policy, package — only when every old
+holder sent the same). Each new member seals its new share and confirms; only when every member
+confirmed the same transcript does each switch, at the next epoch; then holders leaving the
+committee erase their shares. The public key does not change; --threshold is t (t+1 sign; an
+ECDSA key needs n >= 2t+1). New shares do not combine with old ones. A reshare interrupted by a
+crash leaves the old committee or the new one serving, never a mix: run the command again to
+finish it (or, when no new member had switched, to abandon it — with every node reachable — and
+reshare anew). Needs every holder and every new member reachable.
 fields: as `key info`.""",
     "cancel-deletion": f"""\
 examples:
@@ -157,6 +178,20 @@ def register(
     )
     approval_flag(repair)
     repair.set_defaults(handler=_repair)
+    reshare = verb(
+        "reshare",
+        "move a key to a new committee and/or threshold (the same public key)",
+        "Reshare a key to a new committee and/or threshold: the same public key, new shares on\n"
+        "the new committee, the old ones erased once every new member has its own.",
+    )
+    reshare.add_argument(
+        "--to", required=True, metavar="NODES", help="the new committee, comma-separated node ids"
+    )
+    reshare.add_argument(
+        "--threshold", type=int, required=True, help="the new t (t+1 holders sign)"
+    )
+    approval_flag(reshare)
+    reshare.set_defaults(handler=_reshare)
 
 
 def _emit_key(args: argparse.Namespace, key: KeyDescription) -> int:
@@ -242,6 +277,30 @@ def _repair(args: argparse.Namespace) -> int:
     async def work(client: AsyncClient) -> KeyDescription:
         return await client.coordinator.repair_key(
             args.name, args.node, helpers=args.helper, approvals=approvals
+        )
+
+    return _emit_key(args, _run(args, work))
+
+
+def committee(value: str) -> list[str]:
+    """``--to``: the comma-separated node ids of a new committee."""
+    from keyshard.cli.errors import UsageError  # noqa: PLC0415
+
+    nodes = [n.strip() for n in value.split(",") if n.strip()]
+    if len(nodes) < 2 or len(set(nodes)) != len(nodes):
+        raise UsageError("--to names at least two distinct nodes, comma-separated")
+    return nodes
+
+
+def _reshare(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _read_approvals, _run  # noqa: PLC0415 -- shared runner
+
+    nodes = committee(args.to)
+    approvals = _read_approvals(args.approval)
+
+    async def work(client: AsyncClient) -> KeyDescription:
+        return await client.reshare_key(
+            args.name, nodes=nodes, threshold=args.threshold, approvals=approvals
         )
 
     return _emit_key(args, _run(args, work))

@@ -146,6 +146,13 @@ from wire.messages import (
     RepairSum,
     Reply,
     Request,
+    ReshareAbandon,
+    ReshareCommit,
+    ReshareFinish,
+    ReshareStart,
+    ReshareStatus,
+    ReshareStep,
+    ReshareVouch,
     RestoreCommit,
     ShareBackup,
     SignatureShares,
@@ -834,7 +841,8 @@ class Coordinator:
         first — finished where any holder committed it, else abandoned everywhere — and then
         counts as this one when some holder had committed it. Needs every recorded holder
         reachable. ``approvals``: operation ``refresh`` at the key's epoch, when its policy
-        lists refresh."""
+        lists refresh. An interrupted reshare is resolved before anything else."""
+        await self._resolve_reshare(name)
         if await self._resolve_refresh(name) == "finished":
             return await self.describe_key(name, refresh=True)
         key = await self.describe_key(name, refresh=True)
@@ -939,6 +947,186 @@ class Coordinator:
         if envelope is None or len(vouch.outbox) != 1:
             raise ProtocolError(f"{voucher}'s vouch is misaddressed", culprit=voucher)
         await self._call(node_id, RefreshFinish(name, epoch, documents, (envelope,)), KeyCommitted)
+
+    # -- reshare --------------------------------------------------------------------------
+
+    async def reshare_key(
+        self,
+        name: str,
+        *,
+        nodes: Sequence[str],
+        threshold: int,
+        approvals: Sequence[bytes] = (),
+    ) -> KeyDescription:
+        """Move ``name`` to the committee ``nodes`` with ``threshold`` (the polynomial degree:
+        ``threshold + 1`` sign), the same public key, at the next epoch (see
+        :mod:`enclave.service.reshare`). Every old holder deals, so every one must be reachable,
+        and every new member. Old holders leaving the committee erase their shares once every
+        new member has committed. The committee's identifier order is ``sorted(nodes)``. An
+        interrupted reshare is resolved first (finished where any new member committed, else
+        abandoned everywhere). ``approvals``: operation ``reshare`` at the key's epoch with
+        :func:`wire.approvals.reshare_detail` of the sorted committee and the threshold, when
+        the key has a policy (reshare is always guarded)."""
+        new_nodes = sorted(set(nodes))
+        if len(new_nodes) != len(nodes):
+            raise InvalidInputError("the new committee names a node twice")
+        unknown = [n for n in new_nodes if n not in self._load]
+        if unknown:
+            raise InvalidInputError(f"unknown node(s): {', '.join(unknown)}")
+        if await self._resolve_reshare(name) == "finished":
+            key = await self.describe_key(name, refresh=True)
+            if sorted(key.holders) == new_nodes and key.threshold == threshold:
+                return key  # the interrupted reshare was this one
+        key = await self.describe_key(name, refresh=True)
+        old = sorted({*key.holders, *key.missing, *key.other_epoch})
+        unusable = sorted(set(old) - set(key.holders))
+        if unusable:
+            raise UnavailableError(
+                f"a reshare of {name!r} takes every holder; not usable: {', '.join(unusable)}",
+                have=len(key.holders),
+                need=len(old),
+            )
+        participants = sorted({*old, *new_nodes})
+        try:
+            links = await self._fresh(participants)
+        except ChannelError as error:
+            raise _unavailable(
+                f"a reshare of {name!r} takes every holder and new member; "
+                f"unreachable: {error.node_id}",
+                {error.node_id: error},
+                have=len(participants) - 1,
+                need=len(participants),
+            ) from None
+        documents = {i: link.document for i, link in links.items()}
+        session_id = os.urandom(32)
+        start = ReshareStart(
+            name, session_id, key.epoch, documents, tuple(new_nodes), threshold, tuple(approvals)
+        )
+        replies = await asyncio.gather(*(self._call(i, start, DkgOutbox) for i in participants))
+        deals = {i: r.outbox for i, r in zip(participants, replies, strict=True)}
+        for sender, outbox in deals.items():
+            expected = set(new_nodes) - {sender} if sender in old else set()
+            if set(outbox) != expected:
+                raise ProtocolError(f"{sender}'s reshare deal is misaddressed", culprit=sender)
+        staged = await asyncio.gather(
+            *(
+                self._call(
+                    m,
+                    ReshareStep(name, session_id, tuple(deals[s][m] for s in old if s != m)),
+                    RefreshStaged,
+                )
+                for m in new_nodes
+            )
+        )
+        self._check_reshared(key, {r.public_key_package for r in staged}, new_nodes, threshold)
+        confirmations = dict(zip(new_nodes, (r.outbox for r in staged), strict=True))
+        for sender, outbox in confirmations.items():
+            if set(outbox) != set(participants) - {sender}:
+                raise ProtocolError(f"{sender}'s confirmation is misaddressed", culprit=sender)
+
+        def inbox(node_id: str) -> tuple[bytes, ...]:
+            return tuple(confirmations[m][node_id] for m in new_nodes if m != node_id)
+
+        await asyncio.gather(
+            *(
+                self._call(m, ReshareCommit(name, session_id, inbox(m)), KeyCommitted)
+                for m in new_nodes
+            )
+        )
+        leaving = [n for n in old if n not in new_nodes]  # erase only once the new one holds
+        await asyncio.gather(
+            *(
+                self._call(n, ReshareCommit(name, session_id, inbox(n)), KeyCommitted)
+                for n in leaving
+            )
+        )
+        self.forget_key(name)
+        await self._witnesses.record(participants)  # the old committee can't be served back
+        return await self.describe_key(name, refresh=True)
+
+    @staticmethod
+    def _check_reshared(
+        key: KeyDescription, packages: set[bytes], new_nodes: Sequence[str], threshold: int
+    ) -> None:
+        """Every new member staged one package: the same public key, the committee asked."""
+        if len(packages) != 1:
+            raise ProtocolError(f"the new members staged different reshares of {key.name!r}")
+        try:
+            public = PublicKeyPackage.from_bytes(packages.pop(), key.public.group)
+        except MpcError as error:
+            raise ProtocolError(f"the new members staged an invalid package: {error}") from None
+        if public.group_public_key != key.public.group_public_key:
+            raise ProtocolError(f"the reshare would change the public key of {key.name!r}")
+        if public.threshold != threshold or len(public.verifying_shares) != len(new_nodes):
+            raise ProtocolError(f"the new members staged another committee for {key.name!r}")
+
+    async def _resolve_reshare(self, name: str) -> str | None:
+        """Finish or abandon an interrupted reshare of ``name``: ``"finished"``,
+        ``"abandoned"``, or None when there was none.
+
+        Every reachable node first drops its running reshare of the key and says what it holds.
+        Where a member of a newer committee committed, every node still staged or joining
+        commits on its vouch, and every holder of an older epoch left out of that committee
+        erases its share (it is of no use any more, whatever happened since).
+        Where none did, the staged shares and joining records are discarded — only with every
+        node of the cluster reachable (an unreachable one might be a member that committed).
+        """
+        reachable = await self._reachable(self._node_ids)
+        results = await asyncio.gather(
+            *(self._call(i, ReshareAbandon(name, 0), ReshareStatus) for i in reachable),
+            return_exceptions=True,
+        )
+        statuses: dict[str, ReshareStatus] = {}
+        for node_id, result in zip(reachable, results, strict=True):
+            if isinstance(result, ReshareStatus):
+                statuses[node_id] = result
+            elif not isinstance(result, ChannelError | RemoteError):
+                raise result
+        held = {n: s for n, s in statuses.items() if s.role in ("committed", "staged")}
+        if not held:
+            return None
+        top = max(s.epoch for s in held.values())
+        voucher = next((n for n, s in sorted(held.items()) if s.epoch == top), None)
+        committee = held[voucher].nodes if voucher is not None else ()
+        behind = sorted(
+            n
+            for n, s in statuses.items()
+            if (s.role == "staged" and s.epoch == top - 1 and s.next_nodes == committee)
+            or (s.role == "joining" and s.epoch == top and s.nodes == committee)
+            or (s.role == "committed" and s.epoch < top and n not in committee)
+        )
+        if voucher is not None and behind:
+            for node_id in behind:
+                await self._finish_reshare(name, top, voucher, node_id)
+            self.forget_key(name)
+            return "finished"
+        leftovers = sorted(n for n, s in statuses.items() if s.role in ("staged", "joining"))
+        if not leftovers:
+            return None
+        if len(statuses) != len(self._node_ids):
+            missing = sorted(set(self._node_ids) - set(statuses))
+            raise UnavailableError(
+                f"an interrupted reshare of {name!r} can only be abandoned with every node "
+                f"reachable; missing: {', '.join(missing)}",
+                have=len(statuses),
+                need=len(self._node_ids),
+            )
+        for node_id in leftovers:
+            status = statuses[node_id]
+            epoch = status.epoch if status.role == "staged" else status.epoch - 1
+            await self._call(node_id, ReshareAbandon(name, epoch, True), ReshareStatus)
+        self.forget_key(name)
+        return "abandoned"
+
+    async def _finish_reshare(self, name: str, epoch: int, voucher: str, node_id: str) -> None:
+        links = await self._fresh([voucher, node_id])
+        documents = {i: link.document for i, link in links.items()}
+        vouch = await self._call(voucher, ReshareVouch(name, epoch, documents), DkgOutbox)
+        envelope = vouch.outbox.get(node_id)
+        if envelope is None or len(vouch.outbox) != 1:
+            raise ProtocolError(f"{voucher}'s vouch is misaddressed", culprit=voucher)
+        await self._call(node_id, ReshareFinish(name, epoch, documents, (envelope,)), KeyCommitted)
+        await self._witnesses.record([node_id])
 
     # -- repair ---------------------------------------------------------------------------
 

@@ -241,6 +241,21 @@ class AsyncClient:
         new one (an interrupted refresh is finished or abandoned first)."""
         return await self.coordinator.refresh_key(name, approvals=approvals)
 
+    async def reshare_key(
+        self,
+        name: str,
+        *,
+        nodes: Sequence[str],
+        threshold: int,
+        approvals: Sequence[bytes] = (),
+    ) -> KeyDescription:
+        """Move the key to the committee ``nodes`` with ``threshold`` (t: t+1 sign), the same
+        public key, the next epoch; old holders leaving the committee erase their shares once
+        every new member holds its own (an interrupted reshare is finished or abandoned first)."""
+        return await self.coordinator.reshare_key(
+            name, nodes=nodes, threshold=threshold, approvals=approvals
+        )
+
     async def repair_key(
         self, name: str, node_id: str, *, approvals: Sequence[bytes] = ()
     ) -> KeyDescription:
@@ -479,6 +494,18 @@ class Client:
 
     def refresh_key(self, name: str, *, approvals: Sequence[bytes] = ()) -> KeyDescription:
         return self._run(self._inner.refresh_key(name, approvals=approvals))
+
+    def reshare_key(
+        self,
+        name: str,
+        *,
+        nodes: Sequence[str],
+        threshold: int,
+        approvals: Sequence[bytes] = (),
+    ) -> KeyDescription:
+        return self._run(
+            self._inner.reshare_key(name, nodes=nodes, threshold=threshold, approvals=approvals)
+        )
 
     def repair_key(
         self, name: str, node_id: str, *, approvals: Sequence[bytes] = ()

@@ -46,6 +46,7 @@ VERBS = (
     "cancel-deletion",
     "refresh",
     "repair",
+    "reshare",
     "export",
     "unwrap",
     "import",
@@ -369,7 +370,13 @@ def test_approve_offline_with_the_public_key(
         approver,
     )
     assert approval["group_public_key"] == public
-    assert _run(capsys, *approve, "--format", "json")[1] == out
+    # json is the default for an approval (the same fields; the expiry and hence the signature
+    # move on with the clock, so two runs a second apart differ only there)
+    again = json.loads(_run(capsys, *approve, "--format", "json")[1])
+    timeless = ("not_after", "signature")
+    assert {k: v for k, v in again.items() if k not in timeless} == {
+        k: v for k, v in approval.items() if k not in timeless
+    }
     assert _run(capsys, *approve, "--field", "operation")[1] == "sign\n"
 
     code, out, err = _run(capsys, *approve, "--path", "m/0/7")
@@ -405,3 +412,23 @@ def test_a_decrypt_approval_takes_any_ciphertext_encrypt_can_write(
     assert json.loads(out)["operation"] == "decrypt"
     code, _, err = _run(capsys, *approve, "--op", "sign")
     assert code == 1
+
+
+def test_a_reshare_approval_names_the_epoch_the_sorted_committee_and_its_threshold(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from wire.approvals import Operation, lifecycle_digest, reshare_detail  # noqa: PLC0415
+
+    assert main(["approver", "keygen", "--out", str(tmp_path / "alice.pem")]) == 0
+    capsys.readouterr()
+    approve = [
+        "approve", "payouts", "--approver-key", str(tmp_path / "alice.pem"), "--op", "reshare",
+        "--public-key", "11" * 32, "--epoch", "3",
+    ]  # fmt: skip
+    code, out, err = _run(capsys, *approve, "--to", "node-5,node-1,node-2", "--threshold", "1")
+    assert code == 0, err
+    detail = reshare_detail(["node-1", "node-2", "node-5"], 1)
+    assert json.loads(out)["digest"] == lifecycle_digest(Operation.RESHARE, 3, detail).hex()
+    code, _, err = _run(capsys, *approve)
+    assert code == 1
+    assert "--to NODES --threshold T" in err

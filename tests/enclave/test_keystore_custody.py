@@ -48,7 +48,7 @@ def test_custody_flags_round_trip_through_a_restart() -> None:
         assert (loaded.exportable, loaded.exported, loaded.imported) == (True, True, True)
         plaintext = await fresh.get("key-k")
         assert plaintext is not None
-        assert cbor.loads_map(plaintext, what="key")["v"] == 5
+        assert cbor.loads_map(plaintext, what="key")["v"] == 6
 
     asyncio.run(run())
 

@@ -143,6 +143,8 @@ def test_a_due_deletion_seals_a_tombstone_without_any_share() -> None:
         ("delete_at", -1),
         ("next_share", b"x"),  # a staged share without its digest
         ("next_digest", b"x" * 64),  # a digest without its share
+        ("next_nodes", ["n1", "n4"]),  # a reshare's committee without a staged share
+        ("next_nodes", "n1"),
     ],
 )
 def test_a_record_with_bad_lifecycle_fields_is_opaque(field: str, value: object) -> None:
@@ -155,5 +157,31 @@ def test_a_record_with_bad_lifecycle_fields_is_opaque(field: str, value: object)
         await store.put("key-k", cbor.dumps(record))
         with pytest.raises(SecretError):
             await KeyStore(store).stored("k")
+
+    asyncio.run(run())
+
+
+def test_a_staged_reshare_keeps_its_new_committee_and_a_version_5_record_loads() -> None:
+    """Record version 6: a reshare's staged share is sealed with the new committee; version-5
+    records (before reshare) load with none."""
+
+    async def run() -> None:
+        store, host = await _store()
+        _, others = deal(ED25519, 2, 4, _Rng())
+        staged = StagedShare(next(iter(others.values())), bytes(64), ("n1", "n2", "n4", "n5"))
+        await KeyStore(store).replace("k", _key(staged=staged))
+        fresh, _ = await _store(host)
+        loaded = await KeyStore(fresh).stored("k")
+        assert loaded.staged is not None
+        assert loaded.staged.nodes == ("n1", "n2", "n4", "n5")
+        assert loaded.nodes == ("n1", "n2", "n3")
+        plaintext = await fresh.get("key-k")
+        assert plaintext is not None
+        record = cbor.loads_map(plaintext, what="key")
+        del record["next_nodes"]
+        record |= {"v": 5, "next_share": b"", "next_digest": b""}
+        await fresh.put("key-v5", cbor.dumps(record))
+        old = await KeyStore(fresh).stored("v5")
+        assert old.staged is None
 
     asyncio.run(run())
