@@ -66,6 +66,8 @@ from enclave.mpc.pve import PveStatement
 from enclave.mpc.pve import encrypt as pve_encrypt
 from enclave.mpc.repair import repair_step_3
 from enclave.mpc.suites import KeySuite, Scheme, key_suite
+from enclave.service.audit import AuditTrail, reply_digest
+from enclave.service.audit import note as audit_note
 from enclave.service.binding import PeerVerifier
 from enclave.service.bip340_signing import Bip340Nonces, decode_tweaks, output_key, sign_item
 from enclave.service.dkg import KeyCreation
@@ -132,6 +134,8 @@ from wire.backup import RestoredShare, backup_label
 from wire.binding import ChannelBinding
 from wire.errors import ErrorCode, MalformedMessageError, WireError
 from wire.messages import (
+    AuditReceipts,
+    AuditReceiptsReply,
     BackupShare,
     Bip340NonceCommit,
     Bip340Sign,
@@ -191,6 +195,7 @@ from wire.messages import (
     WitnessRecorded,
     WitnessVerdict,
 )
+from wire.messages import encode as encode_message
 
 __all__ = ["ANONYMOUS", "NodeService", "OsRandom", "error_reply"]
 
@@ -209,6 +214,29 @@ _SERIALISED = (
     RefreshFinish,
     RefreshAbandon,
     RepairInstall,
+)
+#: Requests that are operations or change state: each answer is an audit record (refusals of
+#: every request are recorded too, see :meth:`NodeService.answer`).
+_AUDITED = (
+    KeyCreate,
+    KeyCommit,
+    KeySetState,
+    KeyRefresh,
+    RefreshCommit,
+    RefreshFinish,
+    RefreshAbandon,
+    RepairStart,
+    RepairInstall,
+    FrostSign,
+    Bip340Sign,
+    EcdsaSign,
+    PresignStart,
+    DecryptPartial,
+    PrfEvaluate,
+    BackupShare,
+    KeyRestore,
+    RestoreCommit,
+    PolicyUpdate,
 )
 #: At most this many repairs wait between their two steps on a node (the oldest dropped first).
 MAX_REPAIRS = 32
@@ -259,8 +287,12 @@ class NodeService:
         peers: PeerVerifier,
         cluster_size: int,
         clock: Callable[[], float] = time.time,
+        audit: AuditTrail | None = None,
     ) -> None:
+        """``audit``: this node's audit trail (an in-memory one, signing with the identity key,
+        when the caller keeps none: tests, and boots that ship no records)."""
         self.identity = identity
+        self.audit = audit or AuditTrail(identity.node_id, identity.node_identity.sign, clock=clock)
         self._node_id = identity.node_id
         self._nsm = NsmClient(nsm)
         self._store = store
@@ -324,8 +356,19 @@ class NodeService:
         """Serve one request of ``client`` (the SHA-256 of its TLS certificate); any refusal
         becomes an ``error`` reply (never an exception). Counted in :attr:`metrics`."""
         started = self.metrics.clock()
-        reply = await self._answer(request, client)
+        with self.audit.noting() as noted:
+            reply = await self._answer(request, client)
         self.metrics.observe(request.OP, reply, self.metrics.clock() - started)
+        refused = isinstance(reply, ErrorReply)
+        if refused or isinstance(request, _AUDITED):
+            self.audit.append(
+                client=client,
+                op=request.OP,
+                key=str(getattr(request, "key_name", ""))[:256],
+                outcome=reply.code.value if isinstance(reply, ErrorReply) else "ok",
+                result=b"" if refused else reply_digest(encode_message(reply, 0)),
+                current=noted,
+            )
         return reply
 
     async def _answer(self, request: Request, client: bytes) -> Reply:
@@ -377,6 +420,7 @@ class NodeService:
             PrfEvaluate: self._prf_evaluate,
             Bip340NonceCommit: self._bip340_nonce_commit,
             Bip340Sign: self._bip340_sign,
+            AuditReceipts: partial(self._audit_receipts, client=client),
         }
         handler = handlers.get(type(request))
         if handler is None:
@@ -459,6 +503,7 @@ class NodeService:
         if group_public_key is None:
             group_public_key = key.share.public.group_public_key.to_bytes()
         now = int(self._clock())
+        audit_note(digest=digest, epoch=key.epoch)  # recorded even when refused below
         accepted = check_approvals(
             key.policy,
             approvals,
@@ -470,6 +515,7 @@ class NodeService:
         )
         if operation in (Operation.DECRYPT, Operation.DELETE):
             self._spent_approvals.spend(accepted, now)
+        audit_note(approvers=tuple(a.approver for a in accepted))
 
     def _forget_secrets(self, name: str) -> None:
         """Destroy every preprocessed nonce, presignature and presigning run of ``name``."""
@@ -1263,3 +1309,11 @@ class NodeService:
             )
         ]
         return SignatureShares(tuple(shares))
+
+    # -- audit receipts -------------------------------------------------------------------
+
+    async def _audit_receipts(self, request: AuditReceipts, *, client: bytes) -> Reply:
+        """This client's signed records of successful requests with these digests (another
+        client's are never shown: the records name who asked)."""
+        found = self.audit.receipts(client, request.digests)
+        return AuditReceiptsReply(tuple(r.body for r in found), tuple(r.signature for r in found))
