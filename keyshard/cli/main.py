@@ -99,6 +99,11 @@ GROUPS: tuple[Group, ...] = (
         "keyshard.cli.node_cmd",
         "see a cluster's nodes: state, release, keys and pool levels",
     ),
+    Group(
+        "audit",
+        "keyshard.cli.audit_cmd",
+        "verify receipts and the nodes' signed audit logs; print stored records",
+    ),
 )
 
 _DESCRIPTION = """\
