@@ -32,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
+from enclave.errors import EnclaveError
 from transport.errors import TransportError
 from transport.hostclient import HostClient
 from wire import cbor
@@ -126,7 +127,8 @@ class AuditTrail:
         self._ship = ship
         self._clock = clock
         self._pending: collections.deque[SignedRecord] = collections.deque()
-        self._recent: collections.deque[tuple[bytes, SignedRecord]] = collections.deque(
+        # (client, digest, record) of successful records only: what receipts are made of
+        self._recent: collections.deque[tuple[bytes, bytes, SignedRecord]] = collections.deque(
             maxlen=RECENT
         )
         self._sealed_seq = 0
@@ -185,11 +187,16 @@ class AuditTrail:
             )
             for digest in (current.digests or [b""])
         ]
-        for record in records:
-            self._recent.append((client, record))
-            if len(self._pending) >= BUFFER:
+        for digest, record in zip(current.digests or [b""], records, strict=True):
+            if outcome == "ok" and digest:
+                self._recent.append((client, digest, record))
+            if len(self._pending) >= BUFFER:  # the parent has not taken records for long
                 self._pending.popleft()
                 self.dropped += 1
+                log.warning(
+                    "audit record dropped",
+                    extra={"fields": {"event": "audit_dropped", "total": self.dropped}},
+                )
             self._pending.append(record)
         if self._wake is not None:
             self._wake.set()
@@ -198,35 +205,26 @@ class AuditTrail:
     def receipts(self, client: bytes, digests: tuple[bytes, ...]) -> list[SignedRecord]:
         """This client's recent successful records for ``digests``, newest last."""
         wanted = set(digests)
-        found = []
-        for owner, signed in self._recent:
-            if owner != client:
-                continue
-            record = signed.record()
-            if record.outcome == "ok" and record.digest in wanted:
-                found.append(signed)
-        return found
+        return [r for owner, d, r in self._recent if owner == client and d in wanted]
 
     async def flush(self) -> bool:
         """Seal the head of what is pending, then hand it to the parent; False if the parent
         did not take a batch (it stays pending)."""
         while self._pending:
             batch = tuple(self._pending)[:BATCH]
-            last = batch[-1].record()
-            if self._seal is not None and last.seq + 1 > self._sealed_seq:
-                await self._seal(SealedHead.encode(last.seq + 1, batch[-1].hash))
-                self._sealed_seq = last.seq + 1
-            if self._ship is not None:
-                try:
+            head = batch[-1].record().seq + 1
+            try:
+                if self._seal is not None and head > self._sealed_seq:
+                    await self._seal(SealedHead.encode(head, batch[-1].hash))
+                    self._sealed_seq = head
+                if self._ship is not None:
                     await self._ship(batch)
-                except (TransportError, OSError, EOFError) as error:
-                    log.debug(
-                        "audit batch not taken",
-                        extra={
-                            "fields": {"event": "audit_ship_failed", "error": type(error).__name__}
-                        },
-                    )
-                    return False
+            except (TransportError, EnclaveError, OSError, EOFError) as error:
+                log.debug(
+                    "audit batch not taken",
+                    extra={"fields": {"event": "audit_ship_failed", "error": type(error).__name__}},
+                )
+                return False
             for _ in batch:
                 self._pending.popleft()
         return True

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from service_fixtures import Cluster
 
@@ -19,10 +21,12 @@ from enclave.mpc.decryption.ecies import encrypt
 from enclave.service.audit import HEAD_BLOB, AuditTrail
 from enclave.service.handlers import NodeService, OsRandom
 from keyshard.client.approvals import public_key_bytes, sign_approval
+from keyshard.client.channel import NodeTrust
+from keyshard.client.receipts import Receipt, ReceiptError, check_checkpoints, verify_receipt
 from parent.auditstore import AuditStore, read_log
 from parent.blobstore import LocalDirBlobStore
 from wire.approvals import ApprovalPolicy, Operation, decryption_digest
-from wire.audit import SignedRecord, parse_json_lines, verify_log
+from wire.audit import AuditVerificationError, SignedRecord, parse_json_lines, verify_log
 from wire.messages import (
     AuditReceipts,
     AuditReceiptsReply,
@@ -162,3 +166,33 @@ def test_a_parent_that_does_not_take_a_batch_gets_it_again_and_nothing_is_lost(
     asyncio.run(scenario())
     public = cluster.services["node-2"].identity.node_identity.public_key
     assert [r.seq for r in verify_log(taken, public)] == [0, 1, 2]
+
+
+def test_receipts_verify_against_the_document_and_catch_a_cut_log(
+    ca: EmulatedCa, trust: NodeTrust
+) -> None:
+    """A receipt verifies with the pinned root and releases only: another root's document, a
+    document of another node, an altered record are refused; a log cut before a receipt's seq
+    is named."""
+    cluster = Cluster(ca)
+    service = cluster.services["node-3"]
+    for _ in range(3):
+        asyncio.run(service.answer(KeyInfo("nothing"), CLIENT))
+    records = list(service.audit._pending)
+    receipt = Receipt("node-3", records[1], cluster.nodes["node-3"].document())
+    assert verify_receipt(receipt, trust).seq == 1
+    assert Receipt.from_json(json.loads(json.dumps(receipt.to_json()))) == receipt
+
+    elsewhere = Cluster(EmulatedCa.ephemeral())  # another cluster: its own root
+    foreign = Receipt("node-3", records[1], elsewhere.nodes["node-3"].document())
+    with pytest.raises(ReceiptError, match="attestation document refused"):
+        verify_receipt(foreign, trust)
+    with pytest.raises(ReceiptError, match="node-1's, not node-3's"):
+        verify_receipt(Receipt("node-3", records[1], cluster.nodes["node-1"].document()), trust)
+    altered = SignedRecord(records[1].body.replace(CLIENT, OTHER_CLIENT), records[1].signature)
+    with pytest.raises(ReceiptError, match="signature does not verify"):
+        verify_receipt(Receipt("node-3", altered, receipt.document), trust)
+
+    check_checkpoints(records, [receipt])
+    with pytest.raises(AuditVerificationError, match="ends before seq 1"):
+        check_checkpoints(records[:1], [receipt])
