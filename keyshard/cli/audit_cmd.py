@@ -65,6 +65,22 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--document", type=Path, default=None, metavar="FILE", help="the node's document for a log"
     )
     verify.set_defaults(handler=_verify)
+    receipts = verbs.add_parser(
+        "receipts",
+        help="fetch this client's receipts for a signed message or a decrypted ciphertext",
+        description=(
+            "Ask every node for its signed record of this client's successful signature of\n"
+            "--message, or decryption of --ciphertext (with its --context); each is verified\n"
+            "against the profile and printed as a JSON line for 'keyshard audit verify'."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = receipts.add_mutually_exclusive_group(required=True)
+    what.add_argument("--message", type=Path, metavar="FILE", help="the message that was signed")
+    what.add_argument("--ciphertext", type=Path, metavar="FILE", help="the decrypted ciphertext")
+    receipts.add_argument("--context", default="", help="the ciphertext's context")
+    _cluster_flags(receipts)
+    receipts.set_defaults(handler=_receipts)
     for verb, text in (
         ("tail", "print the newest stored records of each node (JSON lines)"),
         ("export", "print every stored record of each node (JSON lines)"),
@@ -77,6 +93,31 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         if verb == "tail":
             parser.add_argument("-n", type=int, default=10, help="records per node (default 10)")
         parser.set_defaults(handler=_print_records, verb_name=verb)
+
+
+def _cluster_flags(parser: argparse.ArgumentParser) -> None:
+    from keyshard.cli.key_cmd import _cluster_flags as flags
+
+    flags(parser)
+
+
+def _receipts(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _run
+    from keyshard.client.receipts import dumps
+    from wire.approvals import decryption_digest, message_digest
+
+    path = args.message or args.ciphertext
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    if args.message is not None:
+        digest = message_digest(data)
+    else:
+        digest = decryption_digest(data, args.context.encode())
+    found = _run(args, lambda client: client.receipts([digest]))
+    sys.stdout.write(dumps(found))
+    return EXIT_OK if found else EXIT_LOCAL_ERROR
 
 
 def _trust(args: argparse.Namespace) -> NodeTrust:

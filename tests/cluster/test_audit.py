@@ -144,6 +144,18 @@ def test_operations_and_refusals_are_stored_signed_and_verifiable(
 
     receipts_file = tmp_path / "receipts.jsonl"
     receipts_file.write_text(dumps(receipts))
+    # the CLI fetches the same receipts (same client certificate)
+    message = tmp_path / "message"
+    message.write_bytes(MESSAGE)
+    capsys.readouterr()
+    assert main(["audit", "receipts", "--message", str(message), "--dir", str(directory)]) == 0
+    fetched = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {(f["node_id"], f["seq"]) for f in fetched} == {
+        (r.node_id, r.checkpoint[0]) for r in receipts if r.record.record().op == "frost_sign"
+    }
+    assert main(["audit", "tail", "-n", "1", "--dir", str(directory)]) == 0
+    newest = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(e["node_id"] for e in newest) == sorted(stored)
     logs = [str(_blob_dir(directory, node)) for node in sorted(signers | decrypters)]
     code, out = _verify(capsys, str(receipts_file), *logs, "--dir", str(directory))
     assert code == 0, out
