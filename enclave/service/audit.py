@@ -131,6 +131,9 @@ class AuditTrail:
         self._recent: collections.deque[tuple[bytes, bytes, SignedRecord]] = collections.deque(
             maxlen=RECENT
         )
+        #: The newest records, whatever became of them (for inspection; bounded).
+        self.history: collections.deque[SignedRecord] = collections.deque(maxlen=RECENT)
+        self._keeps = seal is not None or ship is not None  # else nothing would ever take them
         self._sealed_seq = 0
         self._wake: asyncio.Event | None = None
         self.dropped = 0
@@ -190,13 +193,17 @@ class AuditTrail:
         for digest, record in zip(current.digests or [b""], records, strict=True):
             if outcome == "ok" and digest:
                 self._recent.append((client, digest, record))
+            self.history.append(record)
+            if not self._keeps:
+                continue
             if len(self._pending) >= BUFFER:  # the parent has not taken records for long
                 self._pending.popleft()
                 self.dropped += 1
-                log.warning(
-                    "audit record dropped",
-                    extra={"fields": {"event": "audit_dropped", "total": self.dropped}},
-                )
+                if self.dropped % 1000 == 1:
+                    log.warning(
+                        "audit records dropped",
+                        extra={"fields": {"event": "audit_dropped", "total": self.dropped}},
+                    )
             self._pending.append(record)
         if self._wake is not None:
             self._wake.set()

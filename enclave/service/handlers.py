@@ -1206,7 +1206,8 @@ class NodeService:
             raise PeerRefusedError(self._node_id, "this node is not among the restored holders")
         identifier = public.identifiers[request.nodes.index(self._node_id)]
         policy = ApprovalPolicy.decode(request.policy) if request.policy else None
-        check_approvals(
+        audit_note(digest=restore_digest(request.public_key_package))
+        accepted = check_approvals(
             policy,
             request.approvals,
             key_name=name,
@@ -1215,6 +1216,7 @@ class NodeService:
             digest=restore_digest(request.public_key_package),
             now=int(self._clock()),
         )
+        audit_note(approvers=tuple(a.approver for a in accepted))
         share = self._open_restored_share(request, int(identifier))
         key_share = KeyShare(identifier, suite.group.decode_scalar(share.share), public)
         self._creations.reserve(name)  # no DKG of this name meanwhile

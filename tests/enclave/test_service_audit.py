@@ -178,7 +178,7 @@ def test_receipts_verify_against_the_document_and_catch_a_cut_log(
     service = cluster.services["node-3"]
     for _ in range(3):
         asyncio.run(service.answer(KeyInfo("nothing"), CLIENT))
-    records = list(service.audit._pending)
+    records = list(service.audit.history)
     receipt = Receipt("node-3", records[1], cluster.nodes["node-3"].document())
     assert verify_receipt(receipt, trust).seq == 1
     assert Receipt.from_json(json.loads(json.dumps(receipt.to_json()))) == receipt

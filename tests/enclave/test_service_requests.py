@@ -213,7 +213,7 @@ def test_create_sign_decrypt_and_no_secret_in_logs(
     audit = [
         json.dumps(record.to_json())
         for service in cluster.services.values()
-        for record in service.audit._pending
+        for record in service.audit.history
     ]
     assert any('"op": "decrypt_partial"' in line for line in audit)
     assert any('"outcome": "nonce_unknown"' in line for line in audit)
