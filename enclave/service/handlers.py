@@ -26,6 +26,11 @@ in two phases (:mod:`enclave.service.refresh`); repair of a holder's lost share
 (:mod:`enclave.service.repair`); BIP-340 signing by BIP-445 (:mod:`enclave.service.
 bip340_signing`). Only an enabled key signs or decrypts; a refresh or repair destroys every nonce
 and presignature made with the share it replaces.
+
+Audit (issue 12): :meth:`NodeService.answer` turns every operation and every refusal into a
+record of the node's signed audit trail (:mod:`enclave.service.audit`); handlers report the
+digests and approvers they checked through :func:`enclave.service.audit.note` (``_approve`` does
+it for every guarded operation), and ``audit_receipts`` returns a client its own records.
 """
 
 from __future__ import annotations
