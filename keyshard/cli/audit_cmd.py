@@ -31,7 +31,7 @@ __all__ = ["register"]
 _VERIFY_EPILOG = """\
 examples:
   keyshard audit verify receipts.jsonl --profile cluster.json
-  keyshard audit verify .keyshard/nodes/1/blobs receipts.jsonl --dir .keyshard
+  keyshard audit verify receipts.jsonl --dir .keyshard   (and every node's stored log)
   keyshard audit export --dir .keyshard --node node-1 > node-1.jsonl
   keyshard audit verify node-1.jsonl --document node-1.doc --profile cluster.json
 
@@ -55,7 +55,13 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         epilog=_VERIFY_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verify.add_argument("paths", nargs="+", type=Path, metavar="RECEIPT_OR_LOG")
+    verify.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="RECEIPT_OR_LOG",
+        help="receipts files, logs, blob directories (with --dir and no log: every node's log)",
+    )
     where = verify.add_mutually_exclusive_group()
     where.add_argument("--profile", type=Path, default=None, metavar="PATH", help="cluster profile")
     where.add_argument(
@@ -180,6 +186,13 @@ def _verify(args: argparse.Namespace) -> int:
 
     trust = _trust(args)
     loaded = [(path, *_load(path)) for path in args.paths]
+    if args.dir is not None and not any(lines for _, _, lines, _ in loaded):
+        # no log named: every node's log the dev cluster's parents stored
+        for blobs in sorted((Path(args.dir) / "nodes").glob("*/blobs")):
+            if any(blobs.glob("audit-log.*")):
+                loaded.append((blobs, *_load(blobs)))
+    if not loaded:
+        raise UsageError("nothing to verify: name receipts or logs (or a dev cluster's --dir)")
     receipts = [r for _, found, _, _ in loaded for r in found]
     failed = False
     for receipt in receipts:

@@ -129,7 +129,9 @@ def check_checkpoints(
         position = seq - start_seq
         if position >= len(records):
             raise AuditVerificationError(
-                len(records), seq, f"the log ends before seq {seq}, which a receipt witnessed"
+                len(records),
+                seq,
+                f"the log ends before seq {seq}, which a receipt witnessed (cut, or not stored yet)",
             )
         if position >= 0 and records[position].hash != digest:
             raise AuditVerificationError(

@@ -161,6 +161,9 @@ def test_operations_and_refusals_are_stored_signed_and_verifiable(
     assert code == 0, out
     assert out.count("receipt ok:") == len(receipts) == 4
     assert out.count("log ok:") == len(logs)
+    code, out = _verify(capsys, str(receipts_file), "--dir", str(directory))  # every log
+    assert code == 0, out
+    assert out.count("log ok:") == 3
 
     # tampering with a stored log: each is refused, naming the record
     node = sorted(signers)[0]
@@ -212,11 +215,12 @@ def test_a_receipt_from_another_cluster_is_refused(
         assert receipts
         foreign = tmp_path / "foreign.jsonl"
         foreign.write_text(dumps(receipts))
-        code, out = _verify(capsys, str(foreign), "--dir", str(other_dir))
+        profile = str(other_dir / "profile.json")
+        code, out = _verify(capsys, str(foreign), "--profile", profile)
         assert code == 0, out  # genuine for its own cluster
     finally:
         next(other, None)  # down, and removed
-    code, out = _verify(capsys, str(foreign), "--dir", str(directory))
+    code, out = _verify(capsys, str(foreign), "--profile", str(directory / "profile.json"))
     assert code == 1
     assert out.count("receipt refused:") == len(receipts)
     assert "attestation document refused" in out
