@@ -139,6 +139,7 @@ from wire.backup import RestoredShare, backup_label
 from wire.binding import ChannelBinding
 from wire.errors import ErrorCode, MalformedMessageError, WireError
 from wire.messages import (
+    MAX_AUDIT_RECEIPTS,
     AuditReceipts,
     AuditReceiptsReply,
     BackupShare,
@@ -1322,5 +1323,5 @@ class NodeService:
     async def _audit_receipts(self, request: AuditReceipts, *, client: bytes) -> Reply:
         """This client's signed records of successful requests with these digests (another
         client's are never shown: the records name who asked)."""
-        found = self.audit.receipts(client, request.digests)
+        found = self.audit.receipts(client, request.digests)[-4 * MAX_AUDIT_RECEIPTS :]  # newest
         return AuditReceiptsReply(tuple(r.body for r in found), tuple(r.signature for r in found))
