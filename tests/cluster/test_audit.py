@@ -224,3 +224,29 @@ def test_a_receipt_from_another_cluster_is_refused(
     assert code == 1
     assert out.count("receipt refused:") == len(receipts)
     assert "attestation document refused" in out
+
+
+def test_a_restarted_node_continues_its_chain(
+    directory: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After ``dev restart`` the node's next record follows its last one (the sealed head), and
+    the whole stored log, documents of both boots, still verifies."""
+    before = _stored(directory, capsys)["node-1"]
+    assert main(["dev", "restart", "node-1", "--dir", str(directory)]) == 0
+    with (
+        Client.from_profile(directory / "profile.json") as sdk,
+        pytest.raises(KeyNotFoundError),
+    ):
+        sdk.sign("still-no-such-key", MESSAGE)
+    deadline = time.monotonic() + STORE_DEADLINE
+    while True:
+        after = _stored(directory, capsys)["node-1"]
+        if any(e["key"] == "still-no-such-key" for e in after) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert [e["seq"] for e in after] == list(range(len(after)))
+    assert len(after) > len(before)
+    assert after[: len(before)] == before
+    code, out = _verify(capsys, "--dir", str(directory))
+    assert code == 0, out
+    assert out.count("log ok:") == 3
