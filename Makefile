@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/keyshard dev demo
 
-## test: the whole test suite, derandomised (what CI runs)
+## test: the whole test suite, derandomised, one test module per core (what CI runs)
 test: $(STAMP)
-	HYPOTHESIS_PROFILE=ci $(BIN)/pytest
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -n auto --dist loadfile
 
 ## lint: ruff, mypy --strict and the import-direction contracts
 lint: $(STAMP)

@@ -30,6 +30,7 @@ blobs. The RSA key lives for one boot; the data key lives in the sealer only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -57,6 +58,8 @@ from enclave.kms_tunnel import KmsTunnel
 from enclave.node_state import STATE_BLOB, NodeIdentity
 from enclave.sealing import MANIFEST_NAME, SealedStore, Sealer
 from enclave.secretbytes import SecretBytes
+from enclave.service.audit import HEAD_BLOB as AUDIT_HEAD_BLOB
+from enclave.service.audit import AuditTrail, HostShipper
 from enclave.service.binding import PeerVerifier
 from enclave.service.handlers import NodeService
 from enclave.service.identity import ServiceIdentity
@@ -73,6 +76,8 @@ log = logging.getLogger("enclave.boot")
 
 #: The KMS ``CiphertextBlob`` of the data key, kept at the parent (KMS ciphertext: not secret).
 DATA_KEY_BLOB = "kms-data-key"
+#: How long a stopping enclave tries to hand its last audit records to the parent.
+AUDIT_FLUSH_SECONDS = 2.0
 _NONCE_SIZE = 32
 _DATA_KEY_SIZE = 32
 
@@ -118,6 +123,7 @@ class EnclaveRuntime:
         self._service_server: asyncio.AbstractServer | None = None
         self._service_listener: ServiceListener | None = None
         self._sweeper: asyncio.Task[None] | None = None  # erases keys whose deletion is due
+        self._auditor: asyncio.Task[None] | None = None  # hands audit records to the parent
         self._service: NodeService | None = None
         self._started = time.monotonic()
         self._attested_at: float | None = None
@@ -184,6 +190,7 @@ class EnclaveRuntime:
             if self._service_server is not None:
                 self._service_server.close()
                 await self._service_server.wait_closed()
+            await self._stop_audit()
             if self._tunnel is not None:
                 await self._tunnel.close()
             if self._identity is not None:
@@ -284,7 +291,9 @@ class EnclaveRuntime:
         identity = await asyncio.to_thread(
             ServiceIdentity.generate, node.node_id, self._clock(), self._identity
         )
+        trail = await self._audit_trail(identity)
         service = NodeService(
+            audit=trail,
             identity=identity,
             nsm=self._seams.nsm,
             store=self.store,
@@ -303,9 +312,45 @@ class EnclaveRuntime:
             VsockAddress(ANY_CID, SERVICE_PORT), self._service_listener.protocol
         )
         self._sweeper = asyncio.get_running_loop().create_task(service.sweep_forever())
+        self._auditor = asyncio.get_running_loop().create_task(trail.run())
         log.info(
             "service listening", extra={"fields": {"event": "listening", "port": SERVICE_PORT}}
         )
+
+    async def _audit_trail(self, identity: ServiceIdentity) -> AuditTrail:
+        """This node's audit trail, continuing the sealed chain head; records go to the parent
+        with a document binding the identity key that signs them."""
+        store = self.store
+        assert store is not None  # checked by the caller
+
+        async def document() -> bytes:
+            client = NsmClient(self._seams.nsm)
+            binding = identity.binding().encode()
+            return await asyncio.to_thread(client.get_attestation_document, binding, None, None)
+
+        async def seal(head: bytes) -> None:
+            await store.put(AUDIT_HEAD_BLOB, head)
+
+        trail = AuditTrail(
+            identity.node_id,
+            identity.node_identity.sign,
+            seal=seal,
+            ship=HostShipper(self._host, document),
+        )
+        trail.resume(await store.get(AUDIT_HEAD_BLOB))
+        log.info("audit trail", extra={"fields": {"event": "audit_resumed", "seq": trail.seq}})
+        return trail
+
+    async def _stop_audit(self) -> None:
+        """Stop the audit task and hand over what is pending, briefly (the parent is stopping
+        this enclave; what does not leave now is lost, and a receipt naming it shows that)."""
+        if self._auditor is None or self._service is None:
+            return
+        self._auditor.cancel()
+        await asyncio.gather(self._auditor, return_exceptions=True)
+        with contextlib.suppress(TimeoutError, EnclaveError, OSError):
+            async with asyncio.timeout(AUDIT_FLUSH_SECONDS):
+                await self._service.audit.flush()
 
     async def _credentials(self) -> StaticCredentials:
         relayed = await self._host.get_credentials()

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from parent.auditstore import AuditBatchError, AuditStore
 from parent.blobstore import BlobStore
 from parent.credentials import CredentialsProvider
 from parent.enclavelogs import EnclaveLogRelay
@@ -34,6 +35,7 @@ from transport.hostproto import (
     Launch,
     ListBlobs,
     Ok,
+    PutAudit,
     PutBlob,
     PutLogs,
     Request,
@@ -70,6 +72,7 @@ class HostServices:
         self._credentials = credentials
         self._tasks: set[asyncio.Task[None]] = set()
         self.logs = EnclaveLogRelay()
+        self.audit = AuditStore(store)
         self.requests: dict[tuple[str, str], int] = {}
         """Requests served, by (request type, result): exported as metrics."""
         self._server: asyncio.AbstractServer | None = None
@@ -132,9 +135,14 @@ class HostServices:
             self._count(request, "Ok")
             return Ok()
         try:
-            response = await asyncio.to_thread(self._dispatch_blocking, request)
+            if isinstance(request, PutAudit):  # stored append-only, never replacing a blob
+                response = await asyncio.to_thread(self._put_audit, request)
+            else:
+                response = await asyncio.to_thread(self._dispatch_blocking, request)
         except BlobNameError as exc:
             response = Error(ErrorCode.BAD_NAME, exc.reason)
+        except AuditBatchError as exc:
+            response = Error(ErrorCode.BAD_REQUEST, f"audit batch refused: {exc}")
         except BlobStoreError as exc:
             response = Error(ErrorCode.STORAGE_FAILED, f"{exc.operation} failed: {exc.reason}")
         except CredentialsError as exc:
@@ -169,6 +177,10 @@ class HostServices:
         key = (type(request).__name__, result)
         self.requests[key] = self.requests.get(key, 0) + 1
 
+    def _put_audit(self, request: PutAudit) -> Response:
+        self.audit.append(request.bodies, request.signatures, request.document)
+        return Ok()
+
     def _dispatch_blocking(self, request: Request) -> Response:
         match request:
             case PutBlob(name=name, data=data):
@@ -186,6 +198,6 @@ class HostServices:
                 if self._node_id is None:
                     return Error(ErrorCode.LAUNCH_UNAVAILABLE, "this parent names no node id")
                 return Launch(self._node_id)
-            case PutLogs():
-                raise AssertionError("PutLogs is answered on the event loop")
+            case PutLogs() | PutAudit():
+                raise AssertionError("answered by dispatch itself")
         raise AssertionError(f"unhandled request type {type(request).__name__}")  # closed set

@@ -26,6 +26,7 @@ from transport.hostproto import (
     Launch,
     ListBlobs,
     Ok,
+    PutAudit,
     PutBlob,
     PutLogs,
     Request,
@@ -89,3 +90,9 @@ class HostClient:
     async def put_logs(self, lines: tuple[str, ...], dropped: int = 0) -> None:
         """Hand the parent a batch of log lines (the enclave's log channel)."""
         await self._expect(PutLogs(lines, dropped), Ok)
+
+    async def put_audit(
+        self, bodies: tuple[bytes, ...], signatures: tuple[bytes, ...], document: bytes = b""
+    ) -> None:
+        """Hand the parent a batch of audit records for append-only storage."""
+        await self._expect(PutAudit(bodies, signatures, document), Ok)

@@ -19,7 +19,8 @@ decoder:
   a type outside the closed set for its direction, and any missing, extra or mistyped field.
 
 Requests (enclave -> parent): :class:`PutBlob`, :class:`GetBlob`, :class:`ListBlobs`,
-:class:`GetCredentials`, :class:`GetLaunch`, and :class:`PutLogs` (the enclave's log channel: a
+:class:`GetCredentials`, :class:`GetLaunch`, :class:`PutAudit` (the node's signed audit trail, for
+append-only storage), and :class:`PutLogs` (the enclave's log channel: a
 production Nitro enclave has no console, so its JSON log lines reach the host only this way; they
 are public by construction, see :mod:`transport.jsonlog`). Responses (parent -> enclave): :class:`Ok`,
 :class:`Blob`, :class:`BlobNames`, :class:`Credentials`, :class:`Launch`, :class:`Error`. The model is the NSM API's closed
@@ -48,6 +49,10 @@ MAX_LOG_LINE = 8192
 """Longest log line the channel carries (a boot failure's reason is at most 2000 characters)."""
 MAX_LOG_BATCH = 256
 """Most log lines in one :class:`PutLogs`."""
+MAX_AUDIT_BATCH = 256
+"""Most audit records in one :class:`PutAudit`."""
+MAX_AUDIT_RECORD = 4096
+"""Largest audit record body (a record is a few hundred bytes; approvers make it grow)."""
 
 
 class ErrorCode(enum.Enum):
@@ -148,6 +153,30 @@ class PutLogs(_Message):
 
 
 @dataclass(frozen=True, slots=True)
+class PutAudit(_Message):
+    """Hand the parent a batch of the node's audit trail (``wire.audit``): record ``bodies`` and
+    their identity-key ``signatures``, oldest first, for append-only storage. ``document`` is an
+    attestation document binding the identity key (sent with a boot's first batch, else empty)
+    so the stored log can be checked offline. Public by construction; the parent cannot forge
+    or reorder records without the chain naming them."""
+
+    bodies: tuple[bytes, ...]
+    signatures: tuple[bytes, ...]
+    document: bytes = b""
+
+    def __post_init__(self) -> None:
+        for name, items in (("bodies", self.bodies), ("signatures", self.signatures)):
+            if type(items) is not tuple or len(items) > MAX_AUDIT_BATCH:
+                raise MalformedMessageError(name, f"expected at most {MAX_AUDIT_BATCH} items")
+            for item in items:
+                if len(_bytes(name, item)) > MAX_AUDIT_RECORD:
+                    raise MalformedMessageError(name, f"longer than {MAX_AUDIT_RECORD} bytes")
+        if len(self.bodies) != len(self.signatures):
+            raise MalformedMessageError("signatures", "one signature per record")
+        _bytes("document", self.document)
+
+
+@dataclass(frozen=True, slots=True)
 class Ok(_Message):
     """The request succeeded and has nothing to return."""
 
@@ -214,11 +243,12 @@ class Error(_Message):
         _text("message", self.message)
 
 
-Request: TypeAlias = PutBlob | GetBlob | ListBlobs | GetCredentials | GetLaunch | PutLogs
+Request: TypeAlias = PutBlob | GetBlob | ListBlobs | GetCredentials | GetLaunch | PutLogs | PutAudit
 Response: TypeAlias = Ok | Blob | BlobNames | Credentials | Launch | Error
 
 _REQUESTS: Mapping[str, type[Request]] = {
-    cls.__name__: cls for cls in (PutBlob, GetBlob, ListBlobs, GetCredentials, GetLaunch, PutLogs)
+    cls.__name__: cls
+    for cls in (PutBlob, GetBlob, ListBlobs, GetCredentials, GetLaunch, PutLogs, PutAudit)
 }
 _RESPONSES: Mapping[str, type[Response]] = {
     cls.__name__: cls for cls in (Ok, Blob, BlobNames, Credentials, Launch, Error)
@@ -243,6 +273,8 @@ _FROM_WIRE: Mapping[tuple[str, str], Callable[[object], object]] = {
     ("Error", "code"): _error_code,
     ("BlobNames", "names"): _names,
     ("PutLogs", "lines"): _names,
+    ("PutAudit", "bodies"): _names,
+    ("PutAudit", "signatures"): _names,
 }
 
 

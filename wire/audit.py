@@ -3,7 +3,7 @@
 Each record says what a node did with one request: when (the enclave's UTC milliseconds), for whom
 (the SHA-256 of the client's TLS certificate), which key and operation, the SHA-256 digest of what
 was signed or decrypted, the approvers whose approvals were presented, the outcome (``ok`` or the
-wire error code) and the key's epoch. Its body is canonical CBOR (:mod:`wire.cbor`), so a record
+wire error code), the key's epoch and the SHA-256 of the reply (``result``). Its body is canonical CBOR (:mod:`wire.cbor`), so a record
 has one encoding; its hash is SHA-256 over a domain tag and the body, and the next record carries
 that hash as ``prev``. Each record is signed (Ed25519) by the node's identity key over its hash.
 
@@ -58,6 +58,7 @@ _FIELDS = frozenset(
         "approvers",
         "outcome",
         "epoch",
+        "result",
     }
 )
 _MAX_TEXT = 256
@@ -108,6 +109,8 @@ class AuditRecord:
     approvers: tuple[bytes, ...]
     outcome: str
     epoch: int
+    #: SHA-256 of the reply's canonical body (what the node answered), empty for a refusal.
+    result: bytes = b""
 
     def __post_init__(self) -> None:
         _count(self.seq, "seq")
@@ -124,6 +127,7 @@ class AuditRecord:
             _hash32(approver, "approvers")
         _text(self.outcome, "outcome")
         _count(self.epoch, "epoch")
+        _hash32(self.result, "result", empty=True)
 
     def body(self) -> bytes:
         """The canonical encoding the hash and the signature cover."""
@@ -141,6 +145,7 @@ class AuditRecord:
                 "approvers": list(self.approvers),
                 "outcome": self.outcome,
                 "epoch": self.epoch,
+                "result": self.result,
             }
         )
 
@@ -162,6 +167,7 @@ class AuditRecord:
             approvers=tuple(approvers),
             outcome=value["outcome"],
             epoch=value["epoch"],
+            result=value["result"],
         )
 
 
@@ -197,6 +203,7 @@ class SignedRecord:
             "client": record.client.hex(),
             "digest": record.digest.hex(),
             "approvers": [a.hex() for a in record.approvers],
+            "result": record.result.hex(),
             "hash": self.hash.hex(),
             "body": self.body.hex(),
             "signature": self.signature.hex(),
@@ -232,6 +239,7 @@ class AuditChain:
         approvers: Iterable[bytes],
         outcome: str,
         epoch: int,
+        result: bytes = b"",
     ) -> SignedRecord:
         record = AuditRecord(
             self.seq,
@@ -245,6 +253,7 @@ class AuditChain:
             tuple(approvers),
             outcome,
             epoch,
+            result,
         )
         body = record.body()
         signed = SignedRecord(body, self._sign(record_hash(body)))

@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_DELETION_DAYS",
     "KEY_ACTIONS",
     "KEY_STATES",
+    "MAX_AUDIT_RECEIPTS",
     "MAX_BATCH",
     "MAX_DELETION_DAYS",
     "MAX_FRAME",
@@ -52,6 +53,8 @@ __all__ = [
     "REPLIES",
     "RESHARE_ROLES",
     "SERVICE_PORT",
+    "AuditReceipts",
+    "AuditReceiptsReply",
     "BackupShare",
     "Bip340NonceCommit",
     "Bip340Sign",
@@ -1495,6 +1498,38 @@ class RestoreCommit(Request):
 
 
 @dataclass(frozen=True, slots=True)
+class AuditReceipts(Request):
+    """This client's receipts for what it just had done: the node's signed audit records
+    (``wire.audit``) of this client's successful requests whose digest is among ``digests``
+    (message digests of signatures, decryption digests), from the node's recent records."""
+
+    OP: ClassVar[str] = "audit_receipts"
+    digests: tuple[bytes, ...]
+
+    def check(self) -> None:
+        _blobs("digests", self.digests, low=1, high=MAX_AUDIT_RECEIPTS, size=(32, 32))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReceiptsReply(Reply):
+    """Signed audit records (canonical bodies and identity-key signatures), oldest first."""
+
+    OP: ClassVar[str] = "audit_receipts_reply"
+    bodies: tuple[bytes, ...]
+    signatures: tuple[bytes, ...]
+
+    def check(self) -> None:
+        _blobs("bodies", self.bodies, high=4 * MAX_AUDIT_RECEIPTS, size=(1, 4096))
+        _blobs("signatures", self.signatures, high=4 * MAX_AUDIT_RECEIPTS, size=(64, 64))
+        if len(self.bodies) != len(self.signatures):
+            raise MalformedMessageError("signatures", "one signature per record")
+
+
+#: Digests one :class:`AuditReceipts` asks about (a batch's items).
+MAX_AUDIT_RECEIPTS = 256
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorReply(Reply):
     """A refused request: why (an :class:`ErrorCode`) and public text. A code this client does
     not know (a newer node) decodes as :attr:`ErrorCode.INTERNAL`, keeping the text."""
@@ -1540,6 +1575,7 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         StateQuery: (SignedState,),
         PolicyUpdate: (PolicyUpdated,),
         PolicyShow: (PolicyHistory,),
+        AuditReceipts: (AuditReceiptsReply,),
         WitnessRecord: (WitnessRecorded,),
         WitnessQuery: (WitnessEnvelope,),
         WitnessCheck: (WitnessVerdict,),

@@ -33,6 +33,11 @@ a recipient, only for a key created exportable and with its policy's export quor
 and seals the key ``exported`` before answering; ``key_import`` seals (pending) a share a client
 dealt with Feldman VSS once it checks against the commitment, committed by ``key_commit`` like a
 created key.
+
+Audit (issue 12): :meth:`NodeService.answer` turns every operation and every refusal into a
+record of the node's signed audit trail (:mod:`enclave.service.audit`); handlers report the
+digests and approvers they checked through :func:`enclave.service.audit.note` (``_approve`` does
+it for every guarded operation), and ``audit_receipts`` returns a client its own records.
 """
 
 from __future__ import annotations
@@ -74,6 +79,8 @@ from enclave.mpc.pve import encrypt as pve_encrypt
 from enclave.mpc.repair import repair_step_3
 from enclave.mpc.suites import KeySuite, Scheme, key_suite
 from enclave.mpc.vss import VssCommitment
+from enclave.service.audit import AuditTrail, reply_digest
+from enclave.service.audit import note as audit_note
 from enclave.service.binding import PeerVerifier
 from enclave.service.bip340_signing import Bip340Nonces, decode_tweaks, output_key, sign_item
 from enclave.service.custody import (
@@ -160,6 +167,9 @@ from wire.backup import RestoredShare, backup_label
 from wire.binding import ChannelBinding
 from wire.errors import ErrorCode, MalformedMessageError, WireError
 from wire.messages import (
+    MAX_AUDIT_RECEIPTS,
+    AuditReceipts,
+    AuditReceiptsReply,
     BackupShare,
     Bip340NonceCommit,
     Bip340Sign,
@@ -229,6 +239,7 @@ from wire.messages import (
     WitnessRecorded,
     WitnessVerdict,
 )
+from wire.messages import encode as encode_message
 
 __all__ = ["ANONYMOUS", "NodeService", "OsRandom", "error_reply"]
 
@@ -249,6 +260,35 @@ _SERIALISED = (
     RepairInstall,
     ReshareStart,
     ReshareStep,
+    ReshareCommit,
+    ReshareFinish,
+    ReshareAbandon,
+)
+#: Requests that are operations or change state: each answer is an audit record (refusals of
+#: every request are recorded too, see :meth:`NodeService.answer`).
+_AUDITED = (
+    KeyCreate,
+    KeyCommit,
+    KeySetState,
+    KeyRefresh,
+    RefreshCommit,
+    RefreshFinish,
+    RefreshAbandon,
+    RepairStart,
+    RepairInstall,
+    FrostSign,
+    Bip340Sign,
+    EcdsaSign,
+    PresignStart,
+    DecryptPartial,
+    PrfEvaluate,
+    BackupShare,
+    KeyRestore,
+    RestoreCommit,
+    PolicyUpdate,
+    KeyExport,
+    KeyImport,
+    ReshareStart,
     ReshareCommit,
     ReshareFinish,
     ReshareAbandon,
@@ -302,8 +342,12 @@ class NodeService:
         peers: PeerVerifier,
         cluster_size: int,
         clock: Callable[[], float] = time.time,
+        audit: AuditTrail | None = None,
     ) -> None:
+        """``audit``: this node's audit trail (an in-memory one, signing with the identity key,
+        when the caller keeps none: tests, and boots that ship no records)."""
         self.identity = identity
+        self.audit = audit or AuditTrail(identity.node_id, identity.node_identity.sign, clock=clock)
         self._node_id = identity.node_id
         self._nsm = NsmClient(nsm)
         self._store = store
@@ -368,8 +412,19 @@ class NodeService:
         """Serve one request of ``client`` (the SHA-256 of its TLS certificate); any refusal
         becomes an ``error`` reply (never an exception). Counted in :attr:`metrics`."""
         started = self.metrics.clock()
-        reply = await self._answer(request, client)
+        with self.audit.noting() as noted:
+            reply = await self._answer(request, client)
         self.metrics.observe(request.OP, reply, self.metrics.clock() - started)
+        refused = isinstance(reply, ErrorReply)
+        if refused or isinstance(request, _AUDITED):
+            self.audit.append(
+                client=client,
+                op=request.OP,
+                key=str(getattr(request, "key_name", ""))[:256],
+                outcome=reply.code.value if isinstance(reply, ErrorReply) else "ok",
+                result=b"" if refused else reply_digest(encode_message(reply, 0)),
+                current=noted,
+            )
         return reply
 
     async def _answer(self, request: Request, client: bytes) -> Reply:
@@ -429,6 +484,7 @@ class NodeService:
             Bip340Sign: self._bip340_sign,
             KeyExport: self._key_export,
             KeyImport: self._key_import,
+            AuditReceipts: partial(self._audit_receipts, client=client),
         }
         handler = handlers.get(type(request))
         if handler is None:
@@ -514,6 +570,7 @@ class NodeService:
         if group_public_key is None:
             group_public_key = key.share.public.group_public_key.to_bytes()
         now = int(self._clock())
+        audit_note(digest=digest, epoch=key.epoch)  # recorded even when refused below
         accepted = check_approvals(
             key.policy,
             approvals,
@@ -525,6 +582,7 @@ class NodeService:
         )
         if operation in (Operation.DECRYPT, Operation.DELETE):
             self._spent_approvals.spend(accepted, now)
+        audit_note(approvers=tuple(a.approver for a in accepted))
 
     def _forget_secrets(self, name: str) -> None:
         """Destroy every preprocessed nonce, presignature and presigning run of ``name``."""
@@ -1620,7 +1678,8 @@ class NodeService:
             raise PeerRefusedError(self._node_id, "this node is not among the restored holders")
         identifier = public.identifiers[request.nodes.index(self._node_id)]
         policy = ApprovalPolicy.decode(request.policy) if request.policy else None
-        check_approvals(
+        audit_note(digest=restore_digest(request.public_key_package))
+        accepted = check_approvals(
             policy,
             request.approvals,
             key_name=name,
@@ -1629,6 +1688,7 @@ class NodeService:
             digest=restore_digest(request.public_key_package),
             now=int(self._clock()),
         )
+        audit_note(approvers=tuple(a.approver for a in accepted))
         share = self._open_restored_share(request, int(identifier))
         key_share = KeyShare(identifier, suite.group.decode_scalar(share.share), public)
         self._creations.reserve(name)  # no DKG of this name meanwhile
@@ -1723,3 +1783,11 @@ class NodeService:
             )
         ]
         return SignatureShares(tuple(shares))
+
+    # -- audit receipts -------------------------------------------------------------------
+
+    async def _audit_receipts(self, request: AuditReceipts, *, client: bytes) -> Reply:
+        """This client's signed records of successful requests with these digests (another
+        client's are never shown: the records name who asked)."""
+        found = self.audit.receipts(client, request.digests)[-4 * MAX_AUDIT_RECEIPTS :]  # newest
+        return AuditReceiptsReply(tuple(r.body for r in found), tuple(r.signature for r in found))

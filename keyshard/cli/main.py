@@ -104,6 +104,11 @@ GROUPS: tuple[Group, ...] = (
         "keyshard.cli.offline_cmd",
         "FROST signatures with a holder that has no network: files carried by hand",
     ),
+    Group(
+        "audit",
+        "keyshard.cli.audit_cmd",
+        "verify receipts and the nodes' signed audit logs; print stored records",
+    ),
 )
 
 _DESCRIPTION = """\

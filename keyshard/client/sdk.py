@@ -38,7 +38,8 @@ from keyshard.client.custody import ExportBundle, PrivateKey
 from keyshard.client.errors import ConfigurationError, CredentialsError, InvalidInputError
 from keyshard.client.governance import PolicyRecord, read_history
 from keyshard.client.profile import ClusterProfile
-from wire.approvals import ApprovalPolicy
+from keyshard.client.receipts import Receipt, collect_receipts, verify_receipt
+from wire.approvals import ApprovalPolicy, decryption_digest, message_digest
 from wire.messages import DEFAULT_DELETION_DAYS
 
 __all__ = [
@@ -379,6 +380,28 @@ class AsyncClient:
         decryption approvals)."""
         return [key for _, key in await self.coordinator.prf(name, PrfMode.DECRYPT, seeds)]
 
+    # -- receipts -------------------------------------------------------------------------
+
+    async def receipts(self, digests: Sequence[bytes]) -> list[Receipt]:
+        """Every node's verified receipts for this client's successful operations on
+        ``digests`` (:mod:`keyshard.client.receipts`): each signed by the node's attested
+        identity key, checked against this profile's root and releases before it is returned."""
+        found = await collect_receipts(self.coordinator, digests)
+        for receipt in found:
+            verify_receipt(receipt, self._trust)
+        return found
+
+    async def signature_receipts(self, message: bytes) -> list[Receipt]:
+        """Receipts of the nodes that signed ``message`` for this client (any key, any time
+        in the nodes' recent records; :meth:`receipts`)."""
+        return await self.receipts([message_digest(message)])
+
+    async def decryption_receipts(
+        self, ciphertext: bytes, *, context: bytes = b""
+    ) -> list[Receipt]:
+        """Receipts of the nodes that decrypted ``ciphertext`` under ``context`` for this client."""
+        return await self.receipts([decryption_digest(ciphertext, context)])
+
 
 class Client:
     """The same operations as :class:`AsyncClient`, blocking; ``with`` closes it.
@@ -558,3 +581,12 @@ class Client:
         return self._run(
             self._inner.restore_key(backup, recovery_private_key, nodes=nodes, approvals=approvals)
         )
+
+    def receipts(self, digests: Sequence[bytes]) -> list[Receipt]:
+        return self._run(self._inner.receipts(digests))
+
+    def signature_receipts(self, message: bytes) -> list[Receipt]:
+        return self._run(self._inner.signature_receipts(message))
+
+    def decryption_receipts(self, ciphertext: bytes, *, context: bytes = b"") -> list[Receipt]:
+        return self._run(self._inner.decryption_receipts(ciphertext, context=context))

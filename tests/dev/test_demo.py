@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +25,23 @@ def test_attestation_act_refuses_for_the_right_reasons(tmp_path: Path) -> None:
     assert "policy rule 'nonce'" in text
 
 
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A directory with a short path: the emulated vsock's Unix sockets live below it, and
+    pytest's own (longer under xdist) can pass the 107-byte sun_path limit."""
+    path = Path(tempfile.mkdtemp(prefix="ksd-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_cluster_and_node_service_acts(tmp_path: Path) -> None:
+def test_cluster_and_node_service_acts(short_dir: Path) -> None:
     """Act 2 (boot, recover, refuse a modified enclave), then act 3 on the same cluster: DKG,
     signing and decryption between the enclaves, and an unlisted client refused."""
     out = io.StringIO()
-    act_cluster(_Narrator(out), tmp_path, nodes=3, then=act_node_service)
+    act_cluster(_Narrator(out), short_dir, nodes=3, then=act_node_service)
     text = out.getvalue()
     assert text.count(": ready, sealed state v1") == 3
     assert "node-2 restarted: re-attested, unsealed its state" in text

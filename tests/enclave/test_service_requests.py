@@ -10,6 +10,7 @@ logging on, no key share appears in any log record or error message.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -182,7 +183,7 @@ def test_create_sign_decrypt_and_no_secret_in_logs(
         partials = {}
         for node_id in signers:
             request = DecryptPartial("canary", ciphertext.to_bytes(), session, b"ad")
-            reply = await cluster.services[node_id].dispatch(request)
+            reply = await cluster.services[node_id].answer(request)  # audited, as served
             assert isinstance(reply, Partial)
             partials[ident(node_id)] = PartialDecryption.from_bytes(reply.partial, ED25519)
         return public, signatures, combine(public, ciphertext, partials, session, b"ad")
@@ -208,9 +209,19 @@ def test_create_sign_decrypt_and_no_secret_in_logs(
     records = [f"{r.getMessage()} {r.__dict__}" for r in caplog.records]
     assert records  # the service did log its events
     assert any('"event": "request_refused"' in line for line in shipped.lines)
-    text = "\n".join(records + refusals + shipped.lines)
+    # the audit trail too: every record the nodes would hand their parents
+    audit = [
+        json.dumps(record.to_json())
+        for service in cluster.services.values()
+        for record in service.audit.history
+    ]
+    assert any('"op": "decrypt_partial"' in line for line in audit)
+    assert any('"outcome": "nonce_unknown"' in line for line in audit)
+    text = "\n".join(records + refusals + shipped.lines + audit)
     for secret_hex in secrets_hex:
         assert secret_hex not in text
+    assert b"payroll".hex() not in text
+    assert "payroll" not in "\n".join(audit)
 
 
 class _ShippedLines:

@@ -9,7 +9,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from parent.auditstore import read_log
 from parent.blobstore import LocalDirBlobStore
 from parent.credentials import StaticCredentials
 from parent.hostservices import HostServices
@@ -25,6 +28,7 @@ from transport.hostproto import (
     decode_response,
 )
 from transport.unix import UnixSocketTransport
+from wire.audit import AuditChain, parse_json_lines, verify_log
 
 CREDS = Credentials("AKIDEMU", "emulated-secret", "emulated-token", "2099-01-01T00:00:00Z")
 
@@ -120,3 +124,43 @@ def test_launch_without_node_id_is_a_typed_error(runtime_dir: Path) -> None:
         assert info.value.code == ErrorCode.LAUNCH_UNAVAILABLE.value
 
     _run(runtime_dir, body)
+
+
+def test_audit_batches_are_stored_append_only_and_bad_ones_refused(runtime_dir: Path) -> None:
+    """Each ``PutAudit`` batch is a new segment (none replaced), in sequence order with the
+    document beside it; a batch whose records do not decode is refused and nothing is stored."""
+    key = Ed25519PrivateKey.generate()
+    chain = AuditChain("node-1", key.sign)
+    records = [
+        chain.append(
+            time_ms=1,
+            client=b"",
+            op="frost_sign",
+            key="k",
+            digest=bytes(32),
+            approvers=(),
+            outcome="ok",
+            epoch=0,
+        )
+        for _ in range(3)
+    ]
+
+    async def body(client: HostClient, _: UnixSocketTransport) -> None:
+        await client.put_audit(
+            tuple(r.body for r in records[:2]), tuple(r.signature for r in records[:2]), b"doc"
+        )
+        await client.put_audit((records[2].body,), (records[2].signature,))
+        with pytest.raises(HostServiceError) as refused:
+            await client.put_audit((b"\xa0",), (bytes(64),))
+        assert refused.value.code == "bad_request"
+
+    _run(runtime_dir, body)
+    store = LocalDirBlobStore(runtime_dir / "blobs")
+    assert sorted(n for n in store.names() if n.startswith("audit-log.")) == [
+        "audit-log.000000000000.jsonl",
+        "audit-log.000000000002.jsonl",
+    ]
+    lines, document = read_log(store)
+    assert document == b"doc"
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    assert [r.seq for r in verify_log(parse_json_lines(lines), public)] == [0, 1, 2]

@@ -30,6 +30,7 @@ from transport.hostproto import (
     Launch,
     ListBlobs,
     Ok,
+    PutAudit,
     PutBlob,
     Request,
     Response,
@@ -46,6 +47,8 @@ REQUESTS: list[Request] = [
     ListBlobs(),
     GetCredentials(),
     GetLaunch(),
+    PutAudit((b"\xa1record",), (bytes(64),), b"document"),
+    PutAudit((), ()),
 ]
 RESPONSES: list[Response] = [
     Ok(),
@@ -166,6 +169,10 @@ def test_constructors_validate() -> None:
         PutBlob("a", "not bytes")  # type: ignore[arg-type]
     with pytest.raises(MalformedMessageError):
         Error("bad_name", "x")  # type: ignore[arg-type]
+    with pytest.raises(MalformedMessageError):
+        PutAudit((b"record",), ())  # one signature per record
+    with pytest.raises(MalformedMessageError):
+        PutAudit((b"x" * 5000,), (bytes(64),))  # larger than any record
     with pytest.raises(UnknownMessageTypeError):
         encode_request(Ok())  # type: ignore[arg-type]
     with pytest.raises(UnknownMessageTypeError):

@@ -25,6 +25,8 @@ from wire.messages import (
     MAX_PRESIGN_BATCH,
     MAX_REQUEST_ID,
     REPLIES,
+    AuditReceipts,
+    AuditReceiptsReply,
     BackupShare,
     Bip340NonceCommit,
     Bip340Sign,
@@ -159,6 +161,7 @@ REQUEST_SAMPLES: list[Request] = [
     StateQuery(),
     PolicyUpdate("payroll", POLICY, (b"approval",)),
     PolicyShow("payroll"),
+    AuditReceipts((bytes(32),)),
     WitnessRecord({"node-2": b"d2"}, {"node-2": b"statement"}),
     WitnessQuery("node-3", b"d3"),
     WitnessCheck({"node-1": b"d1", "node-2": b"d2"}, {"node-1": b"e1", "node-2": b"e2"}),
@@ -188,6 +191,7 @@ REPLY_SAMPLES: list[Reply] = [
     SignedState(b"statement"),
     PolicyUpdated(1),
     PolicyHistory(POLICY, (b"",), (1_700_000_000,)),
+    AuditReceiptsReply((b"\xa1", b"\xa2"), (bytes(64), bytes(64))),
     WitnessRecorded(("node-2",)),
     WitnessEnvelope(b"envelope"),
     WitnessVerdict("witnessed", 1, 1),
@@ -708,6 +712,17 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
     PolicyUpdate: st.builds(PolicyUpdate, names, policies, approvals),
     PolicyUpdated: st.builds(PolicyUpdated, st.integers(1, 2**32 - 1)),
     PolicyShow: st.builds(PolicyShow, names),
+    AuditReceipts: st.builds(
+        AuditReceipts,
+        st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=4).map(tuple),
+    ),
+    AuditReceiptsReply: st.integers(0, 3).flatmap(
+        lambda n: st.builds(
+            AuditReceiptsReply,
+            st.lists(st.binary(min_size=1, max_size=64), min_size=n, max_size=n).map(tuple),
+            st.lists(st.binary(min_size=64, max_size=64), min_size=n, max_size=n).map(tuple),
+        )
+    ),
     PolicyHistory: st.lists(st.tuples(policies, st.integers(0, 2**40 - 1)), max_size=3).flatmap(
         lambda items: st.builds(
             PolicyHistory,
