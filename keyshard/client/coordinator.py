@@ -738,26 +738,7 @@ class Coordinator:
             )
         except MalformedMessageError as error:
             raise InvalidInputError(str(error)) from None
-        targets = sorted(key.holders)
-        results = await asyncio.gather(
-            *(self._call(n, request, PolicyUpdated) for n in targets), return_exceptions=True
-        )
-        failures: dict[str, ChannelError] = {}
-        for node_id, result in zip(targets, results, strict=True):
-            if isinstance(result, ChannelError):
-                failures[node_id] = result
-            elif isinstance(result, BaseException):
-                raise result
-        self.forget_key(name)
-        await self._witnesses.record([n for n in targets if n not in failures])
-        if failures:
-            raise _unavailable(
-                f"the policy of {name!r} changed on {len(targets) - len(failures)} of "
-                f"{len(targets)} holders: run it again",
-                failures,
-                have=len(targets) - len(failures),
-                need=len(targets),
-            )
+        await self._change_every_holder(key, request, PolicyUpdated, f"the policy of {name!r}")
         return await self.describe_key(name, refresh=True)
 
     async def policy_history(self, name: str) -> PolicyHistory:
@@ -810,9 +791,19 @@ class Coordinator:
             request = KeySetState(name, action, key.epoch, days, tuple(approvals))
         except MalformedMessageError as error:
             raise InvalidInputError(str(error)) from None
+        await self._change_every_holder(key, request, KeyStateReply, f"{action} of {name!r}")
+        return await self.describe_key(name, refresh=True)
+
+    async def _change_every_holder(
+        self, key: KeyDescription, request: Request, expected: type[Reply], what: str
+    ) -> None:
+        """Send one idempotent change of sealed state to every holder of ``key``; then forget
+        what this client cached for it (nonces, presignatures, the description) and have the
+        holders that changed witnessed. A node's refusal is raised as is; a holder out of reach
+        is :class:`UnavailableError` after the others changed (the caller runs it again)."""
         targets = sorted(key.holders)
         results = await asyncio.gather(
-            *(self._call(n, request, KeyStateReply) for n in targets), return_exceptions=True
+            *(self._call(n, request, expected) for n in targets), return_exceptions=True
         )
         failures: dict[str, ChannelError] = {}
         for node_id, result in zip(targets, results, strict=True):
@@ -820,18 +811,17 @@ class Coordinator:
                 failures[node_id] = result
             elif isinstance(result, BaseException):
                 raise result
-        self.forget_key(name)  # nonces and presignatures of a key taken out of use are gone
+        self.forget_key(key.name)
         # sealed state changed: peers witness it, so it cannot be undone by a rollback
         await self._witnesses.record([n for n in targets if n not in failures])
         if failures:
             raise _unavailable(
-                f"{action} of {name!r} reached {len(targets) - len(failures)} of "
-                f"{len(targets)} holders: run it again",
+                f"{what} reached {len(targets) - len(failures)} of {len(targets)} holders: "
+                "run it again",
                 failures,
                 have=len(targets) - len(failures),
                 need=len(targets),
             )
-        return await self.describe_key(name, refresh=True)
 
     # -- proactive refresh ----------------------------------------------------------------
 

@@ -1,8 +1,38 @@
-"""Finding a cluster's processes, to assert that none survives ``down``."""
+"""Running a dev cluster for a test module, and finding its processes to assert that none
+survives ``down``."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+from keyshard.dev.cluster import Cluster
+
+#: The environment a test of the CLI clears, so that only its own flags choose the cluster.
+CLUSTER_ENV = (
+    "KEYSHARD_PROFILE",
+    "KEYSHARD_DEV_DIR",
+    "KEYSHARD_CLIENT_CERT",
+    "KEYSHARD_CLIENT_KEY",
+    "KEYSHARD_FORMAT",
+)
+
+
+@contextlib.contextmanager
+def running_cluster(prefix: str, nodes: int = 3) -> Iterator[Cluster]:
+    """A dev cluster of ``nodes``, up, under a short ``/tmp`` path (its Unix-socket paths stay
+    under the 107-byte limit); on exit none of its processes may survive, and it is removed."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        with Cluster(path, nodes) as running:
+            running.up(timeout=90)
+            yield running
+        assert cluster_processes(path) == []
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def cluster_processes(directory: Path) -> list[int]:

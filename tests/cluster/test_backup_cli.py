@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_processes import cluster_processes
+from cluster_processes import CLUSTER_ENV, cluster_processes, running_cluster
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -26,30 +26,16 @@ from wire import cbor
 
 pytestmark = pytest.mark.slow
 
-_CLUSTER_ENV = (
-    "KEYSHARD_PROFILE",
-    "KEYSHARD_DEV_DIR",
-    "KEYSHARD_CLIENT_CERT",
-    "KEYSHARD_CLIENT_KEY",
-    "KEYSHARD_FORMAT",
-)
-
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    path = Path(tempfile.mkdtemp(prefix="ksb-", dir="/tmp"))
-    try:
-        with Cluster(path, 3) as running:
-            running.up(timeout=90)
-            yield running
-        assert cluster_processes(path) == []
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    with running_cluster("ksb-", 3) as running:
+        yield running
 
 
 @pytest.fixture
 def directory(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in _CLUSTER_ENV:
+    for name in CLUSTER_ENV:
         monkeypatch.delenv(name, raising=False)
     return cluster.directory
 

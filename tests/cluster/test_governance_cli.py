@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_processes import cluster_processes
+from cluster_processes import running_cluster
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from keyshard.cli.main import main
@@ -32,14 +30,8 @@ NODES = ("node-1", "node-2", "node-3")
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    path = Path(tempfile.mkdtemp(prefix="ksg-", dir="/tmp"))
-    try:
-        with Cluster(path, 3) as running:
-            running.up(timeout=90)
-            yield running
-        assert cluster_processes(path) == []
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    with running_cluster("ksg-", 3) as running:
+        yield running
 
 
 def _cli(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> tuple[int, str, str]:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_processes import cluster_processes
+from cluster_processes import CLUSTER_ENV, running_cluster
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -29,30 +28,16 @@ from keyshard.dev.cluster import Cluster
 
 pytestmark = pytest.mark.slow
 
-_CLUSTER_ENV = (
-    "KEYSHARD_PROFILE",
-    "KEYSHARD_DEV_DIR",
-    "KEYSHARD_CLIENT_CERT",
-    "KEYSHARD_CLIENT_KEY",
-    "KEYSHARD_FORMAT",
-)
-
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    path = Path(tempfile.mkdtemp(prefix="ksc-", dir="/tmp"))
-    try:
-        with Cluster(path, 3) as running:
-            running.up(timeout=90)
-            yield running
-        assert cluster_processes(path) == []
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    with running_cluster("ksc-", 3) as running:
+        yield running
 
 
 @pytest.fixture
 def directory(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in _CLUSTER_ENV:
+    for name in CLUSTER_ENV:
         monkeypatch.delenv(name, raising=False)
     return cluster.directory
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import coincurve
 import pytest
-from cluster_processes import cluster_processes
+from cluster_processes import CLUSTER_ENV, cluster_processes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from keyshard.cli.main import main
@@ -25,19 +25,12 @@ from keyshard.dev.cluster import Cluster
 
 pytestmark = pytest.mark.slow
 
-_CLUSTER_ENV = (
-    "KEYSHARD_PROFILE",
-    "KEYSHARD_DEV_DIR",
-    "KEYSHARD_CLIENT_CERT",
-    "KEYSHARD_CLIENT_KEY",
-    "KEYSHARD_FORMAT",
-)
 MESSAGE = b"wire 5 to 42"
 
 
 @pytest.fixture
 def directory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    for name in _CLUSTER_ENV:
+    for name in CLUSTER_ENV:
         monkeypatch.delenv(name, raising=False)
     path = Path(tempfile.mkdtemp(prefix="ksr-", dir="/tmp"))
     try:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_processes import cluster_processes
+from cluster_processes import CLUSTER_ENV, cluster_processes
 
 from keyshard.cli.main import main
 from keyshard.client.errors import KeyNotFoundError
@@ -29,13 +29,6 @@ pytestmark = pytest.mark.slow
 STORE_DEADLINE = 30.0
 PLAINTEXT = b"the audit canary plaintext"
 MESSAGE = b"wire 5 to 42"
-_CLUSTER_ENV = (
-    "KEYSHARD_PROFILE",
-    "KEYSHARD_DEV_DIR",
-    "KEYSHARD_CLIENT_CERT",
-    "KEYSHARD_CLIENT_KEY",
-    "KEYSHARD_FORMAT",
-)
 
 
 def _cluster(nodes: int, prefix: str) -> Iterator[Path]:
@@ -53,7 +46,7 @@ def _cluster(nodes: int, prefix: str) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def directory() -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
-        for name in _CLUSTER_ENV:
+        for name in CLUSTER_ENV:
             patch.delenv(name, raising=False)
         yield from _cluster(3, "ksa-")
 
