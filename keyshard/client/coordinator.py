@@ -930,13 +930,29 @@ class Coordinator:
         return "abandoned"
 
     async def _finish_refresh(self, name: str, epoch: int, voucher: str, node_id: str) -> None:
+        await self._finish_on_vouch(
+            voucher,
+            node_id,
+            lambda documents: RefreshVouch(name, epoch, documents),
+            lambda documents, inbox: RefreshFinish(name, epoch, documents, inbox),
+        )
+
+    async def _finish_on_vouch(
+        self,
+        voucher: str,
+        node_id: str,
+        vouch: Callable[[dict[str, bytes]], Request],
+        finish: Callable[[dict[str, bytes], tuple[bytes, ...]], Request],
+    ) -> None:
+        """Have ``voucher`` (committed) vouch, in an envelope, for ``node_id``'s staged change,
+        and relay it so ``node_id`` commits too (refresh and reshare alike)."""
         links = await self._fresh([voucher, node_id])
         documents = {i: link.document for i, link in links.items()}
-        vouch = await self._call(voucher, RefreshVouch(name, epoch, documents), DkgOutbox)
-        envelope = vouch.outbox.get(node_id)
-        if envelope is None or len(vouch.outbox) != 1:
+        reply = await self._call(voucher, vouch(documents), DkgOutbox)
+        envelope = reply.outbox.get(node_id)
+        if envelope is None or len(reply.outbox) != 1:
             raise ProtocolError(f"{voucher}'s vouch is misaddressed", culprit=voucher)
-        await self._call(node_id, RefreshFinish(name, epoch, documents, (envelope,)), KeyCommitted)
+        await self._call(node_id, finish(documents, (envelope,)), KeyCommitted)
 
     # -- reshare --------------------------------------------------------------------------
 
@@ -1109,13 +1125,12 @@ class Coordinator:
         return "abandoned"
 
     async def _finish_reshare(self, name: str, epoch: int, voucher: str, node_id: str) -> None:
-        links = await self._fresh([voucher, node_id])
-        documents = {i: link.document for i, link in links.items()}
-        vouch = await self._call(voucher, ReshareVouch(name, epoch, documents), DkgOutbox)
-        envelope = vouch.outbox.get(node_id)
-        if envelope is None or len(vouch.outbox) != 1:
-            raise ProtocolError(f"{voucher}'s vouch is misaddressed", culprit=voucher)
-        await self._call(node_id, ReshareFinish(name, epoch, documents, (envelope,)), KeyCommitted)
+        await self._finish_on_vouch(
+            voucher,
+            node_id,
+            lambda documents: ReshareVouch(name, epoch, documents),
+            lambda documents, inbox: ReshareFinish(name, epoch, documents, inbox),
+        )
         await self._witnesses.record([node_id])
 
     # -- repair ---------------------------------------------------------------------------
