@@ -936,6 +936,7 @@ class Coordinator:
             lambda documents: RefreshVouch(name, epoch, documents),
             lambda documents, inbox: RefreshFinish(name, epoch, documents, inbox),
         )
+        await self._witnesses.record([node_id])  # its sealed state moved on, as in a reshare
 
     async def _finish_on_vouch(
         self,
