@@ -159,7 +159,10 @@ class HostServices:
             else f"Error:{response.code.value}"
         )
         self._count(request, result)
-        log.info(
+        # Every sealed write, audit batch and log batch is a host request: successes are counted
+        # (/metrics) and logged at DEBUG only, so the hot path does not pay a log line each.
+        log.log(
+            logging.INFO if isinstance(response, Error) else logging.DEBUG,
             "host request",
             extra={
                 "fields": {

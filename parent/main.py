@@ -67,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
+        "--ports-file",
+        type=Path,
+        metavar="FILE",
+        help=(
+            'once listening, write the bound TCP ports as JSON to FILE ({"inbound": {route: port}, '
+            '"operations": port}); with port 0 in the configuration this is how a supervisor '
+            "learns them without racing other processes for a port"
+        ),
+    )
+    parser.add_argument(
         "--metrics-interval",
         type=float,
         default=60.0,
@@ -76,12 +86,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _run(node: ParentNode, metrics_interval: float) -> int:
+def _write_ports(path: Path, node: ParentNode) -> None:
+    """Atomically (write then rename): a reader sees no file or a whole one."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(
+        json.dumps({"inbound": node.inbound_ports, "operations": node.operations_port}),
+        encoding="utf-8",
+    )
+    temporary.replace(path)
+
+
+async def _run(node: ParentNode, metrics_interval: float, ports_file: Path | None = None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
+    if ports_file is not None:
+        _write_ports(ports_file, node)
     log.info(
         "parent ready",
         extra={
@@ -151,7 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     recorder = TrafficRecorder(args.record) if args.record is not None else None
     try:
-        return asyncio.run(_run(ParentNode(config, tap=recorder), args.metrics_interval))
+        return asyncio.run(
+            _run(ParentNode(config, tap=recorder), args.metrics_interval, args.ports_file)
+        )
     except (ParentError, TransportError, OSError) as exc:
         # Process boundary: a launch failure, an address in use, an unusable runtime directory.
         print(f"parent: {type(exc).__name__}: {exc}", file=sys.stderr)

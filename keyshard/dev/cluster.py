@@ -39,7 +39,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -128,10 +127,14 @@ class NodeView:
         }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _log_tail(path: Path, lines: int = 6) -> str:
+    """The last lines of a process's log, for an error that says WHY it exited (a CI run keeps
+    the error message, not the cluster directory)."""
+    try:
+        tail = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "".join(f"\n  | {line}" for line in tail)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -310,9 +313,11 @@ class Cluster:
             "nodes": self.nodes,
             "region": REGION,
             "node_ids": node_ids,
-            "client_ports": [_free_port() for _ in node_ids],
-            "service_ports": [_free_port() for _ in node_ids],
-            "operations_ports": [_free_port() for _ in node_ids],
+            # Each parent binds port 0 and reports what it got (start_node): a port picked here
+            # and bound seconds later could meanwhile be taken by any other process.
+            "client_ports": [0 for _ in node_ids],
+            "service_ports": [0 for _ in node_ids],
+            "operations_ports": [0 for _ in node_ids],
             "root_fingerprint": certificate_fingerprint(ca.root_der),
         }
         # The KMS's TLS identity; its CA goes into the measured image, so the enclaves trust it
@@ -395,7 +400,8 @@ class Cluster:
         deadline = time.monotonic() + 30
         while not ready.exists():
             if not self._alive("cloud"):
-                raise ClusterError(f"the emulated cloud exited; see {self._log_file('cloud')}")
+                log = self._log_file("cloud")
+                raise ClusterError(f"the emulated cloud exited; see {log}{_log_tail(log)}")
             if time.monotonic() > deadline:
                 raise ClusterError("the emulated cloud did not start within 30 s")
             time.sleep(0.05)
@@ -428,10 +434,36 @@ class Cluster:
                 str(layout.run_dir),
             ],
         )
-        command = parent_command(self._python, config_file)
+        ports_file = layout.run_dir / "parent-ports.json"
+        ports_file.unlink(missing_ok=True)
+        command = [*parent_command(self._python, config_file), "--ports-file", str(ports_file)]
         if self._record:
             command += ["--record", str(self.record_dir(index))]
         self._spawn(f"node-{index}", command)
+        self._record_ports(index, self._wait_ports(index, ports_file))
+
+    def _wait_ports(self, index: int, ports_file: Path, timeout: float = 30.0) -> dict[str, Any]:
+        """The ports node ``index``'s parent bound, once it wrote them (bounded)."""
+        deadline = time.monotonic() + timeout
+        while not ports_file.exists():
+            if not self._alive(f"node-{index}"):
+                log = self._log_file(f"node-{index}")
+                raise ClusterError(f"node-{index}'s parent exited; see {log}{_log_tail(log)}")
+            if time.monotonic() > deadline:
+                raise ClusterError(f"node-{index}'s parent did not listen within {timeout:.0f} s")
+            time.sleep(0.02)
+        ports: dict[str, Any] = json.loads(ports_file.read_text(encoding="utf-8"))
+        return ports
+
+    def _record_ports(self, index: int, ports: Mapping[str, Any]) -> None:
+        """Keep the bound ports: a restart binds the same ones (clients' profiles name them)."""
+        inbound = ports["inbound"]
+        self._state["client_ports"][index - 1] = int(inbound["client"])
+        self._state["service_ports"][index - 1] = int(inbound["service"])
+        if ports.get("operations") is not None:
+            kept = self._state.setdefault("operations_ports", [None] * self.nodes)
+            kept[index - 1] = int(ports["operations"])
+        self._save_state()
 
     def _operations_port(self, index: int) -> int | None:
         ports = self._state.get("operations_ports")
@@ -503,9 +535,8 @@ class Cluster:
                 if view.status is not None and view.status.state is NodeState.FAILED:
                     raise ClusterError(f"{view.node_id} failed: {view.status.reason}")
                 if not view.running:
-                    raise ClusterError(
-                        f"{view.node_id}'s parent exited; see {self._log_file(f'node-{view.index}')}"
-                    )
+                    log = self._log_file(f"node-{view.index}")
+                    raise ClusterError(f"{view.node_id}'s parent exited; see {log}{_log_tail(log)}")
             if all(
                 v.status is not None and v.status.state is NodeState.READY
                 for v in views

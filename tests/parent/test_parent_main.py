@@ -96,11 +96,26 @@ async def _until(proc: asyncio.subprocess.Process, **wanted: object) -> dict[str
 
 def test_parent_process_end_to_end(runtime_dir: Path) -> None:
     async def scenario() -> tuple[int, int]:
-        proc = await _start(runtime_dir, "serve", "--record", str(runtime_dir / "seen"))
+        ports_file = runtime_dir / "ports.json"
+        proc = await _start(
+            runtime_dir,
+            "serve",
+            "--record",
+            str(runtime_dir / "seen"),
+            "--ports-file",
+            str(ports_file),
+            "--log-level",
+            "DEBUG",
+        )
         try:
             started = await _until(proc, event="enclave_started", source="parent")
             pid = int(re.fullmatch(r"child-(\d+)", started["id"])[1])  # type: ignore[index]
             port = json.loads((await _until(proc, event="parent_ready"))["inbound"])["api"]
+            # Port 0 in the configuration: the ports file says what was bound, as the log does.
+            assert json.loads(ports_file.read_text()) == {
+                "inbound": {"api": port},
+                "operations": None,
+            }
             await _until(
                 proc, event="host_request", type="PutBlob", name="ready", size=7, result="Ok"
             )
