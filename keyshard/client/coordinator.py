@@ -15,7 +15,9 @@ What it does to keep round trips few:
   per signer, and a batch of messages one request per signer too (:meth:`sign_many`);
 * ECDSA presignatures are made in batches among 2t+1 holders and pooled per key, so an ECDSA
   signature is one request per presigner;
-* signers are chosen among reachable holders by load (fewest requests in flight), not by order.
+* signers are chosen among reachable holders by load (fewest requests in flight), not by order;
+  a key's mandatory participants are always chosen, and asked first where the other nodes need
+  their endorsement (decryption, the PRF's decrypt mode: :mod:`keyshard.client.mandatory`).
 
 Failures: a channel that breaks is dropped and the next call reconnects (re-attesting the node).
 An operation is retried once, on other signers or fresh nonces, only where that is safe — reads,
@@ -1684,7 +1686,11 @@ class Coordinator:
         nodes: Sequence[str] | None = None,
         approvals: Sequence[bytes] = (),
     ) -> bytes:
-        """Threshold decryption: t+1 partials, each checked by its DLEQ proof, then combined."""
+        """Threshold decryption: t+1 partials, each checked by its DLEQ proof, then combined.
+
+        For a key with mandatory participants, they are asked first and their endorsements
+        passed to the other nodes (:mod:`keyshard.client.mandatory`); an unreachable one is
+        :class:`UnavailableError` naming it, and their partials must be among those combined."""
         return await self._retry_once(
             name, lambda: self._decrypt(name, ciphertext, associated_data, nodes, approvals)
         )

@@ -7,6 +7,7 @@ are served in one round as before."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -19,12 +20,15 @@ from enclave.mpc.decryption.combine import combine
 from enclave.mpc.decryption.ecies import Ciphertext
 from enclave.mpc.decryption.partial import PartialDecryption
 from enclave.mpc.prf import PrfMode
+from enclave.node_state import NodeIdentity
 from enclave.service.endorsement import EndorsedOperation, EndorsedRequest
+from enclave.service.errors import EndorsementError, MandatoryParticipantError
 from keyshard.client.approvals import public_key_bytes, sign_approval
 from keyshard.client.coordinator import Coordinator
 from keyshard.client.errors import RemoteError, UnavailableError
 from keyshard.client.keys import KeyDescription
 from wire.approvals import ApprovalPolicy, Operation, decryption_digest
+from wire.binding import ChannelBinding
 from wire.errors import ErrorCode
 from wire.messages import (
     Bip340Sign,
@@ -294,3 +298,38 @@ def test_a_bip340_signer_list_without_the_mandatory_node_is_refused(
 
     drive(cluster, work)
     assert "node-3" in {n for n, _ in sent(cluster, Bip340Sign)}
+
+
+def test_an_endorsement_binds_every_field_of_the_request() -> None:
+    """Another endorser, key, group key, epoch, operation or digest: the signature does not
+    verify (checked through the same identity-signature check witness statements use)."""
+    identity = NodeIdentity.generate()
+    binding = ChannelBinding("node-3", bytes(32), bytes(32), identity.public_key)
+    request = EndorsedRequest(
+        "held", b"k" * 32, 4, EndorsedOperation.DECRYPT, decryption_digest(b"ct", b"ctx")
+    )
+    endorsement = request.endorse("node-3", identity)
+
+    def missing(changed: EndorsedRequest) -> tuple[str, ...]:
+        return changed.missing(
+            me="node-1",
+            mandatory=("node-3",),
+            endorsers={"node-3": b"document"},
+            endorsements={"node-3": endorsement},
+            verify_peer=lambda node_id, document: binding,
+        )
+
+    assert missing(request) == ()
+    for changed in (
+        dataclasses.replace(request, key_name="held2"),
+        dataclasses.replace(request, group_public_key=b"j" * 32),
+        dataclasses.replace(request, epoch=5),
+        dataclasses.replace(request, operation=EndorsedOperation.PRF_DECRYPT),
+        dataclasses.replace(request, digest=decryption_digest(b"ct", b"other context")),
+    ):
+        with pytest.raises(EndorsementError) as refused:
+            missing(changed)
+        assert refused.value.node_id == "node-3"
+    with pytest.raises(MandatoryParticipantError) as refused_set:
+        request.require(("node-3",))
+    assert refused_set.value.missing == ("node-3",)
