@@ -188,8 +188,8 @@ class ApprovalPolicy:
 
     Governance (version 3): ``groups`` — named groups of the approvers, each with its own quorum,
     ALL of which must be met besides the overall ``quorum`` of distinct approvers;
-    ``mandatory_nodes`` — nodes that must take part in every signing set (no quorum of nodes
-    without them)."""
+    ``mandatory_nodes`` — nodes that must take part in every signing and decryption set (no
+    quorum of nodes without them)."""
 
     approvers: tuple[bytes, ...]
     quorum: int
@@ -328,7 +328,7 @@ class ApprovalPolicy:
             text += f" AND {group.quorum} of {group.name} ({len(group.approvers)})"
         text += f" for {ops}; approvals live at most {self.approval_lifetime} s"
         if self.mandatory_nodes:
-            text += f"; every signing set includes {', '.join(self.mandatory_nodes)}"
+            text += f"; every signing and decryption set includes {', '.join(self.mandatory_nodes)}"
         return text
 
 

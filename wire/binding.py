@@ -11,8 +11,10 @@ that terminates TLS itself cannot present a matching document: the NSM signs onl
 asks, and the enclave's TLS key never leaves it). ``box_public_key`` is the node's per-boot X25519
 key for end-to-end envelopes between enclaves. ``identity_public_key`` is the node's long-term
 Ed25519 identity (created at its first boot, sealed with its state): it signs the node's state
-statements, which peers keep as witnesses of each other's sealed state (:mod:`enclave.service.witness`).
-Version 2 added it; a version-1 binding is refused.
+statements, which peers keep as witnesses of each other's sealed state (:mod:`enclave.service.witness`),
+and its endorsements as a key's mandatory participant (:mod:`enclave.service.endorsement`).
+Version 2 added it; a version-1 binding is refused. :func:`check_identity_signature` is the one
+check of anything that key signs.
 
 :func:`check_binding` is the one check of a binding, run after the document's signature, chain and
 policy have been verified (by :mod:`attestation`): by a client against the TLS session it holds,
@@ -26,6 +28,8 @@ import hmac
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from wire import cbor
@@ -36,7 +40,9 @@ __all__ = [
     "BINDING_VERSION",
     "BindingMismatchError",
     "ChannelBinding",
+    "IdentitySignatureError",
     "check_binding",
+    "check_identity_signature",
     "spki_sha256",
 ]
 
@@ -50,6 +56,20 @@ class BindingMismatchError(WireError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class IdentitySignatureError(WireError):
+    """A signature that is not the given identity key's over the given statement."""
+
+
+def check_identity_signature(identity_public_key: bytes, signature: bytes, message: bytes) -> None:
+    """Raise :class:`IdentitySignatureError` unless ``signature`` is ``identity_public_key``'s
+    Ed25519 signature over ``message`` (a domain-separated statement of the node's). The key
+    comes from a verified document's binding (:class:`ChannelBinding`), never from the signer."""
+    try:
+        Ed25519PublicKey.from_public_bytes(identity_public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        raise IdentitySignatureError("the identity signature does not verify") from None
 
 
 def spki_sha256(certificate_der: bytes) -> bytes:

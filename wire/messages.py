@@ -5,7 +5,10 @@ Each frame (:mod:`transport.framing`, at most :data:`MAX_FRAME`) is one canonica
 
     {"v": 1, "id": <request id>, "op": <name>, <field>: <value>, ...}
 
-with exactly the fields of that type. ``id`` is chosen by the client, unique among its requests in
+with exactly the fields of that type, except that a field a type lists in ``OPTIONAL`` (added
+after the type first shipped) is left out while it holds its default and refused when present with
+it: a frame of an older peer, which never had the field, still decodes, and every value keeps
+one encoding. ``id`` is chosen by the client, unique among its requests in
 flight on one channel; the reply carries the id of the request it answers, so replies may come
 back in any order and many requests share one channel. Decoding refuses other versions,
 non-canonical encodings, unknown ops, missing or extra fields and wrong types; every type also
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -36,6 +39,7 @@ from wire.hashing import lp_join
 
 __all__ = [
     "DEFAULT_DELETION_DAYS",
+    "ENDORSEMENT_SIZE",
     "KEY_ACTIONS",
     "KEY_STATES",
     "MAX_AUDIT_RECEIPTS",
@@ -62,6 +66,7 @@ __all__ = [
     "DkgOutbox",
     "DkgStep",
     "EcdsaSign",
+    "Endorsed",
     "ErrorReply",
     "ExportedShare",
     "FrostSign",
@@ -242,6 +247,9 @@ class Message:
     """Base of every message; ``OP`` names the type on the wire."""
 
     OP: ClassVar[str] = ""
+    #: Fields added after the type first shipped: absent from a frame while they hold their
+    #: default (see the module docstring).
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset()
 
     def __post_init__(self) -> None:
         self.check()
@@ -1043,6 +1051,37 @@ class Bip340Sign(Request):
 
 # -- threshold decryption -------------------------------------------------------------------
 
+#: The length of an endorsement: an Ed25519 signature of the endorsing node's identity key.
+ENDORSEMENT_SIZE = 64
+_ENDORSEMENT_FIELDS = frozenset({"endorsers", "endorsements"})
+
+
+def _no_endorsements() -> Mapping[str, bytes]:
+    return MappingProxyType({})
+
+
+def _endorsement(value: object, *, optional: bool = False) -> None:
+    if optional and value == b"":
+        return
+    check_bytes("endorsement", value, ENDORSEMENT_SIZE, ENDORSEMENT_SIZE)
+
+
+def _endorsements(message: Message) -> None:
+    """``endorsers`` (documents) and ``endorsements`` name the same 0..16 nodes; frozen."""
+    for name in _ENDORSEMENT_FIELDS:
+        value = getattr(message, name)
+        if not isinstance(value, Mapping) or len(value) > MAX_PARTICIPANTS:
+            raise MalformedMessageError(name, f"must map at most {MAX_PARTICIPANTS} node ids")
+        for node_id, item in value.items():
+            check_node_id(node_id, name)
+            if name == "endorsements":
+                _endorsement(item)
+            else:
+                check_bytes(name, item, 1, _DOCUMENT)
+        object.__setattr__(message, name, MappingProxyType(dict(value)))
+    if set(getattr(message, "endorsers")) != set(getattr(message, "endorsements")):  # noqa: B009
+        raise MalformedMessageError("endorsers", "must name the same nodes as endorsements")
+
 
 @dataclass(frozen=True, slots=True)
 class DecryptPartial(Request):
@@ -1055,11 +1094,17 @@ class DecryptPartial(Request):
     """
 
     OP: ClassVar[str] = "decrypt_partial"
+    OPTIONAL: ClassVar[frozenset[str]] = _ENDORSEMENT_FIELDS
     key_name: str
     ciphertext: bytes
     session_id: bytes
     context: bytes = b""
     approvals: tuple[bytes, ...] = ()
+    #: For a key with mandatory participants (issue 11): each one's endorsement of this exact
+    #: decryption (:class:`Endorsed`), and the document of its current boot, which binds the
+    #: identity key that signed it. Empty (left out) for any other key.
+    endorsers: Mapping[str, bytes] = field(default_factory=_no_endorsements)
+    endorsements: Mapping[str, bytes] = field(default_factory=_no_endorsements)
 
     def check(self) -> None:
         check_key_name(self.key_name)
@@ -1067,15 +1112,36 @@ class DecryptPartial(Request):
         _session(self.session_id)
         check_bytes("context", self.context)
         _approvals(self.approvals)
+        _endorsements(self)
 
 
 @dataclass(frozen=True, slots=True)
 class Partial(Reply):
+    """A partial decryption; from a mandatory participant of the key (issue 11), with its
+    endorsement of the request for the other holders (empty, left out, from any other node)."""
+
     OP: ClassVar[str] = "partial"
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"endorsement"})
     partial: bytes
+    endorsement: bytes = b""
 
     def check(self) -> None:
         check_bytes("partial", self.partial, 1)
+        _endorsement(self.endorsement, optional=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Endorsed(Reply):
+    """A mandatory participant's endorsement of a decryption (or PRF decryption) it has checked
+    but does not yet answer with its partial, because other mandatory participants have not
+    endorsed it yet (issue 11): the 64-byte signature of its identity key over the request
+    (``enclave.service.endorsement``)."""
+
+    OP: ClassVar[str] = "endorsed"
+    endorsement: bytes
+
+    def check(self) -> None:
+        _endorsement(self.endorsement)
 
 
 # -- threshold PRF (XKS: per-message AES keys of a key that never exists whole) -------------
@@ -1092,10 +1158,14 @@ class PrfEvaluate(Request):
     (which a key whose policy wants decryption approvals refuses: none travel here)."""
 
     OP: ClassVar[str] = "prf_evaluate"
+    OPTIONAL: ClassVar[frozenset[str]] = _ENDORSEMENT_FIELDS
     key_name: str
     session_id: bytes
     mode: str
     inputs: tuple[bytes, ...]
+    #: ``decrypt`` mode of a key with mandatory participants: as :class:`DecryptPartial`'s.
+    endorsers: Mapping[str, bytes] = field(default_factory=_no_endorsements)
+    endorsements: Mapping[str, bytes] = field(default_factory=_no_endorsements)
 
     def check(self) -> None:
         check_key_name(self.key_name)
@@ -1104,15 +1174,22 @@ class PrfEvaluate(Request):
             raise MalformedMessageError("mode", f"must be one of {', '.join(PRF_MODES)}")
         size = 32 if self.mode == "encrypt" else 16
         _blobs("inputs", self.inputs, low=1, high=MAX_BATCH, size=(size, size))
+        _endorsements(self)
 
 
 @dataclass(frozen=True, slots=True)
 class PrfPartials(Reply):
+    """PRF partials; from a mandatory participant answering ``decrypt`` mode, with its
+    endorsement (as :class:`Partial`)."""
+
     OP: ClassVar[str] = "prf_partials"
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"endorsement"})
     partials: tuple[bytes, ...]
+    endorsement: bytes = b""
 
     def check(self) -> None:
         _blobs("partials", self.partials, low=1, high=MAX_BATCH, size=(1, 1024))
+        _endorsement(self.endorsement, optional=True)
 
 
 # -- threshold ECDSA ------------------------------------------------------------------------
@@ -1563,7 +1640,7 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         RefreshAbandon: (KeyInfoReply,),
         NonceCommit: (NonceCommitments,),
         FrostSign: (SignatureShares,),
-        DecryptPartial: (Partial,),
+        DecryptPartial: (Partial, Endorsed),
         PresignStart: (DkgOutbox,),
         PresignStep: (DkgOutbox, Presigned),
         BackupShare: (ShareBackup,),
@@ -1579,7 +1656,7 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         WitnessRecord: (WitnessRecorded,),
         WitnessQuery: (WitnessEnvelope,),
         WitnessCheck: (WitnessVerdict,),
-        PrfEvaluate: (PrfPartials,),
+        PrfEvaluate: (PrfPartials, Endorsed),
         Bip340NonceCommit: (NonceCommitments,),
         Bip340Sign: (SignatureShares,),
         RepairStart: (DkgOutbox,),
@@ -1623,8 +1700,18 @@ def encode(message: Message, request_id: int) -> bytes:
         raise ValueError("request id out of range")
     body: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": request_id, "op": message.OP}
     for item in fields(message):
-        body[item.name] = _to_wire(getattr(message, item.name))
+        value = _to_wire(getattr(message, item.name))
+        if item.name in message.OPTIONAL and value == _default(item):
+            continue  # an optional field at its default is left out (its one encoding)
+        body[item.name] = value
     return cbor.dumps(body)
+
+
+def _default(item: Field[Any]) -> object:
+    """The wire form of an optional field's default."""
+    if item.default_factory is not MISSING:
+        return _to_wire(item.default_factory())
+    return _to_wire(item.default)
 
 
 def _decode(payload: bytes, table: Mapping[str, type[Message]]) -> tuple[int, Message]:
@@ -1637,8 +1724,12 @@ def _decode(payload: bytes, table: Mapping[str, type[Message]]) -> tuple[int, Me
     cls = table.get(op) if type(op) is str else None
     if cls is None:
         raise MalformedMessageError("op", "unknown message type")
-    if set(value) != {item.name for item in fields(cls)}:
+    names = {item.name: item for item in fields(cls)}
+    if not set(names) - cls.OPTIONAL <= set(value) <= set(names):
         raise MalformedMessageError(cls.OP, "missing or unknown fields")
+    for name in cls.OPTIONAL & set(value):
+        if value[name] == _default(names[name]):
+            raise MalformedMessageError(name, "an optional field at its default is left out")
     kwargs = {name: _from_wire(item) for name, item in value.items()}
     if cls is ErrorReply:
         try:

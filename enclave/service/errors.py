@@ -16,7 +16,8 @@
     ├── KeyPendingError             the key is created but not yet committed by every participant
     ├── UnwitnessedError            booted, but not yet shown enough peer witness reports
     ├── RolledBackError             peers witnessed newer sealed state: no key is served (reason)
-    ├── MandatoryParticipantError   a signing set without a node the key's policy requires
+    ├── MandatoryParticipantError   a signing or decryption set without a node the policy requires
+    ├── EndorsementError            a mandatory participant's endorsement is refused (node_id, reason)
     ├── WitnessError                a state statement or witness report is refused (reason)
     ├── KeyDisabledError            the key is disabled (name)
     ├── KeyPendingDeletionError     the key is scheduled for deletion (name, delete_at)
@@ -47,6 +48,7 @@ __all__ = [
     "ApprovalSignatureError",
     "ApprovalUnlistedError",
     "BusyError",
+    "EndorsementError",
     "EnvelopeError",
     "EpochMismatchError",
     "GroupQuorumNotMetError",
@@ -261,13 +263,25 @@ class GroupQuorumNotMetError(QuorumNotMetError):
 
 
 class MandatoryParticipantError(ServiceError):
-    """The key's policy requires nodes that are not in the signing set."""
+    """The key's policy requires nodes that are not in the signing (or decryption) set."""
 
     code = ErrorCode.MANDATORY_PARTICIPANT
 
-    def __init__(self, missing: tuple[str, ...]) -> None:
-        super().__init__(f"the key's policy requires {', '.join(missing)} in every signing set")
+    def __init__(self, missing: tuple[str, ...], *, what: str = "signing set") -> None:
+        super().__init__(f"the key's policy requires {', '.join(missing)} in every {what}")
         self.missing = missing
+
+
+class EndorsementError(ServiceError):
+    """A relayed endorsement refused: not from a mandatory participant of the key, or not its
+    identity key's signature over this exact request (e.g. made for another ciphertext)."""
+
+    code = ErrorCode.MANDATORY_PARTICIPANT
+
+    def __init__(self, node_id: str, reason: str) -> None:
+        super().__init__(f"the endorsement of {node_id} is refused: {reason}")
+        self.node_id = node_id
+        self.reason = reason
 
 
 class NotExportableError(ServiceError):

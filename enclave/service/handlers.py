@@ -11,7 +11,10 @@ per-key presignature pools.
 Approval policies (:mod:`enclave.service.policy`) are enforced here, by each node on its own,
 before it contributes anything: before a FROST signature share (for the exact message of the
 package), before an ECDSA share (for the message, under the child key of the path) and before a
-partial decryption. A refused request answers an ``error`` reply with the error's wire code
+partial decryption. A key's mandatory participants (issue 11) must be in every FROST package,
+BIP-340 signer list and ECDSA presigning set; a partial decryption or PRF decrypt-mode partial
+needs each one's endorsement of the exact request (:mod:`enclave.service.endorsement`). A refused
+request answers an ``error`` reply with the error's wire code
 (:func:`error_reply`); the connection stays usable.
 
 Threshold ECDSA (suite ``ecdsa-secp256k1``): ``presign_start``/``presign_step`` run DJNPO20
@@ -62,7 +65,7 @@ from attestation.nsm.client import NsmClient
 from attestation.nsm.raw import RawNsm
 from enclave.errors import EnclaveError
 from enclave.mpc.bip32 import derive_keyshard_path
-from enclave.mpc.decryption.ecies import Ciphertext
+from enclave.mpc.decryption.ecies import Ciphertext, verify_ciphertext
 from enclave.mpc.decryption.partial import partial_decrypt
 from enclave.mpc.ecdsa import SigningRequest
 from enclave.mpc.ecdsa import sign as ecdsa_sign
@@ -90,8 +93,15 @@ from enclave.service.custody import (
     wrap_share,
 )
 from enclave.service.dkg import KeyCreation
+from enclave.service.endorsement import (
+    EndorsedOperation,
+    EndorsedRequest,
+    MandatoryGate,
+    prf_request_digest,
+)
 from enclave.service.envelope import EnvelopeHeader, Envelopes
 from enclave.service.errors import (
+    EndorsementError,
     EnvelopeError,
     EpochMismatchError,
     ImportShareError,
@@ -177,6 +187,7 @@ from wire.messages import (
     DkgOutbox,
     DkgStep,
     EcdsaSign,
+    Endorsed,
     ErrorReply,
     ExportedShare,
     FrostSign,
@@ -560,12 +571,15 @@ class NodeService:
         approvals: Sequence[bytes],
         *,
         group_public_key: bytes | None = None,
+        spend: bool = True,
     ) -> None:
         """Refuse (typed :class:`ApprovalError`) unless the key's sealed policy is satisfied;
         approvals of a decryption are then spent (single use on this node). Nothing awaits
         between the check and the spending, so two concurrent requests cannot both spend one.
 
         ``group_public_key``: the key that signs when it is not the key itself (a BIP-32 child).
+        ``spend=False``: checked only (a mandatory participant's endorsement without its partial:
+        the approvals are spent when it answers with the partial).
         """
         if group_public_key is None:
             group_public_key = key.share.public.group_public_key.to_bytes()
@@ -580,7 +594,7 @@ class NodeService:
             digest=digest,
             now=now,
         )
-        if operation in (Operation.DECRYPT, Operation.DELETE):
+        if spend and operation in (Operation.DECRYPT, Operation.DELETE):
             self._spent_approvals.spend(accepted, now)
         audit_note(approvers=tuple(a.approver for a in accepted))
 
@@ -631,7 +645,7 @@ class NodeService:
         return KeyStateReply(state.value, delete_at, key.epoch)
 
     @staticmethod
-    def _holders(key: StoredKey, identifiers: Iterable[Identifier]) -> list[str]:
+    def _holders(key: StoredKey, identifiers: Iterable[Identifier | int]) -> list[str]:
         """The node ids behind share identifiers (a key's holders are recorded in identifier
         order; an identifier outside them names no node)."""
         return [key.nodes[int(i) - 1] for i in identifiers if 1 <= int(i) <= len(key.nodes)]
@@ -1405,8 +1419,19 @@ class NodeService:
     # -- threshold decryption -----------------------------------------------------------
 
     async def _decrypt_partial(self, request: DecryptPartial) -> Reply:
+        """A partial decryption; for a key with mandatory participants, only once each of them
+        (this node aside) has endorsed this exact request (:mod:`enclave.service.endorsement`),
+        checked before any approval is spent."""
         key = await self._key(request.key_name, Scheme.FROST)
         digest = decryption_digest(request.ciphertext, request.context)
+        gate = self._mandatory_gate(key, EndorsedOperation.DECRYPT, digest, request)
+        if gate is not None and gate.endorse_only:
+            self._approve(
+                request.key_name, key, Operation.DECRYPT, digest, request.approvals, spend=False
+            )
+            ciphertext = Ciphertext.from_bytes(request.ciphertext, key.share.group)
+            verify_ciphertext(ciphertext, key.share.group_public_key, request.context)
+            return Endorsed(gate.endorsement(self._node_id, self.identity.node_identity))
         self._approve(request.key_name, key, Operation.DECRYPT, digest, request.approvals)
         ciphertext = Ciphertext.from_bytes(request.ciphertext, key.share.group)  # MALFORMED
         # Before any arithmetic with the share, partial_decrypt checks the encryptor's proof of
@@ -1415,7 +1440,41 @@ class NodeService:
         partial = partial_decrypt(
             key.share, ciphertext, request.session_id, self._rng, request.context
         )
-        return Partial(partial.to_bytes())
+        endorsement = (
+            b"" if gate is None else gate.endorsement(self._node_id, self.identity.node_identity)
+        )
+        return Partial(partial.to_bytes(), endorsement)
+
+    def _mandatory_gate(
+        self,
+        key: StoredKey,
+        operation: EndorsedOperation,
+        digest: bytes,
+        request: DecryptPartial | PrfEvaluate,
+    ) -> MandatoryGate | None:
+        """None for a key without mandatory participants (served as before, at no cost);
+        otherwise every endorsement given checked, and a node that is not mandatory refused
+        while one is missing (:meth:`MandatoryGate.open`)."""
+        key_name, endorsements = request.key_name, request.endorsements
+        mandatory = () if key.policy is None else key.policy.mandatory_nodes
+        if not mandatory:
+            if endorsements:
+                raise EndorsementError(
+                    min(endorsements), f"key {key_name!r} has no mandatory participants"
+                )
+            return None
+        audit_note(digest=digest, epoch=key.epoch)  # recorded even when refused below
+        endorsed = EndorsedRequest(
+            key_name, key.share.public.group_public_key.to_bytes(), key.epoch, operation, digest
+        )
+        return MandatoryGate.open(
+            endorsed,
+            me=self._node_id,
+            mandatory=mandatory,
+            endorsers=request.endorsers,
+            endorsements=endorsements,
+            verify_peer=self._peers.verify,
+        )
 
     # -- threshold PRF (the XKS proxy's per-message AES keys) ---------------------------
 
@@ -1426,20 +1485,37 @@ class NodeService:
         key = await self._key(request.key_name, Scheme.FROST)
         if key.share.group is not ED25519:
             raise UnsupportedError(f"key {request.key_name!r}: the PRF is served for Ed25519 keys")
+        gate = None
         if request.mode == PrfMode.DECRYPT.value:
-            for seed in request.inputs:
-                self._approve(
-                    request.key_name, key, Operation.DECRYPT, prf_digest(request.key_name, seed), ()
-                )
             seeds = list(request.inputs)
+            # decrypt mode opens existing ciphertexts: the key's mandatory participants must
+            # have endorsed these seeds, as for a decryption; encrypt mode, like encryption,
+            # opens nothing that exists and is not gated
+            gate = self._mandatory_gate(
+                key, EndorsedOperation.PRF_DECRYPT, prf_request_digest(seeds), request
+            )
+            for seed in seeds:
+                self._approve(
+                    request.key_name,
+                    key,
+                    Operation.DECRYPT,
+                    prf_digest(request.key_name, seed),
+                    (),
+                    spend=gate is None or not gate.endorse_only,
+                )
+            if gate is not None and gate.endorse_only:
+                return Endorsed(gate.endorsement(self._node_id, self.identity.node_identity))
         else:
+            if request.endorsements:
+                raise EndorsementError(min(request.endorsements), "encrypt mode is not endorsed")
             seeds = [encryption_seed(nonce) for nonce in request.inputs]
         name = request.key_name.encode()
         return PrfPartials(
             tuple(
                 prf_evaluate(key.share, name, seed, request.session_id, self._rng).to_bytes()
                 for seed in seeds
-            )
+            ),
+            b"" if gate is None else gate.endorsement(self._node_id, self.identity.node_identity),
         )
 
     # -- threshold ECDSA ----------------------------------------------------------------
@@ -1752,6 +1828,10 @@ class NodeService:
         me = int(key.share.identifier)
         if me not in request.signers:
             raise SessionError("this node is not among the signers")
+        # as a FROST package: the signature needs every listed signer's share, so a set naming
+        # the mandatory participants cannot be signed without them (checked before any nonce
+        # of this node is taken)
+        self._require_participants(key.policy, self._holders(key, request.signers))
         position = request.signers.index(me)
         secnonces = [
             self._bip340_nonces.take(request.key_name, nonces[position])

@@ -46,12 +46,10 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from enclave.node_state import NodeIdentity
 from enclave.service.errors import RolledBackError, UnwitnessedError, WitnessError
 from wire import cbor
+from wire.binding import IdentitySignatureError, check_identity_signature
 from wire.checks import check_node_id
 from wire.errors import MalformedMessageError
 from wire.hashing import lp_join
@@ -111,10 +109,10 @@ class StateStatement:
         if self.identity_public_key != identity_public_key:
             raise WitnessError(f"the statement of {self.node_id} names another identity key")
         try:
-            Ed25519PublicKey.from_public_bytes(identity_public_key).verify(
-                self.signature, self._signed(self.node_id, self.epoch)
+            check_identity_signature(
+                identity_public_key, self.signature, self._signed(self.node_id, self.epoch)
             )
-        except (InvalidSignature, ValueError):
+        except IdentitySignatureError:
             raise WitnessError(f"the statement of {self.node_id} has a bad signature") from None
 
     def to_dict(self) -> dict[str, object]:

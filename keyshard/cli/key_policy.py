@@ -50,7 +50,7 @@ policy file (JSON):
   }
 Every group must reach its own quorum ("2 of treasury AND 1 of compliance"); "quorum" (optional)
 counts distinct approvers overall (default: the groups' quorums summed). "approvers" (optional)
-lists approvers outside groups. "mandatory_nodes" take part in every signature. Approver keys
+lists approvers outside groups. "mandatory_nodes" take part in every signature and decryption. Approver keys
 are the hex public keys `keyshard approver keygen` prints. Unknown fields are refused."""
 
 _EPILOGS = {

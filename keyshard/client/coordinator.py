@@ -15,7 +15,9 @@ What it does to keep round trips few:
   per signer, and a batch of messages one request per signer too (:meth:`sign_many`);
 * ECDSA presignatures are made in batches among 2t+1 holders and pooled per key, so an ECDSA
   signature is one request per presigner;
-* signers are chosen among reachable holders by load (fewest requests in flight), not by order.
+* signers are chosen among reachable holders by load (fewest requests in flight), not by order;
+  a key's mandatory participants are always chosen, and asked first where the other nodes need
+  their endorsement (decryption, the PRF's decrypt mode: :mod:`keyshard.client.mandatory`).
 
 Failures: a channel that breaks is dropped and the next call reconnects (re-attesting the node).
 An operation is retried once, on other signers or fresh nonces, only where that is safe — reads,
@@ -81,6 +83,7 @@ from keyshard.client.errors import (
     UnavailableError,
 )
 from keyshard.client.keys import KeyDescription
+from keyshard.client.mandatory import endorsed_answers, require_all
 from keyshard.client.offline import (
     CommitmentsFile,
     PackageFile,
@@ -267,6 +270,11 @@ def _item_error(error: BaseException) -> bool:
     return isinstance(error, RemoteError) and error.error_code in _ITEM_CODES
 
 
+def _mandatory(key: KeyDescription) -> tuple[str, ...]:
+    """The key's mandatory participants (issue 11): in every signing and decryption set."""
+    return () if key.policy is None else key.policy.mandatory_nodes
+
+
 def _culprits(key: KeyDescription, error: ProtocolAbort) -> str | None:
     names = sorted(key.node_of(c) for c in error.culprits if int(c) in key.holders.values())
     return ", ".join(names) or None
@@ -411,9 +419,19 @@ class Coordinator:
         self._presignatures.pop(name, None)
 
     async def _choose(
-        self, key: KeyDescription, needed: int, explicit: Sequence[str] | None
+        self,
+        key: KeyDescription,
+        needed: int,
+        explicit: Sequence[str] | None,
+        *,
+        with_mandatory: bool = True,
     ) -> list[str]:
-        """``needed`` holders with a working link: the least loaded first (ties at random)."""
+        """``needed`` holders with a working link: the least loaded first (ties at random).
+
+        The key's mandatory participants come first; one that cannot be reached ends the choice
+        (:class:`UnavailableError` naming it), unless ``with_mandatory`` is off (an operation
+        they need not take part in: a repair, a PRF evaluation for encryption). An explicit set
+        is taken as given: the nodes themselves refuse one without the mandatory nodes."""
         if explicit is not None:
             unknown = [n for n in explicit if n not in key.holders]
             if unknown:
@@ -426,7 +444,7 @@ class Coordinator:
                 await self.link(node_id)
             return sorted(set(explicit))
         now = time.monotonic()
-        mandatory = () if key.policy is None else key.policy.mandatory_nodes
+        mandatory = _mandatory(key)
         candidates = sorted(
             key.holders,
             key=lambda n: (
@@ -447,6 +465,15 @@ class Coordinator:
                 failures[node_id] = error
                 continue
             chosen.append(node_id)
+        down = [n for n in mandatory if n in failures]
+        if with_mandatory and down:
+            raise UnavailableError(
+                f"{', '.join(down)}, mandatory participant(s) of {key.name!r}, unreachable ("
+                + "; ".join(f"{n}: {failures[n].reason}" for n in down)
+                + "): no quorum without them",
+                have=len(chosen),
+                need=needed,
+            )
         if len(chosen) < needed:
             raise _unavailable(
                 f"{len(chosen)} holder(s) of {key.name!r} reachable; {needed} needed",
@@ -486,6 +513,10 @@ class Coordinator:
 
     async def _fresh_link(self, node_id: str) -> Link:
         return (await self._fresh([node_id]))[node_id]
+
+    async def _documents(self, node_ids: Sequence[str]) -> dict[str, bytes]:
+        """The documents of fresh links to ``node_ids`` (to relay to their peers)."""
+        return {n: link.document for n, link in (await self._fresh(list(node_ids))).items()}
 
     # -- key creation ---------------------------------------------------------------------
 
@@ -1155,7 +1186,7 @@ class Coordinator:
         others = replace(key, holders={n: i for n, i in key.holders.items() if n != node_id})
         if helpers is not None and node_id in helpers:
             raise InvalidInputError("the node being repaired cannot help repair itself")
-        chosen = await self._choose(others, key.threshold + 1, helpers)
+        chosen = await self._choose(others, key.threshold + 1, helpers, with_mandatory=False)
         links = await self._fresh([*chosen, node_id])
         documents = {i: link.document for i, link in links.items()}
         session_id = os.urandom(32)
@@ -1655,7 +1686,11 @@ class Coordinator:
         nodes: Sequence[str] | None = None,
         approvals: Sequence[bytes] = (),
     ) -> bytes:
-        """Threshold decryption: t+1 partials, each checked by its DLEQ proof, then combined."""
+        """Threshold decryption: t+1 partials, each checked by its DLEQ proof, then combined.
+
+        For a key with mandatory participants, they are asked first and their endorsements
+        passed to the other nodes (:mod:`keyshard.client.mandatory`); an unreachable one is
+        :class:`UnavailableError` naming it, and their partials must be among those combined."""
         return await self._retry_once(
             name, lambda: self._decrypt(name, ciphertext, associated_data, nodes, approvals)
         )
@@ -1681,14 +1716,34 @@ class Coordinator:
             verify_ciphertext(parsed, key.public.group_public_key, associated_data)
         except MpcError:
             raise InvalidInputError(undecryptable) from None
-        chosen = await self._choose(key, key.threshold + 1, nodes)
+        mandatory = _mandatory(key)
+        chosen = await self._choose(key, max(key.threshold + 1, len(mandatory)), nodes)
         session_id = os.urandom(32)
-        request = DecryptPartial(name, ciphertext, session_id, associated_data, tuple(approvals))
-        replies = await asyncio.gather(*(self._call(n, request, Partial) for n in chosen))
+
+        def build(endorsers: Mapping[str, bytes], endorsements: Mapping[str, bytes]) -> Request:
+            return DecryptPartial(
+                name,
+                ciphertext,
+                session_id,
+                associated_data,
+                tuple(approvals),
+                endorsers,
+                endorsements,
+            )
+
+        replies = await endorsed_answers(
+            mandatory=[m for m in mandatory if m in chosen],  # else the nodes refuse the set
+            chosen=chosen,
+            build=build,
+            expected=Partial,
+            call=self._call,
+            documents=self._documents,
+        )
+        require_all(mandatory, list(replies), name)
         try:
             partials = {
                 key.identifier(n): PartialDecryption.from_bytes(reply.partial, group)
-                for n, reply in zip(chosen, replies, strict=True)
+                for n, reply in replies.items()
             }
             return combine(key.public, parsed, partials, session_id, associated_data)
         except SecretError:
@@ -1854,17 +1909,33 @@ class Coordinator:
         if any(len(i) != size for i in inputs):
             raise InvalidInputError(f"{mode.value} PRF inputs are {size} bytes")
         seeds = [encryption_seed(i) for i in inputs] if mode is PrfMode.ENCRYPT else inputs
-        chosen = await self._choose(key, key.threshold + 1, None)
+        # decrypt mode opens existing ciphertexts: gated by the mandatory participants as a
+        # decryption is; encrypt mode, like encryption, is not
+        gated = mode is PrfMode.DECRYPT
+        mandatory = _mandatory(key) if gated else ()
+        needed = max(key.threshold + 1, len(mandatory))
+        chosen = await self._choose(key, needed, None, with_mandatory=gated)
         session_id = os.urandom(32)
-        request = PrfEvaluate(name, session_id, mode.value, tuple(inputs))
-        replies = await asyncio.gather(*(self._call(n, request, PrfPartials) for n in chosen))
+
+        def build(endorsers: Mapping[str, bytes], endorsements: Mapping[str, bytes]) -> Request:
+            return PrfEvaluate(name, session_id, mode.value, tuple(inputs), endorsers, endorsements)
+
+        replies = await endorsed_answers(
+            mandatory=mandatory,
+            chosen=chosen,
+            build=build,
+            expected=PrfPartials,
+            call=self._call,
+            documents=self._documents,
+        )
+        require_all(mandatory, list(replies), name)
         label = name.encode()
         out = []
         for k, seed in enumerate(seeds):
             try:
                 partials = {
                     key.identifier(n): PrfPartial.from_bytes(reply.partials[k], key.public.group)
-                    for n, reply in zip(chosen, replies, strict=True)
+                    for n, reply in replies.items()
                 }
                 value = combine_prf(key.public, label, seed, partials, session_id)
             except IndexError:

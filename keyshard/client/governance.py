@@ -16,7 +16,7 @@ A policy file says who approves what, in groups if the organisation has them::
 plus every group's. ``quorum`` (optional) is the overall count of distinct approvers; by default the
 sum of the groups' quorums (every approver, without groups). Every group must reach its own
 quorum as well: the example needs 2 of treasury AND 1 of compliance. ``mandatory_nodes`` must
-take part in every signing. Approver keys are the 32-byte Ed25519 public keys ``keyshard
+take part in every signing and decryption. Approver keys are the 32-byte Ed25519 public keys ``keyshard
 approver keygen`` prints, in hex. Unknown fields are refused (a typo must not weaken a policy).
 """
 

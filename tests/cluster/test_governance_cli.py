@@ -176,3 +176,58 @@ def test_mandatory_participant_and_policy_updates_on_every_node(cluster: Cluster
             await client.sign("held", b"bob approved", approvals=[bob_says])
 
     asyncio.run(run())
+
+
+def test_a_mandatory_participant_is_in_every_decryption_set(
+    cluster: Cluster, capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path
+) -> None:
+    """Decryption gathers independent partials, so the mandatory node's presence is enforced by
+    its endorsement: with node-3 up, ``key decrypt`` works unchanged and a set without node-3 is
+    refused by the other nodes; with node-3 stopped (t+1 others up) it fails naming node-3."""
+    d = ["--dir", str(cluster.directory)]
+    keys = _approvers(capsysbinary, tmp_path, ["c2"])
+    policy_file = tmp_path / "held.json"
+    policy_file.write_text(
+        json.dumps({"approvers": [keys["c2"]], "require": ["sign"], "mandatory_nodes": ["node-3"]})
+    )
+    code, _, err = _cli(
+        capsysbinary, "key", "create", "sealed", *d, "--threshold", "1",
+        "--policy-file", str(policy_file),
+    )  # fmt: skip
+    assert code == 0, err
+    plain, sealed = tmp_path / "plain", tmp_path / "sealed.bin"
+    plain.write_bytes(b"q3 salaries")
+    code, _, err = _cli(
+        capsysbinary, "key", "encrypt", "sealed", *d, "--file", str(plain),
+        "--out", str(sealed), "--context", "q3",
+    )  # fmt: skip
+    assert code == 0, err
+    decrypt = ["key", "decrypt", "sealed", *d, "--file", str(sealed), "--context", "q3"]
+    code, out, err = _cli(capsysbinary, *decrypt)
+    assert code == 0, err
+    assert out.encode() == b"q3 salaries"
+
+    async def without_node_3() -> None:
+        async with AsyncClient.from_profile(cluster.directory / "profile.json") as client:
+            await client.coordinator.decrypt(
+                "sealed", sealed.read_bytes(), b"q3", nodes=["node-1", "node-2"]
+            )
+
+    with pytest.raises(RemoteError) as refused:
+        asyncio.run(without_node_3())
+    assert refused.value.error_code is ErrorCode.MANDATORY_PARTICIPANT
+    assert "node-3" in refused.value.message
+
+    cluster.stop_node(3)
+    try:
+        code, out, err = _cli(capsysbinary, *decrypt)
+        assert code == 2
+        assert out == ""
+        assert "node-3" in err
+        assert "mandatory" in err
+    finally:
+        cluster.start_node(3)
+        cluster.wait_ready(nodes=[3], timeout=60)
+    code, out, err = _cli(capsysbinary, *decrypt)
+    assert code == 0, err
+    assert out.encode() == b"q3 salaries"

@@ -34,6 +34,7 @@ from wire.messages import (
     DkgOutbox,
     DkgStep,
     EcdsaSign,
+    Endorsed,
     ErrorReply,
     ExportedShare,
     FrostSign,
@@ -103,6 +104,7 @@ from wire.messages import (
 )
 
 SESSION = b"s" * 32
+E64 = b"e" * 64  # an endorsement's size
 APPROVER = (
     Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
     .public_key()
@@ -145,6 +147,7 @@ REQUEST_SAMPLES: list[Request] = [
     ),
     FrostSign("payroll", (b"package 1", b"package 2"), ((b"approval",), ())),
     DecryptPartial("payroll", b"ct", SESSION, b"context", (b"a1", b"a2")),
+    DecryptPartial("payroll", b"ct", SESSION, b"", (), {"node-3": b"d3"}, {"node-3": b"e" * 64}),
     BackupShare("payroll", b"r" * 32, (b"approval",)),
     KeyRestore("payroll", "ed25519", b"pkg", POLICY, ("node-1", "node-2"), b"sealed", (b"a",)),
     RestoreCommit("payroll"),
@@ -166,6 +169,7 @@ REQUEST_SAMPLES: list[Request] = [
     WitnessQuery("node-3", b"d3"),
     WitnessCheck({"node-1": b"d1", "node-2": b"d2"}, {"node-1": b"e1", "node-2": b"e2"}),
     PrfEvaluate("xks-key", SESSION, "encrypt", (b"n" * 32, b"o" * 32)),
+    PrfEvaluate("xks-key", SESSION, "decrypt", (b"s" * 16,), {"node-3": b"d3"}, {"node-3": E64}),
 ]
 REPLY_SAMPLES: list[Reply] = [
     KeyInfoReply(
@@ -185,6 +189,8 @@ REPLY_SAMPLES: list[Reply] = [
     NonceCommitments((b"c1", b"c2")),
     SignatureShares((b"s1", b"s2")),
     Partial(b"partial"),
+    Partial(b"partial", b"e" * 64),
+    Endorsed(b"e" * 64),
     Presigned((b"p" * 32, b"q" * 32), (b"\x02" + b"r" * 32, b"\x03" + b"r" * 32)),
     ShareBackup(2, 4, b"pkg", b"pve"),
     KeyRestored(),
@@ -197,6 +203,7 @@ REPLY_SAMPLES: list[Reply] = [
     WitnessVerdict("witnessed", 1, 1),
     ErrorReply(ErrorCode.KEY_EXISTS, "key 'payroll' already exists"),
     PrfPartials((b"partial",)),
+    PrfPartials((b"partial",), b"e" * 64),
 ]
 
 
@@ -477,6 +484,11 @@ approvals = st.lists(st.binary(min_size=1, max_size=40), max_size=3).map(tuple)
 participants = st.dictionaries(node_ids, st.binary(min_size=1, max_size=40), min_size=2, max_size=6)
 
 
+def _endorsed_decrypt(name: str, ciphertext: bytes, documents: dict[str, bytes]) -> DecryptPartial:
+    endorsements = {n: bytes([len(d)]) * 64 for n, d in documents.items()}
+    return DecryptPartial(name, ciphertext, SESSION, b"", (), documents, endorsements)
+
+
 def blobs(low: int = 0, high: int = 4, size: tuple[int, int] = (1, 40)) -> st.SearchStrategy:
     item = st.binary(min_size=size[0], max_size=size[1])
     return st.lists(item, min_size=low, max_size=high).map(tuple)
@@ -694,8 +706,17 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
         sessions,
         st.binary(max_size=32),
         approvals,
+    )
+    | st.builds(
+        _endorsed_decrypt,
+        names,
+        st.binary(min_size=1, max_size=64),
+        st.dictionaries(node_ids, st.binary(min_size=1, max_size=40), min_size=1, max_size=3),
     ),
-    Partial: st.builds(Partial, st.binary(min_size=1, max_size=64)),
+    Partial: st.builds(
+        Partial, st.binary(min_size=1, max_size=64), st.sampled_from([b"", E64, bytes(64)])
+    ),
+    Endorsed: st.builds(Endorsed, st.binary(min_size=64, max_size=64)),
     PresignStart: st.builds(
         PresignStart, names, sessions, participants, st.integers(1, MAX_PRESIGN_BATCH)
     ),
@@ -780,7 +801,7 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
         st.just("decrypt"),
         st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_size=4).map(tuple),
     ),
-    PrfPartials: st.builds(PrfPartials, blobs(1)),
+    PrfPartials: st.builds(PrfPartials, blobs(1), st.sampled_from([b"", E64])),
 }
 
 
@@ -914,3 +935,57 @@ def test_an_export_names_one_x25519_recipient(recipient: bytes) -> None:
 def test_custody_flags_are_booleans() -> None:
     with pytest.raises(MalformedMessageError):
         KeyInfoReply("ed25519", 1, b"pkg", b"", (), 0, "enabled", 0, 1)  # type: ignore[arg-type]
+
+
+# -- optional fields (issue 11: endorsements of a key's mandatory participants) ----------------
+
+
+def test_optional_fields_at_their_default_are_left_out_so_older_frames_are_unchanged() -> None:
+    """A request or reply that carries no endorsement is the frame it was before the field
+    existed (byte for byte), and such a frame still decodes."""
+    request = DecryptPartial("payroll", b"ct", SESSION, b"context", (b"a1",))
+    old = {
+        "v": 1,
+        "id": 9,
+        "op": "decrypt_partial",
+        "key_name": "payroll",
+        "ciphertext": b"ct",
+        "session_id": SESSION,
+        "context": b"context",
+        "approvals": [b"a1"],
+    }
+    assert encode(request, 9) == cbor.dumps(old)
+    assert decode_request(cbor.dumps(old)) == (9, request)
+    old_reply = {"v": 1, "id": 9, "op": "partial", "partial": b"p"}
+    assert encode(Partial(b"p"), 9) == cbor.dumps(old_reply)
+    prf = {"v": 1, "id": 9, "op": "prf_partials", "partials": [b"p"]}
+    assert decode_reply(cbor.dumps(prf)) == (9, PrfPartials((b"p",)))
+
+
+@pytest.mark.parametrize(
+    ("op", "body", "field"),
+    [
+        ("partial", {"partial": b"p", "endorsement": b""}, "endorsement"),
+        ("prf_partials", {"partials": [b"p"], "endorsement": b""}, "endorsement"),
+    ],
+)
+def test_an_optional_field_present_with_its_default_is_refused(
+    op: str, body: dict[str, object], field: str
+) -> None:
+    frame = cbor.dumps({"v": 1, "id": 1, "op": op, **body})
+    with pytest.raises(MalformedMessageError) as caught:
+        decode_reply(frame)
+    assert caught.value.field == field
+
+
+def test_endorsements_name_the_same_nodes_as_their_documents_and_are_64_bytes() -> None:
+    with pytest.raises(MalformedMessageError) as caught:
+        DecryptPartial("k", b"ct", SESSION, b"", (), {"node-3": b"d"}, {"node-2": E64})
+    assert caught.value.field == "endorsers"
+    with pytest.raises(MalformedMessageError) as caught:
+        DecryptPartial("k", b"ct", SESSION, b"", (), {"node-3": b"d"}, {"node-3": b"e" * 63})
+    assert caught.value.field == "endorsement"
+    with pytest.raises(MalformedMessageError):
+        Endorsed(b"")
+    assert REPLIES[DecryptPartial] == (Partial, Endorsed)
+    assert REPLIES[PrfEvaluate] == (PrfPartials, Endorsed)
