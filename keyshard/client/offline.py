@@ -22,6 +22,27 @@ peers for their reports sealed to that boot's box key (:class:`WitnessReportsFil
 peer's own fresh document), and the offline node is shown them. Documents are refused once older
 than the image's maximum age (5 minutes by default): the round trip must fit in it.
 
+Threshold ECDSA (DJNPO20) keys sign the same way with the same files, tagged ``scheme: "ecdsa"``
+(a FROST file carries no tag, so the files written before ECDSA decode unchanged):
+
+1. **presign** (online side, while the offline node is still reachable): a presigning run among
+   ``2t + 1`` holders that include the offline node; each presignature's secret halves stay in
+   the presigners' enclave memory (single use, never sealed: a reboot of any presigner drops
+   them; the nodes also let them expire after an hour), and the :class:`CommitmentsFile` carries
+   their public descriptions (:class:`PresignatureDescription`).
+2. **prepare**: the online presigners sign the message with one described presignature; the
+   :class:`PackageFile`'s ``package`` is an :class:`EcdsaPackage` (the presignature, the message,
+   the request's entropy).
+3. **sign**: the offline node checks the approvals, takes that presignature out of its pool
+   (single use, whatever follows) and answers its share. The same package again: refused
+   (``nonce_unknown``), the presignature is gone.
+4. **combine**: the ``2t + 1`` shares are interpolated; the signature is returned only if it
+   verifies (an ECDSA share cannot be checked alone: the shares lie on a degree-``2t`` polynomial
+   with no redundancy, so the check is the final signature's, as DJNPO20 prescribes).
+
+The presignatures belong, on every presigner, to the client (TLS certificate) that presigned:
+the air-gapped side must sign with the same client credentials as the online side.
+
 The files are canonical CBOR; none holds a secret (a signature share under a one-time nonce
 reveals nothing of the share), and each names the key, its public key and the node, so a file is
 never applied to another key. Tampering is caught, not trusted away: a wrong commitment or share
@@ -35,23 +56,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from enclave.mpc.ecdsa import PresignatureInfo
 from enclave.mpc.errors import MpcError
 from enclave.mpc.frost.round2 import SigningPackage
+from enclave.mpc.identifiers import Identifier
+from enclave.mpc.keys import PublicKeyPackage
 from keyshard.client.errors import InvalidInputError
 from wire import cbor
 from wire.checks import check_key_name, check_node_id
 from wire.errors import MalformedMessageError
 
 __all__ = [
+    "ECDSA",
+    "FROST",
     "CommitmentsFile",
+    "EcdsaPackage",
     "PackageFile",
     "PartialFile",
+    "PresignatureDescription",
     "WitnessReportsFile",
     "WitnessRequestFile",
     "package_digest",
 ]
 
 _VERSION = 1
+#: The ``scheme`` tag of a file: FROST files carry none (the files before ECDSA), ECDSA ones do.
+FROST = "frost"
+ECDSA = "ecdsa"
+_SCHEMES = (FROST, ECDSA)
 
 
 def package_digest(package: bytes) -> bytes:
@@ -59,9 +91,18 @@ def package_digest(package: bytes) -> bytes:
     return hashlib.sha256(b"keyshard/offline-package/v1" + package).digest()
 
 
-def _load(data: bytes, kind: str, fields: set[str]) -> dict[str, Any]:
+def _load(data: bytes, kind: str, fields: set[str], *, tagged: bool = False) -> dict[str, Any]:
+    """A file of ``kind`` with exactly ``fields``; ``tagged``: it may also carry a ``scheme``
+    (absent: FROST), which is then checked and set in the returned map."""
     try:
-        value = cbor.loads_map(data, what=kind, fields={"v", "kind", *fields}, version=_VERSION)
+        value = cbor.loads_map(data, what=kind, version=_VERSION)
+        expected = {"v", "kind", *fields}
+        if set(value) != expected and not (tagged and set(value) == {*expected, "scheme"}):
+            raise MalformedMessageError(kind, "missing or unknown fields")
+        if tagged:
+            value.setdefault("scheme", FROST)
+            if value["scheme"] not in _SCHEMES:
+                raise MalformedMessageError(kind, f"unknown scheme {value['scheme']!r}")
         if value["kind"] != kind:
             raise MalformedMessageError(kind, f"this is a {value['kind']!r} file")
         if "key" in fields:
@@ -78,9 +119,121 @@ def _bytes_list(value: object, kind: str) -> tuple[bytes, ...]:
     return tuple(value)
 
 
+def _tag(scheme: str) -> dict[str, str]:
+    """The ``scheme`` field of an encoded file: none for FROST (as before ECDSA was added)."""
+    if scheme not in _SCHEMES:
+        raise ValueError(f"unknown offline scheme {scheme!r}")
+    return {} if scheme == FROST else {"scheme": scheme}
+
+
+def _map(data: bytes, what: str, fields: set[str]) -> dict[str, Any]:
+    try:
+        return cbor.loads_map(data, what=what, fields=fields)
+    except MalformedMessageError as error:
+        raise InvalidInputError(f"not a {what}: {error}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class PresignatureDescription:
+    """The public description of one ECDSA presignature (what a combiner needs; no secret):
+    the presigning session, the presignature id, the nonce point ``R`` and the ``2t + 1``
+    presigners' party identifiers. One item of an ECDSA :class:`CommitmentsFile`."""
+
+    session_id: bytes
+    presignature_id: bytes
+    big_r: bytes
+    parties: tuple[int, ...]
+
+    WHAT = "presignature description"
+
+    @classmethod
+    def of(cls, info: PresignatureInfo) -> PresignatureDescription:
+        return cls(
+            info.session_id,
+            info.presignature_id,
+            info.big_r.to_bytes(),
+            tuple(int(p) for p in info.parties),
+        )
+
+    def to_info(self, public: PublicKeyPackage) -> PresignatureInfo:
+        """The presignature under the key ``public``; :class:`InvalidInputError` if the point
+        or the parties are not valid for that key."""
+        if not set(self.parties) <= {int(i) for i in public.identifiers}:
+            raise InvalidInputError(f"not a valid {self.WHAT}: presigners the key does not have")
+        try:
+            return PresignatureInfo(
+                public,
+                tuple(Identifier.from_int(public.group, p) for p in self.parties),
+                self.session_id,
+                self.presignature_id,
+                public.group.decode_point(self.big_r),
+            )
+        except (MpcError, ValueError) as error:
+            raise InvalidInputError(f"not a valid {self.WHAT}: {error}") from None
+
+    def encode(self) -> bytes:
+        return cbor.dumps(
+            {
+                "session": self.session_id,
+                "id": self.presignature_id,
+                "big_r": self.big_r,
+                "parties": list(self.parties),
+            }
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> PresignatureDescription:
+        value = _map(data, cls.WHAT, {"session", "id", "big_r", "parties"})
+        parties = value["parties"]
+        if (
+            not all(type(value[f]) is bytes for f in ("session", "id", "big_r"))
+            or not isinstance(parties, list)
+            or not all(type(p) is int and 0 < p < 2**16 for p in parties)
+            or len(set(parties)) != len(parties)
+            or len(value["id"]) != 32
+            or len(value["session"]) != 32
+        ):
+            raise InvalidInputError(f"not a {cls.WHAT}: wrong field types")
+        return cls(value["session"], value["id"], value["big_r"], tuple(sorted(parties)))
+
+
+@dataclass(frozen=True, slots=True)
+class EcdsaPackage:
+    """What an ECDSA :class:`PackageFile` asks the offline node to sign: the message (hashed
+    with SHA-256 by every signer) with the described presignature and the request's fresh
+    entropy (every presigner must use the same, or the shares do not combine)."""
+
+    presignature: PresignatureDescription
+    message: bytes
+    entropy: bytes
+
+    WHAT = "ECDSA signing package"
+
+    def encode(self) -> bytes:
+        return cbor.dumps(
+            {
+                "presignature": self.presignature.encode(),
+                "message": self.message,
+                "entropy": self.entropy,
+            }
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> EcdsaPackage:
+        value = _map(data, cls.WHAT, {"presignature", "message", "entropy"})
+        if not all(type(value[f]) is bytes for f in ("presignature", "message", "entropy")):
+            raise InvalidInputError(f"not an {cls.WHAT}: wrong field types")
+        if len(value["entropy"]) != 32:
+            raise InvalidInputError(f"not an {cls.WHAT}: the entropy is 32 bytes")
+        presignature = PresignatureDescription.decode(value["presignature"])
+        return cls(presignature, value["message"], value["entropy"])
+
+
 @dataclass(frozen=True, slots=True)
 class CommitmentsFile:
-    """Nonce commitments an offline node published for ``key_name`` (each used at most once)."""
+    """What an offline node holds in advance for ``key_name``, published (each usable once):
+    FROST nonce commitments, or (``scheme`` ECDSA) encoded :class:`PresignatureDescription` s
+    of presignatures made with it."""
 
     key_name: str
     node_id: str
@@ -88,6 +241,7 @@ class CommitmentsFile:
     commitments: tuple[bytes, ...]
     #: The node's party identifier for the key (the online side may not know the node at all).
     identifier: int = 0
+    scheme: str = FROST
 
     KIND = "offline-commitments"
 
@@ -102,23 +256,39 @@ class CommitmentsFile:
                 "commitments": list(self.commitments),
                 "identifier": self.identifier,
             }
+            | _tag(self.scheme)
         )
 
     @classmethod
     def decode(cls, data: bytes) -> CommitmentsFile:
-        value = _load(data, cls.KIND, {"key", "node", "public_key", "commitments", "identifier"})
+        fields = {"key", "node", "public_key", "commitments", "identifier"}
+        value = _load(data, cls.KIND, fields, tagged=True)
         if type(value["public_key"]) is not bytes or type(value["identifier"]) is not int:
             raise InvalidInputError("not a Keyshard offline-commitments file: wrong field types")
         commitments = _bytes_list(value["commitments"], cls.KIND)
         return cls(
-            value["key"], value["node"], value["public_key"], commitments, value["identifier"]
+            value["key"],
+            value["node"],
+            value["public_key"],
+            commitments,
+            value["identifier"],
+            value["scheme"],
         )
+
+    def presignature(self, index: int) -> PresignatureDescription:
+        """ECDSA: the description of presignature ``index``."""
+        if self.scheme != ECDSA:
+            raise InvalidInputError("these are FROST nonce commitments, not presignatures")
+        if not 0 <= index < len(self.commitments):
+            raise InvalidInputError(f"no presignature {index} in this file")
+        return PresignatureDescription.decode(self.commitments[index])
 
 
 @dataclass(frozen=True, slots=True)
 class PackageFile:
     """One signature's package for the offline node ``node_id``, with its approvals and the
-    online holders' signature shares (by node id) kept for :meth:`Coordinator.combine_offline`."""
+    online holders' signature shares (by node id) kept for :meth:`Coordinator.combine_offline`.
+    ``package``: a FROST ``SigningPackage``, or (``scheme`` ECDSA) an :class:`EcdsaPackage`."""
 
     key_name: str
     node_id: str
@@ -126,15 +296,28 @@ class PackageFile:
     package: bytes
     approvals: tuple[bytes, ...]
     online_shares: Mapping[str, bytes]
+    scheme: str = FROST
 
     KIND = "offline-package"
 
-    def message_sha256(self) -> bytes:
-        """SHA-256 of the message the package signs (what an offline operator is shown)."""
+    def message(self) -> bytes:
+        """The message the package signs; :class:`InvalidInputError` for a broken package."""
+        if self.scheme == ECDSA:
+            return self.ecdsa().message
         try:
-            return hashlib.sha256(SigningPackage.from_bytes(self.package).message).digest()
+            return SigningPackage.from_bytes(self.package).message
         except MpcError as error:
             raise InvalidInputError(f"not a signing package: {error}") from None
+
+    def ecdsa(self) -> EcdsaPackage:
+        """The ECDSA package (:class:`InvalidInputError` for a FROST one)."""
+        if self.scheme != ECDSA:
+            raise InvalidInputError("this is a FROST package")
+        return EcdsaPackage.decode(self.package)
+
+    def message_sha256(self) -> bytes:
+        """SHA-256 of the message the package signs (what an offline operator is shown)."""
+        return hashlib.sha256(self.message()).digest()
 
     def encode(self) -> bytes:
         return cbor.dumps(
@@ -148,12 +331,13 @@ class PackageFile:
                 "approvals": list(self.approvals),
                 "shares": dict(sorted(self.online_shares.items())),
             }
+            | _tag(self.scheme)
         )
 
     @classmethod
     def decode(cls, data: bytes) -> PackageFile:
         fields = {"key", "node", "public_key", "package", "approvals", "shares"}
-        value = _load(data, cls.KIND, fields)
+        value = _load(data, cls.KIND, fields, tagged=True)
         shares = value["shares"]
         if (
             type(value["public_key"]) is not bytes
@@ -164,7 +348,13 @@ class PackageFile:
             raise InvalidInputError("not a Keyshard offline-package file: wrong field types")
         approvals = _bytes_list(value["approvals"], cls.KIND)
         return cls(
-            value["key"], value["node"], value["public_key"], value["package"], approvals, shares
+            value["key"],
+            value["node"],
+            value["public_key"],
+            value["package"],
+            approvals,
+            shares,
+            value["scheme"],
         )
 
 
