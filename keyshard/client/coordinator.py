@@ -88,6 +88,7 @@ from keyshard.client.offline import (
     PackageFile,
     PartialFile,
     PresignatureDescription,
+    PresignRunFile,
     WitnessReportsFile,
     WitnessRequestFile,
     package_digest,
@@ -2226,6 +2227,163 @@ class Coordinator:
             key.public_key,
             tuple(PresignatureDescription.of(info).encode() for info in infos),
             key.holders[node_id],
+            ECDSA,
+        )
+
+    # presigning by files, for a node that is never reachable (keyshard.client.offline)
+
+    async def offline_presign_open(self, name: str, node_id: str, count: int) -> PresignRunFile:
+        """Online side: a presigning run of ``count`` presignatures between 2t holders reachable
+        here and the offline ``node_id``, opened as a file (stage 1) for the air-gapped side:
+        the session and the online presigners' fresh attestation documents."""
+        key = await self.describe_key(name)
+        if key.suite.scheme is not Scheme.ECDSA:
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}, not threshold ECDSA")
+        if not 1 <= count <= MAX_PRESIGN_BATCH:
+            raise InvalidInputError(f"a presigning run makes 1..{MAX_PRESIGN_BATCH}")
+        needed = key.suite.signers_needed(key.threshold) - 1
+        chosen = (await self._reachable(n for n in sorted(key.holders) if n != node_id))[:needed]
+        if len(chosen) < needed:
+            raise UnavailableError(
+                f"{len(chosen)} online holder(s) of {name!r} reachable; {needed} presign",
+                have=len(chosen),
+                need=needed,
+            )
+        links = await self._fresh(chosen)
+        return PresignRunFile(
+            name,
+            node_id,
+            key.public_key,
+            os.urandom(32),
+            count,
+            1,
+            {n: key.holders[n] for n in chosen},
+            {n: links[n].document for n in chosen},
+        )
+
+    async def offline_presign_step(
+        self, run: PresignRunFile, node_id: str | None = None
+    ) -> PresignRunFile | CommitmentsFile:
+        """The next stage of a presigning run by files: the air-gapped side (``node_id``, the
+        offline node) answers odd stages, the online side (``node_id`` None) even ones. The
+        air-gapped side's answer to the last stage is the presignatures' file for
+        :meth:`prepare_offline`; every other answer is the run's next file."""
+        if run.air_gapped_turn != (node_id is not None):
+            side = f"the air-gapped side (node {run.node_id})" if run.air_gapped_turn else "online"
+            raise InvalidInputError(f"stage {run.stage} of this run is answered {side}")
+        if node_id is not None and node_id != run.node_id:
+            raise InvalidInputError(f"this run is for {run.node_id}, not {node_id}")
+        if node_id is None:
+            return await self._presign_online(run)
+        return await self._presign_air_gapped(run)
+
+    @staticmethod
+    def _with_outboxes(
+        run: PresignRunFile, round_: int, outboxes: Mapping[str, Mapping[str, bytes]]
+    ) -> PresignRunFile:
+        """``run`` with the envelopes of ``round_`` each sender addressed to every other
+        participant (a misaddressed outbox names its sender)."""
+        for sender, outbox in outboxes.items():
+            if set(outbox) != set(run.parties) - {sender}:
+                raise ProtocolError(
+                    f"{sender}'s presign round {round_} outbox is misaddressed", culprit=sender
+                )
+        added = tuple(
+            (round_, sender, to, envelope)
+            for sender, outbox in sorted(outboxes.items())
+            for to, envelope in sorted(outbox.items())
+        )
+        return replace(run, envelopes=run.envelopes + added)
+
+    async def _presign_rounds(
+        self, run: PresignRunFile, nodes: Sequence[str], rounds: Sequence[int]
+    ) -> tuple[PresignRunFile, dict[str, Presigned]]:
+        """Have ``nodes`` take ``rounds`` in turn (0: start); the run with their envelopes,
+        and their ``Presigned`` answers once round 3 is taken."""
+        finished: dict[str, Presigned] = {}
+        for round_ in rounds:
+            requests: dict[str, Request] = {
+                n: (
+                    PresignStart(run.key_name, run.session_id, run.documents, run.count)
+                    if round_ == 0
+                    else PresignStep(run.key_name, run.session_id, run.inbox(n, round_))
+                )
+                for n in nodes
+            }
+            answers = await asyncio.gather(*(self._call(n, requests[n], Reply) for n in nodes))
+            outboxes = {}
+            for node_id, answer in zip(nodes, answers, strict=True):
+                if isinstance(answer, DkgOutbox) and round_ < PRESIGN_ROUNDS:
+                    outboxes[node_id] = answer.outbox
+                elif isinstance(answer, Presigned) and round_ == PRESIGN_ROUNDS:
+                    if len(answer.presignature_ids) != run.count:
+                        raise ProtocolError(f"{node_id} presigned another count", culprit=node_id)
+                    finished[node_id] = answer
+                else:
+                    raise ProtocolError(f"{node_id} answered round {round_} out of turn")
+            if outboxes:
+                run = self._with_outboxes(run, round_ + 1, outboxes)
+        return run, finished
+
+    async def _presign_online(self, run: PresignRunFile) -> PresignRunFile:
+        key = await self.describe_key(run.key_name)
+        if key.public_key != run.public_key:
+            raise InvalidInputError(f"this run is for another key named {run.key_name!r}")
+        online = sorted(n for n in run.parties if n != run.node_id)
+        if any(key.holders.get(n) != run.parties[n] for n in online) or run.node_id in online:
+            raise InvalidInputError("this run names presigners the key does not have")
+        if run.stage == 2:  # start and take round one; documents fresh for the offline node's
+            links = await self._fresh(online)  # next carrying (same boots: same box keys)
+            fresh = {n: links[n].document for n in online}
+            run = replace(run, documents=dict(run.documents) | fresh)
+            run, _ = await self._presign_rounds(run, online, (0, 1))
+            return replace(run, stage=3)
+        run, finished = await self._presign_rounds(run, online, (2, 3))
+        results = {(a.presignature_ids, a.big_rs) for a in finished.values()}
+        if len(results) != 1:
+            raise ProtocolError("the presigners disagree about the presignatures")
+        ids, big_rs = results.pop()
+        return replace(run, stage=5, presignature_ids=ids, big_rs=big_rs)
+
+    async def _presign_air_gapped(self, run: PresignRunFile) -> PresignRunFile | CommitmentsFile:
+        node = run.node_id
+        info, public = await self._node_key(node, run.key_name, Scheme.ECDSA)
+        if public.group_public_key.to_bytes() != run.public_key:
+            raise InvalidInputError(f"this run is for another key named {run.key_name!r}")
+        if run.stage == 1:
+            if info.identifier in {p for n, p in run.parties.items() if n != node}:
+                raise InvalidInputError(f"this run gives {node}'s party to another presigner")
+            document = (await self._fresh_link(node)).document
+            run = replace(
+                run,
+                parties=dict(run.parties) | {node: info.identifier},
+                documents=dict(run.documents) | {node: document},
+            )
+            run, _ = await self._presign_rounds(run, [node], (0,))
+            return replace(run, stage=2)
+        if run.parties.get(node) != info.identifier:
+            raise InvalidInputError(f"this run does not give {node} its party")
+        if run.stage == 3:
+            run, _ = await self._presign_rounds(run, [node], (1, 2))
+            return replace(run, stage=4)
+        _, finished = await self._presign_rounds(run, [node], (3,))
+        answer = finished[node]
+        if (answer.presignature_ids, answer.big_rs) != (run.presignature_ids, run.big_rs):
+            raise ProtocolError("the online presigners finished with other presignatures")
+        parties = tuple(sorted(run.parties.values()))
+        return CommitmentsFile(
+            run.key_name,
+            node,
+            run.public_key,
+            tuple(
+                PresignatureDescription(
+                    presign_batch_session_id(run.session_id, k), pid, big_r, parties
+                ).encode()
+                for k, (pid, big_r) in enumerate(
+                    zip(answer.presignature_ids, answer.big_rs, strict=True)
+                )
+            ),
+            info.identifier,
             ECDSA,
         )
 

@@ -40,6 +40,17 @@ Threshold ECDSA (DJNPO20) keys sign the same way with the same files, tagged ``s
    verifies (an ECDSA share cannot be checked alone: the shares lie on a degree-``2t`` polynomial
    with no redundancy, so the check is the final signature's, as DJNPO20 prescribes).
 
+A node that was never reachable (booted offline) presigns by files instead of step 1: the three
+presigning rounds travel as one :class:`PresignRunFile` carried back and forth five times
+(``stage`` 1..5, odd stages answered by the air-gapped side): open (online: the session and the
+online presigners' attestation documents) -> the offline node starts -> the online presigners
+start and take round one -> the offline node takes rounds one and two -> the online presigners
+take rounds two and three -> the offline node takes round three and publishes the
+presignatures' descriptions (the :class:`CommitmentsFile`). The envelopes are crypto_box
+sealed to each recipient's per-boot key, so the file holds no secret; each carrying of a
+document (stages 1 and 2) must fit in the documents' maximum age (5 minutes by default), and a
+failed step ends the run on that node (open a new one).
+
 The presignatures belong, on every presigner, to the client (TLS certificate) that presigned:
 the air-gapped side must sign with the same client credentials as the online side.
 
@@ -73,6 +84,7 @@ __all__ = [
     "EcdsaPackage",
     "PackageFile",
     "PartialFile",
+    "PresignRunFile",
     "PresignatureDescription",
     "WitnessReportsFile",
     "WitnessRequestFile",
@@ -453,3 +465,111 @@ class WitnessReportsFile:
         if set(documents) != set(envelopes):
             raise InvalidInputError("not a Keyshard offline-witness-reports file: peers differ")
         return cls(value["node"], documents, envelopes)
+
+
+#: Presigning envelope rounds: 1 the deals (start), 2 and 3 the openings.
+PRESIGN_FILE_ROUNDS = 3
+#: Stages of a :class:`PresignRunFile`: the file at stage k is answered by the air-gapped side
+#: when k is odd, by the online side when even; stage 5's answer is the presignatures' file.
+PRESIGN_FILE_STAGES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PresignRunFile:
+    """One presigning run (DJNPO20, three rounds) between online presigners and the offline
+    node ``node_id``, carried by hand: every envelope produced so far (crypto_box sealed to its
+    recipient's boot key) as ``(round, sender, recipient, envelope)``, the participants'
+    documents and party identifiers, and, once the online presigners finished, the
+    presignatures' ids and nonce points for the offline node to check its own against."""
+
+    key_name: str
+    node_id: str
+    public_key: bytes
+    session_id: bytes
+    count: int
+    stage: int
+    parties: Mapping[str, int]
+    documents: Mapping[str, bytes]
+    envelopes: tuple[tuple[int, str, str, bytes], ...] = ()
+    presignature_ids: tuple[bytes, ...] = ()
+    big_rs: tuple[bytes, ...] = ()
+
+    KIND = "offline-presign"
+
+    @property
+    def air_gapped_turn(self) -> bool:
+        """Whether the air-gapped side answers this file (odd stages)."""
+        return self.stage % 2 == 1
+
+    def inbox(self, node_id: str, round_: int) -> tuple[bytes, ...]:
+        """The envelopes of ``round_`` addressed to ``node_id``."""
+        return tuple(e for r, _, to, e in self.envelopes if r == round_ and to == node_id)
+
+    def encode(self) -> bytes:
+        return cbor.dumps(
+            {
+                "v": _VERSION,
+                "kind": self.KIND,
+                "key": self.key_name,
+                "node": self.node_id,
+                "public_key": self.public_key,
+                "session": self.session_id,
+                "count": self.count,
+                "stage": self.stage,
+                "parties": dict(sorted(self.parties.items())),
+                "documents": dict(sorted(self.documents.items())),
+                "envelopes": [list(e) for e in self.envelopes],
+                "ids": list(self.presignature_ids),
+                "big_rs": list(self.big_rs),
+            }
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> PresignRunFile:
+        fields = {"key", "node", "public_key", "session", "count", "stage", "parties"}
+        fields |= {"documents", "envelopes", "ids", "big_rs"}
+        value = _load(data, cls.KIND, fields)
+        wrong = InvalidInputError(f"not a Keyshard {cls.KIND} file: wrong field types")
+        parties, envelopes = value["parties"], value["envelopes"]
+        if (
+            type(value["public_key"]) is not bytes
+            or type(value["session"]) is not bytes
+            or len(value["session"]) != 32
+            or type(value["count"]) is not int
+            or type(value["stage"]) is not int
+            or not 1 <= value["stage"] <= PRESIGN_FILE_STAGES
+            or not isinstance(parties, dict)
+            or not all(type(k) is str and type(v) is int and v > 0 for k, v in parties.items())
+            or not isinstance(envelopes, list)
+        ):
+            raise wrong
+        records = []
+        for record in envelopes:
+            if (
+                not isinstance(record, list)
+                or len(record) != 4
+                or type(record[0]) is not int
+                or not 1 <= record[0] <= PRESIGN_FILE_ROUNDS
+                or type(record[1]) is not str
+                or type(record[2]) is not str
+                or type(record[3]) is not bytes
+            ):
+                raise wrong
+            records.append((record[0], record[1], record[2], record[3]))
+        ids = _bytes_list(value["ids"], cls.KIND)
+        big_rs = _bytes_list(value["big_rs"], cls.KIND)
+        if len(ids) != len(big_rs):
+            raise wrong
+        return cls(
+            value["key"],
+            value["node"],
+            value["public_key"],
+            value["session"],
+            value["count"],
+            value["stage"],
+            parties,
+            _documents(value["documents"], cls.KIND),
+            tuple(records),
+            ids,
+            big_rs,
+        )

@@ -26,6 +26,7 @@ from keyshard.client.offline import (
     PackageFile,
     PartialFile,
     PresignatureDescription,
+    PresignRunFile,
 )
 from wire import cbor
 
@@ -157,3 +158,46 @@ def test_a_presignature_description_with_a_point_off_the_curve_is_refused() -> N
     ):
         with pytest.raises(InvalidInputError):
             broken.to_info(public)
+
+
+RUN = PresignRunFile(
+    "vault",
+    "node-3",
+    b"\x02" * 33,
+    b"\x66" * 32,
+    2,
+    2,
+    {"node-1": 1, "node-2": 2, "node-3": 3},
+    {"node-1": b"doc-1", "node-3": b"doc-3"},
+    ((1, "node-3", "node-1", b"e31"), (1, "node-3", "node-2", b"e32")),
+)
+
+
+def test_a_presigning_run_file_round_trips_and_says_whose_turn_it_is() -> None:
+    assert PresignRunFile.decode(RUN.encode()) == RUN
+    assert not RUN.air_gapped_turn
+    assert replace(RUN, stage=3).air_gapped_turn
+    assert RUN.inbox("node-1", 1) == (b"e31",)
+    assert RUN.inbox("node-1", 2) == ()
+    assert RUN.inbox("node-3", 1) == ()
+    done = replace(RUN, stage=5, presignature_ids=(b"\x01" * 32,), big_rs=(b"\x02" * 33,))
+    assert PresignRunFile.decode(done.encode()) == done
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"stage": 0},
+        {"stage": 6},
+        {"session": b"short"},
+        {"parties": {"node-1": 0}},
+        {"envelopes": [[4, "node-3", "node-1", b"e"]]},
+        {"envelopes": [[1, "node-3", "node-1"]]},
+        {"envelopes": [[1, "node-3", "node-1", "e"]]},
+        {"ids": [b"\x01" * 32], "big_rs": []},
+        {"scheme": "ecdsa"},  # this kind is ECDSA's alone: no tag
+    ],
+)
+def test_a_presigning_run_file_that_is_not_one_is_refused(changes: dict[str, object]) -> None:
+    with pytest.raises(InvalidInputError):
+        PresignRunFile.decode(_rewrite(RUN.encode(), **changes))

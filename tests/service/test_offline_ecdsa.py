@@ -32,6 +32,7 @@ from keyshard.client.offline import (
     EcdsaPackage,
     PackageFile,
     PartialFile,
+    PresignRunFile,
     WitnessReportsFile,
 )
 from wire.approvals import ApprovalPolicy, Operation, message_digest
@@ -286,5 +287,99 @@ def test_presigning_for_an_offline_node_needs_it_reachable_and_an_ecdsa_key(
                 await c.offline_presign("cold", OFFLINE, 0)
         for coordinator in (sides.online, sides.offline, blind):
             await coordinator.close()
+
+    asyncio.run(work())
+
+
+def _carry(run: PresignRunFile | CommitmentsFile) -> PresignRunFile:
+    assert isinstance(run, PresignRunFile)
+    return PresignRunFile.decode(run.encode())
+
+
+def test_a_node_never_reachable_presigns_by_files_and_then_signs(
+    cluster: InProcessCluster,
+) -> None:
+    """The three presigning rounds carried as five files between the sides (node-3 rebooted:
+    what it held before is gone, and it is witnessed by file first); the presignatures it then
+    publishes sign, once each."""
+
+    async def work() -> None:
+        await cluster.restart(OFFLINE)
+        sides = Sides(cluster)
+        request = await sides.offline.offline_witness_request(OFFLINE)
+        reports = await sides.online.offline_witness_reports(request)
+        assert (await sides.offline.offline_witness_check(OFFLINE, reports)).state == "witnessed"
+
+        run = _carry(await sides.online.offline_presign_open("cold", OFFLINE, 3))
+        assert (run.stage, set(run.parties)) == (1, {"node-1", "node-2"})
+        with pytest.raises(InvalidInputError):  # stage 1 is the air-gapped side's
+            await sides.online.offline_presign_step(run)
+        with pytest.raises(InvalidInputError):
+            await sides.offline.offline_presign_step(run, "node-2")
+        for stage in (2, 3, 4, 5):
+            side = sides.offline if run.air_gapped_turn else sides.online
+            run = _carry(
+                await side.offline_presign_step(run, OFFLINE if run.air_gapped_turn else None)
+            )
+            assert run.stage == stage
+        published = await sides.offline.offline_presign_step(run, OFFLINE)
+        assert isinstance(published, CommitmentsFile)
+        presignatures = CommitmentsFile.decode(published.encode())
+        assert (presignatures.scheme, presignatures.identifier) == (ECDSA, 3)
+        assert len(presignatures.commitments) == 3
+        # the last file again: node-3's run is over (taken out of its table), nothing changes
+        with pytest.raises(RemoteError) as caught:
+            await sides.offline.offline_presign_step(run, OFFLINE)
+        assert caught.value.error_code is ErrorCode.SESSION
+
+        key = await sides.online.describe_key("cold")
+        for index in (0, 2):
+            message = f"by file {index}".encode()
+            prepared = await sides.online.prepare_offline(
+                "cold",
+                message,
+                presignatures,
+                index=index,
+                approvals=_approvals(key.public_key, message),
+            )
+            partial = await sides.offline.offline_sign(
+                OFFLINE, PackageFile.decode(prepared.encode())
+            )
+            _verify(key.public_key, await sides.online.combine_offline(prepared, partial), message)
+            with pytest.raises(RemoteError) as caught:
+                await sides.offline.offline_sign(OFFLINE, prepared)
+            assert caught.value.error_code is ErrorCode.NONCE_UNKNOWN
+        await sides.online.close()
+        await sides.offline.close()
+
+    asyncio.run(work())
+
+
+def test_a_tampered_presigning_file_fails_the_run_and_publishes_nothing(
+    cluster: InProcessCluster,
+) -> None:
+    async def work() -> None:
+        sides = Sides(cluster)
+        run = _carry(await sides.online.offline_presign_open("cold", OFFLINE, 1))
+        with pytest.raises(InvalidInputError):  # node-3's party given to node-1
+            await sides.offline.offline_presign_step(
+                replace(run, parties={"node-1": 3, "node-2": 2}), OFFLINE
+            )
+        run = _carry(await sides.offline.offline_presign_step(run, OFFLINE))
+        run = _carry(await sides.online.offline_presign_step(run))
+        # an envelope for node-3 altered on the way: refused by the node, and its run is over
+        r, sender, to, envelope = next(e for e in run.envelopes if e[2] == OFFLINE)
+        flipped = envelope[:-1] + bytes([envelope[-1] ^ 1])
+        altered = tuple(
+            (r, sender, to, flipped) if e == (r, sender, to, envelope) else e for e in run.envelopes
+        )
+        with pytest.raises(RemoteError) as caught:
+            await sides.offline.offline_presign_step(replace(run, envelopes=altered), OFFLINE)
+        assert caught.value.error_code is ErrorCode.ENVELOPE
+        with pytest.raises(RemoteError) as caught:
+            await sides.offline.offline_presign_step(run, OFFLINE)
+        assert caught.value.error_code is ErrorCode.SESSION
+        await sides.online.close()
+        await sides.offline.close()
 
     asyncio.run(work())
