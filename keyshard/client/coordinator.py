@@ -83,6 +83,7 @@ from keyshard.client.errors import (
 from keyshard.client.keys import KeyDescription
 from keyshard.client.offline import (
     ECDSA,
+    STAGE_ROUNDS,
     CommitmentsFile,
     EcdsaPackage,
     PackageFile,
@@ -2277,24 +2278,6 @@ class Coordinator:
             return await self._presign_online(run)
         return await self._presign_air_gapped(run)
 
-    @staticmethod
-    def _with_outboxes(
-        run: PresignRunFile, round_: int, outboxes: Mapping[str, Mapping[str, bytes]]
-    ) -> PresignRunFile:
-        """``run`` with the envelopes of ``round_`` each sender addressed to every other
-        participant (a misaddressed outbox names its sender)."""
-        for sender, outbox in outboxes.items():
-            if set(outbox) != set(run.parties) - {sender}:
-                raise ProtocolError(
-                    f"{sender}'s presign round {round_} outbox is misaddressed", culprit=sender
-                )
-        added = tuple(
-            (round_, sender, to, envelope)
-            for sender, outbox in sorted(outboxes.items())
-            for to, envelope in sorted(outbox.items())
-        )
-        return replace(run, envelopes=run.envelopes + added)
-
     async def _presign_rounds(
         self, run: PresignRunFile, nodes: Sequence[str], rounds: Sequence[int]
     ) -> tuple[PresignRunFile, dict[str, Presigned]]:
@@ -2322,7 +2305,7 @@ class Coordinator:
                 else:
                     raise ProtocolError(f"{node_id} answered round {round_} out of turn")
             if outboxes:
-                run = self._with_outboxes(run, round_ + 1, outboxes)
+                run = run.with_outboxes(round_ + 1, outboxes)
         return run, finished
 
     async def _presign_online(self, run: PresignRunFile) -> PresignRunFile:
@@ -2332,25 +2315,25 @@ class Coordinator:
         online = sorted(n for n in run.parties if n != run.node_id)
         if any(key.holders.get(n) != run.parties[n] for n in online) or run.node_id in online:
             raise InvalidInputError("this run names presigners the key does not have")
-        if run.stage == 2:  # start and take round one; documents fresh for the offline node's
-            links = await self._fresh(online)  # next carrying (same boots: same box keys)
+        if run.stage == 2:  # the presigners start: documents fresh for the offline node's next
+            links = await self._fresh(online)  # carrying (same boots: the same box keys)
             fresh = {n: links[n].document for n in online}
             run = replace(run, documents=dict(run.documents) | fresh)
-            run, _ = await self._presign_rounds(run, online, (0, 1))
-            return replace(run, stage=3)
-        run, finished = await self._presign_rounds(run, online, (2, 3))
-        results = {(a.presignature_ids, a.big_rs) for a in finished.values()}
-        if len(results) != 1:
-            raise ProtocolError("the presigners disagree about the presignatures")
-        ids, big_rs = results.pop()
-        return replace(run, stage=5, presignature_ids=ids, big_rs=big_rs)
+        answered, finished = await self._presign_rounds(run, online, STAGE_ROUNDS[run.stage])
+        if finished:
+            results = {(a.presignature_ids, a.big_rs) for a in finished.values()}
+            if len(results) != 1:
+                raise ProtocolError("the presigners disagree about the presignatures")
+            ids, big_rs = results.pop()
+            answered = replace(answered, presignature_ids=ids, big_rs=big_rs)
+        return replace(answered, stage=run.stage + 1)
 
     async def _presign_air_gapped(self, run: PresignRunFile) -> PresignRunFile | CommitmentsFile:
         node = run.node_id
         info, public = await self._node_key(node, run.key_name, Scheme.ECDSA)
         if public.group_public_key.to_bytes() != run.public_key:
             raise InvalidInputError(f"this run is for another key named {run.key_name!r}")
-        if run.stage == 1:
+        if run.stage == 1:  # the node joins: its party and its fresh document
             if info.identifier in {p for n, p in run.parties.items() if n != node}:
                 raise InvalidInputError(f"this run gives {node}'s party to another presigner")
             document = (await self._fresh_link(node)).document
@@ -2359,33 +2342,15 @@ class Coordinator:
                 parties=dict(run.parties) | {node: info.identifier},
                 documents=dict(run.documents) | {node: document},
             )
-            run, _ = await self._presign_rounds(run, [node], (0,))
-            return replace(run, stage=2)
-        if run.parties.get(node) != info.identifier:
+        elif run.parties.get(node) != info.identifier:
             raise InvalidInputError(f"this run does not give {node} its party")
-        if run.stage == 3:
-            run, _ = await self._presign_rounds(run, [node], (1, 2))
-            return replace(run, stage=4)
-        _, finished = await self._presign_rounds(run, [node], (3,))
+        answered, finished = await self._presign_rounds(run, [node], STAGE_ROUNDS[run.stage])
+        if node not in finished:
+            return replace(answered, stage=run.stage + 1)
         answer = finished[node]
         if (answer.presignature_ids, answer.big_rs) != (run.presignature_ids, run.big_rs):
             raise ProtocolError("the online presigners finished with other presignatures")
-        parties = tuple(sorted(run.parties.values()))
-        return CommitmentsFile(
-            run.key_name,
-            node,
-            run.public_key,
-            tuple(
-                PresignatureDescription(
-                    presign_batch_session_id(run.session_id, k), pid, big_r, parties
-                ).encode()
-                for k, (pid, big_r) in enumerate(
-                    zip(answer.presignature_ids, answer.big_rs, strict=True)
-                )
-            ),
-            info.identifier,
-            ECDSA,
-        )
+        return run.published()
 
     async def _prepare_offline_ecdsa(
         self,

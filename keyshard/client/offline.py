@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from enclave.mpc.ecdsa import PresignatureInfo
@@ -72,10 +72,11 @@ from enclave.mpc.errors import MpcError
 from enclave.mpc.frost.round2 import SigningPackage
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import PublicKeyPackage
-from keyshard.client.errors import InvalidInputError
+from keyshard.client.errors import InvalidInputError, ProtocolError
 from wire import cbor
 from wire.checks import check_key_name, check_node_id
 from wire.errors import MalformedMessageError
+from wire.messages import presign_batch_session_id
 
 __all__ = [
     "ECDSA",
@@ -472,6 +473,10 @@ PRESIGN_FILE_ROUNDS = 3
 #: Stages of a :class:`PresignRunFile`: the file at stage k is answered by the air-gapped side
 #: when k is odd, by the online side when even; stage 5's answer is the presignatures' file.
 PRESIGN_FILE_STAGES = 5
+#: The presigning rounds each stage's answer takes (0: start; k: the round-k envelopes in):
+#: the offline node starts; the online presigners start and take round 1; the offline node takes
+#: rounds 1 and 2; the online presigners take 2 and 3 (and finish); the offline node takes 3.
+STAGE_ROUNDS: Mapping[int, tuple[int, ...]] = {1: (0,), 2: (0, 1), 3: (1, 2), 4: (2, 3), 5: (3,)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,6 +509,41 @@ class PresignRunFile:
     def inbox(self, node_id: str, round_: int) -> tuple[bytes, ...]:
         """The envelopes of ``round_`` addressed to ``node_id``."""
         return tuple(e for r, _, to, e in self.envelopes if r == round_ and to == node_id)
+
+    def with_outboxes(
+        self, round_: int, outboxes: Mapping[str, Mapping[str, bytes]]
+    ) -> PresignRunFile:
+        """This run with the envelopes of ``round_`` each sender addressed to every other
+        participant (:class:`ProtocolError` naming a sender whose outbox is misaddressed)."""
+        for sender, outbox in outboxes.items():
+            if set(outbox) != set(self.parties) - {sender}:
+                raise ProtocolError(
+                    f"{sender}'s presign round {round_} outbox is misaddressed", culprit=sender
+                )
+        added = tuple(
+            (round_, sender, to, envelope)
+            for sender, outbox in sorted(outboxes.items())
+            for to, envelope in sorted(outbox.items())
+        )
+        return replace(self, envelopes=self.envelopes + added)
+
+    def published(self) -> CommitmentsFile:
+        """The presignatures' file of a finished run (stage 5: ids and nonce points known)."""
+        parties = tuple(sorted(self.parties.values()))
+        descriptions = tuple(
+            PresignatureDescription(
+                presign_batch_session_id(self.session_id, k), pid, big_r, parties
+            ).encode()
+            for k, (pid, big_r) in enumerate(zip(self.presignature_ids, self.big_rs, strict=True))
+        )
+        return CommitmentsFile(
+            self.key_name,
+            self.node_id,
+            self.public_key,
+            descriptions,
+            self.parties[self.node_id],
+            ECDSA,
+        )
 
     def encode(self) -> bytes:
         return cbor.dumps(

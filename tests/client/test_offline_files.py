@@ -17,7 +17,7 @@ import pytest
 from enclave.mpc.groups import SECP256K1
 from enclave.mpc.identifiers import Identifier
 from enclave.mpc.keys import PublicKeyPackage
-from keyshard.client.errors import InvalidInputError
+from keyshard.client.errors import InvalidInputError, ProtocolError
 from keyshard.client.offline import (
     ECDSA,
     FROST,
@@ -29,6 +29,7 @@ from keyshard.client.offline import (
     PresignRunFile,
 )
 from wire import cbor
+from wire.messages import presign_batch_session_id
 
 DATA = Path(__file__).parent.parent / "data" / "offline"
 
@@ -201,3 +202,25 @@ def test_a_presigning_run_file_round_trips_and_says_whose_turn_it_is() -> None:
 def test_a_presigning_run_file_that_is_not_one_is_refused(changes: dict[str, object]) -> None:
     with pytest.raises(InvalidInputError):
         PresignRunFile.decode(_rewrite(RUN.encode(), **changes))
+
+
+def test_a_run_takes_only_outboxes_addressed_to_every_other_participant() -> None:
+    run = RUN.with_outboxes(2, {"node-1": {"node-2": b"a", "node-3": b"b"}})
+    assert run.inbox("node-3", 2) == (b"b",)
+    assert run.envelopes[:2] == RUN.envelopes
+    for misaddressed in ({"node-2": b"a"}, {"node-1": b"x", "node-2": b"a", "node-3": b"b"}):
+        with pytest.raises(ProtocolError) as caught:
+            RUN.with_outboxes(2, {"node-1": misaddressed})
+        assert caught.value.culprit == "node-1"
+
+
+def test_a_finished_run_publishes_one_description_per_presignature() -> None:
+    ids, big_rs = (b"\x01" * 32, b"\x02" * 32), (b"\x02" + b"\x03" * 32, b"\x03" + b"\x04" * 32)
+    done = replace(RUN, stage=5, presignature_ids=ids, big_rs=big_rs)
+    published = done.published()
+    assert (published.scheme, published.identifier, published.node_id) == (ECDSA, 3, "node-3")
+    first, second = published.presignature(0), published.presignature(1)
+    assert (first.presignature_id, second.big_r) == (ids[0], big_rs[1])
+    assert first.parties == (1, 2, 3)
+    assert first.session_id == presign_batch_session_id(RUN.session_id, 0)
+    assert second.session_id == presign_batch_session_id(RUN.session_id, 1)
