@@ -2037,7 +2037,8 @@ class Coordinator:
             raise ProtocolError(f"{node_id} describes {name!r} wrongly: {error}") from None
         if kind.scheme is not scheme:
             raise InvalidInputError(
-                f"key {name!r} is {kind.name}: these offline files are {scheme.value}'s"
+                f"key {name!r} is {kind.name}, not a {scheme.value} key (FROST keys publish nonce"
+                " commitments, ECDSA keys presignatures)"
             )
         return info, public
 

@@ -33,8 +33,9 @@ Threshold ECDSA (DJNPO20) keys sign the same way with the same files, tagged ``s
 2. **prepare**: the online presigners sign the message with one described presignature; the
    :class:`PackageFile`'s ``package`` is an :class:`EcdsaPackage` (the presignature, the message,
    the request's entropy).
-3. **sign**: the offline node checks the approvals, takes that presignature out of its pool
-   (single use, whatever follows) and answers its share. The same package again: refused
+3. **sign**: the offline node checks the approvals first (a refused package spends nothing),
+   then takes that presignature out of its pool (single use, whatever follows) and answers its
+   share. The same package again: refused
    (``nonce_unknown``), the presignature is gone.
 4. **combine**: the ``2t + 1`` shares are interpolated; the signature is returned only if it
    verifies (an ECDSA share cannot be checked alone: the shares lie on a degree-``2t`` polynomial
@@ -56,8 +57,8 @@ the air-gapped side must sign with the same client credentials as the online sid
 
 The files are canonical CBOR; none holds a secret (a signature share under a one-time nonce
 reveals nothing of the share), and each names the key, its public key and the node, so a file is
-never applied to another key. Tampering is caught, not trusted away: a wrong commitment or share
-fails aggregation and names the node.
+never applied to another key. Tampering is caught, not trusted away: a wrong FROST commitment or
+share fails aggregation and names the node; a wrong ECDSA share fails the signature's check.
 """
 
 from __future__ import annotations

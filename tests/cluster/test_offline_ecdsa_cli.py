@@ -161,6 +161,9 @@ def test_a_node_offline_from_boot_presigns_by_files_and_signs(
     public = str(_json(capsys)["public_key"])
     assert main(["dev", "down", *d]) == 0
     assert main(["dev", "up", *d, "--offline", "node-9"]) == 1  # not a node of the cluster
+    every = [flag for n in (1, 2, 3) for flag in ("--offline", f"node-{n}")]
+    assert main(["dev", "up", *d, *every]) == 1  # someone must stay online
+    capsys.readouterr()
     assert main(["dev", "up", *d, "--offline", "node-3"]) == 0
     gap = directory / "offline" / "node-3"
     assert f"offline node-3: {gap}" in capsys.readouterr().out
