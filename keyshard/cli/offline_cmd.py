@@ -1,4 +1,4 @@
-"""``keyshard offline commit|presign|sign|prepare|combine`` — signatures with an offline holder.
+"""``keyshard offline ...`` — FROST and ECDSA signatures with an offline holder, by files.
 
 The files of :mod:`keyshard.client.offline` carry a signature between the online side and a node
 that has no network, for FROST keys and (tagged ``ecdsa``) threshold ECDSA keys. Two verbs run on
@@ -182,7 +182,9 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="FILE",
         help="ECDSA: the file `offline presign` wrote",
     )
-    prepare.add_argument("--index", type=int, default=0, help="which commitment (default 0)")
+    prepare.add_argument(
+        "--index", type=int, default=0, help="which commitment or presignature (default 0)"
+    )
     prepare.add_argument("--file", type=Path, required=True, metavar="FILE", help="message")
     prepare.add_argument("--out", type=Path, required=True, metavar="FILE")
     _approval_flag(prepare)
