@@ -40,11 +40,16 @@ examples:
   keyshard dev up                        three nodes in .keyshard/dev
   keyshard dev up --nodes 5 --dir /tmp/ks --timeout 180
   keyshard dev up --fresh                start over: forget the keys of the previous run
+  keyshard dev up --offline node-3       node-3 booted off the network (as `dev offline node-3`)
 
 The cluster profile (endpoints, expected PCRs, client credentials) is written to
 <dir>/profile.json for 'keyshard key'. Processes stay up until 'keyshard dev down'.
 Keys survive 'dev down' / 'dev up' of the same nodes: the emulated KMS keeps its keys in
 <dir>/kms-state.json and each node unseals the state it sealed before.
+--offline NODE: once every node is ready, NODE leaves the profile and its air-gapped side gets
+<dir>/offline/NODE/ (`keyshard dev offline`); it just booted, so it serves no key until its
+peers' witness reports reach it by file (`keyshard offline witness-*`). A key it must hold is
+created while it is online: `dev up`, `key create`, then `dev offline NODE`.
 exit codes: 0 every node ready; 1 local error; 2 a node failed to become ready (left running).
 """
 
@@ -172,6 +177,13 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         action="store_true",
         help="start from empty nodes: forget the keys of the previous run (they are kept by default)",
     )
+    up.add_argument(
+        "--offline",
+        action="append",
+        default=[],
+        metavar="NODE",
+        help="take NODE offline once up, as `dev offline NODE` does (repeatable)",
+    )
     up.set_defaults(handler=_up)
 
     status = verb(
@@ -293,16 +305,7 @@ prints the air-gapped side's directory: profile.json, client/, inbox/, outbox/.
 
 
 def _offline(args: argparse.Namespace) -> int:
-    from keyshard.client.errors import ClientError
-    from keyshard.dev.offline import OfflineError, take_offline
-
-    try:
-        target = take_offline(args.dir, args.node)
-    except (OfflineError, ClientError, OSError) as error:
-        print(f"keyshard dev offline: {error}", file=sys.stderr)
-        return EXIT_LOCAL_ERROR
-    print(target)
-    return EXIT_OK
+    return _take_offline(args.dir, [args.node], "dev offline")
 
 
 def _online(args: argparse.Namespace) -> int:
@@ -334,6 +337,15 @@ def _up(args: argparse.Namespace) -> int:
     _require_emulation()
     from keyshard.dev.cluster import Cluster, ClusterError
 
+    known = {f"node-{i}" for i in range(1, args.nodes + 1)}
+    offline = list(dict.fromkeys(args.offline))
+    if not set(offline) <= known or len(offline) >= args.nodes:
+        print(
+            f"keyshard dev up: --offline takes fewer than {args.nodes} of "
+            f"{', '.join(sorted(known))}",
+            file=sys.stderr,
+        )
+        return EXIT_LOCAL_ERROR
     try:
         cluster = Cluster(args.dir, args.nodes, progress=_progress)
     except ClusterError as error:
@@ -354,6 +366,22 @@ def _up(args: argparse.Namespace) -> int:
         raise
     print(_table(views))
     print(f"profile: {cluster.profile_file}")
+    return _take_offline(args.dir, offline, "dev up")
+
+
+def _take_offline(directory: Path, nodes: Sequence[str], verb: str) -> int:
+    """Take ``nodes`` offline (:func:`keyshard.dev.offline.take_offline`); print each one's
+    air-gapped directory."""
+    from keyshard.client.errors import ClientError
+    from keyshard.dev.offline import OfflineError, take_offline
+
+    for node in nodes:
+        try:
+            target = take_offline(directory, node)
+        except (OfflineError, ClientError, OSError) as error:
+            print(f"keyshard {verb}: {error}", file=sys.stderr)
+            return EXIT_LOCAL_ERROR
+        print(f"offline {node}: {target}" if verb == "dev up" else target)
     return EXIT_OK
 
 

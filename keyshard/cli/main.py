@@ -102,7 +102,7 @@ GROUPS: tuple[Group, ...] = (
     Group(
         "offline",
         "keyshard.cli.offline_cmd",
-        "FROST signatures with a holder that has no network: files carried by hand",
+        "FROST and ECDSA signatures with a holder that has no network: files carried by hand",
     ),
     Group(
         "audit",

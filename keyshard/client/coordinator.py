@@ -85,9 +85,14 @@ from keyshard.client.errors import (
 from keyshard.client.keys import KeyDescription
 from keyshard.client.mandatory import endorsed_answers, require_all
 from keyshard.client.offline import (
+    ECDSA,
+    STAGE_ROUNDS,
     CommitmentsFile,
+    EcdsaPackage,
     PackageFile,
     PartialFile,
+    PresignatureDescription,
+    PresignRunFile,
     WitnessReportsFile,
     WitnessRequestFile,
     package_digest,
@@ -177,6 +182,9 @@ DOCUMENT_REFRESH_SECONDS = 60.0
 NONCE_BATCH = 64
 #: Presignatures made per presigning run when the pool is empty.
 PRESIGN_BATCH = 16
+#: Presignatures one ``offline_presign`` makes for an offline holder (half a client's quota on
+#: each presigner, so its online signing keeps room).
+MAX_OFFLINE_PRESIGNATURES = 256
 #: A node that could not be reached is skipped for this long when choosing signers.
 DOWN_SECONDS = 5.0
 
@@ -2087,17 +2095,38 @@ class Coordinator:
 
     # -- offline partial signatures (keyshard.client.offline) -----------------------------
 
-    async def _node_key(self, node_id: str, name: str) -> tuple[KeyInfoReply, PublicKeyPackage]:
-        """One node's own description of a FROST key (the air-gapped side reaches one node)."""
+    async def _node_key(
+        self, node_id: str, name: str, scheme: Scheme = Scheme.FROST
+    ) -> tuple[KeyInfoReply, PublicKeyPackage]:
+        """One node's own description of a key of ``scheme`` (the air-gapped side reaches one
+        node)."""
         info = await self._call(node_id, KeyInfo(name), KeyInfoReply)
         try:
             kind = key_suite(info.suite)
             public = PublicKeyPackage.from_bytes(info.public_key_package, kind.group)
         except MpcError as error:
             raise ProtocolError(f"{node_id} describes {name!r} wrongly: {error}") from None
-        if kind.scheme is not Scheme.FROST:
-            raise InvalidInputError(f"key {name!r} is {kind.name}: offline signing is FROST only")
+        if kind.scheme is not scheme:
+            raise InvalidInputError(
+                f"key {name!r} is {kind.name}, not a {scheme.value} key (FROST keys publish nonce"
+                " commitments, ECDSA keys presignatures)"
+            )
         return info, public
+
+    @staticmethod
+    def _offline_party(key: KeyDescription, commitments: CommitmentsFile) -> int:
+        """The offline node's party: the online side may not know the node (a profile without
+        it), so it is the one the commitments file names, if the key has it and no online
+        holder claims it."""
+        offline = commitments.node_id
+        party = key.holders.get(offline, commitments.identifier)
+        claimed = {i for n, i in key.holders.items() if n != offline}
+        known = {int(i) for i in key.public.identifiers}
+        if party != commitments.identifier or party not in known or party in claimed:
+            raise InvalidInputError(
+                f"{offline} is not party {commitments.identifier} of {key.name!r}"
+            )
+        return party
 
     async def offline_commit(self, node_id: str, name: str, count: int) -> CommitmentsFile:
         """Air-gapped side: ``count`` nonce commitments of ``node_id`` for ``name``, to publish
@@ -2121,6 +2150,8 @@ class Coordinator:
         approvals and spends the nonces behind its commitment; a replay is refused)."""
         if package.node_id != node_id:
             raise InvalidInputError(f"this package is for {package.node_id}, not {node_id}")
+        if package.scheme == ECDSA:
+            return await self._offline_sign_ecdsa(node_id, package)
         info, public = await self._node_key(node_id, package.key_name)
         if public.group_public_key.to_bytes() != package.public_key:
             raise InvalidInputError(f"this package is for another key named {package.key_name!r}")
@@ -2152,18 +2183,14 @@ class Coordinator:
         """Online side: a package carrying the offline node's published commitment ``index``,
         signed at once by enough online holders (their shares verified and kept in the file)."""
         key = await self.describe_key(name)
+        if commitments.scheme == ECDSA:
+            return await self._prepare_offline_ecdsa(key, message, commitments, index, approvals)
         if key.suite.scheme is not Scheme.FROST:
-            raise InvalidInputError(f"key {name!r} is {key.suite.name}: offline signing is FROST")
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}: these are FROST files")
         offline = commitments.node_id
         if commitments.key_name != name or commitments.public_key != key.public_key:
             raise InvalidInputError(f"these commitments are not {name!r}'s")
-        # the online side may not know the offline node (a profile without it): its party is
-        # the one the commitments file names, if the key has it and no online holder claims it
-        party = key.holders.get(offline, commitments.identifier)
-        claimed = {i for n, i in key.holders.items() if n != offline}
-        known = {int(i) for i in key.public.identifiers}
-        if party != commitments.identifier or party not in known or party in claimed:
-            raise InvalidInputError(f"{offline} is not party {commitments.identifier} of {name!r}")
+        party = self._offline_party(key, commitments)
         their_id = Identifier.from_int(key.public.group, party)
         suite = key.suite.frost_suite()
         try:
@@ -2208,13 +2235,9 @@ class Coordinator:
     async def combine_offline(self, package: PackageFile, partial: PartialFile) -> bytes:
         """Online side: the signature, from the package's online shares and the offline
         node's partial; returned only if it verifies under the key."""
-        key = await self.describe_key(package.key_name)
-        if (partial.key_name, partial.node_id) != (package.key_name, package.node_id):
-            raise InvalidInputError("this partial is for another key or node than the package")
-        if partial.digest != package_digest(package.package):
-            raise InvalidInputError("this partial signed another package")
-        if key.public_key != package.public_key:
-            raise InvalidInputError(f"this package is for another key named {key.name!r}")
+        key = await self._combinable(package, partial)
+        if package.scheme == ECDSA:
+            return self._combine_ecdsa(key, package, partial).to_der()
         try:
             parsed = SigningPackage.from_bytes(package.package)
             shares = {
@@ -2228,6 +2251,303 @@ class Coordinator:
         except ProtocolAbort as error:
             raise ProtocolError(
                 f"signature of {key.name!r} refused: {error}", culprit=_culprits(key, error)
+            ) from None
+        except (MpcError, KeyError, ValueError) as error:
+            raise InvalidInputError(f"the package and partial do not combine: {error}") from None
+
+    async def _combinable(self, package: PackageFile, partial: PartialFile) -> KeyDescription:
+        """The key, once the package and partial belong together and to it."""
+        key = await self.describe_key(package.key_name)
+        if (partial.key_name, partial.node_id) != (package.key_name, package.node_id):
+            raise InvalidInputError("this partial is for another key or node than the package")
+        if partial.digest != package_digest(package.package):
+            raise InvalidInputError("this partial signed another package")
+        if key.public_key != package.public_key:
+            raise InvalidInputError(f"this package is for another key named {key.name!r}")
+        return key
+
+    # -- offline partial signatures: threshold ECDSA ---------------------------------------
+
+    async def offline_presign(self, name: str, node_id: str, count: int) -> CommitmentsFile:
+        """Online side, while ``node_id`` is still reachable: ``count`` presignatures of
+        ``name`` made by 2t+1 holders including ``node_id``, described in a file for
+        :meth:`prepare_offline`. Their secret halves stay in the presigners' memory: single
+        use, lost when any of them reboots, expired by the nodes after an hour."""
+        key = await self.describe_key(name)
+        if key.suite.scheme is not Scheme.ECDSA:
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}, not threshold ECDSA")
+        if node_id not in key.holders:
+            raise InvalidInputError(f"{node_id} is not a holder of {name!r} reachable from here")
+        if not 1 <= count <= MAX_OFFLINE_PRESIGNATURES:
+            raise InvalidInputError(f"offline presigning makes 1..{MAX_OFFLINE_PRESIGNATURES}")
+        await self.link(node_id)  # its channel first: a clear error if it is unreachable
+        needed = key.suite.signers_needed(key.threshold)
+        others = await self._reachable([n for n in sorted(key.holders) if n != node_id])
+        if len(others) < needed - 1:
+            raise UnavailableError(
+                f"{len(others) + 1} holder(s) of {name!r} reachable; {needed} presign",
+                have=len(others) + 1,
+                need=needed,
+            )
+        signers = [node_id, *others[: needed - 1]]
+        infos: list[PresignatureInfo] = []
+        while len(infos) < count:
+            batch = min(MAX_PRESIGN_BATCH, count - len(infos))
+            infos += await self.presign(name, count=batch, signers=signers)
+        return CommitmentsFile(
+            name,
+            node_id,
+            key.public_key,
+            tuple(PresignatureDescription.of(info).encode() for info in infos),
+            key.holders[node_id],
+            ECDSA,
+        )
+
+    # presigning by files, for a node that is never reachable (keyshard.client.offline)
+
+    async def offline_presign_open(self, name: str, node_id: str, count: int) -> PresignRunFile:
+        """Online side: a presigning run of ``count`` presignatures between 2t holders reachable
+        here and the offline ``node_id``, opened as a file (stage 1) for the air-gapped side:
+        the session and the online presigners' fresh attestation documents."""
+        key = await self.describe_key(name)
+        if key.suite.scheme is not Scheme.ECDSA:
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}, not threshold ECDSA")
+        if not 1 <= count <= MAX_PRESIGN_BATCH:
+            raise InvalidInputError(f"a presigning run makes 1..{MAX_PRESIGN_BATCH}")
+        needed = key.suite.signers_needed(key.threshold) - 1
+        chosen = (await self._reachable(n for n in sorted(key.holders) if n != node_id))[:needed]
+        if len(chosen) < needed:
+            raise UnavailableError(
+                f"{len(chosen)} online holder(s) of {name!r} reachable; {needed} presign",
+                have=len(chosen),
+                need=needed,
+            )
+        links = await self._fresh(chosen)
+        return PresignRunFile(
+            name,
+            node_id,
+            key.public_key,
+            os.urandom(32),
+            count,
+            1,
+            {n: key.holders[n] for n in chosen},
+            {n: links[n].document for n in chosen},
+        )
+
+    async def offline_presign_step(
+        self, run: PresignRunFile, node_id: str | None = None
+    ) -> PresignRunFile | CommitmentsFile:
+        """The next stage of a presigning run by files: the air-gapped side (``node_id``, the
+        offline node) answers odd stages, the online side (``node_id`` None) even ones. The
+        air-gapped side's answer to the last stage is the presignatures' file for
+        :meth:`prepare_offline`; every other answer is the run's next file."""
+        if run.air_gapped_turn != (node_id is not None):
+            side = f"the air-gapped side (node {run.node_id})" if run.air_gapped_turn else "online"
+            raise InvalidInputError(f"stage {run.stage} of this run is answered {side}")
+        if node_id is not None and node_id != run.node_id:
+            raise InvalidInputError(f"this run is for {run.node_id}, not {node_id}")
+        if node_id is None:
+            return await self._presign_online(run)
+        return await self._presign_air_gapped(run)
+
+    async def _presign_rounds(
+        self, run: PresignRunFile, nodes: Sequence[str], rounds: Sequence[int]
+    ) -> tuple[PresignRunFile, dict[str, Presigned]]:
+        """Have ``nodes`` take ``rounds`` in turn (0: start); the run with their envelopes,
+        and their ``Presigned`` answers once round 3 is taken."""
+        finished: dict[str, Presigned] = {}
+        for round_ in rounds:
+            requests: dict[str, Request] = {
+                n: (
+                    PresignStart(run.key_name, run.session_id, run.documents, run.count)
+                    if round_ == 0
+                    else PresignStep(run.key_name, run.session_id, run.inbox(n, round_))
+                )
+                for n in nodes
+            }
+            answers = await asyncio.gather(*(self._call(n, requests[n], Reply) for n in nodes))
+            outboxes = {}
+            for node_id, answer in zip(nodes, answers, strict=True):
+                if isinstance(answer, DkgOutbox) and round_ < PRESIGN_ROUNDS:
+                    outboxes[node_id] = answer.outbox
+                elif isinstance(answer, Presigned) and round_ == PRESIGN_ROUNDS:
+                    if len(answer.presignature_ids) != run.count:
+                        raise ProtocolError(f"{node_id} presigned another count", culprit=node_id)
+                    finished[node_id] = answer
+                else:
+                    raise ProtocolError(f"{node_id} answered round {round_} out of turn")
+            if outboxes:
+                run = run.with_outboxes(round_ + 1, outboxes)
+        return run, finished
+
+    async def _presign_online(self, run: PresignRunFile) -> PresignRunFile:
+        key = await self.describe_key(run.key_name)
+        if key.public_key != run.public_key:
+            raise InvalidInputError(f"this run is for another key named {run.key_name!r}")
+        online = sorted(n for n in run.parties if n != run.node_id)
+        if any(key.holders.get(n) != run.parties[n] for n in online) or run.node_id in online:
+            raise InvalidInputError("this run names presigners the key does not have")
+        if run.stage == 2:  # the presigners start: documents fresh for the offline node's next
+            links = await self._fresh(online)  # carrying (same boots: the same box keys)
+            fresh = {n: links[n].document for n in online}
+            run = replace(run, documents=dict(run.documents) | fresh)
+        answered, finished = await self._presign_rounds(run, online, STAGE_ROUNDS[run.stage])
+        if finished:
+            results = {(a.presignature_ids, a.big_rs) for a in finished.values()}
+            if len(results) != 1:
+                raise ProtocolError("the presigners disagree about the presignatures")
+            ids, big_rs = results.pop()
+            answered = replace(answered, presignature_ids=ids, big_rs=big_rs)
+        return replace(answered, stage=run.stage + 1)
+
+    async def _presign_air_gapped(self, run: PresignRunFile) -> PresignRunFile | CommitmentsFile:
+        node = run.node_id
+        info, public = await self._node_key(node, run.key_name, Scheme.ECDSA)
+        if public.group_public_key.to_bytes() != run.public_key:
+            raise InvalidInputError(f"this run is for another key named {run.key_name!r}")
+        if run.stage == 1:  # the node joins: its party and its fresh document
+            if info.identifier in {p for n, p in run.parties.items() if n != node}:
+                raise InvalidInputError(f"this run gives {node}'s party to another presigner")
+            document = (await self._fresh_link(node)).document
+            run = replace(
+                run,
+                parties=dict(run.parties) | {node: info.identifier},
+                documents=dict(run.documents) | {node: document},
+            )
+        elif run.parties.get(node) != info.identifier:
+            raise InvalidInputError(f"this run does not give {node} its party")
+        answered, finished = await self._presign_rounds(run, [node], STAGE_ROUNDS[run.stage])
+        if node not in finished:
+            return replace(answered, stage=run.stage + 1)
+        answer = finished[node]
+        if (answer.presignature_ids, answer.big_rs) != (run.presignature_ids, run.big_rs):
+            raise ProtocolError("the online presigners finished with other presignatures")
+        return run.published()
+
+    async def _prepare_offline_ecdsa(
+        self,
+        key: KeyDescription,
+        message: bytes,
+        commitments: CommitmentsFile,
+        index: int,
+        approvals: Sequence[bytes],
+    ) -> PackageFile:
+        """Online side: the online presigners of presignature ``index`` sign ``message`` with
+        it (each checks the approvals, then spends its half); their shares go in the package.
+        Never retried: a second attempt would need the presignature the first one spent."""
+        name, offline = key.name, commitments.node_id
+        if key.suite.scheme is not Scheme.ECDSA:
+            raise InvalidInputError(f"key {name!r} is {key.suite.name}: these are ECDSA files")
+        if commitments.key_name != name or commitments.public_key != key.public_key:
+            raise InvalidInputError(f"these presignatures are not {name!r}'s")
+        party = self._offline_party(key, commitments)
+        description = commitments.presignature(index)
+        info = description.to_info(key.public)
+        if party not in description.parties:
+            raise InvalidInputError(f"presignature {index} was not made with {offline}")
+        if len(description.parties) != key.suite.signers_needed(key.threshold):
+            raise InvalidInputError(f"presignature {index} has another number of presigners")
+        online = {}
+        for p in info.parties:
+            if int(p) != party:
+                holder = [n for n, i in key.holders.items() if i == int(p) and n != offline]
+                if not holder:
+                    raise InvalidInputError(f"presignature {index}: party {int(p)} is unknown")
+                online[holder[0]] = p
+        try:
+            signing = SigningRequest.create(info, message_digest(message), self._rng)
+            request = EcdsaSign(
+                name, (info.presignature_id,), (message,), (signing.entropy,), (tuple(approvals),)
+            )
+        except (MpcError, MalformedMessageError) as error:
+            raise InvalidInputError(str(error)) from None
+        chosen = sorted(online)
+        replies = await asyncio.gather(*(self._call(n, request, SignatureShares) for n in chosen))
+        shares = {}
+        for node_id, reply in zip(chosen, replies, strict=True):
+            try:
+                share = EcdsaSignatureShare.from_bytes(reply.shares[0], key.public.group)
+            except (MpcError, IndexError) as error:
+                raise ProtocolError(f"{node_id}'s share: {error}", culprit=node_id) from None
+            if share.request_digest != signing.digest():
+                raise ProtocolError(f"{node_id} signed another request", culprit=node_id)
+            shares[node_id] = reply.shares[0]
+        package = EcdsaPackage(description, message, signing.entropy)
+        return PackageFile(
+            name, offline, key.public_key, package.encode(), tuple(approvals), shares, ECDSA
+        )
+
+    async def _offline_sign_ecdsa(self, node_id: str, package: PackageFile) -> PartialFile:
+        """Air-gapped side: ``node_id`` checks the approvals, spends its half of the package's
+        presignature and answers its share (a replay: ``nonce_unknown``, the half is gone)."""
+        info, public = await self._node_key(node_id, package.key_name, Scheme.ECDSA)
+        if public.group_public_key.to_bytes() != package.public_key:
+            raise InvalidInputError(f"this package is for another key named {package.key_name!r}")
+        ecdsa = package.ecdsa()
+        presignature = ecdsa.presignature.to_info(public)
+        if info.identifier not in ecdsa.presignature.parties:
+            raise InvalidInputError(f"this package's presignature was not made with {node_id}")
+        try:
+            signing = SigningRequest(
+                presignature.presignature_id, message_digest(ecdsa.message), ecdsa.entropy
+            )
+            request = EcdsaSign(
+                package.key_name,
+                (presignature.presignature_id,),
+                (ecdsa.message,),
+                (ecdsa.entropy,),
+                (package.approvals,),
+            )
+        except (MpcError, MalformedMessageError) as error:
+            raise InvalidInputError(f"not a signing package: {error}") from None
+        reply = await self._call(node_id, request, SignatureShares)
+        # one ECDSA share cannot be verified alone (no redundancy at degree 2t): the combined
+        # signature is; here only what it names is checked
+        try:
+            share = EcdsaSignatureShare.from_bytes(reply.shares[0], public.group)
+        except (MpcError, IndexError) as error:
+            raise ProtocolError(f"{node_id}'s share: {error}", culprit=node_id) from None
+        if (share.presignature_id, share.request_digest) != (
+            presignature.presignature_id,
+            signing.digest(),
+        ):
+            raise ProtocolError(f"{node_id} signed another request", culprit=node_id)
+        return PartialFile(
+            package.key_name, node_id, package_digest(package.package), reply.shares[0]
+        )
+
+    async def combine_offline_ecdsa(
+        self, package: PackageFile, partial: PartialFile
+    ) -> EcdsaSignature:
+        """Online side: the ECDSA signature (low-S, with its recovery id) from an ECDSA
+        package's online shares and the offline node's partial; returned only if it verifies
+        under the key (libsecp256k1)."""
+        if package.scheme != ECDSA:
+            raise InvalidInputError("this is a FROST package: use combine_offline")
+        return self._combine_ecdsa(await self._combinable(package, partial), package, partial)
+
+    @staticmethod
+    def _combine_ecdsa(
+        key: KeyDescription, package: PackageFile, partial: PartialFile
+    ) -> EcdsaSignature:
+        ecdsa = package.ecdsa()
+        info = ecdsa.presignature.to_info(key.public)
+        group = key.public.group
+        try:
+            signing = SigningRequest(
+                info.presignature_id, message_digest(ecdsa.message), ecdsa.entropy
+            )
+            shares = {
+                key.identifier(n): EcdsaSignatureShare.from_bytes(s, group)
+                for n, s in package.online_shares.items()
+            }
+            # the offline node's party: the one presigner no online share covers
+            [offline] = [p for p in info.parties if p not in shares]
+            shares[offline] = EcdsaSignatureShare.from_bytes(partial.share, group)
+            return combine_ecdsa(info, signing, shares)
+        except ProtocolAbort as error:
+            raise ProtocolError(
+                f"ECDSA signature of {key.name!r} refused: {error}", culprit=_culprits(key, error)
             ) from None
         except (MpcError, KeyError, ValueError) as error:
             raise InvalidInputError(f"the package and partial do not combine: {error}") from None

@@ -7,7 +7,8 @@ profile of its own that lists that node only, with an inbox and an outbox direct
 ``keyshard offline ... --profile <dir>/offline/<node>/profile.json`` then plays the air-gapped
 side: it reaches that node only — not its peers, so after a reboot the node is witnessed by file
 (``keyshard offline witness-*``) — and files move between the two sides by hand. ``dev online``
-lists the node again; ``dev up`` rewrites the profile with every node.
+lists the node again; ``dev up`` rewrites the profile with every node (``dev up --offline NODE``
+then takes NODE offline again, right after the boot).
 
 What this emulates is the air gap between clients and the node (the only network an offline node
 would lose that matters here: nodes never talk to each other directly, the client relays).
