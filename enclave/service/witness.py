@@ -226,9 +226,10 @@ class WitnessBook:
     @classmethod
     def decode(cls, data: bytes) -> WitnessBook:
         value = cbor.loads_map(data, what=WITNESS_BLOB)
-        if value.get("v") == _VERSION and set(value) == {"v", "records"}:
+        version = value.get("v") if type(value.get("v")) is int else None
+        if version == _VERSION and set(value) == {"v", "records"}:
             value["checkpoints"] = {}  # a book sealed before checkpoints were witnessed
-        elif value.get("v") != _BOOK_VERSION or set(value) != {"v", "records", "checkpoints"}:
+        elif version != _BOOK_VERSION or set(value) != {"v", "records", "checkpoints"}:
             raise MalformedMessageError(WITNESS_BLOB, "unknown version or fields")
         records, checkpoints = value["records"], value["checkpoints"]
         if not isinstance(records, dict) or not isinstance(checkpoints, dict):

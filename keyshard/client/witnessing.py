@@ -132,8 +132,13 @@ class WitnessRelay:
     async def checkpoints(self, node_ids: Sequence[str] | None = None) -> int:
         """Have each node's current audit checkpoint (the head of what its parent stored)
         witnessed by its reachable peers, however quiet the cluster: two requests per node, no
-        change of key state. The number of (node, witness) checkpoint records now held."""
+        change of key state. The number of (node, witness) checkpoint records now held (0 when
+        no node has stored an audit record yet); :class:`UnavailableError` when no node answers."""
         documents = await self._documents(list(node_ids or self._node_ids))
+        if not documents:
+            raise UnavailableError(
+                "no node answered to have its audit checkpoint witnessed", have=0, need=1
+            )
         return await self._relay(documents, AuditHead(), SignedCheckpoint, CheckpointRecord)
 
     async def _relay(

@@ -138,6 +138,8 @@ def test_a_book_sealed_before_checkpoints_still_decodes() -> None:
     assert again.checkpoint("node-2") == book.checkpoint("node-2")
     with pytest.raises(MalformedMessageError, match="unknown version"):
         WitnessBook.decode(V1_BOOK.replace(b"\x61\x76\x01", b"\x61\x76\x03"))
+    with pytest.raises(MalformedMessageError, match="unknown version"):
+        WitnessBook.decode(V1_BOOK.replace(b"\x61\x76\x01", b"\x61\x76\xf5"))  # v: true
 
 
 def test_peers_keep_the_highest_checkpoint_sealed_and_sign_it_for_an_auditor(

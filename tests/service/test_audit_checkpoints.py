@@ -22,6 +22,7 @@ from keyshard.client.checkpoints import (
     verify_witnessed,
 )
 from keyshard.client.coordinator import Coordinator
+from keyshard.client.errors import UnavailableError
 from keyshard.client.receipts import ReceiptError
 from wire.audit import AuditVerificationError
 from wire.messages import AuditHead, CheckpointRecord
@@ -116,3 +117,11 @@ def test_a_quiet_cluster_is_protected_by_one_cheap_call_and_signing_asks_no_chec
         assert _highest(after, node_id) == len(cluster.services[node_id].audit.history) - 1
     kept = [r for link in cluster.links for r in link.requests if isinstance(r, CheckpointRecord)]
     assert len(kept) == 3
+
+
+def test_witnessing_with_no_node_reachable_says_so() -> None:
+    cluster = InProcessCluster()
+    cluster.stopped.update(NODE_IDS)
+    with pytest.raises(UnavailableError, match="no node answered") as caught:
+        drive(cluster, lambda c: c.witness_audit_checkpoints())
+    assert caught.value.have == 0
