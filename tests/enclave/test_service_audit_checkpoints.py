@@ -10,6 +10,8 @@ import asyncio
 
 import pytest
 from cryptography.exceptions import InvalidSignature
+from hypothesis import given
+from hypothesis import strategies as st
 from service_fixtures import Cluster
 
 from attestation.emulated_ca import EmulatedCa
@@ -118,6 +120,28 @@ def test_the_book_keeps_the_highest_checkpoint_and_a_lower_one_never_replaces_it
     assert decoded.checkpoint("node-2") == held
     assert decoded.get("node-2") == book.get("node-2")
     assert decoded.encode() == book.encode()
+
+
+_IDENTITIES = [NodeIdentity(SecretBytes(bytes([i]) * 32)) for i in range(1, 4)]
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["node-2", "node-3"]), st.integers(0, 50), st.integers(0, 2)),
+        max_size=12,
+    )
+)
+def test_whatever_order_checkpoints_come_in_the_book_holds_the_highest(
+    seen: list[tuple[str, int, int]],
+) -> None:
+    book = WitnessBook()
+    for node_id, seq, who in seen:
+        book.record_checkpoint(_checkpoint(node_id, seq, _IDENTITIES[who]))
+    for node_id in ("node-2", "node-3"):
+        seqs = [seq for n, seq, _ in seen if n == node_id]
+        held = book.checkpoint(node_id)
+        assert (held.seq if held else None) == (max(seqs) if seqs else None)
+    assert WitnessBook.decode(book.encode()).encode() == book.encode()
 
 
 def test_a_book_sealed_before_checkpoints_still_decodes() -> None:
