@@ -15,7 +15,9 @@ Continuity across restarts: the chain head (next ``seq``, last hash) is sealed a
 :data:`HEAD_BLOB` once per batch handed to the parent — sealed *before* the batch leaves, so a
 restart never reuses a sequence number that reached the parent. A crash can lose the records of
 the batch not yet flushed; a client's receipt naming one of them shows the gap (tail truncation
-is detected only against such witnessed heads, see ``wire.audit``). Sealing per batch rather than
+is detected only against such witnessed heads, see ``wire.audit``; the head a peer-witnessed
+checkpoint names is :attr:`AuditTrail.stored_head`, what the parent acknowledged, so a crash
+never makes a witnessed checkpoint accuse an honest parent). Sealing per batch rather than
 per record: a seal is an AES-GCM blob and a manifest written through the parent (two host round
 trips, each fsync'd), 7-19 ms per record here against about 0.12 ms per record in batches of
 :data:`BATCH` (``bench/bench_audit.py``) — more than a signature itself costs.
