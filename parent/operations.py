@@ -7,7 +7,8 @@ Terraform modules open it to the operators' ranges only) and answers:
 * ``/metrics`` — Prometheus text format (``prometheus_client``): the parent's own counters and the
   enclave's telemetry, fetched over the status protocol for each scrape;
 * ``/ready`` — 200 once the enclave reports ``ready`` (it serves requests), 503 while it boots,
-  has failed or does not answer: what a load balancer's target health check wants;
+  has failed or does not answer, always with a reason (how long it has been booting, the boot
+  failure, the probe's error): what a load balancer's target health check wants;
 * ``/health`` — 200 while the node is booting or ready, 503 once the enclave reports ``failed``
   or stopped answering after it was ready: a liveness check that does not fail a slow boot.
 
@@ -64,6 +65,13 @@ def readiness_of(telemetry: NodeTelemetry | None, error: str | None) -> Verdict:
         return Verdict(503, "unreachable", error)
     if telemetry.state is TelemetryState.READY:
         return Verdict(200, "ready", None)
+    if telemetry.state is TelemetryState.BOOTING:  # the status protocol gives no reason here
+        return Verdict(
+            503,
+            "booting",
+            f"the enclave has been booting for {telemetry.uptime_s} s (attestation, KMS, "
+            "unsealing): it serves no request yet",
+        )
     return Verdict(503, telemetry.state.value, telemetry.reason)
 
 

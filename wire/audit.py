@@ -11,7 +11,9 @@ So whoever stores the log (the untrusted parent) can neither alter a record (its
 drop one from the middle (the next one's ``seq`` and ``prev`` no longer follow), nor reorder two;
 :func:`verify_log` names the first record that does not hold. Dropping records from the *end*
 leaves a shorter valid log: that is caught only against a checkpoint (a head ``seq`` and hash)
-someone witnessed, which :func:`verify_log` takes as ``expect_head``.
+someone witnessed — a client's receipt, or a checkpoint the node's peers witnessed
+(:mod:`wire.checkpoints`, whose :func:`~wire.checkpoints.require_checkpoint` asks that the log
+*contain* it) — or, for a log that must end there, :func:`verify_log`'s ``expect_head``.
 
 Sans-I/O: :class:`AuditChain` builds records (the caller signs), :func:`verify_log` checks them.
 The export format is JSON lines, one :meth:`SignedRecord.to_json` object per line.

@@ -57,11 +57,14 @@ __all__ = [
     "REPLIES",
     "RESHARE_ROLES",
     "SERVICE_PORT",
+    "AuditHead",
     "AuditReceipts",
     "AuditReceiptsReply",
     "BackupShare",
     "Bip340NonceCommit",
     "Bip340Sign",
+    "CheckpointQuery",
+    "CheckpointRecord",
     "DecryptPartial",
     "DkgOutbox",
     "DkgStep",
@@ -121,6 +124,7 @@ __all__ = [
     "RestoreCommit",
     "ShareBackup",
     "SignatureShares",
+    "SignedCheckpoint",
     "SignedState",
     "StateQuery",
     "WitnessCheck",
@@ -129,6 +133,7 @@ __all__ = [
     "WitnessRecord",
     "WitnessRecorded",
     "WitnessVerdict",
+    "WitnessedCheckpointReply",
     "decode_reply",
     "decode_request",
     "encode",
@@ -1484,6 +1489,68 @@ class WitnessVerdict(Reply):
                 raise MalformedMessageError(name, f"must be in 0..{MAX_PARTICIPANTS}")
 
 
+# -- audit checkpoints peers witness (wire.checkpoints) ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHead(Request):
+    """Ask a node for its signed audit checkpoint (:class:`wire.checkpoints.AuditCheckpoint`):
+    the head of the records its parent took (it hands over what is pending first)."""
+
+    OP: ClassVar[str] = "audit_head"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCheckpoint(Reply):
+    """An encoded :class:`~wire.checkpoints.AuditCheckpoint`; empty when the parent has taken
+    no record of this node yet."""
+
+    OP: ClassVar[str] = "signed_checkpoint"
+    checkpoint: bytes
+
+    def check(self) -> None:
+        check_bytes("checkpoint", self.checkpoint, 0, 512)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord(Request):
+    """Peers' signed audit checkpoints for this node to keep as their witness, each with the
+    document of the peer's current boot (which binds the identity key that signed it);
+    answered like :class:`WitnessRecord`."""
+
+    OP: ClassVar[str] = "checkpoint_record"
+    documents: Mapping[str, bytes]
+    checkpoints: Mapping[str, bytes]
+
+    def check(self) -> None:
+        _same_nodes(self, "documents", "checkpoints")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointQuery(Request):
+    """Ask for this node's record of ``node_id``'s highest audit checkpoint, signed by this
+    node's identity key (:class:`~wire.checkpoints.WitnessedCheckpoint`): what an auditor
+    collects to show a stored log was not cut at its tail."""
+
+    OP: ClassVar[str] = "checkpoint_query"
+    node_id: str
+
+    def check(self) -> None:
+        check_node_id(self.node_id)
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessedCheckpointReply(Reply):
+    """An encoded :class:`~wire.checkpoints.WitnessedCheckpoint`; empty when this node keeps no
+    checkpoint of that node."""
+
+    OP: ClassVar[str] = "witnessed_checkpoint"
+    record: bytes
+
+    def check(self) -> None:
+        check_bytes("record", self.record, 0, 1024)
+
+
 # -- backup -------------------------------------------------------------------------------
 
 
@@ -1656,6 +1723,9 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         WitnessRecord: (WitnessRecorded,),
         WitnessQuery: (WitnessEnvelope,),
         WitnessCheck: (WitnessVerdict,),
+        AuditHead: (SignedCheckpoint,),
+        CheckpointRecord: (WitnessRecorded,),
+        CheckpointQuery: (WitnessedCheckpointReply,),
         PrfEvaluate: (PrfPartials, Endorsed),
         Bip340NonceCommit: (NonceCommitments,),
         Bip340Sign: (SignatureShares,),

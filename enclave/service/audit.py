@@ -15,7 +15,9 @@ Continuity across restarts: the chain head (next ``seq``, last hash) is sealed a
 :data:`HEAD_BLOB` once per batch handed to the parent — sealed *before* the batch leaves, so a
 restart never reuses a sequence number that reached the parent. A crash can lose the records of
 the batch not yet flushed; a client's receipt naming one of them shows the gap (tail truncation
-is detected only against such witnessed heads, see ``wire.audit``). Sealing per batch rather than
+is detected only against such witnessed heads, see ``wire.audit``; the head a peer-witnessed
+checkpoint names is :attr:`AuditTrail.stored_head`, what the parent acknowledged, so a crash
+never makes a witnessed checkpoint accuse an honest parent). Sealing per batch rather than
 per record: a seal is an AES-GCM blob and a manifest written through the parent (two host round
 trips, each fsync'd), 7-19 ms per record here against about 0.12 ms per record in batches of
 :data:`BATCH` (``bench/bench_audit.py``) — more than a signature itself costs.
@@ -141,6 +143,9 @@ class AuditTrail:
         self.history: collections.deque[SignedRecord] = collections.deque(maxlen=RECENT)
         self._keeps = seal is not None or ship is not None  # else nothing would ever take them
         self._sealed_seq = 0
+        #: (seq, hash) of the newest record the parent took: what a checkpoint may vouch for.
+        self._stored: tuple[int, bytes] | None = None
+        self._flushing = asyncio.Lock()  # one batch in flight: a second flush never re-ships it
         self._wake: asyncio.Event | None = None
         self.dropped = 0
 
@@ -153,11 +158,20 @@ class AuditTrail:
     def head(self) -> bytes:
         return self._chain.head
 
+    @property
+    def stored_head(self) -> tuple[int, bytes] | None:
+        """``(seq, hash)`` of the newest record the parent acknowledged storing (None before
+        the first): the head a checkpoint vouches for, so that a witnessed checkpoint never
+        names a record a crash could still lose. A trail that ships nowhere (in-memory tests)
+        keeps every record it makes."""
+        return self._stored
+
     def resume(self, sealed: bytes | None) -> None:
         """Continue the chain from a sealed head (None: this node's first record is seq 0)."""
         seq, head = (0, GENESIS) if sealed is None else SealedHead.decode(sealed)
         self._chain.seq, self._chain.head = seq, head
         self._sealed_seq = seq
+        self._stored = (seq - 1, head) if seq else None
 
     @contextlib.contextmanager
     def noting(self) -> Iterator[AuditNote]:
@@ -201,6 +215,7 @@ class AuditTrail:
                 self._recent.append((client, digest, record))
             self.history.append(record)
             if not self._keeps:
+                self._stored = (record.record().seq, record.hash)
                 continue
             if len(self._pending) >= BUFFER:  # the parent has not taken records for long
                 self._pending.popleft()
@@ -222,7 +237,12 @@ class AuditTrail:
 
     async def flush(self) -> bool:
         """Seal the head of what is pending, then hand it to the parent; False if the parent
-        did not take a batch (it stays pending)."""
+        did not take a batch (it stays pending). One flush at a time (the run loop and a
+        checkpoint request may both ask)."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
         while self._pending:
             batch = tuple(self._pending)[:BATCH]
             head = batch[-1].record().seq + 1
@@ -240,6 +260,7 @@ class AuditTrail:
                 return False
             for _ in batch:
                 self._pending.popleft()
+            self._stored = (head - 1, batch[-1].hash)
         return True
 
     async def run(self, retry: float = RETRY_SECONDS, linger: float = LINGER_SECONDS) -> None:

@@ -174,15 +174,19 @@ from wire.approvals import (
     restore_digest,
 )
 from wire.backup import RestoredShare, backup_label
-from wire.binding import ChannelBinding
+from wire.binding import ChannelBinding, IdentitySignatureError
+from wire.checkpoints import AuditCheckpoint, WitnessedCheckpoint
 from wire.errors import ErrorCode, MalformedMessageError, WireError
 from wire.messages import (
     MAX_AUDIT_RECEIPTS,
+    AuditHead,
     AuditReceipts,
     AuditReceiptsReply,
     BackupShare,
     Bip340NonceCommit,
     Bip340Sign,
+    CheckpointQuery,
+    CheckpointRecord,
     DecryptPartial,
     DkgOutbox,
     DkgStep,
@@ -241,9 +245,11 @@ from wire.messages import (
     RestoreCommit,
     ShareBackup,
     SignatureShares,
+    SignedCheckpoint,
     SignedState,
     StateQuery,
     WitnessCheck,
+    WitnessedCheckpointReply,
     WitnessEnvelope,
     WitnessQuery,
     WitnessRecord,
@@ -257,7 +263,15 @@ __all__ = ["ANONYMOUS", "NodeService", "OsRandom", "error_reply"]
 #: The client id of requests that reach the service without a TLS identity (in-process tests).
 ANONYMOUS = b""
 #: Requests served before this boot is witnessed: the witness protocol itself.
-_WITNESS_REQUESTS = (StateQuery, WitnessRecord, WitnessQuery, WitnessCheck)
+_WITNESS_REQUESTS = (
+    StateQuery,
+    WitnessRecord,
+    WitnessQuery,
+    WitnessCheck,
+    AuditHead,
+    CheckpointRecord,
+    CheckpointQuery,
+)
 #: The header of every witness report envelope (it is bound to one boot by the box keys).
 _REPORT = EnvelopeHeader(":witness", b"witness-report/v1", 0, "", "")
 #: Requests that change a key's sealed record: one at a time per key on a node.
@@ -496,6 +510,9 @@ class NodeService:
             KeyExport: self._key_export,
             KeyImport: self._key_import,
             AuditReceipts: partial(self._audit_receipts, client=client),
+            AuditHead: self._audit_head,
+            CheckpointRecord: self._checkpoint_record,
+            CheckpointQuery: self._checkpoint_query,
         }
         handler = handlers.get(type(request))
         if handler is None:
@@ -1871,3 +1888,58 @@ class NodeService:
         client's are never shown: the records name who asked)."""
         found = self.audit.receipts(client, request.digests)[-4 * MAX_AUDIT_RECEIPTS :]  # newest
         return AuditReceiptsReply(tuple(r.body for r in found), tuple(r.signature for r in found))
+
+    # -- audit checkpoints peers witness (wire.checkpoints) ---------------------------------
+
+    async def _audit_head(self, request: AuditHead) -> Reply:
+        """This node's identity-signed audit checkpoint: the head of what its parent took,
+        once what is pending was handed over. A record the parent has not acknowledged is
+        never vouched for: a crash could still lose it, and the witnessed checkpoint would
+        then accuse an honest parent of cutting the log."""
+        await self.audit.flush()  # False when the parent takes nothing now: the older head
+        stored = self.audit.stored_head
+        if stored is None:
+            return SignedCheckpoint(b"")
+        node = self.identity.node_identity
+        checkpoint = AuditCheckpoint.make(
+            self._node_id, *stored, sign=node.sign, identity_public_key=node.public_key
+        )
+        return SignedCheckpoint(checkpoint.encode())
+
+    async def _checkpoint_record(self, request: CheckpointRecord) -> Reply:
+        """Keep each peer's audit checkpoint if it is higher than the one held; every one is
+        checked against the identity key its peer's document binds before any is kept."""
+        checkpoints = []
+        for node_id, document in sorted(request.documents.items()):
+            identity = self._witness_peer(node_id, document).identity_public_key
+            checkpoint = AuditCheckpoint.decode(request.checkpoints[node_id])
+            if checkpoint.node_id != node_id:
+                raise WitnessError(f"the checkpoint filed for {node_id} is {checkpoint.node_id}'s")
+            try:
+                checkpoint.verify(identity)
+            except IdentitySignatureError:
+                raise WitnessError(
+                    f"the audit checkpoint of {node_id} is not signed by the identity key its "
+                    "document binds"
+                ) from None
+            checkpoints.append(checkpoint)
+        book = await self._book()
+        async with self._witness_lock:
+            recorded = tuple(c.node_id for c in checkpoints if book.record_checkpoint(c))
+            if recorded:
+                await self._store.put(WITNESS_BLOB, book.encode())
+        return WitnessRecorded(recorded)
+
+    async def _checkpoint_query(self, request: CheckpointQuery) -> Reply:
+        """The highest audit checkpoint of a peer this node keeps, signed by this node's
+        identity key for an auditor to check offline (empty: none kept)."""
+        if request.node_id == self._node_id:
+            raise WitnessError("a node is not its own witness")
+        held = (await self._book()).checkpoint(request.node_id)
+        if held is None:
+            return WitnessedCheckpointReply(b"")
+        node = self.identity.node_identity
+        witnessed = WitnessedCheckpoint.make(
+            self._node_id, held, sign=node.sign, identity_public_key=node.public_key
+        )
+        return WitnessedCheckpointReply(witnessed.encode())

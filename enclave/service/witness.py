@@ -31,6 +31,14 @@ Quorum: ``q = ceil((n-1)/2)`` reports of the ``n-1`` peers; the client records e
 every reachable peer, and a record round counts as witnessed when ``n-q`` peers hold it. Any ``q``
 reports then include at least one peer holding the latest witnessed record (``q + (n-q) > n-1``).
 
+Audit checkpoints (issue 12; :mod:`wire.checkpoints`) ride the same relay and the same sealed
+book: a node answers ``audit_head`` with the head of the audit records its parent took, signed
+by its identity key; the client hands it to each peer (``checkpoint_record``), which keeps the
+highest per node (never lowered, as epochs); an auditor asks a peer for its record of a node
+(``checkpoint_query``) and gets it signed by the peer's identity key, to check offline that the
+parent's stored log of that node still holds that record (tail truncation). Checkpoints do not
+gate serving: they are evidence for auditors, and a stale one only means a shorter guarantee.
+
 What this does not do: a state never witnessed (a change whose record round did not reach
 ``n-q`` peers) can still be rolled back to the last witnessed one; a compromised peer can refuse
 to report, or report a record for a node reset on purpose — denial of service, never a forged
@@ -50,6 +58,7 @@ from enclave.node_state import NodeIdentity
 from enclave.service.errors import RolledBackError, UnwitnessedError, WitnessError
 from wire import cbor
 from wire.binding import IdentitySignatureError, check_identity_signature
+from wire.checkpoints import AuditCheckpoint
 from wire.checks import check_node_id
 from wire.errors import MalformedMessageError
 from wire.hashing import lp_join
@@ -68,6 +77,8 @@ __all__ = [
 #: The sealed blob holding the records this node keeps for its peers.
 WITNESS_BLOB = "witnesses"
 _VERSION = 1
+#: The sealed book's version: 2 adds audit checkpoints (version 1 books still decode).
+_BOOK_VERSION = 2
 _DOMAIN = b"keyshard/state-statement/v1"
 _MAX_EPOCH = 2**64 - 1
 
@@ -158,13 +169,26 @@ def decode_report(body: bytes) -> tuple[str, StateStatement | None]:
 
 
 class WitnessBook:
-    """The records this node keeps for its peers: the highest statement per node (sealed)."""
+    """The records this node keeps for its peers (sealed): the highest state statement per node
+    and the highest audit checkpoint per node (:mod:`wire.checkpoints`).
 
-    def __init__(self, records: Mapping[str, StateStatement] | None = None) -> None:
+    Sealed as :data:`WITNESS_BLOB`, version 2 (records and checkpoints); a version 1 book
+    (records only, sealed before checkpoints were witnessed) still decodes, with none."""
+
+    def __init__(
+        self,
+        records: Mapping[str, StateStatement] | None = None,
+        checkpoints: Mapping[str, AuditCheckpoint] | None = None,
+    ) -> None:
         self._records = dict(records or {})
+        self._checkpoints = dict(checkpoints or {})
 
     def get(self, node_id: str) -> StateStatement | None:
         return self._records.get(node_id)
+
+    def checkpoint(self, node_id: str) -> AuditCheckpoint | None:
+        """The highest audit checkpoint of ``node_id`` this node witnessed."""
+        return self._checkpoints.get(node_id)
 
     def record(self, statement: StateStatement) -> bool:
         """Keep ``statement`` (already verified) if it is news; ``True`` when the book changed.
@@ -178,21 +202,43 @@ class WitnessBook:
         self._records[statement.node_id] = statement
         return True
 
+    def record_checkpoint(self, checkpoint: AuditCheckpoint) -> bool:
+        """Keep ``checkpoint`` (already verified) if it is higher than the one held; ``True``
+        when the book changed. As for statements, a lower one never replaces a higher one (a
+        node whose log was cut, or reset, cannot talk its witnesses down)."""
+        held = self._checkpoints.get(checkpoint.node_id)
+        if held is not None and checkpoint.seq <= held.seq:
+            return False
+        self._checkpoints[checkpoint.node_id] = checkpoint
+        return True
+
     def encode(self) -> bytes:
         return cbor.dumps(
-            {"v": _VERSION, "records": {n: s.to_dict() for n, s in sorted(self._records.items())}}
+            {
+                "v": _BOOK_VERSION,
+                "records": {n: s.to_dict() for n, s in sorted(self._records.items())},
+                "checkpoints": {n: c.to_dict() for n, c in sorted(self._checkpoints.items())},
+            }
         )
 
     @classmethod
     def decode(cls, data: bytes) -> WitnessBook:
-        value = cbor.loads_map(data, what=WITNESS_BLOB, fields={"v", "records"}, version=_VERSION)
-        records = value["records"]
-        if not isinstance(records, dict):
+        value = cbor.loads_map(data, what=WITNESS_BLOB)
+        version = value.get("v") if type(value.get("v")) is int else None
+        if version == _VERSION and set(value) == {"v", "records"}:
+            value["checkpoints"] = {}  # a book sealed before checkpoints were witnessed
+        elif version != _BOOK_VERSION or set(value) != {"v", "records", "checkpoints"}:
+            raise MalformedMessageError(WITNESS_BLOB, "unknown version or fields")
+        records, checkpoints = value["records"], value["checkpoints"]
+        if not isinstance(records, dict) or not isinstance(checkpoints, dict):
             raise MalformedMessageError("records", "must be a map")
         book = {node_id: StateStatement.from_dict(item) for node_id, item in records.items()}
         if any(node_id != statement.node_id for node_id, statement in book.items()):
             raise MalformedMessageError("records", "a record filed under another node")
-        return cls(book)
+        held = {node_id: AuditCheckpoint.from_dict(item) for node_id, item in checkpoints.items()}
+        if any(node_id != checkpoint.node_id for node_id, checkpoint in held.items()):
+            raise MalformedMessageError("checkpoints", "a checkpoint filed under another node")
+        return cls(book, held)
 
 
 class WitnessState(enum.Enum):

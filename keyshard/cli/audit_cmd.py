@@ -3,9 +3,13 @@
 ``verify`` needs only the profile's pinned root and released PCRs: each receipt's document must
 chain to the root, measure a release and bind the key that signed the record; each log must be one
 unbroken chain signed by the key its node's document binds, and hold every record a receipt of
-that node witnessed (a log cut at its tail fails there). The first failure is named (file, record
-position and seq) and the exit code is 1. ``tail`` and ``export`` print what the dev cluster's
-parents stored (``nodes/*/blobs``), as JSON lines.
+that node witnessed (a log cut at its tail fails there). With ``--witnessed FILE`` (from
+``checkpoints``) each log must also hold every record the node's peers witnessed as its
+checkpoint, and a log of a node no peer vouched for fails: the tail truncation a parent could
+otherwise hide. The first failure is named (file, node, record position and seq) and the exit
+code is 1. ``witness`` has every node's current checkpoint witnessed by its peers (cheap: cron
+it); ``checkpoints`` collects the peers' signed records as JSON lines. ``tail`` and ``export``
+print what the dev cluster's parents stored (``nodes/*/blobs``), as JSON lines.
 """
 
 # ruff: noqa: PLC0415 -- handlers import their machinery themselves (keyshard.cli.main, rule 3)
@@ -23,6 +27,7 @@ from keyshard.cli.exit_codes import EXIT_LOCAL_ERROR, EXIT_OK
 
 if TYPE_CHECKING:
     from keyshard.client.channel import NodeTrust
+    from keyshard.client.checkpoints import Witnessed
     from keyshard.client.receipts import Receipt
     from wire.audit import SignedRecord
 
@@ -34,6 +39,15 @@ examples:
   keyshard audit verify receipts.jsonl --dir .keyshard   (and every node's stored log)
   keyshard audit export --dir .keyshard --node node-1 > node-1.jsonl
   keyshard audit verify node-1.jsonl --document node-1.doc --profile cluster.json
+  keyshard audit witness --profile cluster.json             (peers witness each node's head)
+  keyshard audit checkpoints --profile cluster.json --out checkpoints.jsonl
+  keyshard audit verify --dir .keyshard --witnessed checkpoints.jsonl
+
+Tail truncation: a log cut at its end is still one valid chain. --witnessed FILE holds each log to
+the checkpoints the node's PEERS witnessed (each signed by the peer's attested identity key, the
+file checked offline like receipts): the log must CONTAIN that seq with that hash (it may have
+grown since), and a node without a witnessed checkpoint in FILE fails. Collect the checkpoints
+before exporting the logs you verify (a newer checkpoint than the export fails as a cut).
 
 A PATH is a receipts file (JSON lines from the SDK's receipts), a log exported as JSON lines, or a
 directory holding a node's stored log (the parent's blob directory). A log's document comes from
@@ -70,7 +84,45 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     verify.add_argument(
         "--document", type=Path, default=None, metavar="FILE", help="the node's document for a log"
     )
+    verify.add_argument(
+        "--witnessed",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="require each log to hold the checkpoints its peers witnessed (from 'checkpoints')",
+    )
     verify.set_defaults(handler=_verify)
+    witness = verbs.add_parser(
+        "witness",
+        help="have each node's current audit checkpoint witnessed by its peers",
+        description=(
+            "Ask every node for its signed audit checkpoint (the head of the records its parent\n"
+            "stored) and hand it to its peers, which keep the highest: from then on a stored log\n"
+            "cut below it fails 'keyshard audit verify --witnessed'. Changes of key state do this\n"
+            "anyway; run it on a schedule to protect a quiet cluster's tails (two requests per\n"
+            "node, no key touched)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _cluster_flags(witness)
+    witness.set_defaults(handler=_witness)
+    checkpoints = verbs.add_parser(
+        "checkpoints",
+        help="collect the peers' signed records of each node's audit checkpoint",
+        description=(
+            "Ask every node for its record of each peer's highest audit checkpoint, signed by\n"
+            "the witness's attested identity key; each is checked against the profile and\n"
+            "written as a JSON line (with the witness's attestation document) for\n"
+            "'keyshard audit verify --witnessed FILE', which checks it again offline."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    checkpoints.add_argument(
+        "--out", type=Path, default=None, metavar="FILE", help="write here (default: stdout)"
+    )
+    _cluster_flags(checkpoints)
+    checkpoints.set_defaults(handler=_checkpoints)
     receipts = verbs.add_parser(
         "receipts",
         help="fetch this client's receipts for a signed message or a decrypted ciphertext",
@@ -126,6 +178,61 @@ def _receipts(args: argparse.Namespace) -> int:
     return EXIT_OK if found else EXIT_LOCAL_ERROR
 
 
+def _witness(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _run
+
+    held = _run(args, lambda client: client.witness_audit_checkpoints())
+    print(f"audit checkpoints witnessed: {held} (node, peer) records held")
+    return EXIT_OK
+
+
+def _checkpoints(args: argparse.Namespace) -> int:
+    from keyshard.cli.key_cmd import _run
+    from keyshard.client.checkpoints import dumps
+
+    found = _run(args, lambda client: client.audit_checkpoints())
+    text = dumps(found)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            args.out.write_text(text)
+        except OSError as error:
+            raise UsageError(f"cannot write {args.out}: {error.strerror}") from None
+    heads: dict[str, dict[int, list[str]]] = {}
+    for entry in found:
+        seqs = heads.setdefault(entry.checkpoint.node_id, {})
+        seqs.setdefault(entry.checkpoint.seq, []).append(entry.witness_id)
+    for node_id, seqs in sorted(heads.items()):
+        shown = ", ".join(f"seq {s} by {', '.join(sorted(w))}" for s, w in sorted(seqs.items()))
+        print(f"{node_id}: {shown}", file=sys.stderr)
+    return EXIT_OK if found else EXIT_LOCAL_ERROR
+
+
+def _witnessed(args: argparse.Namespace, trust: NodeTrust) -> tuple[list[Witnessed], bool]:
+    """The checked entries of every --witnessed file, and whether one was refused (named)."""
+    from keyshard.client.checkpoints import loads, verify_witnessed
+    from keyshard.client.receipts import ReceiptError
+
+    entries, failed = [], False
+    for path in args.witnessed:
+        try:
+            found = loads(path.read_text())
+        except OSError as error:
+            raise UsageError(f"cannot read {path}: {error.strerror}") from None
+        except ReceiptError as error:
+            raise UsageError(f"{path}: {error}") from None
+        for entry in found:
+            try:
+                verify_witnessed(entry, trust)
+            except ReceiptError as error:
+                print(f"checkpoint refused: {path}: {error}")
+                failed = True
+                continue
+            entries.append(entry)
+    return entries, failed
+
+
 def _trust(args: argparse.Namespace) -> NodeTrust:
     from keyshard.cli.key_cmd import _no_profile, _profile_path
     from keyshard.client.channel import NodeTrust
@@ -176,15 +283,10 @@ def _load(path: Path) -> tuple[list[Receipt], list[str], bytes | None]:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from keyshard.client.receipts import (
-        ReceiptError,
-        check_checkpoints,
-        identity_key,
-        verify_receipt,
-    )
-    from wire.audit import AuditVerificationError, parse_json_lines, verify_log
+    from keyshard.client.receipts import ReceiptError, verify_receipt
 
     trust = _trust(args)
+    witnessed, failed = _witnessed(args, trust)
     loaded = [(path, *_load(path)) for path in args.paths]
     if args.dir is not None and not any(lines for _, _, lines, _ in loaded):
         # no log named: every node's log the dev cluster's parents stored
@@ -194,7 +296,6 @@ def _verify(args: argparse.Namespace) -> int:
     if not loaded:
         raise UsageError("nothing to verify: name receipts or logs (or a dev cluster's --dir)")
     receipts = [r for _, found, _, _ in loaded for r in found]
-    failed = False
     for receipt in receipts:
         try:
             record = verify_receipt(receipt, trust)
@@ -208,23 +309,59 @@ def _verify(args: argparse.Namespace) -> int:
         )
     given = args.document.read_bytes() if args.document is not None else None
     for path, _, lines, stored_document in loaded:
-        if not lines:
-            continue
-        document = given or stored_document
-        try:
-            records = parse_json_lines(lines)
-            node_id = records[0].record().node_id if records else None
-            if document is None:
-                raise ReceiptError("no attestation document for this log (--document)")
-            public = identity_key(document, trust, node_id)
-            checked = verify_log(records, public, node_id=node_id)
-            check_checkpoints(records, [r for r in receipts if r.node_id == node_id])
-        except (AuditVerificationError, ReceiptError) as error:
-            print(f"log refused: {path}: {error}")
+        if lines and not _verify_log(
+            path,
+            lines,
+            given or stored_document,
+            trust=trust,
+            receipts=receipts,
+            witnessed=witnessed if args.witnessed else None,
+        ):
             failed = True
-            continue
-        print(f"log ok: {path}: {node_id}, {len(checked)} records, seq 0..{len(checked) - 1}")
     return EXIT_LOCAL_ERROR if failed else EXIT_OK
+
+
+def _verify_log(
+    path: Path,
+    lines: list[str],
+    document: bytes | None,
+    *,
+    trust: NodeTrust,
+    receipts: list[Receipt],
+    witnessed: list[Witnessed] | None,
+) -> bool:
+    """Check one log (chain, signatures, receipts' and peers' checkpoints; ``witnessed`` None:
+    no checkpoints file was given); print the verdict."""
+    from keyshard.client.checkpoints import check_witnessed
+    from keyshard.client.receipts import ReceiptError, check_checkpoints, identity_key
+    from wire.audit import AuditVerificationError, parse_json_lines, verify_log
+
+    node_id = None
+    try:
+        records = parse_json_lines(lines)
+        node_id = records[0].record().node_id if records else None
+        if document is None:
+            raise ReceiptError("no attestation document for this log (--document)")
+        public = identity_key(document, trust, node_id)
+        checked = verify_log(records, public, node_id=node_id)
+        check_checkpoints(records, [r for r in receipts if r.node_id == node_id])
+        vouched = []
+        if witnessed is not None and node_id is not None:
+            vouched = check_witnessed(records, public, node_id, witnessed)
+            if not vouched:
+                raise ReceiptError(
+                    f"no peer-witnessed checkpoint of {node_id} in --witnessed: its tail is "
+                    "unprotected (run 'keyshard audit witness', then 'checkpoints')"
+                )
+    except (AuditVerificationError, ReceiptError) as error:
+        print(f"log refused: {path}: {node_id or 'unknown node'}: {error}")
+        return False
+    print(f"log ok: {path}: {node_id}, {len(checked)} records, seq 0..{len(checked) - 1}")
+    if vouched:
+        highest = max(e.checkpoint.seq for e in vouched)
+        witnesses = ", ".join(sorted({e.witness_id for e in vouched}))
+        print(f"  reaches the checkpoints its peers witnessed (up to seq {highest}: {witnesses})")
+    return True
 
 
 def _records(args: argparse.Namespace) -> dict[str, list[SignedRecord]]:

@@ -2552,6 +2552,11 @@ class Coordinator:
         except (MpcError, KeyError, ValueError) as error:
             raise InvalidInputError(f"the package and partial do not combine: {error}") from None
 
+    async def witness_audit_checkpoints(self) -> int:
+        """Hand each node's signed audit checkpoint to its reachable peers (they keep the
+        highest); the number of (node, peer) records now held (:mod:`wire.checkpoints`)."""
+        return await self._witnesses.checkpoints()
+
     async def offline_witness_request(self, node_id: str) -> WitnessRequestFile:
         """Air-gapped side: ``node_id``'s fresh attestation document, for its peers to seal
         their witness reports to (the link's ``hello`` is served before the node is witnessed)."""

@@ -32,6 +32,7 @@ from enclave.mpc.suites import Scheme
 from keyshard.client.backup import Backup
 from keyshard.client.bip340 import taproot_tweak
 from keyshard.client.channel import NodeChannel, NodeTrust, client_context
+from keyshard.client.checkpoints import Witnessed, collect_checkpoints, verify_witnessed
 from keyshard.client.coordinator import Coordinator, KeyDescription, Link
 from keyshard.client.credentials import CERT_FILE, KEY_FILE, ClientCredentials
 from keyshard.client.custody import ExportBundle, PrivateKey
@@ -402,6 +403,25 @@ class AsyncClient:
         """Receipts of the nodes that decrypted ``ciphertext`` under ``context`` for this client."""
         return await self.receipts([decryption_digest(ciphertext, context)])
 
+    # -- audit checkpoints peers witness --------------------------------------------------
+
+    async def witness_audit_checkpoints(self) -> int:
+        """Have every node's audit checkpoint (the head of what its parent stored, signed by
+        the node) witnessed by its reachable peers now — the cheap way to protect a quiet
+        cluster's log tails (changes of key state do it anyway). The number of (node, peer)
+        checkpoint records now held."""
+        return await self.coordinator.witness_audit_checkpoints()
+
+    async def audit_checkpoints(self) -> list[Witnessed]:
+        """Every reachable peer's signed record of each node's audit checkpoint
+        (:mod:`keyshard.client.checkpoints`), each checked against this profile's root and
+        releases before it is returned: what ``keyshard audit verify --witnessed`` holds a
+        stored log to."""
+        found = await collect_checkpoints(self.coordinator)
+        for entry in found:
+            verify_witnessed(entry, self._trust)
+        return found
+
 
 class Client:
     """The same operations as :class:`AsyncClient`, blocking; ``with`` closes it.
@@ -590,3 +610,9 @@ class Client:
 
     def decryption_receipts(self, ciphertext: bytes, *, context: bytes = b"") -> list[Receipt]:
         return self._run(self._inner.decryption_receipts(ciphertext, context=context))
+
+    def witness_audit_checkpoints(self) -> int:
+        return self._run(self._inner.witness_audit_checkpoints())
+
+    def audit_checkpoints(self) -> list[Witnessed]:
+        return self._run(self._inner.audit_checkpoints())

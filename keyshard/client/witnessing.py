@@ -8,6 +8,10 @@ identity keys and reports are sealed between enclaves.
 
 * :meth:`WitnessRelay.record` — after a change of sealed state (a key created): each node's
   signed statement goes to every other reachable node.
+* :meth:`WitnessRelay.checkpoints` — whenever asked (``keyshard audit witness``): each node's
+  signed audit checkpoint goes to every other reachable node, so that a parent that cuts the
+  tail of a stored audit log is caught even on a cluster whose keys do not change
+  (:mod:`wire.checkpoints`); :meth:`WitnessRelay.record` hands them over too.
 * :meth:`WitnessRelay.check` — when a node answers ``unwitnessed`` (it booted since it was last
   shown its peers' reports): the reachable peers' reports on it go to it. A node that peers saw
   at newer state answers ``rolled_back``, which reaches the caller as a
@@ -22,8 +26,11 @@ from typing import Protocol, TypeVar
 
 from keyshard.client.errors import ChannelError, RemoteError, UnavailableError
 from wire.messages import (
+    AuditHead,
+    CheckpointRecord,
     Reply,
     Request,
+    SignedCheckpoint,
     SignedState,
     StateQuery,
     WitnessCheck,
@@ -110,38 +117,72 @@ class WitnessRelay:
                 )
 
     async def record(self, node_ids: Sequence[str]) -> int:
-        """Hand each node's signed state statement to every other reachable node; the number
-        of (node, witness) records that are now held (best effort: an unreachable witness is
-        skipped, and the state it missed is protected by the others)."""
+        """Hand each node's signed state statement, and its signed audit checkpoint, to every
+        other reachable node; the number of (node, witness) statement records that are now
+        held (best effort: an unreachable witness is skipped, and the state it missed is
+        protected by the others). The checkpoints ride along in parallel: after a change of
+        sealed state the nodes' audit tails are protected too, at no extra round trip."""
         documents = await self._documents(list(node_ids))
-        results = await asyncio.gather(
-            *(self._call(i, StateQuery(), SignedState) for i in documents), return_exceptions=True
+        held, _ = await asyncio.gather(
+            self._relay(documents, StateQuery(), SignedState, WitnessRecord),
+            self._relay(documents, AuditHead(), SignedCheckpoint, CheckpointRecord),
         )
-        statements = {}
+        return held
+
+    async def checkpoints(self, node_ids: Sequence[str] | None = None) -> int:
+        """Have each node's current audit checkpoint (the head of what its parent stored)
+        witnessed by its reachable peers, however quiet the cluster: two requests per node, no
+        change of key state. The number of (node, witness) checkpoint records now held (0 when
+        no node has stored an audit record yet); :class:`UnavailableError` when no node answers."""
+        documents = await self._documents(list(node_ids or self._node_ids))
+        if not documents:
+            raise UnavailableError(
+                "no node answered to have its audit checkpoint witnessed", have=0, need=1
+            )
+        return await self._relay(documents, AuditHead(), SignedCheckpoint, CheckpointRecord)
+
+    async def _relay(
+        self,
+        documents: dict[str, bytes],
+        query: Request,
+        signed: type[SignedState | SignedCheckpoint],
+        record: Callable[[dict[str, bytes], dict[str, bytes]], Request],
+    ) -> int:
+        """Ask each documented node for its signed item (``query``), hand each to every other
+        reachable node (``record``); the number of (node, witness) items handed over."""
+        results = await asyncio.gather(
+            *(self._call(i, query, signed) for i in documents), return_exceptions=True
+        )
+        items = {}
         for node_id, result in zip(documents, results, strict=True):
             if isinstance(result, BaseException):
                 if isinstance(result, ChannelError | RemoteError):
                     continue
                 raise result
-            statements[node_id] = result.statement
+            item = result.statement if isinstance(result, SignedState) else result.checkpoint
+            if item:  # a node whose parent stored no audit record yet has no checkpoint
+                items[node_id] = item
         witnesses = await self._documents(self._node_ids)
         requests = {
-            w: WitnessRecord(
-                {n: documents[n] for n in statements if n != w},
-                {n: s for n, s in statements.items() if n != w},
+            w: (
+                record(
+                    {n: documents[n] for n in items if n != w},
+                    {n: s for n, s in items.items() if n != w},
+                ),
+                len(set(items) - {w}),
             )
             for w in witnesses
-            if set(statements) - {w}
+            if set(items) - {w}
         }
         answers = await asyncio.gather(
-            *(self._call(w, r, WitnessRecorded) for w, r in requests.items()),
+            *(self._call(w, r, WitnessRecorded) for w, (r, _) in requests.items()),
             return_exceptions=True,
         )
         held = 0
-        for request, answer in zip(requests.values(), answers, strict=True):
+        for (_, count), answer in zip(requests.values(), answers, strict=True):
             if isinstance(answer, BaseException):
                 if isinstance(answer, ChannelError | RemoteError):
                     continue
                 raise answer
-            held += len(request.statements)
+            held += count
         return held

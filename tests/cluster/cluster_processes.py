@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from keyshard.dev.cluster import Cluster
@@ -22,12 +22,15 @@ CLUSTER_ENV = (
 
 
 @contextlib.contextmanager
-def running_cluster(prefix: str, nodes: int = 3) -> Iterator[Cluster]:
+def running_cluster(
+    prefix: str, nodes: int = 3, *, kms_route: Callable[[int], int] | None = None
+) -> Iterator[Cluster]:
     """A dev cluster of ``nodes``, up, under a short ``/tmp`` path (its Unix-socket paths stay
-    under the 107-byte limit); on exit none of its processes may survive, and it is removed."""
+    under the 107-byte limit); on exit none of its processes may survive, and it is removed.
+    ``kms_route``: as :class:`Cluster` takes it (a relay between the parents and the KMS)."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     try:
-        with Cluster(path, nodes) as running:
+        with Cluster(path, nodes, kms_route=kms_route) as running:
             running.up(timeout=90)
             yield running
         assert cluster_processes(path) == []
