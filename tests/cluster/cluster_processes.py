@@ -4,10 +4,13 @@ survives ``down``."""
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from keyshard.dev.cluster import Cluster
 
@@ -53,3 +56,10 @@ def cluster_processes(directory: Path) -> list[int]:
         if marker in cmdline and state != "Z":
             found.append(int(entry.name))
     return found
+
+
+def cli_json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    """What a CLI command just printed with ``--format json``: one JSON object."""
+    value = json.loads(capsys.readouterr().out)
+    assert isinstance(value, dict)
+    return value

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_processes import CLUSTER_ENV, running_cluster
+from cluster_processes import running_cluster
 
 from keyshard.cli.main import main
 from keyshard.client.sdk import Client
@@ -25,13 +25,6 @@ pytestmark = pytest.mark.slow
 def cluster() -> Iterator[Cluster]:
     with running_cluster("kcp-", 3) as running:
         yield running
-
-
-@pytest.fixture
-def directory(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in CLUSTER_ENV:
-        monkeypatch.delenv(name, raising=False)
-    return cluster.directory
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_processes import CLUSTER_ENV, cluster_processes, running_cluster
+from cluster_processes import cluster_processes, running_cluster
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -31,13 +31,6 @@ pytestmark = pytest.mark.slow
 def cluster() -> Iterator[Cluster]:
     with running_cluster("ksb-", 3) as running:
         yield running
-
-
-@pytest.fixture
-def directory(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in CLUSTER_ENV:
-        monkeypatch.delenv(name, raising=False)
-    return cluster.directory
 
 
 def _json(capsysbinary: pytest.CaptureFixture[bytes]) -> dict[str, object]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import coincurve
 import pytest
-from cluster_processes import CLUSTER_ENV, running_cluster
+from cluster_processes import running_cluster
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -38,13 +38,6 @@ _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 def cluster() -> Iterator[Cluster]:
     with running_cluster("ksk-", 3) as running:
         yield running
-
-
-@pytest.fixture
-def directory(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in CLUSTER_ENV:
-        monkeypatch.delenv(name, raising=False)
-    return cluster.directory
 
 
 def _out(capsysbinary: pytest.CaptureFixture[bytes]) -> str:

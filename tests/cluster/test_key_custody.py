@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_processes import CLUSTER_ENV, running_cluster
+from cluster_processes import cli_json, running_cluster
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -33,19 +33,6 @@ pytestmark = pytest.mark.slow
 def cluster() -> Iterator[Cluster]:
     with running_cluster("ksc-", 3) as running:
         yield running
-
-
-@pytest.fixture
-def directory(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in CLUSTER_ENV:
-        monkeypatch.delenv(name, raising=False)
-    return cluster.directory
-
-
-def _json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
-    value = json.loads(capsys.readouterr().out)
-    assert isinstance(value, dict)
-    return value
 
 
 def _recipient(tmp_path: Path) -> tuple[Path, Path]:
@@ -96,7 +83,7 @@ def test_an_exportable_key_leaves_only_with_its_approvals_and_reads_exported(
     assert not out.exists()
 
     assert main([*create, "--exportable", "--format", "json"]) == 0
-    created = _json(capsys)
+    created = cli_json(capsys)
     assert (created["exportable"], created["exported"]) == (True, False)
     export = ["key", "export", name, *d, "--to", str(public)]
     assert main([*export, "--out", str(tmp_path / "none.export")]) == 2
@@ -110,7 +97,7 @@ def test_an_exportable_key_leaves_only_with_its_approvals_and_reads_exported(
         (tmp_path / f"{who}.json").write_text(capsys.readouterr().out)
     bundle = tmp_path / "vault.export"
     assert main([*export, "--out", str(bundle), *approvals, "--format", "json"]) == 0
-    assert _json(capsys)["holders"] == ["node-1", "node-2", "node-3"]
+    assert cli_json(capsys)["holders"] == ["node-1", "node-2", "node-3"]
     assert bundle.stat().st_mode & 0o777 == 0o600
 
     pem = tmp_path / "vault.pem"
@@ -131,7 +118,7 @@ def test_an_exportable_key_leaves_only_with_its_approvals_and_reads_exported(
         point.verify(signature, message, ec.ECDSA(hashes.SHA256()))
 
     assert main(["key", "info", name, *d, "--format", "json"]) == 0
-    assert _json(capsys)["exported"] is True
+    assert cli_json(capsys)["exported"] is True
     assert main(["key", "info", name, *d]) == 0
     assert "exportable, exported" in capsys.readouterr().out
     # the approvals were spent by the export they approved
@@ -153,7 +140,7 @@ def test_an_imported_pem_signs_under_its_own_public_key(
         )
     )
     assert main(["key", "import", "legacy", *d, "--file", str(pem), "--format", "json"]) == 0
-    imported = _json(capsys)
+    imported = cli_json(capsys)
     raw = outside.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
     )
@@ -177,7 +164,7 @@ def test_an_offline_holder_signs_through_files_and_refuses_a_replay(
     same package a second time is refused; after a reboot node-3 is witnessed by file."""
     d = ["--dir", str(directory)]
     assert main(["key", "create", "cold", *d, "--threshold", "1", "--format", "json"]) == 0
-    public = bytes.fromhex(str(_json(capsys)["public_key"]))
+    public = bytes.fromhex(str(cli_json(capsys)["public_key"]))
     commitments = tmp_path / "cold.commitments"
     offline = ["offline", "commit", "cold", *d, "--node", "node-3", "--count", "4"]
     assert main([*offline, "--out", str(commitments)]) == 0
@@ -218,7 +205,7 @@ def test_an_offline_holder_signs_through_files_and_refuses_a_replay(
     capsys.readouterr()
     check = ["offline", "witness-check", *d, "--node", "node-3", "--reports", str(reports)]
     assert main([*check, "--format", "json"]) == 0
-    assert _json(capsys)["state"] == "witnessed"
+    assert cli_json(capsys)["state"] == "witnessed"
     message.write_bytes(b"after the reboot")
     prepare_next = [*prepare, "--index", "1", "--file", str(message)]
     assert main([*prepare_next, "--out", str(inbox / "next.package")]) == 0
@@ -235,13 +222,13 @@ def test_a_dev_node_taken_offline_is_reached_only_through_its_own_profile(
     signature still goes through the inbox and outbox it was given."""
     d = ["--dir", str(directory)]
     assert main(["key", "create", "cold2", *d, "--threshold", "1", "--format", "json"]) == 0
-    public = bytes.fromhex(str(_json(capsys)["public_key"]))
+    public = bytes.fromhex(str(cli_json(capsys)["public_key"]))
     assert main(["dev", "offline", "node-3", *d]) == 0
     gap = Path(capsys.readouterr().out.strip())
     air = ["--profile", str(gap / "profile.json")]
     try:
         assert main(["key", "info", "cold2", *d, "--format", "json"]) == 0
-        assert "node-3" not in _json(capsys)["holders"]  # type: ignore[operator]
+        assert "node-3" not in cli_json(capsys)["holders"]  # type: ignore[operator]
         cluster.restart_node(3)
         cluster.wait_ready(nodes=[3], timeout=60)
         commitments = tmp_path / "c"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import coincurve
 import pytest
-from cluster_processes import CLUSTER_ENV, cluster_processes
+from cluster_processes import CLUSTER_ENV, cli_json, cluster_processes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from keyshard.cli.main import main
@@ -39,16 +39,9 @@ def directory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
-    out = capsys.readouterr().out
-    value = json.loads(out)
-    assert isinstance(value, dict)
-    return value
-
-
 def _sign(d: list[str], name: str, message: Path, capsys: pytest.CaptureFixture[str]) -> bytes:
     assert main(["key", "sign", name, *d, "--file", str(message), "--format", "json"]) == 0
-    return bytes.fromhex(str(_json(capsys)["signature"]))
+    return bytes.fromhex(str(cli_json(capsys)["signature"]))
 
 
 def test_keys_and_their_state_survive_dev_down_and_up(
@@ -60,11 +53,11 @@ def test_keys_and_their_state_survive_dev_down_and_up(
     with Cluster(directory, 3) as cluster:
         cluster.up(timeout=120)
         assert main(["key", "create", "kept", *d, "--threshold", "1", "--format", "json"]) == 0
-        public = bytes.fromhex(str(_json(capsys)["public_key"]))
+        public = bytes.fromhex(str(cli_json(capsys)["public_key"]))
         assert main(["key", "create", "paused", *d, "--threshold", "1", "--format", "json"]) == 0
         capsys.readouterr()
         assert main(["key", "disable", "paused", *d, "--format", "json"]) == 0
-        assert _json(capsys)["state"] == "disabled"
+        assert cli_json(capsys)["state"] == "disabled"
         assert main(["key", "sign", "paused", *d, "--file", str(message)]) == 2
         assert "disabled" in capsys.readouterr().err
     assert cluster_processes(directory) == []
@@ -74,7 +67,7 @@ def test_keys_and_their_state_survive_dev_down_and_up(
         assert main(["key", "list", *d]) == 0
         assert capsys.readouterr().out.split() == ["kept", "paused"]
         assert main(["key", "info", "kept", *d, "--format", "json"]) == 0
-        info = _json(capsys)
+        info = cli_json(capsys)
         assert bytes.fromhex(str(info["public_key"])) == public
         assert (info["state"], info["epoch"], info["committee"]) == (
             "enabled",
@@ -84,20 +77,20 @@ def test_keys_and_their_state_survive_dev_down_and_up(
         signature = _sign(d, "kept", message, capsys)
         Ed25519PublicKey.from_public_bytes(public).verify(signature, b"wire 5 to 42")
         assert main(["key", "info", "paused", *d, "--format", "json"]) == 0
-        assert _json(capsys)["state"] == "disabled"
+        assert cli_json(capsys)["state"] == "disabled"
 
         assert (
             main(["key", "schedule-deletion", "kept", *d, "--days", "7", "--format", "json"]) == 0
         )
-        pending = _json(capsys)
+        pending = cli_json(capsys)
         assert pending["state"] == "pending_deletion"
         assert isinstance(pending["delete_at"], int)
         assert main(["key", "sign", "kept", *d, "--file", str(message)]) == 2
         assert "pending deletion" in capsys.readouterr().err
         assert main(["key", "cancel-deletion", "kept", *d, "--format", "json"]) == 0
-        assert _json(capsys)["state"] == "disabled"
+        assert cli_json(capsys)["state"] == "disabled"
         assert main(["key", "enable", "kept", *d, "--format", "json"]) == 0
-        assert _json(capsys)["state"] == "enabled"
+        assert cli_json(capsys)["state"] == "enabled"
 
     # --fresh forgets them
     with Cluster(directory, 3) as cluster:
@@ -118,13 +111,13 @@ def test_create_sign_refresh_sign_again_on_real_processes(
     with Cluster(directory, 3) as cluster:
         cluster.up(timeout=120)
         assert main(["key", "create", "acct", *d, "--threshold", "1", "--format", "json"]) == 0
-        created = _json(capsys)
+        created = cli_json(capsys)
         public = bytes.fromhex(str(created["public_key"]))
         verifier = Ed25519PublicKey.from_public_bytes(public)
         verifier.verify(_sign(d, "acct", message, capsys), b"wire 5 to 42")
         create_ecdsa = ["key", "create", "wallet", *d, "--suite", "ecdsa-secp256k1"]
         assert main([*create_ecdsa, "--threshold", "1", "--format", "json"]) == 0
-        wallet = coincurve.PublicKey(bytes.fromhex(str(_json(capsys)["public_key"])))
+        wallet = coincurve.PublicKey(bytes.fromhex(str(cli_json(capsys)["public_key"])))
         assert wallet.verify(_sign(d, "wallet", message, capsys), b"wire 5 to 42")
 
         # BIP-340 over the network: the Taproot output key, computed by libsecp256k1 here
@@ -137,12 +130,12 @@ def test_create_sign_refresh_sign_again_on_real_processes(
         output.tweak_add(hashlib.sha256(tag + tag + internal).digest())
         sign_btc = ["key", "sign", "btc", *d, "--file", str(message), "--taproot"]
         assert main([*sign_btc, "--format", "json"]) == 0
-        signed = _json(capsys)
+        signed = cli_json(capsys)
         assert signed["public_key"] == output.format().hex()
         assert output.verify(bytes.fromhex(str(signed["signature"])), b"wire 5 to 42")
 
         assert main(["key", "refresh", "acct", *d, "--format", "json"]) == 0
-        refreshed = _json(capsys)
+        refreshed = cli_json(capsys)
         assert refreshed["public_key"] == created["public_key"]
         assert (refreshed["epoch"], refreshed["state"]) == (1, "enabled")
         verifier.verify(_sign(d, "acct", message, capsys), b"wire 5 to 42")
@@ -165,7 +158,7 @@ def test_create_sign_refresh_sign_again_on_real_processes(
             {"name": "wallet", "epoch": 1, "error": None},
         ]
         assert main([*sign_btc, "--format", "json"]) == 0  # the same output key after refresh
-        assert output.verify(bytes.fromhex(str(_json(capsys)["signature"])), b"wire 5 to 42")
+        assert output.verify(bytes.fromhex(str(cli_json(capsys)["signature"])), b"wire 5 to 42")
         verifier.verify(_sign(d, "acct", message, capsys), b"wire 5 to 42")
         assert wallet.verify(_sign(d, "wallet", message, capsys), b"wire 5 to 42")
         assert main(["key", "info", "acct", *d]) == 0
@@ -178,9 +171,9 @@ def test_create_sign_refresh_sign_again_on_real_processes(
         cluster.restart_node(3)
         cluster.wait_ready(nodes=[3], timeout=60)
         assert main(["key", "info", "acct", *d, "--format", "json"]) == 0
-        assert _json(capsys)["missing"] == ["node-3"]
+        assert cli_json(capsys)["missing"] == ["node-3"]
         assert main(["key", "repair", "acct", *d, "--node", "node-3", "--format", "json"]) == 0
-        repaired = _json(capsys)
+        repaired = cli_json(capsys)
         assert (repaired["missing"], repaired["public_key"]) == ([], created["public_key"])
 
         async def with_node_3() -> bytes:
@@ -201,16 +194,16 @@ def test_add_node_keeps_every_key_and_new_keys_use_the_new_node(
     with Cluster(directory, 3) as cluster:
         cluster.up(timeout=120)
         assert main(["key", "create", "old", *d, "--threshold", "1", "--format", "json"]) == 0
-        old = Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(_json(capsys)["public_key"])))
+        old = Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(cli_json(capsys)["public_key"])))
     assert main(["dev", "add-node", *d, "--timeout", "120"]) == 0
     assert "node-4" in capsys.readouterr().out
     try:
         assert main(["key", "info", "old", *d, "--format", "json"]) == 0
-        info = _json(capsys)
+        info = cli_json(capsys)
         assert (info["committee"], info["missing"]) == (["node-1", "node-2", "node-3"], [])
         old.verify(_sign(d, "old", message, capsys), b"wire 5 to 42")
         assert main(["key", "create", "new", *d, "--threshold", "1", "--format", "json"]) == 0
-        new = _json(capsys)
+        new = cli_json(capsys)
         assert new["committee"] == ["node-1", "node-2", "node-3", "node-4"]
         verifier = Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(new["public_key"])))
         verifier.verify(_sign(d, "new", message, capsys), b"wire 5 to 42")

@@ -8,7 +8,6 @@ coincurve)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import coincurve
 import pytest
-from cluster_processes import CLUSTER_ENV, cluster_processes
+from cluster_processes import CLUSTER_ENV, cli_json, cluster_processes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from keyshard.cli.main import main
@@ -40,12 +39,6 @@ def directory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             Cluster.attach(path).down()
         assert cluster_processes(path) == []
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
-    value = json.loads(capsys.readouterr().out)
-    assert isinstance(value, dict)
-    return value
 
 
 def _signed(directory: Path, signers: list[str]) -> tuple[bytes, bytes]:
@@ -74,13 +67,13 @@ def test_create_sign_add_two_nodes_reshare_and_the_new_nodes_sign(
     with Cluster(directory, 3) as cluster:
         cluster.up(timeout=120)
         assert main(["key", "create", "acct", *d, "--threshold", "1", "--format", "json"]) == 0
-        created = _json(capsys)
+        created = cli_json(capsys)
         verifier = Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(created["public_key"])))
         assert main(["key", "sign", "acct", *d, "--file", str(message), "--format", "json"]) == 0
-        verifier.verify(bytes.fromhex(str(_json(capsys)["signature"])), MESSAGE)
+        verifier.verify(bytes.fromhex(str(cli_json(capsys)["signature"])), MESSAGE)
         create_ecdsa = ["key", "create", "wallet", *d, "--suite", "ecdsa-secp256k1"]
         assert main([*create_ecdsa, "--threshold", "1", "--format", "json"]) == 0
-        wallet_public = bytes.fromhex(str(_json(capsys)["public_key"]))
+        wallet_public = bytes.fromhex(str(cli_json(capsys)["public_key"]))
         wallet = coincurve.PublicKey(wallet_public)
     for _ in range(2):
         assert main(["dev", "add-node", *d, "--timeout", "120"]) == 0
@@ -88,7 +81,7 @@ def test_create_sign_add_two_nodes_reshare_and_the_new_nodes_sign(
     try:
         to = ["--to", "node-1,node-2,node-4,node-5", "--threshold", "2", "--format", "json"]
         assert main(["key", "reshare", "acct", *d, *to]) == 0
-        reshared = _json(capsys)
+        reshared = cli_json(capsys)
         assert reshared["public_key"] == created["public_key"]
         assert (reshared["committee"], reshared["threshold"], reshared["epoch"]) == (
             ["node-1", "node-2", "node-4", "node-5"],
@@ -100,7 +93,7 @@ def test_create_sign_add_two_nodes_reshare_and_the_new_nodes_sign(
         assert "needs n >= 5" in capsys.readouterr().err
         every = ["--to", "node-1,node-2,node-3,node-4,node-5", "--threshold", "2"]
         assert main(["key", "reshare", "wallet", *d, *every, "--format", "json"]) == 0
-        assert bytes.fromhex(str(_json(capsys)["public_key"])) == wallet_public
+        assert bytes.fromhex(str(cli_json(capsys)["public_key"])) == wallet_public
 
         for signers in (["node-1", "node-4", "node-5"], ["node-2", "node-4", "node-5"]):
             ed, ecdsa = _signed(directory, signers)
@@ -108,7 +101,7 @@ def test_create_sign_add_two_nodes_reshare_and_the_new_nodes_sign(
             assert wallet.verify(ecdsa, MESSAGE)
         # node-3 left acct's committee: its share is gone, the key info no longer names it
         assert main(["key", "info", "acct", *d, "--format", "json"]) == 0
-        info = _json(capsys)
+        info = cli_json(capsys)
         assert (info["missing"], info["epoch"]) == ([], 1)
         assert "node-3" not in info["committee"]  # type: ignore[operator]
     finally:

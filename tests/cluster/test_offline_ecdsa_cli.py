@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_processes import CLUSTER_ENV, running_cluster
+from cluster_processes import cli_json, running_cluster
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -32,19 +32,6 @@ pytestmark = pytest.mark.slow
 def cluster() -> Iterator[Cluster]:
     with running_cluster("kse-", 3) as running:
         yield running
-
-
-@pytest.fixture
-def directory(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in CLUSTER_ENV:
-        monkeypatch.delenv(name, raising=False)
-    return cluster.directory
-
-
-def _json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
-    value = json.loads(capsys.readouterr().out)
-    assert isinstance(value, dict)
-    return value
 
 
 def _verify(public_key: str, der: str, message: bytes) -> None:
@@ -102,7 +89,7 @@ class Ceremony:
         partial = gap / "outbox" / f"{self.key}-m{index}.partial"
         combine = ["offline", "combine", *self.d, "--package", str(package)]
         assert main([*combine, "--partial", str(partial), "--format", "json"]) == 0
-        return package, _json(self.capsys)
+        return package, cli_json(self.capsys)
 
 
 def test_an_offline_ecdsa_holder_signs_through_files_and_refuses_a_replay(
@@ -113,13 +100,13 @@ def test_an_offline_ecdsa_holder_signs_through_files_and_refuses_a_replay(
     create = ["key", "create", "vault", *d, "--suite", "ecdsa-secp256k1", "--threshold", "1"]
     policy = [*ceremony.approvers(), "--quorum", "2", "--require", "sign"]
     assert main([*create, *policy, "--format", "json"]) == 0
-    public = str(_json(capsys)["public_key"])
+    public = str(cli_json(capsys)["public_key"])
 
     # while node-3 is reachable: presignatures made with it, then it goes offline
     presignatures = tmp_path / "vault.presignatures"
     presign = ["offline", "presign", "vault", *d, "--node", "node-3", "--count", "4"]
     assert main([*presign, "--out", str(presignatures), "--format", "json"]) == 0
-    assert _json(capsys)["count"] == 4
+    assert cli_json(capsys)["count"] == 4
     assert main(["dev", "offline", "node-3", *d]) == 0
     gap = Path(capsys.readouterr().out.strip())
     air = ["--profile", str(gap / "profile.json")]
@@ -158,7 +145,7 @@ def test_a_node_offline_from_boot_presigns_by_files_and_signs(
     ceremony = Ceremony("vault2", d, tmp_path, capsys)
     create = ["key", "create", "vault2", *d, "--suite", "ecdsa-secp256k1", "--threshold", "1"]
     assert main([*create, "--format", "json"]) == 0
-    public = str(_json(capsys)["public_key"])
+    public = str(cli_json(capsys)["public_key"])
     assert main(["dev", "down", *d]) == 0
     assert main(["dev", "up", *d, "--offline", "node-9"]) == 1  # not a node of the cluster
     every = [flag for n in (1, 2, 3) for flag in ("--offline", f"node-{n}")]
@@ -170,7 +157,7 @@ def test_a_node_offline_from_boot_presigns_by_files_and_signs(
     air = ["--profile", str(gap / "profile.json")]
     try:
         assert main(["key", "info", "vault2", *d, "--format", "json"]) == 0
-        assert "node-3" not in _json(capsys)["holders"]  # type: ignore[operator]
+        assert "node-3" not in cli_json(capsys)["holders"]  # type: ignore[operator]
         request, reports = tmp_path / "request", tmp_path / "reports"
         witness = ["offline", "witness-request", *air, "--node", "node-3"]
         assert main([*witness, "--out", str(request)]) == 0
@@ -188,7 +175,7 @@ def test_a_node_offline_from_boot_presigns_by_files_and_signs(
             side = [*air, "--node", "node-3"] if k % 2 == 0 else d
             step = ["offline", "presign-step", *side, "--file", str(here), "--out", str(there)]
             assert main([*step, "--format", "json"]) == 0
-            assert _json(capsys)["stage"] == k + 2
+            assert cli_json(capsys)["stage"] == k + 2
         # a stage answered on the wrong side is refused locally
         wrong = ["offline", "presign-step", *d, "--file", str(runs[0])]
         assert main([*wrong, "--out", str(tmp_path / "x")]) == 1
