@@ -57,8 +57,12 @@ RETRY_SECONDS = 1.0
 #: How long the trail lets records gather before it seals their head and ships them: under light
 #: load each operation would otherwise cost a sealed write and a host round trip of its own
 #: (measured: 7-19 ms per record, against 0.12 ms batched), and records are only lost on a crash
-#: until shipped either way (receipts are served from memory at once).
-LINGER_SECONDS = 0.05
+#: until shipped either way (receipts are served from memory at once). 250 ms rather than 50: each
+#: batch is six fsync'd writes at the parent (segment, sealed head, manifest, each with its
+#: directory), which at one operation in flight cost the parents ~4 ms of CPU per operation at
+#: 50 ms and ~1.9 ms at 250 ms (bench_cluster_load, FROST N=1), for at most a quarter second
+#: more of records a crash can lose.
+LINGER_SECONDS = 0.25
 
 log = logging.getLogger("enclave.service.audit")
 
