@@ -219,6 +219,12 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     gateway.add_argument(
         "--listen", default="127.0.0.1:0", help="HOST:PORT on loopback (default: a free port)"
     )
+    gateway.add_argument(
+        "--witness-every",
+        type=float,
+        metavar="SECONDS",
+        help="how often the gateway has audit checkpoints witnessed (default: the gateway's, 60)",
+    )
     add_output_flags(gateway)
     gateway.set_defaults(handler=_gateway)
     add_node = verb(
@@ -489,7 +495,11 @@ def _gateway(args: argparse.Namespace) -> int:
     from keyshard.dev.gateway import GATEWAY_FILE, start_gateway
 
     try:
-        info = start_gateway(Cluster.attach(args.dir, progress=_progress), listen=args.listen)
+        info = start_gateway(
+            Cluster.attach(args.dir, progress=_progress),
+            listen=args.listen,
+            witness_every=args.witness_every,
+        )
     except ClusterError as error:
         print(f"keyshard dev gateway: {error}", file=sys.stderr)
         return EXIT_LOCAL_ERROR

@@ -59,6 +59,15 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     parser.add_argument(
         "--threshold", type=int, help="degree t of keys CreateKey makes (default: the SDK's)"
     )
+    parser.add_argument(
+        "--witness-every",
+        type=float,
+        metavar="SECONDS",
+        help=(
+            "have every node's audit checkpoint witnessed by its peers this often, so a parent "
+            "cannot cut a stored audit log's tail unseen for longer (0: never; default 60)"
+        ),
+    )
     parser.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     parser.set_defaults(handler=_serve)
 
@@ -71,9 +80,12 @@ def _serve(args: argparse.Namespace) -> int:
     from keyshard.client.errors import ClientError
     from keyshard.gateway.config import ConfigError
     from keyshard.gateway.registry import RegistryError
-    from keyshard.gateway.run import GatewayOptions, serve_forever
+    from keyshard.gateway.run import WITNESS_EVERY_SECONDS, GatewayOptions, serve_forever
     from keyshard.gateway.server import Listener, ServerError, parse_listen
 
+    witness_every = WITNESS_EVERY_SECONDS if args.witness_every is None else args.witness_every
+    if not witness_every >= 0:  # also refuses nan
+        raise UsageError("--witness-every takes seconds >= 0 (0: never)")
     try:
         host, port = parse_listen(args.listen)
         listener = Listener(host, port, args.tls_cert, args.tls_key)
@@ -86,6 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
             args.key,
             args.threshold,
             args.ready_file,
+            witness_every,
         )
         serve_forever(
             options, lambda url: print(f"keyshard gateway: serving {url}", file=sys.stderr)

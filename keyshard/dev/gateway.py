@@ -73,6 +73,7 @@ def start_gateway(
     listen: str = "127.0.0.1:0",
     timeout: float = 30.0,
     python: str = sys.executable,
+    witness_every: float | None = None,
 ) -> DevGateway:
     """Start the dev cluster's gateway; :class:`ClusterError` if it does not come up."""
     if not cluster.profile_file.exists():
@@ -112,6 +113,7 @@ def start_gateway(
             listen,
             "--ready-file",
             str(ready),
+            *([] if witness_every is None else ["--witness-every", str(witness_every)]),
         ],
     )
     deadline = time.monotonic() + timeout

@@ -3,20 +3,25 @@
 The pieces are built here and nowhere else: the access-key table (:mod:`~.config`), the key
 registry (:mod:`~.registry`), one :class:`keyshard.AsyncClient` over the cluster profile with the
 gateway's own client certificate, the KMS operations (:mod:`~.operations`) and the KMS endpoint
-(:mod:`~.kms_api`). SIGTERM or SIGINT stops it; ``ready_file`` (written atomically once the socket
+(:mod:`~.kms_api`), and a background round that has the nodes' audit checkpoints witnessed by
+their peers every ``witness_every`` seconds (:func:`witness_checkpoints_every`). SIGTERM or SIGINT
+stops it; ``ready_file`` (written atomically once the socket
 listens) tells a launcher the URL it serves, port 0 having picked a free port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from enclave.logs import configure_logging
+from keyshard.client.errors import ClientError
 from keyshard.client.sdk import AsyncClient
 from keyshard.gateway.config import GatewayConfig
 from keyshard.gateway.http_server import Handler, Response
@@ -27,7 +32,19 @@ from keyshard.gateway.server import Listener, serve
 from keyshard.gateway.sigv4 import SignedRequest
 from keyshard.gateway.xks_api import XksEndpoint
 
-__all__ = ["GatewayOptions", "route", "run_gateway", "serve_forever"]
+__all__ = [
+    "WITNESS_EVERY_SECONDS",
+    "GatewayOptions",
+    "route",
+    "run_gateway",
+    "serve_forever",
+    "witness_checkpoints_every",
+]
+
+#: How often the gateway has the audit checkpoints witnessed unless told otherwise.
+WITNESS_EVERY_SECONDS = 60.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +57,7 @@ class GatewayOptions:
     key: Path | None = None
     threshold: int | None = None
     ready_file: Path | None = None
+    witness_every: float = WITNESS_EVERY_SECONDS
 
 
 async def run_gateway(
@@ -66,7 +84,42 @@ async def run_gateway(
         gateway = Gateway(config, registry, cluster, threshold=options.threshold)
         kms = KmsEndpoint(gateway)
         xks = None if config.xks is None else XksEndpoint(config.xks, cluster)
-        await serve(options.listener, route(kms, xks), started, stop)
+        witnessing = (
+            asyncio.create_task(witness_checkpoints_every(cluster, options.witness_every))
+            if options.witness_every > 0
+            else None
+        )
+        try:
+            await serve(options.listener, route(kms, xks), started, stop)
+        finally:
+            if witnessing is not None:
+                witnessing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await witnessing
+
+
+async def witness_checkpoints_every(cluster: AsyncClient, seconds: float) -> None:
+    """Forever: every ``seconds``, hand each node's audit checkpoint to its peers.
+
+    Why here: a stored audit log's tail is protected only up to the newest checkpoint its
+    peers witnessed (:mod:`wire.checkpoints`); changes of key state witness one, but a cluster
+    that only signs would otherwise need an operator's cron job. The gateway is the long-running
+    client most deployments have, so it keeps the window a parent could cut unseen to about
+    ``seconds``. A failed round (nodes unreachable) is logged and the next one tried."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            held = await cluster.witness_audit_checkpoints()
+        except ClientError as error:
+            log.warning(
+                "audit checkpoints not witnessed",
+                extra={"fields": {"event": "checkpoints_unwitnessed", "error": str(error)}},
+            )
+            continue
+        log.debug(
+            "audit checkpoints witnessed",
+            extra={"fields": {"event": "checkpoints_witnessed", "records": held}},
+        )
 
 
 def route(kms: Handler, xks: XksEndpoint | None) -> Handler:

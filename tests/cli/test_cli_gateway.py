@@ -46,3 +46,11 @@ def test_the_gateway_extra_is_named_when_missing(
     )
     assert _run(tmp_path) == 1
     assert "pip install 'keyshard[gateway]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seconds", ["-1", "nan"])
+def test_a_witness_interval_below_zero_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], seconds: str
+) -> None:
+    assert _run(tmp_path, "--listen", "127.0.0.1:0", "--witness-every", seconds) == 1
+    assert "--witness-every" in capsys.readouterr().err

@@ -75,7 +75,9 @@ def cluster() -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def gateway(cluster: Cluster) -> DevGateway:
-    assert main(["dev", "gateway", "--dir", str(cluster.directory)]) == 0
+    # Checkpoints witnessed every half second (default 60 s), for the test that waits for one.
+    command = ["dev", "gateway", "--dir", str(cluster.directory), "--witness-every", "0.5"]
+    assert main(command) == 0
     info_file = cluster.directory / GATEWAY_FILE
     assert info_file.stat().st_mode & 0o777 == 0o600  # it holds the secret access key
     return DevGateway.load(info_file)
@@ -180,6 +182,43 @@ def test_ed25519_sign_verified_by_cryptography(kms: Any) -> None:
 
 
 # -- boto3: encryption ---------------------------------------------------------------------
+
+
+def _stored_heads(directory: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, int]:
+    """Each node's last stored audit seq, from its parent's log (``keyshard audit export``)."""
+    capsys.readouterr()
+    assert main(["audit", "export", "--dir", str(directory)]) == 0
+    heads: dict[str, int] = {}
+    for line in capsys.readouterr().out.splitlines():
+        entry = json.loads(line)
+        heads[entry["node_id"]] = max(heads.get(entry["node_id"], -1), int(entry["seq"]))
+    return heads
+
+
+def test_the_gateway_has_audit_checkpoints_witnessed_without_a_change_of_state(
+    kms: Any, cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Signatures change no sealed state, so nothing but the gateway's periodic round has the
+    peers witness the records they added: the peers' checkpoints must come to cover them."""
+    key = kms.create_key(KeySpec="ECC_NIST_EDWARDS25519", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    before = _stored_heads(cluster.directory, capsys)
+    for number in range(3):
+        kms.sign(KeyId=key["KeyId"], Message=b"%d" % number, SigningAlgorithm="ED25519_SHA_512")
+    deadline = time.monotonic() + 30
+    while (heads := _stored_heads(cluster.directory, capsys)) == before:  # stored as they come
+        assert time.monotonic() < deadline, "no signature record was stored"
+        time.sleep(0.1)
+    grown = {node: seq for node, seq in heads.items() if seq > before.get(node, -1)}
+    with Client.from_profile(cluster.profile_file) as sdk:
+        while True:
+            witnessed: dict[str, int] = {}
+            for entry in sdk.audit_checkpoints():
+                node, seq = entry.checkpoint.node_id, entry.checkpoint.seq
+                witnessed[node] = max(witnessed.get(node, -1), seq)
+            if all(witnessed.get(node, -1) >= seq for node, seq in grown.items()):
+                break
+            assert time.monotonic() < deadline, f"witnessed {witnessed}, stored {grown}"
+            time.sleep(0.2)
 
 
 def test_encrypt_decrypt_data_keys_and_the_encryption_context(kms: Any) -> None:
