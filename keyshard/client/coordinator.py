@@ -1828,7 +1828,13 @@ class Coordinator:
         if batches is None:
 
             async def run(items: list[_DecryptItem]) -> list[bytes | ClientError]:
-                return await self._retry_once(name, lambda: self._decrypt_batch(name, items))
+                try:
+                    return await self._retry_once(name, lambda: self._decrypt_batch(name, items))
+                except ChannelError:
+                    # twice a channel lost: a node down, or of a release before decrypt_partials
+                    # (a node closes the channel on an op it does not know, e.g. during a rolling
+                    # upgrade); the single request, which chooses its nodes afresh, serves both
+                    return await self._decrypt_singly(name, items)
 
             batches = self._decrypt_batches[name] = Coalescer(
                 run, max_items=MAX_BATCH, isolate=_decrypt_item_error
@@ -1838,20 +1844,29 @@ class Coordinator:
             raise outcome
         return outcome
 
+    async def _decrypt_singly(
+        self, name: str, items: list[_DecryptItem]
+    ) -> list[bytes | ClientError]:
+        """Each item by the single ``decrypt_partial`` path, concurrently: its outcome."""
+
+        async def one(ciphertext: bytes, context: bytes) -> bytes | ClientError:
+            try:
+                return await self._retry_once(
+                    name, lambda: self._decrypt(name, ciphertext, context, None, ())
+                )
+            except ClientError as error:
+                return error
+
+        return list(await asyncio.gather(*(one(ct, context) for ct, _, context in items)))
+
     async def _decrypt_batch(
         self, name: str, items: list[_DecryptItem]
     ) -> list[bytes | ClientError]:
         """One ``decrypt_partials`` to each of t+1 holders; each item combined from its own
         partials (every DLEQ proof checked), its outcome a plaintext or its own error."""
         key = await self.describe_key(name)
-        outcomes: list[bytes | ClientError] = []
         if _mandatory(key):  # the policy changed since the item was queued: the single path
-            for ciphertext, _, context in items:
-                try:
-                    outcomes.append(await self._decrypt(name, ciphertext, context, None, ()))
-                except ClientError as error:
-                    outcomes.append(error)
-            return outcomes
+            return await self._decrypt_singly(name, items)
         chosen = await self._choose(key, key.threshold + 1, None)
         session_ids = [os.urandom(32) for _ in items]
         request = DecryptPartials(
@@ -1869,6 +1884,7 @@ class Coordinator:
                     f"{len(reply.partials)} partials",
                     culprit=node_id,
                 )
+        outcomes: list[bytes | ClientError] = []
         for index, ((_, parsed, context), session_id) in enumerate(
             zip(items, session_ids, strict=True)
         ):

@@ -16,7 +16,7 @@ from inprocess import InProcessCluster
 
 from keyshard.client.approvals import public_key_bytes, sign_approval
 from keyshard.client.coordinator import Coordinator
-from keyshard.client.errors import InvalidInputError, ProtocolError, RemoteError
+from keyshard.client.errors import ChannelError, InvalidInputError, ProtocolError, RemoteError
 from wire.approvals import ApprovalPolicy, Operation, decryption_digest
 from wire.errors import ErrorCode
 from wire.messages import (
@@ -196,3 +196,30 @@ def test_mandatory_participants_nodes_and_approvals_keep_the_single_request(
     drive(cluster, work)
     assert sent(cluster, DecryptPartials) == []
     assert {r.key_name for _, r in sent(cluster, DecryptPartial)} == {"m", "a", "k"}  # type: ignore[attr-defined]
+
+
+def test_a_node_of_an_earlier_release_is_served_by_the_single_request(
+    cluster: InProcessCluster,
+) -> None:
+    """A node that does not know ``decrypt_partials`` closes the channel on it (as on any op it
+    does not know: a rolling upgrade): the batch is tried once more, then every item takes the
+    single request, so decryption works across both releases."""
+
+    def earlier_release(request: Request, reply: Reply) -> Reply:
+        if isinstance(request, DecryptPartials):
+            raise ChannelError("node-1", "channel broken: IncompleteReadError")
+        return reply
+
+    cluster.tamper["node-1"] = earlier_release
+
+    async def work(c: Coordinator) -> list[object]:
+        ciphertexts = await _encrypted(c)
+        cluster.stopped.add("node-3")  # so node-1 is among the t+1 nodes asked
+        await c.forget("node-3")
+        return await _decrypt_all(cluster, c, ciphertexts, CONTEXTS)
+
+    assert drive(cluster, work) == PLAINTEXTS
+    assert [node for node, _ in sent(cluster, DecryptPartials)].count("node-1") == 2  # and again
+    singles = sent(cluster, DecryptPartial)
+    assert {node for node, _ in singles} == {"node-1", "node-2"}
+    assert len(singles) == 2 * len(PLAINTEXTS)
