@@ -1480,6 +1480,8 @@ class NodeService:
         key = await self._key(name, Scheme.FROST)
         mandatory = () if key.policy is None else key.policy.mandatory_nodes
         if mandatory:
+            for ciphertext, context in zip(request.ciphertexts, request.contexts, strict=True):
+                audit_note(digest=decryption_digest(ciphertext, context), epoch=key.epoch)
             raise EndorsementError(
                 mandatory[0], f"key {name!r} has mandatory participants: decrypt one at a time"
             )

@@ -254,7 +254,15 @@ def test_a_key_with_mandatory_participants_is_decrypted_one_request_at_a_time(
     )
     public = asyncio.run(cluster.create_key("m", policy=policy.encode()))
     ciphertext = _encrypt(public, b"held", b"q1")
+    other = _encrypt(public, b"held too", b"q2")
     for node_id in cluster.node_ids:
-        reply = _answer(cluster.services[node_id], _batch("m", [ciphertext], [b"q1"]))
+        service = cluster.services[node_id]
+        before = len(service.audit.history)
+        reply = _answer(service, _batch("m", [ciphertext, other], [b"q1", b"q2"]))
         assert isinstance(reply, ErrorReply)
         assert reply.code is ErrorCode.MANDATORY_PARTICIPANT
+        refused = ErrorCode.MANDATORY_PARTICIPANT.value
+        assert _records(service, before) == [  # a refusal record for each item
+            ("decrypt_partials", refused, decryption_digest(ciphertext, b"q1")),
+            ("decrypt_partials", refused, decryption_digest(other, b"q2")),
+        ]
