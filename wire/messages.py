@@ -20,7 +20,8 @@ encodings (bytes); DKG and presigning payloads travel as crypto_box envelopes th
 open. Approvals (:mod:`wire.approvals`) travel as lists of encoded approvals.
 
 Batches: :class:`FrostSign` and :class:`EcdsaSign` carry up to :data:`MAX_BATCH` items in parallel
-lists (item ``i`` of every list belongs together), answered by one :class:`SignatureShares`.
+lists (item ``i`` of every list belongs together), answered by one :class:`SignatureShares`;
+:class:`DecryptPartials` likewise, answered by one :class:`Partials`.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ __all__ = [
     "CheckpointQuery",
     "CheckpointRecord",
     "DecryptPartial",
+    "DecryptPartials",
     "DkgOutbox",
     "DkgStep",
     "EcdsaSign",
@@ -94,6 +96,7 @@ __all__ = [
     "NonceCommit",
     "NonceCommitments",
     "Partial",
+    "Partials",
     "PolicyHistory",
     "PolicyShow",
     "PolicyUpdate",
@@ -1149,6 +1152,48 @@ class Endorsed(Reply):
         _endorsement(self.endorsement)
 
 
+@dataclass(frozen=True, slots=True)
+class DecryptPartials(Request):
+    """:class:`DecryptPartial` for up to :data:`MAX_BATCH` ciphertexts of one key in one round
+    trip: item ``i`` is ``ciphertexts[i]`` under ``contexts[i]`` with ``approvals[i]``, answered
+    with its own ``session_ids[i]`` (so each partial is exactly the one a single request would
+    get). The node checks every item as the single request's path does and answers all or none.
+
+    Not for a key with mandatory participants (issue 11): their endorsements are per request,
+    so such a key is refused here and decrypted item by item with :class:`DecryptPartial`.
+    The frame bounds the sum of the ciphertexts (:data:`MAX_FRAME`); the sender splits batches.
+    """
+
+    OP: ClassVar[str] = "decrypt_partials"
+    key_name: str
+    session_ids: tuple[bytes, ...]
+    ciphertexts: tuple[bytes, ...]
+    contexts: tuple[bytes, ...]
+    approvals: tuple[tuple[bytes, ...], ...]
+
+    def check(self) -> None:
+        check_key_name(self.key_name)
+        items = len(
+            _blobs("ciphertexts", self.ciphertexts, low=1, high=MAX_BATCH, size=(1, MAX_BLOB))
+        )
+        if len(_blobs("session_ids", self.session_ids, high=MAX_BATCH, size=(16, 64))) != items:
+            raise MalformedMessageError("session_ids", "must hold one session id per ciphertext")
+        if len(_blobs("contexts", self.contexts, high=MAX_BATCH, size=(0, MAX_BLOB))) != items:
+            raise MalformedMessageError("contexts", "must hold one context per ciphertext")
+        _batch_approvals(self.approvals, items)
+
+
+@dataclass(frozen=True, slots=True)
+class Partials(Reply):
+    """One partial decryption per item of a :class:`DecryptPartials`, in order."""
+
+    OP: ClassVar[str] = "partials"
+    partials: tuple[bytes, ...]
+
+    def check(self) -> None:
+        _blobs("partials", self.partials, low=1, high=MAX_BATCH, size=(1, 1024))
+
+
 # -- threshold PRF (XKS: per-message AES keys of a key that never exists whole) -------------
 
 #: The two ways to ask for PRF evaluations: ``encrypt`` sends nonces (the node evaluates at
@@ -1708,6 +1753,7 @@ REPLIES: Mapping[type[Request], tuple[type[Reply], ...]] = MappingProxyType(
         NonceCommit: (NonceCommitments,),
         FrostSign: (SignatureShares,),
         DecryptPartial: (Partial, Endorsed),
+        DecryptPartials: (Partials,),
         PresignStart: (DkgOutbox,),
         PresignStep: (DkgOutbox, Presigned),
         BackupShare: (ShareBackup,),

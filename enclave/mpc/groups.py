@@ -466,6 +466,10 @@ class _Ed25519(Group):
     def _p_mul(self, p: Point, k: Scalar) -> Point:
         if p.is_identity() or k.is_zero():
             return self._identity  # libsodium refuses small-order inputs and identity results
+        if p._data == self._generator._data:
+            # the same product by libsodium's fixed-base routine (precomputed tables, constant
+            # time): ~0.02 ms instead of ~0.12 ms, and every DLEQ proof multiplies G
+            return self.base_mul(k)
         product = sodium.crypto_scalarmult_ed25519_noclamp(k.to_bytes(), p._data)
         return Point(self, bytes(product), None)
 

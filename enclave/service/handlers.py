@@ -162,6 +162,7 @@ from enclave.service.witness import (
     encode_report,
 )
 from wire.approvals import (
+    Approval,
     ApprovalPolicy,
     Operation,
     backup_digest,
@@ -188,6 +189,7 @@ from wire.messages import (
     CheckpointQuery,
     CheckpointRecord,
     DecryptPartial,
+    DecryptPartials,
     DkgOutbox,
     DkgStep,
     EcdsaSign,
@@ -215,6 +217,7 @@ from wire.messages import (
     NonceCommit,
     NonceCommitments,
     Partial,
+    Partials,
     PolicyHistory,
     PolicyShow,
     PolicyUpdate,
@@ -306,6 +309,7 @@ _AUDITED = (
     EcdsaSign,
     PresignStart,
     DecryptPartial,
+    DecryptPartials,
     PrfEvaluate,
     BackupShare,
     KeyRestore,
@@ -492,6 +496,7 @@ class NodeService:
             NonceCommit: self._nonce_commit,
             FrostSign: self._frost_sign,
             DecryptPartial: self._decrypt_partial,
+            DecryptPartials: self._decrypt_partials,
             PresignStart: partial(self._presign_start, client=client),
             PresignStep: partial(self._presign_step, client=client),
             EcdsaSign: partial(self._ecdsa_sign, client=client),
@@ -589,7 +594,7 @@ class NodeService:
         *,
         group_public_key: bytes | None = None,
         spend: bool = True,
-    ) -> None:
+    ) -> tuple[Approval, ...]:
         """Refuse (typed :class:`ApprovalError`) unless the key's sealed policy is satisfied;
         approvals of a decryption are then spent (single use on this node). Nothing awaits
         between the check and the spending, so two concurrent requests cannot both spend one.
@@ -614,6 +619,7 @@ class NodeService:
         if spend and operation in (Operation.DECRYPT, Operation.DELETE):
             self._spent_approvals.spend(accepted, now)
         audit_note(approvers=tuple(a.approver for a in accepted))
+        return accepted  # the approvals accepted (for a batch to spend them all at once)
 
     def _forget_secrets(self, name: str) -> None:
         """Destroy every preprocessed nonce, presignature and presigning run of ``name``."""
@@ -1461,6 +1467,45 @@ class NodeService:
             b"" if gate is None else gate.endorsement(self._node_id, self.identity.node_identity)
         )
         return Partial(partial.to_bytes(), endorsement)
+
+    async def _decrypt_partials(self, request: DecryptPartials) -> Reply:
+        """:meth:`_decrypt_partial` for a batch, all or none: every item's approvals and its
+        encryptor's proof (for its own context) are checked, and its partial computed, before
+        any approval is spent; one refusal refuses the batch with that item's own error and
+        nothing spent (the SDK then asks item by item, so each caller gets its own outcome).
+        Each item is its own audit record (its decryption digest). A key with mandatory
+        participants is refused: their endorsements are per request (:class:`DecryptPartial`).
+        """
+        name = request.key_name
+        key = await self._key(name, Scheme.FROST)
+        mandatory = () if key.policy is None else key.policy.mandatory_nodes
+        if mandatory:
+            for ciphertext, context in zip(request.ciphertexts, request.contexts, strict=True):
+                audit_note(digest=decryption_digest(ciphertext, context), epoch=key.epoch)
+            raise EndorsementError(
+                mandatory[0], f"key {name!r} has mandatory participants: decrypt one at a time"
+            )
+        group = key.share.group
+        accepted = []
+        ciphertexts = []
+        for ciphertext, context, approvals in zip(
+            request.ciphertexts, request.contexts, request.approvals, strict=True
+        ):
+            digest = decryption_digest(ciphertext, context)
+            accepted.append(
+                self._approve(name, key, Operation.DECRYPT, digest, approvals, spend=False)
+            )
+            ciphertexts.append(Ciphertext.from_bytes(ciphertext, group))  # MALFORMED
+        # partial_decrypt checks each encryptor's proof for its context before any arithmetic
+        # with the share (InvalidProof -> PROTOCOL); nothing computed leaves unless all pass
+        partials = [
+            partial_decrypt(key.share, ciphertext, session_id, self._rng, context).to_bytes()
+            for ciphertext, session_id, context in zip(
+                ciphertexts, request.session_ids, request.contexts, strict=True
+            )
+        ]
+        self._spent_approvals.spend_each(accepted, int(self._clock()))  # single use, all or none
+        return Partials(tuple(partials))
 
     def _mandatory_gate(
         self,

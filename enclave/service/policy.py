@@ -174,6 +174,19 @@ class SpentApprovals:
                 self._until[approval_id] = until
                 heapq.heappush(self._expiries, (until, approval_id))
 
+    def spend_each(self, items: Sequence[Sequence[Approval]], now: int) -> None:
+        """Record the approvals of every item of a batch as spent, all or none: refused
+        (spending none) if any was spent already or one approval is named by two items — each
+        approval opens one decryption, as it would across single requests."""
+        seen: set[bytes] = set()
+        for approvals in items:
+            ids = [self._id(approval) for approval in approvals]
+            for index, approval_id in enumerate(ids):
+                if approval_id in seen:
+                    raise ApprovalReusedError(index)
+            seen.update(ids)
+        self.spend([approval for approvals in items for approval in approvals], now)
+
     def _forget_expired(self, now: int) -> None:
         while self._expiries and self._expiries[0][0] < now:
             _, approval_id = heapq.heappop(self._expiries)

@@ -106,11 +106,13 @@ from wire.errors import ErrorCode, MalformedMessageError
 from wire.messages import (
     KEY_ACTIONS,
     MAX_BATCH,
+    MAX_FRAME,
     MAX_PRESIGN_BATCH,
     BackupShare,
     Bip340NonceCommit,
     Bip340Sign,
     DecryptPartial,
+    DecryptPartials,
     DkgOutbox,
     DkgStep,
     EcdsaSign,
@@ -134,6 +136,7 @@ from wire.messages import (
     NonceCommit,
     NonceCommitments,
     Partial,
+    Partials,
     PolicyHistory,
     PolicyShow,
     PolicyUpdate,
@@ -278,6 +281,50 @@ def _item_error(error: BaseException) -> bool:
     return isinstance(error, RemoteError) and error.error_code in _ITEM_CODES
 
 
+#: One coalesced decryption: the ciphertext as sent, as parsed (and checked) here, its context.
+_DecryptItem = tuple[bytes, Ciphertext, bytes]
+#: A ciphertext with its context coalesced with others at most this long: a full batch then
+#: fits one frame (:data:`MAX_FRAME`) with room to spare; a longer one goes alone.
+_MAX_COALESCED_DECRYPTION = MAX_FRAME // (2 * MAX_BATCH)
+
+
+def _decrypt_item_error(error: BaseException) -> bool:
+    """As :func:`_item_error`, and a refused proof: a node that refuses one item's proof (which
+    this client checked first) must not cost the batch's other callers their answers."""
+    if isinstance(error, RemoteError) and error.error_code is ErrorCode.PROTOCOL:
+        return True
+    return _item_error(error)
+
+
+def _opened(
+    key: KeyDescription,
+    parsed: Ciphertext,
+    partials: Mapping[str, bytes],
+    session_id: bytes,
+    associated_data: bytes,
+) -> bytes:
+    """Every node's partial checked by its DLEQ proof (:func:`combine`), then the plaintext;
+    a partial that does not verify names its node."""
+    name = key.name
+    try:
+        parsed_partials = {
+            key.identifier(n): PartialDecryption.from_bytes(partial, key.public.group)
+            for n, partial in partials.items()
+        }
+        return combine(key.public, parsed, parsed_partials, session_id, associated_data)
+    except SecretError:
+        raise InvalidInputError(_UNDECRYPTABLE) from None
+    except ProtocolAbort as error:
+        raise ProtocolError(
+            f"decryption of {name!r} refused: {error}", culprit=_culprits(key, error)
+        ) from None
+    except MpcError as error:
+        raise ProtocolError(f"decryption of {name!r} refused: {error}") from None
+
+
+_UNDECRYPTABLE = "the ciphertext does not decrypt: wrong context, or altered or truncated"
+
+
 def _mandatory(key: KeyDescription) -> tuple[str, ...]:
     """The key's mandatory participants (issue 11): in every signing and decryption set."""
     return () if key.policy is None else key.policy.mandatory_nodes
@@ -309,6 +356,7 @@ class Coordinator:
         self._rng = _OsRandom()
         self._frost_batches: dict[str, Coalescer[_Item, bytes]] = {}
         self._ecdsa_batches: dict[tuple[str, str, bool], Coalescer[_Item, EcdsaSignature]] = {}
+        self._decrypt_batches: dict[str, Coalescer[_DecryptItem, bytes | ClientError]] = {}
         self._witnesses = WitnessRelay(self._node_ids, self._call, self._fresh_link)
 
     async def __aenter__(self) -> Coordinator:
@@ -1698,7 +1746,17 @@ class Coordinator:
 
         For a key with mandatory participants, they are asked first and their endorsements
         passed to the other nodes (:mod:`keyshard.client.mandatory`); an unreachable one is
-        :class:`UnavailableError` naming it, and their partials must be among those combined."""
+        :class:`UnavailableError` naming it, and their partials must be among those combined.
+
+        Concurrent calls for one key without mandatory participants, made without ``nodes`` or
+        ``approvals``, leave as one ``decrypt_partials`` batch per node (each ciphertext with
+        its context at most :data:`_MAX_COALESCED_DECRYPTION` bytes; a longer one goes alone).
+        """
+        if nodes is None and not approvals:
+            key = await self.describe_key(name)
+            small = len(ciphertext) + len(associated_data) <= _MAX_COALESCED_DECRYPTION
+            if key.suite.decrypts and not _mandatory(key) and small:
+                return await self._decrypt_coalesced(key, ciphertext, associated_data)
         return await self._retry_once(
             name, lambda: self._decrypt(name, ciphertext, associated_data, nodes, approvals)
         )
@@ -1712,18 +1770,7 @@ class Coordinator:
         approvals: Sequence[bytes],
     ) -> bytes:
         key = await self.describe_key(name)
-        if not key.suite.decrypts:
-            raise InvalidInputError(f"key {name!r} is {key.suite.name}: it does not decrypt")
-        group = key.public.group
-        try:
-            parsed = Ciphertext.from_bytes(ciphertext, group)
-        except MpcError as error:
-            raise InvalidInputError(f"not a ciphertext of key {name!r}: {error}") from None
-        undecryptable = "the ciphertext does not decrypt: wrong context, or altered or truncated"
-        try:  # the check every node makes before it answers (TDH2), made here first
-            verify_ciphertext(parsed, key.public.group_public_key, associated_data)
-        except MpcError:
-            raise InvalidInputError(undecryptable) from None
+        parsed = self._checked_ciphertext(key, ciphertext, associated_data)
         mandatory = _mandatory(key)
         chosen = await self._choose(key, max(key.threshold + 1, len(mandatory)), nodes)
         session_id = os.urandom(32)
@@ -1748,20 +1795,105 @@ class Coordinator:
             documents=self._documents,
         )
         require_all(mandatory, list(replies), name)
+        partials = {n: reply.partial for n, reply in replies.items()}
+        return _opened(key, parsed, partials, session_id, associated_data)
+
+    def _checked_ciphertext(
+        self, key: KeyDescription, ciphertext: bytes, associated_data: bytes
+    ) -> Ciphertext:
+        """``ciphertext`` parsed for ``key``, its encryptor's proof checked under this context
+        (the check every node makes before it answers, made here first: a wrong context is a
+        local :class:`InvalidInputError`, never a request)."""
+        if not key.suite.decrypts:
+            raise InvalidInputError(f"key {key.name!r} is {key.suite.name}: it does not decrypt")
         try:
-            partials = {
-                key.identifier(n): PartialDecryption.from_bytes(reply.partial, group)
-                for n, reply in replies.items()
-            }
-            return combine(key.public, parsed, partials, session_id, associated_data)
-        except SecretError:
-            raise InvalidInputError(undecryptable) from None
-        except ProtocolAbort as error:
-            raise ProtocolError(
-                f"decryption of {name!r} refused: {error}", culprit=_culprits(key, error)
-            ) from None
+            parsed = Ciphertext.from_bytes(ciphertext, key.public.group)
         except MpcError as error:
-            raise ProtocolError(f"decryption of {name!r} refused: {error}") from None
+            raise InvalidInputError(f"not a ciphertext of key {key.name!r}: {error}") from None
+        try:
+            verify_ciphertext(parsed, key.public.group_public_key, associated_data)
+        except MpcError:
+            raise InvalidInputError(_UNDECRYPTABLE) from None
+        return parsed
+
+    async def _decrypt_coalesced(
+        self, key: KeyDescription, ciphertext: bytes, associated_data: bytes
+    ) -> bytes:
+        """One decryption of a key without mandatory participants, asked without approvals or
+        named nodes: concurrent ones leave as one ``decrypt_partials`` per node
+        (:mod:`keyshard.client.batching`); each caller gets its own plaintext or error."""
+        parsed = self._checked_ciphertext(key, ciphertext, associated_data)
+        name = key.name
+        batches = self._decrypt_batches.get(name)
+        if batches is None:
+
+            async def run(items: list[_DecryptItem]) -> list[bytes | ClientError]:
+                try:
+                    return await self._retry_once(name, lambda: self._decrypt_batch(name, items))
+                except ChannelError:
+                    # twice a channel lost: a node down, or of a release before decrypt_partials
+                    # (a node closes the channel on an op it does not know, e.g. during a rolling
+                    # upgrade); the single request, which chooses its nodes afresh, serves both
+                    return await self._decrypt_singly(name, items)
+
+            batches = self._decrypt_batches[name] = Coalescer(
+                run, max_items=MAX_BATCH, isolate=_decrypt_item_error
+            )
+        outcome = await batches.submit((ciphertext, parsed, associated_data))
+        if isinstance(outcome, ClientError):
+            raise outcome
+        return outcome
+
+    async def _decrypt_singly(
+        self, name: str, items: list[_DecryptItem]
+    ) -> list[bytes | ClientError]:
+        """Each item by the single ``decrypt_partial`` path, concurrently: its outcome."""
+
+        async def one(ciphertext: bytes, context: bytes) -> bytes | ClientError:
+            try:
+                return await self._retry_once(
+                    name, lambda: self._decrypt(name, ciphertext, context, None, ())
+                )
+            except ClientError as error:
+                return error
+
+        return list(await asyncio.gather(*(one(ct, context) for ct, _, context in items)))
+
+    async def _decrypt_batch(
+        self, name: str, items: list[_DecryptItem]
+    ) -> list[bytes | ClientError]:
+        """One ``decrypt_partials`` to each of t+1 holders; each item combined from its own
+        partials (every DLEQ proof checked), its outcome a plaintext or its own error."""
+        key = await self.describe_key(name)
+        if _mandatory(key):  # the policy changed since the item was queued: the single path
+            return await self._decrypt_singly(name, items)
+        chosen = await self._choose(key, key.threshold + 1, None)
+        session_ids = [os.urandom(32) for _ in items]
+        request = DecryptPartials(
+            name,
+            tuple(session_ids),
+            tuple(ciphertext for ciphertext, _, _ in items),
+            tuple(context for _, _, context in items),
+            ((),) * len(items),
+        )
+        replies = await asyncio.gather(*(self._call(n, request, Partials) for n in chosen))
+        for node_id, reply in zip(chosen, replies, strict=True):
+            if len(reply.partials) != len(items):
+                raise ProtocolError(
+                    f"{node_id} answered {len(items)} decryptions with "
+                    f"{len(reply.partials)} partials",
+                    culprit=node_id,
+                )
+        outcomes: list[bytes | ClientError] = []
+        for index, ((_, parsed, context), session_id) in enumerate(
+            zip(items, session_ids, strict=True)
+        ):
+            partials = {n: reply.partials[index] for n, reply in zip(chosen, replies, strict=True)}
+            try:
+                outcomes.append(_opened(key, parsed, partials, session_id, context))
+            except ClientError as error:  # this item's alone (a node's bad partial names it)
+                outcomes.append(error)
+        return outcomes
 
     # -- backup ---------------------------------------------------------------------------
 

@@ -96,7 +96,8 @@ def test_operations_and_refusals_are_stored_signed_and_verifiable(
 ) -> None:
     receipts, ciphertext = _use(directory, "audited")
     signers = {r.node_id for r in receipts if r.record.record().op == "frost_sign"}
-    decrypters = {r.node_id for r in receipts if r.record.record().op == "decrypt_partial"}
+    # the SDK asks for partial decryptions as a batch (one item here): one record per item
+    decrypters = {r.node_id for r in receipts if r.record.record().op == "decrypt_partials"}
     assert len(signers) == 2
     assert len(decrypters) == 2
     sign_digest = message_digest(MESSAGE).hex()
@@ -114,7 +115,7 @@ def test_operations_and_refusals_are_stored_signed_and_verifiable(
             for node in signers | decrypters
         }
         for node in decrypters:
-            wanted[node].add(("decrypt_partial", "ok", decrypt_digest))
+            wanted[node].add(("decrypt_partials", "ok", decrypt_digest))
         complete = all(
             want <= ops.get(node, set())
             and any(op == "key_info" and outcome == "unknown_key" for op, outcome, _ in ops[node])
@@ -128,7 +129,7 @@ def test_operations_and_refusals_are_stored_signed_and_verifiable(
         e["client"] and e["key"] in ("audited", "no-such-key")
         for entries in stored.values()
         for e in entries
-        if e["op"] in ("frost_sign", "decrypt_partial", "key_info")
+        if e["op"] in ("frost_sign", "decrypt_partials", "key_info")
     )
     # no record holds the plaintext (records carry digests, never what was signed or opened)
     text = json.dumps(stored)

@@ -151,3 +151,16 @@ def test_generators_match_the_standards() -> None:
         "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
     )
     assert ED25519.generator().to_bytes().hex() == "58" + "66" * 31
+
+
+def test_ed25519_generator_products_use_the_fixed_base_routine_with_the_same_result() -> None:
+    """``G * k`` takes libsodium's fixed-base path (faster); it must equal the variable-base
+    product of the same point and ``G * k`` computed as ``(G * 2) * (k / 2)``."""
+    g = ED25519.generator()
+    two = ED25519.scalar(2)
+    for value in (1, 2, 7, ED25519.order - 1, 2**200 + 12345):
+        k = ED25519.scalar(value)
+        product = g * k
+        assert product == ED25519.base_mul(k)
+        assert product == (g * two) * (k * two.invert())
+    assert (g * ED25519.scalar(0)).is_identity()

@@ -34,6 +34,7 @@ from wire.messages import (
     CheckpointQuery,
     CheckpointRecord,
     DecryptPartial,
+    DecryptPartials,
     DkgOutbox,
     DkgStep,
     EcdsaSign,
@@ -62,6 +63,7 @@ from wire.messages import (
     NonceCommit,
     NonceCommitments,
     Partial,
+    Partials,
     PolicyHistory,
     PolicyShow,
     PolicyUpdate,
@@ -153,6 +155,7 @@ REQUEST_SAMPLES: list[Request] = [
     FrostSign("payroll", (b"package 1", b"package 2"), ((b"approval",), ())),
     DecryptPartial("payroll", b"ct", SESSION, b"context", (b"a1", b"a2")),
     DecryptPartial("payroll", b"ct", SESSION, b"", (), {"node-3": b"d3"}, {"node-3": b"e" * 64}),
+    DecryptPartials("payroll", (SESSION, SESSION), (b"ct1", b"ct2"), (b"", b"ctx"), ((), (b"a",))),
     BackupShare("payroll", b"r" * 32, (b"approval",)),
     KeyRestore("payroll", "ed25519", b"pkg", POLICY, ("node-1", "node-2"), b"sealed", (b"a",)),
     RestoreCommit("payroll"),
@@ -199,6 +202,7 @@ REPLY_SAMPLES: list[Reply] = [
     Partial(b"partial"),
     Partial(b"partial", b"e" * 64),
     Endorsed(b"e" * 64),
+    Partials((b"partial 1", b"partial 2")),
     Presigned((b"p" * 32, b"q" * 32), (b"\x02" + b"r" * 32, b"\x03" + b"r" * 32)),
     ShareBackup(2, 4, b"pkg", b"pve"),
     KeyRestored(),
@@ -409,6 +413,20 @@ def test_every_replies_entry_is_consistent() -> None:
         (lambda: FrostSign("k", (b"p",) * (MAX_BATCH + 1), ((),) * (MAX_BATCH + 1)), "packages"),
         (lambda: FrostSign("k", (b"p", b"q"), ((),)), "approvals"),
         (lambda: SignatureShares(()), "shares"),
+        (lambda: DecryptPartials("k", (), (), (), ()), "ciphertexts"),
+        (
+            lambda: DecryptPartials("k", (SESSION,) * 65, (b"c",) * 65, (b"",) * 65, ((),) * 65),
+            "ciphertexts",
+        ),
+        (
+            lambda: DecryptPartials("k", (SESSION,), (b"c", b"d"), (b"", b""), ((), ())),
+            "session_ids",
+        ),
+        (lambda: DecryptPartials("k", (b"short",), (b"c",), (b"",), ((),)), "session_ids"),
+        (lambda: DecryptPartials("k", (SESSION,), (b"c",), (), ((),)), "contexts"),
+        (lambda: DecryptPartials("k", (SESSION,), (b"c",), (b"",), ()), "approvals"),
+        (lambda: DecryptPartials("k", (SESSION,), (b"",), (b"",), ((),)), "ciphertexts"),
+        (lambda: Partials(()), "partials"),
         (lambda: BackupShare("k", b"r" * 31), "recovery_key"),
         (lambda: ShareBackup(0, 0, b"pkg", b"pve"), "identifier"),
         (lambda: ShareBackup(1, 0, b"pkg", b""), "encryption"),
@@ -523,6 +541,13 @@ def _key_import(chosen: dict[str, bytes]) -> st.SearchStrategy[KeyImport]:
         st.just(POLICY),
         st.booleans(),
     )
+
+
+def _decrypt_partials(
+    items: list[tuple[bytes, bytes, bytes, tuple[bytes, ...]]],
+) -> DecryptPartials:
+    sessions_, ciphertexts, contexts, approvals_ = zip(*items, strict=True)
+    return DecryptPartials("k", sessions_, ciphertexts, contexts, approvals_)
 
 
 def _frost_sign(items: list[tuple[bytes, tuple[bytes, ...]]]) -> FrostSign:
@@ -820,6 +845,12 @@ STRATEGIES: dict[type[Message], st.SearchStrategy] = {
         st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_size=4).map(tuple),
     ),
     PrfPartials: st.builds(PrfPartials, blobs(1), st.sampled_from([b"", E64])),
+    DecryptPartials: st.lists(
+        st.tuples(sessions, st.binary(min_size=1, max_size=64), st.binary(max_size=32), approvals),
+        min_size=1,
+        max_size=4,
+    ).map(_decrypt_partials),
+    Partials: st.builds(Partials, blobs(1)),
 }
 
 
@@ -1007,3 +1038,25 @@ def test_endorsements_name_the_same_nodes_as_their_documents_and_are_64_bytes() 
         Endorsed(b"")
     assert REPLIES[DecryptPartial] == (Partial, Endorsed)
     assert REPLIES[PrfEvaluate] == (PrfPartials, Endorsed)
+
+
+def test_decrypt_partials_is_a_new_op_beside_the_single_request() -> None:
+    """The batch is additive: the single request keeps its op and its reply types, and the
+    batch's frame is the one its fields name."""
+    assert REPLIES[DecryptPartial] == (Partial, Endorsed)
+    assert REPLIES[DecryptPartials] == (Partials,)
+    batch = DecryptPartials("k", (SESSION,), (b"ct",), (b"ctx",), ((b"a",),))
+    frame = {
+        "v": 1,
+        "id": 3,
+        "op": "decrypt_partials",
+        "key_name": "k",
+        "session_ids": [SESSION],
+        "ciphertexts": [b"ct"],
+        "contexts": [b"ctx"],
+        "approvals": [[b"a"]],
+    }
+    assert encode(batch, 3) == cbor.dumps(frame)
+    assert decode_request(cbor.dumps(frame)) == (3, batch)
+    reply = {"v": 1, "id": 3, "op": "partials", "partials": [b"p1", b"p2"]}
+    assert decode_reply(cbor.dumps(reply)) == (3, Partials((b"p1", b"p2")))

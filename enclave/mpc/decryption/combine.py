@@ -17,11 +17,13 @@ be read (ARCHITECTURE "Protocol choices").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from enclave.mpc.decryption.ecies import Ciphertext, open_with_shared_point
 from enclave.mpc.decryption.partial import PartialDecryption, verify_partial
 from enclave.mpc.errors import InvalidParameters, InvalidProof
+from enclave.mpc.groups import Group, Scalar
 from enclave.mpc.identifiers import Identifier, validate_identifiers
 from enclave.mpc.keys import PublicKeyPackage
 from enclave.mpc.shamir import lagrange_coefficient
@@ -58,6 +60,14 @@ def combine(
     if culprits:
         raise InvalidProof(culprits, "partial decryption proof does not verify")
     shared = group.multi_mul(
-        [(lagrange_coefficient(group, i, senders), partials[i].share) for i in senders]
+        list(zip(_coefficients(group, senders), (partials[i].share for i in senders), strict=True))
     )
     return open_with_shared_point(ciphertext, public.group_public_key, shared, associated_data)
+
+
+@functools.lru_cache(maxsize=256)
+def _coefficients(group: Group, senders: tuple[Identifier, ...]) -> tuple[Scalar, ...]:
+    """The Lagrange coefficients at 0 of a sender set (public values): a client decrypting many
+    ciphertexts of one key meets the same few sets again and again, and each coefficient costs
+    a scalar inversion."""
+    return tuple(lagrange_coefficient(group, i, senders) for i in senders)
