@@ -132,7 +132,12 @@ def register(
     update = action("update", "replace the key's approval policy, with the current one's approvals")
     target = update.add_mutually_exclusive_group(required=True)
     target.add_argument(
-        "--policy-file", type=Path, metavar="FILE", help="the new policy (JSON, see below)"
+        "--policy-file",
+        "--file",
+        dest="policy_file",
+        type=Path,
+        metavar="FILE",
+        help="the new policy (JSON, see below)",
     )
     target.add_argument("--none", action="store_true", help="remove the key's policy")
     approval_flag(update)

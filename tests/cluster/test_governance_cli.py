@@ -231,3 +231,43 @@ def test_a_mandatory_participant_is_in_every_decryption_set(
     code, out, err = _cli(capsysbinary, *decrypt)
     assert code == 0, err
     assert out.encode() == b"q3 salaries"
+
+
+def test_the_policy_update_ceremony_through_the_cli(
+    cluster: Cluster, capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path
+) -> None:
+    """`key approve --op update-policy` (offline), `key policy update --file` and `key policy
+    show`: the newcomer's approval is refused, the current approver's applies the update, and
+    the history shows both policies."""
+    d = ["--dir", str(cluster.directory)]
+    keys = _approvers(capsysbinary, tmp_path, ["old", "new"])
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps({"approvers": [keys["old"]], "require": ["sign"]}))
+    second.write_text(json.dumps({"approvers": [keys["new"]], "require": ["sign", "decrypt"]}))
+    code, _, err = _cli(
+        capsysbinary, "key", "create", "ledger", *d, "--threshold", "1",
+        "--policy-file", str(first),
+    )  # fmt: skip
+    assert code == 0, err
+    update = ["key", "policy", "update", "ledger", *d, "--file", str(second)]
+    by_newcomer = _approve(
+        capsysbinary, d, tmp_path, "ledger", "new", "--op", "update-policy", "--policy-file",
+        str(second),
+    )  # fmt: skip
+    code, _, err = _cli(capsysbinary, *update, "--approval", by_newcomer)
+    assert code == 2
+    assert "approval_unlisted" in err
+    by_owner = _approve(
+        capsysbinary, d, tmp_path, "ledger", "old", "--op", "update-policy", "--policy-file",
+        str(second),
+    )  # fmt: skip
+    code, _, err = _cli(capsysbinary, *update, "--approval", by_owner)
+    assert code == 0, err
+    code, out, err = _cli(capsysbinary, "key", "policy", "show", "ledger", *d, "--format", "json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert keys["new"] in json.dumps(shown["current"])
+    assert keys["old"] not in json.dumps(shown["current"])
+    [replaced] = shown["history"]  # the first policy, and when it was replaced
+    assert keys["old"] in json.dumps(replaced["policy"])
+    assert replaced["replaced_at"] > 0
