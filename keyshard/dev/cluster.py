@@ -569,8 +569,24 @@ class Cluster:
         for index in range(self.nodes, 0, -1):
             self.stop_node(index)
         self._stop("cloud")
+        self._reap_stragglers()
         self.profile_file.unlink(missing_ok=True)
         self._progress("cluster stopped")
+
+    def _reap_stragglers(self, timeout: float = STOP_GRACE) -> None:
+        """Return only once no process this cluster started is left: a SIGKILLed enclave (or
+        one a parent started from another ``Cluster`` object, such as the CLI's) may still be
+        exiting when its group leader is reaped, and ``down`` promises "stopped", not
+        "signalled". Only this interpreter's processes with an argument under the cluster
+        directory are considered — a shell tailing a log there is left alone."""
+        deadline = time.monotonic() + timeout
+        while left := _cluster_processes(self._python, self.directory):
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            if time.monotonic() > deadline:
+                raise ClusterError(f"processes of {self.directory} outlived `down`: {left}")
+            time.sleep(0.05)
 
     def start_service(self, name: str, argv: list[str]) -> None:
         """Start a client-side service of the cluster (one of :data:`SERVICES`) in the
@@ -711,6 +727,25 @@ def _processes_with_argument(argument: str) -> list[int]:
         except OSError:
             continue
         if wanted in arguments and _pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def _cluster_processes(python: str, directory: Path) -> list[int]:
+    """Live (not zombie) processes running ``python`` with an argument under ``directory``."""
+    under = os.fsencode(str(directory)) + b"/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state == b"Z" or not arguments or arguments[0] != os.fsencode(python):
+            continue
+        if any(a.startswith(under) or a == under[:-1] for a in arguments[1:]):
             found.append(int(entry.name))
     return found
 
