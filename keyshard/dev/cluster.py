@@ -715,26 +715,8 @@ class Cluster:
         return target
 
 
-def _processes_with_argument(argument: str) -> list[int]:
-    """Live processes of this user with ``argument`` as one of their command-line arguments."""
-    wanted = os.fsencode(argument)
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            arguments = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if wanted in arguments and _pid_alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
-
-
-def _cluster_processes(python: str, directory: Path) -> list[int]:
-    """Live (not zombie) processes running ``python`` with an argument under ``directory``."""
-    under = os.fsencode(str(directory)) + b"/"
-    found = []
+def _live_processes() -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, arguments) of every live, not zombie, process but this one (one /proc scan)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -743,11 +725,25 @@ def _cluster_processes(python: str, directory: Path) -> list[int]:
             state = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if state == b"Z" or not arguments or arguments[0] != os.fsencode(python):
-            continue
-        if any(a.startswith(under) or a == under[:-1] for a in arguments[1:]):
-            found.append(int(entry.name))
-    return found
+        if state != b"Z" and arguments:
+            yield int(entry.name), arguments
+
+
+def _processes_with_argument(argument: str) -> list[int]:
+    """Live processes with ``argument`` as one of their command-line arguments."""
+    wanted = os.fsencode(argument)
+    return [pid for pid, arguments in _live_processes() if wanted in arguments]
+
+
+def _cluster_processes(python: str, directory: Path) -> list[int]:
+    """Live processes running ``python`` with an argument under ``directory``."""
+    under = os.fsencode(str(directory)) + b"/"
+    return [
+        pid
+        for pid, arguments in _live_processes()
+        if arguments[0] == os.fsencode(python)
+        and any(a.startswith(under) or a == under[:-1] for a in arguments[1:])
+    ]
 
 
 def _node_role(node_id: str) -> str:
