@@ -147,6 +147,10 @@ class AuditTrail:
         self.history: collections.deque[SignedRecord] = collections.deque(maxlen=RECENT)
         self._keeps = seal is not None or ship is not None  # else nothing would ever take them
         self._sealed_seq = 0
+        #: (next seq, last hash) of the sealed head this boot resumed from, which the peers'
+        #: witness reports are weighed against (:class:`enclave.service.witness.WitnessGate`);
+        #: None for a trail that seals no head (in-process tests): it has no continuity to check.
+        self.resumed_at: tuple[int, bytes] | None = None
         #: (seq, hash) of the newest record the parent took: what a checkpoint may vouch for.
         self._stored: tuple[int, bytes] | None = None
         self._flushing = asyncio.Lock()  # one batch in flight: a second flush never re-ships it
@@ -173,6 +177,8 @@ class AuditTrail:
     def resume(self, sealed: bytes | None) -> None:
         """Continue the chain from a sealed head (None: this node's first record is seq 0)."""
         seq, head = (0, GENESIS) if sealed is None else SealedHead.decode(sealed)
+        if self._seal is not None:
+            self.resumed_at = (seq, head)
         self._chain.seq, self._chain.head = seq, head
         self._sealed_seq = seq
         self._stored = (seq - 1, head) if seq else None

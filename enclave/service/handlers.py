@@ -271,7 +271,6 @@ _WITNESS_REQUESTS = (
     WitnessRecord,
     WitnessQuery,
     WitnessCheck,
-    AuditHead,
     CheckpointRecord,
     CheckpointQuery,
 )
@@ -1692,14 +1691,17 @@ class NodeService:
     async def _witness_query(self, request: WitnessQuery) -> Reply:
         """This node's record of a peer, sealed to the box key of that peer's current boot."""
         binding = self._witness_peer(request.node_id, request.document)
-        record = (await self._book()).get(request.node_id)
+        book = await self._book()
+        record, checkpoint = book.get(request.node_id), book.checkpoint(request.node_id)
         envelopes = Envelopes(
             self._node_id, self.identity.box_key, {request.node_id: binding.box_public_key}
         )
         header = EnvelopeHeader(
             _REPORT.key_name, _REPORT.session_id, _REPORT.round, self._node_id, request.node_id
         )
-        return WitnessEnvelope(envelopes.seal(header, encode_report(request.node_id, record)))
+        return WitnessEnvelope(
+            envelopes.seal(header, encode_report(request.node_id, record, checkpoint))
+        )
 
     async def _witness_check(self, request: WitnessCheck) -> Reply:
         """Weigh peers' reports on this boot's sealed state (see :class:`WitnessGate`). A
@@ -1711,8 +1713,15 @@ class NodeService:
                 box_key = self._witness_peer(node_id, document).box_public_key
                 envelopes = Envelopes(self._node_id, self.identity.box_key, {node_id: box_key})
                 _, body = envelopes.open(request.envelopes[node_id], _REPORT)
-                about, record = decode_report(body)
-                gate.report(node_id, about, record, self._store.epoch)
+                about, record, checkpoint = decode_report(body)
+                gate.report(
+                    node_id,
+                    about,
+                    record,
+                    self._store.epoch,
+                    checkpoint=checkpoint,
+                    audit_resumed=self.audit.resumed_at,
+                )
             except (PeerRefusedError, EnvelopeError, WitnessError, MalformedMessageError) as error:
                 log.warning(
                     "witness report refused",
@@ -1938,7 +1947,9 @@ class NodeService:
 
     async def _audit_head(self, request: AuditHead) -> Reply:
         """This node's identity-signed audit checkpoint: the head of what its parent took,
-        once what is pending was handed over. A record the parent has not acknowledged is
+        once what is pending was handed over. Served only once this boot is witnessed, so that
+        a checkpoint shown to a pending boot is always of an earlier one (the rollback check
+        of :class:`~enclave.service.witness.WitnessGate`). A record the parent has not acknowledged is
         never vouched for: a crash could still lose it, and the witnessed checkpoint would
         then accuse an honest parent of cutting the log."""
         await self.audit.flush()  # False when the parent takes nothing now: the older head

@@ -36,8 +36,16 @@ book: a node answers ``audit_head`` with the head of the audit records its paren
 by its identity key; the client hands it to each peer (``checkpoint_record``), which keeps the
 highest per node (never lowered, as epochs); an auditor asks a peer for its record of a node
 (``checkpoint_query``) and gets it signed by the peer's identity key, to check offline that the
-parent's stored log of that node still holds that record (tail truncation). Checkpoints do not
-gate serving: they are evidence for auditors, and a stale one only means a shorter guarantee.
+parent's stored log of that node still holds that record (tail truncation). They also close
+what the epoch check leaves open: a sealed state rolled back to a snapshot of the SAME store
+epoch (signatures change no key, so the epoch does not move) carries an older sealed audit head.
+A peer's report on X therefore carries the highest checkpoint of X it holds; a pending boot of X
+weighs it against the head it resumed from (every checkpoint of an earlier boot names a record
+sealed before it was shipped, so below that head; a node signs checkpoints only once witnessed,
+so none of this boot can be shown to it while pending) and refuses every key on one beyond it.
+A report without a checkpoint is the exact body nodes before checkpoints sent; one with it is
+refused by those nodes (a node of the older release, restarting mid-rollout, then waits for
+reports it can read: denial of service, never a wrong verdict).
 
 What this does not do: a state never witnessed (a change whose record round did not reach
 ``n-q`` peers) can still be rolled back to the last witnessed one; a compromised peer can refuse
@@ -152,20 +160,36 @@ class StateStatement:
         return cls.from_dict(value)
 
 
-def encode_report(node_id: str, record: StateStatement | None) -> bytes:
-    """The body of a witness envelope: the record a peer keeps for ``node_id`` (or none)."""
-    return cbor.dumps(
-        {"v": _VERSION, "about": node_id, "record": None if record is None else record.to_dict()}
-    )
+def encode_report(
+    node_id: str, record: StateStatement | None, checkpoint: AuditCheckpoint | None = None
+) -> bytes:
+    """The body of a witness envelope: the record a peer keeps for ``node_id`` (or none) and,
+    when it holds one, the highest audit checkpoint of ``node_id`` it witnessed. Without a
+    checkpoint the body is exactly what nodes before checkpoints sent and can read."""
+    body: dict[str, object] = {
+        "v": _VERSION,
+        "about": node_id,
+        "record": None if record is None else record.to_dict(),
+    }
+    if checkpoint is not None:
+        body["checkpoint"] = checkpoint.to_dict()
+    return cbor.dumps(body)
 
 
-def decode_report(body: bytes) -> tuple[str, StateStatement | None]:
-    value = cbor.loads_map(body, what="report", fields={"v", "about", "record"}, version=_VERSION)
+def decode_report(body: bytes) -> tuple[str, StateStatement | None, AuditCheckpoint | None]:
+    value = cbor.loads_map(body, what="report", version=_VERSION)
+    if set(value) not in ({"v", "about", "record"}, {"v", "about", "record", "checkpoint"}):
+        raise MalformedMessageError("report", "missing or unknown fields")
     about = value["about"]
     if type(about) is not str:
         raise MalformedMessageError("about", "must be a node id")
     record = value["record"]
-    return about, None if record is None else StateStatement.from_dict(record)
+    checkpoint = value.get("checkpoint")
+    return (
+        about,
+        None if record is None else StateStatement.from_dict(record),
+        None if checkpoint is None else AuditCheckpoint.from_dict(checkpoint),
+    )
 
 
 class WitnessBook:
@@ -273,12 +297,30 @@ class WitnessGate:
                 "reports it needs since it booted"
             )
 
-    def report(self, peer: str, about: str, record: StateStatement | None, epoch: int) -> None:
-        """Weigh one opened report from ``peer`` against this node's store ``epoch``."""
+    def report(
+        self,
+        peer: str,
+        about: str,
+        record: StateStatement | None,
+        epoch: int,
+        *,
+        checkpoint: AuditCheckpoint | None = None,
+        audit_resumed: tuple[int, bytes] | None = None,
+    ) -> None:
+        """Weigh one opened report from ``peer`` against this node's store ``epoch`` and, while
+        this boot is pending, the audit checkpoint it carries against ``audit_resumed`` (the
+        sealed audit head this boot resumed from: next seq, last hash)."""
         if self.state is WitnessState.ROLLED_BACK:
             return
         if about != self._node_id:
             raise WitnessError(f"the report of {peer} is about {about!r}, not this node")
+        if (
+            self.state is WitnessState.PENDING
+            and checkpoint is not None
+            and audit_resumed is not None
+            and not self._checkpoint_holds(peer, checkpoint, audit_resumed)
+        ):
+            return
         if record is not None:
             if record.identity_public_key != self._identity:
                 self._roll_back(
@@ -296,6 +338,41 @@ class WitnessGate:
         self._counted.add(peer)
         if len(self._counted) >= self.needed:
             self.state = WitnessState.WITNESSED
+
+    def _checkpoint_holds(
+        self, peer: str, checkpoint: AuditCheckpoint, resumed: tuple[int, bytes]
+    ) -> bool:
+        """A sealed state rolled back to a snapshot of the same store epoch (no key changed
+        since) passes the epoch check, but its audit head is older than records its peers
+        witnessed. A node signs checkpoints only once witnessed (a pending node refuses
+        ``audit_head``), so while this boot is pending every checkpoint shown is of an earlier
+        boot, and each of them was sealed before it was shipped: its ``seq`` is below the seq
+        this boot resumed at, and the last sealed record is the one it names at ``seq - 1``.
+        False once this boot is rolled back."""
+        if checkpoint.node_id != self._node_id:
+            raise WitnessError(f"the checkpoint in the report of {peer} is not this node's")
+        if checkpoint.identity_public_key != self._identity:
+            self._roll_back(
+                f"{peer} witnessed an audit checkpoint of {self._node_id} under another identity: "
+                "this node's sealed state was deleted or replaced"
+            )
+            return False
+        try:
+            checkpoint.verify(self._identity)  # a peer cannot invent records this node never had
+        except IdentitySignatureError:
+            raise WitnessError(f"the audit checkpoint in the report of {peer} is forged") from None
+        next_seq, last_hash = resumed
+        if checkpoint.seq >= next_seq or (
+            checkpoint.seq == next_seq - 1 and checkpoint.head != last_hash
+        ):
+            self._roll_back(
+                f"{peer} witnessed audit record {checkpoint.seq} of {self._node_id}, but the "
+                f"parent gave it a sealed audit head that continues at seq {next_seq}"
+                + (" with another record before it" if checkpoint.seq < next_seq else "")
+                + ": the sealed state was rolled back"
+            )
+            return False
+        return True
 
     def _roll_back(self, reason: str) -> None:
         self.state = WitnessState.ROLLED_BACK

@@ -7,6 +7,7 @@ alone (no checkpoints) still looks fine. Restored, it passes again."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +16,11 @@ import pytest
 from cluster_processes import running_cluster
 
 from keyshard.cli.main import main
-from keyshard.client.sdk import Client
+from keyshard.client.errors import RemoteError
+from keyshard.client.sdk import AsyncClient, Client
 from keyshard.dev.cluster import Cluster
+from wire.errors import ErrorCode
+from wire.messages import KeyInfo, KeyInfoReply
 
 pytestmark = pytest.mark.slow
 
@@ -96,3 +100,44 @@ def test_a_log_cut_below_a_peer_witnessed_checkpoint_is_refused_naming_the_node(
     code, out = _cli(capsys, *verify)  # the untruncated log passes
     assert code == 0, out
     assert out.count("reaches the checkpoints its peers witnessed") == 3
+
+
+def test_a_node_rolled_back_to_a_snapshot_of_the_same_epoch_is_caught_by_its_checkpoints(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The parent keeps a copy of node-1's whole sealed state, lets it sign (no key changes: the
+    store epoch its peers witnessed stays the same), then boots it from the copy. The epoch check
+    cannot tell; the audit checkpoints its peers witnessed since can: node-1 serves no key."""
+    profile = cluster.directory / "profile.json"
+    with Client.from_profile(profile) as sdk:
+        sdk.create_key("snapshot", threshold=1)  # witnessed: statements and checkpoints
+    blobs = cluster.node_layout(1).blob_dir
+    copy = {path.name: path.read_bytes() for path in blobs.iterdir() if path.is_file()}
+
+    async def sign_with_node_1() -> None:
+        async with AsyncClient.from_profile(profile) as client:
+            for number in range(3):
+                message = b"signed after the copy %d" % number
+                await client.coordinator.sign("snapshot", message, signers=["node-1", "node-2"])
+
+    asyncio.run(sign_with_node_1())
+    code, out = _cli(capsys, "audit", "witness", "--dir", str(cluster.directory))
+    assert code == 0, out
+
+    cluster.stop_node(1)
+    for path in blobs.iterdir():
+        path.unlink()
+    for name, data in copy.items():
+        (blobs / name).write_bytes(data)
+    cluster.start_node(1)
+    cluster.wait_ready(nodes=[1])
+
+    async def ask_node_1() -> None:
+        async with AsyncClient.from_profile(profile) as client:
+            await client.coordinator._call("node-1", KeyInfo("snapshot"), KeyInfoReply)
+
+    with pytest.raises(RemoteError) as refused:
+        asyncio.run(ask_node_1())
+    assert refused.value.error_code is ErrorCode.ROLLED_BACK
+    assert "witnessed audit record" in refused.value.message
+    assert "the sealed state was rolled back" in refused.value.message

@@ -18,10 +18,12 @@ from enclave.service.errors import WitnessError
 from enclave.service.witness import StateStatement, WitnessBook, quorum
 from wire.errors import ErrorCode
 from wire.messages import (
+    AuditHead,
     ErrorReply,
     KeyInfo,
     KeyInfoReply,
     KeyList,
+    SignedCheckpoint,
     SignedState,
     StateQuery,
     WitnessCheck,
@@ -175,3 +177,18 @@ def test_the_book_keeps_the_highest_epoch_and_a_reset_cannot_lower_it() -> None:
     assert WitnessBook.decode(book.encode()).get("node-2") == held
     with pytest.raises(WitnessError, match="bad signature"):
         StateStatement("node-2", 6, old.public_key, held.signature).verify(old.public_key)
+
+
+def test_a_pending_boot_signs_no_audit_checkpoint(ca: EmulatedCa) -> None:
+    """A checkpoint shown to a pending boot must be of an earlier boot (the gate weighs it
+    against the sealed audit head): so a boot signs none until it is witnessed."""
+    cluster = Cluster(ca)
+    _run(cluster.create_key("k"))
+
+    async def work() -> None:
+        await cluster.restart("node-1", witness=False)
+        assert (await cluster.refusal("node-1", AuditHead())).code is ErrorCode.UNWITNESSED
+        await cluster.witness("node-1")
+        assert isinstance(await cluster.services["node-1"].answer(AuditHead()), SignedCheckpoint)
+
+    _run(work())
