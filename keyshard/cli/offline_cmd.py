@@ -462,5 +462,6 @@ def _witness_check(args: argparse.Namespace) -> int:
         "counted": verdict.counted,
         "needed": verdict.needed,
     }
-    emit(args, record, f"{args.node}: {verdict.state} ({verdict.counted} of {verdict.needed})")
+    counted = f"{verdict.counted} peer report(s), {verdict.needed} needed"
+    emit(args, record, f"{args.node}: {verdict.state} ({counted})")
     return EXIT_OK if verdict.state == "witnessed" else EXIT_REMOTE_ERROR
