@@ -106,13 +106,17 @@ def test_a_node_rolled_back_to_a_snapshot_of_the_same_epoch_is_caught_by_its_che
     cluster: Cluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The parent keeps a copy of node-1's whole sealed state, lets it sign (no key changes: the
-    store epoch its peers witnessed stays the same), then boots it from the copy. The epoch check
+    store epoch its peers witnessed stays the same; its first request after the restart has it
+    witnessed), then boots it from the copy. The epoch check
     cannot tell; the audit checkpoints its peers witnessed since can: node-1 serves no key."""
     profile = cluster.directory / "profile.json"
     with Client.from_profile(profile) as sdk:
         sdk.create_key("snapshot", threshold=1)  # witnessed: statements and checkpoints
     blobs = cluster.node_layout(1).blob_dir
+    cluster.stop_node(1)  # a consistent copy: no sealed write in flight
     copy = {path.name: path.read_bytes() for path in blobs.iterdir() if path.is_file()}
+    cluster.start_node(1)
+    cluster.wait_ready(nodes=[1])
 
     async def sign_with_node_1() -> None:
         async with AsyncClient.from_profile(profile) as client:
