@@ -1681,9 +1681,18 @@ class NodeService:
                 raise WitnessError(f"the statement filed for {node_id} is {statement.node_id}'s")
             statement.verify(identity)
             statements.append(statement)
+        return await self._keep_in_book(
+            lambda book: tuple(s.node_id for s in statements if book.record(s))
+        )
+
+    async def _keep_in_book(
+        self, keep: Callable[[WitnessBook], tuple[str, ...]]
+    ) -> WitnessRecorded:
+        """Apply ``keep`` (items already verified) to the witness book under its lock, and seal
+        the book only when it changed; the reply names the nodes whose item was news."""
         book = await self._book()
         async with self._witness_lock:
-            recorded = tuple(s.node_id for s in statements if book.record(s))
+            recorded = keep(book)
             if recorded:
                 await self._store.put(WITNESS_BLOB, book.encode())
         return WitnessRecorded(recorded)
@@ -1979,12 +1988,9 @@ class NodeService:
                     "document binds"
                 ) from None
             checkpoints.append(checkpoint)
-        book = await self._book()
-        async with self._witness_lock:
-            recorded = tuple(c.node_id for c in checkpoints if book.record_checkpoint(c))
-            if recorded:
-                await self._store.put(WITNESS_BLOB, book.encode())
-        return WitnessRecorded(recorded)
+        return await self._keep_in_book(
+            lambda book: tuple(c.node_id for c in checkpoints if book.record_checkpoint(c))
+        )
 
     async def _checkpoint_query(self, request: CheckpointQuery) -> Reply:
         """The highest audit checkpoint of a peer this node keeps, signed by this node's

@@ -427,7 +427,11 @@ def _down(args: argparse.Namespace) -> int:
     except ClusterError:
         print(f"keyshard dev down: nothing running in {args.dir}", file=sys.stderr)
         return EXIT_OK
-    cluster.down()
+    try:
+        cluster.down()
+    except ClusterError as error:  # a process that even SIGKILL did not end (stuck in the kernel)
+        print(f"keyshard dev down: {error}", file=sys.stderr)
+        return EXIT_LOCAL_ERROR
     return EXIT_OK
 
 
